@@ -1,0 +1,225 @@
+//! The command line: `panlink serve` and the `panlink keys …` operator commands.
+//!
+//! The key commands open the same LMDB environment as a running server (LMDB serialises writers
+//! across processes), so a key created here is accepted by the server at once and a disabled one
+//! is refused at once.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::keys::repo::{self, KeyPatch, NewKey, UpdateOutcome};
+use crate::keys::{Plan, validate};
+use crate::store::Store;
+use crate::timefmt;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "panlink",
+    version,
+    about = "Share-link checker for nine Chinese cloud drives, and a short-link service",
+    long_about = "panlink: one binary that checks cloud-drive share links (quark, uc, baidu, tianyi, 123pan, \
+115, aliyun, xunlei, cmcc) and serves short links, over an HTTP API backed by LMDB.\n\n\
+Configuration comes from --config PATH, else ./config.toml if present, else built-in defaults; \
+every key can be overridden with an environment variable PANLINK_<SECTION>_<KEY> \
+(for example PANLINK_HTTP_MAX_CONNECTIONS=5000), plus the short forms PANLINK_LISTEN, \
+PANLINK_DATA_DIR, PANLINK_ADMIN_TOKEN and PANLINK_PUBLIC_BASE_URL."
+)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: ./config.toml if present, else built-in defaults.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server until SIGINT or SIGTERM.
+    Serve,
+    /// Manage API keys (works while a server runs on the same data dir).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print its secret (only the secret) on stdout.
+    Create {
+        /// A name for the key's owner.
+        #[arg(long)]
+        name: String,
+        /// free or premium.
+        #[arg(long, default_value = "free", value_parser = parse_plan)]
+        plan: Plan,
+        /// Starting points balance.
+        #[arg(long, default_value_t = 0)]
+        points: u64,
+    },
+    /// List keys as a table (never the secrets).
+    List,
+    /// Refuse the key from now on (403).
+    Disable { id: String },
+    /// Accept the key again.
+    Enable { id: String },
+    /// Delete the key for good.
+    Delete { id: String },
+    /// Add points to the key's balance (negative to take them away).
+    AddPoints {
+        id: String,
+        #[arg(allow_negative_numbers = true)]
+        points: i64,
+    },
+    /// Change the key's plan.
+    SetPlan {
+        id: String,
+        #[arg(value_parser = parse_plan)]
+        plan: Plan,
+    },
+}
+
+fn parse_plan(text: &str) -> Result<Plan, String> {
+    Plan::parse(text).ok_or_else(|| format!("unknown plan {text:?}: use free or premium"))
+}
+
+/// Runs a `panlink keys …` command against the configured data dir.
+pub fn run_keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
+    let store = Store::open(&config.storage)
+        .with_context(|| format!("opening LMDB in {}", config.storage.lmdb_dir().display()))?;
+    let result = run_keys_on(&store, command);
+    store.close(std::time::Duration::from_secs(5));
+    result
+}
+
+fn run_keys_on(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
+    let patch = match command {
+        KeysCommand::Create { name, plan, points } => {
+            let new = NewKey {
+                name: validate::name(&name).map_err(|why| anyhow::anyhow!("--name {why}"))?,
+                plan,
+                points: validate::points(points)
+                    .map_err(|why| anyhow::anyhow!("--points {why}"))?,
+                rate_per_s: None,
+                burst: None,
+            };
+            let now = timefmt::now_ms();
+            let (secret, _record) = store.write_now(|txn, dbs| repo::create(txn, dbs, new, now))?;
+            println!("{secret}");
+            return Ok(());
+        }
+        KeysCommand::List => {
+            let keys = store.read(repo::list)?;
+            print_table(&keys);
+            return Ok(());
+        }
+        KeysCommand::Delete { id } => {
+            if !store.write_now(|txn, dbs| repo::delete(txn, dbs, &id))? {
+                bail!("no key with id {id}");
+            }
+            eprintln!("deleted key {id}");
+            return Ok(());
+        }
+        KeysCommand::Disable { id } => (
+            id,
+            KeyPatch {
+                disabled: Some(true),
+                ..KeyPatch::default()
+            },
+        ),
+        KeysCommand::Enable { id } => (
+            id,
+            KeyPatch {
+                disabled: Some(false),
+                ..KeyPatch::default()
+            },
+        ),
+        KeysCommand::AddPoints { id, points } => (
+            id,
+            KeyPatch {
+                add_points: Some(
+                    validate::points_delta(points)
+                        .map_err(|why| anyhow::anyhow!("points {why}"))?,
+                ),
+                ..KeyPatch::default()
+            },
+        ),
+        KeysCommand::SetPlan { id, plan } => (
+            id,
+            KeyPatch {
+                plan: Some(plan),
+                ..KeyPatch::default()
+            },
+        ),
+    };
+    let (id, patch) = patch;
+    match store.write_now(|txn, dbs| repo::update(txn, dbs, &id, &patch))? {
+        UpdateOutcome::Updated { record, .. } => {
+            eprintln!(
+                "key {}: plan {}, points {}, {}",
+                record.id,
+                record.plan.as_str(),
+                record.points,
+                if record.disabled {
+                    "disabled"
+                } else {
+                    "active"
+                }
+            );
+            Ok(())
+        }
+        UpdateOutcome::NotFound => bail!("no key with id {id}"),
+        UpdateOutcome::PointsWouldBeNegative { balance } => {
+            bail!("key {id} has {balance} points; the balance cannot go below zero")
+        }
+    }
+}
+
+fn print_table(keys: &[(crate::keys::secret::SecretHash, crate::keys::KeyRecord)]) {
+    let rows: Vec<[String; 8]> = keys
+        .iter()
+        .map(|(_, k)| {
+            [
+                k.id.clone(),
+                k.name.clone(),
+                k.plan.as_str().to_owned(),
+                k.points.to_string(),
+                if k.disabled { "yes" } else { "no" }.to_owned(),
+                timefmt::rfc3339_ms(k.created_at_ms),
+                k.last_used_at_ms
+                    .map_or_else(|| "-".to_owned(), timefmt::rfc3339_ms),
+                k.requests.to_string(),
+            ]
+        })
+        .collect();
+    let header = [
+        "ID",
+        "NAME",
+        "PLAN",
+        "POINTS",
+        "DISABLED",
+        "CREATED",
+        "LAST USED",
+        "REQUESTS",
+    ];
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width - cell.chars().count())))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(&header);
+    for row in &rows {
+        line(&row.each_ref().map(String::as_str));
+    }
+}

@@ -1,0 +1,341 @@
+//! Configuration: parsed once, validated once, then passed around as typed values.
+//!
+//! Two layers, as ripgrep's low/high args: [`raw::RawConfig`] mirrors `config.toml` one to one
+//! (serde, with the built-in defaults in its `Default` impls), and [`Config`] is what the rest of the
+//! program receives: durations, socket addresses, paths, checked ranges. Sources, lowest first:
+//! built-in defaults, the TOML file, then environment variables `PANLINK_<SECTION>_<KEY>` (plus the
+//! short forms in [`sources::SHORT_ENV_ALIASES`]). Nothing else in the program reads the environment.
+
+pub mod raw;
+pub mod sources;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use raw::RawConfig;
+
+/// A configuration problem that stops start-up. The message names the key and what it accepts.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub http: HttpConfig,
+    pub storage: StorageConfig,
+    pub keys: KeysConfig,
+    pub admin: AdminConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Absolute base used to build links (no trailing slash); `None` → from the request's Host.
+    pub public_base_url: Option<String>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    /// Tokio worker threads; 0 means one per core.
+    pub worker_threads: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub max_connections: usize,
+    pub max_in_flight: usize,
+    pub first_byte_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub handler_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+    pub http2: bool,
+    pub h2_max_concurrent_streams: u32,
+    pub shutdown_grace: Duration,
+    pub retry_after_s: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub map_size_bytes: usize,
+    pub max_readers: u32,
+    pub max_batch_ops: usize,
+}
+
+impl StorageConfig {
+    /// The LMDB environment's directory inside the data dir.
+    pub fn lmdb_dir(&self) -> PathBuf {
+        self.data_dir.join("lmdb")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KeysConfig {
+    pub default_rate_per_s: u32,
+    pub default_burst: u32,
+    pub usage_flush_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// The admin bearer token; `None` → generated on first start and kept in the data dir.
+    pub token: Option<String>,
+}
+
+impl Config {
+    /// Loads the configuration: `path` if given (it must exist), else `./config.toml` if present,
+    /// else the built-in defaults; then the environment overrides read through `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let (text, origin) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|err| {
+                    ConfigError(format!("cannot read config file {}: {err}", path.display()))
+                })?;
+                (text, path.display().to_string())
+            }
+            None => match std::fs::read_to_string("config.toml") {
+                Ok(text) => (text, "./config.toml".to_owned()),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    (String::new(), "built-in defaults".to_owned())
+                }
+                Err(err) => return Err(ConfigError(format!("cannot read ./config.toml: {err}"))),
+            },
+        };
+        let raw = sources::merge(&text, &origin, env)?;
+        Config::from_raw(raw)
+    }
+
+    /// Validates raw values into typed ones. Every error names the key and the accepted range.
+    pub fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
+        let listen: SocketAddr = raw.server.listen.parse().map_err(|_| {
+            ConfigError(format!(
+                "`server.listen` = {:?}: must be an IP:port socket address, e.g. 127.0.0.1:8080",
+                raw.server.listen
+            ))
+        })?;
+        let public_base_url = match raw.server.public_base_url.trim() {
+            "" => None,
+            url if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.trim_end_matches('/').to_owned())
+            }
+            url => {
+                return Err(ConfigError(format!(
+                    "`server.public_base_url` = {url:?}: must be empty or start with http:// or https://"
+                )));
+            }
+        };
+        let log_format = match raw.server.log_format.as_str() {
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError(format!(
+                    "`server.log_format` = {other:?}: must be \"human\" or \"json\""
+                )));
+            }
+        };
+        tracing_subscriber::EnvFilter::try_new(&raw.server.log_level).map_err(|err| {
+            ConfigError(format!(
+                "`server.log_level` = {:?}: not a tracing filter ({err}); try \"info\" or \"panlink=debug\"",
+                raw.server.log_level
+            ))
+        })?;
+
+        let http = &raw.http;
+        let http = HttpConfig {
+            max_connections: range("http.max_connections", http.max_connections, 1, 1_000_000)?,
+            max_in_flight: range("http.max_in_flight", http.max_in_flight, 1, 1_000_000)?,
+            first_byte_timeout: millis("http.first_byte_timeout_ms", http.first_byte_timeout_ms)?,
+            header_read_timeout: millis(
+                "http.header_read_timeout_ms",
+                http.header_read_timeout_ms,
+            )?,
+            idle_timeout: millis("http.idle_timeout_ms", http.idle_timeout_ms)?,
+            handler_timeout: millis("http.handler_timeout_ms", http.handler_timeout_ms)?,
+            max_body_bytes: range("http.max_body_bytes", http.max_body_bytes, 1024, 1 << 30)?,
+            max_header_bytes: range(
+                "http.max_header_bytes",
+                http.max_header_bytes,
+                8192,
+                1 << 24,
+            )?,
+            http2: http.http2,
+            h2_max_concurrent_streams: range(
+                "http.h2_max_concurrent_streams",
+                http.h2_max_concurrent_streams,
+                1,
+                10_000,
+            )?,
+            shutdown_grace: millis("http.shutdown_grace_ms", http.shutdown_grace_ms)?,
+            retry_after_s: range("http.retry_after_s", http.retry_after_s, 1, 3600)?,
+        };
+
+        let storage = &raw.storage;
+        if storage.data_dir.trim().is_empty() {
+            return Err(ConfigError(
+                "`storage.data_dir` is empty: it must name a directory".into(),
+            ));
+        }
+        let map_size_mb = range("storage.map_size_mb", storage.map_size_mb, 1, 16 << 20)?;
+        let storage = StorageConfig {
+            data_dir: PathBuf::from(&storage.data_dir),
+            map_size_bytes: map_size_mb * 1024 * 1024,
+            max_readers: range("storage.max_readers", storage.max_readers, 126, 65_536)?,
+            max_batch_ops: range("storage.max_batch_ops", storage.max_batch_ops, 1, 100_000)?,
+        };
+
+        let keys = KeysConfig {
+            default_rate_per_s: range(
+                "keys.default_rate_per_s",
+                raw.keys.default_rate_per_s,
+                1,
+                1_000_000,
+            )?,
+            default_burst: range("keys.default_burst", raw.keys.default_burst, 1, 1_000_000)?,
+            usage_flush_interval: millis("keys.usage_flush_ms", raw.keys.usage_flush_ms)?,
+        };
+
+        let token = raw.admin.token.trim();
+        if !token.is_empty() && token.len() < 16 {
+            return Err(ConfigError(
+                "`admin.token` is shorter than 16 characters: use a long random token, or leave it empty to have one generated".into(),
+            ));
+        }
+        let admin = AdminConfig {
+            token: (!token.is_empty()).then(|| token.to_owned()),
+        };
+
+        Ok(Config {
+            server: ServerConfig {
+                listen,
+                public_base_url,
+                log_format,
+                log_level: raw.server.log_level,
+                worker_threads: range("server.worker_threads", raw.server.worker_threads, 0, 1024)?,
+            },
+            http,
+            storage,
+            keys,
+            admin,
+        })
+    }
+}
+
+fn range<T>(key: &str, value: T, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    if value < min || value > max {
+        return Err(ConfigError(format!(
+            "`{key}` = {value}: must be between {min} and {max}"
+        )));
+    }
+    Ok(value)
+}
+
+/// A duration key in milliseconds: 1 ms to 24 h.
+fn millis(key: &str, value: u64) -> Result<Duration, ConfigError> {
+    range(key, value, 1, 86_400_000).map(Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let config = Config::from_raw(RawConfig::default()).unwrap();
+        assert_eq!(config.server.listen.port(), 8080);
+        assert_eq!(config.storage.data_dir, PathBuf::from("data"));
+        assert!(config.admin.token.is_none());
+    }
+
+    #[test]
+    fn out_of_range_names_key_and_range() {
+        let raw = sources::merge("[http]\nmax_connections = 0\n", "test", &no_env).unwrap();
+        let err = Config::from_raw(raw).unwrap_err().to_string();
+        assert!(err.contains("http.max_connections"), "{err}");
+        assert!(err.contains("between 1 and 1000000"), "{err}");
+    }
+
+    #[test]
+    fn bad_listen_and_log_format_are_named() {
+        let raw = sources::merge("[server]\nlisten = \"nope\"\n", "t", &no_env).unwrap();
+        assert!(
+            Config::from_raw(raw)
+                .unwrap_err()
+                .to_string()
+                .contains("server.listen")
+        );
+        let raw = sources::merge("[server]\nlog_format = \"xml\"\n", "t", &no_env).unwrap();
+        assert!(
+            Config::from_raw(raw)
+                .unwrap_err()
+                .to_string()
+                .contains("server.log_format")
+        );
+    }
+
+    #[test]
+    fn public_base_url_is_trimmed_and_checked() {
+        let raw = sources::merge(
+            "[server]\npublic_base_url = \"https://s.example/\"\n",
+            "t",
+            &no_env,
+        )
+        .unwrap();
+        let config = Config::from_raw(raw).unwrap();
+        assert_eq!(
+            config.server.public_base_url.as_deref(),
+            Some("https://s.example")
+        );
+        let raw =
+            sources::merge("[server]\npublic_base_url = \"s.example\"\n", "t", &no_env).unwrap();
+        assert!(Config::from_raw(raw).is_err());
+    }
+
+    /// `config.toml` at the repository root documents every key with its default value.
+    #[test]
+    fn shipped_config_toml_equals_the_defaults() {
+        let text = include_str!("../../config.toml");
+        let raw = sources::merge(text, "config.toml", &no_env).unwrap();
+        assert_eq!(raw, RawConfig::default());
+        for (section, key) in sources::all_keys() {
+            let documented = text
+                .split(&format!("[{section}]"))
+                .nth(1)
+                .is_some_and(|rest| rest.lines().any(|l| l.starts_with(&format!("{key} = "))));
+            assert!(
+                documented,
+                "config.toml does not document `{section}.{key}`"
+            );
+        }
+    }
+
+    #[test]
+    fn short_admin_token_is_refused() {
+        let raw = sources::merge("[admin]\ntoken = \"short\"\n", "t", &no_env).unwrap();
+        assert!(
+            Config::from_raw(raw)
+                .unwrap_err()
+                .to_string()
+                .contains("admin.token")
+        );
+    }
+}

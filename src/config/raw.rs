@@ -1,0 +1,119 @@
+//! The raw configuration: `config.toml` as written, with the built-in defaults.
+//!
+//! Every key has its default here and nowhere else; `config.toml` at the repository root documents
+//! the same values, and a test keeps the two equal. Optional strings use `""` for "unset" so that
+//! every key exists in the default table and therefore has an environment override.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub http: RawHttp,
+    pub storage: RawStorage,
+    pub keys: RawKeys,
+    pub admin: RawAdmin,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: String,
+    pub public_base_url: String,
+    pub log_format: String,
+    pub log_level: String,
+    pub worker_threads: usize,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: "127.0.0.1:8080".into(),
+            public_base_url: String::new(),
+            log_format: "human".into(),
+            log_level: "info".into(),
+            worker_threads: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawHttp {
+    pub max_connections: usize,
+    pub max_in_flight: usize,
+    pub first_byte_timeout_ms: u64,
+    pub header_read_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub handler_timeout_ms: u64,
+    pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+    pub http2: bool,
+    pub h2_max_concurrent_streams: u32,
+    pub shutdown_grace_ms: u64,
+    pub retry_after_s: u32,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            max_connections: 20_000,
+            max_in_flight: 8_192,
+            first_byte_timeout_ms: 5_000,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            handler_timeout_ms: 30_000,
+            max_body_bytes: 1 << 20,
+            max_header_bytes: 64 * 1024,
+            http2: true,
+            h2_max_concurrent_streams: 256,
+            shutdown_grace_ms: 10_000,
+            retry_after_s: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawStorage {
+    pub data_dir: String,
+    pub map_size_mb: usize,
+    pub max_readers: u32,
+    pub max_batch_ops: usize,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        RawStorage {
+            data_dir: "data".into(),
+            map_size_mb: 8 * 1024,
+            max_readers: 1024,
+            max_batch_ops: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawKeys {
+    pub default_rate_per_s: u32,
+    pub default_burst: u32,
+    pub usage_flush_ms: u64,
+}
+
+impl Default for RawKeys {
+    fn default() -> Self {
+        RawKeys {
+            default_rate_per_s: 100,
+            default_burst: 200,
+            usage_flush_ms: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawAdmin {
+    pub token: String,
+}

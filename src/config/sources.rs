@@ -1,0 +1,192 @@
+//! Merging the configuration sources: defaults ← TOML file ← environment.
+//!
+//! The environment overlay is generic: every key present in the default table gets the variable
+//! `PANLINK_<SECTION>_<KEY>` (upper case), parsed according to the type of its default value. So a
+//! key added to [`super::raw`] gets its override without further code.
+
+use toml::{Table, Value};
+
+use super::{ConfigError, RawConfig};
+
+/// Short environment names kept for convenience, and the key each one sets.
+pub const SHORT_ENV_ALIASES: &[(&str, &str, &str)] = &[
+    ("PANLINK_LISTEN", "server", "listen"),
+    ("PANLINK_DATA_DIR", "storage", "data_dir"),
+    ("PANLINK_ADMIN_TOKEN", "admin", "token"),
+    ("PANLINK_PUBLIC_BASE_URL", "server", "public_base_url"),
+];
+
+/// The environment variable that overrides `section.key`.
+pub fn env_name(section: &str, key: &str) -> String {
+    format!("PANLINK_{}_{}", section.to_uppercase(), key.to_uppercase())
+}
+
+/// Every `(section, key)` of the configuration, in definition order.
+pub fn all_keys() -> Vec<(String, String)> {
+    let defaults = default_table();
+    let mut keys = Vec::new();
+    for (section, table) in &defaults {
+        if let Value::Table(table) = table {
+            for key in table.keys() {
+                keys.push((section.clone(), key.clone()));
+            }
+        }
+    }
+    keys
+}
+
+/// Parses `text` (from `origin`, for messages), applies the environment and decodes the result.
+pub fn merge(
+    text: &str,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RawConfig, ConfigError> {
+    let mut table: Table = text
+        .parse()
+        .map_err(|err| ConfigError(format!("{origin}: {err}")))?;
+    let defaults = default_table();
+    for (section, section_defaults) in &defaults {
+        let Value::Table(section_defaults) = section_defaults else {
+            continue;
+        };
+        for (key, default) in section_defaults {
+            let mut names = vec![env_name(section, key)];
+            names.extend(
+                SHORT_ENV_ALIASES
+                    .iter()
+                    .filter(|(_, s, k)| s == section && k == key)
+                    .map(|(name, _, _)| (*name).to_owned()),
+            );
+            // The long form wins over a short alias when both are set.
+            let Some((name, text)) = names.iter().find_map(|n| env(n).map(|v| (n, v))) else {
+                continue;
+            };
+            let value = parse_like(default, &text).ok_or_else(|| {
+                ConfigError(format!(
+                    "environment variable {name}={text:?} (key `{section}.{key}`): expected {}",
+                    describe(default)
+                ))
+            })?;
+            let section_table = table
+                .entry(section.clone())
+                .or_insert_with(|| Value::Table(Table::new()));
+            let Value::Table(section_table) = section_table else {
+                return Err(ConfigError(format!(
+                    "{origin}: `{section}` must be a table"
+                )));
+            };
+            section_table.insert(key.clone(), value);
+        }
+    }
+    RawConfig::deserialize_table(table).map_err(|err| ConfigError(format!("{origin}: {err}")))
+}
+
+impl RawConfig {
+    fn deserialize_table(table: Table) -> Result<RawConfig, toml::de::Error> {
+        serde::Deserialize::deserialize(Value::Table(table).into_deserializer())
+    }
+}
+
+fn default_table() -> Table {
+    Table::try_from(RawConfig::default()).expect("the default configuration serializes")
+}
+
+/// Parses an environment value as the same TOML type as `default`.
+fn parse_like(default: &Value, text: &str) -> Option<Value> {
+    let text = text.trim();
+    match default {
+        Value::String(_) => Some(Value::String(text.to_owned())),
+        Value::Integer(_) => text.parse::<i64>().ok().map(Value::Integer),
+        Value::Float(_) => text.parse::<f64>().ok().map(Value::Float),
+        Value::Boolean(_) => match text.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Some(Value::Boolean(true)),
+            "false" | "0" | "no" | "off" => Some(Value::Boolean(false)),
+            _ => None,
+        },
+        Value::Array(_) => format!("v = {text}")
+            .parse::<Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v")),
+        Value::Datetime(_) | Value::Table(_) => None,
+    }
+}
+
+fn describe(default: &Value) -> &'static str {
+    match default {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a number",
+        Value::Boolean(_) => "true or false",
+        Value::Array(_) => "a TOML array, e.g. [\"a\", \"b\"]",
+        Value::Datetime(_) | Value::Table(_) => "a value",
+    }
+}
+
+use serde::de::IntoDeserializer;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn env_overrides_file_and_parses_types() {
+        let env = env_of(&[
+            ("PANLINK_HTTP_MAX_CONNECTIONS", "77"),
+            ("PANLINK_HTTP_HTTP2", "false"),
+            ("PANLINK_SERVER_LOG_FORMAT", "json"),
+        ]);
+        let raw = merge("[http]\nmax_connections = 5\n", "t", &env).unwrap();
+        assert_eq!(raw.http.max_connections, 77);
+        assert!(!raw.http.http2);
+        assert_eq!(raw.server.log_format, "json");
+    }
+
+    #[test]
+    fn short_aliases_apply_and_long_form_wins() {
+        let env = env_of(&[("PANLINK_LISTEN", "0.0.0.0:9")]);
+        assert_eq!(merge("", "t", &env).unwrap().server.listen, "0.0.0.0:9");
+        let env = env_of(&[
+            ("PANLINK_DATA_DIR", "/short"),
+            ("PANLINK_STORAGE_DATA_DIR", "/long"),
+        ]);
+        assert_eq!(merge("", "t", &env).unwrap().storage.data_dir, "/long");
+    }
+
+    #[test]
+    fn bad_env_value_names_variable_and_key() {
+        let env = env_of(&[("PANLINK_HTTP_MAX_IN_FLIGHT", "lots")]);
+        let err = merge("", "t", &env).unwrap_err().to_string();
+        assert!(err.contains("PANLINK_HTTP_MAX_IN_FLIGHT"), "{err}");
+        assert!(err.contains("http.max_in_flight"), "{err}");
+        assert!(err.contains("integer"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let err = merge("[http]\nmax_conections = 5\n", "f.toml", &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn every_key_has_an_env_name() {
+        let keys = all_keys();
+        assert!(keys.len() > 15);
+        assert!(keys.contains(&("admin".into(), "token".into())));
+        assert_eq!(
+            env_name("http", "max_body_bytes"),
+            "PANLINK_HTTP_MAX_BODY_BYTES"
+        );
+    }
+}

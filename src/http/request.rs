@@ -1,0 +1,245 @@
+//! Reading requests: request ids, JSON bodies under a size limit, query parameters.
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// The id of one request: the client's `X-Request-Id` when sane, else a new UUID v4.
+#[derive(Debug, Clone)]
+pub struct RequestId(http::HeaderValue);
+
+impl RequestId {
+    /// Longest client-chosen id that is accepted.
+    pub const MAX_LEN: usize = 128;
+
+    pub fn from_headers(headers: &HeaderMap) -> RequestId {
+        match headers.get("x-request-id") {
+            Some(value) if is_sane_request_id(value.as_bytes()) => RequestId(value.clone()),
+            _ => RequestId::generate(),
+        }
+    }
+
+    pub fn generate() -> RequestId {
+        let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let text = uuid.hyphenated().encode_lower(&mut buf);
+        RequestId(http::HeaderValue::from_str(text).expect("a UUID is a valid header value"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII ever gets in (see `is_sane_request_id` and `generate`).
+        self.0.to_str().unwrap_or("")
+    }
+
+    pub fn header_value(&self) -> &http::HeaderValue {
+        &self.0
+    }
+}
+
+/// 1 to 128 characters of `[A-Za-z0-9._:-]`: safe to echo in headers, JSON and logs.
+pub fn is_sane_request_id(bytes: &[u8]) -> bool {
+    (1..=RequestId::MAX_LEN).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413 (before reading when
+/// `Content-Length` already says so).
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    if let Some(length) = headers.get(CONTENT_LENGTH) {
+        let length: u64 = length
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| ApiError::InvalidParameter {
+                name: "Content-Length",
+                reason: "不是合法的整数".into(),
+            })?;
+        if length > limit as u64 {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::PayloadTooLarge { limit })
+        }
+        Err(_) => Err(ApiError::InvalidJson("请求体读取中断".into())),
+    }
+}
+
+/// Reads a JSON body into `T`: 400 for a wrong content type, malformed JSON or a wrong field (the
+/// message names the field's path), 413 over `limit`.
+pub async fn read_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Result<T, ApiError> {
+    if !is_json_content_type(headers) {
+        return Err(ApiError::UnsupportedContentType);
+    }
+    let bytes = read_body(headers, body, limit).await?;
+    parse_json(&bytes)
+}
+
+/// Decodes a JSON object, mapping serde's errors to the API's vocabulary. Every request body of
+/// the API is an object; serde would otherwise accept an array as a positional struct.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(ApiError::InvalidJson("请求体为空".into())),
+        Some(b'{') => {}
+        Some(_) => return Err(ApiError::field("body", "必须是 JSON 对象")),
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(value) => {
+            deserializer
+                .end()
+                .map_err(|err| ApiError::InvalidJson(err.to_string()))?;
+            Ok(value)
+        }
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return Err(ApiError::InvalidJson(inner.to_string()));
+            }
+            let message = strip_position(&inner.to_string());
+            Err(ApiError::field(field_path(&path, &message), message))
+        }
+    }
+}
+
+/// Whether the request says its body is JSON (`application/json`, any parameters, any case).
+pub fn is_json_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The value of query parameter `name` (raw, not percent-decoded), if present.
+pub fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// serde names a missing field in its message, not in the path (an unknown field is already in
+/// the path): append it.
+fn field_path(path: &str, message: &str) -> String {
+    let named = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (path, named) {
+        (".", Some(name)) => name.to_owned(),
+        (".", None) => "body".to_owned(),
+        (path, Some(name)) => format!("{path}.{name}"),
+        (path, None) => path.to_owned(),
+    }
+}
+
+/// Drops serde_json's " at line 1 column 17" suffix: the path already says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        points: Option<u64>,
+        items: Option<Vec<Item>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        url: String,
+    }
+
+    fn field_of(json: &str) -> String {
+        match parse_json::<Body>(json.as_bytes()) {
+            Err(ApiError::InvalidField { field, .. }) => field.into_owned(),
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn field_errors_name_the_path() {
+        assert_eq!(field_of(r#"{"points": 1}"#), "name");
+        assert_eq!(field_of(r#"{"name": 5}"#), "name");
+        assert_eq!(field_of(r#"{"name": "a", "points": "x"}"#), "points");
+        assert_eq!(
+            field_of(r#"{"name": "a", "items": [{"url": "u"}, {"url": 3}]}"#),
+            "items[1].url"
+        );
+        assert_eq!(field_of(r#"{"name": "a", "nope": 1}"#), "nope");
+        assert_eq!(field_of("[1]"), "body");
+    }
+
+    #[test]
+    fn syntax_errors_are_invalid_json() {
+        for bad in [
+            "",
+            "{",
+            "{\"name\": }",
+            "{\"name\": \"a\"",
+            "{\"name\":\"a\"} trailing",
+        ] {
+            assert!(
+                matches!(
+                    parse_json::<Body>(bad.as_bytes()),
+                    Err(ApiError::InvalidJson(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_ids() {
+        assert!(is_sane_request_id(b"abc-123_x.y:z"));
+        assert!(!is_sane_request_id(b""));
+        assert!(!is_sane_request_id(b"has space"));
+        assert!(!is_sane_request_id(&[b'a'; 129]));
+        let id = RequestId::generate();
+        assert_eq!(id.as_str().len(), 36);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-request-id", "bad id!".parse().unwrap());
+        assert_ne!(RequestId::from_headers(&headers).as_str(), "bad id!");
+        headers.insert("x-request-id", "client-42".parse().unwrap());
+        assert_eq!(RequestId::from_headers(&headers).as_str(), "client-42");
+    }
+
+    #[test]
+    fn query_params() {
+        assert_eq!(query_param(Some("a=1&b=2"), "b"), Some("2"));
+        assert_eq!(query_param(Some("flag&a=1"), "flag"), Some(""));
+        assert_eq!(query_param(None, "a"), None);
+        assert_eq!(query_param(Some("a=1"), "b"), None);
+    }
+}

@@ -1,0 +1,147 @@
+//! The route table of the whole service and the dispatch from a matched route to its handler.
+//!
+//! Each route names a [`RouteId`] and what the pipeline must do before calling it: which
+//! credentials it needs ([`Access`]), whether browsers may call it from other origins (CORS), and
+//! its body size limit. Dispatch is a `match` on the id: no boxed handler, no allocation.
+
+use http::Method;
+use hyper::body::Incoming;
+
+use super::request::RequestId;
+use super::response::HttpResponse;
+use super::router::{Params, RouteDef, Router, RouterError};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::keys::AuthedKey;
+use crate::{admin, keys, observability};
+
+/// Which credentials a route needs; the pipeline checks them before dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    /// A valid, enabled `X-API-Key` within its rate.
+    ApiKey,
+    /// `Authorization: Bearer <admin token>`.
+    Admin,
+}
+
+/// Every handler of the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteId {
+    Index,
+    Health,
+    Metrics,
+    Me,
+    AdminListKeys,
+    AdminCreateKey,
+    AdminPatchKey,
+    AdminDeleteKey,
+}
+
+/// A route's handler and its requirements.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub id: RouteId,
+    pub access: Access,
+    /// Browsers may call it from any origin.
+    pub cors: bool,
+    /// Body limit in bytes; `None` → `http.max_body_bytes`.
+    pub body_limit: Option<usize>,
+}
+
+const fn route(
+    method: Method,
+    pattern: &'static str,
+    id: RouteId,
+    access: Access,
+    cors: bool,
+) -> RouteDef<Route> {
+    RouteDef {
+        method,
+        pattern,
+        handler: Route {
+            id,
+            access,
+            cors,
+            body_limit: None,
+        },
+    }
+}
+
+/// The route table.
+pub fn table() -> Vec<RouteDef<Route>> {
+    use Access::*;
+    use RouteId::*;
+    vec![
+        route(Method::GET, "/", Index, Public, true),
+        route(Method::GET, "/health", Health, Public, true),
+        route(Method::GET, "/metrics", Metrics, Public, false),
+        route(Method::GET, "/api/v1/me", Me, ApiKey, true),
+        route(Method::GET, "/admin/api/keys", AdminListKeys, Admin, false),
+        route(
+            Method::POST,
+            "/admin/api/keys",
+            AdminCreateKey,
+            Admin,
+            false,
+        ),
+        route(
+            Method::PATCH,
+            "/admin/api/keys/{id}",
+            AdminPatchKey,
+            Admin,
+            false,
+        ),
+        route(
+            Method::DELETE,
+            "/admin/api/keys/{id}",
+            AdminDeleteKey,
+            Admin,
+            false,
+        ),
+    ]
+}
+
+/// The compiled route table.
+pub fn router() -> Result<Router<Route>, RouterError> {
+    Router::new(table())
+}
+
+/// What a handler receives.
+pub struct Req<'a> {
+    pub app: &'a App,
+    pub request_id: &'a RequestId,
+    pub parts: &'a http::request::Parts,
+    pub params: Params<'a>,
+    pub body: Incoming,
+    /// The caller's key, on [`Access::ApiKey`] routes.
+    pub key: Option<AuthedKey>,
+    /// The body limit that applies to this route.
+    pub body_limit: usize,
+}
+
+impl Req<'_> {
+    /// Reads the JSON body into `T` under the route's limit.
+    pub async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, ApiError> {
+        super::request::read_json(&self.parts.headers, self.body, self.body_limit).await
+    }
+
+    /// The path parameter `name` (the route table guarantees it exists).
+    pub fn param(&self, name: &'static str) -> &str {
+        self.params.get(name).unwrap_or_default()
+    }
+}
+
+/// Calls the handler of `id`.
+pub async fn dispatch(id: RouteId, req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    match id {
+        RouteId::Index => observability::health::index(req),
+        RouteId::Health => observability::health::health(req),
+        RouteId::Metrics => observability::metrics::render(req),
+        RouteId::Me => keys::api::me(req),
+        RouteId::AdminListKeys => admin::keys_api::list(req),
+        RouteId::AdminCreateKey => admin::keys_api::create(req).await,
+        RouteId::AdminPatchKey => admin::keys_api::patch(req).await,
+        RouteId::AdminDeleteKey => admin::keys_api::delete(req).await,
+    }
+}

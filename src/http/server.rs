@@ -1,0 +1,251 @@
+//! The accept loop and the life of one connection.
+//!
+//! Per connection: a permit from the connection cap (over the cap, a canned 503 and close), then
+//! protocol detection under the first-byte deadline (a socket that sends nothing is dropped; the
+//! HTTP/2 prior-knowledge preface selects h2c, anything else HTTP/1.1), then hyper's own builder
+//! for that protocol with its timers set. An idle watchdog closes connections with no request for
+//! `http.idle_timeout_ms`. On shutdown every connection is told to finish its in-flight requests
+//! and close; [`serve`] returns once all have, or when the grace period ends.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::prefixed_io::{H2_PREFACE, PrefixedIo};
+use super::request::RequestId;
+use super::response;
+use super::service::{self, ConnActivity};
+use crate::app::App;
+use crate::error::ApiError;
+
+/// The protocol builders, configured once.
+struct Builders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(app: &App) -> Builders {
+        let config = &app.config.http;
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout)
+            .keep_alive(true)
+            .max_buf_size(config.max_header_bytes.max(8192));
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .max_concurrent_streams(config.h2_max_concurrent_streams)
+            .max_pending_accept_reset_streams(Some(64))
+            .max_local_error_reset_streams(Some(256))
+            .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
+            .keep_alive_interval(Some(Duration::from_secs(20)))
+            .keep_alive_timeout(Duration::from_secs(20));
+        Builders {
+            http1: h1,
+            http2: h2,
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` fires, then drains them within the grace period.
+pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) {
+    let builders = Arc::new(Builders::new(&app));
+    let tracker = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        match Arc::clone(&app.connections).try_acquire_owned() {
+            Ok(permit) => {
+                tracker.spawn(connection(
+                    Arc::clone(&app),
+                    Arc::clone(&builders),
+                    stream,
+                    peer,
+                    permit,
+                    shutdown.clone(),
+                ));
+            }
+            Err(_) => {
+                app.metrics.shed("connections");
+                tracker.spawn(refuse(app.config.http.retry_after_s, stream));
+            }
+        }
+    }
+    drop(listener);
+    tracker.close();
+    let grace = app.config.http.shutdown_grace;
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            open = tracker.len(),
+            "connections still open after the shutdown grace period"
+        );
+    }
+}
+
+/// Over the connection cap: a complete 503 answer, then close.
+async fn refuse(retry_after_s: u32, mut stream: TcpStream) {
+    let body = response::error_body(
+        &ApiError::Overloaded { retry_after_s },
+        &RequestId::generate(),
+    );
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: {retry_after_s}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let write = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(&body).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
+}
+
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// Reads until the protocol is known: the first byte must come within the deadline.
+async fn detect(
+    stream: &mut TcpStream,
+    http2: bool,
+    buf: &mut [u8; 24],
+) -> std::io::Result<Option<(Protocol, usize)>> {
+    let mut len = 0;
+    loop {
+        let read = stream.read(&mut buf[len..]).await?;
+        if read == 0 {
+            return Ok(None);
+        }
+        len += read;
+        if !http2 || !H2_PREFACE.starts_with(&buf[..len]) {
+            return Ok(Some((Protocol::Http1, len)));
+        }
+        if len == H2_PREFACE.len() {
+            return Ok(Some((Protocol::Http2, len)));
+        }
+    }
+}
+
+async fn connection(
+    app: Arc<App>,
+    builders: Arc<Builders>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    _permit: OwnedSemaphorePermit,
+    shutdown: CancellationToken,
+) {
+    let _open = app.metrics.connection_opened();
+    let mut buf = [0u8; 24];
+    let detected = tokio::time::timeout(
+        app.config.http.first_byte_timeout,
+        detect(&mut stream, app.config.http.http2, &mut buf),
+    )
+    .await;
+    let (protocol, len) = match detected {
+        Ok(Ok(Some(found))) => found,
+        Ok(Ok(None)) | Ok(Err(_)) => return,
+        Err(_elapsed) => {
+            tracing::debug!(%peer, "closing a connection that sent nothing in time");
+            return;
+        }
+    };
+    let io = TokioIo::new(PrefixedIo::new(&buf[..len], stream));
+    let activity = Arc::new(ConnActivity::default());
+    activity.touch(app.uptime_ms());
+    let service = {
+        let app = Arc::clone(&app);
+        let activity = Arc::clone(&activity);
+        service_fn(move |req| service::handle(Arc::clone(&app), Arc::clone(&activity), req))
+    };
+    match protocol {
+        Protocol::Http1 => {
+            let conn = builders.http1.serve_connection(io, service);
+            drive(
+                conn,
+                |c| c.graceful_shutdown(),
+                &app,
+                &activity,
+                &shutdown,
+                peer,
+            )
+            .await;
+        }
+        Protocol::Http2 => {
+            let conn = builders.http2.serve_connection(io, service);
+            drive(
+                conn,
+                |c| c.graceful_shutdown(),
+                &app,
+                &activity,
+                &shutdown,
+                peer,
+            )
+            .await;
+        }
+    }
+}
+
+/// Runs a connection to its end, closing it gracefully on shutdown or when idle too long.
+async fn drive<C: Future<Output = hyper::Result<()>>>(
+    conn: C,
+    begin_graceful_shutdown: impl Fn(Pin<&mut C>),
+    app: &App,
+    activity: &ConnActivity,
+    shutdown: &CancellationToken,
+    peer: SocketAddr,
+) {
+    let mut conn = pin!(conn);
+    let idle_ms = u64::try_from(app.config.http.idle_timeout.as_millis()).unwrap_or(u64::MAX);
+    let watchdog = tokio::time::sleep(app.config.http.idle_timeout);
+    let mut watchdog = pin!(watchdog);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(%peer, error = %err, "connection ended with an error");
+                }
+                return;
+            }
+            () = shutdown.cancelled(), if !closing => {
+                begin_graceful_shutdown(conn.as_mut());
+                closing = true;
+            }
+            () = &mut watchdog, if !closing => {
+                let now = app.uptime_ms();
+                match activity.idle_since(now) {
+                    Some(idle) if idle >= idle_ms => {
+                        begin_graceful_shutdown(conn.as_mut());
+                        closing = true;
+                    }
+                    Some(idle) => watchdog.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(idle_ms - idle)),
+                    None => watchdog.as_mut().reset(tokio::time::Instant::now() + app.config.http.idle_timeout),
+                }
+            }
+        }
+    }
+}

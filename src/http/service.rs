@@ -1,0 +1,219 @@
+//! The per-request pipeline, the same for every route:
+//!
+//! request id → route match (404 / 405 / OPTIONS answered here) → in-flight permit (503 +
+//! `Retry-After` when the server is full, instead of queueing) → credentials ([`Access`]) →
+//! handler under the per-request deadline → error rendering → `X-Request-Id`, CORS and `HEAD`
+//! treatment → metrics by route template and status class.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
+
+use http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ALLOW, CONTENT_LENGTH,
+};
+use http::{HeaderValue, Method, Request, StatusCode};
+use hyper::body::Incoming;
+
+use super::body::ResponseBody;
+use super::request::RequestId;
+use super::response::{self, HttpResponse};
+use super::router::Match;
+use super::routes::{self, Access, Req, Route};
+use crate::app::App;
+use crate::error::ApiError;
+
+const ALLOWED_REQUEST_HEADERS: HeaderValue =
+    HeaderValue::from_static("Content-Type, X-API-Key, X-Request-Id, Last-Event-ID, Authorization");
+const EXPOSED_HEADERS: HeaderValue =
+    HeaderValue::from_static("X-Request-Id, Retry-After, Last-Event-ID");
+const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
+const PREFLIGHT_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
+
+/// Activity of one connection, read by its idle watchdog.
+#[derive(Debug, Default)]
+pub struct ConnActivity {
+    in_flight: AtomicU32,
+    /// Milliseconds since the server started, at the end of the last request.
+    last_active_ms: AtomicU64,
+}
+
+impl ConnActivity {
+    /// Whether no request is running and none ended within `idle_ms` before `now_ms`.
+    pub fn idle_since(&self, now_ms: u64) -> Option<u64> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(now_ms.saturating_sub(self.last_active_ms.load(Ordering::Acquire)))
+    }
+
+    pub fn touch(&self, now_ms: u64) {
+        self.last_active_ms.store(now_ms, Ordering::Release);
+    }
+}
+
+/// Marks a request as running on its connection for as long as it lives.
+struct InFlight<'a> {
+    app: &'a App,
+    activity: &'a ConnActivity,
+}
+
+impl<'a> InFlight<'a> {
+    fn start(app: &'a App, activity: &'a ConnActivity) -> InFlight<'a> {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight { app, activity }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.activity.touch(self.app.uptime_ms());
+        self.activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Serves one request. Never fails: every error becomes a JSON response.
+pub async fn handle(
+    app: Arc<App>,
+    activity: Arc<ConnActivity>,
+    req: Request<Incoming>,
+) -> Result<HttpResponse, Infallible> {
+    let _in_flight = InFlight::start(&app, &activity);
+    let started = Instant::now();
+    let request_id = RequestId::from_headers(req.headers());
+    let (parts, body) = req.into_parts();
+    let is_head = parts.method == Method::HEAD;
+
+    let (pattern, cors, mut response) = match app.router.find(&parts.method, parts.uri.path()) {
+        Match::Found {
+            handler,
+            params,
+            pattern,
+        } => {
+            let response = run_route(&app, *handler, &request_id, &parts, params, body).await;
+            (pattern, handler.cors, response)
+        }
+        Match::Options {
+            allow,
+            pattern,
+            handlers,
+        } => {
+            let cors = handlers.iter().any(|(_, route)| route.cors);
+            (pattern, cors, preflight(allow, cors))
+        }
+        Match::MethodNotAllowed {
+            allow,
+            pattern,
+            handlers,
+        } => {
+            let err = ApiError::MethodNotAllowed {
+                allow: allow.clone(),
+            };
+            let cors = handlers.iter().any(|(_, route)| route.cors);
+            (pattern, cors, response::error_response(&err, &request_id))
+        }
+        Match::NotFound => (
+            "unmatched",
+            false,
+            response::error_response(&ApiError::RouteNotFound, &request_id),
+        ),
+    };
+
+    let headers = response.headers_mut();
+    headers.insert("x-request-id", request_id.header_value().clone());
+    if cors {
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
+        headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED_HEADERS);
+    }
+    if is_head {
+        strip_body_for_head(&mut response);
+    }
+    app.metrics
+        .observe_request(pattern, &parts.method, response.status(), started.elapsed());
+    Ok(response)
+}
+
+async fn run_route(
+    app: &App,
+    route: Route,
+    request_id: &RequestId,
+    parts: &http::request::Parts,
+    params: super::router::Params<'_>,
+    body: Incoming,
+) -> HttpResponse {
+    // Shed load rather than queue: the permit is held while the handler runs.
+    let Ok(_permit) = app.in_flight.try_acquire() else {
+        app.metrics.shed("in_flight");
+        let err = ApiError::Overloaded {
+            retry_after_s: app.config.http.retry_after_s,
+        };
+        return response::error_response(&err, request_id);
+    };
+    let key = match check_access(app, route.access, &parts.headers) {
+        Ok(key) => key,
+        Err(err) => return response::error_response(&err, request_id),
+    };
+    let req = Req {
+        app,
+        request_id,
+        parts,
+        params,
+        body,
+        key,
+        body_limit: route.body_limit.unwrap_or(app.config.http.max_body_bytes),
+    };
+    let outcome = tokio::time::timeout(
+        app.config.http.handler_timeout,
+        routes::dispatch(route.id, req),
+    )
+    .await;
+    match outcome {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) => {
+            if err == ApiError::Internal {
+                tracing::error!(request_id = request_id.as_str(), route = ?route.id, "internal error");
+            }
+            response::error_response(&err, request_id)
+        }
+        Err(_elapsed) => {
+            tracing::warn!(request_id = request_id.as_str(), route = ?route.id, "handler deadline exceeded");
+            response::error_response(&ApiError::HandlerTimeout, request_id)
+        }
+    }
+}
+
+fn check_access(
+    app: &App,
+    access: Access,
+    headers: &http::HeaderMap,
+) -> Result<Option<crate::keys::AuthedKey>, ApiError> {
+    match access {
+        Access::Public => Ok(None),
+        Access::ApiKey => app.keys.authenticate(headers).map(Some),
+        Access::Admin => app.admin.check(headers).map(|()| None),
+    }
+}
+
+fn preflight(allow: &HeaderValue, cors: bool) -> HttpResponse {
+    let mut response = response::empty(StatusCode::NO_CONTENT);
+    let headers = response.headers_mut();
+    headers.insert(ALLOW, allow.clone());
+    if cors {
+        headers.insert(ACCESS_CONTROL_ALLOW_METHODS, allow.clone());
+        headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, ALLOWED_REQUEST_HEADERS);
+        headers.insert(ACCESS_CONTROL_MAX_AGE, PREFLIGHT_MAX_AGE);
+    }
+    response
+}
+
+/// A `HEAD` answer carries the headers of the `GET` answer, with its length but no body.
+fn strip_body_for_head(response: &mut HttpResponse) {
+    if let Some(length) = response.body().exact_len() {
+        response
+            .headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    *response.body_mut() = ResponseBody::empty();
+}

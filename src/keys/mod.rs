@@ -1,0 +1,14 @@
+//! API keys: secrets, stored records, the authentication gate and the operations the admin API
+//! and the `panlink keys` CLI share.
+//!
+//! Invariant: no secret is stored, logged or put in a metric; only its SHA-256 is kept.
+
+pub mod api;
+pub mod gate;
+pub mod record;
+pub mod repo;
+pub mod secret;
+pub mod validate;
+
+pub use gate::{AuthedKey, KeyGate};
+pub use record::{KeyRecord, KeyView, Plan};

@@ -1,0 +1,40 @@
+//! The `panlink` binary: parses the command line and the configuration, then runs the command.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use panlink::cli::{Cli, Command};
+use panlink::config::Config;
+use panlink::observability::logging;
+
+fn main() -> ExitCode {
+    // Exactly one rustls crypto provider is compiled in (ring); install it before anything
+    // builds a TLS config (crate-notes §2).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref(), &|name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("panlink: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve => {
+            logging::init(config.server.log_format, &config.server.log_level);
+            panlink::serve::run(config)
+        }
+        Command::Keys(command) => {
+            logging::init(config.server.log_format, "warn");
+            panlink::cli::run_keys(&config, command)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("panlink: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Prometheus metrics: the recorder (real histograms with buckets, not summaries), the helpers the
+//! HTTP edge calls, and the `/metrics` handler.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use http::{HeaderValue, Method, StatusCode};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::error::ApiError;
+use crate::http::response::{self, HttpResponse};
+use crate::http::routes::Req;
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's metrics recorder and the helpers the edge uses.
+#[derive(Clone)]
+pub struct Metrics {
+    handle: PrometheusHandle,
+}
+
+/// Decrements the open-connections gauge when dropped.
+pub struct OpenConnection;
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        gauge!("panlink_http_open_connections").decrement(1.0);
+    }
+}
+
+impl Metrics {
+    /// Installs the global recorder once per process and returns a handle to it.
+    pub fn install() -> Metrics {
+        let handle = HANDLE.get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("panlink_lmdb_batch_ops".into()),
+                        BATCH_BUCKETS,
+                    )
+                })
+                .expect("bucket lists are non-empty")
+                .install_recorder()
+                .expect("no other metrics recorder is installed");
+            describe();
+            handle
+        });
+        Metrics {
+            handle: handle.clone(),
+        }
+    }
+
+    /// Housekeeping the exporter needs periodically (histogram storage is drained here).
+    pub fn run_upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
+    /// Counts a finished request by route template, method and status class.
+    pub fn observe_request(
+        &self,
+        route: &'static str,
+        method: &Method,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
+        let method = method_label(method);
+        let class = status_class(status);
+        counter!("panlink_http_requests_total", "route" => route, "method" => method, "status" => class).increment(1);
+        histogram!("panlink_http_request_duration_seconds", "route" => route, "method" => method)
+            .record(elapsed.as_secs_f64());
+    }
+
+    /// Counts a request or connection refused to protect the server.
+    pub fn shed(&self, reason: &'static str) {
+        counter!("panlink_http_shed_total", "reason" => reason).increment(1);
+    }
+
+    /// Counts an open connection until the guard is dropped.
+    pub fn connection_opened(&self) -> OpenConnection {
+        gauge!("panlink_http_open_connections").increment(1.0);
+        OpenConnection
+    }
+
+    fn render_text(&self) -> String {
+        self.handle.render()
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub fn render(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let app = req.app;
+    gauge!("panlink_lmdb_disk_bytes").set(app.store.disk_size() as f64);
+    gauge!("panlink_http_in_flight")
+        .set((app.config.http.max_in_flight - app.in_flight.available_permits()) as f64);
+    gauge!("panlink_uptime_seconds").set(app.uptime_ms() as f64 / 1000.0);
+    Ok(response::with_body(
+        StatusCode::OK,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        app.metrics.render_text(),
+    ))
+}
+
+fn describe() {
+    describe_counter!(
+        "panlink_http_requests_total",
+        "HTTP requests by route template, method and status class"
+    );
+    describe_histogram!(
+        "panlink_http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to produce the response head, by route template"
+    );
+    describe_counter!(
+        "panlink_http_shed_total",
+        "Requests or connections refused with 503 to protect the server"
+    );
+    describe_gauge!("panlink_http_open_connections", "Open client connections");
+    describe_gauge!("panlink_http_in_flight", "Requests being handled");
+    describe_histogram!(
+        "panlink_lmdb_commit_seconds",
+        metrics::Unit::Seconds,
+        "LMDB group-commit latency"
+    );
+    describe_histogram!("panlink_lmdb_batch_ops", "Write operations per LMDB commit");
+    describe_gauge!(
+        "panlink_lmdb_disk_bytes",
+        metrics::Unit::Bytes,
+        "Size of the LMDB data file"
+    );
+    describe_gauge!(
+        "panlink_uptime_seconds",
+        metrics::Unit::Seconds,
+        "Seconds since the server started"
+    );
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}

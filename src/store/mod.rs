@@ -1,0 +1,139 @@
+//! Durable storage: one LMDB environment, named databases, one group-commit writer.
+//!
+//! Reads are short read transactions on the caller's thread ([`Store::read`]). Writes are closures
+//! handed to the writer thread ([`Store::write`]), which applies many of them in one transaction and
+//! acknowledges each caller only after the commit that covers its write (crate-notes §8). Command-line
+//! tools that run beside a server use [`Store::write_now`]: LMDB's lock file serialises writers
+//! across processes, so both see each other's commits at once.
+
+pub mod codec;
+pub mod lmdb;
+mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use heed::{Env, RoTxn, RwTxn, WithoutTls};
+
+pub use lmdb::RawDb;
+pub use writer::WriterStats;
+
+use crate::config::StorageConfig;
+
+/// A storage failure. `MapFull` and `WriterGone` are expected conditions with their own API errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("LMDB map is full (raise storage.map_size_mb)")]
+    MapFull,
+    #[error("the storage writer has stopped")]
+    WriterGone,
+    #[error("LMDB: {0}")]
+    Lmdb(heed::Error),
+    #[error("undecodable {0} record")]
+    Corrupt(&'static str),
+}
+
+impl From<heed::Error> for StoreError {
+    fn from(err: heed::Error) -> Self {
+        match err {
+            heed::Error::Mdb(heed::MdbError::MapFull) => StoreError::MapFull,
+            err => StoreError::Lmdb(err),
+        }
+    }
+}
+
+/// The named databases. Keys and values are raw bytes; record types encode themselves.
+#[derive(Clone, Copy)]
+pub struct Dbs {
+    /// SHA-256 of an API key secret → `KeyRecord`.
+    pub keys: RawDb,
+    /// Key id → SHA-256 of its secret.
+    pub key_ids: RawDb,
+    /// Small named values (schema version, counters).
+    pub meta: RawDb,
+}
+
+/// The storage handle shared by the whole process.
+pub struct Store {
+    env: Env<WithoutTls>,
+    dbs: Dbs,
+    writer: writer::WriterHandle,
+}
+
+impl Store {
+    /// Opens the environment under `config.data_dir` and starts the writer thread.
+    pub fn open(config: &StorageConfig) -> Result<Arc<Store>, StoreError> {
+        let env = lmdb::open_env(
+            &config.lmdb_dir(),
+            config.map_size_bytes,
+            config.max_readers,
+        )?;
+        // Readers left behind by a process that was killed hold pages hostage; clear them.
+        let _ = env.clear_stale_readers();
+        let dbs = Dbs {
+            keys: lmdb::create_db(&env, "keys")?,
+            key_ids: lmdb::create_db(&env, "key_ids")?,
+            meta: lmdb::create_db(&env, "meta")?,
+        };
+        let writer = writer::WriterHandle::spawn(env.clone(), dbs, config.max_batch_ops);
+        Ok(Arc::new(Store { env, dbs, writer }))
+    }
+
+    /// The database handles.
+    pub fn dbs(&self) -> &Dbs {
+        &self.dbs
+    }
+
+    /// Runs `f` in a short read transaction. Never hold one across an `.await`.
+    pub fn read<R>(
+        &self,
+        f: impl FnOnce(&RoTxn, &Dbs) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        f(&rtxn, &self.dbs)
+    }
+
+    /// Queues `op` for the writer and waits for the commit that covers it.
+    ///
+    /// `op` runs inside a nested transaction: if it returns an error, only its own changes are
+    /// rolled back and the rest of the batch commits. Domain outcomes ("not found", "taken") belong
+    /// in `R`, not in the error.
+    pub async fn write<R, F>(&self, op: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut RwTxn, &Dbs) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.writer.submit(op).await
+    }
+
+    /// Runs `op` in its own write transaction on this thread and commits it. For the CLI and
+    /// start-up, never for request handlers (they use [`Store::write`]).
+    pub fn write_now<R>(
+        &self,
+        op: impl FnOnce(&mut RwTxn, &Dbs) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        let out = op(&mut wtxn, &self.dbs)?;
+        wtxn.commit()?;
+        Ok(out)
+    }
+
+    /// Bytes the data file takes on disk.
+    pub fn disk_size(&self) -> u64 {
+        self.env.real_disk_size().unwrap_or(0)
+    }
+
+    /// Counters of the writer (commits, ops, last batch size).
+    pub fn writer_stats(&self) -> WriterStats {
+        self.writer.stats()
+    }
+
+    /// Stops taking writes, commits everything queued, waits for the writer thread (at most
+    /// `deadline`) and flushes the environment to disk.
+    pub fn close(&self, deadline: Duration) {
+        self.writer.close(deadline);
+        if let Err(err) = self.env.force_sync() {
+            tracing::error!(error = %err, "LMDB final sync failed");
+        }
+    }
+}

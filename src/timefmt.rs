@@ -1,0 +1,31 @@
+//! Wall-clock time as stored (unix milliseconds) and as shown (RFC 3339, UTC).
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Milliseconds since the unix epoch, now.
+pub fn now_ms() -> u64 {
+    let now = OffsetDateTime::now_utc();
+    u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// `ms` (unix milliseconds) as RFC 3339 in UTC with second precision, e.g. `2026-11-22T08:00:00Z`.
+pub fn rfc3339_ms(ms: u64) -> String {
+    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_seconds() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_ms(1_798_761_599_999), "2026-12-31T23:59:59Z");
+        assert!(now_ms() > 1_700_000_000_000);
+    }
+}

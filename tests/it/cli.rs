@@ -1,0 +1,149 @@
+//! The `panlink` command line, including key commands against a running server.
+
+use std::process::Command;
+
+use crate::harness::{Server, cli};
+
+#[test]
+fn version_and_help() {
+    let out = Command::new(env!("CARGO_BIN_EXE_panlink"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let out = Command::new(env!("CARGO_BIN_EXE_panlink"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in ["serve", "keys", "--config", "PANLINK_"] {
+        assert!(help.contains(word), "--help lacks {word}: {help}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_panlink"))
+        .args(["keys", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "create",
+        "list",
+        "disable",
+        "enable",
+        "delete",
+        "add-points",
+        "set-plan",
+    ] {
+        assert!(help.contains(word), "keys --help lacks {word}");
+    }
+}
+
+#[test]
+fn a_key_created_by_the_cli_works_at_once_and_a_disabled_one_is_refused_at_once() {
+    let server = Server::start();
+    let out = server.cli(&[
+        "keys", "create", "--name", "from cli", "--plan", "premium", "--points", "40",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let secret = stdout.trim();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "only the key on stdout: {stdout:?}"
+    );
+    assert!(secret.starts_with("sk_"), "{secret}");
+
+    let me = server.get("/api/v1/me", &[("X-API-Key", secret)]);
+    assert_eq!(me.status, 200, "{}", me.text());
+    let id = me.json()["data"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(me.json()["data"]["points"], 40);
+
+    let listing = server.cli(&["keys", "list"]);
+    let table = String::from_utf8(listing.stdout).unwrap();
+    assert!(
+        table.contains(&id) && table.contains("from cli") && table.contains("premium"),
+        "{table}"
+    );
+    assert!(!table.contains(secret), "the list shows a secret");
+
+    assert!(server.cli(&["keys", "disable", &id]).status.success());
+    server
+        .get("/api/v1/me", &[("X-API-Key", secret)])
+        .assert_error(403, "key_disabled");
+    assert!(server.cli(&["keys", "enable", &id]).status.success());
+    assert_eq!(
+        server.get("/api/v1/me", &[("X-API-Key", secret)]).status,
+        200
+    );
+
+    assert!(
+        server
+            .cli(&["keys", "add-points", &id, "10"])
+            .status
+            .success()
+    );
+    assert!(
+        server
+            .cli(&["keys", "set-plan", &id, "free"])
+            .status
+            .success()
+    );
+    let me = server.get("/api/v1/me", &[("X-API-Key", secret)]).json();
+    assert_eq!(me["data"]["points"], 50);
+    assert_eq!(me["data"]["plan"], "free");
+    let refused = server.cli(&["keys", "add-points", &id, "-51"]);
+    assert!(!refused.status.success());
+
+    assert!(server.cli(&["keys", "delete", &id]).status.success());
+    server
+        .get("/api/v1/me", &[("X-API-Key", secret)])
+        .assert_error(401, "invalid_api_key");
+    assert!(!server.cli(&["keys", "delete", &id]).status.success());
+}
+
+#[test]
+fn bad_cli_input_is_refused_with_a_message() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = cli(
+        temp.path(),
+        &["keys", "create", "--name", "x", "--plan", "gold"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("free or premium"));
+    let out = cli(temp.path(), &["keys", "disable", "nosuchkey123"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no key"));
+}
+
+#[test]
+fn invalid_configuration_stops_start_up_naming_the_key() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_panlink"))
+        .arg("serve")
+        .env_clear()
+        .env("PANLINK_DATA_DIR", temp.path())
+        .env("PANLINK_HTTP_MAX_CONNECTIONS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("http.max_connections") && stderr.contains("between 1 and"),
+        "{stderr}"
+    );
+
+    let config = temp.path().join("bad.toml");
+    std::fs::write(&config, "[http]\nmax_conections = 3\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_panlink"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_conections"));
+}

@@ -1,0 +1,387 @@
+//! Starting the real `panlink` binary for a test, and a raw HTTP/1.1 client to talk to it.
+//!
+//! The client is hand-written on purpose: tests need to send what real clients would not
+//! (partial heads, slow bodies, conflicting lengths) and to see exactly what the server answers.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A running `panlink serve` with its own data dir.
+pub struct Server {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    env: Vec<(String, String)>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// A server with default settings, the test admin token and a fresh data dir.
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// A server with extra `PANLINK_…` settings.
+    pub fn start_with(env: &[(&str, &str)]) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data_dir = temp.path().join("data");
+        let mut server = Server::spawn(&data_dir, env, true);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// Starts another server on the same data dir (after this one stopped).
+    pub fn restart(mut self) -> Server {
+        let temp = self._temp.take();
+        self.stop();
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut next = Server::spawn(&self.data_dir, &env, false);
+        next._temp = temp;
+        next
+    }
+
+    fn spawn(data_dir: &Path, env: &[(&str, &str)], fresh: bool) -> Server {
+        if fresh {
+            std::fs::create_dir_all(data_dir).expect("data dir");
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_panlink"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PANLINK_LISTEN", "127.0.0.1:0")
+            .env("PANLINK_DATA_DIR", data_dir)
+            .env("PANLINK_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("PANLINK_STORAGE_MAP_SIZE_MB", "64")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .stdin(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn panlink");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("server did not start; log: {}", read_log(data_dir)));
+        let addr = line
+            .strip_prefix("panlink listening on http://")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Server {
+            child: Some(child),
+            addr,
+            data_dir: data_dir.to_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            _temp: None,
+        }
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        signal(&child, "TERM");
+        let status = wait_timeout(&mut child, Duration::from_secs(30));
+        if status.is_none() {
+            let _ = child.kill();
+        }
+        status
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn sigterm(&self) {
+        if let Some(child) = &self.child {
+            signal(child, "TERM");
+        }
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let status = wait_timeout(&mut child, limit);
+        if status.is_none() {
+            let _ = child.kill();
+        }
+        status
+    }
+
+    /// Runs `panlink <args>` against this server's data dir.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli(&self.data_dir, args)
+    }
+
+    pub fn log(&self) -> String {
+        read_log(&self.data_dir)
+    }
+
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        request(self.addr, "GET", path, headers, None)
+    }
+
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Response {
+        request(self.addr, method, path, headers, body.map(str::as_bytes))
+    }
+
+    /// Sends `body` as JSON with the admin token.
+    pub fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Response {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        request(self.addr, method, path, &headers, body.map(str::as_bytes))
+    }
+
+    /// Creates a key through the admin API and returns `(secret, id)`.
+    pub fn create_key(&self, body: &str) -> (String, String) {
+        let response = self.admin("POST", "/admin/api/keys", Some(body));
+        assert_eq!(response.status, 201, "{}", response.text());
+        let json = response.json();
+        (
+            json["data"]["key"].as_str().unwrap().to_owned(),
+            json["data"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn cli(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_panlink"))
+        .args(args)
+        .env_clear()
+        .env("PANLINK_DATA_DIR", data_dir)
+        .env("PANLINK_STORAGE_MAP_SIZE_MB", "64")
+        .output()
+        .expect("run panlink")
+}
+
+fn read_log(data_dir: &Path) -> String {
+    std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default()
+}
+
+fn signal(child: &Child, name: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status();
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// Checks the error envelope: status, numeric code, slug and the request id echo.
+    pub fn assert_error(&self, status: u16, slug: &str) -> serde_json::Value {
+        assert_eq!(self.status, status, "{}", self.text());
+        let json = self.json();
+        assert_eq!(json["code"], status, "{json}");
+        assert_eq!(json["error"], slug, "{json}");
+        assert!(
+            json["msg"].as_str().is_some_and(|m| !m.is_empty()),
+            "{json}"
+        );
+        assert_eq!(json["detail"], json["msg"], "{json}");
+        let id = self.header("x-request-id").expect("x-request-id header");
+        assert_eq!(json["request_id"], id, "{json}");
+        json
+    }
+}
+
+/// One client connection (keep-alive).
+pub struct Conn {
+    pub stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Conn {
+    pub fn open(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Conn { stream, reader }
+    }
+
+    /// Writes raw bytes.
+    pub fn write(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Sends a request and reads its response.
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Response {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if let Some(body) = body {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        self.write(head.as_bytes());
+        if let Some(body) = body {
+            self.write(body);
+        }
+        self.read_response(method == "HEAD").expect("a response")
+    }
+
+    /// Reads one response; `None` if the server closed the connection first.
+    pub fn read_response(&mut self, head_only: bool) -> Option<Response> {
+        let mut status_line = String::new();
+        if self.reader.read_line(&mut status_line).ok()? == 0 {
+            return None;
+        }
+        let status: u16 = status_line.split(' ').nth(1)?.parse().ok()?;
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).ok()?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':')?;
+            headers.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+        let mut response = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if head_only || status == 204 || status == 304 {
+            return Some(response);
+        }
+        if let Some(length) = response.header("content-length") {
+            let mut body = vec![0; length.parse().ok()?];
+            self.reader.read_exact(&mut body).ok()?;
+            response.body = body;
+        } else if response
+            .header("transfer-encoding")
+            .is_some_and(|v| v.contains("chunked"))
+        {
+            loop {
+                let mut size = String::new();
+                self.reader.read_line(&mut size).ok()?;
+                let size = usize::from_str_radix(size.trim(), 16).ok()?;
+                let mut chunk = vec![0; size + 2];
+                self.reader.read_exact(&mut chunk).ok()?;
+                if size == 0 {
+                    break;
+                }
+                response.body.extend_from_slice(&chunk[..size]);
+            }
+        } else {
+            self.reader.read_to_end(&mut response.body).ok()?;
+        }
+        Some(response)
+    }
+
+    /// Whether the server closes the connection within `limit` (reads until EOF or error).
+    pub fn closed_within(&mut self, limit: Duration) -> bool {
+        self.stream.set_read_timeout(Some(limit)).unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 512];
+        loop {
+            match self.reader.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false;
+                }
+                Err(_) => return started.elapsed() <= limit,
+            }
+        }
+    }
+}
+
+/// One request on a fresh connection.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Response {
+    Conn::open(addr).send(method, path, headers, body)
+}

@@ -1,0 +1,181 @@
+//! Timers and caps of the edge: clients that send nothing, drip headers, idle, flood.
+
+use std::time::Duration;
+
+use crate::harness::{ADMIN_TOKEN, Conn, Server};
+
+#[test]
+fn a_socket_that_sends_nothing_is_closed_after_the_first_byte_deadline() {
+    let server = Server::start_with(&[("PANLINK_HTTP_FIRST_BYTE_TIMEOUT_MS", "300")]);
+    let mut conn = Conn::open(server.addr);
+    assert!(
+        conn.closed_within(Duration::from_secs(3)),
+        "silent socket kept open"
+    );
+    // The server still serves others.
+    assert_eq!(server.get("/health", &[]).status, 200);
+}
+
+#[test]
+fn a_dripped_request_head_is_cut_by_the_header_timeout() {
+    let server = Server::start_with(&[("PANLINK_HTTP_HEADER_READ_TIMEOUT_MS", "400")]);
+    let mut conn = Conn::open(server.addr);
+    conn.write(b"GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: ");
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = std::io::Write::write_all(&mut conn.stream, b"a");
+    }
+    assert!(
+        conn.closed_within(Duration::from_secs(3)),
+        "slowloris connection kept open"
+    );
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed() {
+    let server = Server::start_with(&[
+        ("PANLINK_HTTP_IDLE_TIMEOUT_MS", "300"),
+        ("PANLINK_HTTP_HEADER_READ_TIMEOUT_MS", "20000"),
+    ]);
+    let mut conn = Conn::open(server.addr);
+    assert_eq!(conn.send("GET", "/health", &[], None).status, 200);
+    assert!(
+        conn.closed_within(Duration::from_secs(3)),
+        "idle connection kept open"
+    );
+}
+
+#[test]
+fn connections_over_the_cap_get_a_503_and_are_closed() {
+    let server = Server::start_with(&[("PANLINK_HTTP_MAX_CONNECTIONS", "2")]);
+    let mut held: Vec<Conn> = (0..2).map(|_| Conn::open(server.addr)).collect();
+    for conn in &mut held {
+        assert_eq!(conn.send("GET", "/health", &[], None).status, 200);
+    }
+    let mut extra = Conn::open(server.addr);
+    let response = extra.read_response(false).expect("a canned answer");
+    assert_eq!(response.status, 503);
+    assert_eq!(response.header("retry-after"), Some("1"));
+    assert_eq!(response.json()["error"], "overloaded");
+    drop(held);
+    // Capacity comes back when the held connections close.
+    let mut served = false;
+    for _ in 0..50 {
+        if server.get("/health", &[]).status == 200 {
+            served = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(served);
+}
+
+/// Opens a request whose body is sent only later, so it stays in flight.
+fn start_slow_create(server: &Server, body: &str) -> Conn {
+    let mut conn = Conn::open(server.addr);
+    conn.write(
+        format!(
+            "POST /admin/api/keys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    conn
+}
+
+#[test]
+fn requests_over_the_in_flight_cap_are_shed_with_503() {
+    let server = Server::start_with(&[("PANLINK_HTTP_MAX_IN_FLIGHT", "1")]);
+    let body = r#"{"name": "slow"}"#;
+    let mut slow = start_slow_create(&server, body);
+    std::thread::sleep(Duration::from_millis(200));
+    let shed = server.admin("GET", "/admin/api/keys", None);
+    shed.assert_error(503, "overloaded");
+    assert_eq!(shed.header("retry-after"), Some("1"));
+    slow.write(body.as_bytes());
+    let created = slow.read_response(false).unwrap();
+    assert_eq!(created.status, 201, "{}", created.text());
+    // Served again once the slow request is done.
+    assert_eq!(server.admin("GET", "/admin/api/keys", None).status, 200);
+}
+
+#[test]
+fn a_handler_over_its_deadline_answers_503() {
+    let server = Server::start_with(&[("PANLINK_HTTP_HANDLER_TIMEOUT_MS", "300")]);
+    let mut slow = start_slow_create(&server, r#"{"name": "late"}"#);
+    let response = slow
+        .read_response(false)
+        .expect("an answer after the deadline");
+    let json = response.assert_error(503, "handler_timeout");
+    assert!(json["msg"].as_str().unwrap().contains("超时"));
+    let listing = server.admin("GET", "/admin/api/keys", None).json();
+    assert_eq!(
+        listing["data"]["total"], 0,
+        "the timed-out create must not have happened"
+    );
+}
+
+#[test]
+fn oversized_request_heads_are_refused() {
+    let server = Server::start_with(&[("PANLINK_HTTP_MAX_HEADER_BYTES", "8192")]);
+    let mut conn = Conn::open(server.addr);
+    let big = "b".repeat(20_000);
+    let _ = std::io::Write::write_all(
+        &mut conn.stream,
+        format!("GET /health HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\n\r\n").as_bytes(),
+    );
+    // Closed without an answer is also a refusal.
+    if let Some(response) = conn.read_response(false) {
+        assert_eq!(response.status, 431, "{}", response.text());
+    }
+    assert_eq!(server.get("/health", &[]).status, 200);
+}
+
+#[test]
+fn invalid_percent_encoding_and_bytes_in_paths_are_404_not_crashes() {
+    let server = Server::start();
+    for path in ["/%ff%fe", "/%", "/..%2f..%2fetc%2fpasswd", "/a/%00/b"] {
+        let response = server.get(path, &[]);
+        assert!(
+            response.status == 404 || response.status == 400,
+            "{path}: {}",
+            response.status
+        );
+    }
+    let mut conn = Conn::open(server.addr);
+    conn.write(b"GET /\xff\xfe HTTP/1.1\r\nHost: t\r\n\r\n");
+    if let Some(response) = conn.read_response(false) {
+        assert!(response.status == 400 || response.status == 404);
+    }
+    assert_eq!(server.get("/health", &[]).status, 200);
+}
+
+#[test]
+fn http2_prior_knowledge_is_served_on_the_same_port() {
+    let server = Server::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("h2 handshake");
+        tokio::spawn(connection);
+        let request = http::Request::get(format!("http://{}/health", server.addr))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.expect("h2 response");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert!(response.headers().contains_key("x-request-id"));
+        use http_body_util::BodyExt;
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["status"], "ok");
+    });
+}

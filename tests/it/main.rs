@@ -1,0 +1,13 @@
+//! Integration tests: every test drives the real `panlink` binary over HTTP.
+//! One test binary (faster linking on 2 cores), one module per area.
+
+mod admin_api;
+mod auth;
+mod cli;
+mod edge;
+mod harness;
+mod hostile;
+mod lifecycle;
+mod observability;
+mod storage;
+mod tidy;

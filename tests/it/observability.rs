@@ -1,0 +1,69 @@
+//! `/health`, `/`, and `/metrics` in Prometheus format with real histograms.
+
+use crate::harness::Server;
+
+#[test]
+fn health_reports_status_version_uptime() {
+    let server = Server::start();
+    let json = server.get("/health", &[]).json();
+    assert_eq!(json["status"], "ok");
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    assert!(json["uptime_seconds"].as_f64().unwrap() >= 0.0);
+}
+
+#[test]
+fn index_lists_the_route_table() {
+    let server = Server::start();
+    let json = server.get("/", &[]).json();
+    assert_eq!(json["name"], "panlink");
+    let endpoints = json["endpoints"].as_array().unwrap();
+    assert!(
+        endpoints
+            .iter()
+            .any(|e| e["method"] == "GET" && e["path"] == "/health")
+    );
+    assert!(
+        endpoints
+            .iter()
+            .any(|e| e["method"] == "PATCH" && e["path"] == "/admin/api/keys/{id}")
+    );
+}
+
+#[test]
+fn metrics_are_prometheus_text_with_histograms_and_low_cardinality_labels() {
+    let server = Server::start();
+    let (secret, _) = server.create_key(r#"{"name": "m"}"#);
+    server.get("/health", &[]);
+    server.get("/api/v1/me", &[("X-API-Key", &secret)]);
+    server.get("/does-not-exist-12345", &[]);
+    let response = server.get("/metrics", &[]);
+    assert_eq!(response.status, 200);
+    assert!(
+        response
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text();
+    for needle in [
+        "panlink_http_requests_total{route=\"/health\",method=\"GET\",status=\"2xx\"}",
+        "panlink_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"4xx\"}",
+        "panlink_http_request_duration_seconds_bucket{route=\"/api/v1/me\",method=\"GET\",le=",
+        "panlink_lmdb_commit_seconds_bucket",
+        "panlink_lmdb_batch_ops_bucket",
+        "panlink_lmdb_disk_bytes",
+        "panlink_http_open_connections",
+        "panlink_http_in_flight",
+    ] {
+        assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
+    }
+    assert!(
+        !text.contains("does-not-exist"),
+        "a request path leaked into a label"
+    );
+    assert!(!text.contains(&secret[3..]), "a secret leaked into metrics");
+    assert!(
+        !text.contains("quantile="),
+        "histograms must not be summaries"
+    );
+}
