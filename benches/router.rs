@@ -129,11 +129,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut hits = 0usize;
             for (m, path) in &requests {
-                if let Ok(found) = reference.at(black_box(path)) {
-                    if let Some((_, index)) = found.value.iter().find(|(mm, _)| mm == black_box(m))
-                    {
-                        hits += *index + found.params.iter().count();
-                    }
+                if let Ok(found) = reference.at(black_box(path))
+                    && let Some((_, index)) = found.value.iter().find(|(mm, _)| mm == black_box(m))
+                {
+                    hits += *index + found.params.iter().count();
                 }
             }
             hits
