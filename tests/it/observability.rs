@@ -67,3 +67,22 @@ fn metrics_are_prometheus_text_with_histograms_and_low_cardinality_labels() {
         "histograms must not be summaries"
     );
 }
+
+#[test]
+fn json_log_format_writes_one_json_object_per_line() {
+    let mut server = Server::start_with(&[("PANLINK_SERVER_LOG_FORMAT", "json")]);
+    server.get("/health", &[]);
+    server.stop();
+    let log = server.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 2, "{log}");
+    for line in lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            value["level"].is_string() && value["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(log.contains("panlink started"));
+}
