@@ -8,11 +8,14 @@
 
 pub mod admin;
 pub mod app;
+pub mod checker;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod mock;
+pub mod netguard;
 pub mod observability;
 pub mod serve;
 pub mod store;

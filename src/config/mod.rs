@@ -35,6 +35,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub keys: KeysConfig,
     pub admin: AdminConfig,
+    pub checker: CheckerConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +91,19 @@ pub struct KeysConfig {
 pub struct AdminConfig {
     /// The admin bearer token; `None` → generated on first start and kept in the data dir.
     pub token: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckerConfig {
+    /// Send every provider request to this address instead of the DNS answer (tests, the mock).
+    pub upstream_override: Option<SocketAddr>,
+    /// A PEM file of extra root certificates to trust next to the built-in (webpki) roots.
+    pub extra_root_ca: Option<PathBuf>,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_response_bytes: usize,
+    pub pool_max_idle_per_host: usize,
+    pub user_agent: String,
 }
 
 impl Config {
@@ -217,7 +231,45 @@ impl Config {
             token: (!token.is_empty()).then(|| token.to_owned()),
         };
 
+        let checker = &raw.checker;
+        let upstream_override = match checker.upstream_override.trim() {
+            "" => None,
+            text => Some(text.parse::<SocketAddr>().map_err(|_| {
+                ConfigError(format!(
+                    "`checker.upstream_override` = {text:?}: must be empty or an IP:port socket address, e.g. 127.0.0.1:9443"
+                ))
+            })?),
+        };
+        if checker.user_agent.trim().is_empty()
+            || http::HeaderValue::from_str(&checker.user_agent).is_err()
+        {
+            return Err(ConfigError(
+                "`checker.user_agent` must be a non-empty header value".into(),
+            ));
+        }
+        let checker = CheckerConfig {
+            upstream_override,
+            extra_root_ca: (!checker.extra_root_ca.trim().is_empty())
+                .then(|| PathBuf::from(checker.extra_root_ca.trim())),
+            request_timeout: millis("checker.request_timeout_ms", checker.request_timeout_ms)?,
+            connect_timeout: millis("checker.connect_timeout_ms", checker.connect_timeout_ms)?,
+            max_response_bytes: range(
+                "checker.max_response_bytes",
+                checker.max_response_bytes,
+                1024,
+                64 << 20,
+            )?,
+            pool_max_idle_per_host: range(
+                "checker.pool_max_idle_per_host",
+                checker.pool_max_idle_per_host,
+                0,
+                100_000,
+            )?,
+            user_agent: checker.user_agent.clone(),
+        };
+
         Ok(Config {
+            checker,
             server: ServerConfig {
                 listen,
                 public_base_url,

@@ -14,6 +14,7 @@ pub struct RawConfig {
     pub storage: RawStorage,
     pub keys: RawKeys,
     pub admin: RawAdmin,
+    pub checker: RawChecker,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,4 +117,30 @@ impl Default for RawKeys {
 #[serde(default, deny_unknown_fields)]
 pub struct RawAdmin {
     pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawChecker {
+    pub upstream_override: String,
+    pub extra_root_ca: String,
+    pub request_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub max_response_bytes: usize,
+    pub pool_max_idle_per_host: usize,
+    pub user_agent: String,
+}
+
+impl Default for RawChecker {
+    fn default() -> Self {
+        RawChecker {
+            upstream_override: String::new(),
+            extra_root_ca: String::new(),
+            request_timeout_ms: 10_000,
+            connect_timeout_ms: 5_000,
+            max_response_bytes: 2 << 20,
+            pool_max_idle_per_host: 64,
+            user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36".into(),
+        }
+    }
 }

@@ -1,0 +1,323 @@
+//! The outbound HTTPS client that talks to the providers.
+//!
+//! One pooled hyper-util client (HTTP/1.1 keep-alive, HTTP/2 where the server offers it by ALPN)
+//! over rustls with the ring provider and Mozilla's roots (plus an optional extra CA), and a DNS
+//! layer of hickory-resolver that only ever returns public addresses. With
+//! `checker.upstream_override` set, the DNS layer answers every name with that address instead: the
+//! real host name still goes into TLS SNI and `Host`, certificates are still verified, and every
+//! other step is the production path. Each request has a deadline covering the whole exchange and
+//! a cap on the body it reads.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, USER_AGENT};
+use http::{HeaderMap, HeaderValue, Method, Request};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::RootCertStore;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use crate::config::CheckerConfig;
+use crate::netguard;
+
+/// Why an exchange with a provider failed before an answer could be read.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("the provider did not answer within the deadline")]
+    Timeout,
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("the response body is larger than {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("the exchange broke off: {0}")]
+    Broken(String),
+}
+
+/// An answer read in full.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Exchange {
+    /// The values of every `Set-Cookie` `name=value` pair the answer sets.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(n, _)| n.trim() == name)
+            .map(|(_, value)| value.trim().to_owned())
+    }
+}
+
+/// A client-construction problem (bad CA file, DNS configuration).
+#[derive(Debug, thiserror::Error)]
+#[error("checker client: {0}")]
+pub struct ClientError(pub String);
+
+type Connector = HttpsConnector<HttpConnector<UpstreamResolver>>;
+
+/// The pooled provider client. Cheap to clone.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    client: Client<Connector, Full<Bytes>>,
+    timeout: Duration,
+    max_body: usize,
+    user_agent: HeaderValue,
+}
+
+impl UpstreamClient {
+    pub fn new(config: &CheckerConfig) -> Result<UpstreamClient, ClientError> {
+        let resolver = UpstreamResolver::new(config.upstream_override)?;
+        let mut http = HttpConnector::new_with_resolver(resolver);
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = &config.extra_root_ca {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|err| ClientError(format!("reading {}: {err}", path.display())))?;
+            let mut added = 0;
+            for cert in certs {
+                let cert = cert.map_err(|err| ClientError(format!("{}: {err}", path.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|err| ClientError(format!("{}: {err}", path.display())))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(ClientError(format!(
+                    "{} holds no certificate",
+                    path.display()
+                )));
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|err| ClientError(err.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(config.pool_max_idle_per_host)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(https);
+        Ok(UpstreamClient {
+            client,
+            timeout: config.request_timeout,
+            max_body: config.max_response_bytes,
+            user_agent: HeaderValue::from_str(&config.user_agent)
+                .map_err(|err| ClientError(err.to_string()))?,
+        })
+    }
+
+    /// `GET url` with `headers`.
+    pub async fn get(
+        &self,
+        url: &str,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Exchange, UpstreamError> {
+        self.send(Method::GET, url, headers, None).await
+    }
+
+    /// `POST url` with a JSON body.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        headers: &[(&'static str, &str)],
+        body: &serde_json::Value,
+    ) -> Result<Exchange, UpstreamError> {
+        let body = Bytes::from(serde_json::to_vec(body).expect("JSON values serialize"));
+        self.send(Method::POST, url, headers, Some(("application/json", body)))
+            .await
+    }
+
+    /// `POST url` with an `application/x-www-form-urlencoded` body.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        headers: &[(&'static str, &str)],
+        form: &[(&str, &str)],
+    ) -> Result<Exchange, UpstreamError> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        self.send(
+            Method::POST,
+            url,
+            headers,
+            Some(("application/x-www-form-urlencoded", Bytes::from(body))),
+        )
+        .await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&'static str, &str)],
+        body: Option<(&'static str, Bytes)>,
+    ) -> Result<Exchange, UpstreamError> {
+        let mut builder = Request::builder().method(method).uri(url);
+        let request_headers = builder.headers_mut().expect("a fresh builder has headers");
+        request_headers.insert(USER_AGENT, self.user_agent.clone());
+        for (name, value) in headers {
+            let value = HeaderValue::from_str(value)
+                .map_err(|err| UpstreamError::Broken(err.to_string()))?;
+            request_headers.insert(*name, value);
+        }
+        let body = match body {
+            Some((content_type, bytes)) => {
+                request_headers
+                    .entry(CONTENT_TYPE)
+                    .or_insert(HeaderValue::from_static(content_type));
+                Full::new(bytes)
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let request = builder
+            .body(body)
+            .map_err(|err| UpstreamError::Broken(err.to_string()))?;
+        let max_body = self.max_body;
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(classify)?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, max_body)
+                .collect()
+                .await
+                .map_err(|err| {
+                    if err
+                        .downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
+                        UpstreamError::BodyTooLarge(max_body)
+                    } else {
+                        UpstreamError::Broken(err.to_string())
+                    }
+                })?;
+            Ok(Exchange {
+                status: parts.status.as_u16(),
+                headers: parts.headers,
+                body: body.to_bytes(),
+            })
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
+    }
+}
+
+fn classify(err: hyper_util::client::legacy::Error) -> UpstreamError {
+    if err.is_connect() {
+        UpstreamError::Connect(format!("{err:?}"))
+    } else {
+        UpstreamError::Broken(format!("{err:?}"))
+    }
+}
+
+/// The DNS layer: the override address for every name, or hickory's public answers.
+#[derive(Clone)]
+pub struct UpstreamResolver {
+    inner: Arc<ResolverMode>,
+}
+
+enum ResolverMode {
+    Override(SocketAddr),
+    Dns(Box<hickory_resolver::TokioResolver>),
+}
+
+impl UpstreamResolver {
+    fn new(upstream_override: Option<SocketAddr>) -> Result<UpstreamResolver, ClientError> {
+        let mode = match upstream_override {
+            Some(addr) => ResolverMode::Override(addr),
+            None => {
+                let mut builder = match hickory_resolver::TokioResolver::builder_tokio() {
+                    Ok(builder) => builder,
+                    // No usable resolv.conf: fall back to public resolvers rather than fail.
+                    Err(_) => hickory_resolver::Resolver::builder_with_config(
+                        hickory_resolver::config::ResolverConfig::udp_and_tcp(
+                            &hickory_resolver::config::GOOGLE,
+                        ),
+                        hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+                    ),
+                };
+                builder.options_mut().ip_strategy =
+                    hickory_resolver::config::LookupIpStrategy::Ipv4thenIpv6;
+                builder.options_mut().timeout = Duration::from_secs(3);
+                let resolver = builder
+                    .build()
+                    .map_err(|err| ClientError(err.to_string()))?;
+                ResolverMode::Dns(Box::new(resolver))
+            }
+        };
+        Ok(UpstreamResolver {
+            inner: Arc::new(mode),
+        })
+    }
+}
+
+impl tower_service::Service<Name> for UpstreamResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            match &*inner {
+                ResolverMode::Override(addr) => Ok(vec![*addr].into_iter()),
+                ResolverMode::Dns(resolver) => {
+                    // A trailing dot: the name is absolute, no search-list guessing.
+                    let lookup = resolver
+                        .lookup_ip(format!("{}.", name.as_str()))
+                        .await
+                        .map_err(std::io::Error::other)?;
+                    let addrs: Vec<SocketAddr> = lookup
+                        .iter()
+                        .filter(|ip| netguard::is_public(*ip))
+                        .map(|ip| SocketAddr::new(ip, 0))
+                        .collect();
+                    if addrs.is_empty() {
+                        return Err(std::io::Error::other(format!(
+                            "{} resolves to no public address",
+                            name.as_str()
+                        )));
+                    }
+                    Ok(addrs.into_iter())
+                }
+            }
+        })
+    }
+}

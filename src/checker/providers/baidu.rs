@@ -1,0 +1,396 @@
+//! Baidu (百度网盘): `https://pan.baidu.com/s/1<surl>` (`?pwd=`), `…/share/init?surl=<surl>`, and the
+//! `yun.baidu.com` alias. The id is kept without the leading `1`.
+//!
+//! The check (`providers.md` §3.3): a cookie warm-up (`GET /` gives `BAIDUID`; without it the API
+//! answers with a redirect to an anti-bot page), then
+//! - with a pass code: `POST /share/verify` (its `randsk` becomes the `BDCLND` cookie);
+//! - without one: `GET /api/shorturlinfo`, where `-21` means the share does not exist and `-9`
+//!   means it is locked, which says nothing about whether it still exists;
+//!
+//! then `GET /share/list` for the file list (empty → dead), the title and the final codes.
+
+use serde::Deserialize;
+use url::Url;
+
+use super::{non_json_answer, query_value, transport_failure};
+use crate::checker::client::{Exchange, UpstreamClient};
+use crate::checker::share::ShareRef;
+use crate::checker::verdict::{Expiry, Reason, State, Verdict};
+
+/// Hosts of baidu share links.
+pub const SHARE_HOSTS: &[&str] = &["pan.baidu.com", "yun.baidu.com"];
+/// The API origin the checker asks.
+pub const ORIGIN: &str = "https://pan.baidu.com";
+
+/// The share id of a baidu URL, without the leading `1` of `/s/1…`.
+pub fn parse(url: &Url) -> Option<String> {
+    let host = url.host_str()?.to_ascii_lowercase();
+    if !SHARE_HOSTS.contains(&host.as_str()) {
+        return None;
+    }
+    let id = if let Some(rest) = url.path().strip_prefix("/s/") {
+        rest.split('/').next()?.strip_prefix('1')?.to_owned()
+    } else if url.path() == "/share/init" || url.path() == "/share/link" {
+        url.query_pairs()
+            .find(|(k, _)| k == "surl")
+            .map(|(_, v)| v.into_owned())?
+    } else {
+        return None;
+    };
+    let valid = (4..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    valid.then_some(id)
+}
+
+/// Asks baidu about `share`.
+pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
+    let share_url = format!("{ORIGIN}/s/1{}", share.id);
+    let baiduid = match client.get(&format!("{ORIGIN}/"), &[]).await {
+        Ok(exchange) => exchange.cookie("BAIDUID"),
+        Err(err) => return transport_failure(&err),
+    };
+    let mut cookie = baiduid.map(|v| format!("BAIDUID={v}")).unwrap_or_default();
+
+    match share.passcode.as_deref() {
+        Some(passcode) => {
+            let url = format!(
+                "{ORIGIN}/share/verify?surl={}&t={}&channel=chunlei&web=1&app_id=250528&clienttype=0",
+                query_value(&share.id),
+                crate::timefmt::now_ms()
+            );
+            let headers = [("referer", share_url.as_str()), ("cookie", cookie.as_str())];
+            let form = [("pwd", passcode), ("vcode", ""), ("vcode_str", "")];
+            let randsk = match client.post_form(&url, &headers, &form).await {
+                Ok(exchange) => verify_outcome(&exchange),
+                Err(err) => return transport_failure(&err),
+            };
+            match randsk {
+                Ok(randsk) => {
+                    if !cookie.is_empty() {
+                        cookie.push_str("; ");
+                    }
+                    cookie.push_str("BDCLND=");
+                    cookie.push_str(&randsk);
+                }
+                Err(verdict) => return verdict,
+            }
+        }
+        None => {
+            let url = format!(
+                "{ORIGIN}/api/shorturlinfo?app_id=250528&web=1&channel=chunlei&clienttype=0&shorturl=1{}",
+                query_value(&share.id)
+            );
+            let headers = [("referer", share_url.as_str()), ("cookie", cookie.as_str())];
+            match client.get(&url, &headers).await {
+                Ok(exchange) => {
+                    if let Err(verdict) = shorturlinfo_outcome(exchange.status, &exchange.body) {
+                        return verdict;
+                    }
+                }
+                Err(err) => return transport_failure(&err),
+            }
+        }
+    }
+
+    let url = format!(
+        "{ORIGIN}/share/list?web=5&app_id=250528&desc=1&showempty=0&page=1&num=20&order=time&shorturl={}&root=1&view_mode=1&channel=chunlei&clienttype=0",
+        query_value(&share.id)
+    );
+    let headers = [
+        ("referer", share_url.as_str()),
+        ("cookie", cookie.as_str()),
+        ("accept", "application/json, text/plain, */*"),
+    ];
+    match client.get(&url, &headers).await {
+        Ok(exchange) => list_verdict(exchange.status, &exchange.body),
+        Err(err) => transport_failure(&err),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Answer {
+    errno: Option<i64>,
+    randsk: Option<String>,
+    title: Option<String>,
+    list: Option<Vec<ListEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListEntry {
+    server_filename: Option<String>,
+}
+
+fn parse_answer(status: u16, body: &[u8]) -> Result<(i64, Answer), Verdict> {
+    // A redirect is baidu's anti-bot answer: risk control, not a verdict.
+    if (300..400).contains(&status) {
+        return Err(Verdict::unknown(
+            Reason::RateLimited,
+            format!("HTTP {status}"),
+        ));
+    }
+    let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
+        return Err(non_json_answer(status));
+    };
+    match answer.errno {
+        Some(errno) => Ok((errno, answer)),
+        None => Err(Verdict::unknown(
+            Reason::UnrecognizedResponse,
+            format!("HTTP {status}"),
+        )),
+    }
+}
+
+/// The shorturlinfo step: `Ok` when the share is public and exists.
+pub fn shorturlinfo_outcome(status: u16, body: &[u8]) -> Result<(), Verdict> {
+    let (errno, _) = parse_answer(status, body)?;
+    let (state, reason) = match errno {
+        0 => return Ok(()),
+        -21 => (State::Invalid, Reason::ShareNotFound),
+        // Locked, and a locked share may be dead or alive: not a verdict on existence.
+        -9 => (State::Unknown, Reason::PasswordRequired),
+        -62 => (State::Unknown, Reason::RateLimited),
+        _ => (State::Unknown, Reason::UnrecognizedResponse),
+    };
+    Err(Verdict::new(state, reason).with_code(errno.to_string()))
+}
+
+/// The verify step: the `randsk` to send as `BDCLND` when the pass code was accepted.
+pub fn verify_outcome(exchange: &Exchange) -> Result<String, Verdict> {
+    let (errno, answer) = parse_answer(exchange.status, &exchange.body)?;
+    let (state, reason) = match errno {
+        0 => {
+            return answer
+                .randsk
+                .filter(|r| !r.is_empty())
+                .or_else(|| exchange.cookie("BDCLND"))
+                .ok_or_else(|| Verdict::unknown(Reason::UnrecognizedResponse, "0".to_owned()));
+        }
+        -9 => (State::Locked, Reason::PasswordWrong),
+        -12 => (State::Locked, Reason::PasswordRequired),
+        -62 => (State::Unknown, Reason::RateLimited),
+        _ => (State::Unknown, Reason::UnrecognizedResponse),
+    };
+    Err(Verdict::new(state, reason).with_code(errno.to_string()))
+}
+
+/// The list step's verdict.
+pub fn list_verdict(status: u16, body: &[u8]) -> Verdict {
+    let (errno, answer) = match parse_answer(status, body) {
+        Ok(parsed) => parsed,
+        Err(verdict) => return verdict,
+    };
+    let code = Some(errno.to_string());
+    let (state, reason) = match errno {
+        0 => {
+            let Some(list) = answer.list else {
+                return Verdict::unknown(Reason::UnrecognizedResponse, code);
+            };
+            let name = answer
+                .title
+                .map(|t| t.trim_matches('/').to_owned())
+                .filter(|t| !t.is_empty())
+                .or_else(|| list.first().and_then(|e| e.server_filename.clone()));
+            let (state, reason) = if list.is_empty() {
+                (State::Invalid, Reason::EmptyShare)
+            } else {
+                (State::Valid, Reason::AllChecksPassed)
+            };
+            return Verdict {
+                state,
+                reason,
+                share_name: name,
+                file_count: Some(list.len() as u64),
+                expiry: Expiry::Unknown,
+                provider_code: code,
+            };
+        }
+        -7 => (State::Invalid, Reason::ShareCancelled),
+        -8 => (State::Invalid, Reason::ShareExpired),
+        115 => (State::Invalid, Reason::ShareViolation),
+        -9 => (State::Locked, Reason::PasswordWrong),
+        -12 => (State::Locked, Reason::PasswordRequired),
+        -62 => (State::Unknown, Reason::RateLimited),
+        // 105, 117, 145 and the rest: other checkers disagree on them; stay conservative.
+        _ => (State::Unknown, Reason::UnrecognizedResponse),
+    };
+    Verdict::new(state, reason).with_code(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> Option<String> {
+        parse(&Url::parse(text).unwrap())
+    }
+
+    #[test]
+    fn url_shapes() {
+        assert_eq!(
+            url("https://pan.baidu.com/s/1AbC_d-9xyz").as_deref(),
+            Some("AbC_d-9xyz")
+        );
+        assert_eq!(
+            url("https://pan.baidu.com/s/1AbCd9xyz?pwd=ab12").as_deref(),
+            Some("AbCd9xyz")
+        );
+        assert_eq!(
+            url("https://yun.baidu.com/s/1AbCd9xyz").as_deref(),
+            Some("AbCd9xyz")
+        );
+        assert_eq!(
+            url("https://pan.baidu.com/share/init?surl=AbCd9xyz").as_deref(),
+            Some("AbCd9xyz")
+        );
+        assert_eq!(
+            url("https://pan.baidu.com/share/init?surl=AbCd9xyz&pwd=1234").as_deref(),
+            Some("AbCd9xyz")
+        );
+        assert_eq!(
+            url("http://PAN.BAIDU.COM/s/1AbCd9xyz#list/path=%2F").as_deref(),
+            Some("AbCd9xyz")
+        );
+        // Near misses.
+        assert_eq!(
+            url("https://pan.baidu.com/s/AbCd9xyz"),
+            None,
+            "a /s/ id always starts with 1"
+        );
+        assert_eq!(url("https://pan.baidu.com/share/init"), None);
+        assert_eq!(url("https://pan.baidu.com/disk/home"), None);
+        assert_eq!(url("https://baidu.com/s/1AbCd9xyz"), None);
+        assert_eq!(url("https://pan.baidu.com.cn/s/1AbCd9xyz"), None);
+        assert_eq!(url("https://pan.baidu.com/s/1ab"), None);
+    }
+
+    fn short(body: &str) -> Result<(), (State, Reason)> {
+        shorturlinfo_outcome(200, body.as_bytes()).map_err(|v| (v.state, v.reason))
+    }
+
+    #[test]
+    fn shorturlinfo_codes() {
+        assert_eq!(
+            short(r#"{"errno":0,"shareid":12345,"uk":678,"show_msg":""}"#),
+            Ok(())
+        );
+        assert_eq!(
+            short(r#"{"errno":-21,"shareid":1,"uk":2}"#),
+            Err((State::Invalid, Reason::ShareNotFound))
+        );
+        assert_eq!(
+            short(r#"{"errno":-9}"#),
+            Err((State::Unknown, Reason::PasswordRequired))
+        );
+        assert_eq!(
+            short(r#"{"errno":-62}"#),
+            Err((State::Unknown, Reason::RateLimited))
+        );
+        assert_eq!(
+            short(r#"{"errno":140,"shareid":0}"#),
+            Err((State::Unknown, Reason::UnrecognizedResponse))
+        );
+        // Missing errno (an anti-bot shell with ids decoded from the surl) is not a verdict.
+        assert_eq!(
+            short(r#"{"shareid":123,"uk":456}"#),
+            Err((State::Unknown, Reason::UnrecognizedResponse))
+        );
+        assert_eq!(
+            short("<html>安全验证</html>"),
+            Err((State::Unknown, Reason::UnrecognizedResponse))
+        );
+        let redirect = shorturlinfo_outcome(302, b"").unwrap_err();
+        assert_eq!(redirect.reason, Reason::RateLimited);
+    }
+
+    fn exchange(status: u16, body: &str, set_cookie: Option<&str>) -> Exchange {
+        let mut headers = http::HeaderMap::new();
+        if let Some(cookie) = set_cookie {
+            headers.insert(http::header::SET_COOKIE, cookie.parse().unwrap());
+        }
+        Exchange {
+            status,
+            headers,
+            body: bytes::Bytes::from(body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn verify_codes() {
+        assert_eq!(
+            verify_outcome(&exchange(200, r#"{"errno":0,"randsk":"RSK1"}"#, None)).unwrap(),
+            "RSK1"
+        );
+        assert_eq!(
+            verify_outcome(&exchange(
+                200,
+                r#"{"errno":0}"#,
+                Some("BDCLND=RSK2; path=/")
+            ))
+            .unwrap(),
+            "RSK2"
+        );
+        let wrong =
+            verify_outcome(&exchange(200, r#"{"errno":-9,"err_msg":"..."}"#, None)).unwrap_err();
+        assert_eq!(
+            (wrong.state, wrong.reason),
+            (State::Locked, Reason::PasswordWrong)
+        );
+        let needed = verify_outcome(&exchange(200, r#"{"errno":-12}"#, None)).unwrap_err();
+        assert_eq!(
+            (needed.state, needed.reason),
+            (State::Locked, Reason::PasswordRequired)
+        );
+        let limited = verify_outcome(&exchange(200, r#"{"errno":-62}"#, None)).unwrap_err();
+        assert_eq!(limited.reason, Reason::RateLimited);
+        let odd = verify_outcome(&exchange(200, r#"{"errno":0}"#, None)).unwrap_err();
+        assert_eq!(
+            odd.state,
+            State::Unknown,
+            "success without randsk proves nothing"
+        );
+    }
+
+    #[test]
+    fn list_codes() {
+        let valid = list_verdict(
+            200,
+            br#"{"errno":0,"title":"/name","list":[{"server_filename":"a","isdir":"0","size":"1"}]}"#,
+        );
+        assert_eq!(
+            (valid.state, valid.reason),
+            (State::Valid, Reason::AllChecksPassed)
+        );
+        assert_eq!(valid.share_name.as_deref(), Some("name"));
+        assert_eq!(valid.file_count, Some(1));
+        let empty = list_verdict(200, br#"{"errno":0,"title":"/x","list":[]}"#);
+        assert_eq!(
+            (empty.state, empty.reason),
+            (State::Invalid, Reason::EmptyShare)
+        );
+        let cases = [
+            (-7, State::Invalid, Reason::ShareCancelled),
+            (-8, State::Invalid, Reason::ShareExpired),
+            (115, State::Invalid, Reason::ShareViolation),
+            (-9, State::Locked, Reason::PasswordWrong),
+            (-12, State::Locked, Reason::PasswordRequired),
+            (-62, State::Unknown, Reason::RateLimited),
+            (105, State::Unknown, Reason::UnrecognizedResponse),
+            (117, State::Unknown, Reason::UnrecognizedResponse),
+            (145, State::Unknown, Reason::UnrecognizedResponse),
+            (-6, State::Unknown, Reason::UnrecognizedResponse),
+        ];
+        for (errno, state, reason) in cases {
+            let verdict = list_verdict(200, format!(r#"{{"errno":{errno}}}"#).as_bytes());
+            assert_eq!(
+                (verdict.state, verdict.reason),
+                (state, reason),
+                "errno {errno}"
+            );
+            assert_eq!(verdict.provider_code, Some(errno.to_string()));
+        }
+        assert_eq!(list_verdict(200, br#"{"errno":0}"#).state, State::Unknown);
+        assert_eq!(list_verdict(500, b"oops").reason, Reason::UpstreamError);
+    }
+}

@@ -1,0 +1,180 @@
+//! What a check concludes about one share link.
+//!
+//! Verdicts are conservative: only [`State::Invalid`] says a link is dead, and only a provider
+//! answer that is known to mean "gone" produces it. Anything unrecognised, an HTML shell, a
+//! timeout or a rate limit is [`State::Unknown`].
+
+use serde::Serialize;
+
+/// The coarse outcome: only `Invalid` means the link is dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Valid,
+    Invalid,
+    /// The share exists but needs a pass code, or rejected the one given.
+    Locked,
+    /// panlink could not tell.
+    Unknown,
+}
+
+/// The fine-grained reason of a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    AllChecksPassed,
+    EmptyShare,
+    ShareCancelled,
+    ShareExpired,
+    ShareNotFound,
+    ShareViolation,
+    PasswordRequired,
+    PasswordWrong,
+    RateLimited,
+    Timeout,
+    UpstreamError,
+    UnrecognizedResponse,
+    UnsupportedProvider,
+    InvalidUrl,
+    Cancelled,
+}
+
+impl Reason {
+    /// Whether another attempt later may give a different answer (the engine retries these).
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Reason::RateLimited | Reason::Timeout | Reason::UpstreamError
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::AllChecksPassed => "all_checks_passed",
+            Reason::EmptyShare => "empty_share",
+            Reason::ShareCancelled => "share_cancelled",
+            Reason::ShareExpired => "share_expired",
+            Reason::ShareNotFound => "share_not_found",
+            Reason::ShareViolation => "share_violation",
+            Reason::PasswordRequired => "password_required",
+            Reason::PasswordWrong => "password_wrong",
+            Reason::RateLimited => "rate_limited",
+            Reason::Timeout => "timeout",
+            Reason::UpstreamError => "upstream_error",
+            Reason::UnrecognizedResponse => "unrecognized_response",
+            Reason::UnsupportedProvider => "unsupported_provider",
+            Reason::InvalidUrl => "invalid_url",
+            Reason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// When a share expires, as far as its provider says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Permanent,
+    /// Unix milliseconds.
+    At(u64),
+    Unknown,
+}
+
+impl Expiry {
+    /// `永久有效`, `剩余 N 天` (rounded up), `已过期`, or `None` when unknown.
+    pub fn label(self, now_ms: u64) -> Option<String> {
+        match self {
+            Expiry::Permanent => Some("永久有效".to_owned()),
+            Expiry::At(at) if at <= now_ms => Some("已过期".to_owned()),
+            Expiry::At(at) => {
+                let days = (at - now_ms).div_ceil(86_400_000);
+                Some(format!("剩余 {days} 天"))
+            }
+            Expiry::Unknown => None,
+        }
+    }
+
+    pub fn expires_at_ms(self) -> Option<u64> {
+        match self {
+            Expiry::At(at) => Some(at),
+            Expiry::Permanent | Expiry::Unknown => None,
+        }
+    }
+}
+
+/// The verdict on one share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub state: State,
+    pub reason: Reason,
+    pub share_name: Option<String>,
+    pub file_count: Option<u64>,
+    pub expiry: Expiry,
+    /// The provider's raw code (`41008`, `-21`, `ShareLink.Cancelled`, `HTTP 429`, …).
+    pub provider_code: Option<String>,
+}
+
+impl Verdict {
+    /// A verdict with no details beyond state and reason.
+    pub fn new(state: State, reason: Reason) -> Verdict {
+        Verdict {
+            state,
+            reason,
+            share_name: None,
+            file_count: None,
+            expiry: Expiry::Unknown,
+            provider_code: None,
+        }
+    }
+
+    /// `unknown` with `reason`, the provider's code attached.
+    pub fn unknown(reason: Reason, code: impl Into<Option<String>>) -> Verdict {
+        Verdict::new(State::Unknown, reason).with_code(code)
+    }
+
+    pub fn with_code(mut self, code: impl Into<Option<String>>) -> Verdict {
+        self.provider_code = code.into();
+        self
+    }
+
+    /// Whether the link is valid.
+    pub fn is_valid(&self) -> bool {
+        self.state == State::Valid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_labels() {
+        let day = 86_400_000;
+        assert_eq!(Expiry::Permanent.label(0).as_deref(), Some("永久有效"));
+        assert_eq!(Expiry::At(7 * day).label(0).as_deref(), Some("剩余 7 天"));
+        assert_eq!(
+            Expiry::At(7 * day - 1).label(0).as_deref(),
+            Some("剩余 7 天")
+        );
+        assert_eq!(Expiry::At(day / 2).label(0).as_deref(), Some("剩余 1 天"));
+        assert_eq!(Expiry::At(5).label(5).as_deref(), Some("已过期"));
+        assert_eq!(Expiry::Unknown.label(0), None);
+    }
+
+    #[test]
+    fn only_transient_reasons_are_retried() {
+        assert!(Reason::RateLimited.is_transient());
+        assert!(Reason::Timeout.is_transient());
+        assert!(!Reason::ShareNotFound.is_transient());
+        assert!(!Reason::UnrecognizedResponse.is_transient());
+    }
+
+    #[test]
+    fn reasons_serialize_as_their_names() {
+        for reason in [
+            Reason::AllChecksPassed,
+            Reason::PasswordWrong,
+            Reason::UnsupportedProvider,
+        ] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+        }
+    }
+}
