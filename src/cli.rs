@@ -43,6 +43,19 @@ pub enum Command {
     /// Manage API keys (works while a server runs on the same data dir).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Serve the nine providers' web APIs on one TLS port, for tests and load runs (see
+    /// checker.upstream_override and checker.extra_root_ca).
+    MockUpstream {
+        /// Address to listen on (port 0 picks a free one; the chosen address is printed).
+        #[arg(long, default_value = "127.0.0.1:9443")]
+        listen: std::net::SocketAddr,
+        /// Where to write the generated CA certificate (PEM).
+        #[arg(long, default_value = "mock-ca.pem")]
+        ca_out: PathBuf,
+        /// Delay added to every answer, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

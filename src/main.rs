@@ -8,6 +8,13 @@ use panlink::cli::{Cli, Command};
 use panlink::config::Config;
 use panlink::observability::logging;
 
+fn run_mock(options: panlink::mock::MockOptions) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(panlink::mock::run(options))
+}
+
 fn main() -> ExitCode {
     // Exactly one rustls crypto provider is compiled in (ring); install it before anything
     // builds a TLS config (crate-notes §2).
@@ -24,6 +31,18 @@ fn main() -> ExitCode {
         Command::Serve => {
             logging::init(config.server.log_format, &config.server.log_level);
             panlink::serve::run(config)
+        }
+        Command::MockUpstream {
+            listen,
+            ca_out,
+            latency_ms,
+        } => {
+            logging::init(config.server.log_format, "warn");
+            run_mock(panlink::mock::MockOptions {
+                listen,
+                ca_out,
+                latency: std::time::Duration::from_millis(latency_ms),
+            })
         }
         Command::Keys(command) => {
             logging::init(config.server.log_format, "warn");

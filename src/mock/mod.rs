@@ -1,1 +1,255 @@
-//! The mock upstream (in progress).
+//! `panlink mock-upstream`: a stand-in for the providers' web APIs, for tests and load runs on a
+//! machine that cannot reach them.
+//!
+//! One TLS port serves every provider host, routing by `Host` (the checker connects here through
+//! `checker.upstream_override` and trusts the generated CA through `checker.extra_root_ca`, so it
+//! runs its production path: real host names in SNI and `Host`, verified TLS, the pooled client).
+//! Each provider answers with its real shapes (`providers.md` §4); the share id's prefix picks the
+//! case ([`outcome::Case`]). `/__mock/stats` on any host counts requests per provider and TLS
+//! connections accepted.
+//!
+//! Invariant: nothing outside this module knows the share-id convention.
+
+pub mod baidu;
+pub mod outcome;
+pub mod quark;
+pub mod tls;
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HOST};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use outcome::Case;
+
+/// Options of `panlink mock-upstream`.
+#[derive(Debug, Clone)]
+pub struct MockOptions {
+    pub listen: SocketAddr,
+    pub ca_out: PathBuf,
+    pub latency: Duration,
+}
+
+/// Every host the mock has a certificate for and answers on.
+pub fn hosts() -> Vec<&'static str> {
+    let mut hosts = Vec::new();
+    hosts.extend_from_slice(quark::HOSTS);
+    hosts.extend_from_slice(baidu::HOSTS);
+    hosts
+}
+
+/// A request as the provider handlers see it.
+pub struct MockRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: HashMap<String, String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl MockRequest {
+    pub fn query(&self, name: &str) -> &str {
+        self.query.get(name).map_or("", String::as_str)
+    }
+
+    /// The value of cookie `name` in the `Cookie` header.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// State shared by all connections of the mock.
+pub struct MockState {
+    latency: Duration,
+    counts: Mutex<BTreeMap<&'static str, u64>>,
+    attempts: Mutex<HashMap<String, u32>>,
+    connections: std::sync::atomic::AtomicU64,
+}
+
+impl MockState {
+    pub fn new(latency: Duration) -> MockState {
+        MockState {
+            latency,
+            counts: Mutex::new(BTreeMap::new()),
+            attempts: Mutex::new(HashMap::new()),
+            connections: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The case a check's first step answers as: `slow` waits then answers valid, `limit` is
+    /// refused for its first requests then answers valid.
+    pub async fn settle(&self, provider: &str, id: &str) -> Case {
+        match Case::of(id) {
+            Case::Slow => {
+                tokio::time::sleep(outcome::SLOW_DELAY).await;
+                Case::Ok
+            }
+            Case::Limited => {
+                let mut attempts = self.attempts.lock();
+                let seen = attempts.entry(format!("{provider}:{id}")).or_insert(0);
+                *seen += 1;
+                if *seen <= outcome::LIMITED_REQUESTS {
+                    Case::Limited
+                } else {
+                    Case::Ok
+                }
+            }
+            case => case,
+        }
+    }
+
+    /// The case later steps of a check answer as (no waiting, no counting).
+    pub fn case_after_first_step(id: &str) -> Case {
+        match Case::of(id) {
+            Case::Slow | Case::Limited => Case::Ok,
+            case => case,
+        }
+    }
+
+    fn count(&self, provider: &'static str) {
+        *self.counts.lock().entry(provider).or_insert(0) += 1;
+    }
+}
+
+/// Runs the mock until SIGINT or SIGTERM.
+pub async fn run(options: MockOptions) -> anyhow::Result<()> {
+    let tls = tls::generate(&hosts())?;
+    std::fs::write(&options.ca_out, &tls.ca_pem)?;
+    let listener = TcpListener::bind(options.listen).await?;
+    println!("mock-upstream listening on {}", listener.local_addr()?);
+    let _ = std::io::stdout().flush();
+    let acceptor = TlsAcceptor::from(tls.server_config);
+    let state = Arc::new(MockState::new(options.latency));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = term.recv() => return Ok(()),
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(stream).await else {
+                return;
+            };
+            state
+                .connections
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let service = service_fn(move |req| handle(Arc::clone(&state), req));
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    state: Arc<MockState>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let host = req
+        .uri()
+        .host()
+        .map(str::to_owned)
+        .or_else(|| {
+            req.headers()
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(|h| h.split(':').next().unwrap_or(h).to_owned())
+        })
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let (parts, body) = req.into_parts();
+    let body = Limited::new(body, 1 << 20)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let request = MockRequest {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect(),
+        headers: parts.headers,
+        body,
+    };
+    if request.path == "/__mock/stats" {
+        let counts = state.counts.lock().clone();
+        let connections = state.connections.load(std::sync::atomic::Ordering::Relaxed);
+        return Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({ "requests": counts, "tls_connections": connections }),
+        ));
+    }
+    if !state.latency.is_zero() {
+        tokio::time::sleep(state.latency).await;
+    }
+    let response = if quark::HOSTS.contains(&host.as_str()) {
+        state.count("quark");
+        quark::answer(&state, &request).await
+    } else if baidu::HOSTS.contains(&host.as_str()) {
+        state.count("baidu");
+        baidu::answer(&state, &request).await
+    } else {
+        text(
+            StatusCode::MISDIRECTED_REQUEST,
+            "text/plain",
+            "unknown host",
+        )
+    };
+    Ok(response)
+}
+
+/// A JSON answer.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
+    text(status, "application/json;charset=UTF-8", &value.to_string())
+}
+
+/// An answer with a body of the given type.
+pub fn text(status: StatusCode, content_type: &'static str, body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// The SPA shell providers serve where a client expected JSON.
+pub const HTML_SHELL: &str = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>分享</title></head><body><div id=\"app\"></div><script src=\"/static/app.js\"></script></body></html>";
+
+/// Unix milliseconds `days` days from now.
+pub fn in_days(days: u32) -> u64 {
+    crate::timefmt::now_ms() + u64::from(days) * 86_400_000
+}

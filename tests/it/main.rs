@@ -3,6 +3,7 @@
 
 mod admin_api;
 mod auth;
+mod checker;
 mod cli;
 mod edge;
 mod harness;

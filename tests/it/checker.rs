@@ -1,0 +1,267 @@
+//! The quark and baidu adapters through the production client against the real
+//! `panlink mock-upstream` binary: TLS with the real host names, verified against the mock's CA,
+//! reached through `checker.upstream_override`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use panlink::checker::client::UpstreamClient;
+use panlink::checker::providers::{self, Recognized};
+use panlink::checker::verdict::{Expiry, Reason, State, Verdict};
+use panlink::config::CheckerConfig;
+
+/// A running `panlink mock-upstream`.
+pub struct Mock {
+    child: Child,
+    pub addr: SocketAddr,
+    pub ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Mock {
+    pub fn start(latency_ms: u64) -> Mock {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("mock-ca.pem");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_panlink"))
+            .args(["mock-upstream", "--listen", "127.0.0.1:0", "--ca-out"])
+            .arg(&ca)
+            .args(["--latency-ms", &latency_ms.to_string()])
+            .env_clear()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn mock-upstream");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("mock-upstream listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected mock output {line:?}"));
+        Mock {
+            child,
+            addr,
+            ca,
+            _dir: dir,
+        }
+    }
+
+    pub fn checker_config(&self, timeout: Duration) -> CheckerConfig {
+        CheckerConfig {
+            upstream_override: Some(self.addr),
+            extra_root_ca: Some(self.ca.clone()),
+            request_timeout: timeout,
+            connect_timeout: Duration::from_secs(2),
+            max_response_bytes: 1 << 20,
+            pool_max_idle_per_host: 16,
+            user_agent: "panlink-test".into(),
+        }
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn check(client: &UpstreamClient, url: &str, passcode: Option<&str>) -> Verdict {
+    let Recognized::Share(share) = providers::recognize(url, passcode) else {
+        panic!("{url} not recognized");
+    };
+    providers::check(client, &share).await
+}
+
+fn assert_verdict(verdict: &Verdict, state: State, reason: Reason, what: &str) {
+    assert_eq!(
+        (verdict.state, verdict.reason),
+        (state, reason),
+        "{what}: {verdict:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quark_every_case_of_the_mock_table() {
+    let mock = Mock::start(0);
+    let client = UpstreamClient::new(&mock.checker_config(Duration::from_secs(3))).unwrap();
+    let base = "https://pan.quark.cn/s/";
+
+    let ok = check(&client, &format!("{base}ok1a2b3c"), None).await;
+    assert_verdict(&ok, State::Valid, Reason::AllChecksPassed, "ok");
+    assert_eq!(ok.share_name.as_deref(), Some("mock-ok1a2b3c"));
+    assert_eq!(ok.file_count, Some(3));
+    assert_eq!(ok.expiry, Expiry::Permanent);
+    assert_eq!(ok.expiry.label(0).as_deref(), Some("永久有效"));
+
+    let expiring = check(&client, &format!("{base}okexp7abc"), None).await;
+    assert_verdict(&expiring, State::Valid, Reason::AllChecksPassed, "okexp7");
+    let now = panlink::timefmt::now_ms();
+    assert_eq!(expiring.expiry.label(now).as_deref(), Some("剩余 7 天"));
+
+    let cases = [
+        ("empty1", None, State::Invalid, Reason::EmptyShare),
+        ("gone1", None, State::Invalid, Reason::ShareCancelled),
+        ("exp1a", None, State::Invalid, Reason::ShareExpired),
+        ("none1", None, State::Invalid, Reason::ShareNotFound),
+        ("ban1a", None, State::Invalid, Reason::ShareViolation),
+        ("lock1", None, State::Locked, Reason::PasswordRequired),
+        ("lock1", Some("zzzz"), State::Locked, Reason::PasswordWrong),
+        ("lock1", Some("abcd"), State::Valid, Reason::AllChecksPassed),
+        ("err1a", None, State::Unknown, Reason::UpstreamError),
+        ("junk1", None, State::Unknown, Reason::UnrecognizedResponse),
+    ];
+    for (id, passcode, state, reason) in cases {
+        let verdict = check(&client, &format!("{base}{id}"), passcode).await;
+        assert_verdict(&verdict, state, reason, id);
+    }
+    // The pass code may come in the URL.
+    let in_url = check(&client, &format!("{base}lock2?pwd=abcd"), None).await;
+    assert_verdict(&in_url, State::Valid, Reason::AllChecksPassed, "lock ?pwd=");
+
+    // Rate limited for the first two requests of the id, then valid.
+    for _ in 0..2 {
+        let limited = check(&client, &format!("{base}limit1"), None).await;
+        assert_verdict(&limited, State::Unknown, Reason::RateLimited, "limit");
+        assert_eq!(limited.provider_code.as_deref(), Some("HTTP 429"));
+    }
+    let after = check(&client, &format!("{base}limit1"), None).await;
+    assert_verdict(
+        &after,
+        State::Valid,
+        Reason::AllChecksPassed,
+        "limit, third try",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baidu_every_case_of_the_mock_table() {
+    let mock = Mock::start(0);
+    let client = UpstreamClient::new(&mock.checker_config(Duration::from_secs(3))).unwrap();
+    let base = "https://pan.baidu.com/s/1";
+
+    let ok = check(&client, &format!("{base}okAAAA"), None).await;
+    assert_verdict(&ok, State::Valid, Reason::AllChecksPassed, "ok");
+    assert_eq!(ok.share_name.as_deref(), Some("mock-okAAAA"));
+    assert_eq!(ok.file_count, Some(3));
+    assert_eq!(ok.expiry, Expiry::Unknown, "baidu's list gives no expiry");
+
+    let cases = [
+        ("okexp3AA", None, State::Valid, Reason::AllChecksPassed),
+        ("emptyA", None, State::Invalid, Reason::EmptyShare),
+        // Without a pass code, shorturlinfo says -21 for every dead share.
+        ("goneAA", None, State::Invalid, Reason::ShareNotFound),
+        ("expAAA", None, State::Invalid, Reason::ShareNotFound),
+        ("noneAA", None, State::Invalid, Reason::ShareNotFound),
+        // With one, the list call tells them apart.
+        (
+            "goneAA",
+            Some("abcd"),
+            State::Invalid,
+            Reason::ShareCancelled,
+        ),
+        ("expAAA", Some("abcd"), State::Invalid, Reason::ShareExpired),
+        (
+            "noneAA",
+            Some("abcd"),
+            State::Unknown,
+            Reason::UnrecognizedResponse,
+        ),
+        ("banAAA", None, State::Invalid, Reason::ShareViolation),
+        // Locked without a code: baidu cannot say whether it still exists.
+        ("lockAA", None, State::Unknown, Reason::PasswordRequired),
+        ("lockAA", Some("zzzz"), State::Locked, Reason::PasswordWrong),
+        (
+            "lockAA",
+            Some("abcd"),
+            State::Valid,
+            Reason::AllChecksPassed,
+        ),
+        ("errAAA", None, State::Unknown, Reason::UpstreamError),
+        ("junkAA", None, State::Unknown, Reason::UnrecognizedResponse),
+    ];
+    for (id, passcode, state, reason) in cases {
+        let verdict = check(&client, &format!("{base}{id}"), passcode).await;
+        assert_verdict(&verdict, state, reason, &format!("{id} {passcode:?}"));
+    }
+    let init_form = check(
+        &client,
+        "https://pan.baidu.com/share/init?surl=lockAB&pwd=abcd",
+        None,
+    )
+    .await;
+    assert_verdict(
+        &init_form,
+        State::Valid,
+        Reason::AllChecksPassed,
+        "share/init form",
+    );
+
+    for _ in 0..2 {
+        let limited = check(&client, &format!("{base}limitAA"), None).await;
+        assert_verdict(&limited, State::Unknown, Reason::RateLimited, "limit");
+        assert_eq!(limited.provider_code.as_deref(), Some("-62"));
+    }
+    let after = check(&client, &format!("{base}limitAA"), None).await;
+    assert_verdict(
+        &after,
+        State::Valid,
+        Reason::AllChecksPassed,
+        "limit, third try",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_provider_is_a_timeout_never_a_verdict() {
+    let mock = Mock::start(0);
+    let client = UpstreamClient::new(&mock.checker_config(Duration::from_millis(500))).unwrap();
+    let quark = check(&client, "https://pan.quark.cn/s/slow1abc", None).await;
+    assert_verdict(&quark, State::Unknown, Reason::Timeout, "quark slow");
+    let baidu = check(&client, "https://pan.baidu.com/s/1slowAAA", None).await;
+    assert_verdict(&baidu, State::Unknown, Reason::Timeout, "baidu slow");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_verified_an_untrusted_upstream_is_never_believed() {
+    let mock = Mock::start(0);
+    let mut config = mock.checker_config(Duration::from_secs(3));
+    config.extra_root_ca = None;
+    let client = UpstreamClient::new(&config).unwrap();
+    let verdict = check(&client, "https://pan.quark.cn/s/none1abc", None).await;
+    assert_verdict(
+        &verdict,
+        State::Unknown,
+        Reason::UpstreamError,
+        "untrusted certificate",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_counts_requests_per_provider_and_keeps_connections_pooled() {
+    let mock = Mock::start(0);
+    let client = UpstreamClient::new(&mock.checker_config(Duration::from_secs(3))).unwrap();
+    for n in 0..5 {
+        check(&client, &format!("https://pan.quark.cn/s/ok{n}xyzw"), None).await;
+    }
+    check(&client, "https://pan.baidu.com/s/1okBBBB", None).await;
+    let stats = client
+        .get("https://drive-pc.quark.cn/__mock/stats", &[])
+        .await
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
+    // Two requests per quark check (token, detail); three per public baidu check
+    // (warm-up, shorturlinfo, list).
+    assert_eq!(stats["requests"]["quark"], 10, "{stats}");
+    assert_eq!(stats["requests"]["baidu"], 3, "{stats}");
+    // Sequential checks reuse pooled connections: one per host (quark, baidu), not one per request.
+    let connections = stats["tls_connections"].as_u64().unwrap();
+    assert!(
+        connections <= 2,
+        "{connections} TLS connections for 14 requests: {stats}"
+    );
+}
