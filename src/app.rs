@@ -1,15 +1,18 @@
 //! The state shared by every request: configuration, storage, key gate, admin access, router,
 //! metrics and the load-shedding semaphores.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::admin::AdminAuth;
+use crate::checker::client::UpstreamClient;
 use crate::config::Config;
 use crate::http::router::{Router, RouterError};
 use crate::http::routes::{self, Route};
+use crate::jobs::engine::Engine;
 use crate::keys::KeyGate;
 use crate::observability::metrics::Metrics;
 use crate::store::Store;
@@ -27,19 +30,48 @@ pub struct App {
     /// Permits for open connections (`http.max_connections`).
     pub connections: Arc<Semaphore>,
     pub started_at_ms: u64,
+    /// The checking engine.
+    pub engine: Arc<Engine>,
+    /// Cancelled on SIGINT/SIGTERM: long-lived work (SSE streams, dispatchers) ends on it.
+    pub shutdown: CancellationToken,
     started: Instant,
+    me: Weak<App>,
+}
+
+/// Why the app could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Router(#[from] RouterError),
+    #[error(transparent)]
+    Client(#[from] crate::checker::client::ClientError),
+    #[error("resuming jobs: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl App {
+    /// Builds the app and starts the engine (on the current tokio runtime).
     pub fn new(
         config: Config,
         store: Arc<Store>,
         admin_token: &str,
-    ) -> Result<Arc<App>, RouterError> {
-        Ok(Arc::new(App {
+        shutdown: CancellationToken,
+    ) -> Result<Arc<App>, AppError> {
+        let router = routes::router()?;
+        let client = UpstreamClient::new(&config.checker)?;
+        let engine = Engine::start(
+            Arc::clone(&store),
+            client,
+            &config.checker,
+            shutdown.clone(),
+        )?;
+        Ok(Arc::new_cyclic(|me| App {
             keys: KeyGate::new(Arc::clone(&store), &config.keys),
             admin: AdminAuth::new(admin_token),
-            router: routes::router()?,
+            router,
+            engine,
+            shutdown,
+            me: me.clone(),
             metrics: Metrics::install(),
             in_flight: Semaphore::new(config.http.max_in_flight),
             connections: Arc::new(Semaphore::new(config.http.max_connections)),
@@ -48,6 +80,11 @@ impl App {
             store,
             config,
         }))
+    }
+
+    /// An owning handle to the app, for tasks that outlive a request (SSE streams).
+    pub fn self_arc(&self) -> Arc<App> {
+        self.me.upgrade().expect("the app outlives its requests")
     }
 
     /// Milliseconds since this server started (monotonic).

@@ -55,6 +55,8 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     /// The key is over its request rate.
     RateLimited { retry_after_s: u32 },
+    /// The key has as many unfinished jobs as it may.
+    TooManyOpenJobs { limit: usize },
     /// Unexpected failure; details are in the log under the request id, never in the body.
     Internal,
     /// The server sheds load instead of queueing without bound.
@@ -193,6 +195,12 @@ impl ApiError {
                 "请求过于频繁，请稍后重试".into(),
                 Some(*retry_after_s),
             ),
+            TooManyOpenJobs { limit } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_open_jobs",
+                format!("未完成的任务已达上限 ({limit} 个)，请等待任务完成或取消后再提交").into(),
+                Some(5),
+            ),
             Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -293,6 +301,8 @@ mod tests {
             ApiError::Conflict("x".into()),
             ApiError::PayloadTooLarge { limit: 1 },
             ApiError::RateLimited { retry_after_s: 1 },
+            ApiError::TooManyOpenJobs { limit: 1 },
+            ApiError::TooManyOpenJobs { limit: 1 },
             ApiError::Internal,
             ApiError::Overloaded { retry_after_s: 1 },
             ApiError::HandlerTimeout,

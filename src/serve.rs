@@ -38,14 +38,14 @@ async fn run_async(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let local = listener.local_addr()?;
-    let app = App::new(config, store, &admin_token)?;
+    let shutdown = CancellationToken::new();
+    let app = App::new(config, store, &admin_token, shutdown.clone())?;
 
     // One stable line on stdout tells scripts and tests where the server listens.
     println!("panlink listening on http://{local}");
     let _ = std::io::stdout().flush();
     tracing::info!(%local, version = env!("CARGO_PKG_VERSION"), "panlink started");
 
-    let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
     let background = tokio::spawn(background_tasks(Arc::clone(&app), shutdown.clone()));
 

@@ -1,10 +1,10 @@
 //! Providers and share references: which cloud drive a link belongs to, its normalized id and
 //! pass code, and the key used for the result cache and de-duplication.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The nine cloud drives panlink knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     Quark,
@@ -59,6 +59,11 @@ impl Provider {
             Provider::Xunlei => "迅雷云盘",
             Provider::Cmcc => "中国移动云盘",
         }
+    }
+
+    /// Position in [`Provider::ALL`], for per-provider arrays.
+    pub fn index(self) -> usize {
+        self as usize
     }
 
     pub fn parse(text: &str) -> Option<Provider> {

@@ -36,6 +36,7 @@ pub struct Config {
     pub keys: KeysConfig,
     pub admin: AdminConfig,
     pub checker: CheckerConfig,
+    pub jobs: JobsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +105,22 @@ pub struct CheckerConfig {
     pub max_response_bytes: usize,
     pub pool_max_idle_per_host: usize,
     pub user_agent: String,
+    /// Checks running at once, per provider.
+    pub concurrency: usize,
+    /// Checks started per second at most, per provider.
+    pub rate_per_s: u32,
+    /// Attempts per link for transient outcomes (timeout, rate limit, 5xx).
+    pub max_attempts: u32,
+    pub retry_backoff: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    pub max_items: usize,
+    pub max_open_jobs_per_key: usize,
+    pub max_body_bytes: usize,
+    pub sse_keepalive: Duration,
+    pub sse_retry: Duration,
 }
 
 impl Config {
@@ -266,10 +283,28 @@ impl Config {
                 100_000,
             )?,
             user_agent: checker.user_agent.clone(),
+            concurrency: range("checker.concurrency", checker.concurrency, 1, 10_000)?,
+            rate_per_s: range("checker.rate_per_s", checker.rate_per_s, 1, 1_000_000)?,
+            max_attempts: range("checker.max_attempts", checker.max_attempts, 1, 10)?,
+            retry_backoff: millis("checker.retry_backoff_ms", checker.retry_backoff_ms)?,
+        };
+        let jobs = &raw.jobs;
+        let jobs = JobsConfig {
+            max_items: range("jobs.max_items", jobs.max_items, 1, 10_000_000)?,
+            max_open_jobs_per_key: range(
+                "jobs.max_open_jobs_per_key",
+                jobs.max_open_jobs_per_key,
+                1,
+                100_000,
+            )?,
+            max_body_bytes: range("jobs.max_body_bytes", jobs.max_body_bytes, 1024, 1 << 30)?,
+            sse_keepalive: millis("jobs.sse_keepalive_ms", jobs.sse_keepalive_ms)?,
+            sse_retry: millis("jobs.sse_retry_ms", jobs.sse_retry_ms)?,
         };
 
         Ok(Config {
             checker,
+            jobs,
             server: ServerConfig {
                 listen,
                 public_base_url,

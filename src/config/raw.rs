@@ -15,6 +15,7 @@ pub struct RawConfig {
     pub keys: RawKeys,
     pub admin: RawAdmin,
     pub checker: RawChecker,
+    pub jobs: RawJobs,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,6 +130,10 @@ pub struct RawChecker {
     pub max_response_bytes: usize,
     pub pool_max_idle_per_host: usize,
     pub user_agent: String,
+    pub concurrency: usize,
+    pub rate_per_s: u32,
+    pub max_attempts: u32,
+    pub retry_backoff_ms: u64,
 }
 
 impl Default for RawChecker {
@@ -141,6 +146,32 @@ impl Default for RawChecker {
             max_response_bytes: 2 << 20,
             pool_max_idle_per_host: 64,
             user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36".into(),
+            concurrency: 16,
+            rate_per_s: 50,
+            max_attempts: 3,
+            retry_backoff_ms: 200,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawJobs {
+    pub max_items: usize,
+    pub max_open_jobs_per_key: usize,
+    pub max_body_bytes: usize,
+    pub sse_keepalive_ms: u64,
+    pub sse_retry_ms: u64,
+}
+
+impl Default for RawJobs {
+    fn default() -> Self {
+        RawJobs {
+            max_items: 100_000,
+            max_open_jobs_per_key: 20,
+            max_body_bytes: 32 << 20,
+            sse_keepalive_ms: 15_000,
+            sse_retry_ms: 3_000,
         }
     }
 }

@@ -13,7 +13,7 @@ use super::router::{Params, RouteDef, Router, RouterError};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::keys::AuthedKey;
-use crate::{admin, keys, observability};
+use crate::{admin, jobs, keys, observability};
 
 /// Which credentials a route needs; the pipeline checks them before dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,13 @@ pub enum RouteId {
     AdminCreateKey,
     AdminPatchKey,
     AdminDeleteKey,
+    CreateJob,
+    GetJob,
+    CancelJob,
+    JobEvents,
+    UrgentJob,
+    Pool,
+    PoolProvider,
 }
 
 /// A route's handler and its requirements.
@@ -45,8 +52,17 @@ pub struct Route {
     pub access: Access,
     /// Browsers may call it from any origin.
     pub cors: bool,
-    /// Body limit in bytes; `None` → `http.max_body_bytes`.
-    pub body_limit: Option<usize>,
+    /// Which configured body limit applies.
+    pub body_limit: BodyLimit,
+}
+
+/// The configuration key that bounds a route's request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLimit {
+    /// `http.max_body_bytes`.
+    Http,
+    /// `jobs.max_body_bytes` (job submissions of up to `jobs.max_items` URLs).
+    Jobs,
 }
 
 const fn route(
@@ -63,7 +79,7 @@ const fn route(
             id,
             access,
             cors,
-            body_limit: None,
+            body_limit: BodyLimit::Http,
         },
     }
 }
@@ -72,6 +88,12 @@ const fn route(
 pub fn table() -> Vec<RouteDef<Route>> {
     use Access::*;
     use RouteId::*;
+    let jobs_body = Route {
+        id: CreateJob,
+        access: ApiKey,
+        cors: true,
+        body_limit: BodyLimit::Jobs,
+    };
     vec![
         route(Method::GET, "/", Index, Public, true),
         route(Method::GET, "/health", Health, Public, true),
@@ -99,6 +121,17 @@ pub fn table() -> Vec<RouteDef<Route>> {
             Admin,
             false,
         ),
+        RouteDef {
+            method: Method::POST,
+            pattern: "/jobs",
+            handler: jobs_body,
+        },
+        route(Method::GET, "/jobs/{id}", GetJob, ApiKey, true),
+        route(Method::DELETE, "/jobs/{id}", CancelJob, ApiKey, true),
+        route(Method::GET, "/jobs/{id}/events", JobEvents, ApiKey, true),
+        route(Method::POST, "/jobs/{id}/urgent", UrgentJob, ApiKey, true),
+        route(Method::GET, "/pool", Pool, Public, true),
+        route(Method::GET, "/pool/{provider}", PoolProvider, Public, true),
     ]
 }
 
@@ -143,5 +176,12 @@ pub async fn dispatch(id: RouteId, req: Req<'_>) -> Result<HttpResponse, ApiErro
         RouteId::AdminCreateKey => admin::keys_api::create(req).await,
         RouteId::AdminPatchKey => admin::keys_api::patch(req).await,
         RouteId::AdminDeleteKey => admin::keys_api::delete(req).await,
+        RouteId::CreateJob => jobs::api::create(req).await,
+        RouteId::GetJob => jobs::api::get(req),
+        RouteId::CancelJob => jobs::api::cancel(req).await,
+        RouteId::JobEvents => jobs::api::events(req),
+        RouteId::UrgentJob => jobs::api::urgent(req).await,
+        RouteId::Pool => jobs::pool::all(req),
+        RouteId::PoolProvider => jobs::pool::one(req),
     }
 }

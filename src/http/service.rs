@@ -162,7 +162,10 @@ async fn run_route(
         params,
         body,
         key,
-        body_limit: route.body_limit.unwrap_or(app.config.http.max_body_bytes),
+        body_limit: match route.body_limit {
+            routes::BodyLimit::Http => app.config.http.max_body_bytes,
+            routes::BodyLimit::Jobs => app.config.jobs.max_body_bytes,
+        },
     };
     let outcome = tokio::time::timeout(
         app.config.http.handler_timeout,

@@ -34,6 +34,13 @@ pub fn generate_id() -> String {
     out
 }
 
+/// `len` random base62 characters (ids of jobs and other records).
+pub fn random_base62(len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    push_base62(&mut out, len);
+    out
+}
+
 /// Whether `text` has the shape of a secret; checked before any lookup.
 pub fn looks_like_secret(text: &str) -> bool {
     text.len() == SECRET_PREFIX.len() + SECRET_BODY_LEN

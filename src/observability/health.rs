@@ -1,4 +1,4 @@
-//! `GET /health` (liveness with version and uptime) and `GET /` (what this server is and which
+//! `GET /health` (liveness with version, uptime and the pool counters) and `GET /` (what this server is and which
 //! routes it has, from the route table itself).
 
 use http::StatusCode;
@@ -9,7 +9,7 @@ use crate::http::response::{self, HttpResponse};
 use crate::http::routes::Req;
 use crate::timefmt;
 
-/// `GET /health`.
+/// `GET /health`: status, version, uptime, and the same fields as `/pool` (kept for old clients).
 pub fn health(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     #[derive(Serialize)]
     struct Health {
@@ -17,6 +17,8 @@ pub fn health(req: Req<'_>) -> Result<HttpResponse, ApiError> {
         version: &'static str,
         uptime_seconds: f64,
         started_at: String,
+        #[serde(flatten)]
+        pool: crate::jobs::pool::Pool,
     }
     let app = req.app;
     Ok(response::json(
@@ -26,6 +28,7 @@ pub fn health(req: Req<'_>) -> Result<HttpResponse, ApiError> {
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: app.uptime_ms() as f64 / 1000.0,
             started_at: timefmt::rfc3339_ms(app.started_at_ms),
+            pool: crate::jobs::pool::snapshot(app),
         },
     ))
 }

@@ -51,6 +51,12 @@ pub struct Dbs {
     pub key_ids: RawDb,
     /// Small named values (schema version, counters).
     pub meta: RawDb,
+    /// Job id → `JobRecord`.
+    pub jobs: RawDb,
+    /// Job id ++ item id (u32, big-endian) → `ItemRecord`.
+    pub items: RawDb,
+    /// Job id ++ event id (u32, big-endian) → the result event's JSON.
+    pub events: RawDb,
 }
 
 /// The storage handle shared by the whole process.
@@ -74,6 +80,9 @@ impl Store {
             keys: lmdb::create_db(&env, "keys")?,
             key_ids: lmdb::create_db(&env, "key_ids")?,
             meta: lmdb::create_db(&env, "meta")?,
+            jobs: lmdb::create_db(&env, "jobs")?,
+            items: lmdb::create_db(&env, "items")?,
+            events: lmdb::create_db(&env, "events")?,
         };
         let writer = writer::WriterHandle::spawn(env.clone(), dbs, config.max_batch_ops);
         Ok(Arc::new(Store { env, dbs, writer }))

@@ -2,74 +2,13 @@
 //! `panlink mock-upstream` binary: TLS with the real host names, verified against the mock's CA,
 //! reached through `checker.upstream_override`.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use panlink::checker::client::UpstreamClient;
 use panlink::checker::providers::{self, Recognized};
 use panlink::checker::verdict::{Expiry, Reason, State, Verdict};
-use panlink::config::CheckerConfig;
 
-/// A running `panlink mock-upstream`.
-pub struct Mock {
-    child: Child,
-    pub addr: SocketAddr,
-    pub ca: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Mock {
-    pub fn start(latency_ms: u64) -> Mock {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("mock-ca.pem");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_panlink"))
-            .args(["mock-upstream", "--listen", "127.0.0.1:0", "--ca-out"])
-            .arg(&ca)
-            .args(["--latency-ms", &latency_ms.to_string()])
-            .env_clear()
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mock-upstream");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("mock-upstream listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected mock output {line:?}"));
-        Mock {
-            child,
-            addr,
-            ca,
-            _dir: dir,
-        }
-    }
-
-    pub fn checker_config(&self, timeout: Duration) -> CheckerConfig {
-        CheckerConfig {
-            upstream_override: Some(self.addr),
-            extra_root_ca: Some(self.ca.clone()),
-            request_timeout: timeout,
-            connect_timeout: Duration::from_secs(2),
-            max_response_bytes: 1 << 20,
-            pool_max_idle_per_host: 16,
-            user_agent: "panlink-test".into(),
-        }
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::harness::Mock;
 
 async fn check(client: &UpstreamClient, url: &str, passcode: Option<&str>) -> Verdict {
     let Recognized::Share(share) = providers::recognize(url, passcode) else {

@@ -12,6 +12,103 @@ use std::time::{Duration, Instant};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+/// A running `panlink mock-upstream`.
+pub struct Mock {
+    child: Child,
+    pub addr: SocketAddr,
+    pub ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Mock {
+    pub fn start(latency_ms: u64) -> Mock {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("mock-ca.pem");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_panlink"))
+            .args(["mock-upstream", "--listen", "127.0.0.1:0", "--ca-out"])
+            .arg(&ca)
+            .args(["--latency-ms", &latency_ms.to_string()])
+            .env_clear()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn mock-upstream");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("mock-upstream listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected mock output {line:?}"));
+        Mock {
+            child,
+            addr,
+            ca,
+            _dir: dir,
+        }
+    }
+
+    pub fn checker_config(&self, timeout: Duration) -> panlink::config::CheckerConfig {
+        panlink::config::CheckerConfig {
+            upstream_override: Some(self.addr),
+            extra_root_ca: Some(self.ca.clone()),
+            request_timeout: timeout,
+            connect_timeout: Duration::from_secs(2),
+            max_response_bytes: 1 << 20,
+            pool_max_idle_per_host: 16,
+            user_agent: "panlink-test".into(),
+            concurrency: 4,
+            rate_per_s: 1000,
+            max_attempts: 1,
+            retry_backoff: Duration::from_millis(10),
+        }
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Mock {
+    /// The server settings that point the checker at this mock.
+    pub fn server_env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "PANLINK_CHECKER_UPSTREAM_OVERRIDE".into(),
+                self.addr.to_string(),
+            ),
+            (
+                "PANLINK_CHECKER_EXTRA_ROOT_CA".into(),
+                self.ca.display().to_string(),
+            ),
+        ]
+    }
+
+    /// Requests per provider and TLS connections seen so far.
+    pub fn stats(&self) -> serde_json::Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let client = panlink::checker::client::UpstreamClient::new(
+                &self.checker_config(Duration::from_secs(5)),
+            )
+            .unwrap();
+            let answer = client
+                .get("https://pan.baidu.com/__mock/stats", &[])
+                .await
+                .unwrap();
+            serde_json::from_slice(&answer.body).unwrap()
+        })
+    }
+}
+
 /// A running `panlink serve` with its own data dir.
 pub struct Server {
     child: Option<Child>,
@@ -111,6 +208,14 @@ impl Server {
             let _ = child.kill();
         }
         status
+    }
+
+    /// SIGKILL: the process dies at once, as in a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Sends SIGTERM without waiting.
@@ -384,4 +489,188 @@ pub fn request(
     body: Option<&[u8]>,
 ) -> Response {
     Conn::open(addr).send(method, path, headers, body)
+}
+
+impl Server {
+    /// A server whose checker talks to `mock`, with extra `PANLINK_…` settings.
+    pub fn with_mock(mock: &Mock, env: &[(&str, &str)]) -> Server {
+        let mut all: Vec<(String, String)> = mock.server_env();
+        all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let refs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Server::start_with(&refs)
+    }
+
+    /// `POST /jobs` with `body`; returns the response.
+    pub fn create_job(&self, key: &str, body: &serde_json::Value) -> Response {
+        let body = body.to_string();
+        self.send(
+            "POST",
+            "/jobs",
+            &[("X-API-Key", key), ("Content-Type", "application/json")],
+            Some(&body),
+        )
+    }
+
+    /// Opens `GET /jobs/{id}/events`.
+    pub fn events(&self, key: &str, job: &str, extra: &[(&str, &str)]) -> SseStream {
+        SseStream::open(self.addr, &format!("/jobs/{job}/events"), key, extra)
+    }
+
+    /// A fresh key with a high rate, for job tests.
+    pub fn job_key(&self, name: &str) -> String {
+        self.create_key(&format!(
+            r#"{{"name": "{name}", "rate_per_s": 10000, "burst": 10000}}"#
+        ))
+        .0
+    }
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: Option<u32>,
+    pub event: String,
+    pub data: String,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.data).unwrap_or_else(|e| panic!("{e}: {}", self.data))
+    }
+}
+
+/// A streamed `text/event-stream` response read as it arrives.
+pub struct SseStream {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    reader: BufReader<TcpStream>,
+    text: String,
+    pub retry_seen: bool,
+    ended: bool,
+}
+
+impl SseStream {
+    pub fn open(addr: SocketAddr, path: &str, key: &str, extra: &[(&str, &str)]) -> SseStream {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        let mut head = format!(
+            "GET {path} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\nX-API-Key: {key}\r\n"
+        );
+        for (name, value) in extra {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).unwrap();
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = line.split_once(':') {
+                headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+            }
+        }
+        SseStream {
+            status,
+            headers,
+            reader,
+            text: String::new(),
+            retry_seen: false,
+            ended: false,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The next event (comments and `retry:` skipped), or `None` at the end of the stream.
+    pub fn next_event(&mut self, timeout: Duration) -> Option<SseEvent> {
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(timeout))
+            .unwrap();
+        loop {
+            if let Some(end) = self.text.find("\n\n") {
+                let block: String = self.text.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    id: None,
+                    event: "message".into(),
+                    data: String::new(),
+                };
+                let mut any = false;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        event.id = v.parse().ok();
+                        any = true;
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        event.event = v.to_owned();
+                        any = true;
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        event.data.push_str(v);
+                        any = true;
+                    } else if line.starts_with("retry: ") {
+                        self.retry_seen = true;
+                    }
+                }
+                if any {
+                    return Some(event);
+                }
+                continue;
+            }
+            if self.ended {
+                return None;
+            }
+            // One chunk of the chunked body.
+            let mut size = String::new();
+            if self.reader.read_line(&mut size).ok()? == 0 {
+                self.ended = true;
+                continue;
+            }
+            let size = usize::from_str_radix(size.trim(), 16).ok()?;
+            let mut chunk = vec![0; size + 2];
+            self.reader.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                self.ended = true;
+                continue;
+            }
+            self.text.push_str(&String::from_utf8_lossy(&chunk[..size]));
+        }
+    }
+
+    /// Every event up to and including `done` (panics if it does not come within `limit`).
+    pub fn until_done(&mut self, limit: Duration) -> Vec<SseEvent> {
+        let deadline = Instant::now() + limit;
+        let mut events = Vec::new();
+        while Instant::now() < deadline {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            let Some(event) = self.next_event(left) else {
+                break;
+            };
+            let done = event.event == "done";
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+        panic!(
+            "no done event within {limit:?}; got {} events",
+            events.len()
+        );
+    }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod edge;
 mod harness;
 mod hostile;
+mod jobs;
 mod lifecycle;
 mod observability;
 mod storage;

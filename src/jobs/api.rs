@@ -1,0 +1,563 @@
+//! The jobs API: `POST /jobs`, `GET /jobs/{id}`, `DELETE /jobs/{id}`, `POST /jobs/{id}/urgent`,
+//! and `GET /jobs/{id}/events` (SSE). A job belongs to the key that created it; other keys get 404.
+//! Bodies are plain JSON objects (the FastAPI-style service this API comes from), errors the common
+//! error body.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::engine::{self, Job, JobSnapshot, ProviderProgress, Published};
+use super::record::{self, ItemRecord, JOB_ID_LEN, JobRecord, JobStatus};
+use crate::app::App;
+use crate::checker::extract;
+use crate::checker::providers::{self, Recognized};
+use crate::checker::share::Provider;
+use crate::checker::verdict::{Reason, State};
+use crate::error::ApiError;
+use crate::http::response::{self, HttpResponse};
+use crate::http::routes::Req;
+use crate::keys::secret;
+use crate::sse::{self, ChannelBody};
+use crate::timefmt;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    #[serde(default)]
+    items: Vec<Value>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Rejected {
+    index: usize,
+    reason: &'static str,
+}
+
+/// `POST /jobs`.
+pub async fn create(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let app = req.app;
+    let key = req.key.clone().ok_or(ApiError::MissingApiKey)?;
+    let body: CreateBody = req.json().await?;
+    let limit = app.config.jobs.max_items;
+    if body.items.len() > limit {
+        return Err(ApiError::field("items", format!("最多 {limit} 个链接")));
+    }
+    let open = app.engine.open_jobs_of(&key.hash);
+    if open >= app.config.jobs.max_open_jobs_per_key {
+        return Err(ApiError::TooManyOpenJobs {
+            limit: app.config.jobs.max_open_jobs_per_key,
+        });
+    }
+
+    let mut items: Vec<ItemRecord> = Vec::with_capacity(body.items.len());
+    let mut rejected = Vec::new();
+    for (index, value) in body.items.into_iter().enumerate() {
+        match item_from_json(value) {
+            Ok(item) => items.push(item),
+            Err(reason) => rejected.push(Rejected { index, reason }),
+        }
+    }
+    if let Some(text) = &body.text {
+        for found in extract::shares_in_text(text) {
+            items.push(ItemRecord {
+                url: found.url,
+                provider: Some(found.share.provider),
+                share_id: Some(found.share.id),
+                passcode: found.share.passcode,
+                meta: None,
+            });
+        }
+    }
+    if items.len() > limit {
+        return Err(ApiError::field(
+            "items",
+            format!("最多 {limit} 个链接（含 text 中提取的）"),
+        ));
+    }
+    if items.is_empty() {
+        return Err(ApiError::field(
+            "items",
+            "没有可检测的链接（items 为空，text 中也没有找到分享链接）",
+        ));
+    }
+
+    // Items answered at once: no known provider, or a provider's host with a malformed share path.
+    let now = timefmt::now_ms();
+    let id = secret::random_base62(JOB_ID_LEN);
+    let total = items.len() as u32;
+    let mut tallies: BTreeMap<Provider, record::ProviderTally> = BTreeMap::new();
+    let mut immediate: Vec<(u32, State, Reason)> = Vec::new();
+    let mut providers_of = vec![None; items.len() + 1];
+    let mut index = Vec::with_capacity(items.len());
+    for (position, item) in items.iter().enumerate() {
+        let item_id = position as u32 + 1;
+        index.push((item.match_key(), item_id));
+        match item.provider {
+            Some(provider) if item.share_id.is_some() => {
+                tallies.entry(provider).or_default().total += 1;
+                providers_of[item_id as usize] = Some(provider);
+            }
+            _ => {
+                let reason = if is_provider_host(&item.url) {
+                    Reason::InvalidUrl
+                } else {
+                    Reason::UnsupportedProvider
+                };
+                immediate.push((item_id, State::Unknown, reason));
+            }
+        }
+    }
+    let all_immediate = immediate.len() == items.len();
+    let mut job = JobRecord {
+        id: id.clone(),
+        owner: engine::hex(&key.hash),
+        created_at_ms: now,
+        finished_at_ms: all_immediate.then_some(now),
+        status: if all_immediate {
+            JobStatus::Done
+        } else {
+            JobStatus::Queued
+        },
+        total,
+        counts: Default::default(),
+        providers: tallies.clone(),
+        unsupported: immediate.len() as u32,
+    };
+    if all_immediate {
+        job.counts.done = total;
+        job.counts.unknown = total;
+    }
+    let stored = job.clone();
+    let immediate_events = immediate.clone();
+    app.store
+        .write(move |txn, dbs| {
+            record::put_job(txn, dbs, &stored)?;
+            for (position, item) in items.iter().enumerate() {
+                record::put_item(txn, dbs, &stored.id, position as u32 + 1, item)?;
+            }
+            for (event_id, (item_id, _, reason)) in immediate_events.iter().enumerate() {
+                let json =
+                    engine::immediate_event_json(*item_id, &items[*item_id as usize - 1], *reason);
+                record::put_event(txn, dbs, &stored.id, event_id as u32 + 1, &json)?;
+            }
+            Ok(())
+        })
+        .await?;
+    let immediate_states: Vec<(u32, State)> = immediate
+        .iter()
+        .map(|(id, state, _)| (*id, *state))
+        .collect();
+    app.engine
+        .admit(&job, key.hash, &providers_of, index, &immediate_states);
+
+    #[derive(Serialize)]
+    struct Created {
+        job_id: String,
+        stream_url: String,
+        status: JobStatus,
+        total: u32,
+        providers: BTreeMap<Provider, u32>,
+        unsupported: u32,
+        rejected: Vec<Rejected>,
+        created_at: String,
+    }
+    Ok(response::json(
+        StatusCode::CREATED,
+        &Created {
+            stream_url: format!("/jobs/{id}/events"),
+            job_id: id,
+            status: job.status,
+            total,
+            providers: tallies.into_iter().map(|(p, t)| (p, t.total)).collect(),
+            unsupported: job.unsupported,
+            rejected,
+            created_at: timefmt::rfc3339_ms(now),
+        },
+    ))
+}
+
+/// An item of `POST /jobs`: a URL string, or `{"url", "meta"?, "passcode"?}`.
+fn item_from_json(value: Value) -> Result<ItemRecord, &'static str> {
+    let (url, meta, passcode) = match value {
+        Value::String(url) => (url, None, None),
+        Value::Object(mut object) => {
+            let url = match object.remove("url") {
+                Some(Value::String(url)) => url,
+                Some(_) => return Err("url_not_a_string"),
+                None => return Err("missing_url"),
+            };
+            let passcode = match object.remove("passcode") {
+                Some(Value::String(code)) => Some(code),
+                Some(Value::Null) | None => None,
+                Some(_) => return Err("passcode_not_a_string"),
+            };
+            let meta = match object.remove("meta") {
+                Some(meta) => Some(serde_json::value::to_raw_value(&meta).map_err(|_| "bad_meta")?),
+                None => None,
+            };
+            (url, meta, passcode)
+        }
+        _ => return Err("not_a_url"),
+    };
+    let url = url.trim().to_owned();
+    if url.len() > 4096 {
+        return Err("url_too_long");
+    }
+    match providers::recognize(&url, passcode.as_deref()) {
+        Recognized::InvalidUrl => Err("not_a_url"),
+        Recognized::Unsupported => Ok(ItemRecord {
+            url,
+            provider: None,
+            share_id: None,
+            passcode,
+            meta,
+        }),
+        Recognized::Share(share) => Ok(ItemRecord {
+            url,
+            provider: Some(share.provider),
+            share_id: Some(share.id),
+            passcode: share.passcode,
+            meta,
+        }),
+    }
+}
+
+/// Whether `url` is on a provider's share host (so an unrecognized path there is malformed, not
+/// another site).
+fn is_provider_host(url: &str) -> bool {
+    let Some(host) = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+    else {
+        return false;
+    };
+    Provider::ALL
+        .iter()
+        .any(|p| providers::is_supported(*p) && providers::share_hosts(*p).contains(&host.as_str()))
+}
+
+/// Where a job is: live in the engine, or only in storage.
+enum Found {
+    Live(Arc<Job>),
+    Stored(JobRecord),
+}
+
+/// The job `{id}` if it belongs to the caller; 404 otherwise (including other keys' jobs).
+fn find(req: &Req<'_>) -> Result<Found, ApiError> {
+    let key = req.key.as_ref().ok_or(ApiError::MissingApiKey)?;
+    let id = req.param("id");
+    let not_found = ApiError::NotFound("任务");
+    if id.len() != JOB_ID_LEN || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(not_found);
+    }
+    if let Some(job) = req.app.engine.job(id) {
+        return if job.owner == key.hash {
+            Ok(Found::Live(job))
+        } else {
+            Err(not_found)
+        };
+    }
+    let record = req
+        .app
+        .store
+        .read(|txn, dbs| record::get_job(txn, dbs, id))?
+        .ok_or(ApiError::NotFound("任务"))?;
+    if record.owner != engine::hex(&key.hash) {
+        return Err(not_found);
+    }
+    Ok(Found::Stored(record))
+}
+
+fn snapshot_of(found: &Found) -> JobSnapshot {
+    match found {
+        Found::Live(job) => job.snapshot(),
+        Found::Stored(record) => JobSnapshot::from_record(record),
+    }
+}
+
+#[derive(Serialize)]
+struct Overview {
+    job_id: String,
+    status: JobStatus,
+    totals: Totals,
+    providers: BTreeMap<Provider, ProviderProgress>,
+    unsupported: u32,
+    stream_url: String,
+    created_at: String,
+    finished_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Totals {
+    total: u32,
+    done: u32,
+    valid: u32,
+    invalid: u32,
+    locked: u32,
+    unknown: u32,
+}
+
+fn overview(snapshot: &JobSnapshot) -> Overview {
+    Overview {
+        job_id: snapshot.id.clone(),
+        status: snapshot.status,
+        totals: Totals {
+            total: snapshot.total,
+            done: snapshot.counts.done,
+            valid: snapshot.counts.valid,
+            invalid: snapshot.counts.invalid,
+            locked: snapshot.counts.locked,
+            unknown: snapshot.counts.unknown,
+        },
+        providers: snapshot.providers.iter().copied().collect(),
+        unsupported: snapshot.unsupported,
+        stream_url: format!("/jobs/{}/events", snapshot.id),
+        created_at: timefmt::rfc3339_ms(snapshot.created_at_ms),
+        finished_at: snapshot.finished_at_ms.map(timefmt::rfc3339_ms),
+    }
+}
+
+/// `GET /jobs/{id}`.
+pub fn get(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let found = find(&req)?;
+    Ok(response::json(
+        StatusCode::OK,
+        &overview(&snapshot_of(&found)),
+    ))
+}
+
+/// `DELETE /jobs/{id}`: pending items get a `cancelled` result, checks in flight finish, then the
+/// stream ends with `done`. Cancelling a finished job changes nothing.
+pub async fn cancel(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let found = find(&req)?;
+    if let Found::Live(job) = &found {
+        req.app.engine.cancel(job).await;
+    }
+    Ok(response::json(
+        StatusCode::OK,
+        &overview(&snapshot_of(&found)),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UrgentBody {
+    urls: Vec<String>,
+}
+
+/// `POST /jobs/{id}/urgent`.
+pub async fn urgent(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let found = find(&req)?;
+    let app = req.app;
+    let limit = app.config.jobs.max_items;
+    let body: UrgentBody = req.json().await?;
+    if body.urls.is_empty() || body.urls.len() > limit {
+        return Err(ApiError::field("urls", format!("需要 1 到 {limit} 个链接")));
+    }
+    let keys: Vec<u64> = body
+        .urls
+        .iter()
+        .map(|url| match providers::recognize(url, None) {
+            Recognized::Share(share) => engine::match_key(Some((share.provider, &share.id)), url),
+            _ => engine::match_key(None, url),
+        })
+        .collect();
+    let counts = match &found {
+        Found::Live(job) => app.engine.hurry(job, &keys),
+        Found::Stored(record) => {
+            // A finished job: every URL of it is already done.
+            let (_, index) = app
+                .store
+                .read(|txn, dbs| record::item_index(txn, dbs, &record.id, record.total))?;
+            let mut counts = engine::UrgentCounts::default();
+            for key in &keys {
+                let n = index.iter().filter(|(k, _)| k == key).count() as u32;
+                if n == 0 {
+                    counts.not_in_job += 1;
+                }
+                counts.already_done += n;
+            }
+            counts
+        }
+    };
+    Ok(response::json(StatusCode::OK, &counts))
+}
+
+/// `GET /jobs/{id}/events`: every result after `Last-Event-ID` (or `?last_event_id=`), replayed
+/// from storage, then live ones, then `done` with the job's overview.
+pub fn events(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let found = find(&req)?;
+    let last = sse::last_event_id(
+        req.parts.headers.get("last-event-id"),
+        req.parts.uri.query(),
+    )?;
+    let (tx, body) = ChannelBody::new(64);
+    let app = req.app.self_arc();
+    tokio::spawn(stream_events(app, found, last, tx));
+    let mut response = http::Response::new(crate::http::body::ResponseBody::Stream(Box::pin(body)));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// Events read from storage per read transaction while replaying.
+const REPLAY_CHUNK: usize = 512;
+
+async fn stream_events(
+    app: Arc<App>,
+    found: Found,
+    mut last: u32,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+) {
+    if tx
+        .send(sse::retry(app.config.jobs.sse_retry.as_millis() as u64))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let (job_id, live) = match &found {
+        Found::Live(job) => (job.id.clone(), Some(Arc::clone(job))),
+        Found::Stored(record) => (record.id.clone(), None),
+    };
+    // Subscribe before replaying so nothing published meanwhile is missed; duplicates are
+    // skipped by event id.
+    let mut rx = live.as_ref().map(|job| job.subscribe());
+    if !replay(&app, &job_id, &mut last, &tx).await {
+        return;
+    }
+    if let (Some(job), Some(rx)) = (&live, rx.as_mut()) {
+        let mut keepalive = tokio::time::interval(app.config.jobs.sse_keepalive);
+        keepalive.tick().await;
+        loop {
+            if job.is_finished() && rx.is_empty() {
+                break;
+            }
+            tokio::select! {
+                message = rx.recv() => match message {
+                    Ok(Published::Event(id, json)) => {
+                        if id > last {
+                            if tx.send(sse::frame(Some(id), "result", &json)).await.is_err() {
+                                return;
+                            }
+                            last = id;
+                        }
+                    }
+                    Ok(Published::Done) | Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    // Fell behind the live buffer: catch up from storage.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if !replay(&app, &job_id, &mut last, &tx).await {
+                            return;
+                        }
+                    }
+                },
+                _ = keepalive.tick() => {
+                    if tx.send(Bytes::from_static(sse::KEEPALIVE)).await.is_err() {
+                        return;
+                    }
+                }
+                () = app.shutdown.cancelled() => return,
+                () = tx.closed() => return,
+            }
+        }
+    }
+    // The job has ended: anything not yet sent, then the summary.
+    if !replay(&app, &job_id, &mut last, &tx).await {
+        return;
+    }
+    let snapshot = match &live {
+        Some(job) => job.snapshot(),
+        None => match app
+            .store
+            .read(|txn, dbs| record::get_job(txn, dbs, &job_id))
+        {
+            Ok(Some(record)) => JobSnapshot::from_record(&record),
+            _ => return,
+        },
+    };
+    let summary = serde_json::to_vec(&overview(&snapshot)).expect("overviews serialize");
+    let _ = tx.send(sse::frame(None, "done", &summary)).await;
+}
+
+/// Sends stored events after `last`; false when the client is gone.
+async fn replay(
+    app: &App,
+    job_id: &str,
+    last: &mut u32,
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
+) -> bool {
+    loop {
+        let chunk = match app
+            .store
+            .read(|txn, dbs| record::events_after(txn, dbs, job_id, *last, REPLAY_CHUNK))
+        {
+            Ok(chunk) => chunk,
+            Err(err) => {
+                tracing::error!(job = job_id, error = %err, "cannot read events");
+                return false;
+            }
+        };
+        if chunk.is_empty() {
+            return true;
+        }
+        for (id, json) in chunk {
+            if tx
+                .send(sse::frame(Some(id), "result", &json))
+                .await
+                .is_err()
+            {
+                return false;
+            }
+            *last = id;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_from_json() {
+        let item = item_from_json(serde_json::json!(
+            "https://pan.quark.cn/s/abcd1234?pwd=ab12"
+        ))
+        .unwrap();
+        assert_eq!(item.provider, Some(Provider::Quark));
+        assert_eq!(item.passcode.as_deref(), Some("ab12"));
+        let item = item_from_json(serde_json::json!({"url": "https://pan.quark.cn/s/abcd1234", "passcode": "zz", "meta": {"row": 3}})).unwrap();
+        assert_eq!(item.passcode.as_deref(), Some("zz"));
+        assert_eq!(item.meta.unwrap().get(), r#"{"row":3}"#);
+        let other = item_from_json(serde_json::json!("https://example.com/x")).unwrap();
+        assert_eq!(other.provider, None);
+        assert_eq!(
+            item_from_json(serde_json::json!(5)).unwrap_err(),
+            "not_a_url"
+        );
+        assert_eq!(
+            item_from_json(serde_json::json!("hello")).unwrap_err(),
+            "not_a_url"
+        );
+        assert_eq!(
+            item_from_json(serde_json::json!({"meta": 1})).unwrap_err(),
+            "missing_url"
+        );
+        assert_eq!(
+            item_from_json(serde_json::json!({"url": 1})).unwrap_err(),
+            "url_not_a_string"
+        );
+    }
+}

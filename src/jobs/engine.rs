@@ -1,0 +1,1035 @@
+//! The checking engine: per-provider lanes, dispatchers, and the result sink.
+//!
+//! Data flow: a job's items are pushed, per provider, onto that job's lock-free queue, and the job
+//! onto the provider's ring of jobs with pending work. A provider's dispatcher takes the urgent
+//! lane first, then one item from the job at the head of the ring (which goes back to the tail):
+//! round-robin across jobs, so a small job is not stuck behind a big one. It waits for a
+//! concurrency permit and a rate token, and spawns the check. Results go to one sink task that
+//! commits them in batches (one write transaction for many results), and only after the commit
+//! publishes them to SSE subscribers and counts them: nothing is shown that is not stored.
+//!
+//! Item states live in one atomic byte per item (pending → urgent → in flight → done); promotion
+//! and cancellation are compare-and-swap, so an item is checked and answered exactly once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_queue::SegQueue;
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::record::{self, Counts, ItemRecord, JobRecord, JobStatus, ProviderTally};
+use crate::checker::client::UpstreamClient;
+use crate::checker::providers;
+use crate::checker::share::{Provider, ShareRef};
+use crate::checker::verdict::{Reason, State, Verdict};
+use crate::config::CheckerConfig;
+use crate::keys::secret::SecretHash;
+use crate::store::{Store, StoreError};
+use crate::timefmt;
+
+const PENDING: u8 = 0;
+const URGENT: u8 = 1;
+const IN_FLIGHT: u8 = 2;
+const DONE: u8 = 3;
+const NO_PROVIDER: u8 = u8::MAX;
+const PROVIDERS: usize = Provider::ALL.len();
+/// Results committed in one write transaction at most.
+const SINK_BATCH: usize = 4096;
+/// Messages kept for live SSE subscribers before a slow one lags (it then reads LMDB).
+const LIVE_BUFFER: usize = 4096;
+
+/// What live subscribers receive.
+#[derive(Debug, Clone)]
+pub enum Published {
+    Event(u32, Bytes),
+    Done,
+}
+
+/// Whether a result came from the normal or the urgent lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Normal,
+    Urgent,
+}
+
+/// Live progress of one provider in a job.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ProviderProgress {
+    pub total: u32,
+    pub done: u32,
+    pub pending: u32,
+    pub urgent_pending: u32,
+    pub in_flight: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Progress {
+    status: JobStatus,
+    next_event: u32,
+    counts: Counts,
+    providers: [ProviderProgress; PROVIDERS],
+    unsupported: u32,
+    finished_at_ms: Option<u64>,
+}
+
+/// A job the engine is working on.
+pub struct Job {
+    pub id: String,
+    pub owner: SecretHash,
+    pub created_at_ms: u64,
+    pub total: u32,
+    /// Item states, index = item id − 1.
+    slots: Box<[AtomicU8]>,
+    /// Provider index of each item, or `NO_PROVIDER`.
+    item_provider: Box<[u8]>,
+    /// `(match_key, item id)` sorted by key: finds the items of a URL for `urgent`.
+    index: Box<[(u64, u32)]>,
+    queues: [SegQueue<u32>; PROVIDERS],
+    in_ring: [AtomicBool; PROVIDERS],
+    progress: Mutex<Progress>,
+    live: broadcast::Sender<Published>,
+}
+
+/// A snapshot of a job for `GET /jobs/{id}`.
+#[derive(Debug, Clone)]
+pub struct JobSnapshot {
+    pub id: String,
+    pub status: JobStatus,
+    pub total: u32,
+    pub counts: Counts,
+    pub providers: Vec<(Provider, ProviderProgress)>,
+    pub unsupported: u32,
+    pub created_at_ms: u64,
+    pub finished_at_ms: Option<u64>,
+}
+
+impl Job {
+    fn new(
+        record: &JobRecord,
+        owner: SecretHash,
+        item_provider: Box<[u8]>,
+        mut index: Vec<(u64, u32)>,
+    ) -> Job {
+        index.sort_unstable();
+        let (live, _) = broadcast::channel(LIVE_BUFFER);
+        let mut providers = [ProviderProgress::default(); PROVIDERS];
+        for (provider, tally) in &record.providers {
+            providers[provider.index()].total = tally.total;
+        }
+        Job {
+            id: record.id.clone(),
+            owner,
+            created_at_ms: record.created_at_ms,
+            total: record.total,
+            slots: (0..record.total).map(|_| AtomicU8::new(PENDING)).collect(),
+            item_provider,
+            index: index.into_boxed_slice(),
+            queues: Default::default(),
+            in_ring: Default::default(),
+            progress: Mutex::new(Progress {
+                status: record.status,
+                next_event: 1,
+                counts: Counts::default(),
+                providers,
+                unsupported: record.unsupported,
+                finished_at_ms: record.finished_at_ms,
+            }),
+            live,
+        }
+    }
+
+    fn provider_of(&self, item_id: u32) -> Option<Provider> {
+        let index = *self.item_provider.get(item_id as usize - 1)?;
+        Provider::ALL.get(usize::from(index)).copied()
+    }
+
+    /// Moves an item from `from` to in flight; false if it was not in `from` any more.
+    fn claim(&self, item_id: u32, from: u8) -> bool {
+        let slot = &self.slots[item_id as usize - 1];
+        if slot
+            .compare_exchange(from, IN_FLIGHT, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        if let Some(provider) = self.provider_of(item_id) {
+            let mut progress = self.progress.lock();
+            let p = &mut progress.providers[provider.index()];
+            if from == URGENT {
+                p.urgent_pending -= 1;
+            } else {
+                p.pending -= 1;
+            }
+            p.in_flight += 1;
+            if progress.status == JobStatus::Queued {
+                progress.status = JobStatus::Running;
+            }
+        }
+        true
+    }
+
+    /// Subscribes to live events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Published> {
+        self.live.subscribe()
+    }
+
+    /// Whether the job has ended: every item has its result and the end is recorded. (A
+    /// cancelled job still has checks in flight until then.)
+    pub fn is_finished(&self) -> bool {
+        self.progress.lock().finished_at_ms.is_some()
+    }
+
+    pub fn snapshot(&self) -> JobSnapshot {
+        let progress = self.progress.lock();
+        JobSnapshot {
+            id: self.id.clone(),
+            status: progress.status,
+            total: self.total,
+            counts: progress.counts,
+            providers: Provider::ALL
+                .iter()
+                .map(|p| (*p, progress.providers[p.index()]))
+                .filter(|(_, p)| p.total > 0)
+                .collect(),
+            unsupported: progress.unsupported,
+            created_at_ms: self.created_at_ms,
+            finished_at_ms: progress.finished_at_ms,
+        }
+    }
+
+    fn record(&self, progress: &Progress, owner_hex: &str) -> JobRecord {
+        JobRecord {
+            id: self.id.clone(),
+            owner: owner_hex.to_owned(),
+            created_at_ms: self.created_at_ms,
+            finished_at_ms: progress.finished_at_ms,
+            status: progress.status,
+            total: self.total,
+            counts: progress.counts,
+            providers: Provider::ALL
+                .iter()
+                .filter(|p| progress.providers[p.index()].total > 0)
+                .map(|p| {
+                    let pp = progress.providers[p.index()];
+                    (
+                        *p,
+                        ProviderTally {
+                            total: pp.total,
+                            done: pp.done,
+                        },
+                    )
+                })
+                .collect(),
+            unsupported: progress.unsupported,
+        }
+    }
+}
+
+impl JobSnapshot {
+    /// The snapshot of a job known only from storage (finished, or not loaded).
+    pub fn from_record(record: &JobRecord) -> JobSnapshot {
+        JobSnapshot {
+            id: record.id.clone(),
+            status: record.status,
+            total: record.total,
+            counts: record.counts,
+            providers: record
+                .providers
+                .iter()
+                .map(|(p, t)| {
+                    (
+                        *p,
+                        ProviderProgress {
+                            total: t.total,
+                            done: t.done,
+                            pending: t.total.saturating_sub(t.done),
+                            urgent_pending: 0,
+                            in_flight: 0,
+                        },
+                    )
+                })
+                .collect(),
+            unsupported: record.unsupported,
+            created_at_ms: record.created_at_ms,
+            finished_at_ms: record.finished_at_ms,
+        }
+    }
+}
+
+/// Counters of one provider's lane, for `/pool`.
+#[derive(Default)]
+pub struct LaneStats {
+    pub queued: AtomicI64,
+    pub urgent_queued: AtomicI64,
+    pub in_flight: AtomicI64,
+    pub checked_total: AtomicU64,
+    pub retries_total: AtomicU64,
+    /// Results by state: valid, invalid, locked, unknown.
+    pub by_state: [AtomicU64; 4],
+    latency_ms: Mutex<LatencyWindow>,
+}
+
+/// The last few hundred upstream latencies, for p50/p95.
+#[derive(Default)]
+struct LatencyWindow {
+    samples: Vec<u32>,
+    next: usize,
+}
+
+impl LatencyWindow {
+    const SIZE: usize = 512;
+
+    fn record(&mut self, ms: u32) {
+        if self.samples.len() < Self::SIZE {
+            self.samples.push(ms);
+        } else {
+            self.samples[self.next] = ms;
+        }
+        self.next = (self.next + 1) % Self::SIZE;
+    }
+
+    fn percentiles(&self) -> (Option<u32>, Option<u32>) {
+        if self.samples.is_empty() {
+            return (None, None);
+        }
+        let mut sorted = self.samples.clone();
+        sorted.sort_unstable();
+        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+        (Some(at(0.5)), Some(at(0.95)))
+    }
+}
+
+impl LaneStats {
+    /// `(p50, p95)` of recent upstream latencies in milliseconds.
+    pub fn latency_percentiles(&self) -> (Option<u32>, Option<u32>) {
+        self.latency_ms.lock().percentiles()
+    }
+}
+
+/// One provider's queues and counters.
+pub struct Lane {
+    pub provider: Provider,
+    urgent: SegQueue<(Arc<Job>, u32)>,
+    ring: SegQueue<Arc<Job>>,
+    wake: Notify,
+    pub permits: Arc<Semaphore>,
+    pub concurrency: usize,
+    pub rate_per_s: u32,
+    pub stats: LaneStats,
+}
+
+impl Lane {
+    fn next_work(&self) -> Option<Work> {
+        while let Some((job, item_id)) = self.urgent.pop() {
+            self.stats.urgent_queued.fetch_sub(1, Ordering::Relaxed);
+            if job.claim(item_id, URGENT) {
+                return Some(Work {
+                    job,
+                    item_id,
+                    priority: Priority::Urgent,
+                });
+            }
+        }
+        let p = self.provider.index();
+        while let Some(job) = self.ring.pop() {
+            let popped = job.queues[p].pop();
+            if job.queues[p].is_empty() {
+                job.in_ring[p].store(false, Ordering::Release);
+                // A push may have raced the flag: put the job back if it has work again.
+                if !job.queues[p].is_empty() && !job.in_ring[p].swap(true, Ordering::AcqRel) {
+                    self.ring.push(Arc::clone(&job));
+                }
+            } else {
+                self.ring.push(Arc::clone(&job));
+            }
+            if let Some(item_id) = popped {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                if job.claim(item_id, PENDING) {
+                    return Some(Work {
+                        job,
+                        item_id,
+                        priority: Priority::Normal,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    fn push_normal(&self, job: &Arc<Job>, item_id: u32) {
+        let p = self.provider.index();
+        job.queues[p].push(item_id);
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        if !job.in_ring[p].swap(true, Ordering::AcqRel) {
+            self.ring.push(Arc::clone(job));
+        }
+        self.wake.notify_one();
+    }
+}
+
+struct Work {
+    job: Arc<Job>,
+    item_id: u32,
+    priority: Priority,
+}
+
+/// A result on its way to the sink.
+struct Outcome {
+    job: Arc<Job>,
+    item_id: u32,
+    verdict: Verdict,
+    attempts: u32,
+    elapsed: Duration,
+    priority: Priority,
+}
+
+/// Counts of `POST /jobs/{id}/urgent`.
+#[derive(Debug, Default, Serialize)]
+pub struct UrgentCounts {
+    pub promoted: u32,
+    pub already_done: u32,
+    pub in_flight: u32,
+    pub not_in_job: u32,
+}
+
+/// The engine: lanes, dispatchers, the sink, and the jobs being worked on.
+pub struct Engine {
+    store: Arc<Store>,
+    client: UpstreamClient,
+    config: CheckerConfig,
+    pub lanes: Vec<Arc<Lane>>,
+    jobs: Box<[JobShard]>,
+    sink: mpsc::Sender<Outcome>,
+    shutdown: CancellationToken,
+}
+
+const JOB_SHARDS: usize = 16;
+
+/// One shard of the jobs being worked on, by id.
+type JobShard = Mutex<HashMap<String, Arc<Job>>>;
+
+impl Engine {
+    /// Builds the engine, resumes unfinished jobs from storage and starts the dispatchers and
+    /// the sink on the current runtime.
+    pub fn start(
+        store: Arc<Store>,
+        client: UpstreamClient,
+        config: &CheckerConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Engine>, StoreError> {
+        let lanes: Vec<Arc<Lane>> = Provider::ALL
+            .iter()
+            .map(|&provider| {
+                Arc::new(Lane {
+                    provider,
+                    urgent: SegQueue::new(),
+                    ring: SegQueue::new(),
+                    wake: Notify::new(),
+                    permits: Arc::new(Semaphore::new(config.concurrency)),
+                    concurrency: config.concurrency,
+                    rate_per_s: config.rate_per_s,
+                    stats: LaneStats::default(),
+                })
+            })
+            .collect();
+        let (sink, sink_rx) = mpsc::channel(SINK_BATCH * 4);
+        let engine = Arc::new(Engine {
+            store,
+            client,
+            config: config.clone(),
+            lanes,
+            jobs: (0..JOB_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+            sink,
+            shutdown,
+        });
+        engine.resume()?;
+        for lane in &engine.lanes {
+            if providers::is_supported(lane.provider) {
+                tokio::spawn(dispatch(Arc::clone(&engine), Arc::clone(lane)));
+            }
+        }
+        tokio::spawn(run_sink(Arc::clone(&engine), sink_rx));
+        Ok(engine)
+    }
+
+    fn shard(&self, id: &str) -> &JobShard {
+        let hash = id.bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
+        &self.jobs[hash % JOB_SHARDS]
+    }
+
+    /// The job `id` if the engine is working on it.
+    pub fn job(&self, id: &str) -> Option<Arc<Job>> {
+        self.shard(id).lock().get(id).cloned()
+    }
+
+    /// Unfinished jobs of `owner`.
+    pub fn open_jobs_of(&self, owner: &SecretHash) -> usize {
+        self.jobs
+            .iter()
+            .map(|shard| {
+                shard
+                    .lock()
+                    .values()
+                    .filter(|j| &j.owner == owner && !j.is_finished())
+                    .count()
+            })
+            .sum()
+    }
+
+    /// Takes a job that was just stored: `immediate` events (items answered at creation) are
+    /// already recorded under ids `1..=immediate.len()`.
+    pub fn admit(
+        &self,
+        record: &JobRecord,
+        owner: SecretHash,
+        providers_of: &[Option<Provider>],
+        index: Vec<(u64, u32)>,
+        immediate: &[(u32, State)],
+    ) {
+        let item_provider: Box<[u8]> = providers_of[1..]
+            .iter()
+            .map(|p| p.map_or(NO_PROVIDER, |p| p.index() as u8))
+            .collect();
+        let job = Arc::new(Job::new(record, owner, item_provider, index));
+        self.restore_progress(&job, immediate, immediate.len() as u32);
+        self.enqueue(&job);
+        if !job.is_finished() {
+            self.shard(&job.id)
+                .lock()
+                .insert(job.id.clone(), Arc::clone(&job));
+        }
+    }
+
+    /// Marks recorded results as done and counts them.
+    fn restore_progress(&self, job: &Job, recorded: &[(u32, State)], last_event: u32) {
+        let mut progress = job.progress.lock();
+        progress.next_event = last_event + 1;
+        for &(item_id, state) in recorded {
+            let Some(slot) = job.slots.get(item_id as usize - 1) else {
+                continue;
+            };
+            if slot.swap(DONE, Ordering::AcqRel) == DONE {
+                continue;
+            }
+            count_state(&mut progress.counts, state);
+            if let Some(provider) = job.provider_of(item_id) {
+                progress.providers[provider.index()].done += 1;
+            }
+        }
+        for provider in Provider::ALL {
+            let p = &mut progress.providers[provider.index()];
+            p.pending = p.total - p.done;
+        }
+        if progress.counts.done == job.total
+            && !matches!(progress.status, JobStatus::Done | JobStatus::Cancelled)
+        {
+            progress.status = JobStatus::Done;
+            progress.finished_at_ms.get_or_insert_with(timefmt::now_ms);
+        }
+    }
+
+    /// Pushes every pending item onto its provider's lane.
+    fn enqueue(&self, job: &Arc<Job>) {
+        for item_id in 1..=job.total {
+            if job.slots[item_id as usize - 1].load(Ordering::Acquire) != PENDING {
+                continue;
+            }
+            if let Some(provider) = job.provider_of(item_id) {
+                self.lanes[provider.index()].push_normal(job, item_id);
+            }
+        }
+    }
+
+    /// Reloads unfinished jobs after a restart: recorded results are kept, the rest re-queued.
+    fn resume(&self) -> Result<(), StoreError> {
+        let records = self.store.read(record::unfinished_jobs)?;
+        for record in records {
+            let Some(owner) = decode_hex32(&record.owner) else {
+                continue;
+            };
+            let ((providers_of, index), recorded, last) = self.store.read(|txn, dbs| {
+                let items = record::item_index(txn, dbs, &record.id, record.total)?;
+                let (recorded, last) = record::recorded_results(txn, dbs, &record.id)?;
+                Ok((items, recorded, last))
+            })?;
+            let recorded: Vec<(u32, State)> = recorded
+                .into_iter()
+                .map(|(item, state)| (item, parse_state(&state)))
+                .collect();
+            let item_provider: Box<[u8]> = providers_of[1..]
+                .iter()
+                .map(|p| p.map_or(NO_PROVIDER, |p| p.index() as u8))
+                .collect();
+            let job = Arc::new(Job::new(&record, owner, item_provider, index));
+            self.restore_progress(&job, &recorded, last);
+            tracing::info!(job = %job.id, done = recorded.len(), total = job.total, "resuming job");
+            if job.is_finished() {
+                // Finished between its last result and the record update: store the end.
+                let progress = job.progress.lock().clone();
+                let finished = job.record(&progress, &record.owner);
+                self.store
+                    .write_now(|txn, dbs| record::put_job(txn, dbs, &finished))?;
+                continue;
+            }
+            self.enqueue(&job);
+            self.shard(&job.id).lock().insert(job.id.clone(), job);
+        }
+        Ok(())
+    }
+
+    /// Moves the pending items of `job` matching `keys` (see [`match_key`]) to the urgent lanes;
+    /// items being checked are not interrupted.
+    pub fn hurry(&self, job: &Arc<Job>, keys: &[u64]) -> UrgentCounts {
+        let mut counts = UrgentCounts::default();
+        for key in keys {
+            let start = job.index.partition_point(|(k, _)| k < key);
+            let items: Vec<u32> = job.index[start..]
+                .iter()
+                .take_while(|(k, _)| k == key)
+                .map(|(_, id)| *id)
+                .collect();
+            if items.is_empty() {
+                counts.not_in_job += 1;
+            }
+            for item_id in items {
+                let slot = &job.slots[item_id as usize - 1];
+                match slot.compare_exchange(PENDING, URGENT, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => {
+                        let Some(provider) = job.provider_of(item_id) else {
+                            continue;
+                        };
+                        {
+                            let mut progress = job.progress.lock();
+                            let p = &mut progress.providers[provider.index()];
+                            p.pending -= 1;
+                            p.urgent_pending += 1;
+                        }
+                        let lane = &self.lanes[provider.index()];
+                        lane.urgent.push((Arc::clone(job), item_id));
+                        lane.stats.urgent_queued.fetch_add(1, Ordering::Relaxed);
+                        lane.wake.notify_one();
+                        counts.promoted += 1;
+                    }
+                    Err(URGENT) => counts.promoted += 1,
+                    Err(IN_FLIGHT) => counts.in_flight += 1,
+                    Err(_) => counts.already_done += 1,
+                }
+            }
+        }
+        counts
+    }
+
+    /// Cancels `job`: pending items get a `cancelled` result; checks in flight finish.
+    pub async fn cancel(&self, job: &Arc<Job>) {
+        {
+            let mut progress = job.progress.lock();
+            if matches!(progress.status, JobStatus::Done | JobStatus::Cancelled) {
+                return;
+            }
+            progress.status = JobStatus::Cancelled;
+        }
+        for item_id in 1..=job.total {
+            let slot = &job.slots[item_id as usize - 1];
+            for from in [PENDING, URGENT] {
+                if slot
+                    .compare_exchange(from, IN_FLIGHT, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    if let Some(provider) = job.provider_of(item_id) {
+                        let mut progress = job.progress.lock();
+                        let p = &mut progress.providers[provider.index()];
+                        if from == URGENT {
+                            p.urgent_pending -= 1;
+                        } else {
+                            p.pending -= 1;
+                        }
+                        p.in_flight += 1;
+                    }
+                    let outcome = Outcome {
+                        job: Arc::clone(job),
+                        item_id,
+                        verdict: Verdict::new(State::Unknown, Reason::Cancelled),
+                        attempts: 0,
+                        elapsed: Duration::ZERO,
+                        priority: Priority::Normal,
+                    };
+                    if self.sink.send(outcome).await.is_err() {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+        // The job ends in the sink, with the last of these results or of the checks in flight.
+    }
+
+    async fn finish(&self, job: &Arc<Job>, status: JobStatus) -> Result<(), StoreError> {
+        let record = {
+            let mut progress = job.progress.lock();
+            progress.status = status;
+            progress.finished_at_ms.get_or_insert_with(timefmt::now_ms);
+            job.record(&progress, &hex(&job.owner))
+        };
+        self.store
+            .write(move |txn, dbs| record::put_job(txn, dbs, &record))
+            .await?;
+        let _ = job.live.send(Published::Done);
+        self.shard(&job.id).lock().remove(&job.id);
+        Ok(())
+    }
+}
+
+/// The key that matches a URL to a job's items: the normalized share (provider and id, so
+/// `?pwd=` and host aliases do not matter) when recognized, else the URL as written.
+pub fn match_key(share: Option<(Provider, &str)>, url: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = rustc_hash::FxHasher::default();
+    match share {
+        Some((provider, id)) => (provider.as_str(), id).hash(&mut hasher),
+        None => url.trim().hash(&mut hasher),
+    }
+    hasher.finish()
+}
+
+async fn dispatch(engine: Arc<Engine>, lane: Arc<Lane>) {
+    let interval = Duration::from_secs_f64(1.0 / f64::from(lane.rate_per_s.max(1)));
+    let mut next_start = tokio::time::Instant::now();
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&lane.permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            () = engine.shutdown.cancelled() => return,
+        };
+        let work = loop {
+            if let Some(work) = lane.next_work() {
+                break work;
+            }
+            let notified = lane.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(work) = lane.next_work() {
+                break work;
+            }
+            tokio::select! {
+                () = notified => {}
+                () = engine.shutdown.cancelled() => return,
+            }
+        };
+        // Rate: starts are spaced by 1/rate, with no burst beyond one interval of catch-up.
+        let now = tokio::time::Instant::now();
+        if next_start > now {
+            tokio::time::sleep_until(next_start).await;
+        }
+        next_start = next_start.max(now) + interval;
+        let engine = Arc::clone(&engine);
+        let lane = Arc::clone(&lane);
+        tokio::spawn(async move {
+            lane.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+            let outcome = run_check(&engine, &lane, work).await;
+            lane.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+            let _ = engine.sink.send(outcome).await;
+        });
+    }
+}
+
+async fn run_check(engine: &Engine, lane: &Lane, work: Work) -> Outcome {
+    let started = Instant::now();
+    let item = engine
+        .store
+        .read(|txn, dbs| record::get_item(txn, dbs, &work.job.id, work.item_id));
+    let share = match item {
+        Ok(Some(ItemRecord {
+            provider: Some(provider),
+            share_id: Some(id),
+            passcode,
+            ..
+        })) => ShareRef {
+            provider,
+            id,
+            passcode,
+        },
+        _ => {
+            return Outcome {
+                job: work.job,
+                item_id: work.item_id,
+                verdict: Verdict::unknown(Reason::UpstreamError, None),
+                attempts: 0,
+                elapsed: started.elapsed(),
+                priority: work.priority,
+            };
+        }
+    };
+    let mut attempts = 0;
+    let verdict = loop {
+        attempts += 1;
+        let asked = Instant::now();
+        let verdict = providers::check(&engine.client, &share).await;
+        lane.stats
+            .latency_ms
+            .lock()
+            .record(u32::try_from(asked.elapsed().as_millis()).unwrap_or(u32::MAX));
+        metrics::histogram!("panlink_upstream_check_seconds", "provider" => lane.provider.as_str())
+            .record(asked.elapsed().as_secs_f64());
+        if !verdict.reason.is_transient()
+            || attempts >= engine.config.max_attempts
+            || engine.shutdown.is_cancelled()
+        {
+            break verdict;
+        }
+        lane.stats.retries_total.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("panlink_checker_retries_total", "provider" => lane.provider.as_str())
+            .increment(1);
+        let base = engine.config.retry_backoff * 2u32.pow(attempts - 1);
+        let jitter = rand::random::<f64>() * base.as_secs_f64();
+        tokio::time::sleep(base + Duration::from_secs_f64(jitter)).await;
+    };
+    lane.stats.checked_total.fetch_add(1, Ordering::Relaxed);
+    lane.stats.by_state[state_index(verdict.state)].fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("panlink_checks_total", "provider" => lane.provider.as_str(), "reason" => verdict.reason.as_str())
+        .increment(1);
+    Outcome {
+        job: work.job,
+        item_id: work.item_id,
+        verdict,
+        attempts,
+        elapsed: started.elapsed(),
+        priority: work.priority,
+    }
+}
+
+/// Commits results in batches, then publishes and counts them.
+async fn run_sink(engine: Arc<Engine>, mut rx: mpsc::Receiver<Outcome>) {
+    let mut batch: Vec<Outcome> = Vec::with_capacity(SINK_BATCH);
+    while rx.recv_many(&mut batch, SINK_BATCH).await > 0 {
+        // Event ids are given here, in the order results reach the sink.
+        let mut firsts: HashMap<usize, u32> = HashMap::new();
+        let mut prepared = Vec::with_capacity(batch.len());
+        for outcome in &batch {
+            let event_id = {
+                let mut progress = outcome.job.progress.lock();
+                let id = progress.next_event;
+                progress.next_event += 1;
+                id
+            };
+            firsts
+                .entry(Arc::as_ptr(&outcome.job) as usize)
+                .or_insert(event_id);
+            prepared.push(PreparedEvent {
+                job_id: outcome.job.id.clone(),
+                event_id,
+                item_id: outcome.item_id,
+                verdict: outcome.verdict.clone(),
+                attempts: outcome.attempts,
+                elapsed: outcome.elapsed,
+                priority: outcome.priority,
+            });
+        }
+        let written = engine
+            .store
+            .write(move |txn, dbs| {
+                let mut out = Vec::with_capacity(prepared.len());
+                for event in &prepared {
+                    let item = record::get_item(txn, dbs, &event.job_id, event.item_id)?;
+                    let json = event_json(event, item.as_ref());
+                    record::put_event(txn, dbs, &event.job_id, event.event_id, &json)?;
+                    out.push((event.event_id, Bytes::from(json)));
+                }
+                Ok(out)
+            })
+            .await;
+        match written {
+            Ok(events) => {
+                for (outcome, (event_id, json)) in batch.drain(..).zip(events) {
+                    publish(&engine, outcome, event_id, json).await;
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, results = batch.len(), "could not record results; re-queueing them");
+                for outcome in batch.drain(..) {
+                    // Give back the event ids and the items: they will be checked again.
+                    if let Some(first) = firsts.get(&(Arc::as_ptr(&outcome.job) as usize)) {
+                        let mut progress = outcome.job.progress.lock();
+                        progress.next_event = progress.next_event.min(*first);
+                    }
+                    requeue(&engine, &outcome.job, outcome.item_id);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+fn requeue(engine: &Engine, job: &Arc<Job>, item_id: u32) {
+    let slot = &job.slots[item_id as usize - 1];
+    if slot
+        .compare_exchange(IN_FLIGHT, PENDING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return;
+    }
+    if let Some(provider) = job.provider_of(item_id) {
+        {
+            let mut progress = job.progress.lock();
+            let p = &mut progress.providers[provider.index()];
+            p.in_flight -= 1;
+            p.pending += 1;
+        }
+        engine.lanes[provider.index()].push_normal(job, item_id);
+    }
+}
+
+async fn publish(engine: &Engine, outcome: Outcome, event_id: u32, json: Bytes) {
+    let job = outcome.job;
+    job.slots[outcome.item_id as usize - 1].store(DONE, Ordering::Release);
+    let finished = {
+        let mut progress = job.progress.lock();
+        count_state(&mut progress.counts, outcome.verdict.state);
+        if let Some(provider) = job.provider_of(outcome.item_id) {
+            let p = &mut progress.providers[provider.index()];
+            p.in_flight -= 1;
+            p.done += 1;
+        }
+        (progress.counts.done == job.total).then_some(progress.status)
+    };
+    let _ = job.live.send(Published::Event(event_id, json));
+    if let Some(status) = finished {
+        let status = if status == JobStatus::Cancelled {
+            JobStatus::Cancelled
+        } else {
+            JobStatus::Done
+        };
+        if let Err(err) = engine.finish(&job, status).await {
+            tracing::error!(job = %job.id, error = %err, "could not record the end of a job");
+        }
+    }
+}
+
+struct PreparedEvent {
+    job_id: String,
+    event_id: u32,
+    item_id: u32,
+    verdict: Verdict,
+    attempts: u32,
+    elapsed: Duration,
+    priority: Priority,
+}
+
+/// The JSON of a result event: the `data:` of SSE `result` events.
+fn event_json(event: &PreparedEvent, item: Option<&ItemRecord>) -> Vec<u8> {
+    let now = timefmt::now_ms();
+    let verdict = &event.verdict;
+    let body = ResultEvent {
+        item_id: event.item_id,
+        url: item.map_or("", |i| i.url.as_str()),
+        provider: item.and_then(|i| i.provider),
+        valid: verdict.is_valid(),
+        state: verdict.state,
+        reason: verdict.reason,
+        share_name: verdict.share_name.as_deref(),
+        expiration_label: verdict.expiry.label(now),
+        expires_at: verdict.expiry.expires_at_ms().map(timefmt::rfc3339_ms),
+        file_count: verdict.file_count,
+        provider_code: verdict.provider_code.as_deref(),
+        elapsed_seconds: (event.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        priority_used: event.priority,
+        attempts: event.attempts,
+        cached: false,
+        checked_at: timefmt::rfc3339_ms(now),
+        meta: item.and_then(|i| i.meta.as_deref()),
+    };
+    serde_json::to_vec(&body).expect("events serialize")
+}
+
+/// A result as SSE and storage carry it.
+#[derive(Serialize)]
+pub struct ResultEvent<'a> {
+    pub item_id: u32,
+    pub url: &'a str,
+    pub provider: Option<Provider>,
+    pub valid: bool,
+    pub state: State,
+    pub reason: Reason,
+    pub share_name: Option<&'a str>,
+    pub expiration_label: Option<String>,
+    pub expires_at: Option<String>,
+    pub file_count: Option<u64>,
+    pub provider_code: Option<&'a str>,
+    pub elapsed_seconds: f64,
+    pub priority_used: Priority,
+    pub attempts: u32,
+    pub cached: bool,
+    pub checked_at: String,
+    pub meta: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The JSON of a result answered at job creation (unsupported provider, malformed share URL).
+pub fn immediate_event_json(item_id: u32, item: &ItemRecord, reason: Reason) -> Vec<u8> {
+    let event = PreparedEvent {
+        job_id: String::new(),
+        event_id: 0,
+        item_id,
+        verdict: Verdict::new(State::Unknown, reason),
+        attempts: 0,
+        elapsed: Duration::ZERO,
+        priority: Priority::Normal,
+    };
+    event_json(&event, Some(item))
+}
+
+fn count_state(counts: &mut Counts, state: State) {
+    counts.done += 1;
+    match state {
+        State::Valid => counts.valid += 1,
+        State::Invalid => counts.invalid += 1,
+        State::Locked => counts.locked += 1,
+        State::Unknown => counts.unknown += 1,
+    }
+}
+
+fn state_index(state: State) -> usize {
+    match state {
+        State::Valid => 0,
+        State::Invalid => 1,
+        State::Locked => 2,
+        State::Unknown => 3,
+    }
+}
+
+fn parse_state(text: &str) -> State {
+    match text {
+        "valid" => State::Valid,
+        "invalid" => State::Invalid,
+        "locked" => State::Locked,
+        _ => State::Unknown,
+    }
+}
+
+/// Lower-case hex of a key hash.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_hex32(text: &str) -> Option<SecretHash> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}

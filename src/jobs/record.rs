@@ -1,0 +1,271 @@
+//! Jobs, items and result events in LMDB.
+//!
+//! Layout: `jobs` job id → [`JobRecord`]; `items` job id ++ item id (u32 BE) → [`ItemRecord`];
+//! `events` job id ++ event id (u32 BE) → the event's JSON (what SSE sends as `data:`). Keys sort
+//! by job, then numerically, so an event range is one cursor walk. An item is done exactly when an
+//! event for it exists; that is what a restart rebuilds progress from.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use heed::{RoTxn, RwTxn};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::checker::share::Provider;
+use crate::store::{Dbs, StoreError, codec};
+
+/// Characters of a job id.
+pub const JOB_ID_LEN: usize = 16;
+
+/// A job's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Done,
+    Cancelled,
+}
+
+/// Results by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub done: u32,
+    pub valid: u32,
+    pub invalid: u32,
+    pub locked: u32,
+    pub unknown: u32,
+}
+
+/// Items and results of one provider in a job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderTally {
+    pub total: u32,
+    pub done: u32,
+}
+
+/// A job as stored. Counts are written at creation and when the job ends; while it runs, the
+/// engine holds them (and rebuilds them from the events after a restart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: String,
+    /// Hex SHA-256 of the owning key's secret.
+    pub owner: String,
+    pub created_at_ms: u64,
+    pub finished_at_ms: Option<u64>,
+    pub status: JobStatus,
+    pub total: u32,
+    pub counts: Counts,
+    pub providers: BTreeMap<Provider, ProviderTally>,
+    /// Items with no known provider (answered `unsupported_provider` at creation).
+    #[serde(default)]
+    pub unsupported: u32,
+}
+
+/// One URL of a job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemRecord {
+    pub url: String,
+    pub provider: Option<Provider>,
+    pub share_id: Option<String>,
+    pub passcode: Option<String>,
+    /// Exactly what the client sent as `meta`.
+    #[serde(default)]
+    pub meta: Option<Box<RawValue>>,
+}
+
+/// The part of an event a restart needs.
+#[derive(Debug, Deserialize)]
+struct EventHead {
+    item_id: u32,
+    state: String,
+}
+
+fn item_key(job_id: &str, item_id: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(job_id.len() + 4);
+    key.extend_from_slice(job_id.as_bytes());
+    key.extend_from_slice(&item_id.to_be_bytes());
+    key
+}
+
+pub fn put_job(txn: &mut RwTxn, dbs: &Dbs, job: &JobRecord) -> Result<(), StoreError> {
+    dbs.jobs.put(txn, job.id.as_bytes(), &codec::encode(job))?;
+    Ok(())
+}
+
+pub fn get_job(txn: &RoTxn, dbs: &Dbs, id: &str) -> Result<Option<JobRecord>, StoreError> {
+    dbs.jobs
+        .get(txn, id.as_bytes())?
+        .map(|b| codec::decode(b, "job"))
+        .transpose()
+}
+
+/// Every job not yet done or cancelled.
+pub fn unfinished_jobs(txn: &RoTxn, dbs: &Dbs) -> Result<Vec<JobRecord>, StoreError> {
+    let mut out = Vec::new();
+    for entry in dbs.jobs.iter(txn)? {
+        let (_, bytes) = entry?;
+        let job: JobRecord = codec::decode(bytes, "job")?;
+        if matches!(job.status, JobStatus::Queued | JobStatus::Running) {
+            out.push(job);
+        }
+    }
+    Ok(out)
+}
+
+pub fn put_item(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    job_id: &str,
+    item_id: u32,
+    item: &ItemRecord,
+) -> Result<(), StoreError> {
+    dbs.items
+        .put(txn, &item_key(job_id, item_id), &codec::encode(item))?;
+    Ok(())
+}
+
+pub fn get_item(
+    txn: &RoTxn,
+    dbs: &Dbs,
+    job_id: &str,
+    item_id: u32,
+) -> Result<Option<ItemRecord>, StoreError> {
+    dbs.items
+        .get(txn, &item_key(job_id, item_id))?
+        .map(|b| codec::decode(b, "item"))
+        .transpose()
+}
+
+/// The providers of a job's items by item id, and its `(match key, item id)` pairs.
+pub type ItemIndex = (Vec<Option<Provider>>, Vec<(u64, u32)>);
+
+/// The provider of every item of a job by item id (1-based, index 0 unused), and the
+/// `(match key, item id)` pairs of its urgent index.
+pub fn item_index(
+    txn: &RoTxn,
+    dbs: &Dbs,
+    job_id: &str,
+    total: u32,
+) -> Result<ItemIndex, StoreError> {
+    let mut providers = vec![None; total as usize + 1];
+    let mut index = Vec::with_capacity(total as usize);
+    let start = item_key(job_id, 0);
+    let end = item_key(job_id, u32::MAX);
+    for entry in dbs.items.range(
+        txn,
+        &(
+            Bound::Included(start.as_slice()),
+            Bound::Included(end.as_slice()),
+        ),
+    )? {
+        let (key, bytes) = entry?;
+        let id = u32::from_be_bytes(
+            key[JOB_ID_LEN..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("item key"))?,
+        );
+        let item: ItemRecord = codec::decode(bytes, "item")?;
+        index.push((item.match_key(), id));
+        if let Some(slot) = providers.get_mut(id as usize) {
+            *slot = item.provider;
+        }
+    }
+    Ok((providers, index))
+}
+
+impl ItemRecord {
+    /// The key `urgent` finds this item by.
+    pub fn match_key(&self) -> u64 {
+        let share = self.provider.zip(self.share_id.as_deref());
+        super::engine::match_key(share, &self.url)
+    }
+}
+
+pub fn put_event(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    job_id: &str,
+    event_id: u32,
+    json: &[u8],
+) -> Result<(), StoreError> {
+    let mut value = Vec::with_capacity(json.len() + 1);
+    value.push(codec::CURRENT_VERSION);
+    value.extend_from_slice(json);
+    dbs.events.put(txn, &item_key(job_id, event_id), &value)?;
+    Ok(())
+}
+
+/// Up to `limit` events after `after`, in order: `(event id, JSON)`.
+pub fn events_after(
+    txn: &RoTxn,
+    dbs: &Dbs,
+    job_id: &str,
+    after: u32,
+    limit: usize,
+) -> Result<Vec<(u32, bytes::Bytes)>, StoreError> {
+    let mut out = Vec::new();
+    if after == u32::MAX {
+        return Ok(out);
+    }
+    let start = item_key(job_id, after + 1);
+    let end = item_key(job_id, u32::MAX);
+    for entry in dbs.events.range(
+        txn,
+        &(
+            Bound::Included(start.as_slice()),
+            Bound::Included(end.as_slice()),
+        ),
+    )? {
+        let (key, value) = entry?;
+        let id = u32::from_be_bytes(
+            key[JOB_ID_LEN..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("event key"))?,
+        );
+        let json = match value.split_first() {
+            Some((&1, json)) => bytes::Bytes::copy_from_slice(json),
+            _ => return Err(StoreError::Corrupt("event")),
+        };
+        out.push((id, json));
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// For a restart: `(item id, state)` of every recorded event of a job, and the last event id.
+pub fn recorded_results(
+    txn: &RoTxn,
+    dbs: &Dbs,
+    job_id: &str,
+) -> Result<(Vec<(u32, String)>, u32), StoreError> {
+    let mut out = Vec::new();
+    let mut last = 0;
+    let start = item_key(job_id, 0);
+    let end = item_key(job_id, u32::MAX);
+    for entry in dbs.events.range(
+        txn,
+        &(
+            Bound::Included(start.as_slice()),
+            Bound::Included(end.as_slice()),
+        ),
+    )? {
+        let (key, value) = entry?;
+        last = u32::from_be_bytes(
+            key[JOB_ID_LEN..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("event key"))?,
+        );
+        let head: EventHead = match value.split_first() {
+            Some((&1, json)) => {
+                serde_json::from_slice(json).map_err(|_| StoreError::Corrupt("event"))?
+            }
+            _ => return Err(StoreError::Corrupt("event")),
+        };
+        out.push((head.item_id, head.state));
+    }
+    Ok((out, last))
+}

@@ -1,0 +1,622 @@
+//! The checker's job API through HTTP, against the real server and the mock upstream.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Mock, Server, SseEvent};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn results(events: &[SseEvent]) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e.event == "result")
+        .map(SseEvent::json)
+        .collect()
+}
+
+/// Every item has exactly one result and event ids are 1..=n without gaps.
+fn assert_complete(events: &[SseEvent], total: usize) {
+    let ids: Vec<u32> = events
+        .iter()
+        .filter(|e| e.event == "result")
+        .map(|e| e.id.unwrap())
+        .collect();
+    assert_eq!(ids, (1..=total as u32).collect::<Vec<_>>(), "event ids");
+    let items: BTreeSet<u64> = results(events)
+        .iter()
+        .map(|r| r["item_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(items.len(), total, "one result per item");
+    assert_eq!(events.last().unwrap().event, "done");
+}
+
+#[test]
+fn a_mixed_job_streams_one_verdict_per_url_with_every_field() {
+    let mock = Mock::start(0);
+    let server = Server::with_mock(&mock, &[]);
+    let key = server.job_key("mixed");
+    let created = server.create_job(
+        &key,
+        &json!({
+            "items": [
+                {"url": "https://pan.quark.cn/s/okAAAA11", "meta": {"row": 1, "tags": ["a"]}},
+                "https://pan.quark.cn/s/goneAA11",
+                "https://pan.quark.cn/s/lockAA11?pwd=abcd",
+                {"url": "https://pan.quark.cn/s/lockAA22", "passcode": "zzzz"},
+                "https://pan.baidu.com/s/1emptyBB",
+                "https://pan.baidu.com/s/1banBBBB",
+                "https://example.com/not-a-drive",
+                "https://pan.quark.cn/s/",
+                "not a url",
+                42,
+                {"meta": 1}
+            ],
+            "text": "分享 https://pan.baidu.com/s/1lockCC1 提取码: abcd 和 https://pan.quark.cn/s/okexp7AA"
+        }),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let body = created.json();
+    let job = body["job_id"].as_str().unwrap().to_owned();
+    assert_eq!(body["stream_url"], format!("/jobs/{job}/events"));
+    assert_eq!(body["total"], 10);
+    assert_eq!(body["providers"], json!({"quark": 5, "baidu": 3}));
+    assert_eq!(body["unsupported"], 2);
+    assert_eq!(
+        body["rejected"],
+        json!([{"index": 8, "reason": "not_a_url"}, {"index": 9, "reason": "not_a_url"}, {"index": 10, "reason": "missing_url"}])
+    );
+
+    let mut stream = server.events(&key, &job, &[]);
+    assert_eq!(stream.status, 200);
+    assert!(
+        stream
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert_eq!(stream.header("cache-control"), Some("no-cache"));
+    let events = stream.until_done(WAIT);
+    assert!(stream.retry_seen, "retry: is sent once");
+    assert_complete(&events, 10);
+
+    let by_url: BTreeMap<String, Value> = results(&events)
+        .into_iter()
+        .map(|r| (r["url"].as_str().unwrap().to_owned(), r))
+        .collect();
+    let expect = |url: &str, state: &str, reason: &str| {
+        let r = &by_url[url];
+        assert_eq!(
+            (r["state"].as_str().unwrap(), r["reason"].as_str().unwrap()),
+            (state, reason),
+            "{url}: {r}"
+        );
+        assert_eq!(r["valid"], state == "valid", "{url}");
+    };
+    expect(
+        "https://pan.quark.cn/s/okAAAA11",
+        "valid",
+        "all_checks_passed",
+    );
+    expect(
+        "https://pan.quark.cn/s/goneAA11",
+        "invalid",
+        "share_cancelled",
+    );
+    expect(
+        "https://pan.quark.cn/s/lockAA11?pwd=abcd",
+        "valid",
+        "all_checks_passed",
+    );
+    expect(
+        "https://pan.quark.cn/s/lockAA22",
+        "locked",
+        "password_wrong",
+    );
+    expect("https://pan.baidu.com/s/1emptyBB", "invalid", "empty_share");
+    expect(
+        "https://pan.baidu.com/s/1banBBBB",
+        "invalid",
+        "share_violation",
+    );
+    expect(
+        "https://example.com/not-a-drive",
+        "unknown",
+        "unsupported_provider",
+    );
+    expect("https://pan.quark.cn/s/", "unknown", "invalid_url");
+    expect(
+        "https://pan.baidu.com/s/1lockCC1",
+        "valid",
+        "all_checks_passed",
+    );
+    expect(
+        "https://pan.quark.cn/s/okexp7AA",
+        "valid",
+        "all_checks_passed",
+    );
+
+    let ok = &by_url["https://pan.quark.cn/s/okAAAA11"];
+    assert_eq!(ok["provider"], "quark");
+    assert_eq!(ok["share_name"], "mock-okAAAA11");
+    assert_eq!(ok["file_count"], 3);
+    assert_eq!(ok["expiration_label"], "永久有效");
+    assert_eq!(ok["provider_code"], "0");
+    assert_eq!(ok["priority_used"], "normal");
+    assert_eq!(ok["attempts"], 1);
+    assert_eq!(ok["cached"], false);
+    assert!(ok["elapsed_seconds"].as_f64().unwrap() >= 0.0);
+    assert!(ok["checked_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        ok["meta"],
+        json!({"row": 1, "tags": ["a"]}),
+        "meta exactly as sent"
+    );
+    assert_eq!(
+        by_url["https://pan.quark.cn/s/okexp7AA"]["expiration_label"],
+        "剩余 7 天"
+    );
+    assert!(by_url["https://pan.quark.cn/s/okexp7AA"]["expires_at"].is_string());
+    assert_eq!(
+        by_url["https://example.com/not-a-drive"]["provider"],
+        Value::Null
+    );
+
+    // The done event and GET /jobs/{id} agree with the stream.
+    let done = events.last().unwrap().json();
+    let overview = server
+        .get(&format!("/jobs/{job}"), &[("X-API-Key", &key)])
+        .json();
+    assert_eq!(done, overview);
+    assert_eq!(overview["status"], "done");
+    assert_eq!(
+        overview["totals"],
+        json!({"total": 10, "done": 10, "valid": 4, "invalid": 3, "locked": 1, "unknown": 2})
+    );
+    assert_eq!(overview["providers"]["quark"]["done"], 5);
+    assert!(overview["finished_at"].is_string());
+}
+
+#[test]
+fn job_creation_errors() {
+    let mock = Mock::start(0);
+    let server = Server::with_mock(
+        &mock,
+        &[
+            ("PANLINK_JOBS_MAX_ITEMS", "3"),
+            ("PANLINK_JOBS_MAX_BODY_BYTES", "2048"),
+        ],
+    );
+    let key = server.job_key("errors");
+    server
+        .send(
+            "POST",
+            "/jobs",
+            &[("Content-Type", "application/json")],
+            Some("{}"),
+        )
+        .assert_error(401, "missing_api_key");
+    server
+        .create_job(&key, &json!({"items": []}))
+        .assert_error(400, "invalid_field");
+    server
+        .create_job(&key, &json!({"items": ["nope"]}))
+        .assert_error(400, "invalid_field");
+    server
+        .create_job(&key, &json!({"text": "没有链接"}))
+        .assert_error(400, "invalid_field");
+    let json = server
+        .create_job(
+            &key,
+            &json!({"items": vec!["https://pan.quark.cn/s/okaaaa1"; 4]}),
+        )
+        .assert_error(400, "invalid_field");
+    assert!(json["msg"].as_str().unwrap().contains("items"));
+    server
+        .create_job(&key, &json!({"items": "https://pan.quark.cn/s/okaaaa1"}))
+        .assert_error(400, "invalid_field");
+    server
+        .create_job(&key, &json!({"urls": []}))
+        .assert_error(400, "invalid_field");
+    let big = "x".repeat(3000);
+    server
+        .create_job(&key, &json!({"items": [big]}))
+        .assert_error(413, "payload_too_large");
+    server
+        .send(
+            "POST",
+            "/jobs",
+            &[("X-API-Key", &key), ("Content-Type", "application/json")],
+            Some("{\"items\": ["),
+        )
+        .assert_error(400, "invalid_json");
+}
+
+#[test]
+fn jobs_belong_to_their_key() {
+    let mock = Mock::start(0);
+    let server = Server::with_mock(&mock, &[]);
+    let owner = server.job_key("owner");
+    let other = server.job_key("other");
+    let job = server
+        .create_job(
+            &owner,
+            &json!({"items": ["https://pan.quark.cn/s/okaaaa1"]}),
+        )
+        .json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.events(&owner, &job, &[]).until_done(WAIT);
+    for (method, path) in [
+        ("GET", format!("/jobs/{job}")),
+        ("DELETE", format!("/jobs/{job}")),
+        ("GET", format!("/jobs/{job}/events")),
+    ] {
+        server
+            .send(method, &path, &[("X-API-Key", &other)], None)
+            .assert_error(404, "not_found");
+    }
+    server
+        .send(
+            "POST",
+            &format!("/jobs/{job}/urgent"),
+            &[("X-API-Key", &other), ("Content-Type", "application/json")],
+            Some(r#"{"urls": ["https://pan.quark.cn/s/okaaaa1"]}"#),
+        )
+        .assert_error(404, "not_found");
+    server
+        .get("/jobs/AAAAAAAAAAAAAAAA", &[("X-API-Key", &owner)])
+        .assert_error(404, "not_found");
+    server
+        .get("/jobs/short", &[("X-API-Key", &owner)])
+        .assert_error(404, "not_found");
+}
+
+#[test]
+fn reconnecting_with_last_event_id_replays_the_rest() {
+    let mock = Mock::start(20);
+    let server = Server::with_mock(&mock, &[("PANLINK_CHECKER_CONCURRENCY", "1")]);
+    let key = server.job_key("replay");
+    let items: Vec<String> = (0..12)
+        .map(|n| format!("https://pan.quark.cn/s/ok{n:04}xx"))
+        .collect();
+    let job = server.create_job(&key, &json!({"items": items})).json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Read a few events live, then drop the connection.
+    let mut first = server.events(&key, &job, &[]);
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let event = first.next_event(WAIT).unwrap();
+        seen.push(event.id.unwrap());
+    }
+    drop(first);
+    // Resume in the middle: every later event exactly once, then done.
+    let mut resumed = server.events(&key, &job, &[("Last-Event-ID", "4")]);
+    let rest = resumed.until_done(WAIT);
+    let ids: Vec<u32> = rest.iter().filter_map(|e| e.id).collect();
+    assert_eq!(ids, (5..=12).collect::<Vec<_>>());
+
+    // After the end: everything, from the query parameter too, then done.
+    let all = server.events(&key, &job, &[]).until_done(WAIT);
+    assert_complete(&all, 12);
+    let path = format!("/jobs/{job}/events?last_event_id=10");
+    let mut by_query = crate::harness::SseStream::open(server.addr, &path, &key, &[]);
+    let tail: Vec<u32> = by_query
+        .until_done(WAIT)
+        .iter()
+        .filter_map(|e| e.id)
+        .collect();
+    assert_eq!(tail, vec![11, 12]);
+    let mut past_end = server.events(&key, &job, &[("Last-Event-ID", "12")]);
+    let only_done = past_end.until_done(WAIT);
+    assert_eq!(only_done.len(), 1);
+    server
+        .get(
+            &format!("/jobs/{job}/events"),
+            &[("X-API-Key", &key), ("Last-Event-ID", "x")],
+        )
+        .assert_error(400, "invalid_parameter");
+}
+
+#[test]
+fn several_subscribers_all_get_every_event() {
+    let mock = Mock::start(10);
+    let server = Server::with_mock(&mock, &[("PANLINK_CHECKER_CONCURRENCY", "2")]);
+    let key = server.job_key("fanout");
+    let items: Vec<String> = (0..30)
+        .map(|n| format!("https://pan.baidu.com/s/1ok{n:04}x"))
+        .collect();
+    let job = server.create_job(&key, &json!({"items": items})).json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let streams: Vec<_> = (0..5).map(|_| server.events(&key, &job, &[])).collect();
+    let handles: Vec<_> = streams
+        .into_iter()
+        .map(|mut s| std::thread::spawn(move || s.until_done(WAIT)))
+        .collect();
+    for handle in handles {
+        assert_complete(&handle.join().unwrap(), 30);
+    }
+}
+
+#[test]
+fn cancel_answers_pending_items_as_cancelled_and_ends_the_stream() {
+    let mock = Mock::start(50);
+    let server = Server::with_mock(&mock, &[("PANLINK_CHECKER_CONCURRENCY", "1")]);
+    let key = server.job_key("cancel");
+    let items: Vec<String> = (0..40)
+        .map(|n| format!("https://pan.quark.cn/s/ok{n:04}cc"))
+        .collect();
+    let job = server.create_job(&key, &json!({"items": items})).json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut stream = server.events(&key, &job, &[]);
+    stream.next_event(WAIT).unwrap();
+    let cancelled = server.send(
+        "DELETE",
+        &format!("/jobs/{job}"),
+        &[("X-API-Key", &key)],
+        None,
+    );
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text());
+    assert_eq!(cancelled.json()["status"], "cancelled");
+    let mut events = vec![];
+    events.extend(stream.until_done(WAIT));
+    let all = server.events(&key, &job, &[]).until_done(WAIT);
+    assert_complete(&all, 40);
+    let reasons: Vec<String> = results(&all)
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap().to_owned())
+        .collect();
+    let cancelled_count = reasons.iter().filter(|r| *r == "cancelled").count();
+    assert!(cancelled_count >= 30, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r == "cancelled" || r == "all_checks_passed")
+    );
+    let overview = server
+        .get(&format!("/jobs/{job}"), &[("X-API-Key", &key)])
+        .json();
+    assert_eq!(overview["status"], "cancelled");
+    assert_eq!(overview["totals"]["done"], 40);
+    assert_eq!(all.last().unwrap().json()["status"], "cancelled");
+}
+
+#[test]
+fn urgent_urls_jump_the_backlog() {
+    let mock = Mock::start(20);
+    let server = Server::with_mock(&mock, &[("PANLINK_CHECKER_CONCURRENCY", "1")]);
+    let key = server.job_key("urgent");
+    let items: Vec<String> = (0..60)
+        .map(|n| format!("https://pan.quark.cn/s/ok{n:04}uu"))
+        .collect();
+    let job = server.create_job(&key, &json!({"items": items})).json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut stream = server.events(&key, &job, &[]);
+    stream.next_event(WAIT).unwrap();
+    let hurry = server.send(
+        "POST",
+        &format!("/jobs/{job}/urgent"),
+        &[("X-API-Key", &key), ("Content-Type", "application/json")],
+        // Same shares written differently: host case and a pwd do not matter.
+        Some(r#"{"urls": ["https://pan.quark.cn/s/ok0059uu", "https://PAN.QUARK.CN/s/ok0058uu?pwd=x1", "https://pan.quark.cn/s/ok0000uu", "https://pan.quark.cn/s/notInJob1"]}"#),
+    );
+    assert_eq!(hurry.status, 200, "{}", hurry.text());
+    let counts = hurry.json();
+    assert_eq!(counts["promoted"], 2, "{counts}");
+    assert_eq!(counts["not_in_job"], 1, "{counts}");
+    assert_eq!(
+        counts["already_done"].as_u64().unwrap() + counts["in_flight"].as_u64().unwrap(),
+        1,
+        "{counts}"
+    );
+    let rest = stream.until_done(WAIT);
+    let order: Vec<String> = results(&rest)
+        .iter()
+        .map(|r| r["url"].as_str().unwrap().to_owned())
+        .collect();
+    let position = |url: &str| order.iter().position(|u| u == url).unwrap();
+    assert!(position("https://pan.quark.cn/s/ok0059uu") < 4, "{order:?}");
+    assert!(position("https://pan.quark.cn/s/ok0058uu") < 4, "{order:?}");
+    let urgent = results(&rest)
+        .into_iter()
+        .find(|r| r["url"] == "https://pan.quark.cn/s/ok0059uu")
+        .unwrap();
+    assert_eq!(urgent["priority_used"], "urgent");
+}
+
+#[test]
+fn a_small_job_is_not_stuck_behind_a_big_one() {
+    let mock = Mock::start(10);
+    let server = Server::with_mock(&mock, &[("PANLINK_CHECKER_CONCURRENCY", "1")]);
+    let big_key = server.job_key("big");
+    let small_key = server.job_key("small");
+    let items: Vec<String> = (0..200)
+        .map(|n| format!("https://pan.quark.cn/s/ok{n:04}bb"))
+        .collect();
+    let big = server.create_job(&big_key, &json!({"items": items})).json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let small_items: Vec<String> = (0..3)
+        .map(|n| format!("https://pan.quark.cn/s/ok{n:04}ss"))
+        .collect();
+    let small = server
+        .create_job(&small_key, &json!({"items": small_items}))
+        .json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.events(&small_key, &small, &[]).until_done(WAIT);
+    let big_progress = server
+        .get(&format!("/jobs/{big}"), &[("X-API-Key", &big_key)])
+        .json();
+    let done = big_progress["totals"]["done"].as_u64().unwrap();
+    assert!(
+        done < 50,
+        "the small job waited for {done} checks of the big one"
+    );
+}
+
+#[test]
+fn transient_outcomes_are_retried_then_reported_unknown() {
+    let mock = Mock::start(0);
+    let server = Server::with_mock(
+        &mock,
+        &[
+            ("PANLINK_CHECKER_MAX_ATTEMPTS", "3"),
+            ("PANLINK_CHECKER_RETRY_BACKOFF_MS", "10"),
+        ],
+    );
+    let key = server.job_key("retry");
+    // limit… ids are refused twice, then answer: the third attempt succeeds.
+    let job = server
+        .create_job(&key, &json!({"items": ["https://pan.quark.cn/s/limitAA1", "https://pan.quark.cn/s/errAAAA1"]}))
+        .json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = server.events(&key, &job, &[]).until_done(WAIT);
+    let by_url: BTreeMap<String, Value> = results(&events)
+        .into_iter()
+        .map(|r| (r["url"].as_str().unwrap().to_owned(), r))
+        .collect();
+    let limited = &by_url["https://pan.quark.cn/s/limitAA1"];
+    assert_eq!(
+        (limited["state"].as_str(), limited["attempts"].as_u64()),
+        (Some("valid"), Some(3)),
+        "{limited}"
+    );
+    let failing = &by_url["https://pan.quark.cn/s/errAAAA1"];
+    assert_eq!(failing["state"], "unknown");
+    assert_eq!(failing["reason"], "upstream_error");
+    assert_eq!(failing["attempts"], 3);
+    let pool = server.get("/pool/quark", &[]).json();
+    assert_eq!(pool["retries_total"], 4, "{pool}");
+
+    // With two attempts the limited link stays unknown: never reported dead.
+    let mock2 = Mock::start(0);
+    let server2 = Server::with_mock(
+        &mock2,
+        &[
+            ("PANLINK_CHECKER_MAX_ATTEMPTS", "2"),
+            ("PANLINK_CHECKER_RETRY_BACKOFF_MS", "10"),
+        ],
+    );
+    let key2 = server2.job_key("retry2");
+    let job2 = server2
+        .create_job(
+            &key2,
+            &json!({"items": ["https://pan.baidu.com/s/1limitB1"]}),
+        )
+        .json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = server2.events(&key2, &job2, &[]).until_done(WAIT);
+    let result = &results(&events)[0];
+    assert_eq!(
+        (result["state"].as_str(), result["reason"].as_str()),
+        (Some("unknown"), Some("rate_limited"))
+    );
+    assert_eq!(result["attempts"], 2);
+}
+
+#[test]
+fn pool_and_health_show_counts_and_never_a_url() {
+    let mock = Mock::start(0);
+    let server = Server::with_mock(&mock, &[]);
+    let key = server.job_key("pool");
+    let job = server
+        .create_job(&key, &json!({"items": ["https://pan.quark.cn/s/okSECRET1", "https://pan.baidu.com/s/1goneSECRET"]}))
+        .json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.events(&key, &job, &[]).until_done(WAIT);
+    for path in ["/pool", "/health"] {
+        let response = server.get(path, &[]);
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("access-control-allow-origin"), Some("*"));
+        let text = response.text();
+        assert!(
+            !text.contains("SECRET") && !text.contains(&job),
+            "{path} leaks user data: {text}"
+        );
+        let json = response.json();
+        assert_eq!(json["providers"]["quark"]["name"], "夸克网盘");
+        assert_eq!(json["providers"]["quark"]["checked_total"], 1);
+        assert_eq!(json["providers"]["quark"]["states"]["valid"], 1);
+        assert_eq!(json["providers"]["baidu"]["states"]["invalid"], 1);
+        assert!(json["providers"]["quark"]["concurrency"].as_u64().unwrap() > 0);
+        assert_eq!(json["totals"]["checked_total"], 2);
+        assert_eq!(json["providers"].as_object().unwrap().len(), 9);
+    }
+    assert_eq!(server.get("/health", &[]).json()["status"], "ok");
+    let one = server.get("/pool/baidu", &[]).json();
+    assert_eq!(one["name"], "百度网盘");
+    server
+        .get("/pool/dropbox", &[])
+        .assert_error(404, "not_found");
+}
+
+#[test]
+fn a_job_survives_kill_9_and_completes_with_every_item_exactly_once() {
+    let mock = Mock::start(15);
+    let mut server = Server::with_mock(&mock, &[("PANLINK_CHECKER_CONCURRENCY", "2")]);
+    let key = server.job_key("crash");
+    let total = 60;
+    let items: Vec<String> = (0..total)
+        .map(|n| format!("https://pan.quark.cn/s/ok{n:04}kk"))
+        .collect();
+    let job = server.create_job(&key, &json!({"items": items})).json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut stream = server.events(&key, &job, &[]);
+    let mut last = 0;
+    while last < 10 {
+        last = stream.next_event(WAIT).unwrap().id.unwrap();
+    }
+    drop(stream);
+    server.kill9();
+    let before = mock.stats()["requests"]["quark"].as_u64().unwrap();
+    assert!(before >= 20, "{before}");
+
+    let server = server.restart();
+    let rest = server
+        .events(&key, &job, &[("Last-Event-ID", &last.to_string())])
+        .until_done(WAIT);
+    let ids: Vec<u32> = rest.iter().filter_map(|e| e.id).collect();
+    assert_eq!(
+        ids,
+        ((last + 1)..=total as u32).collect::<Vec<_>>(),
+        "ids continue without gaps"
+    );
+    let all = server.events(&key, &job, &[]).until_done(WAIT);
+    assert_complete(&all, total);
+    let overview = server
+        .get(&format!("/jobs/{job}"), &[("X-API-Key", &key)])
+        .json();
+    assert_eq!(overview["status"], "done");
+    assert_eq!(overview["totals"]["done"], total);
+    assert_eq!(overview["totals"]["valid"], total);
+    // Recorded results were not checked again: two requests per check, plus at most the checks
+    // that were in flight (and unrecorded) when the process died.
+    let requests = mock.stats()["requests"]["quark"].as_u64().unwrap();
+    assert!(
+        requests <= 2 * (total as u64 + 8),
+        "{requests} requests for {total} links"
+    );
+}
