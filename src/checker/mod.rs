@@ -5,6 +5,7 @@
 //! client, and the quark and baidu adapters. The job engine (queues, SSE, durability) builds on
 //! these (issue 3).
 
+pub mod cache;
 pub mod client;
 pub mod extract;
 pub mod passcode;

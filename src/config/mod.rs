@@ -112,6 +112,9 @@ pub struct CheckerConfig {
     /// Attempts per link for transient outcomes (timeout, rate limit, 5xx).
     pub max_attempts: u32,
     pub retry_backoff: Duration,
+    /// How long verdicts are reused, by state (zero: not cached).
+    pub cache_ttl: crate::checker::cache::CacheTtl,
+    pub cache_max_entries: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -287,6 +290,32 @@ impl Config {
             rate_per_s: range("checker.rate_per_s", checker.rate_per_s, 1, 1_000_000)?,
             max_attempts: range("checker.max_attempts", checker.max_attempts, 1, 10)?,
             retry_backoff: millis("checker.retry_backoff_ms", checker.retry_backoff_ms)?,
+            cache_ttl: crate::checker::cache::CacheTtl {
+                valid: Duration::from_secs(range(
+                    "checker.cache_valid_ttl_s",
+                    checker.cache_valid_ttl_s,
+                    0,
+                    30 * 86_400,
+                )?),
+                invalid: Duration::from_secs(range(
+                    "checker.cache_invalid_ttl_s",
+                    checker.cache_invalid_ttl_s,
+                    0,
+                    365 * 86_400,
+                )?),
+                locked: Duration::from_secs(range(
+                    "checker.cache_locked_ttl_s",
+                    checker.cache_locked_ttl_s,
+                    0,
+                    30 * 86_400,
+                )?),
+            },
+            cache_max_entries: range(
+                "checker.cache_max_entries",
+                checker.cache_max_entries,
+                0,
+                100_000_000,
+            )?,
         };
         let jobs = &raw.jobs;
         let jobs = JobsConfig {

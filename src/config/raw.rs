@@ -134,6 +134,10 @@ pub struct RawChecker {
     pub rate_per_s: u32,
     pub max_attempts: u32,
     pub retry_backoff_ms: u64,
+    pub cache_valid_ttl_s: u64,
+    pub cache_invalid_ttl_s: u64,
+    pub cache_locked_ttl_s: u64,
+    pub cache_max_entries: usize,
 }
 
 impl Default for RawChecker {
@@ -150,6 +154,10 @@ impl Default for RawChecker {
             rate_per_s: 50,
             max_attempts: 3,
             retry_backoff_ms: 200,
+            cache_valid_ttl_s: 6 * 3600,
+            cache_invalid_ttl_s: 3 * 86_400,
+            cache_locked_ttl_s: 3600,
+            cache_max_entries: 200_000,
         }
     }
 }

@@ -24,6 +24,7 @@ use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::record::{self, Counts, ItemRecord, JobRecord, JobStatus, ProviderTally};
+use crate::checker::cache::{self, CheckCache, Lookup};
 use crate::checker::client::UpstreamClient;
 use crate::checker::providers;
 use crate::checker::share::{Provider, ShareRef};
@@ -385,6 +386,8 @@ struct Outcome {
     job: Arc<Job>,
     item_id: u32,
     verdict: Verdict,
+    /// From the cache or another job's check of the same share.
+    cached: bool,
     attempts: u32,
     elapsed: Duration,
     priority: Priority,
@@ -404,6 +407,7 @@ pub struct Engine {
     store: Arc<Store>,
     client: UpstreamClient,
     config: CheckerConfig,
+    cache: CheckCache,
     pub lanes: Vec<Arc<Lane>>,
     jobs: Box<[JobShard]>,
     sink: mpsc::Sender<Outcome>,
@@ -444,6 +448,7 @@ impl Engine {
             store,
             client,
             config: config.clone(),
+            cache: CheckCache::new(config.cache_ttl, config.cache_max_entries),
             lanes,
             jobs: (0..JOB_SHARDS)
                 .map(|_| Mutex::new(HashMap::new()))
@@ -660,6 +665,7 @@ impl Engine {
                         job: Arc::clone(job),
                         item_id,
                         verdict: Verdict::new(State::Unknown, Reason::Cancelled),
+                        cached: false,
                         attempts: 0,
                         elapsed: Duration::ZERO,
                         priority: Priority::Normal,
@@ -738,15 +744,22 @@ async fn dispatch(engine: Arc<Engine>, lane: Arc<Lane>) {
         let lane = Arc::clone(&lane);
         tokio::spawn(async move {
             lane.stats.in_flight.fetch_add(1, Ordering::Relaxed);
-            let outcome = run_check(&engine, &lane, work).await;
+            let outcome = run_check(&engine, &lane, work, permit).await;
             lane.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
             let _ = engine.sink.send(outcome).await;
         });
     }
 }
 
-async fn run_check(engine: &Engine, lane: &Lane, work: Work) -> Outcome {
+/// Checks one item: from the cache, by waiting for another job's check of the same share, or by
+/// asking the provider (with retries). `permit` is the lane's concurrency slot; a waiter gives it
+/// up, since it does not load the provider.
+async fn run_check(
+    engine: &Engine,
+    lane: &Lane,
+    work: Work,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Outcome {
     let started = Instant::now();
     let item = engine
         .store
@@ -767,17 +780,75 @@ async fn run_check(engine: &Engine, lane: &Lane, work: Work) -> Outcome {
                 job: work.job,
                 item_id: work.item_id,
                 verdict: Verdict::unknown(Reason::UpstreamError, None),
+                cached: false,
                 attempts: 0,
                 elapsed: started.elapsed(),
                 priority: work.priority,
             };
         }
     };
+    let lead = match engine.cache.lookup(&share) {
+        Lookup::Hit(verdict) => {
+            drop(permit);
+            metrics::counter!("panlink_checker_cache_hits_total", "provider" => lane.provider.as_str()).increment(1);
+            return shared_outcome(work, verdict, started);
+        }
+        Lookup::Wait(receiver) => {
+            drop(permit);
+            if let Some(verdict) = cache::wait(receiver).await {
+                metrics::counter!("panlink_checker_dedup_total", "provider" => lane.provider.as_str()).increment(1);
+                return shared_outcome(work, verdict, started);
+            }
+            // The leader went away without a verdict: ask again (and lead this time).
+            return Box::pin(run_check_again(engine, lane, work)).await;
+        }
+        Lookup::Lead(lead) => lead,
+    };
+    let (verdict, attempts) = ask_with_retries(engine, lane, &share).await;
+    engine.cache.finish(lead, &verdict);
+    drop(permit);
+    Outcome {
+        job: work.job,
+        item_id: work.item_id,
+        verdict,
+        cached: false,
+        attempts,
+        elapsed: started.elapsed(),
+        priority: work.priority,
+    }
+}
+
+/// After a vanished leader: take a permit again and check.
+async fn run_check_again(engine: &Engine, lane: &Lane, work: Work) -> Outcome {
+    match Arc::clone(&lane.permits).acquire_owned().await {
+        Ok(permit) => run_check(engine, lane, work, permit).await,
+        Err(_) => shared_outcome(
+            work,
+            Verdict::unknown(Reason::UpstreamError, None),
+            Instant::now(),
+        ),
+    }
+}
+
+fn shared_outcome(work: Work, verdict: Verdict, started: Instant) -> Outcome {
+    Outcome {
+        job: work.job,
+        item_id: work.item_id,
+        verdict,
+        cached: true,
+        attempts: 0,
+        elapsed: started.elapsed(),
+        priority: work.priority,
+    }
+}
+
+/// Asks the provider, retrying transient outcomes with exponential backoff and jitter.
+async fn ask_with_retries(engine: &Engine, lane: &Lane, share: &ShareRef) -> (Verdict, u32) {
     let mut attempts = 0;
     let verdict = loop {
         attempts += 1;
         let asked = Instant::now();
-        let verdict = providers::check(&engine.client, &share).await;
+        let verdict = providers::check(&engine.client, share).await;
         lane.stats
             .latency_ms
             .lock()
@@ -801,14 +872,7 @@ async fn run_check(engine: &Engine, lane: &Lane, work: Work) -> Outcome {
     lane.stats.by_state[state_index(verdict.state)].fetch_add(1, Ordering::Relaxed);
     metrics::counter!("panlink_checks_total", "provider" => lane.provider.as_str(), "reason" => verdict.reason.as_str())
         .increment(1);
-    Outcome {
-        job: work.job,
-        item_id: work.item_id,
-        verdict,
-        attempts,
-        elapsed: started.elapsed(),
-        priority: work.priority,
-    }
+    (verdict, attempts)
 }
 
 /// Commits results in batches, then publishes and counts them.
@@ -833,6 +897,7 @@ async fn run_sink(engine: Arc<Engine>, mut rx: mpsc::Receiver<Outcome>) {
                 event_id,
                 item_id: outcome.item_id,
                 verdict: outcome.verdict.clone(),
+                cached: outcome.cached,
                 attempts: outcome.attempts,
                 elapsed: outcome.elapsed,
                 priority: outcome.priority,
@@ -923,6 +988,7 @@ struct PreparedEvent {
     event_id: u32,
     item_id: u32,
     verdict: Verdict,
+    cached: bool,
     attempts: u32,
     elapsed: Duration,
     priority: Priority,
@@ -947,7 +1013,7 @@ fn event_json(event: &PreparedEvent, item: Option<&ItemRecord>) -> Vec<u8> {
         elapsed_seconds: (event.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         priority_used: event.priority,
         attempts: event.attempts,
-        cached: false,
+        cached: event.cached,
         checked_at: timefmt::rfc3339_ms(now),
         meta: item.and_then(|i| i.meta.as_deref()),
     };
@@ -983,6 +1049,7 @@ pub fn immediate_event_json(item_id: u32, item: &ItemRecord, reason: Reason) -> 
         event_id: 0,
         item_id,
         verdict: Verdict::new(State::Unknown, reason),
+        cached: false,
         attempts: 0,
         elapsed: Duration::ZERO,
         priority: Priority::Normal,

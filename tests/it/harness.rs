@@ -63,6 +63,12 @@ impl Mock {
             rate_per_s: 1000,
             max_attempts: 1,
             retry_backoff: Duration::from_millis(10),
+            cache_ttl: panlink::checker::cache::CacheTtl {
+                valid: Duration::ZERO,
+                invalid: Duration::ZERO,
+                locked: Duration::ZERO,
+            },
+            cache_max_entries: 0,
         }
     }
 }

@@ -620,3 +620,64 @@ fn a_job_survives_kill_9_and_completes_with_every_item_exactly_once() {
         "{requests} requests for {total} links"
     );
 }
+
+#[test]
+fn the_same_share_is_checked_once_across_jobs_and_unknown_is_never_reused() {
+    let mock = Mock::start(200);
+    let server = Server::with_mock(&mock, &[("PANLINK_CHECKER_CONCURRENCY", "4")]);
+    let (a, b, c) = (
+        server.job_key("a"),
+        server.job_key("b"),
+        server.job_key("c"),
+    );
+    let url = "https://pan.quark.cn/s/okDEDUP1";
+    let job_a = server.create_job(&a, &json!({"items": [url]})).json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let job_b = server.create_job(&b, &json!({"items": [url]})).json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = results(&server.events(&a, &job_a, &[]).until_done(WAIT)).remove(0);
+    let second = results(&server.events(&b, &job_b, &[]).until_done(WAIT)).remove(0);
+    assert_eq!(first["state"], "valid");
+    assert_eq!(second["state"], "valid");
+    assert_eq!(second["share_name"], "mock-okDEDUP1");
+    let cached: Vec<bool> = [&first, &second]
+        .iter()
+        .map(|r| r["cached"].as_bool().unwrap())
+        .collect();
+    assert_eq!(
+        cached.iter().filter(|c| **c).count(),
+        1,
+        "one asked, one shared: {cached:?}"
+    );
+    // One check: token + detail.
+    assert_eq!(mock.stats()["requests"]["quark"], 2);
+
+    // Later, a recent verdict is reused.
+    let job_c = server.create_job(&c, &json!({"items": [url]})).json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let third = results(&server.events(&c, &job_c, &[]).until_done(WAIT)).remove(0);
+    assert_eq!(third["cached"], true);
+    assert_eq!(third["state"], "valid");
+    assert_eq!(mock.stats()["requests"]["quark"], 2);
+
+    // Unknown verdicts are asked again every time.
+    for key in [&a, &b] {
+        let job = server
+            .create_job(key, &json!({"items": ["https://pan.quark.cn/s/errXXXX1"]}))
+            .json()["job_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let result = results(&server.events(key, &job, &[]).until_done(WAIT)).remove(0);
+        assert_eq!(result["cached"], false);
+        assert_eq!(result["attempts"], 3, "the default checker.max_attempts");
+    }
+    // Two jobs × three attempts, each a token request that fails with HTTP 500.
+    assert_eq!(mock.stats()["requests"]["quark"], 2 + 2 * 3);
+}

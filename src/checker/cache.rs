@@ -1,0 +1,226 @@
+//! The result cache and in-flight de-duplication.
+//!
+//! The same share (provider + normalized id + pass code, [`ShareRef::key`]) asked by two jobs at
+//! once is checked once: the first asker leads, the others wait for its verdict. A verdict is kept
+//! for a while by state (valid for hours, invalid for days, locked for an hour; unknown never, so
+//! a transient failure is never repeated from memory). The map is sharded and bounded: a full
+//! shard drops an expired entry, or any one, before taking a new one.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use super::share::ShareRef;
+use super::verdict::{State, Verdict};
+
+const SHARDS: usize = 32;
+
+/// How long verdicts are kept, by state.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheTtl {
+    pub valid: Duration,
+    pub invalid: Duration,
+    pub locked: Duration,
+}
+
+impl CacheTtl {
+    fn of(&self, state: State) -> Option<Duration> {
+        let ttl = match state {
+            State::Valid => self.valid,
+            State::Invalid => self.invalid,
+            State::Locked => self.locked,
+            State::Unknown => return None,
+        };
+        (!ttl.is_zero()).then_some(ttl)
+    }
+}
+
+enum Entry {
+    Done { verdict: Verdict, expires: Instant },
+    InFlight(watch::Receiver<Option<Verdict>>),
+}
+
+/// What a caller should do about a share.
+pub enum Lookup {
+    /// A recent verdict.
+    Hit(Verdict),
+    /// Another check of this share is running: wait for its verdict.
+    Wait(watch::Receiver<Option<Verdict>>),
+    /// Check it, then call [`Lead::finish`].
+    Lead(Lead),
+}
+
+/// The duty to check a share and publish the verdict to waiters.
+pub struct Lead {
+    key: String,
+    sender: watch::Sender<Option<Verdict>>,
+}
+
+/// The cache.
+pub struct CheckCache {
+    ttl: CacheTtl,
+    max_per_shard: usize,
+    shards: Box<[Mutex<HashMap<String, Entry>>]>,
+}
+
+impl CheckCache {
+    pub fn new(ttl: CacheTtl, max_entries: usize) -> CheckCache {
+        CheckCache {
+            ttl,
+            max_per_shard: (max_entries / SHARDS).max(1),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, key: &str) -> &Mutex<HashMap<String, Entry>> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = rustc_hash::FxHasher::default();
+        key.hash(&mut hasher);
+        &self.shards[(hasher.finish() as usize) % SHARDS]
+    }
+
+    /// A recent verdict, a check to wait for, or the duty to check.
+    pub fn lookup(&self, share: &ShareRef) -> Lookup {
+        let key = share.key();
+        let mut shard = self.shard(&key).lock();
+        match shard.get(&key) {
+            Some(Entry::Done { verdict, expires }) if *expires > Instant::now() => {
+                return Lookup::Hit(verdict.clone());
+            }
+            // A leader that vanished (its task was dropped) leaves a closed channel: take over.
+            Some(Entry::InFlight(receiver)) if receiver.has_changed().is_ok() => {
+                return Lookup::Wait(receiver.clone());
+            }
+            _ => {}
+        }
+        let (sender, receiver) = watch::channel(None);
+        if shard.len() >= self.max_per_shard && !shard.contains_key(&key) {
+            let now = Instant::now();
+            let victim = shard
+                .iter()
+                .find(|(_, e)| matches!(e, Entry::Done { expires, .. } if *expires <= now))
+                .or_else(|| shard.iter().find(|(_, e)| matches!(e, Entry::Done { .. })))
+                .map(|(k, _)| k.clone());
+            if let Some(victim) = victim {
+                shard.remove(&victim);
+            }
+        }
+        shard.insert(key.clone(), Entry::InFlight(receiver));
+        Lookup::Lead(Lead { key, sender })
+    }
+
+    /// Publishes the leader's verdict to waiters and keeps it if its state is cacheable.
+    pub fn finish(&self, lead: Lead, verdict: &Verdict) {
+        let mut shard = self.shard(&lead.key).lock();
+        match self.ttl.of(verdict.state) {
+            Some(ttl) => {
+                shard.insert(
+                    lead.key.clone(),
+                    Entry::Done {
+                        verdict: verdict.clone(),
+                        expires: Instant::now() + ttl,
+                    },
+                );
+            }
+            None => {
+                shard.remove(&lead.key);
+            }
+        }
+        drop(shard);
+        let _ = lead.sender.send(Some(verdict.clone()));
+    }
+
+    /// Entries held (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Waits for a leader's verdict; `None` if the leader went away without one.
+pub async fn wait(mut receiver: watch::Receiver<Option<Verdict>>) -> Option<Verdict> {
+    loop {
+        if let Some(verdict) = receiver.borrow_and_update().clone() {
+            return Some(verdict);
+        }
+        if receiver.changed().await.is_err() {
+            return receiver.borrow().clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::share::Provider;
+    use crate::checker::verdict::Reason;
+
+    fn share(id: &str) -> ShareRef {
+        ShareRef {
+            provider: Provider::Quark,
+            id: id.into(),
+            passcode: None,
+        }
+    }
+
+    fn ttl() -> CacheTtl {
+        CacheTtl {
+            valid: Duration::from_secs(60),
+            invalid: Duration::from_secs(60),
+            locked: Duration::from_secs(60),
+        }
+    }
+
+    #[tokio::test]
+    async fn lead_wait_hit() {
+        let cache = CheckCache::new(ttl(), 1000);
+        let Lookup::Lead(lead) = cache.lookup(&share("a")) else {
+            panic!("first asker leads")
+        };
+        let Lookup::Wait(receiver) = cache.lookup(&share("a")) else {
+            panic!("second asker waits")
+        };
+        let valid = Verdict::new(State::Valid, Reason::AllChecksPassed);
+        cache.finish(lead, &valid);
+        assert_eq!(wait(receiver).await, Some(valid.clone()));
+        assert!(matches!(cache.lookup(&share("a")), Lookup::Hit(v) if v == valid));
+        // A different pass code is a different question.
+        let mut with_code = share("a");
+        with_code.passcode = Some("x".into());
+        assert!(matches!(cache.lookup(&with_code), Lookup::Lead(_)));
+    }
+
+    #[tokio::test]
+    async fn unknown_is_never_cached_and_a_vanished_leader_is_replaced() {
+        let cache = CheckCache::new(ttl(), 1000);
+        let Lookup::Lead(lead) = cache.lookup(&share("b")) else {
+            panic!()
+        };
+        cache.finish(lead, &Verdict::new(State::Unknown, Reason::Timeout));
+        assert!(
+            matches!(cache.lookup(&share("b")), Lookup::Lead(_)),
+            "unknown must be asked again"
+        );
+        let Lookup::Lead(lead) = cache.lookup(&share("c")) else {
+            panic!()
+        };
+        drop(lead);
+        assert!(matches!(cache.lookup(&share("c")), Lookup::Lead(_)));
+    }
+
+    #[test]
+    fn bounded() {
+        let cache = CheckCache::new(ttl(), SHARDS * 2);
+        for n in 0..1000 {
+            if let Lookup::Lead(lead) = cache.lookup(&share(&format!("s{n}"))) {
+                cache.finish(lead, &Verdict::new(State::Valid, Reason::AllChecksPassed));
+            }
+        }
+        assert!(cache.len() <= SHARDS * 2 + SHARDS, "{}", cache.len());
+    }
+}
