@@ -453,6 +453,7 @@ async fn stream_events(
                             if tx.send(sse::frame(Some(id), "result", &json)).await.is_err() {
                                 return;
                             }
+                            metrics::counter!("panlink_sse_events_total").increment(1);
                             last = id;
                         }
                     }

@@ -176,6 +176,47 @@ impl Job {
         true
     }
 
+    /// Moves a pending item to the urgent state.
+    fn promote(&self, item_id: u32) -> Promotion {
+        let slot = &self.slots[item_id as usize - 1];
+        match slot.compare_exchange(PENDING, URGENT, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => match self.provider_of(item_id) {
+                Some(provider) => {
+                    let mut progress = self.progress.lock();
+                    let p = &mut progress.providers[provider.index()];
+                    p.pending -= 1;
+                    p.urgent_pending += 1;
+                    Promotion::Promoted(provider)
+                }
+                None => Promotion::Done,
+            },
+            Err(URGENT) => Promotion::AlreadyUrgent,
+            Err(IN_FLIGHT) => Promotion::InFlight,
+            Err(_) => Promotion::Done,
+        }
+    }
+
+    /// Takes a pending or urgent item out of the queues for cancellation; false if it was already
+    /// being checked or done.
+    fn take_for_cancel(&self, item_id: u32) -> bool {
+        [PENDING, URGENT]
+            .into_iter()
+            .any(|from| self.claim(item_id, from))
+    }
+
+    /// Records that an item in flight has its result; true when it was the job's last.
+    fn complete(&self, item_id: u32, state: State) -> Option<JobStatus> {
+        self.slots[item_id as usize - 1].store(DONE, Ordering::Release);
+        let mut progress = self.progress.lock();
+        count_state(&mut progress.counts, state);
+        if let Some(provider) = self.provider_of(item_id) {
+            let p = &mut progress.providers[provider.index()];
+            p.in_flight -= 1;
+            p.done += 1;
+        }
+        (progress.counts.done == self.total).then_some(progress.status)
+    }
+
     /// Subscribes to live events.
     pub fn subscribe(&self) -> broadcast::Receiver<Published> {
         self.live.subscribe()
@@ -364,6 +405,12 @@ impl Lane {
         None
     }
 
+    fn push_urgent(&self, job: &Arc<Job>, item_id: u32) {
+        self.urgent.push((Arc::clone(job), item_id));
+        self.stats.urgent_queued.fetch_add(1, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
     fn push_normal(&self, job: &Arc<Job>, item_id: u32) {
         let p = self.provider.index();
         job.queues[p].push(item_id);
@@ -391,6 +438,15 @@ struct Outcome {
     attempts: u32,
     elapsed: Duration,
     priority: Priority,
+}
+
+/// What promoting an item did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Promotion {
+    Promoted(Provider),
+    AlreadyUrgent,
+    InFlight,
+    Done,
 }
 
 /// Counts of `POST /jobs/{id}/urgent`.
@@ -608,27 +664,15 @@ impl Engine {
                 counts.not_in_job += 1;
             }
             for item_id in items {
-                let slot = &job.slots[item_id as usize - 1];
-                match slot.compare_exchange(PENDING, URGENT, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => {
-                        let Some(provider) = job.provider_of(item_id) else {
-                            continue;
-                        };
-                        {
-                            let mut progress = job.progress.lock();
-                            let p = &mut progress.providers[provider.index()];
-                            p.pending -= 1;
-                            p.urgent_pending += 1;
-                        }
+                match job.promote(item_id) {
+                    Promotion::Promoted(provider) => {
                         let lane = &self.lanes[provider.index()];
-                        lane.urgent.push((Arc::clone(job), item_id));
-                        lane.stats.urgent_queued.fetch_add(1, Ordering::Relaxed);
-                        lane.wake.notify_one();
+                        lane.push_urgent(job, item_id);
                         counts.promoted += 1;
                     }
-                    Err(URGENT) => counts.promoted += 1,
-                    Err(IN_FLIGHT) => counts.in_flight += 1,
-                    Err(_) => counts.already_done += 1,
+                    Promotion::AlreadyUrgent => counts.promoted += 1,
+                    Promotion::InFlight => counts.in_flight += 1,
+                    Promotion::Done => counts.already_done += 1,
                 }
             }
         }
@@ -645,36 +689,20 @@ impl Engine {
             progress.status = JobStatus::Cancelled;
         }
         for item_id in 1..=job.total {
-            let slot = &job.slots[item_id as usize - 1];
-            for from in [PENDING, URGENT] {
-                if slot
-                    .compare_exchange(from, IN_FLIGHT, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    if let Some(provider) = job.provider_of(item_id) {
-                        let mut progress = job.progress.lock();
-                        let p = &mut progress.providers[provider.index()];
-                        if from == URGENT {
-                            p.urgent_pending -= 1;
-                        } else {
-                            p.pending -= 1;
-                        }
-                        p.in_flight += 1;
-                    }
-                    let outcome = Outcome {
-                        job: Arc::clone(job),
-                        item_id,
-                        verdict: Verdict::new(State::Unknown, Reason::Cancelled),
-                        cached: false,
-                        attempts: 0,
-                        elapsed: Duration::ZERO,
-                        priority: Priority::Normal,
-                    };
-                    if self.sink.send(outcome).await.is_err() {
-                        return;
-                    }
-                    break;
-                }
+            if !job.take_for_cancel(item_id) {
+                continue;
+            }
+            let outcome = Outcome {
+                job: Arc::clone(job),
+                item_id,
+                verdict: Verdict::new(State::Unknown, Reason::Cancelled),
+                cached: false,
+                attempts: 0,
+                elapsed: Duration::ZERO,
+                priority: Priority::Normal,
+            };
+            if self.sink.send(outcome).await.is_err() {
+                return;
             }
         }
         // The job ends in the sink, with the last of these results or of the checks in flight.
@@ -959,17 +987,7 @@ fn requeue(engine: &Engine, job: &Arc<Job>, item_id: u32) {
 
 async fn publish(engine: &Engine, outcome: Outcome, event_id: u32, json: Bytes) {
     let job = outcome.job;
-    job.slots[outcome.item_id as usize - 1].store(DONE, Ordering::Release);
-    let finished = {
-        let mut progress = job.progress.lock();
-        count_state(&mut progress.counts, outcome.verdict.state);
-        if let Some(provider) = job.provider_of(outcome.item_id) {
-            let p = &mut progress.providers[provider.index()];
-            p.in_flight -= 1;
-            p.done += 1;
-        }
-        (progress.counts.done == job.total).then_some(progress.status)
-    };
+    let finished = job.complete(outcome.item_id, outcome.verdict.state);
     let _ = job.live.send(Published::Event(event_id, json));
     if let Some(status) = finished {
         let status = if status == JobStatus::Cancelled {
@@ -1099,4 +1117,159 @@ fn decode_hex32(text: &str) -> Option<SecretHash> {
         *byte = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn lanes() -> Vec<Lane> {
+        Provider::ALL
+            .iter()
+            .map(|&provider| Lane {
+                provider,
+                urgent: SegQueue::new(),
+                ring: SegQueue::new(),
+                wake: Notify::new(),
+                permits: Arc::new(Semaphore::new(1)),
+                concurrency: 1,
+                rate_per_s: 1,
+                stats: LaneStats::default(),
+            })
+            .collect()
+    }
+
+    fn job(number: usize, providers: &[Provider]) -> Arc<Job> {
+        let mut tallies = std::collections::BTreeMap::new();
+        for p in providers {
+            tallies.entry(*p).or_insert(ProviderTally::default()).total += 1;
+        }
+        let record = JobRecord {
+            id: format!("job{number:013}"),
+            owner: String::new(),
+            created_at_ms: 0,
+            finished_at_ms: None,
+            status: JobStatus::Queued,
+            total: providers.len() as u32,
+            counts: Counts::default(),
+            providers: tallies,
+            unsupported: 0,
+        };
+        let item_provider = providers.iter().map(|p| p.index() as u8).collect();
+        let job = Arc::new(Job::new(&record, [0; 32], item_provider, Vec::new()));
+        {
+            let mut progress = job.progress.lock();
+            for p in Provider::ALL {
+                let pp = &mut progress.providers[p.index()];
+                pp.pending = pp.total;
+            }
+        }
+        job
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Submit(Vec<u8>),
+        Urgent(usize, u32),
+        Cancel(usize),
+        Dispatch(u8),
+        Complete(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            proptest::collection::vec(0u8..3, 1..12).prop_map(Op::Submit),
+            (0usize..4, 1u32..12).prop_map(|(j, i)| Op::Urgent(j, i)),
+            (0usize..4).prop_map(Op::Cancel),
+            (0u8..3).prop_map(Op::Dispatch),
+            (0usize..8).prop_map(Op::Complete),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the interleaving of submit, urgent, cancel, dispatch and completion, every
+        /// item of every job gets exactly one result and the counters balance.
+        #[test]
+        fn every_item_yields_exactly_one_result(ops in proptest::collection::vec(op(), 1..120)) {
+            let lanes = lanes();
+            let mut jobs: Vec<Arc<Job>> = Vec::new();
+            let mut in_flight: Vec<(usize, u32)> = Vec::new();
+            let mut results: HashMap<(usize, u32), u32> = HashMap::new();
+            let job_index = |jobs: &[Arc<Job>], job: &Arc<Job>| jobs.iter().position(|j| Arc::ptr_eq(j, job)).unwrap();
+            let record = |results: &mut HashMap<(usize, u32), u32>, key: (usize, u32)| *results.entry(key).or_insert(0) += 1;
+            for op in ops {
+                match op {
+                    Op::Submit(items) => {
+                        let providers: Vec<Provider> = items.iter().map(|i| Provider::ALL[usize::from(*i)]).collect();
+                        let job = job(jobs.len(), &providers);
+                        for item_id in 1..=job.total {
+                            let provider = job.provider_of(item_id).unwrap();
+                            lanes[provider.index()].push_normal(&job, item_id);
+                        }
+                        jobs.push(job);
+                    }
+                    Op::Urgent(j, item) => {
+                        if let Some(job) = jobs.get(j).filter(|job| item <= job.total) {
+                            if let Promotion::Promoted(provider) = job.promote(item) {
+                                lanes[provider.index()].push_urgent(job, item);
+                            }
+                        }
+                    }
+                    Op::Cancel(j) => {
+                        if let Some(job) = jobs.get(j) {
+                            for item in 1..=job.total {
+                                if job.take_for_cancel(item) {
+                                    job.complete(item, State::Unknown);
+                                    record(&mut results, (j, item));
+                                }
+                            }
+                        }
+                    }
+                    Op::Dispatch(p) => {
+                        if let Some(work) = lanes[Provider::ALL[usize::from(p)].index()].next_work() {
+                            in_flight.push((job_index(&jobs, &work.job), work.item_id));
+                        }
+                    }
+                    Op::Complete(n) => {
+                        if !in_flight.is_empty() {
+                            let (j, item) = in_flight.remove(n % in_flight.len());
+                            jobs[j].complete(item, State::Valid);
+                            record(&mut results, (j, item));
+                        }
+                    }
+                }
+            }
+            // Drain: dispatch and complete everything left.
+            for (j, item) in in_flight.drain(..) {
+                jobs[j].complete(item, State::Valid);
+                record(&mut results, (j, item));
+            }
+            for lane in &lanes {
+                while let Some(work) = lane.next_work() {
+                    let j = job_index(&jobs, &work.job);
+                    work.job.complete(work.item_id, State::Valid);
+                    record(&mut results, (j, work.item_id));
+                }
+            }
+            for (j, job) in jobs.iter().enumerate() {
+                for item in 1..=job.total {
+                    prop_assert_eq!(results.get(&(j, item)).copied(), Some(1), "job {} item {}", j, item);
+                }
+                let progress = job.progress.lock();
+                prop_assert_eq!(progress.counts.done, job.total);
+                for p in progress.providers.iter() {
+                    prop_assert_eq!((p.pending, p.urgent_pending, p.in_flight), (0, 0, 0));
+                    prop_assert_eq!(p.done, p.total);
+                }
+            }
+            for lane in &lanes {
+                prop_assert_eq!(lane.stats.queued.load(Ordering::Relaxed), 0);
+                prop_assert_eq!(lane.stats.urgent_queued.load(Ordering::Relaxed), 0);
+            }
+        }
+    }
 }

@@ -103,6 +103,18 @@ pub fn render(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     gauge!("panlink_http_in_flight")
         .set((app.config.http.max_in_flight - app.in_flight.available_permits()) as f64);
     gauge!("panlink_uptime_seconds").set(app.uptime_ms() as f64 / 1000.0);
+    for lane in &app.engine.lanes {
+        let provider = lane.provider.as_str();
+        let stats = &lane.stats;
+        let load = |v: &std::sync::atomic::AtomicI64| {
+            v.load(std::sync::atomic::Ordering::Relaxed).max(0) as f64
+        };
+        gauge!("panlink_checker_queued", "provider" => provider, "lane" => "normal")
+            .set(load(&stats.queued));
+        gauge!("panlink_checker_queued", "provider" => provider, "lane" => "urgent")
+            .set(load(&stats.urgent_queued));
+        gauge!("panlink_checker_in_flight", "provider" => provider).set(load(&stats.in_flight));
+    }
     Ok(response::with_body(
         StatusCode::OK,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

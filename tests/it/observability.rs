@@ -54,6 +54,8 @@ fn metrics_are_prometheus_text_with_histograms_and_low_cardinality_labels() {
         "panlink_lmdb_disk_bytes",
         "panlink_http_open_connections",
         "panlink_http_in_flight",
+        "panlink_checker_queued{provider=\"quark\",lane=\"urgent\"}",
+        "panlink_checker_in_flight{provider=\"baidu\"}",
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }
