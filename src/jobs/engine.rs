@@ -1213,10 +1213,10 @@ mod tests {
                         jobs.push(job);
                     }
                     Op::Urgent(j, item) => {
-                        if let Some(job) = jobs.get(j).filter(|job| item <= job.total) {
-                            if let Promotion::Promoted(provider) = job.promote(item) {
-                                lanes[provider.index()].push_urgent(job, item);
-                            }
+                        if let Some(job) = jobs.get(j).filter(|job| item <= job.total)
+                            && let Promotion::Promoted(provider) = job.promote(item)
+                        {
+                            lanes[provider.index()].push_urgent(job, item);
                         }
                     }
                     Op::Cancel(j) => {
