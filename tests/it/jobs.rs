@@ -681,3 +681,80 @@ fn the_same_share_is_checked_once_across_jobs_and_unknown_is_never_reused() {
     // Two jobs × three attempts, each a token request that fails with HTTP 500.
     assert_eq!(mock.stats()["requests"]["quark"], 2 + 2 * 3);
 }
+
+#[test]
+fn shutdown_ends_sse_streams_cleanly_and_they_resume_after_restart() {
+    let mock = Mock::start(40);
+    let mut server = Server::with_mock(&mock, &[("PANLINK_CHECKER_CONCURRENCY", "1")]);
+    let key = server.job_key("shutdown");
+    let items: Vec<String> = (0..40)
+        .map(|n| format!("https://pan.baidu.com/s/1ok{n:04}zz"))
+        .collect();
+    let job = server.create_job(&key, &json!({"items": items})).json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut stream = server.events(&key, &job, &[]);
+    let mut last = 0;
+    while last < 3 {
+        last = stream.next_event(WAIT).unwrap().id.unwrap();
+    }
+    server.sigterm();
+    // The stream ends (no `done`: the job is not finished) instead of holding shutdown up.
+    while let Some(event) = stream.next_event(Duration::from_secs(15)) {
+        assert_ne!(event.event, "done");
+        last = event.id.unwrap();
+    }
+    let status = server
+        .wait_exit(Duration::from_secs(15))
+        .expect("the server exits");
+    assert!(status.success(), "{status:?}");
+
+    let server = server.restart();
+    let rest = server
+        .events(&key, &job, &[("Last-Event-ID", &last.to_string())])
+        .until_done(WAIT);
+    let ids: Vec<u32> = rest.iter().filter_map(|e| e.id).collect();
+    assert_eq!(ids, ((last + 1)..=40).collect::<Vec<_>>());
+    assert_complete(&server.events(&key, &job, &[]).until_done(WAIT), 40);
+}
+
+#[test]
+fn a_key_over_its_open_jobs_limit_gets_429() {
+    let mock = Mock::start(300);
+    let server = Server::with_mock(
+        &mock,
+        &[
+            ("PANLINK_JOBS_MAX_OPEN_JOBS_PER_KEY", "1"),
+            ("PANLINK_CHECKER_CONCURRENCY", "1"),
+        ],
+    );
+    let key = server.job_key("busy");
+    let items: Vec<String> = (0..5)
+        .map(|n| format!("https://pan.quark.cn/s/ok{n:04}oo"))
+        .collect();
+    let first = server.create_job(&key, &json!({"items": items}));
+    assert_eq!(first.status, 201);
+    let refused = server.create_job(&key, &json!({"items": ["https://pan.quark.cn/s/ok9999oo"]}));
+    refused.assert_error(429, "too_many_open_jobs");
+    assert!(refused.header("retry-after").is_some());
+    let other = server.job_key("other");
+    assert_eq!(
+        server
+            .create_job(
+                &other,
+                &json!({"items": ["https://pan.quark.cn/s/ok9999oo"]})
+            )
+            .status,
+        201
+    );
+    // Once the first job ends, the key may submit again.
+    let job = first.json()["job_id"].as_str().unwrap().to_owned();
+    server.events(&key, &job, &[]).until_done(WAIT);
+    assert_eq!(
+        server
+            .create_job(&key, &json!({"items": ["https://pan.quark.cn/s/ok9998oo"]}))
+            .status,
+        201
+    );
+}
