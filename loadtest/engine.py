@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Checker engine load: submit one job of N links, consume its SSE stream, report throughput.
+
+Standard library only. Talks to a running panlink (started by run.sh with the mock upstream).
+Prints one JSON line with: ingest seconds (POST /jobs answer), seconds from submit to the last
+result on SSE, checks/s, events received, duplicates/gaps found, and the server's CPU time per
+check (utime+stime from /proc/<pid>/stat, before and after).
+"""
+import argparse
+import http.client
+import json
+import os
+import sys
+import time
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--items", type=int, default=100000)
+    ap.add_argument("--pid", type=int, required=True)
+    ap.add_argument("--tag", default="run")
+    args = ap.parse_args()
+
+    # Alternate quark and baidu; distinct ids so neither cache nor de-duplication helps.
+    items = []
+    for n in range(args.items):
+        if n % 2 == 0:
+            items.append(f"https://pan.quark.cn/s/ok{n:08d}{args.tag}")
+        else:
+            items.append(f"https://pan.baidu.com/s/1ok{n:08d}{args.tag}")
+    body = json.dumps({"items": items})
+    headers = {"X-API-Key": args.key, "Content-Type": "application/json"}
+
+    cpu_before = cpu_seconds(args.pid)
+    started = time.monotonic()
+    conn = http.client.HTTPConnection(args.host, args.port, timeout=600)
+    conn.request("POST", "/jobs", body=body, headers=headers)
+    resp = conn.getresponse()
+    created = json.loads(resp.read())
+    ingest = time.monotonic() - started
+    if resp.status != 201:
+        print(json.dumps({"error": created}), flush=True)
+        sys.exit(1)
+    job = created["job_id"]
+
+    stream = http.client.HTTPConnection(args.host, args.port, timeout=600)
+    stream.request("GET", f"/jobs/{job}/events", headers={"X-API-Key": args.key})
+    sresp = stream.getresponse()
+    seen = set()
+    last_id = 0
+    gaps = 0
+    duplicates = 0
+    event = None
+    while True:
+        line = sresp.readline()
+        if not line:
+            break
+        if line.startswith(b"id: "):
+            event_id = int(line[4:])
+            if event_id in seen:
+                duplicates += 1
+            elif event_id != last_id + 1:
+                gaps += 1
+            seen.add(event_id)
+            last_id = max(last_id, event_id)
+        elif line.startswith(b"event: "):
+            event = line[7:].strip()
+        elif line == b"\n" and event == b"done":
+            break
+    elapsed = time.monotonic() - started
+    cpu = cpu_seconds(args.pid) - cpu_before
+    print(json.dumps({
+        "items": args.items,
+        "ingest_s": round(ingest, 3),
+        "total_s": round(elapsed, 3),
+        "checks_per_s": round(args.items / elapsed),
+        "events": len(seen),
+        "gaps": gaps,
+        "duplicates": duplicates,
+        "server_cpu_s": round(cpu, 2),
+        "server_cpu_us_per_check": round(cpu / args.items * 1e6, 1),
+    }), flush=True)
+
+
+if __name__ == "__main__":
+    main()

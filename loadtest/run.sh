@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# loadtest/run.sh SCENARIO [ITEMS]: starts what the scenario needs (release binary with a temp data
+# dir, the mock upstream), runs it for a bounded time, stops everything, prints a summary.
+#
+# Scenarios:
+#   engine   mock answers at once; one job of ITEMS links (default 100000, half quark, half baidu);
+#            reports ingest time, checks/s end to end (submit → last result on SSE) and server CPU
+#            per check. Targets (issue 3): ingest < 1 s, >= 20000 checks/s.
+#   latency  mock adds 50 ms per request, concurrency C=32 per provider, ITEMS links (default 10000);
+#            throughput against the ideal (each provider at C/(requests per check × 50 ms), the
+#            job as long as the slower half). Target: >= 95 % of ideal.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scenario=${1:-engine}
+items=${2:-}
+bin=target/release/panlink
+cargo build --release --quiet
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+case "$scenario" in
+  engine)  latency=0;  concurrency=256; items=${items:-100000} ;;
+  latency) latency=50; concurrency=32;  items=${items:-10000} ;;
+  *) echo "unknown scenario $scenario (engine | latency)"; exit 2 ;;
+esac
+
+"$bin" mock-upstream --listen 127.0.0.1:0 --ca-out "$work/ca.pem" --latency-ms "$latency" > "$work/mock.out" 2>/dev/null &
+pids+=($!)
+for _ in $(seq 100); do grep -q listening "$work/mock.out" 2>/dev/null && break; sleep 0.05; done
+mock=$(sed -n 's/mock-upstream listening on //p' "$work/mock.out")
+
+PANLINK_LISTEN=127.0.0.1:0 PANLINK_DATA_DIR="$work/data" PANLINK_ADMIN_TOKEN=loadtest-admin-token-0000 \
+PANLINK_SERVER_LOG_LEVEL=warn PANLINK_CHECKER_UPSTREAM_OVERRIDE="$mock" PANLINK_CHECKER_EXTRA_ROOT_CA="$work/ca.pem" \
+PANLINK_CHECKER_CONCURRENCY="$concurrency" PANLINK_CHECKER_RATE_PER_S=1000000 PANLINK_CHECKER_POOL_MAX_IDLE_PER_HOST=512 \
+PANLINK_JOBS_MAX_ITEMS=1000000 PANLINK_JOBS_MAX_BODY_BYTES=268435456 \
+  "$bin" serve > "$work/server.out" 2> "$work/server.log" &
+server=$!
+pids+=($server)
+for _ in $(seq 200); do grep -q listening "$work/server.out" 2>/dev/null && break; sleep 0.05; done
+port=$(sed -n 's/.*listening on http:\/\/[0-9.]*:\([0-9]*\).*/\1/p' "$work/server.out")
+key=$(PANLINK_DATA_DIR="$work/data" "$bin" keys create --name loadtest)
+curl -s -X PATCH "http://127.0.0.1:$port/admin/api/keys/$(PANLINK_DATA_DIR="$work/data" "$bin" keys list | awk 'NR==2{print $1}')" \
+  -H "Authorization: Bearer loadtest-admin-token-0000" -H 'Content-Type: application/json' \
+  -d '{"rate_per_s": 1000000, "burst": 1000000}' > /dev/null
+
+result=$(timeout 900 python3 loadtest/engine.py --port "$port" --key "$key" --items "$items" --pid "$server" --tag "$scenario")
+echo "$result"
+python3 - "$scenario" "$result" "$concurrency" "$latency" <<'PY'
+import json, sys
+scenario, result, c, latency = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rows = [("links", result["items"]), ("ingest (POST /jobs)", f'{result["ingest_s"]} s'),
+        ("submit → last result", f'{result["total_s"]} s'), ("checks/s", result["checks_per_s"]),
+        ("events / gaps / duplicates", f'{result["events"]} / {result["gaps"]} / {result["duplicates"]}'),
+        ("server CPU per check", f'{result["server_cpu_us_per_check"]} µs')]
+if scenario == "engine":
+    rows.append(("ratio to target 20000 checks/s", round(result["checks_per_s"] / 20000, 2)))
+    rows.append(("ingest ratio to target 1 s", round(result["ingest_s"] / 1.0, 2)))
+else:
+    # Each provider works in parallel at C checks per (requests per check × latency): quark asks
+    # token + detail (2 requests), baidu warm-up + shorturlinfo + list (3). Half the links each:
+    # the job takes as long as the slower half.
+    n = result["items"]
+    quark_rate, baidu_rate = c / (2 * latency / 1000), c / (3 * latency / 1000)
+    ideal = n / max((n / 2) / quark_rate, (n / 2) / baidu_rate)
+    rows.append(("ideal checks/s (half quark, half baidu)", round(ideal)))
+    rows.append(("ratio to ideal (target ≥ 0.95)", round(result["checks_per_s"] / ideal, 3)))
+width = max(len(r[0]) for r in rows)
+print(f"\n{scenario}:")
+for name, value in rows:
+    print(f"  {name:<{width}}  {value}")
+PY
