@@ -115,6 +115,9 @@ pub struct CheckerConfig {
     /// How long verdicts are reused, by state (zero: not cached).
     pub cache_ttl: crate::checker::cache::CacheTtl,
     pub cache_max_entries: usize,
+    /// Consecutive timeouts or upstream errors that open a provider's circuit.
+    pub breaker_failures: u32,
+    pub breaker_cooldown: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -316,6 +319,13 @@ impl Config {
                 0,
                 100_000_000,
             )?,
+            breaker_failures: range(
+                "checker.breaker_failures",
+                checker.breaker_failures,
+                1,
+                1_000_000,
+            )?,
+            breaker_cooldown: millis("checker.breaker_cooldown_ms", checker.breaker_cooldown_ms)?,
         };
         let jobs = &raw.jobs;
         let jobs = JobsConfig {

@@ -138,6 +138,8 @@ pub struct RawChecker {
     pub cache_invalid_ttl_s: u64,
     pub cache_locked_ttl_s: u64,
     pub cache_max_entries: usize,
+    pub breaker_failures: u32,
+    pub breaker_cooldown_ms: u64,
 }
 
 impl Default for RawChecker {
@@ -158,6 +160,8 @@ impl Default for RawChecker {
             cache_invalid_ttl_s: 3 * 86_400,
             cache_locked_ttl_s: 3600,
             cache_max_entries: 200_000,
+            breaker_failures: 20,
+            breaker_cooldown_ms: 30_000,
         }
     }
 }

@@ -23,6 +23,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::health::{Gate, ProviderHealth};
 use super::record::{self, Counts, ItemRecord, JobRecord, JobStatus, ProviderTally};
 use crate::checker::cache::{self, CheckCache, Lookup};
 use crate::checker::client::UpstreamClient;
@@ -365,6 +366,10 @@ pub struct Lane {
     pub concurrency: usize,
     pub rate_per_s: u32,
     pub stats: LaneStats,
+    /// Adaptive limit and circuit breaker.
+    pub health: ProviderHealth,
+    /// Signalled when a check of this lane ends.
+    slot_freed: Notify,
 }
 
 impl Lane {
@@ -468,6 +473,7 @@ pub struct Engine {
     jobs: Box<[JobShard]>,
     sink: mpsc::Sender<Outcome>,
     shutdown: CancellationToken,
+    clock: Instant,
 }
 
 const JOB_SHARDS: usize = 16;
@@ -496,6 +502,12 @@ impl Engine {
                     concurrency: config.concurrency,
                     rate_per_s: config.rate_per_s,
                     stats: LaneStats::default(),
+                    health: ProviderHealth::new(
+                        config.concurrency,
+                        config.breaker_failures,
+                        u64::try_from(config.breaker_cooldown.as_millis()).unwrap_or(u64::MAX),
+                    ),
+                    slot_freed: Notify::new(),
                 })
             })
             .collect();
@@ -511,6 +523,7 @@ impl Engine {
                 .collect(),
             sink,
             shutdown,
+            clock: Instant::now(),
         });
         engine.resume()?;
         for lane in &engine.lanes {
@@ -520,6 +533,11 @@ impl Engine {
         }
         tokio::spawn(run_sink(Arc::clone(&engine), sink_rx));
         Ok(engine)
+    }
+
+    /// Milliseconds on the engine's monotonic clock.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn shard(&self, id: &str) -> &JobShard {
@@ -747,6 +765,9 @@ async fn dispatch(engine: Arc<Engine>, lane: Arc<Lane>) {
             },
             () = engine.shutdown.cancelled() => return,
         };
+        if !wait_until_allowed(&engine, &lane).await {
+            return;
+        }
         let work = loop {
             if let Some(work) = lane.next_work() {
                 break work;
@@ -770,12 +791,39 @@ async fn dispatch(engine: Arc<Engine>, lane: Arc<Lane>) {
         next_start = next_start.max(now) + interval;
         let engine = Arc::clone(&engine);
         let lane = Arc::clone(&lane);
+        lane.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            lane.stats.in_flight.fetch_add(1, Ordering::Relaxed);
             let outcome = run_check(&engine, &lane, work, permit).await;
             lane.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+            lane.slot_freed.notify_one();
             let _ = engine.sink.send(outcome).await;
         });
+    }
+}
+
+/// Waits while the breaker is open or the lane is at its adaptive limit; false on shutdown.
+async fn wait_until_allowed(engine: &Engine, lane: &Lane) -> bool {
+    loop {
+        match lane.health.gate(engine.now_ms()) {
+            Gate::Go | Gate::Probe => {}
+            Gate::WaitUntil(at) => {
+                let wait = Duration::from_millis(at.saturating_sub(engine.now_ms()).max(1));
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => continue,
+                    () = engine.shutdown.cancelled() => return false,
+                }
+            }
+        }
+        let freed = lane.slot_freed.notified();
+        tokio::pin!(freed);
+        freed.as_mut().enable();
+        if lane.stats.in_flight.load(Ordering::Acquire) < lane.health.limit() as i64 {
+            return true;
+        }
+        tokio::select! {
+            () = freed => {}
+            () = engine.shutdown.cancelled() => return false,
+        }
     }
 }
 
@@ -833,6 +881,7 @@ async fn run_check(
         Lookup::Lead(lead) => lead,
     };
     let (verdict, attempts) = ask_with_retries(engine, lane, &share).await;
+    lane.health.record(verdict.reason, engine.now_ms());
     engine.cache.finish(lead, &verdict);
     drop(permit);
     Outcome {
@@ -1139,6 +1188,8 @@ mod tests {
                 concurrency: 1,
                 rate_per_s: 1,
                 stats: LaneStats::default(),
+                health: ProviderHealth::new(1, 1, 1),
+                slot_freed: Notify::new(),
             })
             .collect()
     }

@@ -6,5 +6,6 @@
 
 pub mod api;
 pub mod engine;
+pub mod health;
 pub mod pool;
 pub mod record;

@@ -16,7 +16,7 @@ use crate::http::response::{self, HttpResponse};
 use crate::http::routes::Req;
 
 /// One provider's pool.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct ProviderPool {
     pub name: &'static str,
     pub hosts: &'static [&'static str],
@@ -25,7 +25,10 @@ pub struct ProviderPool {
     pub queued: u64,
     pub urgent_queued: u64,
     pub in_flight: u64,
+    /// The current (adaptive) concurrency limit.
     pub concurrency: usize,
+    pub max_concurrency: usize,
+    pub circuit: super::health::Circuit,
     pub rate_per_s: u32,
     pub checked_total: u64,
     pub retries_total: u64,
@@ -70,7 +73,7 @@ fn load(value: &std::sync::atomic::AtomicI64) -> u64 {
     u64::try_from(value.load(Ordering::Relaxed)).unwrap_or(0)
 }
 
-fn provider_pool(lane: &Lane) -> ProviderPool {
+fn provider_pool(app: &App, lane: &Lane) -> ProviderPool {
     let stats = &lane.stats;
     let (p50, p95) = stats.latency_percentiles();
     let state = |i: usize| stats.by_state[i].load(Ordering::Relaxed);
@@ -82,7 +85,9 @@ fn provider_pool(lane: &Lane) -> ProviderPool {
         queued: load(&stats.queued),
         urgent_queued: load(&stats.urgent_queued),
         in_flight: load(&stats.in_flight),
-        concurrency: lane.concurrency,
+        concurrency: lane.health.limit(),
+        max_concurrency: lane.concurrency,
+        circuit: lane.health.circuit(app.engine.now_ms()),
         rate_per_s: lane.rate_per_s,
         checked_total: stats.checked_total.load(Ordering::Relaxed),
         retries_total: stats.retries_total.load(Ordering::Relaxed),
@@ -102,7 +107,7 @@ pub fn snapshot(app: &App) -> Pool {
         .engine
         .lanes
         .iter()
-        .map(|lane| (lane.provider, provider_pool(lane)))
+        .map(|lane| (lane.provider, provider_pool(app, lane)))
         .collect();
     let mut totals = Totals::default();
     for pool in providers.values() {
@@ -129,5 +134,8 @@ pub fn all(req: Req<'_>) -> Result<HttpResponse, ApiError> {
 pub fn one(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let provider = Provider::parse(req.param("provider")).ok_or(ApiError::NotFound("网盘"))?;
     let lane = &req.app.engine.lanes[provider.index()];
-    Ok(response::json(StatusCode::OK, &provider_pool(lane)))
+    Ok(response::json(
+        StatusCode::OK,
+        &provider_pool(req.app, lane),
+    ))
 }

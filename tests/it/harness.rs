@@ -69,6 +69,8 @@ impl Mock {
                 locked: Duration::ZERO,
             },
             cache_max_entries: 0,
+            breaker_failures: 1000,
+            breaker_cooldown: Duration::from_secs(30),
         }
     }
 }

@@ -758,3 +758,89 @@ fn a_key_over_its_open_jobs_limit_gets_429() {
         201
     );
 }
+
+#[test]
+fn a_failing_provider_opens_its_circuit_and_is_not_hammered() {
+    let mock = Mock::start(0);
+    let server = Server::with_mock(
+        &mock,
+        &[
+            ("PANLINK_CHECKER_BREAKER_FAILURES", "3"),
+            ("PANLINK_CHECKER_BREAKER_COOLDOWN_MS", "60000"),
+            ("PANLINK_CHECKER_CONCURRENCY", "1"),
+            ("PANLINK_CHECKER_MAX_ATTEMPTS", "1"),
+        ],
+    );
+    let key = server.job_key("breaker");
+    let items: Vec<String> = (0..8)
+        .map(|n| format!("https://pan.quark.cn/s/err{n:04}bk"))
+        .collect();
+    let job = server.create_job(&key, &json!({"items": items})).json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut open = false;
+    for _ in 0..100 {
+        if server.get("/pool/quark", &[]).json()["circuit"] == "open" {
+            open = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(open, "the circuit did not open");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        mock.stats()["requests"]["quark"],
+        3,
+        "no request while the circuit is open"
+    );
+    let overview = server
+        .get(&format!("/jobs/{job}"), &[("X-API-Key", &key)])
+        .json();
+    assert_eq!(overview["totals"]["done"], 3);
+    assert_eq!(
+        overview["providers"]["quark"]["pending"], 5,
+        "pending links wait, they are not failed"
+    );
+    // Other providers are not affected.
+    assert_eq!(server.get("/pool/baidu", &[]).json()["circuit"], "closed");
+    server.send(
+        "DELETE",
+        &format!("/jobs/{job}"),
+        &[("X-API-Key", &key)],
+        None,
+    );
+    let events = server.events(&key, &job, &[]).until_done(WAIT);
+    assert_complete(&events, 8);
+}
+
+#[test]
+fn rate_limit_answers_lower_the_adaptive_concurrency() {
+    let mock = Mock::start(0);
+    let server = Server::with_mock(
+        &mock,
+        &[
+            ("PANLINK_CHECKER_CONCURRENCY", "8"),
+            ("PANLINK_CHECKER_MAX_ATTEMPTS", "1"),
+        ],
+    );
+    let key = server.job_key("aimd");
+    assert_eq!(server.get("/pool/quark", &[]).json()["concurrency"], 8);
+    let items: Vec<String> = (0..6)
+        .map(|n| format!("https://pan.quark.cn/s/limit{n:04}ad"))
+        .collect();
+    let job = server.create_job(&key, &json!({"items": items})).json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = server.events(&key, &job, &[]).until_done(WAIT);
+    assert!(
+        results(&events)
+            .iter()
+            .all(|r| r["reason"] == "rate_limited" && r["state"] == "unknown")
+    );
+    let pool = server.get("/pool/quark", &[]).json();
+    let limit = pool["concurrency"].as_u64().unwrap();
+    assert!((1..8).contains(&limit), "{pool}");
+    assert_eq!(pool["max_concurrency"], 8);
+}
