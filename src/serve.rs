@@ -74,15 +74,18 @@ async fn watch_signals(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-/// Periodic work: key usage flushes and metrics upkeep. Flushes once more on shutdown.
+/// Periodic work: key usage flushes, metrics upkeep, the purge of expired jobs. Flushes usage once
+/// more on shutdown.
 async fn background_tasks(app: Arc<App>, shutdown: CancellationToken) {
     let mut flush = tokio::time::interval(app.config.keys.usage_flush_interval);
     let mut upkeep = tokio::time::interval(Duration::from_secs(5));
+    let mut purge = tokio::time::interval(app.config.jobs.purge_interval);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = flush.tick() => app.keys.flush_usage().await,
             _ = upkeep.tick() => app.metrics.run_upkeep(),
+            _ = purge.tick() => crate::jobs::purge_expired(&app).await,
             () = shutdown.cancelled() => break,
         }
     }

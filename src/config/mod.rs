@@ -127,6 +127,9 @@ pub struct JobsConfig {
     pub max_body_bytes: usize,
     pub sse_keepalive: Duration,
     pub sse_retry: Duration,
+    /// Finished jobs (with their results) are deleted after this long.
+    pub retention: Duration,
+    pub purge_interval: Duration,
 }
 
 impl Config {
@@ -339,6 +342,13 @@ impl Config {
             max_body_bytes: range("jobs.max_body_bytes", jobs.max_body_bytes, 1024, 1 << 30)?,
             sse_keepalive: millis("jobs.sse_keepalive_ms", jobs.sse_keepalive_ms)?,
             sse_retry: millis("jobs.sse_retry_ms", jobs.sse_retry_ms)?,
+            retention: Duration::from_secs(range(
+                "jobs.retention_s",
+                jobs.retention_s,
+                1,
+                10 * 365 * 86_400,
+            )?),
+            purge_interval: millis("jobs.purge_interval_ms", jobs.purge_interval_ms)?,
         };
 
         Ok(Config {

@@ -174,6 +174,8 @@ pub struct RawJobs {
     pub max_body_bytes: usize,
     pub sse_keepalive_ms: u64,
     pub sse_retry_ms: u64,
+    pub retention_s: u64,
+    pub purge_interval_ms: u64,
 }
 
 impl Default for RawJobs {
@@ -184,6 +186,8 @@ impl Default for RawJobs {
             max_body_bytes: 32 << 20,
             sse_keepalive_ms: 15_000,
             sse_retry_ms: 3_000,
+            retention_s: 7 * 86_400,
+            purge_interval_ms: 600_000,
         }
     }
 }

@@ -269,3 +269,36 @@ pub fn recorded_results(
     }
     Ok((out, last))
 }
+
+/// Deletes up to `limit` jobs that finished before `cutoff_ms`, with their items and events;
+/// returns how many were deleted.
+pub fn purge_finished_before(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    cutoff_ms: u64,
+    limit: usize,
+) -> Result<usize, StoreError> {
+    let mut expired = Vec::new();
+    for entry in dbs.jobs.iter(txn)? {
+        let (_, bytes) = entry?;
+        let job: JobRecord = codec::decode(bytes, "job")?;
+        if job.finished_at_ms.is_some_and(|at| at < cutoff_ms) {
+            expired.push(job.id);
+            if expired.len() >= limit {
+                break;
+            }
+        }
+    }
+    for id in &expired {
+        let start = item_key(id, 0);
+        let end = item_key(id, u32::MAX);
+        let range = (
+            Bound::Included(start.as_slice()),
+            Bound::Included(end.as_slice()),
+        );
+        dbs.items.delete_range(txn, &range)?;
+        dbs.events.delete_range(txn, &range)?;
+        dbs.jobs.delete(txn, id.as_bytes())?;
+    }
+    Ok(expired.len())
+}

@@ -844,3 +844,48 @@ fn rate_limit_answers_lower_the_adaptive_concurrency() {
     assert!((1..8).contains(&limit), "{pool}");
     assert_eq!(pool["max_concurrency"], 8);
 }
+
+#[test]
+fn finished_jobs_are_purged_after_the_retention() {
+    let mock = Mock::start(0);
+    let server = Server::with_mock(
+        &mock,
+        &[
+            ("PANLINK_JOBS_RETENTION_S", "1"),
+            ("PANLINK_JOBS_PURGE_INTERVAL_MS", "200"),
+        ],
+    );
+    let key = server.job_key("retention");
+    let job = server
+        .create_job(
+            &key,
+            &json!({"items": ["https://pan.quark.cn/s/okRETAIN1"]}),
+        )
+        .json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.events(&key, &job, &[]).until_done(WAIT);
+    assert_eq!(
+        server
+            .get(&format!("/jobs/{job}"), &[("X-API-Key", &key)])
+            .status,
+        200
+    );
+    let mut gone = false;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        if server
+            .get(&format!("/jobs/{job}"), &[("X-API-Key", &key)])
+            .status
+            == 404
+        {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "the finished job was not purged");
+    server
+        .get(&format!("/jobs/{job}/events"), &[("X-API-Key", &key)])
+        .assert_error(404, "not_found");
+}
