@@ -6,7 +6,7 @@
 //! `checker.upstream_override` set, the DNS layer answers every name with that address instead: the
 //! real host name still goes into TLS SNI and `Host`, certificates are still verified, and every
 //! other step is the production path. Each request has a deadline covering the whole exchange and
-//! a cap on the body it reads.
+//! a cap on the body it reads. Session values providers hand out (cookies) are kept per client.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -80,6 +80,15 @@ pub struct UpstreamClient {
     timeout: Duration,
     max_body: usize,
     user_agent: HeaderValue,
+    sessions: Arc<Sessions>,
+}
+
+/// Session values providers hand out (cookies, tokens), kept across checks as a browser keeps its
+/// cookies, with a single-flight refresh so concurrent checks do one warm-up, not one each.
+#[derive(Default)]
+struct Sessions {
+    values: parking_lot::RwLock<std::collections::HashMap<&'static str, String>>,
+    refresh: tokio::sync::Mutex<()>,
 }
 
 impl UpstreamClient {
@@ -136,7 +145,32 @@ impl UpstreamClient {
             max_body: config.max_response_bytes,
             user_agent: HeaderValue::from_str(&config.user_agent)
                 .map_err(|err| ClientError(err.to_string()))?,
+            sessions: Arc::new(Sessions::default()),
         })
+    }
+
+    /// The session value `name`, fetched with `refresh` when there is none (one refresh at a time;
+    /// the others wait and use its result). `None` if `refresh` could not get one.
+    pub async fn session<F, Fut>(&self, name: &'static str, refresh: F) -> Option<String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Option<String>>,
+    {
+        if let Some(value) = self.sessions.values.read().get(name) {
+            return Some(value.clone());
+        }
+        let _single_flight = self.sessions.refresh.lock().await;
+        if let Some(value) = self.sessions.values.read().get(name) {
+            return Some(value.clone());
+        }
+        let value = refresh().await?;
+        self.sessions.values.write().insert(name, value.clone());
+        Some(value)
+    }
+
+    /// Drops the session value `name` (the provider no longer accepts it).
+    pub fn forget_session(&self, name: &'static str) {
+        self.sessions.values.write().remove(name);
     }
 
     /// `GET url` with `headers`.

@@ -2,7 +2,8 @@
 //! `yun.baidu.com` alias. The id is kept without the leading `1`.
 //!
 //! The check (`providers.md` §3.3): a cookie warm-up (`GET /` gives `BAIDUID`; without it the API
-//! answers with a redirect to an anti-bot page), then
+//! answers with a redirect to an anti-bot page; the cookie is kept across checks and fetched again
+//! after such a redirect), then
 //! - with a pass code: `POST /share/verify` (its `randsk` becomes the `BDCLND` cookie);
 //! - without one: `GET /api/shorturlinfo`, where `-21` means the share does not exist and `-9`
 //!   means it is locked, which says nothing about whether it still exists;
@@ -47,12 +48,34 @@ pub fn parse(url: &Url) -> Option<String> {
 /// Asks baidu about `share`.
 pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
     let share_url = format!("{ORIGIN}/s/1{}", share.id);
-    let baiduid = match client.get(&format!("{ORIGIN}/"), &[]).await {
-        Ok(exchange) => exchange.cookie("BAIDUID"),
-        Err(err) => return transport_failure(&err),
+    // The BAIDUID cookie is kept across checks, as a browser keeps it; one warm-up fetches it.
+    let warm_up = || async {
+        let exchange = client.get(&format!("{ORIGIN}/"), &[]).await.ok()?;
+        exchange.cookie("BAIDUID")
     };
+    let baiduid = client.session(SESSION_COOKIE, warm_up).await;
     let mut cookie = baiduid.map(|v| format!("BAIDUID={v}")).unwrap_or_default();
+    let verdict = check_with_cookie(client, share, &share_url, &mut cookie).await;
+    if verdict
+        .provider_code
+        .as_deref()
+        .is_some_and(|c| c.starts_with("HTTP 3"))
+    {
+        // The anti-bot redirect: the cookie is no longer good; the next attempt warms up again.
+        client.forget_session(SESSION_COOKIE);
+    }
+    verdict
+}
 
+/// The name under which the BAIDUID cookie is kept in the client's sessions.
+const SESSION_COOKIE: &str = "baidu.BAIDUID";
+
+async fn check_with_cookie(
+    client: &UpstreamClient,
+    share: &ShareRef,
+    share_url: &str,
+    cookie: &mut String,
+) -> Verdict {
     match share.passcode.as_deref() {
         Some(passcode) => {
             let url = format!(
@@ -60,7 +83,7 @@ pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
                 query_value(&share.id),
                 crate::timefmt::now_ms()
             );
-            let headers = [("referer", share_url.as_str()), ("cookie", cookie.as_str())];
+            let headers = [("referer", share_url), ("cookie", cookie.as_str())];
             let form = [("pwd", passcode), ("vcode", ""), ("vcode_str", "")];
             let randsk = match client.post_form(&url, &headers, &form).await {
                 Ok(exchange) => verify_outcome(&exchange),
@@ -82,7 +105,7 @@ pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
                 "{ORIGIN}/api/shorturlinfo?app_id=250528&web=1&channel=chunlei&clienttype=0&shorturl=1{}",
                 query_value(&share.id)
             );
-            let headers = [("referer", share_url.as_str()), ("cookie", cookie.as_str())];
+            let headers = [("referer", share_url), ("cookie", cookie.as_str())];
             match client.get(&url, &headers).await {
                 Ok(exchange) => {
                     if let Err(verdict) = shorturlinfo_outcome(exchange.status, &exchange.body) {
@@ -99,7 +122,7 @@ pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
         query_value(&share.id)
     );
     let headers = [
-        ("referer", share_url.as_str()),
+        ("referer", share_url),
         ("cookie", cookie.as_str()),
         ("accept", "application/json, text/plain, */*"),
     ];
