@@ -6,7 +6,7 @@
 #   engine   mock answers at once; one job of ITEMS links (default 100000, half quark, half baidu);
 #            reports ingest time, checks/s end to end (submit → last result on SSE) and server CPU
 #            per check. Targets (issue 3): ingest < 1 s, >= 20000 checks/s.
-#   latency  mock adds 50 ms per request, concurrency C=32 per provider, ITEMS links (default 10000);
+#   latency  mock adds 50 ms per request, concurrency C=32 per provider, ITEMS links (default 20000);
 #            throughput against the ideal (each provider at C/(requests per check × 50 ms), the
 #            job as long as the slower half). Target: >= 95 % of ideal.
 set -euo pipefail
@@ -22,7 +22,7 @@ trap cleanup EXIT
 
 case "$scenario" in
   engine)  latency=0;  concurrency=256; items=${items:-100000} ;;
-  latency) latency=50; concurrency=32;  items=${items:-10000} ;;
+  latency) latency=50; concurrency=32;  items=${items:-20000} ;;
   *) echo "unknown scenario $scenario (engine | latency)"; exit 2 ;;
 esac
 

@@ -433,16 +433,35 @@ struct Work {
     priority: Priority,
 }
 
-/// A result on its way to the sink.
-struct Outcome {
-    job: Arc<Job>,
-    item_id: u32,
+/// What checking one item produced.
+#[derive(Debug, Clone)]
+struct CheckResult {
     verdict: Verdict,
     /// From the cache or another job's check of the same share.
     cached: bool,
     attempts: u32,
     elapsed: Duration,
     priority: Priority,
+}
+
+impl CheckResult {
+    /// A result no check produced (cancellation, an unreadable item).
+    fn without_check(verdict: Verdict) -> CheckResult {
+        CheckResult {
+            verdict,
+            cached: false,
+            attempts: 0,
+            elapsed: Duration::ZERO,
+            priority: Priority::Normal,
+        }
+    }
+}
+
+/// A result on its way to the sink.
+struct Outcome {
+    job: Arc<Job>,
+    item_id: u32,
+    result: CheckResult,
 }
 
 /// What promoting an item did.
@@ -713,11 +732,7 @@ impl Engine {
             let outcome = Outcome {
                 job: Arc::clone(job),
                 item_id,
-                verdict: Verdict::new(State::Unknown, Reason::Cancelled),
-                cached: false,
-                attempts: 0,
-                elapsed: Duration::ZERO,
-                priority: Priority::Normal,
+                result: CheckResult::without_check(Verdict::new(State::Unknown, Reason::Cancelled)),
             };
             if self.sink.send(outcome).await.is_err() {
                 return;
@@ -852,14 +867,13 @@ async fn run_check(
             passcode,
         },
         _ => {
+            let mut result =
+                CheckResult::without_check(Verdict::unknown(Reason::UpstreamError, None));
+            result.priority = work.priority;
             return Outcome {
                 job: work.job,
                 item_id: work.item_id,
-                verdict: Verdict::unknown(Reason::UpstreamError, None),
-                cached: false,
-                attempts: 0,
-                elapsed: started.elapsed(),
-                priority: work.priority,
+                result,
             };
         }
     };
@@ -887,11 +901,13 @@ async fn run_check(
     Outcome {
         job: work.job,
         item_id: work.item_id,
-        verdict,
-        cached: false,
-        attempts,
-        elapsed: started.elapsed(),
-        priority: work.priority,
+        result: CheckResult {
+            verdict,
+            cached: false,
+            attempts,
+            elapsed: started.elapsed(),
+            priority: work.priority,
+        },
     }
 }
 
@@ -911,11 +927,13 @@ fn shared_outcome(work: Work, verdict: Verdict, started: Instant) -> Outcome {
     Outcome {
         job: work.job,
         item_id: work.item_id,
-        verdict,
-        cached: true,
-        attempts: 0,
-        elapsed: started.elapsed(),
-        priority: work.priority,
+        result: CheckResult {
+            verdict,
+            cached: true,
+            attempts: 0,
+            elapsed: started.elapsed(),
+            priority: work.priority,
+        },
     }
 }
 
@@ -973,11 +991,7 @@ async fn run_sink(engine: Arc<Engine>, mut rx: mpsc::Receiver<Outcome>) {
                 job_id: outcome.job.id.clone(),
                 event_id,
                 item_id: outcome.item_id,
-                verdict: outcome.verdict.clone(),
-                cached: outcome.cached,
-                attempts: outcome.attempts,
-                elapsed: outcome.elapsed,
-                priority: outcome.priority,
+                result: outcome.result.clone(),
             });
         }
         let written = engine
@@ -1036,7 +1050,7 @@ fn requeue(engine: &Engine, job: &Arc<Job>, item_id: u32) {
 
 async fn publish(engine: &Engine, outcome: Outcome, event_id: u32, json: Bytes) {
     let job = outcome.job;
-    let finished = job.complete(outcome.item_id, outcome.verdict.state);
+    let finished = job.complete(outcome.item_id, outcome.result.verdict.state);
     let _ = job.live.send(Published::Event(event_id, json));
     if let Some(status) = finished {
         let status = if status == JobStatus::Cancelled {
@@ -1050,21 +1064,19 @@ async fn publish(engine: &Engine, outcome: Outcome, event_id: u32, json: Bytes) 
     }
 }
 
+/// A result with its event id, ready to be stored.
 struct PreparedEvent {
     job_id: String,
     event_id: u32,
     item_id: u32,
-    verdict: Verdict,
-    cached: bool,
-    attempts: u32,
-    elapsed: Duration,
-    priority: Priority,
+    result: CheckResult,
 }
 
 /// The JSON of a result event: the `data:` of SSE `result` events.
 fn event_json(event: &PreparedEvent, item: Option<&ItemRecord>) -> Vec<u8> {
     let now = timefmt::now_ms();
-    let verdict = &event.verdict;
+    let result = &event.result;
+    let verdict = &result.verdict;
     let body = ResultEvent {
         item_id: event.item_id,
         url: item.map_or("", |i| i.url.as_str()),
@@ -1077,10 +1089,10 @@ fn event_json(event: &PreparedEvent, item: Option<&ItemRecord>) -> Vec<u8> {
         expires_at: verdict.expiry.expires_at_ms().map(timefmt::rfc3339_ms),
         file_count: verdict.file_count,
         provider_code: verdict.provider_code.as_deref(),
-        elapsed_seconds: (event.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-        priority_used: event.priority,
-        attempts: event.attempts,
-        cached: event.cached,
+        elapsed_seconds: (result.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        priority_used: result.priority,
+        attempts: result.attempts,
+        cached: result.cached,
         checked_at: timefmt::rfc3339_ms(now),
         meta: item.and_then(|i| i.meta.as_deref()),
     };
@@ -1115,11 +1127,7 @@ pub fn immediate_event_json(item_id: u32, item: &ItemRecord, reason: Reason) -> 
         job_id: String::new(),
         event_id: 0,
         item_id,
-        verdict: Verdict::new(State::Unknown, reason),
-        cached: false,
-        attempts: 0,
-        elapsed: Duration::ZERO,
-        priority: Priority::Normal,
+        result: CheckResult::without_check(Verdict::new(State::Unknown, reason)),
     };
     event_json(&event, Some(item))
 }

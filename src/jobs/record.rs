@@ -89,6 +89,43 @@ fn item_key(job_id: &str, item_id: u32) -> Vec<u8> {
     key
 }
 
+/// Calls `visit` with `(id, value)` for every key of `job_id` in `db` from id `from` on, in order,
+/// until it returns `false`.
+fn walk_job(
+    db: &crate::store::RawDb,
+    txn: &RoTxn,
+    job_id: &str,
+    from: u32,
+    mut visit: impl FnMut(u32, &[u8]) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let start = item_key(job_id, from);
+    let end = item_key(job_id, u32::MAX);
+    let range = (
+        Bound::Included(start.as_slice()),
+        Bound::Included(end.as_slice()),
+    );
+    for entry in db.range(txn, &range)? {
+        let (key, value) = entry?;
+        let id = key
+            .get(JOB_ID_LEN..)
+            .and_then(|tail| <[u8; 4]>::try_from(tail).ok())
+            .map(u32::from_be_bytes)
+            .ok_or(StoreError::Corrupt("job key"))?;
+        if !visit(id, value)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The JSON of a stored event (after its version byte).
+fn event_payload(value: &[u8]) -> Result<&[u8], StoreError> {
+    match value.split_first() {
+        Some((&1, json)) => Ok(json),
+        _ => Err(StoreError::Corrupt("event")),
+    }
+}
+
 pub fn put_job(txn: &mut RwTxn, dbs: &Dbs, job: &JobRecord) -> Result<(), StoreError> {
     dbs.jobs.put(txn, job.id.as_bytes(), &codec::encode(job))?;
     Ok(())
@@ -151,27 +188,14 @@ pub fn item_index(
 ) -> Result<ItemIndex, StoreError> {
     let mut providers = vec![None; total as usize + 1];
     let mut index = Vec::with_capacity(total as usize);
-    let start = item_key(job_id, 0);
-    let end = item_key(job_id, u32::MAX);
-    for entry in dbs.items.range(
-        txn,
-        &(
-            Bound::Included(start.as_slice()),
-            Bound::Included(end.as_slice()),
-        ),
-    )? {
-        let (key, bytes) = entry?;
-        let id = u32::from_be_bytes(
-            key[JOB_ID_LEN..]
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("item key"))?,
-        );
+    walk_job(&dbs.items, txn, job_id, 0, |id, bytes| {
         let item: ItemRecord = codec::decode(bytes, "item")?;
         index.push((item.match_key(), id));
         if let Some(slot) = providers.get_mut(id as usize) {
             *slot = item.provider;
         }
-    }
+        Ok(true)
+    })?;
     Ok((providers, index))
 }
 
@@ -209,30 +233,10 @@ pub fn events_after(
     if after == u32::MAX {
         return Ok(out);
     }
-    let start = item_key(job_id, after + 1);
-    let end = item_key(job_id, u32::MAX);
-    for entry in dbs.events.range(
-        txn,
-        &(
-            Bound::Included(start.as_slice()),
-            Bound::Included(end.as_slice()),
-        ),
-    )? {
-        let (key, value) = entry?;
-        let id = u32::from_be_bytes(
-            key[JOB_ID_LEN..]
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("event key"))?,
-        );
-        let json = match value.split_first() {
-            Some((&1, json)) => bytes::Bytes::copy_from_slice(json),
-            _ => return Err(StoreError::Corrupt("event")),
-        };
-        out.push((id, json));
-        if out.len() >= limit {
-            break;
-        }
-    }
+    walk_job(&dbs.events, txn, job_id, after + 1, |id, value| {
+        out.push((id, bytes::Bytes::copy_from_slice(event_payload(value)?)));
+        Ok(out.len() < limit)
+    })?;
     Ok(out)
 }
 
@@ -244,29 +248,13 @@ pub fn recorded_results(
 ) -> Result<(Vec<(u32, String)>, u32), StoreError> {
     let mut out = Vec::new();
     let mut last = 0;
-    let start = item_key(job_id, 0);
-    let end = item_key(job_id, u32::MAX);
-    for entry in dbs.events.range(
-        txn,
-        &(
-            Bound::Included(start.as_slice()),
-            Bound::Included(end.as_slice()),
-        ),
-    )? {
-        let (key, value) = entry?;
-        last = u32::from_be_bytes(
-            key[JOB_ID_LEN..]
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("event key"))?,
-        );
-        let head: EventHead = match value.split_first() {
-            Some((&1, json)) => {
-                serde_json::from_slice(json).map_err(|_| StoreError::Corrupt("event"))?
-            }
-            _ => return Err(StoreError::Corrupt("event")),
-        };
+    walk_job(&dbs.events, txn, job_id, 0, |id, value| {
+        let head: EventHead = serde_json::from_slice(event_payload(value)?)
+            .map_err(|_| StoreError::Corrupt("event"))?;
         out.push((head.item_id, head.state));
-    }
+        last = id;
+        Ok(true)
+    })?;
     Ok((out, last))
 }
 

@@ -519,6 +519,13 @@ impl Server {
         )
     }
 
+    /// `POST /jobs` that must succeed; returns the job id.
+    pub fn submit(&self, key: &str, body: &serde_json::Value) -> String {
+        let response = self.create_job(key, body);
+        assert_eq!(response.status, 201, "{}", response.text());
+        response.json()["job_id"].as_str().unwrap().to_owned()
+    }
+
     /// Opens `GET /jobs/{id}/events`.
     pub fn events(&self, key: &str, job: &str, extra: &[(&str, &str)]) -> SseStream {
         SseStream::open(self.addr, &format!("/jobs/{job}/events"), key, extra)

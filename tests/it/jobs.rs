@@ -240,15 +240,10 @@ fn jobs_belong_to_their_key() {
     let server = Server::with_mock(&mock, &[]);
     let owner = server.job_key("owner");
     let other = server.job_key("other");
-    let job = server
-        .create_job(
-            &owner,
-            &json!({"items": ["https://pan.quark.cn/s/okaaaa1"]}),
-        )
-        .json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = server.submit(
+        &owner,
+        &json!({"items": ["https://pan.quark.cn/s/okaaaa1"]}),
+    );
     server.events(&owner, &job, &[]).until_done(WAIT);
     for (method, path) in [
         ("GET", format!("/jobs/{job}")),
@@ -283,10 +278,7 @@ fn reconnecting_with_last_event_id_replays_the_rest() {
     let items: Vec<String> = (0..12)
         .map(|n| format!("https://pan.quark.cn/s/ok{n:04}xx"))
         .collect();
-    let job = server.create_job(&key, &json!({"items": items})).json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = server.submit(&key, &json!({"items": items}));
 
     // Read a few events live, then drop the connection.
     let mut first = server.events(&key, &job, &[]);
@@ -332,10 +324,7 @@ fn several_subscribers_all_get_every_event() {
     let items: Vec<String> = (0..30)
         .map(|n| format!("https://pan.baidu.com/s/1ok{n:04}x"))
         .collect();
-    let job = server.create_job(&key, &json!({"items": items})).json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = server.submit(&key, &json!({"items": items}));
     let streams: Vec<_> = (0..5).map(|_| server.events(&key, &job, &[])).collect();
     let handles: Vec<_> = streams
         .into_iter()
@@ -354,10 +343,7 @@ fn cancel_answers_pending_items_as_cancelled_and_ends_the_stream() {
     let items: Vec<String> = (0..40)
         .map(|n| format!("https://pan.quark.cn/s/ok{n:04}cc"))
         .collect();
-    let job = server.create_job(&key, &json!({"items": items})).json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = server.submit(&key, &json!({"items": items}));
     let mut stream = server.events(&key, &job, &[]);
     stream.next_event(WAIT).unwrap();
     let cancelled = server.send(
@@ -399,10 +385,7 @@ fn urgent_urls_jump_the_backlog() {
     let items: Vec<String> = (0..60)
         .map(|n| format!("https://pan.quark.cn/s/ok{n:04}uu"))
         .collect();
-    let job = server.create_job(&key, &json!({"items": items})).json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = server.submit(&key, &json!({"items": items}));
     let mut stream = server.events(&key, &job, &[]);
     stream.next_event(WAIT).unwrap();
     let hurry = server.send(
@@ -445,19 +428,11 @@ fn a_small_job_is_not_stuck_behind_a_big_one() {
     let items: Vec<String> = (0..200)
         .map(|n| format!("https://pan.quark.cn/s/ok{n:04}bb"))
         .collect();
-    let big = server.create_job(&big_key, &json!({"items": items})).json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let big = server.submit(&big_key, &json!({"items": items}));
     let small_items: Vec<String> = (0..3)
         .map(|n| format!("https://pan.quark.cn/s/ok{n:04}ss"))
         .collect();
-    let small = server
-        .create_job(&small_key, &json!({"items": small_items}))
-        .json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let small = server.submit(&small_key, &json!({"items": small_items}));
     server.events(&small_key, &small, &[]).until_done(WAIT);
     let big_progress = server
         .get(&format!("/jobs/{big}"), &[("X-API-Key", &big_key)])
@@ -481,12 +456,10 @@ fn transient_outcomes_are_retried_then_reported_unknown() {
     );
     let key = server.job_key("retry");
     // limit… ids are refused twice, then answer: the third attempt succeeds.
-    let job = server
-        .create_job(&key, &json!({"items": ["https://pan.quark.cn/s/limitAA1", "https://pan.quark.cn/s/errAAAA1"]}))
-        .json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = server.submit(
+        &key,
+        &json!({"items": ["https://pan.quark.cn/s/limitAA1", "https://pan.quark.cn/s/errAAAA1"]}),
+    );
     let events = server.events(&key, &job, &[]).until_done(WAIT);
     let by_url: BTreeMap<String, Value> = results(&events)
         .into_iter()
@@ -515,15 +488,10 @@ fn transient_outcomes_are_retried_then_reported_unknown() {
         ],
     );
     let key2 = server2.job_key("retry2");
-    let job2 = server2
-        .create_job(
-            &key2,
-            &json!({"items": ["https://pan.baidu.com/s/1limitB1"]}),
-        )
-        .json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job2 = server2.submit(
+        &key2,
+        &json!({"items": ["https://pan.baidu.com/s/1limitB1"]}),
+    );
     let events = server2.events(&key2, &job2, &[]).until_done(WAIT);
     let result = &results(&events)[0];
     assert_eq!(
@@ -538,12 +506,7 @@ fn pool_and_health_show_counts_and_never_a_url() {
     let mock = Mock::start(0);
     let server = Server::with_mock(&mock, &[]);
     let key = server.job_key("pool");
-    let job = server
-        .create_job(&key, &json!({"items": ["https://pan.quark.cn/s/okSECRET1", "https://pan.baidu.com/s/1goneSECRET"]}))
-        .json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = server.submit(&key, &json!({"items": ["https://pan.quark.cn/s/okSECRET1", "https://pan.baidu.com/s/1goneSECRET"]}));
     server.events(&key, &job, &[]).until_done(WAIT);
     for path in ["/pool", "/health"] {
         let response = server.get(path, &[]);
@@ -580,10 +543,7 @@ fn a_job_survives_kill_9_and_completes_with_every_item_exactly_once() {
     let items: Vec<String> = (0..total)
         .map(|n| format!("https://pan.quark.cn/s/ok{n:04}kk"))
         .collect();
-    let job = server.create_job(&key, &json!({"items": items})).json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = server.submit(&key, &json!({"items": items}));
     let mut stream = server.events(&key, &job, &[]);
     let mut last = 0;
     while last < 10 {
@@ -631,14 +591,8 @@ fn the_same_share_is_checked_once_across_jobs_and_unknown_is_never_reused() {
         server.job_key("c"),
     );
     let url = "https://pan.quark.cn/s/okDEDUP1";
-    let job_a = server.create_job(&a, &json!({"items": [url]})).json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let job_b = server.create_job(&b, &json!({"items": [url]})).json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job_a = server.submit(&a, &json!({"items": [url]}));
+    let job_b = server.submit(&b, &json!({"items": [url]}));
     let first = results(&server.events(&a, &job_a, &[]).until_done(WAIT)).remove(0);
     let second = results(&server.events(&b, &job_b, &[]).until_done(WAIT)).remove(0);
     assert_eq!(first["state"], "valid");
@@ -657,10 +611,7 @@ fn the_same_share_is_checked_once_across_jobs_and_unknown_is_never_reused() {
     assert_eq!(mock.stats()["requests"]["quark"], 2);
 
     // Later, a recent verdict is reused.
-    let job_c = server.create_job(&c, &json!({"items": [url]})).json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job_c = server.submit(&c, &json!({"items": [url]}));
     let third = results(&server.events(&c, &job_c, &[]).until_done(WAIT)).remove(0);
     assert_eq!(third["cached"], true);
     assert_eq!(third["state"], "valid");
@@ -690,10 +641,7 @@ fn shutdown_ends_sse_streams_cleanly_and_they_resume_after_restart() {
     let items: Vec<String> = (0..40)
         .map(|n| format!("https://pan.baidu.com/s/1ok{n:04}zz"))
         .collect();
-    let job = server.create_job(&key, &json!({"items": items})).json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = server.submit(&key, &json!({"items": items}));
     let mut stream = server.events(&key, &job, &[]);
     let mut last = 0;
     while last < 3 {
@@ -775,10 +723,7 @@ fn a_failing_provider_opens_its_circuit_and_is_not_hammered() {
     let items: Vec<String> = (0..8)
         .map(|n| format!("https://pan.quark.cn/s/err{n:04}bk"))
         .collect();
-    let job = server.create_job(&key, &json!({"items": items})).json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = server.submit(&key, &json!({"items": items}));
     let mut open = false;
     for _ in 0..100 {
         if server.get("/pool/quark", &[]).json()["circuit"] == "open" {
@@ -829,10 +774,7 @@ fn rate_limit_answers_lower_the_adaptive_concurrency() {
     let items: Vec<String> = (0..6)
         .map(|n| format!("https://pan.quark.cn/s/limit{n:04}ad"))
         .collect();
-    let job = server.create_job(&key, &json!({"items": items})).json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = server.submit(&key, &json!({"items": items}));
     let events = server.events(&key, &job, &[]).until_done(WAIT);
     assert!(
         results(&events)
@@ -856,15 +798,10 @@ fn finished_jobs_are_purged_after_the_retention() {
         ],
     );
     let key = server.job_key("retention");
-    let job = server
-        .create_job(
-            &key,
-            &json!({"items": ["https://pan.quark.cn/s/okRETAIN1"]}),
-        )
-        .json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job = server.submit(
+        &key,
+        &json!({"items": ["https://pan.quark.cn/s/okRETAIN1"]}),
+    );
     server.events(&key, &job, &[]).until_done(WAIT);
     assert_eq!(
         server
