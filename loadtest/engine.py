@@ -10,7 +10,9 @@ import argparse
 import http.client
 import json
 import os
+import random
 import sys
+import threading
 import time
 
 
@@ -29,7 +31,11 @@ def main():
     ap.add_argument("--items", type=int, default=100000)
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--tag", default="run")
+    ap.add_argument("--mode", choices=["throughput", "urgent"], default="throughput")
+    ap.add_argument("--tries", type=int, default=100)
     args = ap.parse_args()
+    if args.mode == "urgent":
+        return urgent(args)
 
     # Alternate quark and baidu; distinct ids so neither cache nor de-duplication helps.
     items = []
@@ -79,7 +85,10 @@ def main():
             break
     elapsed = time.monotonic() - started
     cpu = cpu_seconds(args.pid) - cpu_before
+    replay_s, replayed = replay(args, job)
     print(json.dumps({
+        "replay_events": replayed,
+        "replay_events_per_s": round(replayed / replay_s),
         "items": args.items,
         "ingest_s": round(ingest, 3),
         "total_s": round(elapsed, 3),
@@ -89,6 +98,89 @@ def main():
         "duplicates": duplicates,
         "server_cpu_s": round(cpu, 2),
         "server_cpu_us_per_check": round(cpu / args.items * 1e6, 1),
+    }), flush=True)
+
+
+def replay(args, job):
+    """Reads the finished job's whole stream again (served from LMDB): (seconds, events)."""
+    started = time.monotonic()
+    conn = http.client.HTTPConnection(args.host, args.port, timeout=600)
+    conn.request("GET", f"/jobs/{job}/events", headers={"X-API-Key": args.key})
+    resp = conn.getresponse()
+    count = 0
+    while True:
+        line = resp.readline()
+        if not line or line.startswith(b"event: done"):
+            break
+        if line.startswith(b"id: "):
+            count += 1
+    return time.monotonic() - started, count
+
+
+def urgent(args):
+    """A backlog of N links, then `tries` hurries: time from POST /urgent to that URL's result."""
+    items = [f"https://pan.quark.cn/s/ok{n:08d}u{args.tag}" if n % 2 == 0 else
+             f"https://pan.baidu.com/s/1ok{n:08d}u{args.tag}" for n in range(args.items)]
+    headers = {"X-API-Key": args.key, "Content-Type": "application/json"}
+    conn = http.client.HTTPConnection(args.host, args.port, timeout=600)
+    conn.request("POST", "/jobs", body=json.dumps({"items": items}), headers=headers)
+    job = json.loads(conn.getresponse().read())["job_id"]
+    arrived = {}
+    seen = [0]
+    lock = threading.Condition()
+
+    def reader():
+        stream = http.client.HTTPConnection(args.host, args.port, timeout=600)
+        stream.request("GET", f"/jobs/{job}/events", headers={"X-API-Key": args.key})
+        resp = stream.getresponse()
+        while True:
+            line = resp.readline()
+            if not line or line.startswith(b"event: done"):
+                return
+            if line.startswith(b"data: "):
+                url = json.loads(line[6:])["url"]
+                with lock:
+                    arrived[url] = time.monotonic()
+                    seen[0] += 1
+                    lock.notify_all()
+
+    threading.Thread(target=reader, daemon=True).start()
+    with lock:
+        lock.wait_for(lambda: seen[0] >= 200, timeout=60)
+    latencies = []
+    backlog = 0
+    candidates = list(range(args.items // 2, args.items))
+    random.seed(7)
+    random.shuffle(candidates)
+    for index in candidates[: args.tries]:
+        url = items[index]
+        with lock:
+            if url in arrived:
+                continue
+        t0 = time.monotonic()
+        conn.request("POST", f"/jobs/{job}/urgent", body=json.dumps({"urls": [url]}), headers=headers)
+        counts = json.loads(conn.getresponse().read())
+        if counts.get("promoted") != 1:
+            continue
+        with lock:
+            lock.wait_for(lambda: url in arrived, timeout=10)
+            if url in arrived:
+                latencies.append((arrived[url] - t0) * 1000)
+        backlog = seen[0]
+    conn.request("DELETE", f"/jobs/{job}", headers=headers)
+    conn.getresponse().read()
+    if not latencies:
+        print(json.dumps({"error": "no urgent result observed"}), flush=True)
+        sys.exit(1)
+    latencies.sort()
+    pick = lambda q: round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1)
+    print(json.dumps({
+        "items": args.items,
+        "tries": len(latencies),
+        "results_before_end": backlog,
+        "urgent_p50_ms": pick(0.5),
+        "urgent_p99_ms": pick(0.99),
+        "urgent_max_ms": round(latencies[-1], 1),
     }), flush=True)
 
 

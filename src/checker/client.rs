@@ -7,6 +7,7 @@
 //! real host name still goes into TLS SNI and `Host`, certificates are still verified, and every
 //! other step is the production path. Each request has a deadline covering the whole exchange and
 //! a cap on the body it reads. Session values providers hand out (cookies) are kept per client.
+//! With `checker.proxies`, the chosen providers' requests go through HTTP CONNECT tunnels, in turn.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -71,12 +72,53 @@ impl Exchange {
 #[error("checker client: {0}")]
 pub struct ClientError(pub String);
 
-type Connector = HttpsConnector<HttpConnector<UpstreamResolver>>;
+type Connector = HttpsConnector<Egress>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How a connection leaves this machine: directly, or through an HTTP CONNECT proxy (the TLS
+/// session with the provider runs inside the tunnel, so the proxy sees only the host name).
+#[derive(Clone)]
+pub enum Egress {
+    Direct(HttpConnector<UpstreamResolver>),
+    Proxy(hyper_util::client::legacy::connect::proxy::Tunnel<HttpConnector<UpstreamResolver>>),
+}
+
+impl tower_service::Service<http::Uri> for Egress {
+    type Response = TokioIo<tokio::net::TcpStream>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self {
+            Egress::Direct(connector) => connector.poll_ready(cx).map_err(Into::into),
+            Egress::Proxy(tunnel) => tunnel.poll_ready(cx).map_err(Into::into),
+        }
+    }
+
+    fn call(&mut self, dst: http::Uri) -> Self::Future {
+        match self {
+            Egress::Direct(connector) => {
+                let connecting = connector.call(dst);
+                Box::pin(async move { connecting.await.map_err(Into::into) })
+            }
+            Egress::Proxy(tunnel) => {
+                let connecting = tunnel.call(dst);
+                Box::pin(async move { connecting.await.map_err(Into::into) })
+            }
+        }
+    }
+}
 
 /// The pooled provider client. Cheap to clone.
 #[derive(Clone)]
 pub struct UpstreamClient {
-    client: Client<Connector, Full<Bytes>>,
+    /// `[0]` connects directly; `[1..]` go through `checker.proxies`, in turn.
+    clients: Arc<Vec<Client<Connector, Full<Bytes>>>>,
+    /// Providers whose requests use the proxies.
+    proxied: [bool; crate::checker::share::Provider::ALL.len()],
+    /// Whether this handle (see [`UpstreamClient::for_provider`]) uses the proxies.
+    use_proxies: bool,
+    next_proxy: Arc<std::sync::atomic::AtomicUsize>,
     timeout: Duration,
     max_body: usize,
     user_agent: HeaderValue,
@@ -127,26 +169,69 @@ impl UpstreamClient {
         .map_err(|err| ClientError(err.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(https);
+        let mut egresses = vec![Egress::Direct(http.clone())];
+        for proxy in &config.proxies {
+            let mut tunnel = hyper_util::client::legacy::connect::proxy::Tunnel::new(
+                proxy.clone(),
+                http.clone(),
+            );
+            if let Some(auth) = proxy_authorization(proxy) {
+                tunnel = tunnel.with_auth(auth);
+            }
+            egresses.push(Egress::Proxy(tunnel));
+        }
+        let clients = egresses
+            .into_iter()
+            .map(|egress| {
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls.clone())
+                    .https_only()
+                    .enable_http1()
+                    .enable_http2()
+                    .wrap_connector(egress);
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .pool_max_idle_per_host(config.pool_max_idle_per_host)
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .build(https)
+            })
+            .collect();
+        let mut proxied = [false; crate::checker::share::Provider::ALL.len()];
+        for provider in crate::checker::share::Provider::ALL {
+            proxied[provider.index()] = !config.proxies.is_empty()
+                && (config.proxy_providers.is_empty()
+                    || config.proxy_providers.contains(&provider));
+        }
         Ok(UpstreamClient {
-            client,
+            clients: Arc::new(clients),
+            proxied,
+            use_proxies: false,
+            next_proxy: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             timeout: config.request_timeout,
             max_body: config.max_response_bytes,
             user_agent: HeaderValue::from_str(&config.user_agent)
                 .map_err(|err| ClientError(err.to_string()))?,
             sessions: Arc::new(Sessions::default()),
         })
+    }
+
+    /// The handle to use for `provider`'s requests: through the proxies if configured for it.
+    pub fn for_provider(&self, provider: crate::checker::share::Provider) -> UpstreamClient {
+        let mut handle = self.clone();
+        handle.use_proxies = self.proxied[provider.index()];
+        handle
+    }
+
+    fn pick(&self) -> &Client<Connector, Full<Bytes>> {
+        if self.use_proxies && self.clients.len() > 1 {
+            let n = self
+                .next_proxy
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            &self.clients[1 + n % (self.clients.len() - 1)]
+        } else {
+            &self.clients[0]
+        }
     }
 
     /// The session value `name`, fetched with `refresh` when there is none (one refresh at a time;
@@ -242,7 +327,7 @@ impl UpstreamClient {
             .map_err(|err| UpstreamError::Broken(err.to_string()))?;
         let max_body = self.max_body;
         let exchange = async {
-            let response = self.client.request(request).await.map_err(classify)?;
+            let response = self.pick().request(request).await.map_err(classify)?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, max_body)
                 .collect()
@@ -267,6 +352,18 @@ impl UpstreamClient {
             .await
             .map_err(|_| UpstreamError::Timeout)?
     }
+}
+
+/// `Proxy-Authorization: Basic …` from a proxy URL's `user:password@`.
+fn proxy_authorization(proxy: &http::Uri) -> Option<HeaderValue> {
+    use base64::Engine;
+    let authority = proxy.authority()?.as_str();
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let decoded = url::form_urlencoded::parse(format!("u={userinfo}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())?;
+    let token = base64::engine::general_purpose::STANDARD.encode(decoded.as_bytes());
+    HeaderValue::from_str(&format!("Basic {token}")).ok()
 }
 
 fn classify(err: hyper_util::client::legacy::Error) -> UpstreamError {

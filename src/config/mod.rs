@@ -118,6 +118,10 @@ pub struct CheckerConfig {
     /// Consecutive timeouts or upstream errors that open a provider's circuit.
     pub breaker_failures: u32,
     pub breaker_cooldown: Duration,
+    /// HTTP CONNECT proxies to send provider requests through, in turn (empty: direct).
+    pub proxies: Vec<http::Uri>,
+    /// Providers whose requests use the proxies (empty: all of them).
+    pub proxy_providers: Vec<crate::checker::share::Provider>,
 }
 
 #[derive(Debug, Clone)]
@@ -329,6 +333,22 @@ impl Config {
                 1_000_000,
             )?,
             breaker_cooldown: millis("checker.breaker_cooldown_ms", checker.breaker_cooldown_ms)?,
+            proxies: checker
+                .proxies
+                .iter()
+                .map(|text| parse_proxy(text))
+                .collect::<Result<_, _>>()?,
+            proxy_providers: checker
+                .proxy_providers
+                .iter()
+                .map(|name| {
+                    crate::checker::share::Provider::parse(name).ok_or_else(|| {
+                        ConfigError(format!(
+                            "`checker.proxy_providers` has {name:?}: use quark, uc, baidu, tianyi, pan123, pan115, aliyun, xunlei or cmcc"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         };
         let jobs = &raw.jobs;
         let jobs = JobsConfig {
@@ -367,6 +387,20 @@ impl Config {
             admin,
         })
     }
+}
+
+/// A proxy URL: `http://[user:password@]host:port`.
+fn parse_proxy(text: &str) -> Result<http::Uri, ConfigError> {
+    let bad = || {
+        ConfigError(format!(
+            "`checker.proxies` has {text:?}: each must be http://[user:password@]host:port"
+        ))
+    };
+    let uri: http::Uri = text.trim().parse().map_err(|_| bad())?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() || uri.port_u16().is_none() {
+        return Err(bad());
+    }
+    Ok(uri)
 }
 
 fn range<T>(key: &str, value: T, min: T, max: T) -> Result<T, ConfigError>
@@ -462,6 +496,41 @@ mod tests {
                 "config.toml does not document `{section}.{key}`"
             );
         }
+    }
+
+    #[test]
+    fn proxies_are_checked() {
+        let raw = sources::merge(
+            "[checker]\nproxies = [\"http://u:p@10.0.0.1:3128\"]\nproxy_providers = [\"baidu\"]\n",
+            "t",
+            &no_env,
+        )
+        .unwrap();
+        let config = Config::from_raw(raw).unwrap();
+        assert_eq!(config.checker.proxies.len(), 1);
+        assert_eq!(
+            config.checker.proxy_providers,
+            vec![crate::checker::share::Provider::Baidu]
+        );
+        for bad in [
+            "[checker]\nproxies = [\"socks5://h:1\"]\n",
+            "[checker]\nproxies = [\"http://h\"]\n",
+            "[checker]\nproxy_providers = [\"dropbox\"]\n",
+        ] {
+            let raw = sources::merge(bad, "t", &no_env).unwrap();
+            assert!(
+                Config::from_raw(raw)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("checker.prox"),
+                "{bad}"
+            );
+        }
+        let env = |name: &str| {
+            (name == "PANLINK_CHECKER_PROXIES").then(|| "[\"http://127.0.0.1:8888\"]".to_owned())
+        };
+        let config = Config::from_raw(sources::merge("", "t", &env).unwrap()).unwrap();
+        assert_eq!(config.checker.proxies[0].port_u16(), Some(8888));
     }
 
     #[test]

@@ -140,6 +140,8 @@ pub struct RawChecker {
     pub cache_max_entries: usize,
     pub breaker_failures: u32,
     pub breaker_cooldown_ms: u64,
+    pub proxies: Vec<String>,
+    pub proxy_providers: Vec<String>,
 }
 
 impl Default for RawChecker {
@@ -162,6 +164,8 @@ impl Default for RawChecker {
             cache_max_entries: 200_000,
             breaker_failures: 20,
             breaker_cooldown_ms: 30_000,
+            proxies: Vec::new(),
+            proxy_providers: Vec::new(),
         }
     }
 }

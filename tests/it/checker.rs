@@ -211,3 +211,106 @@ async fn the_mock_counts_requests_per_provider_and_keeps_connections_pooled() {
         "{connections} TLS connections for 14 requests: {stats}"
     );
 }
+
+/// A minimal HTTP CONNECT proxy: every tunnel goes to `target` (whatever host it names); with
+/// `auth`, a missing or wrong `Proxy-Authorization` gets 407. Counts the tunnels it opened.
+fn start_proxy(
+    target: std::net::SocketAddr,
+    auth: &'static str,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tunnels = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&tunnels);
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let counter = std::sync::Arc::clone(&counter);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                let mut client = client;
+                let authorized = head.lines().any(|l| {
+                    l.to_ascii_lowercase().starts_with("proxy-authorization:") && l.ends_with(auth)
+                });
+                if !head.starts_with("CONNECT ") || !authorized {
+                    let _ = client.write_all(
+                        b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n",
+                    );
+                    return;
+                }
+                let Ok(upstream) = std::net::TcpStream::connect(target) else {
+                    return;
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n");
+                let (mut up_read, mut up_write) = (upstream.try_clone().unwrap(), upstream);
+                let mut client_write = client.try_clone().unwrap();
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut up_read, &mut client_write);
+                });
+                let _ = std::io::copy(&mut reader, &mut up_write);
+            });
+        }
+    });
+    (addr, tunnels)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_carry_the_chosen_providers_requests() {
+    use std::sync::atomic::Ordering;
+    let mock = Mock::start(0);
+    // "user:pass" in Basic.
+    let (proxy, tunnels) = start_proxy(mock.addr, "Basic dXNlcjpwYXNz");
+    let mut config = mock.checker_config(Duration::from_secs(3));
+    config.proxies = vec![format!("http://user:pass@{proxy}").parse().unwrap()];
+    config.proxy_providers = vec![panlink::checker::share::Provider::Quark];
+    let client = UpstreamClient::new(&config).unwrap();
+
+    let quark = check(&client, "https://pan.quark.cn/s/okPROXY1", None).await;
+    assert_verdict(
+        &quark,
+        State::Valid,
+        Reason::AllChecksPassed,
+        "quark through the proxy",
+    );
+    let through_proxy = tunnels.load(Ordering::SeqCst);
+    assert!(through_proxy >= 1, "no tunnel was opened");
+    let baidu = check(&client, "https://pan.baidu.com/s/1okPROXY", None).await;
+    assert_verdict(
+        &baidu,
+        State::Valid,
+        Reason::AllChecksPassed,
+        "baidu direct",
+    );
+    assert_eq!(
+        tunnels.load(Ordering::SeqCst),
+        through_proxy,
+        "baidu is not configured for the proxy"
+    );
+
+    // Wrong credentials: the proxy refuses, the verdict is unknown, never dead.
+    config.proxies = vec![format!("http://user:wrong@{proxy}").parse().unwrap()];
+    let refused = UpstreamClient::new(&config).unwrap();
+    let verdict = check(&refused, "https://pan.quark.cn/s/noneAAA1", None).await;
+    assert_verdict(
+        &verdict,
+        State::Unknown,
+        Reason::UpstreamError,
+        "proxy refused",
+    );
+}

@@ -71,6 +71,8 @@ impl Mock {
             cache_max_entries: 0,
             breaker_failures: 1000,
             breaker_cooldown: Duration::from_secs(30),
+            proxies: Vec::new(),
+            proxy_providers: Vec::new(),
         }
     }
 }

@@ -79,6 +79,7 @@ pub fn share_hosts(provider: Provider) -> &'static [&'static str] {
 
 /// Asks the provider about `share` once (the engine decides about retries).
 pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
+    let client = &client.for_provider(share.provider);
     match share.provider {
         Provider::Quark => quark::check(client, share).await,
         Provider::Baidu => baidu::check(client, share).await,
