@@ -31,11 +31,16 @@ def main():
     ap.add_argument("--items", type=int, default=100000)
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--tag", default="run")
-    ap.add_argument("--mode", choices=["throughput", "urgent"], default="throughput")
+    ap.add_argument("--mode", choices=["throughput", "urgent", "fanout", "memory"], default="throughput")
+    ap.add_argument("--subscribers", type=int, default=2000)
     ap.add_argument("--tries", type=int, default=100)
     args = ap.parse_args()
     if args.mode == "urgent":
         return urgent(args)
+    if args.mode == "fanout":
+        return fanout(args)
+    if args.mode == "memory":
+        return memory(args)
 
     # Alternate quark and baidu; distinct ids so neither cache nor de-duplication helps.
     items = []
@@ -115,6 +120,86 @@ def replay(args, job):
         if line.startswith(b"id: "):
             count += 1
     return time.monotonic() - started, count
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    return 0
+
+
+def memory(args):
+    """RSS growth per queued link, with a mock too slow for any check to finish."""
+    headers = {"X-API-Key": args.key, "Content-Type": "application/json"}
+    conn = http.client.HTTPConnection(args.host, args.port, timeout=600)
+    # A small job first, so one-time allocations (pools, lanes) are not counted per link.
+    conn.request("POST", "/jobs", body=json.dumps({"items": [f"https://pan.quark.cn/s/okwarm{args.tag}"]}), headers=headers)
+    conn.getresponse().read()
+    time.sleep(1)
+    before = rss_kib(args.pid)
+    items = [f"https://pan.quark.cn/s/ok{n:08d}m{args.tag}" if n % 2 == 0 else
+             f"https://pan.baidu.com/s/1ok{n:08d}m{args.tag}" for n in range(args.items)]
+    conn.request("POST", "/jobs", body=json.dumps({"items": items}), headers=headers)
+    status = conn.getresponse().status
+    time.sleep(2)
+    after = rss_kib(args.pid)
+    print(json.dumps({
+        "items": args.items,
+        "status": status,
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "bytes_per_pending_item": round((after - before) * 1024 / args.items, 1),
+    }), flush=True)
+
+
+def fanout(args):
+    """One job, many subscribers: every subscriber must receive every event, then `done`."""
+    import socket
+    items = [f"https://pan.quark.cn/s/ok{n:08d}f{args.tag}" for n in range(args.items)]
+    headers = {"X-API-Key": args.key, "Content-Type": "application/json"}
+    received = [0] * args.subscribers
+    complete = [False] * args.subscribers
+    connected = threading.Barrier(args.subscribers + 1, timeout=120)
+    job_box = {}
+
+    def subscriber(i):
+        sock = socket.create_connection((args.host, args.port), timeout=300)
+        connected.wait()
+        job = job_box["job"]
+        sock.sendall(f"GET /jobs/{job}/events HTTP/1.1\r\nHost: x\r\nX-API-Key: {args.key}\r\n\r\n".encode())
+        reader = sock.makefile("rb")
+        while True:
+            line = reader.readline()
+            if not line:
+                break
+            if line.startswith(b"id: "):
+                received[i] += 1
+            elif line.startswith(b"event: done"):
+                complete[i] = True
+                break
+        sock.close()
+
+    threads = [threading.Thread(target=subscriber, args=(i,), daemon=True) for i in range(args.subscribers)]
+    conn = http.client.HTTPConnection(args.host, args.port, timeout=600)
+    started = time.monotonic()
+    conn.request("POST", "/jobs", body=json.dumps({"items": items}), headers=headers)
+    job_box["job"] = json.loads(conn.getresponse().read())["job_id"]
+    for t in threads:
+        t.start()
+    connected.wait()
+    for t in threads:
+        t.join(timeout=600)
+    elapsed = time.monotonic() - started
+    print(json.dumps({
+        "items": args.items,
+        "subscribers": args.subscribers,
+        "subscribers_complete": sum(1 for i in range(args.subscribers) if complete[i] and received[i] == args.items),
+        "events_delivered": sum(received),
+        "total_s": round(elapsed, 2),
+        "events_per_s": round(sum(received) / elapsed),
+    }), flush=True)
 
 
 def urgent(args):

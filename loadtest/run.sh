@@ -13,9 +13,15 @@
 #            100 times: POST /jobs/{id}/urgent for one pending link and time until its result is
 #            on SSE. Target (issue 3): p99 within one upstream round trip (2 requests × 50 ms)
 #            plus 50 ms = 150 ms.
+#   fanout   one job of ITEMS links (default 1000) and 2000 SSE subscribers connected before it
+#            runs; every subscriber must receive every event and `done` (issue 3 target).
+#   memory   the mock never answers in time; one job of ITEMS links (default 100000) queued;
+#            growth of the server's anonymous (heap) RSS per pending link; LMDB's file-backed pages
+#            are not counted. An upper bound: allocator slack from parsing the request is included.
 #   engine also reads the finished job's stream again from storage (replay); target ≥ 100 000
 #            events/s.
 set -euo pipefail
+ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 cd "$(dirname "$0")/.."
 scenario=${1:-engine}
 items=${2:-}
@@ -31,7 +37,9 @@ case "$scenario" in
   engine)  latency=0;  concurrency=256; items=${items:-100000} ;;
   latency) latency=50; concurrency=32;  items=${items:-20000} ;;
   urgent)  latency=50; concurrency=32;  items=${items:-100000}; mode=urgent ;;
-  *) echo "unknown scenario $scenario (engine | latency | urgent)"; exit 2 ;;
+  fanout)  latency=1;  concurrency=32;  items=${items:-1000};   mode=fanout ;;
+  memory)  latency=600000; concurrency=1; items=${items:-100000}; mode=memory ;;
+  *) echo "unknown scenario $scenario (engine | latency | urgent | fanout | memory)"; exit 2 ;;
 esac
 
 "$bin" mock-upstream --listen 127.0.0.1:0 --ca-out "$work/ca.pem" --latency-ms "$latency" > "$work/mock.out" 2>/dev/null &
@@ -58,6 +66,20 @@ echo "$result"
 python3 - "$scenario" "$result" "$concurrency" "$latency" <<'PY'
 import json, sys
 scenario, result, c, latency = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+if scenario == "memory":
+    print(f'\nmemory:\n  pending links  {result["items"]}\n  RSS growth     {result["rss_after_kib"] - result["rss_before_kib"]} KiB\n  per pending link  {result["bytes_per_pending_item"]} bytes (1 000 000 links ≈ {round(result["bytes_per_pending_item"] * 1e6 / 2**20)} MiB)')
+    sys.exit(0)
+if scenario == "fanout":
+    rows = [("links", result["items"]), ("subscribers", result["subscribers"]),
+            ("subscribers that got every event and done", result["subscribers_complete"]),
+            ("events delivered", result["events_delivered"]), ("time", f'{result["total_s"]} s'),
+            ("events/s delivered", result["events_per_s"]),
+            ("ratio complete (target 1.0)", round(result["subscribers_complete"] / result["subscribers"], 3))]
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{scenario}:")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    sys.exit(0)
 if scenario == "urgent":
     rows = [("backlog links", result["items"]), ("hurries timed", result["tries"]),
             ("results streamed before the end", result["results_before_end"]),
