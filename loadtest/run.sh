@@ -63,6 +63,20 @@ curl -s -X PATCH "http://127.0.0.1:$port/admin/api/keys/$(PANLINK_DATA_DIR="$wor
 
 result=$(timeout 900 python3 loadtest/engine.py --port "$port" --key "$key" --items "$items" --pid "$server" --tag "$scenario" --mode "$mode")
 echo "$result"
+# Where the time goes in storage: mean group-commit latency and batch size over the run.
+curl -s "http://127.0.0.1:$port/metrics" | python3 -c '
+import sys
+m = {}
+for line in sys.stdin:
+    if line.startswith(("panlink_lmdb_commit_seconds_sum", "panlink_lmdb_commit_seconds_count", "panlink_lmdb_batch_ops_sum")):
+        name, value = line.split()[0], float(line.split()[1])
+        m[name] = value
+count = m.get("panlink_lmdb_commit_seconds_count", 0)
+if count:
+    mean_ms = m.get("panlink_lmdb_commit_seconds_sum", 0) / count * 1000
+    batch = m.get("panlink_lmdb_batch_ops_sum", 0) / count
+    print("storage: %d commits, mean %.2f ms, mean batch %.1f operations" % (count, mean_ms, batch))
+'
 python3 - "$scenario" "$result" "$concurrency" "$latency" <<'PY'
 import json, sys
 scenario, result, c, latency = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])

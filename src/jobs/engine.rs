@@ -373,7 +373,14 @@ pub struct Lane {
 }
 
 impl Lane {
+    /// The next work, urgent first.
+    #[cfg(test)]
     fn next_work(&self) -> Option<Work> {
+        self.next_urgent().or_else(|| self.next_normal())
+    }
+
+    /// The next urgent item still waiting.
+    fn next_urgent(&self) -> Option<Work> {
         while let Some((job, item_id)) = self.urgent.pop() {
             self.stats.urgent_queued.fetch_sub(1, Ordering::Relaxed);
             if job.claim(item_id, URGENT) {
@@ -384,6 +391,11 @@ impl Lane {
                 });
             }
         }
+        None
+    }
+
+    /// The next normal item: one from the job at the head of the ring, which goes to the tail.
+    fn next_normal(&self) -> Option<Work> {
         let p = self.provider.index();
         while let Some(job) = self.ring.pop() {
             let popped = job.queues[p].pop();
@@ -517,7 +529,9 @@ impl Engine {
                     urgent: SegQueue::new(),
                     ring: SegQueue::new(),
                     wake: Notify::new(),
-                    permits: Arc::new(Semaphore::new(config.concurrency)),
+                    permits: Arc::new(Semaphore::new(
+                        config.concurrency + urgent_headroom(config.concurrency),
+                    )),
                     concurrency: config.concurrency,
                     rate_per_s: config.rate_per_s,
                     stats: LaneStats::default(),
@@ -780,23 +794,8 @@ async fn dispatch(engine: Arc<Engine>, lane: Arc<Lane>) {
             },
             () = engine.shutdown.cancelled() => return,
         };
-        if !wait_until_allowed(&engine, &lane).await {
+        let Some(work) = next_allowed_work(&engine, &lane).await else {
             return;
-        }
-        let work = loop {
-            if let Some(work) = lane.next_work() {
-                break work;
-            }
-            let notified = lane.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(work) = lane.next_work() {
-                break work;
-            }
-            tokio::select! {
-                () = notified => {}
-                () = engine.shutdown.cancelled() => return,
-            }
         };
         // Rate: starts are spaced by 1/rate, with no burst beyond one interval of catch-up.
         let now = tokio::time::Instant::now();
@@ -816,8 +815,16 @@ async fn dispatch(engine: Arc<Engine>, lane: Arc<Lane>) {
     }
 }
 
-/// Waits while the breaker is open or the lane is at its adaptive limit; false on shutdown.
-async fn wait_until_allowed(engine: &Engine, lane: &Lane) -> bool {
+/// Slots over a lane's limit that only urgent links may use: soft preemption without slowing the
+/// normal work, so a hurried link starts at once instead of waiting for a check to end.
+pub fn urgent_headroom(limit: usize) -> usize {
+    (limit / 8).max(1)
+}
+
+/// The next work the lane may start: waits while the breaker is open, while the lane is at its
+/// adaptive limit (urgent links may go over it by [`urgent_headroom`]), and while there is no
+/// work. `None` on shutdown.
+async fn next_allowed_work(engine: &Engine, lane: &Lane) -> Option<Work> {
     loop {
         match lane.health.gate(engine.now_ms()) {
             Gate::Go | Gate::Probe => {}
@@ -825,19 +832,32 @@ async fn wait_until_allowed(engine: &Engine, lane: &Lane) -> bool {
                 let wait = Duration::from_millis(at.saturating_sub(engine.now_ms()).max(1));
                 tokio::select! {
                     () = tokio::time::sleep(wait) => continue,
-                    () = engine.shutdown.cancelled() => return false,
+                    () = engine.shutdown.cancelled() => return None,
                 }
             }
         }
+        // Register for wake-ups before looking, so none is missed in between.
         let freed = lane.slot_freed.notified();
-        tokio::pin!(freed);
+        let woke = lane.wake.notified();
+        tokio::pin!(freed, woke);
         freed.as_mut().enable();
-        if lane.stats.in_flight.load(Ordering::Acquire) < lane.health.limit() as i64 {
-            return true;
+        woke.as_mut().enable();
+        let in_flight = usize::try_from(lane.stats.in_flight.load(Ordering::Acquire)).unwrap_or(0);
+        let limit = lane.health.limit();
+        if in_flight < limit + urgent_headroom(limit)
+            && let Some(work) = lane.next_urgent()
+        {
+            return Some(work);
+        }
+        if in_flight < limit
+            && let Some(work) = lane.next_normal()
+        {
+            return Some(work);
         }
         tokio::select! {
             () = freed => {}
-            () = engine.shutdown.cancelled() => return false,
+            () = woke => {}
+            () = engine.shutdown.cancelled() => return None,
         }
     }
 }
