@@ -122,6 +122,8 @@ pub struct CheckerConfig {
     pub proxies: Vec<http::Uri>,
     /// Providers whose requests use the proxies (empty: all of them).
     pub proxy_providers: Vec<crate::checker::share::Provider>,
+    /// Retries earned per first attempt (the retry budget).
+    pub retry_budget_ratio: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -333,6 +335,15 @@ impl Config {
                 1_000_000,
             )?,
             breaker_cooldown: millis("checker.breaker_cooldown_ms", checker.breaker_cooldown_ms)?,
+            retry_budget_ratio: {
+                let ratio = checker.retry_budget_ratio;
+                if !(0.0..=1.0).contains(&ratio) {
+                    return Err(ConfigError(format!(
+                        "`checker.retry_budget_ratio` = {ratio}: must be between 0 and 1"
+                    )));
+                }
+                ratio
+            },
             proxies: checker
                 .proxies
                 .iter()

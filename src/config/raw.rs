@@ -142,6 +142,7 @@ pub struct RawChecker {
     pub breaker_cooldown_ms: u64,
     pub proxies: Vec<String>,
     pub proxy_providers: Vec<String>,
+    pub retry_budget_ratio: f64,
 }
 
 impl Default for RawChecker {
@@ -166,6 +167,7 @@ impl Default for RawChecker {
             breaker_cooldown_ms: 30_000,
             proxies: Vec::new(),
             proxy_providers: Vec::new(),
+            retry_budget_ratio: 0.2,
         }
     }
 }

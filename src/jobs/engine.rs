@@ -539,6 +539,7 @@ impl Engine {
                         config.concurrency,
                         config.breaker_failures,
                         u64::try_from(config.breaker_cooldown.as_millis()).unwrap_or(u64::MAX),
+                        config.retry_budget_ratio,
                     ),
                     slot_freed: Notify::new(),
                 })
@@ -970,9 +971,13 @@ async fn ask_with_retries(engine: &Engine, lane: &Lane, share: &ShareRef) -> (Ve
             .record(u32::try_from(asked.elapsed().as_millis()).unwrap_or(u32::MAX));
         metrics::histogram!("panlink_upstream_check_seconds", "provider" => lane.provider.as_str())
             .record(asked.elapsed().as_secs_f64());
+        if attempts == 1 {
+            lane.health.earn_retry();
+        }
         if !verdict.reason.is_transient()
             || attempts >= engine.config.max_attempts
             || engine.shutdown.is_cancelled()
+            || !lane.health.spend_retry()
         {
             break verdict;
         }
@@ -1216,7 +1221,7 @@ mod tests {
                 concurrency: 1,
                 rate_per_s: 1,
                 stats: LaneStats::default(),
-                health: ProviderHealth::new(1, 1, 1),
+                health: ProviderHealth::new(1, 1, 1, 0.2),
                 slot_freed: Notify::new(),
             })
             .collect()

@@ -1,5 +1,5 @@
-//! How hard a provider may be asked right now: an adaptive concurrency limit (AIMD) and a circuit
-//! breaker, per provider.
+//! How hard a provider may be asked right now: an adaptive concurrency limit (AIMD), a circuit
+//! breaker and a retry budget, per provider.
 //!
 //! AIMD (vector's adaptive request concurrency, crate-notes §4.5): a rate-limit answer halves the
 //! limit (at most once a second), every `limit` non-transient answers add one, between 1 and the
@@ -7,7 +7,9 @@
 //! `breaker_failures` consecutive timeouts or upstream errors the lane stops starting checks for
 //! the cool-down; then one probe goes through: success closes the breaker, failure reopens it with
 //! twice the cool-down (at most 5 minutes). Pending links wait meanwhile; they are not reported
-//! `unknown` just because the provider is having a bad minute.
+//! `unknown` just because the provider is having a bad minute. The retry budget (linkerd's idea):
+//! every first attempt earns `retry_budget_ratio` of a retry, every retry spends one, so during an
+//! outage retries add at most that fraction to the load.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -52,10 +54,17 @@ pub struct ProviderHealth {
     /// 0 when closed; else the time the breaker may let a probe through.
     open_until_ms: AtomicU64,
     probing: AtomicBool,
+    /// Retry budget, in thousandths of a retry.
+    retry_tokens_milli: AtomicU64,
+    retry_earn_milli: u64,
 }
 
+/// Retries a provider may make before any first attempt has earned more.
+const RETRY_ALLOWANCE: u64 = 10;
+
 impl ProviderHealth {
-    pub fn new(max: usize, threshold: u32, cooldown_ms: u64) -> ProviderHealth {
+    /// `retry_ratio`: retries earned per first attempt (the retry budget, e.g. 0.2).
+    pub fn new(max: usize, threshold: u32, cooldown_ms: u64, retry_ratio: f64) -> ProviderHealth {
         ProviderHealth {
             max,
             limit: AtomicUsize::new(max),
@@ -67,7 +76,27 @@ impl ProviderHealth {
             cooldown_ms: AtomicU64::new(cooldown_ms),
             open_until_ms: AtomicU64::new(0),
             probing: AtomicBool::new(false),
+            retry_tokens_milli: AtomicU64::new(RETRY_ALLOWANCE * 1000),
+            retry_earn_milli: (retry_ratio.clamp(0.0, 1.0) * 1000.0) as u64,
         }
+    }
+
+    /// A first attempt earns part of a retry (capped at the allowance plus 100).
+    pub fn earn_retry(&self) {
+        let cap = (RETRY_ALLOWANCE + 100) * 1000;
+        let _ = self
+            .retry_tokens_milli
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                Some((t + self.retry_earn_milli).min(cap))
+            });
+    }
+
+    /// Spends one retry from the budget; false when the budget is empty (the retry is skipped and
+    /// the transient outcome stands, reported `unknown`).
+    pub fn spend_retry(&self) -> bool {
+        self.retry_tokens_milli
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| t.checked_sub(1000))
+            .is_ok()
     }
 
     /// The current concurrency limit.
@@ -170,15 +199,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn retry_budget() {
+        let health = ProviderHealth::new(4, 5, 1000, 0.2);
+        for _ in 0..RETRY_ALLOWANCE {
+            assert!(health.spend_retry());
+        }
+        assert!(!health.spend_retry(), "the allowance is spent");
+        for _ in 0..4 {
+            health.earn_retry();
+        }
+        assert!(
+            !health.spend_retry(),
+            "four first attempts earn 0.8 of a retry"
+        );
+        health.earn_retry();
+        assert!(health.spend_retry(), "five earn one");
+    }
+
+    #[test]
     fn aimd() {
-        let early = ProviderHealth::new(16, 5, 1000);
+        let early = ProviderHealth::new(16, 5, 1000, 0.2);
         early.record(Reason::RateLimited, 0);
         assert_eq!(
             early.limit(),
             8,
             "the first rate limit counts, even at the clock's start"
         );
-        let health = ProviderHealth::new(16, 5, 1000);
+        let health = ProviderHealth::new(16, 5, 1000, 0.2);
         health.record(Reason::RateLimited, 10_000);
         assert_eq!(health.limit(), 8);
         health.record(Reason::RateLimited, 10_500);
@@ -197,7 +244,7 @@ mod tests {
 
     #[test]
     fn breaker_opens_probes_and_closes() {
-        let health = ProviderHealth::new(4, 3, 1000);
+        let health = ProviderHealth::new(4, 3, 1000, 0.2);
         for _ in 0..2 {
             health.record(Reason::UpstreamError, 0);
         }

@@ -73,6 +73,7 @@ impl Mock {
             breaker_cooldown: Duration::from_secs(30),
             proxies: Vec::new(),
             proxy_providers: Vec::new(),
+            retry_budget_ratio: 0.2,
         }
     }
 }

@@ -826,3 +826,32 @@ fn finished_jobs_are_purged_after_the_retention() {
         .get(&format!("/jobs/{job}/events"), &[("X-API-Key", &key)])
         .assert_error(404, "not_found");
 }
+
+#[test]
+fn the_retry_budget_bounds_retries_during_an_outage() {
+    let mock = Mock::start(0);
+    let server = Server::with_mock(
+        &mock,
+        &[
+            ("PANLINK_CHECKER_MAX_ATTEMPTS", "3"),
+            ("PANLINK_CHECKER_RETRY_BACKOFF_MS", "1"),
+            ("PANLINK_CHECKER_RETRY_BUDGET_RATIO", "0"),
+            ("PANLINK_CHECKER_BREAKER_FAILURES", "1000"),
+        ],
+    );
+    let key = server.job_key("budget");
+    let items: Vec<String> = (0..30)
+        .map(|n| format!("https://pan.quark.cn/s/err{n:04}rb"))
+        .collect();
+    let job = server.submit(&key, &json!({"items": items}));
+    let events = server.events(&key, &job, &[]).until_done(WAIT);
+    assert!(
+        results(&events)
+            .iter()
+            .all(|r| r["state"] == "unknown" && r["reason"] == "upstream_error")
+    );
+    // Without the budget there would be 60 retries (30 links × 2); the allowance is 10.
+    let pool = server.get("/pool/quark", &[]).json();
+    assert_eq!(pool["retries_total"], 10, "{pool}");
+    assert_eq!(mock.stats()["requests"]["quark"], 30 + 10);
+}
