@@ -8,7 +8,7 @@ use http_body_util::Full;
 use serde_json::json;
 
 use super::outcome::{Case, LOCK_CODE};
-use super::{HTML_SHELL, MockRequest, MockState, text};
+use super::{MockRequest, MockState, text};
 
 /// Hosts baidu's API answers on.
 pub const HOSTS: &[&str] = &["pan.baidu.com"];
@@ -66,12 +66,8 @@ async fn shorturlinfo(state: &MockState, req: &MockRequest) -> Response<Full<Byt
         Case::Gone | Case::Expired | Case::NotFound => errno(-21, ids),
         Case::Locked => errno(-9, ids),
         Case::Limited => errno(-62, json!({})),
-        Case::Error | Case::Slow => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "text/html",
-            "<html>500</html>",
-        ),
-        Case::Junk => text(StatusCode::OK, "text/html; charset=utf-8", HTML_SHELL),
+        Case::Error | Case::Slow => super::server_error(),
+        Case::Junk => super::html_page(),
     }
 }
 
@@ -95,12 +91,8 @@ async fn verify(state: &MockState, req: &MockRequest) -> Response<Full<Bytes>> {
         Case::Locked if pwd == LOCK_CODE => accepted(),
         Case::Locked => errno(-9, json!({"err_msg": "提取码错误"})),
         Case::Limited => errno(-62, json!({"err_msg": "需要验证码"})),
-        Case::Error | Case::Slow => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "text/html",
-            "<html>500</html>",
-        ),
-        Case::Junk => text(StatusCode::OK, "text/html; charset=utf-8", HTML_SHELL),
+        Case::Error | Case::Slow => super::server_error(),
+        Case::Junk => super::html_page(),
         _ => accepted(),
     }
 }
@@ -123,11 +115,7 @@ fn list(req: &MockRequest) -> Response<Full<Bytes>> {
         Case::NotFound => errno(105, json!({})),
         Case::Banned => errno(115, json!({})),
         Case::Limited => errno(-62, json!({})),
-        Case::Error | Case::Slow => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "text/html",
-            "<html>500</html>",
-        ),
-        Case::Junk => text(StatusCode::OK, "text/html; charset=utf-8", HTML_SHELL),
+        Case::Error | Case::Slow => super::server_error(),
+        Case::Junk => super::html_page(),
     }
 }

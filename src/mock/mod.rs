@@ -246,6 +246,20 @@ pub fn text(status: StatusCode, content_type: &'static str, body: &str) -> Respo
     response
 }
 
+/// A bare server error, as a provider's gateway answers it.
+pub fn server_error() -> Response<Full<Bytes>> {
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "text/html",
+        "<html>500 Internal Server Error</html>",
+    )
+}
+
+/// The HTML page a provider serves where a client expected JSON.
+pub fn html_page() -> Response<Full<Bytes>> {
+    text(StatusCode::OK, "text/html; charset=utf-8", HTML_SHELL)
+}
+
 /// The SPA shell providers serve where a client expected JSON.
 pub const HTML_SHELL: &str = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>分享</title></head><body><div id=\"app\"></div><script src=\"/static/app.js\"></script></body></html>";
 

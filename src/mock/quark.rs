@@ -6,7 +6,7 @@ use http_body_util::Full;
 use serde_json::json;
 
 use super::outcome::{Case, LOCK_CODE};
-use super::{HTML_SHELL, MockRequest, MockState, in_days, text};
+use super::{MockRequest, MockState, in_days, text};
 
 /// Hosts quark's API answers on.
 pub const HOSTS: &[&str] = &["drive-pc.quark.cn", "drive-h.quark.cn", "drive.quark.cn"];
@@ -45,12 +45,8 @@ async fn token(state: &MockState, req: &MockRequest) -> Response<Full<Bytes>> {
             "text/plain",
             "Too Many Requests",
         ),
-        Case::Error | Case::Slow => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "text/plain",
-            "Internal Server Error",
-        ),
-        Case::Junk => text(StatusCode::OK, "text/html; charset=utf-8", HTML_SHELL),
+        Case::Error | Case::Slow => super::server_error(),
+        Case::Junk => super::html_page(),
     }
 }
 
