@@ -460,6 +460,7 @@ async fn stream_events(
                     Ok(Published::Done) | Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     // Fell behind the live buffer: catch up from storage.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        metrics::counter!("panlink_sse_lagged_total").increment(1);
                         if !replay(&app, &job_id, &mut last, &tx).await {
                             return;
                         }
