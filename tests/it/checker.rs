@@ -17,6 +17,22 @@ async fn check(client: &UpstreamClient, url: &str, passcode: Option<&str>) -> Ve
     providers::check(client, &share).await
 }
 
+/// The mock's `limit…` case: rate limited (with `code`) for two requests, then valid.
+async fn assert_limited_then_valid(client: &UpstreamClient, url: &str, code: &str) {
+    for _ in 0..2 {
+        let limited = check(client, url, None).await;
+        assert_verdict(&limited, State::Unknown, Reason::RateLimited, "limit");
+        assert_eq!(limited.provider_code.as_deref(), Some(code));
+    }
+    let after = check(client, url, None).await;
+    assert_verdict(
+        &after,
+        State::Valid,
+        Reason::AllChecksPassed,
+        "limit, third try",
+    );
+}
+
 fn assert_verdict(verdict: &Verdict, state: State, reason: Reason, what: &str) {
     assert_eq!(
         (verdict.state, verdict.reason),
@@ -63,19 +79,7 @@ async fn quark_every_case_of_the_mock_table() {
     let in_url = check(&client, &format!("{base}lock2?pwd=abcd"), None).await;
     assert_verdict(&in_url, State::Valid, Reason::AllChecksPassed, "lock ?pwd=");
 
-    // Rate limited for the first two requests of the id, then valid.
-    for _ in 0..2 {
-        let limited = check(&client, &format!("{base}limit1"), None).await;
-        assert_verdict(&limited, State::Unknown, Reason::RateLimited, "limit");
-        assert_eq!(limited.provider_code.as_deref(), Some("HTTP 429"));
-    }
-    let after = check(&client, &format!("{base}limit1"), None).await;
-    assert_verdict(
-        &after,
-        State::Valid,
-        Reason::AllChecksPassed,
-        "limit, third try",
-    );
+    assert_limited_then_valid(&client, &format!("{base}limit1"), "HTTP 429").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,18 +145,7 @@ async fn baidu_every_case_of_the_mock_table() {
         "share/init form",
     );
 
-    for _ in 0..2 {
-        let limited = check(&client, &format!("{base}limitAA"), None).await;
-        assert_verdict(&limited, State::Unknown, Reason::RateLimited, "limit");
-        assert_eq!(limited.provider_code.as_deref(), Some("-62"));
-    }
-    let after = check(&client, &format!("{base}limitAA"), None).await;
-    assert_verdict(
-        &after,
-        State::Valid,
-        Reason::AllChecksPassed,
-        "limit, third try",
-    );
+    assert_limited_then_valid(&client, &format!("{base}limitAA"), "-62").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -529,6 +529,11 @@ impl Server {
         response.json()["job_id"].as_str().unwrap().to_owned()
     }
 
+    /// `GET /jobs/{job}` as `key`.
+    pub fn job(&self, key: &str, job: &str) -> Response {
+        self.get(&format!("/jobs/{job}"), &[("X-API-Key", key)])
+    }
+
     /// Opens `GET /jobs/{id}/events`.
     pub fn events(&self, key: &str, job: &str, extra: &[(&str, &str)]) -> SseStream {
         SseStream::open(self.addr, &format!("/jobs/{job}/events"), key, extra)

@@ -17,6 +17,13 @@ fn results(events: &[SseEvent]) -> Vec<Value> {
         .collect()
 }
 
+/// `count` distinct share URLs `{prefix}{n:04}{suffix}`.
+fn links(prefix: &str, count: usize, suffix: &str) -> Vec<String> {
+    (0..count)
+        .map(|n| format!("{prefix}{n:04}{suffix}"))
+        .collect()
+}
+
 /// Every item has exactly one result and event ids are 1..=n without gaps.
 fn assert_complete(events: &[SseEvent], total: usize) {
     let ids: Vec<u32> = events
@@ -166,9 +173,7 @@ fn a_mixed_job_streams_one_verdict_per_url_with_every_field() {
 
     // The done event and GET /jobs/{id} agree with the stream.
     let done = events.last().unwrap().json();
-    let overview = server
-        .get(&format!("/jobs/{job}"), &[("X-API-Key", &key)])
-        .json();
+    let overview = server.job(&key, &job).json();
     assert_eq!(done, overview);
     assert_eq!(overview["status"], "done");
     assert_eq!(
@@ -275,9 +280,7 @@ fn reconnecting_with_last_event_id_replays_the_rest() {
     let mock = Mock::start(20);
     let server = Server::with_mock(&mock, &[("PANLINK_CHECKER_CONCURRENCY", "1")]);
     let key = server.job_key("replay");
-    let items: Vec<String> = (0..12)
-        .map(|n| format!("https://pan.quark.cn/s/ok{n:04}xx"))
-        .collect();
+    let items = links("https://pan.quark.cn/s/ok", 12, "xx");
     let job = server.submit(&key, &json!({"items": items}));
 
     // Read a few events live, then drop the connection.
@@ -321,9 +324,7 @@ fn several_subscribers_all_get_every_event() {
     let mock = Mock::start(10);
     let server = Server::with_mock(&mock, &[("PANLINK_CHECKER_CONCURRENCY", "2")]);
     let key = server.job_key("fanout");
-    let items: Vec<String> = (0..30)
-        .map(|n| format!("https://pan.baidu.com/s/1ok{n:04}x"))
-        .collect();
+    let items = links("https://pan.baidu.com/s/1ok", 30, "x");
     let job = server.submit(&key, &json!({"items": items}));
     let streams: Vec<_> = (0..5).map(|_| server.events(&key, &job, &[])).collect();
     let handles: Vec<_> = streams
@@ -340,9 +341,7 @@ fn cancel_answers_pending_items_as_cancelled_and_ends_the_stream() {
     let mock = Mock::start(50);
     let server = Server::with_mock(&mock, &[("PANLINK_CHECKER_CONCURRENCY", "1")]);
     let key = server.job_key("cancel");
-    let items: Vec<String> = (0..40)
-        .map(|n| format!("https://pan.quark.cn/s/ok{n:04}cc"))
-        .collect();
+    let items = links("https://pan.quark.cn/s/ok", 40, "cc");
     let job = server.submit(&key, &json!({"items": items}));
     let mut stream = server.events(&key, &job, &[]);
     stream.next_event(WAIT).unwrap();
@@ -369,9 +368,7 @@ fn cancel_answers_pending_items_as_cancelled_and_ends_the_stream() {
             .iter()
             .all(|r| r == "cancelled" || r == "all_checks_passed")
     );
-    let overview = server
-        .get(&format!("/jobs/{job}"), &[("X-API-Key", &key)])
-        .json();
+    let overview = server.job(&key, &job).json();
     assert_eq!(overview["status"], "cancelled");
     assert_eq!(overview["totals"]["done"], 40);
     assert_eq!(all.last().unwrap().json()["status"], "cancelled");
@@ -382,9 +379,7 @@ fn urgent_urls_jump_the_backlog() {
     let mock = Mock::start(20);
     let server = Server::with_mock(&mock, &[("PANLINK_CHECKER_CONCURRENCY", "1")]);
     let key = server.job_key("urgent");
-    let items: Vec<String> = (0..60)
-        .map(|n| format!("https://pan.quark.cn/s/ok{n:04}uu"))
-        .collect();
+    let items = links("https://pan.quark.cn/s/ok", 60, "uu");
     let job = server.submit(&key, &json!({"items": items}));
     let mut stream = server.events(&key, &job, &[]);
     stream.next_event(WAIT).unwrap();
@@ -425,13 +420,9 @@ fn a_small_job_is_not_stuck_behind_a_big_one() {
     let server = Server::with_mock(&mock, &[("PANLINK_CHECKER_CONCURRENCY", "1")]);
     let big_key = server.job_key("big");
     let small_key = server.job_key("small");
-    let items: Vec<String> = (0..200)
-        .map(|n| format!("https://pan.quark.cn/s/ok{n:04}bb"))
-        .collect();
+    let items = links("https://pan.quark.cn/s/ok", 200, "bb");
     let big = server.submit(&big_key, &json!({"items": items}));
-    let small_items: Vec<String> = (0..3)
-        .map(|n| format!("https://pan.quark.cn/s/ok{n:04}ss"))
-        .collect();
+    let small_items = links("https://pan.quark.cn/s/ok", 3, "ss");
     let small = server.submit(&small_key, &json!({"items": small_items}));
     server.events(&small_key, &small, &[]).until_done(WAIT);
     let big_progress = server
@@ -540,9 +531,7 @@ fn a_job_survives_kill_9_and_completes_with_every_item_exactly_once() {
     let mut server = Server::with_mock(&mock, &[("PANLINK_CHECKER_CONCURRENCY", "2")]);
     let key = server.job_key("crash");
     let total = 60;
-    let items: Vec<String> = (0..total)
-        .map(|n| format!("https://pan.quark.cn/s/ok{n:04}kk"))
-        .collect();
+    let items = links("https://pan.quark.cn/s/ok", total, "kk");
     let job = server.submit(&key, &json!({"items": items}));
     let mut stream = server.events(&key, &job, &[]);
     let mut last = 0;
@@ -566,9 +555,7 @@ fn a_job_survives_kill_9_and_completes_with_every_item_exactly_once() {
     );
     let all = server.events(&key, &job, &[]).until_done(WAIT);
     assert_complete(&all, total);
-    let overview = server
-        .get(&format!("/jobs/{job}"), &[("X-API-Key", &key)])
-        .json();
+    let overview = server.job(&key, &job).json();
     assert_eq!(overview["status"], "done");
     assert_eq!(overview["totals"]["done"], total);
     assert_eq!(overview["totals"]["valid"], total);
@@ -638,9 +625,7 @@ fn shutdown_ends_sse_streams_cleanly_and_they_resume_after_restart() {
     let mock = Mock::start(40);
     let mut server = Server::with_mock(&mock, &[("PANLINK_CHECKER_CONCURRENCY", "1")]);
     let key = server.job_key("shutdown");
-    let items: Vec<String> = (0..40)
-        .map(|n| format!("https://pan.baidu.com/s/1ok{n:04}zz"))
-        .collect();
+    let items = links("https://pan.baidu.com/s/1ok", 40, "zz");
     let job = server.submit(&key, &json!({"items": items}));
     let mut stream = server.events(&key, &job, &[]);
     let mut last = 0;
@@ -678,9 +663,7 @@ fn a_key_over_its_open_jobs_limit_gets_429() {
         ],
     );
     let key = server.job_key("busy");
-    let items: Vec<String> = (0..5)
-        .map(|n| format!("https://pan.quark.cn/s/ok{n:04}oo"))
-        .collect();
+    let items = links("https://pan.quark.cn/s/ok", 5, "oo");
     let first = server.create_job(&key, &json!({"items": items}));
     assert_eq!(first.status, 201);
     let refused = server.create_job(&key, &json!({"items": ["https://pan.quark.cn/s/ok9999oo"]}));
@@ -720,9 +703,7 @@ fn a_failing_provider_opens_its_circuit_and_is_not_hammered() {
         ],
     );
     let key = server.job_key("breaker");
-    let items: Vec<String> = (0..8)
-        .map(|n| format!("https://pan.quark.cn/s/err{n:04}bk"))
-        .collect();
+    let items = links("https://pan.quark.cn/s/err", 8, "bk");
     let job = server.submit(&key, &json!({"items": items}));
     let mut open = false;
     for _ in 0..100 {
@@ -739,9 +720,7 @@ fn a_failing_provider_opens_its_circuit_and_is_not_hammered() {
         3,
         "no request while the circuit is open"
     );
-    let overview = server
-        .get(&format!("/jobs/{job}"), &[("X-API-Key", &key)])
-        .json();
+    let overview = server.job(&key, &job).json();
     assert_eq!(overview["totals"]["done"], 3);
     assert_eq!(
         overview["providers"]["quark"]["pending"], 5,
@@ -771,9 +750,7 @@ fn rate_limit_answers_lower_the_adaptive_concurrency() {
     );
     let key = server.job_key("aimd");
     assert_eq!(server.get("/pool/quark", &[]).json()["concurrency"], 8);
-    let items: Vec<String> = (0..6)
-        .map(|n| format!("https://pan.quark.cn/s/limit{n:04}ad"))
-        .collect();
+    let items = links("https://pan.quark.cn/s/limit", 6, "ad");
     let job = server.submit(&key, &json!({"items": items}));
     let events = server.events(&key, &job, &[]).until_done(WAIT);
     assert!(
@@ -803,20 +780,11 @@ fn finished_jobs_are_purged_after_the_retention() {
         &json!({"items": ["https://pan.quark.cn/s/okRETAIN1"]}),
     );
     server.events(&key, &job, &[]).until_done(WAIT);
-    assert_eq!(
-        server
-            .get(&format!("/jobs/{job}"), &[("X-API-Key", &key)])
-            .status,
-        200
-    );
+    assert_eq!(server.job(&key, &job).status, 200);
     let mut gone = false;
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(100));
-        if server
-            .get(&format!("/jobs/{job}"), &[("X-API-Key", &key)])
-            .status
-            == 404
-        {
+        if server.job(&key, &job).status == 404 {
             gone = true;
             break;
         }
@@ -840,9 +808,7 @@ fn the_retry_budget_bounds_retries_during_an_outage() {
         ],
     );
     let key = server.job_key("budget");
-    let items: Vec<String> = (0..30)
-        .map(|n| format!("https://pan.quark.cn/s/err{n:04}rb"))
-        .collect();
+    let items = links("https://pan.quark.cn/s/err", 30, "rb");
     let job = server.submit(&key, &json!({"items": items}));
     let events = server.events(&key, &job, &[]).until_done(WAIT);
     assert!(
@@ -868,19 +834,14 @@ fn a_subscriber_that_falls_behind_catches_up_from_storage() {
     );
     let key = server.job_key("slow-reader");
     let total = 40_000;
-    let items: Vec<String> = (0..total)
-        .map(|n| format!("https://pan.quark.cn/s/ok{n:06}lg"))
-        .collect();
+    let items = links("https://pan.quark.cn/s/ok", total, "lg");
     let job = server.submit(&key, &json!({"items": items}));
     let mut stream = server.events(&key, &job, &[]);
     let mut events = vec![stream.next_event(WAIT).unwrap()];
     // Stop reading until the job is over: far more than the socket buffers and the live buffer.
     let deadline = std::time::Instant::now() + Duration::from_secs(240);
     loop {
-        let status = server
-            .get(&format!("/jobs/{job}"), &[("X-API-Key", &key)])
-            .json()["status"]
-            .clone();
+        let status = server.job(&key, &job).json()["status"].clone();
         if status == "done" {
             break;
         }
