@@ -18,6 +18,12 @@ pub fn rfc3339_ms(ms: u64) -> String {
         .unwrap_or_default()
 }
 
+/// RFC 3339 text as unix milliseconds (`None` if it is not RFC 3339 or before 1970).
+pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
+    let at = OffsetDateTime::parse(text.trim(), &Rfc3339).ok()?;
+    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -27,5 +33,14 @@ mod tests {
         assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339_ms(1_798_761_599_999), "2026-12-31T23:59:59Z");
         assert!(now_ms() > 1_700_000_000_000);
+        assert_eq!(
+            parse_rfc3339_ms("2026-12-31T23:59:59Z"),
+            Some(1_798_761_599_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2027-01-01T07:59:59.500+08:00"),
+            Some(1_798_761_599_500)
+        );
+        assert_eq!(parse_rfc3339_ms("-1"), None);
     }
 }

@@ -165,6 +165,7 @@ mod tests {
             provider: Provider::Quark,
             id: id.into(),
             passcode: None,
+            host: None,
         }
     }
 

@@ -129,8 +129,25 @@ pub struct UpstreamClient {
 /// cookies, with a single-flight refresh so concurrent checks do one warm-up, not one each.
 #[derive(Default)]
 struct Sessions {
-    values: parking_lot::RwLock<std::collections::HashMap<&'static str, String>>,
+    values: parking_lot::RwLock<std::collections::HashMap<&'static str, Session>>,
     refresh: tokio::sync::Mutex<()>,
+}
+
+/// A session value (a cookie, a token) and when it stops being used.
+struct Session {
+    value: String,
+    until: Option<std::time::Instant>,
+}
+
+impl Sessions {
+    fn current(&self, name: &str) -> Option<String> {
+        let values = self.values.read();
+        let session = values.get(name)?;
+        let fresh = session
+            .until
+            .is_none_or(|until| std::time::Instant::now() < until);
+        fresh.then(|| session.value.clone())
+    }
 }
 
 impl UpstreamClient {
@@ -234,22 +251,28 @@ impl UpstreamClient {
         }
     }
 
-    /// The session value `name`, fetched with `refresh` when there is none (one refresh at a time;
-    /// the others wait and use its result). `None` if `refresh` could not get one.
+    /// The session value `name`, fetched with `refresh` when there is none or it has expired
+    /// (one refresh at a time; the others wait and use its result). `refresh` answers the value
+    /// and how long to use it (`None`: until [`forget_session`](Self::forget_session)). `None` if
+    /// `refresh` could not get one.
     pub async fn session<F, Fut>(&self, name: &'static str, refresh: F) -> Option<String>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Option<String>>,
+        Fut: Future<Output = Option<(String, Option<Duration>)>>,
     {
-        if let Some(value) = self.sessions.values.read().get(name) {
-            return Some(value.clone());
+        if let Some(value) = self.sessions.current(name) {
+            return Some(value);
         }
         let _single_flight = self.sessions.refresh.lock().await;
-        if let Some(value) = self.sessions.values.read().get(name) {
-            return Some(value.clone());
+        if let Some(value) = self.sessions.current(name) {
+            return Some(value);
         }
-        let value = refresh().await?;
-        self.sessions.values.write().insert(name, value.clone());
+        let (value, lifetime) = refresh().await?;
+        let session = Session {
+            value: value.clone(),
+            until: lifetime.map(|lifetime| std::time::Instant::now() + lifetime),
+        };
+        self.sessions.values.write().insert(name, session);
         Some(value)
     }
 

@@ -25,7 +25,7 @@ static TEXT_CODE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// The pass code carried by `url`: a known query or fragment parameter, or a `提取码:xxxx` put
-/// after a `?` (as some search sites do).
+/// in the query or the fragment (as some search sites do).
 pub fn from_url(url: &Url) -> Option<String> {
     // A known parameter decides, even when its value is not a plausible code.
     let from_pairs = |mut pairs: url::form_urlencoded::Parse<'_>| {
@@ -42,8 +42,10 @@ pub fn from_url(url: &Url) -> Option<String> {
             return code;
         }
     }
-    let decoded = percent_decode(url.query().unwrap_or(""));
-    from_text(&decoded)
+    [url.query(), url.fragment()]
+        .into_iter()
+        .flatten()
+        .find_map(|part| from_text(&percent_decode(part)))
 }
 
 /// The first pass code announced in `text` (`提取码: abcd`, `访问码：abcd`, `pwd=abcd`, …).

@@ -79,6 +79,9 @@ pub struct ShareRef {
     pub id: String,
     /// The pass code, if one came with the link.
     pub passcode: Option<String>,
+    /// The link's own host, for a provider whose API answers per host (123pan's mirror domains).
+    /// Always one of that adapter's fixed hosts, never a name taken verbatim from a user.
+    pub host: Option<&'static str>,
 }
 
 impl ShareRef {
@@ -86,8 +89,10 @@ impl ShareRef {
     /// same pass code is the same question.
     pub fn key(&self) -> String {
         format!(
-            "{}:{}:{}",
+            "{}:{}{}{}:{}",
             self.provider.as_str(),
+            self.host.unwrap_or(""),
+            if self.host.is_some() { "/" } else { "" },
             self.id,
             self.passcode.as_deref().unwrap_or("")
         )

@@ -30,6 +30,8 @@ pub enum Reason {
     ShareViolation,
     PasswordRequired,
     PasswordWrong,
+    /// The provider is still reviewing the share: it may yet be published or blocked.
+    UnderReview,
     RateLimited,
     Timeout,
     UpstreamError,
@@ -58,6 +60,7 @@ impl Reason {
             Reason::ShareViolation => "share_violation",
             Reason::PasswordRequired => "password_required",
             Reason::PasswordWrong => "password_wrong",
+            Reason::UnderReview => "under_review",
             Reason::RateLimited => "rate_limited",
             Reason::Timeout => "timeout",
             Reason::UpstreamError => "upstream_error",

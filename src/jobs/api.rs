@@ -67,13 +67,7 @@ pub async fn create(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     }
     if let Some(text) = &body.text {
         for found in extract::shares_in_text(text) {
-            items.push(ItemRecord {
-                url: found.url,
-                provider: Some(found.share.provider),
-                share_id: Some(found.share.id),
-                passcode: found.share.passcode,
-                meta: None,
-            });
+            items.push(ItemRecord::of_share(found.url, found.share, None));
         }
     }
     if items.len() > limit {
@@ -218,15 +212,10 @@ fn item_from_json(value: Value) -> Result<ItemRecord, &'static str> {
             provider: None,
             share_id: None,
             passcode,
+            share_host: None,
             meta,
         }),
-        Recognized::Share(share) => Ok(ItemRecord {
-            url,
-            provider: Some(share.provider),
-            share_id: Some(share.id),
-            passcode: share.passcode,
-            meta,
-        }),
+        Recognized::Share(share) => Ok(ItemRecord::of_share(url, share, meta)),
     }
 }
 
@@ -241,7 +230,7 @@ fn is_provider_host(url: &str) -> bool {
     };
     Provider::ALL
         .iter()
-        .any(|p| providers::is_supported(*p) && providers::share_hosts(*p).contains(&host.as_str()))
+        .any(|p| providers::share_hosts(*p).contains(&host.as_str()))
 }
 
 /// Where a job is: live in the engine, or only in storage.

@@ -561,9 +561,7 @@ impl Engine {
         });
         engine.resume()?;
         for lane in &engine.lanes {
-            if providers::is_supported(lane.provider) {
-                tokio::spawn(dispatch(Arc::clone(&engine), Arc::clone(lane)));
-            }
+            tokio::spawn(dispatch(Arc::clone(&engine), Arc::clone(lane)));
         }
         tokio::spawn(run_sink(Arc::clone(&engine), sink_rx));
         Ok(engine)
@@ -876,18 +874,9 @@ async fn run_check(
     let item = engine
         .store
         .read(|txn, dbs| record::get_item(txn, dbs, &work.job.id, work.item_id));
-    let share = match item {
-        Ok(Some(ItemRecord {
-            provider: Some(provider),
-            share_id: Some(id),
-            passcode,
-            ..
-        })) => ShareRef {
-            provider,
-            id,
-            passcode,
-        },
-        _ => {
+    let share = match item.ok().flatten().and_then(|item| item.share()) {
+        Some(share) => share,
+        None => {
             let mut result =
                 CheckResult::without_check(Verdict::unknown(Reason::UpstreamError, None));
             result.priority = work.priority;

@@ -20,7 +20,6 @@ use crate::http::routes::Req;
 pub struct ProviderPool {
     pub name: &'static str,
     pub hosts: &'static [&'static str],
-    pub supported: bool,
     pub supports_passcode: bool,
     pub queued: u64,
     pub urgent_queued: u64,
@@ -80,7 +79,6 @@ fn provider_pool(app: &App, lane: &Lane) -> ProviderPool {
     ProviderPool {
         name: lane.provider.display_name(),
         hosts: providers::share_hosts(lane.provider),
-        supported: providers::is_supported(lane.provider),
         supports_passcode: true,
         queued: load(&stats.queued),
         urgent_queued: load(&stats.urgent_queued),

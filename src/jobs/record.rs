@@ -12,7 +12,8 @@ use heed::{RoTxn, RwTxn};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::checker::share::Provider;
+use crate::checker::providers;
+use crate::checker::share::{Provider, ShareRef};
 use crate::store::{Dbs, StoreError, codec};
 
 /// Characters of a job id.
@@ -70,6 +71,9 @@ pub struct ItemRecord {
     pub provider: Option<Provider>,
     pub share_id: Option<String>,
     pub passcode: Option<String>,
+    /// [`ShareRef::host`], for the providers that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_host: Option<String>,
     /// Exactly what the client sent as `meta`.
     #[serde(default)]
     pub meta: Option<Box<RawValue>>,
@@ -200,6 +204,32 @@ pub fn item_index(
 }
 
 impl ItemRecord {
+    /// The item of a recognized share link.
+    pub fn of_share(url: String, share: ShareRef, meta: Option<Box<RawValue>>) -> ItemRecord {
+        ItemRecord {
+            url,
+            provider: Some(share.provider),
+            share_id: Some(share.id),
+            passcode: share.passcode,
+            share_host: share.host.map(str::to_owned),
+            meta,
+        }
+    }
+
+    /// The share this item asks about (`None` for an unsupported link).
+    pub fn share(&self) -> Option<ShareRef> {
+        let provider = self.provider?;
+        Some(ShareRef {
+            provider,
+            id: self.share_id.clone()?,
+            passcode: self.passcode.clone(),
+            host: self
+                .share_host
+                .as_deref()
+                .and_then(|host| providers::known_host(provider, host)),
+        })
+    }
+
     /// The key `urgent` finds this item by.
     pub fn match_key(&self) -> u64 {
         let share = self.provider.zip(self.share_id.as_deref());
@@ -289,4 +319,39 @@ pub fn purge_finished_before(
         dbs.jobs.delete(txn, id.as_bytes())?;
     }
     Ok(expired.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::providers::{Recognized, recognize};
+
+    #[test]
+    fn an_item_gives_back_its_share_after_storage() {
+        for url in [
+            "https://www.123684.com/s/abCD-1234?pwd=x1y2",
+            "https://pan.quark.cn/s/39749e1fb630",
+            "https://cloud.189.cn/t/yYvIvyVfY7rm（访问码：ab12）",
+        ] {
+            let Recognized::Share(share) = recognize(url, None) else {
+                panic!("{url}");
+            };
+            let item = ItemRecord::of_share(url.to_owned(), share.clone(), None);
+            let stored: ItemRecord = codec::decode(&codec::encode(&item), "item").unwrap();
+            assert_eq!(stored.share(), Some(share), "{url}");
+        }
+        // A stored host that is not one of the provider's is dropped, never used.
+        let mut item = ItemRecord::of_share(
+            "u".to_owned(),
+            ShareRef {
+                provider: Provider::Pan123,
+                id: "abcd".to_owned(),
+                passcode: None,
+                host: None,
+            },
+            None,
+        );
+        item.share_host = Some("evil.example.com".to_owned());
+        assert_eq!(item.share().unwrap().host, None);
+    }
 }

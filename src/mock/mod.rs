@@ -10,10 +10,16 @@
 //!
 //! Invariant: nothing outside this module knows the share-id convention.
 
+pub mod aliyun;
 pub mod baidu;
+pub mod cmcc;
 pub mod outcome;
+pub mod pan115;
+pub mod pan123;
 pub mod quark;
+pub mod tianyi;
 pub mod tls;
+pub mod xunlei;
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -45,12 +51,25 @@ pub struct MockOptions {
     pub latency: Duration,
 }
 
+/// Each provider's API hosts, under the name its requests are counted by.
+const ROUTES: [(&str, &[&str]); 9] = [
+    ("quark", quark::HOSTS),
+    ("uc", quark::UC_HOSTS),
+    ("baidu", baidu::HOSTS),
+    ("tianyi", tianyi::HOSTS),
+    ("pan123", pan123::HOSTS),
+    ("pan115", pan115::HOSTS),
+    ("aliyun", aliyun::HOSTS),
+    ("xunlei", xunlei::HOSTS),
+    ("cmcc", cmcc::HOSTS),
+];
+
 /// Every host the mock has a certificate for and answers on.
 pub fn hosts() -> Vec<&'static str> {
-    let mut hosts = Vec::new();
-    hosts.extend_from_slice(quark::HOSTS);
-    hosts.extend_from_slice(baidu::HOSTS);
-    hosts
+    ROUTES
+        .iter()
+        .flat_map(|(_, hosts)| hosts.iter().copied())
+        .collect()
 }
 
 /// A request as the provider handlers see it.
@@ -86,6 +105,8 @@ pub struct MockState {
     counts: Mutex<BTreeMap<&'static str, u64>>,
     attempts: Mutex<HashMap<String, u32>>,
     connections: std::sync::atomic::AtomicU64,
+    /// Captcha tokens issued (xunlei).
+    tokens: Mutex<std::collections::HashSet<String>>,
 }
 
 impl MockState {
@@ -95,7 +116,21 @@ impl MockState {
             counts: Mutex::new(BTreeMap::new()),
             attempts: Mutex::new(HashMap::new()),
             connections: std::sync::atomic::AtomicU64::new(0),
+            tokens: Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// A new captcha token, good from now on.
+    pub fn issue_token(&self) -> String {
+        let mut tokens = self.tokens.lock();
+        let token = format!("ck-{:04}", tokens.len() + 1);
+        tokens.insert(token.clone());
+        token
+    }
+
+    /// Whether `token` was issued by [`MockState::issue_token`].
+    pub fn token_issued(&self, token: &str) -> bool {
+        self.tokens.lock().contains(token)
     }
 
     /// The case a check's first step answers as: `slow` waits then answers valid, `limit` is
@@ -215,18 +250,27 @@ async fn handle(
     if !state.latency.is_zero() {
         tokio::time::sleep(state.latency).await;
     }
-    let response = if quark::HOSTS.contains(&host.as_str()) {
-        state.count("quark");
-        quark::answer(&state, &request).await
-    } else if baidu::HOSTS.contains(&host.as_str()) {
-        state.count("baidu");
-        baidu::answer(&state, &request).await
-    } else {
-        text(
+    let Some((provider, _)) = ROUTES
+        .iter()
+        .find(|(_, hosts)| hosts.contains(&host.as_str()))
+    else {
+        return Ok(text(
             StatusCode::MISDIRECTED_REQUEST,
             "text/plain",
             "unknown host",
-        )
+        ));
+    };
+    state.count(provider);
+    let response = match *provider {
+        "quark" => quark::answer(&state, &request).await,
+        "uc" => quark::answer_uc(&state, &request).await,
+        "baidu" => baidu::answer(&state, &request).await,
+        "tianyi" => tianyi::answer(&state, &request).await,
+        "pan123" => pan123::answer(&state, &request, &host).await,
+        "pan115" => pan115::answer(&state, &request).await,
+        "aliyun" => aliyun::answer(&state, &request).await,
+        "xunlei" => xunlei::answer(&state, &request).await,
+        _ => cmcc::answer(&state, &request).await,
     };
     Ok(response)
 }

@@ -1,4 +1,6 @@
-//! The mock of quark's share API (`providers.md` §3.1 and §4): token and detail.
+//! The mock of quark's share API (`providers.md` §3.1 and §4): token and detail. UC's API is the
+//! same service (`providers.md` §3.2) and is served by this module too, with its own hosts and
+//! its required `Origin`.
 
 use bytes::Bytes;
 use http::{Method, Response, StatusCode};
@@ -10,22 +12,46 @@ use super::{MockRequest, MockState, in_days, text};
 
 /// Hosts quark's API answers on.
 pub const HOSTS: &[&str] = &["drive-pc.quark.cn", "drive-h.quark.cn", "drive.quark.cn"];
+/// Hosts UC's API answers on.
+pub const UC_HOSTS: &[&str] = &["pc-api.uc.cn"];
 
 const PERMANENT_MS: u64 = 4_102_416_000_000;
 
 pub async fn answer(state: &MockState, req: &MockRequest) -> Response<Full<Bytes>> {
+    family_answer(state, req, "quark").await
+}
+
+/// UC: quark's answers, but only to requests from UC's page (`Origin: https://drive.uc.cn`);
+/// others get the 403 HTML page UC serves them.
+pub async fn answer_uc(state: &MockState, req: &MockRequest) -> Response<Full<Bytes>> {
+    let origin = req.headers.get("origin").and_then(|v| v.to_str().ok());
+    if origin != Some("https://drive.uc.cn") || req.query("pr") != "UCBrowser" {
+        return text(
+            StatusCode::FORBIDDEN,
+            "text/html",
+            "<html><body>403 Forbidden</body></html>",
+        );
+    }
+    family_answer(state, req, "uc").await
+}
+
+async fn family_answer(
+    state: &MockState,
+    req: &MockRequest,
+    provider: &str,
+) -> Response<Full<Bytes>> {
     match (&req.method, req.path.as_str()) {
-        (&Method::POST, "/1/clouddrive/share/sharepage/token") => token(state, req).await,
+        (&Method::POST, "/1/clouddrive/share/sharepage/token") => token(state, req, provider).await,
         (&Method::GET, "/1/clouddrive/share/sharepage/detail") => detail(req),
         _ => error(StatusCode::NOT_FOUND, 404, "not found"),
     }
 }
 
-async fn token(state: &MockState, req: &MockRequest) -> Response<Full<Bytes>> {
+async fn token(state: &MockState, req: &MockRequest, provider: &str) -> Response<Full<Bytes>> {
     let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
     let id = body["pwd_id"].as_str().unwrap_or_default().to_owned();
     let passcode = body["passcode"].as_str().unwrap_or_default();
-    match state.settle("quark", &id).await {
+    match state.settle(provider, &id).await {
         Case::Ok | Case::Empty => valid(&id, None),
         Case::OkExpiring(days) => valid(&id, Some(days)),
         Case::Gone => error(StatusCode::NOT_FOUND, 41012, "好友已取消了分享"),

@@ -1,11 +1,12 @@
-//! The quark and baidu adapters through the production client against the real
+//! The nine provider adapters through the production client against the real
 //! `panlink mock-upstream` binary: TLS with the real host names, verified against the mock's CA,
-//! reached through `checker.upstream_override`.
+//! reached through `checker.upstream_override`. Every row of the mock's table, for every provider.
 
 use std::time::Duration;
 
 use panlink::checker::client::UpstreamClient;
 use panlink::checker::providers::{self, Recognized};
+use panlink::checker::share::Provider;
 use panlink::checker::verdict::{Expiry, Reason, State, Verdict};
 
 use crate::harness::Mock;
@@ -17,22 +18,6 @@ async fn check(client: &UpstreamClient, url: &str, passcode: Option<&str>) -> Ve
     providers::check(client, &share).await
 }
 
-/// The mock's `limit…` case: rate limited (with `code`) for two requests, then valid.
-async fn assert_limited_then_valid(client: &UpstreamClient, url: &str, code: &str) {
-    for _ in 0..2 {
-        let limited = check(client, url, None).await;
-        assert_verdict(&limited, State::Unknown, Reason::RateLimited, "limit");
-        assert_eq!(limited.provider_code.as_deref(), Some(code));
-    }
-    let after = check(client, url, None).await;
-    assert_verdict(
-        &after,
-        State::Valid,
-        Reason::AllChecksPassed,
-        "limit, third try",
-    );
-}
-
 fn assert_verdict(verdict: &Verdict, state: State, reason: Reason, what: &str) {
     assert_eq!(
         (verdict.state, verdict.reason),
@@ -41,96 +26,246 @@ fn assert_verdict(verdict: &Verdict, state: State, reason: Reason, what: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quark_every_case_of_the_mock_table() {
+/// A share URL of `provider` for share id `id` (the mock's case is the id's prefix).
+pub fn share_url(provider: Provider, id: &str) -> String {
+    match provider {
+        Provider::Quark => format!("https://pan.quark.cn/s/{id}"),
+        Provider::Uc => format!("https://drive.uc.cn/s/{id}?public=1"),
+        Provider::Baidu => format!("https://pan.baidu.com/s/1{id}"),
+        Provider::Tianyi => format!("https://cloud.189.cn/t/{id}"),
+        Provider::Pan123 => format!("https://www.123684.com/s/{id}"),
+        Provider::Pan115 => format!("https://115.com/s/{id}"),
+        Provider::Aliyun => format!("https://www.alipan.com/s/{id}"),
+        Provider::Xunlei => format!("https://pan.xunlei.com/s/{id}"),
+        Provider::Cmcc => format!("https://caiyun.139.com/w/i/{id}"),
+    }
+}
+
+use State::{Invalid, Locked, Unknown, Valid};
+
+/// What `provider` concludes for each row of the mock table: `(share id, pass code, state,
+/// reason)`. Where a provider's answers cannot tell two cases apart, the verdict says only what
+/// they can (providers.md §3; the guide lists these).
+pub fn expected_rows(
+    provider: Provider,
+) -> Vec<(&'static str, Option<&'static str>, State, Reason)> {
+    use Reason::*;
+    let dead = |quark_family: Reason,
+                baidu: Reason,
+                tianyi: Reason,
+                pan123: Reason,
+                pan115: Reason,
+                aliyun: Reason,
+                xunlei: Reason,
+                cmcc: Reason| match provider {
+        Provider::Quark | Provider::Uc => quark_family,
+        Provider::Baidu => baidu,
+        Provider::Tianyi => tianyi,
+        Provider::Pan123 => pan123,
+        Provider::Pan115 => pan115,
+        Provider::Aliyun => aliyun,
+        Provider::Xunlei => xunlei,
+        Provider::Cmcc => cmcc,
+    };
+    let gone = dead(
+        ShareCancelled,
+        ShareNotFound,
+        ShareCancelled,
+        ShareNotFound,
+        ShareCancelled,
+        ShareCancelled,
+        ShareCancelled,
+        ShareNotFound,
+    );
+    let expired = dead(
+        ShareExpired,
+        ShareNotFound,
+        ShareExpired,
+        ShareNotFound,
+        ShareExpired,
+        ShareExpired,
+        ShareExpired,
+        ShareExpired,
+    );
+    let banned = dead(
+        ShareViolation,
+        ShareViolation,
+        ShareViolation,
+        ShareNotFound,
+        ShareViolation,
+        ShareViolation,
+        ShareViolation,
+        ShareNotFound,
+    );
+    let mut rows = vec![
+        ("okAAAA01", None, Valid, AllChecksPassed),
+        ("okexp7AA", None, Valid, AllChecksPassed),
+        ("goneAA01", None, Invalid, gone),
+        ("expAAA01", None, Invalid, expired),
+        ("banAAA01", None, Invalid, banned),
+        ("lockAA01", Some("zzzz"), Locked, PasswordWrong),
+        ("lockAA01", Some("abcd"), Valid, AllChecksPassed),
+        ("errAAA01", None, Unknown, UpstreamError),
+        ("junkAA01", None, Unknown, UnrecognizedResponse),
+    ];
+    rows.push(match provider {
+        // Tianyi's share info carries no file list.
+        Provider::Tianyi => ("emptyA01", None, Valid, AllChecksPassed),
+        _ => ("emptyA01", None, Invalid, EmptyShare),
+    });
+    rows.push(match provider {
+        // 115 says "参数错误" for unknown codes, which any malformed request also gets.
+        Provider::Pan115 => ("noneAA01", None, Unknown, UnrecognizedResponse),
+        _ => ("noneAA01", None, Invalid, ShareNotFound),
+    });
+    rows.push(match provider {
+        // Baidu's locked shares look the same dead or alive.
+        Provider::Baidu => ("lockAA01", None, Unknown, PasswordRequired),
+        _ => ("lockAA01", None, Locked, PasswordRequired),
+    });
+    rows
+}
+
+/// The provider code of the mock's `limit` case for `provider`.
+fn limit_code(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Baidu => "-62",
+        Provider::Tianyi => "InvalidVerifyCode",
+        Provider::Xunlei => "captcha_invalid",
+        _ => "HTTP 429",
+    }
+}
+
+async fn every_case_of_the_mock_table(provider: Provider) {
     let mock = Mock::start(0);
     let client = UpstreamClient::new(&mock.checker_config(Duration::from_secs(3))).unwrap();
-    let base = "https://pan.quark.cn/s/";
-
-    let ok = check(&client, &format!("{base}ok1a2b3c"), None).await;
-    assert_verdict(&ok, State::Valid, Reason::AllChecksPassed, "ok");
-    assert_eq!(ok.share_name.as_deref(), Some("mock-ok1a2b3c"));
-    assert_eq!(ok.file_count, Some(3));
-    assert_eq!(ok.expiry, Expiry::Permanent);
-    assert_eq!(ok.expiry.label(0).as_deref(), Some("永久有效"));
-
-    let expiring = check(&client, &format!("{base}okexp7abc"), None).await;
-    assert_verdict(&expiring, State::Valid, Reason::AllChecksPassed, "okexp7");
-    let now = panlink::timefmt::now_ms();
-    assert_eq!(expiring.expiry.label(now).as_deref(), Some("剩余 7 天"));
-
-    let cases = [
-        ("empty1", None, State::Invalid, Reason::EmptyShare),
-        ("gone1", None, State::Invalid, Reason::ShareCancelled),
-        ("exp1a", None, State::Invalid, Reason::ShareExpired),
-        ("none1", None, State::Invalid, Reason::ShareNotFound),
-        ("ban1a", None, State::Invalid, Reason::ShareViolation),
-        ("lock1", None, State::Locked, Reason::PasswordRequired),
-        ("lock1", Some("zzzz"), State::Locked, Reason::PasswordWrong),
-        ("lock1", Some("abcd"), State::Valid, Reason::AllChecksPassed),
-        ("err1a", None, State::Unknown, Reason::UpstreamError),
-        ("junk1", None, State::Unknown, Reason::UnrecognizedResponse),
-    ];
-    for (id, passcode, state, reason) in cases {
-        let verdict = check(&client, &format!("{base}{id}"), passcode).await;
-        assert_verdict(&verdict, state, reason, id);
+    for (id, passcode, state, reason) in expected_rows(provider) {
+        let verdict = check(&client, &share_url(provider, id), passcode).await;
+        assert_verdict(
+            &verdict,
+            state,
+            reason,
+            &format!("{provider:?} {id} {passcode:?}"),
+        );
     }
-    // The pass code may come in the URL.
-    let in_url = check(&client, &format!("{base}lock2?pwd=abcd"), None).await;
-    assert_verdict(&in_url, State::Valid, Reason::AllChecksPassed, "lock ?pwd=");
 
-    assert_limited_then_valid(&client, &format!("{base}limit1"), "HTTP 429").await;
+    // The pass code may come in the URL.
+    let mut with_code = share_url(provider, "lockAA02");
+    with_code.push(if with_code.contains('?') { '&' } else { '?' });
+    with_code.push_str(if provider == Provider::Pan115 {
+        "password=abcd"
+    } else {
+        "pwd=abcd"
+    });
+    let in_url = check(&client, &with_code, None).await;
+    assert_verdict(&in_url, Valid, Reason::AllChecksPassed, &with_code);
+
+    // Names, counts and expiry where the provider's answers carry them.
+    let ok = check(&client, &share_url(provider, "okAAAA02"), None).await;
+    let named = !matches!(provider, Provider::Pan123);
+    if named {
+        assert_eq!(
+            ok.share_name.as_deref(),
+            Some("mock-okAAAA02"),
+            "{provider:?}: {ok:?}"
+        );
+    }
+    if provider != Provider::Tianyi {
+        assert_eq!(ok.file_count, Some(3), "{provider:?}: {ok:?}");
+    }
+    let dated = matches!(
+        provider,
+        Provider::Quark | Provider::Uc | Provider::Pan115 | Provider::Aliyun | Provider::Xunlei
+    );
+    let expiring = check(&client, &share_url(provider, "okexp7AB"), None).await;
+    let now = panlink::timefmt::now_ms();
+    if dated {
+        assert_eq!(ok.expiry, Expiry::Permanent, "{provider:?}: {ok:?}");
+        assert_eq!(ok.expiry.label(now).as_deref(), Some("永久有效"));
+        assert_eq!(
+            expiring.expiry.label(now).as_deref(),
+            Some("剩余 7 天"),
+            "{provider:?}: {expiring:?}"
+        );
+    } else {
+        assert_eq!(
+            expiring.expiry,
+            Expiry::Unknown,
+            "{provider:?} carries no expiry"
+        );
+    }
+
+    // `limit`: rate limited (with the provider's signal) for two requests, then valid. Xunlei
+    // spends both in one check: it asks again once with a fresh captcha token.
+    let url = share_url(provider, "limitA01");
+    let limited_checks = if provider == Provider::Xunlei { 1 } else { 2 };
+    for _ in 0..limited_checks {
+        let limited = check(&client, &url, None).await;
+        assert_verdict(&limited, Unknown, Reason::RateLimited, "limit");
+        assert_eq!(limited.provider_code.as_deref(), Some(limit_code(provider)));
+    }
+    let after = check(&client, &url, None).await;
+    assert_verdict(&after, Valid, Reason::AllChecksPassed, "limit, then");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quark_every_case_of_the_mock_table() {
+    every_case_of_the_mock_table(Provider::Quark).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uc_every_case_of_the_mock_table() {
+    every_case_of_the_mock_table(Provider::Uc).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baidu_every_case_of_the_mock_table() {
+    every_case_of_the_mock_table(Provider::Baidu).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tianyi_every_case_of_the_mock_table() {
+    every_case_of_the_mock_table(Provider::Tianyi).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pan123_every_case_of_the_mock_table() {
+    every_case_of_the_mock_table(Provider::Pan123).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pan115_every_case_of_the_mock_table() {
+    every_case_of_the_mock_table(Provider::Pan115).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliyun_every_case_of_the_mock_table() {
+    every_case_of_the_mock_table(Provider::Aliyun).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xunlei_every_case_of_the_mock_table() {
+    every_case_of_the_mock_table(Provider::Xunlei).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cmcc_every_case_of_the_mock_table() {
+    every_case_of_the_mock_table(Provider::Cmcc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baidu_with_a_pass_code_tells_dead_shares_apart() {
     let mock = Mock::start(0);
     let client = UpstreamClient::new(&mock.checker_config(Duration::from_secs(3))).unwrap();
     let base = "https://pan.baidu.com/s/1";
-
-    let ok = check(&client, &format!("{base}okAAAA"), None).await;
-    assert_verdict(&ok, State::Valid, Reason::AllChecksPassed, "ok");
-    assert_eq!(ok.share_name.as_deref(), Some("mock-okAAAA"));
-    assert_eq!(ok.file_count, Some(3));
-    assert_eq!(ok.expiry, Expiry::Unknown, "baidu's list gives no expiry");
-
     let cases = [
-        ("okexp3AA", None, State::Valid, Reason::AllChecksPassed),
-        ("emptyA", None, State::Invalid, Reason::EmptyShare),
-        // Without a pass code, shorturlinfo says -21 for every dead share.
-        ("goneAA", None, State::Invalid, Reason::ShareNotFound),
-        ("expAAA", None, State::Invalid, Reason::ShareNotFound),
-        ("noneAA", None, State::Invalid, Reason::ShareNotFound),
-        // With one, the list call tells them apart.
-        (
-            "goneAA",
-            Some("abcd"),
-            State::Invalid,
-            Reason::ShareCancelled,
-        ),
-        ("expAAA", Some("abcd"), State::Invalid, Reason::ShareExpired),
-        (
-            "noneAA",
-            Some("abcd"),
-            State::Unknown,
-            Reason::UnrecognizedResponse,
-        ),
-        ("banAAA", None, State::Invalid, Reason::ShareViolation),
-        // Locked without a code: baidu cannot say whether it still exists.
-        ("lockAA", None, State::Unknown, Reason::PasswordRequired),
-        ("lockAA", Some("zzzz"), State::Locked, Reason::PasswordWrong),
-        (
-            "lockAA",
-            Some("abcd"),
-            State::Valid,
-            Reason::AllChecksPassed,
-        ),
-        ("errAAA", None, State::Unknown, Reason::UpstreamError),
-        ("junkAA", None, State::Unknown, Reason::UnrecognizedResponse),
+        ("goneAA", State::Invalid, Reason::ShareCancelled),
+        ("expAAA", State::Invalid, Reason::ShareExpired),
+        ("noneAA", State::Unknown, Reason::UnrecognizedResponse),
     ];
-    for (id, passcode, state, reason) in cases {
-        let verdict = check(&client, &format!("{base}{id}"), passcode).await;
-        assert_verdict(&verdict, state, reason, &format!("{id} {passcode:?}"));
+    for (id, state, reason) in cases {
+        let verdict = check(&client, &format!("{base}{id}"), Some("abcd")).await;
+        assert_verdict(&verdict, state, reason, id);
     }
     let init_form = check(
         &client,
@@ -140,22 +275,112 @@ async fn baidu_every_case_of_the_mock_table() {
     .await;
     assert_verdict(
         &init_form,
-        State::Valid,
+        Valid,
         Reason::AllChecksPassed,
         "share/init form",
     );
+}
 
-    assert_limited_then_valid(&client, &format!("{base}limitAA"), "-62").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_specific_paths() {
+    let mock = Mock::start(0);
+    let client = UpstreamClient::new(&mock.checker_config(Duration::from_secs(3))).unwrap();
+    // 123pan: www.123pan.com's API answers an HTML 404; the check falls back to a live mirror.
+    let spa = check(&client, "https://www.123pan.com/s/okSPA-001", None).await;
+    assert_verdict(&spa, Valid, Reason::AllChecksPassed, "www.123pan.com");
+    let personal = check(
+        &client,
+        "https://1814435971.share.123pan.cn/123pan/okPERS-01",
+        None,
+    )
+    .await;
+    assert_verdict(
+        &personal,
+        Valid,
+        Reason::AllChecksPassed,
+        "personal 123pan host",
+    );
+    // Tianyi: the access code glued to the link, raw and percent-encoded.
+    let glued = check(
+        &client,
+        "https://cloud.189.cn/t/lockGLUE1（访问码：abcd）",
+        None,
+    )
+    .await;
+    assert_verdict(&glued, Valid, Reason::AllChecksPassed, "tianyi glued code");
+    let encoded = check(
+        &client,
+        "https://cloud.189.cn/web/share?code=lockGLUE2%EF%BC%88%E8%AE%BF%E9%97%AE%E7%A0%81%EF%BC%9Aabcd%EF%BC%89",
+        None,
+    )
+    .await;
+    assert_verdict(
+        &encoded,
+        Valid,
+        Reason::AllChecksPassed,
+        "tianyi encoded code",
+    );
+    // Aliyun folder deep links are the share, not the folder.
+    let folder = check(
+        &client,
+        "https://www.aliyundrive.com/s/okFOLDER1/folder/6412a6b1",
+        None,
+    )
+    .await;
+    assert_eq!(folder.share_name.as_deref(), Some("mock-okFOLDER1"));
+    // Cmcc's other URL forms.
+    for url in [
+        "https://caiyun.139.com/m/i?okCMCC001",
+        "https://yun.139.com/shareweb/#/w/i/okCMCC001",
+        "https://caiyun.139.com/front/#/detail?linkID=okCMCC001",
+        "https://caiyun.feixin.10086.cn/okCMCC001",
+    ] {
+        let verdict = check(&client, url, None).await;
+        assert_verdict(&verdict, Valid, Reason::AllChecksPassed, url);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xunlei_captcha_token_is_fetched_once_and_shared() {
+    let mock = Mock::start(0);
+    let client = UpstreamClient::new(&mock.checker_config(Duration::from_secs(3))).unwrap();
+    let checks = (0..8).map(|n| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            check(
+                &client,
+                &share_url(Provider::Xunlei, &format!("okTOKEN{n}")),
+                None,
+            )
+            .await
+        })
+    });
+    for handle in checks.collect::<Vec<_>>() {
+        let verdict = handle.await.unwrap();
+        assert_verdict(&verdict, Valid, Reason::AllChecksPassed, "xunlei");
+    }
+    let stats = client
+        .get("https://api-pan.xunlei.com/__mock/stats", &[])
+        .await
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
+    // One captcha init for eight concurrent checks, then one share request each.
+    assert_eq!(stats["requests"]["xunlei"], 1 + 8, "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_provider_is_a_timeout_never_a_verdict() {
     let mock = Mock::start(0);
     let client = UpstreamClient::new(&mock.checker_config(Duration::from_millis(500))).unwrap();
-    let quark = check(&client, "https://pan.quark.cn/s/slow1abc", None).await;
-    assert_verdict(&quark, State::Unknown, Reason::Timeout, "quark slow");
-    let baidu = check(&client, "https://pan.baidu.com/s/1slowAAA", None).await;
-    assert_verdict(&baidu, State::Unknown, Reason::Timeout, "baidu slow");
+    for provider in Provider::ALL {
+        let verdict = check(&client, &share_url(provider, "slowAA01"), None).await;
+        assert_verdict(
+            &verdict,
+            Unknown,
+            Reason::Timeout,
+            &format!("{provider:?} slow"),
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,4 +531,59 @@ async fn proxies_carry_the_chosen_providers_requests() {
         Reason::UpstreamError,
         "proxy refused",
     );
+}
+
+/// Every row of the mock table for every provider, through the whole path: one job over HTTP,
+/// the engine's lanes (with its retries for the `limit` rows), and the verdicts on SSE.
+#[test]
+fn every_provider_every_case_through_a_job_and_its_stream() {
+    use serde_json::{Value, json};
+
+    let mock = Mock::start(0);
+    let server =
+        crate::harness::Server::with_mock(&mock, &[("PANLINK_CHECKER_RETRY_BACKOFF_MS", "20")]);
+    let key = server.job_key("every-case");
+    let mut items = Vec::new();
+    let mut expected = Vec::new();
+    for provider in Provider::ALL {
+        let mut rows = expected_rows(provider);
+        rows.push(("limitJ01", None, Valid, Reason::AllChecksPassed));
+        for (id, passcode, state, reason) in rows {
+            let row = items.len();
+            items.push(
+                json!({"url": share_url(provider, id), "passcode": passcode, "meta": {"row": row}}),
+            );
+            expected.push((provider, id, passcode, state, reason));
+        }
+    }
+    let job = server.submit(&key, &json!({ "items": items }));
+    let events = server
+        .events(&key, &job, &[])
+        .until_done(Duration::from_secs(60));
+    let results: Vec<Value> = events
+        .iter()
+        .filter(|e| e.event == "result")
+        .map(crate::harness::SseEvent::json)
+        .collect();
+    assert_eq!(results.len(), expected.len(), "one result per item");
+    for result in &results {
+        let row = result["meta"]["row"].as_u64().unwrap() as usize;
+        let (provider, id, passcode, state, reason) = expected[row];
+        let what = format!("{provider:?} {id} {passcode:?}: {result}");
+        assert_eq!(result["provider"], provider.as_str(), "{what}");
+        assert_eq!(
+            (
+                result["state"].as_str().unwrap(),
+                result["reason"].as_str().unwrap()
+            ),
+            (
+                serde_json::to_value(state).unwrap().as_str().unwrap(),
+                reason.as_str()
+            ),
+            "{what}"
+        );
+        if id.starts_with("limit") {
+            assert!(result["attempts"].as_u64().unwrap() >= 2, "retried: {what}");
+        }
+    }
 }

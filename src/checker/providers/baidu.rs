@@ -13,7 +13,7 @@
 use serde::Deserialize;
 use url::Url;
 
-use super::{non_json_answer, query_value, transport_failure};
+use super::{Parsed, host_in, is_share_id, non_json_answer, query_value, transport_failure};
 use crate::checker::client::{Exchange, UpstreamClient};
 use crate::checker::share::ShareRef;
 use crate::checker::verdict::{Expiry, Reason, State, Verdict};
@@ -24,11 +24,8 @@ pub const SHARE_HOSTS: &[&str] = &["pan.baidu.com", "yun.baidu.com"];
 pub const ORIGIN: &str = "https://pan.baidu.com";
 
 /// The share id of a baidu URL, without the leading `1` of `/s/1…`.
-pub fn parse(url: &Url) -> Option<String> {
-    let host = url.host_str()?.to_ascii_lowercase();
-    if !SHARE_HOSTS.contains(&host.as_str()) {
-        return None;
-    }
+pub fn parse(url: &Url) -> Option<Parsed> {
+    host_in(url, SHARE_HOSTS)?;
     let id = if let Some(rest) = url.path().strip_prefix("/s/") {
         rest.split('/').next()?.strip_prefix('1')?.to_owned()
     } else if url.path() == "/share/init" || url.path() == "/share/link" {
@@ -38,11 +35,7 @@ pub fn parse(url: &Url) -> Option<String> {
     } else {
         return None;
     };
-    let valid = (4..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    valid.then_some(id)
+    is_share_id(&id, 4, 64, b"_-").then(|| Parsed::id(id))
 }
 
 /// Asks baidu about `share`.
@@ -51,7 +44,7 @@ pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
     // The BAIDUID cookie is kept across checks, as a browser keeps it; one warm-up fetches it.
     let warm_up = || async {
         let exchange = client.get(&format!("{ORIGIN}/"), &[]).await.ok()?;
-        exchange.cookie("BAIDUID")
+        exchange.cookie("BAIDUID").map(|cookie| (cookie, None))
     };
     let baiduid = client.session(SESSION_COOKIE, warm_up).await;
     let mut cookie = baiduid.map(|v| format!("BAIDUID={v}")).unwrap_or_default();
@@ -246,7 +239,7 @@ mod tests {
     use super::*;
 
     fn url(text: &str) -> Option<String> {
-        parse(&Url::parse(text).unwrap())
+        parse(&Url::parse(text).unwrap()).map(|p| p.id)
     }
 
     #[test]

@@ -1,21 +1,25 @@
 //! The provider adapters: one file per cloud drive, each owning its URL patterns, its request
 //! sequence and its code table. This module recognizes a URL's provider and dispatches a check.
 //!
-//! Implemented so far: quark and baidu. Links of the other seven drives are reported as
-//! `unsupported_provider` until their adapters land (issue 4).
-//!
 //! Invariant: an adapter only ever contacts its provider's fixed API hosts, never a host taken from
 //! the user's URL; and it returns `invalid` only for answers its code table knows to mean "gone".
 
+pub mod aliyun;
 pub mod baidu;
+pub mod cmcc;
+pub mod pan115;
+pub mod pan123;
 pub mod quark;
+pub mod tianyi;
+pub mod uc;
+pub mod xunlei;
 
 use url::Url;
 
 use super::client::{UpstreamClient, UpstreamError};
 use super::passcode;
 use super::share::{Provider, ShareRef};
-use super::verdict::{Reason, State, Verdict};
+use super::verdict::{Reason, Verdict};
 
 /// What a URL is to the checker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +31,47 @@ pub enum Recognized {
     InvalidUrl,
 }
 
-/// Recognizes a share URL; `passcode` (from the client) wins over one found in the URL.
+/// What an adapter reads from one of its share URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// The normalized share id.
+    pub id: String,
+    /// A pass code written into the link in the provider's own way (tianyi's `（访问码：…）`);
+    /// the generic query, fragment and text forms are read by [`passcode::from_url`].
+    pub passcode: Option<String>,
+    /// [`ShareRef::host`].
+    pub host: Option<&'static str>,
+}
+
+impl Parsed {
+    /// A share id and nothing else.
+    pub fn id(id: impl Into<String>) -> Parsed {
+        Parsed {
+            id: id.into(),
+            passcode: None,
+            host: None,
+        }
+    }
+}
+
+/// An adapter's URL parser.
+type Parser = fn(&Url) -> Option<Parsed>;
+
+/// Each provider's URL parser, in the order they are tried (their hosts do not overlap).
+const PARSERS: [(Provider, Parser); 9] = [
+    (Provider::Quark, quark::parse),
+    (Provider::Uc, uc::parse),
+    (Provider::Baidu, baidu::parse),
+    (Provider::Tianyi, tianyi::parse),
+    (Provider::Pan123, pan123::parse),
+    (Provider::Pan115, pan115::parse),
+    (Provider::Aliyun, aliyun::parse),
+    (Provider::Xunlei, xunlei::parse),
+    (Provider::Cmcc, cmcc::parse),
+];
+
+/// Recognizes a share URL. The pass code is the client's `passcode` if given, else one the
+/// provider's URL form carries, else a generic `?pwd=` / `#password=` / `?提取码:` form.
 pub fn recognize(text: &str, passcode: Option<&str>) -> Recognized {
     let Ok(url) = Url::parse(text.trim()) else {
         return Recognized::InvalidUrl;
@@ -35,46 +79,58 @@ pub fn recognize(text: &str, passcode: Option<&str>) -> Recognized {
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Recognized::InvalidUrl;
     }
-    let found = quark::parse(&url)
-        .map(|id| (Provider::Quark, id))
-        .or_else(|| baidu::parse(&url).map(|id| (Provider::Baidu, id)));
-    match found {
-        Some((provider, id)) => Recognized::Share(ShareRef {
-            provider,
-            id,
-            passcode: passcode
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .or_else(|| passcode::from_url(&url)),
-        }),
-        None => Recognized::Unsupported,
-    }
-}
-
-/// Whether checks of `provider` are implemented.
-pub fn is_supported(provider: Provider) -> bool {
-    matches!(provider, Provider::Quark | Provider::Baidu)
+    let Some((provider, parsed)) = PARSERS
+        .iter()
+        .find_map(|(provider, parse)| parse(&url).map(|parsed| (*provider, parsed)))
+    else {
+        return Recognized::Unsupported;
+    };
+    let passcode = passcode
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .or(parsed.passcode)
+        .or_else(|| passcode::from_url(&url));
+    Recognized::Share(ShareRef {
+        provider,
+        id: parsed.id,
+        passcode,
+        host: parsed.host,
+    })
 }
 
 /// Hosts of `provider`'s share links (for `/pool` metadata and docs).
 pub fn share_hosts(provider: Provider) -> &'static [&'static str] {
     match provider {
         Provider::Quark => quark::SHARE_HOSTS,
+        Provider::Uc => uc::SHARE_HOSTS,
         Provider::Baidu => baidu::SHARE_HOSTS,
-        Provider::Uc => &["drive.uc.cn"],
-        Provider::Tianyi => &["cloud.189.cn", "h5.cloud.189.cn"],
-        Provider::Pan123 => &[
-            "www.123pan.com",
-            "123pan.cn",
-            "www.123684.com",
-            "www.123912.com",
-        ],
-        Provider::Pan115 => &["115.com", "115cdn.com", "anxia.com"],
-        Provider::Aliyun => &["www.alipan.com", "www.aliyundrive.com"],
-        Provider::Xunlei => &["pan.xunlei.com"],
-        Provider::Cmcc => &["caiyun.139.com", "yun.139.com"],
+        Provider::Tianyi => tianyi::SHARE_HOSTS,
+        Provider::Pan123 => pan123::SHARE_HOSTS,
+        Provider::Pan115 => pan115::SHARE_HOSTS,
+        Provider::Aliyun => aliyun::SHARE_HOSTS,
+        Provider::Xunlei => xunlei::SHARE_HOSTS,
+        Provider::Cmcc => cmcc::SHARE_HOSTS,
     }
+}
+
+/// `host` as one of `provider`'s fixed share hosts (a stored [`ShareRef::host`] read back).
+pub fn known_host(provider: Provider, host: &str) -> Option<&'static str> {
+    share_hosts(provider).iter().find(|h| **h == host).copied()
+}
+
+/// The fixed host of `hosts` that `url` is on, if any (compared case-insensitively).
+pub(crate) fn host_in(url: &Url, hosts: &'static [&'static str]) -> Option<&'static str> {
+    let host = url.host_str()?;
+    hosts.iter().find(|h| h.eq_ignore_ascii_case(host)).copied()
+}
+
+/// Whether `id` is `min..=max` bytes of ASCII letters, digits and `extra`.
+pub(crate) fn is_share_id(id: &str, min: usize, max: usize, extra: &[u8]) -> bool {
+    (min..=max).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
 }
 
 /// Asks the provider about `share` once (the engine decides about retries).
@@ -82,8 +138,14 @@ pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
     let client = &client.for_provider(share.provider);
     match share.provider {
         Provider::Quark => quark::check(client, share).await,
+        Provider::Uc => uc::check(client, share).await,
         Provider::Baidu => baidu::check(client, share).await,
-        _ => Verdict::new(State::Unknown, Reason::UnsupportedProvider),
+        Provider::Tianyi => tianyi::check(client, share).await,
+        Provider::Pan123 => pan123::check(client, share).await,
+        Provider::Pan115 => pan115::check(client, share).await,
+        Provider::Aliyun => aliyun::check(client, share).await,
+        Provider::Xunlei => xunlei::check(client, share).await,
+        Provider::Cmcc => cmcc::check(client, share).await,
     }
 }
 
@@ -114,9 +176,35 @@ pub(crate) fn query_value(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
+/// Helpers for the adapters' URL tables.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Recognized, recognize};
+    use crate::checker::share::Provider;
+
+    /// A URL and what it must be read as: `(id, pass code)`, or `None` when it must not match.
+    pub type UrlCase = (&'static str, Option<(&'static str, Option<&'static str>)>);
+
+    /// Every case of `cases` is recognized as `provider`'s share with that id and pass code, or
+    /// (for `None`) not as a share of `provider`.
+    pub fn assert_urls(provider: Provider, cases: &[UrlCase]) {
+        for (text, expected) in cases {
+            let got = match recognize(text, None) {
+                Recognized::Share(share) if share.provider == provider => {
+                    Some((share.id, share.passcode))
+                }
+                _ => None,
+            };
+            let expected = expected.map(|(id, code)| (id.to_owned(), code.map(str::to_owned)));
+            assert_eq!(got, expected, "{text}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checker::verdict::State;
 
     #[test]
     fn recognition_and_passcode_priority() {
@@ -147,7 +235,7 @@ mod tests {
             Recognized::InvalidUrl
         );
         assert_eq!(
-            recognize("https://drive.uc.cn/s/abc", None),
+            recognize("https://pan.quark.cn.evil.example/s/abc123", None),
             Recognized::Unsupported
         );
     }

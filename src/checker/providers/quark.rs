@@ -4,47 +4,76 @@
 //! `code 0` with a non-empty `stoken` means the share exists; then `GET …/share/sharepage/detail`
 //! with the stoken tells an empty share from a valid one and gives the file count. Error codes come
 //! with HTTP 404/403, so the body is read whatever the status.
+//!
+//! UC (`uc.rs`) is the same service under other hosts: it shares this request sequence and code
+//! table through [`Family`].
 
 use serde::Deserialize;
 use url::Url;
 
-use super::{non_json_answer, query_value, transport_failure};
+use super::{Parsed, host_in, is_share_id, non_json_answer, query_value, transport_failure};
 use crate::checker::client::UpstreamClient;
 use crate::checker::share::ShareRef;
 use crate::checker::verdict::{Expiry, Reason, State, Verdict};
 
 /// Hosts of quark share links.
 pub const SHARE_HOSTS: &[&str] = &["pan.quark.cn", "quark.cn"];
-/// The API host and path prefix the checker asks.
-pub const API: &str = "https://drive-pc.quark.cn/1/clouddrive/share/sharepage";
+
+/// A drive of the quark family: its API prefix, fixed query and the page its requests come from.
+#[derive(Debug)]
+pub struct Family {
+    /// The API origin and path prefix (`…/1/clouddrive/share/sharepage`).
+    pub api: &'static str,
+    /// The fixed query (`pr=…&fr=pc`).
+    pub query: &'static str,
+    /// The share page's origin, sent as `Origin` (UC requires it).
+    pub origin: &'static str,
+    /// Sent as `Referer`.
+    pub referer: &'static str,
+}
+
+/// Quark's API.
+pub const QUARK: Family = Family {
+    api: "https://drive-pc.quark.cn/1/clouddrive/share/sharepage",
+    query: "pr=ucpro&fr=pc",
+    origin: "https://pan.quark.cn",
+    referer: "https://pan.quark.cn/",
+};
 
 /// `expired_at` at or after 2100-01-01 is quark's "never expires" sentinel.
 const PERMANENT_SENTINEL_MS: u64 = 4_102_416_000_000;
 
 /// The share id of a quark URL.
-pub fn parse(url: &Url) -> Option<String> {
-    let host = url.host_str()?.to_ascii_lowercase();
-    if !SHARE_HOSTS.contains(&host.as_str()) {
-        return None;
-    }
+pub fn parse(url: &Url) -> Option<Parsed> {
+    host_in(url, SHARE_HOSTS)?;
+    share_path_id(url)
+}
+
+/// The id of a quark-family `/s/<pwd_id>` path.
+pub(super) fn share_path_id(url: &Url) -> Option<Parsed> {
     let id = url.path().strip_prefix("/s/")?.split('/').next()?;
-    let valid = (4..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric());
-    valid.then(|| id.to_owned())
+    is_share_id(id, 4, 64, b"").then(|| Parsed::id(id))
 }
 
 /// Asks quark about `share`.
 pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
-    let headers = [
-        ("referer", "https://pan.quark.cn/"),
-        ("origin", "https://pan.quark.cn"),
-    ];
+    check_family(client, share, &QUARK).await
+}
+
+/// Asks a quark-family drive about `share`: token, then detail.
+pub async fn check_family(client: &UpstreamClient, share: &ShareRef, family: &Family) -> Verdict {
+    let headers = [("referer", family.referer), ("origin", family.origin)];
     let body = serde_json::json!({
         "pwd_id": share.id,
         "passcode": share.passcode.as_deref().unwrap_or(""),
         "support_visit_limit_private_share": true,
     });
     let token = match client
-        .post_json(&format!("{API}/token?pr=ucpro&fr=pc"), &headers, &body)
+        .post_json(
+            &format!("{}/token?{}", family.api, family.query),
+            &headers,
+            &body,
+        )
         .await
     {
         Ok(exchange) => token_outcome(exchange.status, &exchange.body),
@@ -55,7 +84,9 @@ pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
         Err(verdict) => return verdict,
     };
     let detail_url = format!(
-        "{API}/detail?pr=ucpro&fr=pc&pwd_id={}&stoken={}&pdir_fid=0&force=0&_page=1&_size=50&_fetch_banner=0&_fetch_share=1&_fetch_total=1&_sort=file_type:asc,updated_at:desc",
+        "{}/detail?{}&pwd_id={}&stoken={}&pdir_fid=0&force=0&_page=1&_size=50&_fetch_banner=0&_fetch_share=1&_fetch_total=1&_sort=file_type:asc,updated_at:desc",
+        family.api,
+        family.query,
         query_value(&share.id),
         query_value(&token.stoken)
     );
@@ -202,7 +233,7 @@ mod tests {
     use super::*;
 
     fn url(text: &str) -> Option<String> {
-        parse(&Url::parse(text).unwrap())
+        parse(&Url::parse(text).unwrap()).map(|p| p.id)
     }
 
     #[test]
