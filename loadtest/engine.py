@@ -16,6 +16,28 @@ import threading
 import time
 
 
+# One share URL shape per provider; `{id}` is a mock `ok…` id (the mock answers "valid").
+URL_SHAPES = {
+    "quark": "https://pan.quark.cn/s/{id}",
+    "uc": "https://drive.uc.cn/s/{id}",
+    "baidu": "https://pan.baidu.com/s/1{id}",
+    "tianyi": "https://cloud.189.cn/t/{id}",
+    "pan123": "https://www.123684.com/s/{id}",
+    "pan115": "https://115.com/s/{id}",
+    "aliyun": "https://www.alipan.com/s/{id}",
+    "xunlei": "https://pan.xunlei.com/s/{id}",
+    "cmcc": "https://caiyun.139.com/w/i/{id}",
+}
+
+
+def links(args, salt):
+    """`args.items` distinct valid links, the providers of `args.providers` in turn (so neither
+    the cache nor de-duplication helps)."""
+    providers = args.providers.split(",")
+    return [URL_SHAPES[providers[n % len(providers)]].format(id=f"ok{n:08d}{salt}{args.tag}")
+            for n in range(args.items)]
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -34,6 +56,7 @@ def main():
     ap.add_argument("--mode", choices=["throughput", "urgent", "fanout", "memory"], default="throughput")
     ap.add_argument("--subscribers", type=int, default=2000)
     ap.add_argument("--tries", type=int, default=100)
+    ap.add_argument("--providers", default=",".join(URL_SHAPES), help="comma-separated, in turn")
     args = ap.parse_args()
     if args.mode == "urgent":
         return urgent(args)
@@ -42,13 +65,7 @@ def main():
     if args.mode == "memory":
         return memory(args)
 
-    # Alternate quark and baidu; distinct ids so neither cache nor de-duplication helps.
-    items = []
-    for n in range(args.items):
-        if n % 2 == 0:
-            items.append(f"https://pan.quark.cn/s/ok{n:08d}{args.tag}")
-        else:
-            items.append(f"https://pan.baidu.com/s/1ok{n:08d}{args.tag}")
+    items = links(args, "")
     body = json.dumps({"items": items})
     headers = {"X-API-Key": args.key, "Content-Type": "application/json"}
 
@@ -139,8 +156,7 @@ def memory(args):
     conn.getresponse().read()
     time.sleep(1)
     before = rss_kib(args.pid)
-    items = [f"https://pan.quark.cn/s/ok{n:08d}m{args.tag}" if n % 2 == 0 else
-             f"https://pan.baidu.com/s/1ok{n:08d}m{args.tag}" for n in range(args.items)]
+    items = links(args, "m")
     conn.request("POST", "/jobs", body=json.dumps({"items": items}), headers=headers)
     status = conn.getresponse().status
     time.sleep(2)
@@ -157,7 +173,7 @@ def memory(args):
 def fanout(args):
     """One job, many subscribers: every subscriber must receive every event, then `done`."""
     import socket
-    items = [f"https://pan.quark.cn/s/ok{n:08d}f{args.tag}" for n in range(args.items)]
+    items = links(args, "f")
     headers = {"X-API-Key": args.key, "Content-Type": "application/json"}
     received = [0] * args.subscribers
     complete = [False] * args.subscribers
@@ -204,8 +220,7 @@ def fanout(args):
 
 def urgent(args):
     """A backlog of N links, then `tries` hurries: time from POST /urgent to that URL's result."""
-    items = [f"https://pan.quark.cn/s/ok{n:08d}u{args.tag}" if n % 2 == 0 else
-             f"https://pan.baidu.com/s/1ok{n:08d}u{args.tag}" for n in range(args.items)]
+    items = links(args, "u")
     headers = {"X-API-Key": args.key, "Content-Type": "application/json"}
     conn = http.client.HTTPConnection(args.host, args.port, timeout=600)
     conn.request("POST", "/jobs", body=json.dumps({"items": items}), headers=headers)

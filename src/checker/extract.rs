@@ -90,12 +90,79 @@ mod tests {
     }
 
     #[test]
+    fn a_post_with_all_nine_drives() {
+        let post = "【合集】\n\
+            1. https://pan.quark.cn/s/39749e1fb630 提取码：ab12\n\
+            2. https://drive.uc.cn/s/e2d8a1c9f3b04?public=1\n\
+            3. 链接：https://pan.baidu.com/s/1AbCd9xyz?pwd=w2x9 复制这段内容打开\n\
+            4. https://cloud.189.cn/t/yYvIvyVfY7rm（访问码：k7k7）\n\
+            5. https://www.123pan.com/s/oec7Vv-OXIWh.html 提取码:JZMM\n\
+            6. https://115cdn.com/s/swfsfjg3h7i?password=cd34#\n\
+            7. 阿里 https://www.alipan.com/s/qLVgamB72nu/folder/6412a6b1 密码: 8x8x\n\
+            8. https://pan.xunlei.com/s/VNxY3kq1rVhL6cQ8mAa1?pwd=x7x7#\n\
+            9. 移动云盘 https://caiyun.139.com/m/i?2qidGwZUXqwqo 提取码:5m5m";
+        let summary: Vec<(Provider, String, Option<String>)> = shares_in_text(post)
+            .into_iter()
+            .map(|f| (f.share.provider, f.share.id, f.share.passcode))
+            .collect();
+        let expected = [
+            (Provider::Quark, "39749e1fb630", Some("ab12")),
+            (Provider::Uc, "e2d8a1c9f3b04", None),
+            (Provider::Baidu, "AbCd9xyz", Some("w2x9")),
+            (Provider::Tianyi, "yYvIvyVfY7rm", Some("k7k7")),
+            (Provider::Pan123, "oec7Vv-OXIWh", Some("JZMM")),
+            (Provider::Pan115, "swfsfjg3h7i", Some("cd34")),
+            (Provider::Aliyun, "qLVgamB72nu", Some("8x8x")),
+            (Provider::Xunlei, "VNxY3kq1rVhL6cQ8mAa1", Some("x7x7")),
+            (Provider::Cmcc, "2qidGwZUXqwqo", Some("5m5m")),
+        ]
+        .map(|(p, id, code)| (p, id.to_owned(), code.map(str::to_owned)));
+        assert_eq!(summary, expected);
+    }
+
+    #[test]
     fn a_code_is_not_borrowed_from_the_next_link() {
         let post =
             "https://pan.quark.cn/s/aaaa1111bbbb https://pan.baidu.com/s/1AbCd9xyz 提取码: w2x9";
         let found = shares_in_text(post);
         assert_eq!(found[0].share.passcode, None);
         assert_eq!(found[1].share.passcode.as_deref(), Some("w2x9"));
+    }
+
+    proptest::proptest! {
+        /// The fuzz target's property (`fuzz/fuzz_targets/recognize.rs`) over text built from
+        /// share-link pieces, so that it runs in every test run.
+        #[test]
+        fn every_share_found_in_text_is_accepted_by_its_provider(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("https://pan.quark.cn/s/".to_owned()),
+                    proptest::strategy::Just("https://cloud.189.cn/t/".to_owned()),
+                    proptest::strategy::Just("https://cloud.189.cn/web/share?code=".to_owned()),
+                    proptest::strategy::Just("https://1.share.123pan.cn/123pan/".to_owned()),
+                    proptest::strategy::Just("https://caiyun.139.com/m/i?".to_owned()),
+                    proptest::strategy::Just("https://yun.139.com/shareweb/#/w/i/".to_owned()),
+                    proptest::strategy::Just("https://pan.baidu.com/share/init?surl=".to_owned()),
+                    proptest::strategy::Just("http://115.com/s/".to_owned()),
+                    proptest::strategy::Just("（访问码：".to_owned()),
+                    proptest::strategy::Just(" 提取码: ".to_owned()),
+                    proptest::strategy::Just("?pwd=".to_owned()),
+                    proptest::strategy::Just("#password=".to_owned()),
+                    "[a-zA-Z0-9_%.-]{0,14}",
+                    "\\PC{0,4}",
+                ],
+                0..12,
+            )
+        ) {
+            let text = pieces.concat();
+            for found in shares_in_text(&text) {
+                let Recognized::Share(share) = providers::recognize(&found.url, None) else {
+                    panic!("{:?} was found but is not a share", found.url);
+                };
+                proptest::prop_assert_eq!(share.provider, found.share.provider);
+                proptest::prop_assert_eq!(&share.id, &found.share.id);
+            }
+        }
     }
 
     #[test]
