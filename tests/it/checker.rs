@@ -328,6 +328,22 @@ async fn provider_specific_paths() {
     )
     .await;
     assert_eq!(folder.share_name.as_deref(), Some("mock-okFOLDER1"));
+    // A hostile pass code (spaces, CR LF, quotes, non-ASCII) reaches no header raw and decides
+    // nothing: each provider says the code is wrong.
+    for provider in Provider::ALL {
+        let verdict = check(
+            &client,
+            &share_url(provider, "lockODD1"),
+            Some("a b\r\n\"码&x=1"),
+        )
+        .await;
+        assert_verdict(
+            &verdict,
+            Locked,
+            Reason::PasswordWrong,
+            &format!("{provider:?} odd code"),
+        );
+    }
     // Cmcc's other URL forms.
     for url in [
         "https://caiyun.139.com/m/i?okCMCC001",

@@ -41,7 +41,11 @@ pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
         query_value(&share.id),
         query_value(code)
     );
-    let referer = format!("https://115cdn.com/s/{}?password={code}&", share.id);
+    let referer = format!(
+        "https://115cdn.com/s/{}?password={}&",
+        share.id,
+        query_value(code)
+    );
     let headers = [
         ("referer", referer.as_str()),
         ("x-requested-with", "XMLHttpRequest"),
