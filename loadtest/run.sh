@@ -9,7 +9,7 @@
 #   engine   mock answers at once; one job of ITEMS links (default 100000);
 #            reports ingest time, checks/s end to end (submit → last result on SSE) and server CPU
 #            per check. Targets (issue 3): ingest < 1 s, >= 20000 checks/s.
-#   latency  mock adds 50 ms per request, concurrency C=32 per provider, ITEMS links (default 20000);
+#   latency  mock adds 50 ms per request, concurrency C=32 per provider, ITEMS links (default 60000);
 #            throughput against the ideal (each provider at C/(requests per check × 50 ms), the
 #            job as long as its slowest provider's share). Target: >= 95 % of ideal.
 #   urgent   mock adds 50 ms per request, C=32, a backlog of ITEMS links (default 100000); then
@@ -42,7 +42,7 @@ trap cleanup EXIT
 mode=throughput
 case "$scenario" in
   engine)  latency=0;  concurrency=256; items=${items:-100000} ;;
-  latency) latency=50; concurrency=32;  items=${items:-20000} ;;
+  latency) latency=50; concurrency=32;  items=${items:-60000} ;;
   urgent)  latency=50; concurrency=32;  items=${items:-100000}; mode=urgent ;;
   fanout)  latency=1;  concurrency=32;  items=${items:-1000};   mode=fanout ;;
   memory)  latency=600000; concurrency=1; items=${items:-100000}; mode=memory ;;
