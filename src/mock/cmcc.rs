@@ -70,11 +70,7 @@ pub async fn answer(state: &MockState, req: &MockRequest) -> Response<Full<Bytes
                 serde_json::Value::Null,
             ),
         },
-        Case::Limited => text(
-            StatusCode::TOO_MANY_REQUESTS,
-            "text/plain",
-            "Too Many Requests",
-        ),
+        Case::Limited => super::throttled(),
         Case::Error | Case::Slow => super::server_error(),
         Case::Junk => super::html_page(),
     }

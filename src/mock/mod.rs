@@ -299,6 +299,15 @@ pub fn server_error() -> Response<Full<Bytes>> {
     )
 }
 
+/// A gateway's throttling answer, for providers that publish no rate-limit code of their own.
+pub fn throttled() -> Response<Full<Bytes>> {
+    text(
+        StatusCode::TOO_MANY_REQUESTS,
+        "text/plain",
+        "Too Many Requests",
+    )
+}
+
 /// The HTML page a provider serves where a client expected JSON.
 pub fn html_page() -> Response<Full<Bytes>> {
     text(StatusCode::OK, "text/html; charset=utf-8", HTML_SHELL)

@@ -54,11 +54,7 @@ pub async fn answer(state: &MockState, req: &MockRequest) -> Response<Full<Bytes
             "" => error(4_100_012, "请输入访问码"),
             _ => error(4_100_008, "访问码错误"),
         },
-        Case::Limited => text(
-            StatusCode::TOO_MANY_REQUESTS,
-            "text/plain",
-            "Too Many Requests",
-        ),
+        Case::Limited => super::throttled(),
         Case::Error | Case::Slow => super::server_error(),
         Case::Junk => super::html_page(),
     }

@@ -45,11 +45,7 @@ pub async fn answer(state: &MockState, req: &MockRequest, host: &str) -> Respons
         Case::Gone | Case::Expired | Case::NotFound | Case::Banned => error("此分享不存在"),
         Case::Locked if req.query("SharePwd") == LOCK_CODE => listing(3),
         Case::Locked => error("提取码错误"),
-        Case::Limited => text(
-            StatusCode::TOO_MANY_REQUESTS,
-            "text/plain",
-            "Too Many Requests",
-        ),
+        Case::Limited => super::throttled(),
         Case::Error | Case::Slow => super::server_error(),
         Case::Junk => super::html_page(),
     }

@@ -66,11 +66,7 @@ async fn token(state: &MockState, req: &MockRequest, provider: &str) -> Response
         ),
         Case::Locked => error(StatusCode::NOT_FOUND, 41007, "提取码错误，请检查后再试。"),
         // Quark publishes no rate-limit code; the mock throttles like a gateway does.
-        Case::Limited => text(
-            StatusCode::TOO_MANY_REQUESTS,
-            "text/plain",
-            "Too Many Requests",
-        ),
+        Case::Limited => super::throttled(),
         Case::Error | Case::Slow => super::server_error(),
         Case::Junk => super::html_page(),
     }

@@ -12,7 +12,7 @@ use base64::Engine;
 use serde::Deserialize;
 use url::Url;
 
-use super::{Parsed, host_in, is_share_id, non_json_answer, transport_failure};
+use super::{Parsed, host_in, is_share_id, non_json_answer, transport_failure, unlisted_code};
 use crate::checker::client::UpstreamClient;
 use crate::checker::share::ShareRef;
 use crate::checker::verdict::{Reason, State, Verdict};
@@ -170,8 +170,7 @@ pub fn verdict(status: u16, body: &[u8], has_passcode: bool) -> Verdict {
         "200000728" => (State::Locked, Reason::PasswordWrong),
         "200000727" => (State::Invalid, Reason::ShareNotFound),
         "200000732" => (State::Invalid, Reason::ShareExpired),
-        _ if status >= 500 => (State::Unknown, Reason::UpstreamError),
-        _ => (State::Unknown, Reason::UnrecognizedResponse),
+        _ => unlisted_code(status),
     };
     Verdict::new(state, reason).with_code(code)
 }

@@ -19,7 +19,7 @@ use url::Url;
 use super::client::{UpstreamClient, UpstreamError};
 use super::passcode;
 use super::share::{Provider, ShareRef};
-use super::verdict::{Reason, Verdict};
+use super::verdict::{Reason, State, Verdict};
 
 /// What a URL is to the checker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,11 +163,17 @@ pub(crate) fn transport_failure(err: &UpstreamError) -> Verdict {
 /// The verdict for an answer whose body is not the provider's JSON: a rate limit (429), a
 /// server error (5xx), or an unrecognised page; never dead.
 pub(crate) fn non_json_answer(status: u16) -> Verdict {
-    let code = Some(format!("HTTP {status}"));
+    let (_, reason) = unlisted_code(status);
+    Verdict::unknown(reason, format!("HTTP {status}"))
+}
+
+/// The outcome of a well-formed answer whose code a provider's table does not list: a rate limit
+/// (HTTP 429), a server error (5xx), or unrecognized; never dead.
+pub(crate) fn unlisted_code(status: u16) -> (State, Reason) {
     match status {
-        429 => Verdict::unknown(Reason::RateLimited, code),
-        500..=599 => Verdict::unknown(Reason::UpstreamError, code),
-        _ => Verdict::unknown(Reason::UnrecognizedResponse, code),
+        429 => (State::Unknown, Reason::RateLimited),
+        500..=599 => (State::Unknown, Reason::UpstreamError),
+        _ => (State::Unknown, Reason::UnrecognizedResponse),
     }
 }
 
@@ -204,7 +210,6 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checker::verdict::State;
 
     #[test]
     fn recognition_and_passcode_priority() {

@@ -9,7 +9,9 @@
 use serde::Deserialize;
 use url::Url;
 
-use super::{Parsed, host_in, is_share_id, non_json_answer, query_value, transport_failure};
+use super::{
+    Parsed, host_in, is_share_id, non_json_answer, query_value, transport_failure, unlisted_code,
+};
 use crate::checker::client::UpstreamClient;
 use crate::checker::share::ShareRef;
 use crate::checker::verdict::{Expiry, Reason, State, Verdict};
@@ -120,9 +122,7 @@ pub fn verdict(status: u16, body: &[u8], has_passcode: bool) -> Verdict {
                 4_100_033 => (State::Invalid, Reason::ShareViolation),
                 // 990002 参数错误: said of unknown share codes, but also of any malformed request;
                 // 990001 needs login; 4100004/4100009/4100034: meanings unsure.
-                _ if status == 429 => (State::Unknown, Reason::RateLimited),
-                _ if status >= 500 => (State::Unknown, Reason::UpstreamError),
-                _ => (State::Unknown, Reason::UnrecognizedResponse),
+                _ => unlisted_code(status),
             };
             Verdict::new(state, reason).with_code(errno.to_string())
         }

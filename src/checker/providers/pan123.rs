@@ -15,7 +15,7 @@
 use serde::Deserialize;
 use url::Url;
 
-use super::{Parsed, is_share_id, non_json_answer, query_value, transport_failure};
+use super::{Parsed, is_share_id, non_json_answer, query_value, transport_failure, unlisted_code};
 use crate::checker::client::UpstreamClient;
 use crate::checker::share::ShareRef;
 use crate::checker::verdict::{Reason, State, Verdict};
@@ -161,11 +161,9 @@ pub fn verdict(status: u16, body: &[u8], has_passcode: bool) -> Verdict {
             (State::Locked, Reason::PasswordWrong)
         }
         5103 if message.contains("提取码错误") => (State::Locked, Reason::PasswordRequired),
-        _ if status == 429 => (State::Unknown, Reason::RateLimited),
-        _ if status >= 500 => (State::Unknown, Reason::UpstreamError),
         // 400 ShareKey格式异常, 50001, 404, 1001, 5113, and 5103 with another message: other
         // checkers disagree on them; stay conservative.
-        _ => (State::Unknown, Reason::UnrecognizedResponse),
+        _ => unlisted_code(status),
     };
     Verdict::new(state, reason).with_code(raw)
 }

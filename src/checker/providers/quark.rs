@@ -11,7 +11,9 @@
 use serde::Deserialize;
 use url::Url;
 
-use super::{Parsed, host_in, is_share_id, non_json_answer, query_value, transport_failure};
+use super::{
+    Parsed, host_in, is_share_id, non_json_answer, query_value, transport_failure, unlisted_code,
+};
 use crate::checker::client::UpstreamClient;
 use crate::checker::share::ShareRef;
 use crate::checker::verdict::{Expiry, Reason, State, Verdict};
@@ -179,9 +181,7 @@ pub fn token_outcome(status: u16, body: &[u8]) -> Result<Token, Verdict> {
         41008 => (State::Locked, Reason::PasswordRequired),
         41007 => (State::Locked, Reason::PasswordWrong),
         41021 => (State::Unknown, Reason::RateLimited),
-        _ if status == 429 => (State::Unknown, Reason::RateLimited),
-        _ if status >= 500 => (State::Unknown, Reason::UpstreamError),
-        _ => (State::Unknown, Reason::UnrecognizedResponse),
+        _ => unlisted_code(status),
     };
     Err(Verdict::new(state, reason).with_code(raw))
 }

@@ -11,7 +11,9 @@
 use serde::Deserialize;
 use url::Url;
 
-use super::{Parsed, host_in, is_share_id, non_json_answer, query_value, transport_failure};
+use super::{
+    Parsed, host_in, is_share_id, non_json_answer, query_value, transport_failure, unlisted_code,
+};
 use crate::checker::client::UpstreamClient;
 use crate::checker::passcode;
 use crate::checker::share::ShareRef;
@@ -240,11 +242,9 @@ fn error_verdict(code: &str, status: u16) -> Verdict {
         "ShareAccessCodeFaildCountOver" | "InvalidVerifyCode" => {
             (State::Unknown, Reason::RateLimited)
         }
-        _ if status == 429 => (State::Unknown, Reason::RateLimited),
-        _ if status >= 500 => (State::Unknown, Reason::UpstreamError),
         // ShareAuditNo, ShareNotReceiver, ShareNotFoundFlatDir, FileTooLarge, InvalidSessionKey,
         // ShareNotExistError, ShareAuditError, …: meanings unsure or not about existence.
-        _ => (State::Unknown, Reason::UnrecognizedResponse),
+        _ => unlisted_code(status),
     };
     Verdict::new(state, reason).with_code(code.to_owned())
 }
