@@ -236,49 +236,62 @@ pub fn list_verdict(status: u16, body: &[u8]) -> Verdict {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{UrlCase, assert_urls};
     use super::*;
-
-    fn url(text: &str) -> Option<String> {
-        parse(&Url::parse(text).unwrap()).map(|p| p.id)
-    }
+    use crate::checker::share::Provider;
 
     #[test]
-    fn url_shapes() {
-        assert_eq!(
-            url("https://pan.baidu.com/s/1AbC_d-9xyz").as_deref(),
-            Some("AbC_d-9xyz")
-        );
-        assert_eq!(
-            url("https://pan.baidu.com/s/1AbCd9xyz?pwd=ab12").as_deref(),
-            Some("AbCd9xyz")
-        );
-        assert_eq!(
-            url("https://yun.baidu.com/s/1AbCd9xyz").as_deref(),
-            Some("AbCd9xyz")
-        );
-        assert_eq!(
-            url("https://pan.baidu.com/share/init?surl=AbCd9xyz").as_deref(),
-            Some("AbCd9xyz")
-        );
-        assert_eq!(
-            url("https://pan.baidu.com/share/init?surl=AbCd9xyz&pwd=1234").as_deref(),
-            Some("AbCd9xyz")
-        );
-        assert_eq!(
-            url("http://PAN.BAIDU.COM/s/1AbCd9xyz#list/path=%2F").as_deref(),
-            Some("AbCd9xyz")
-        );
-        // Near misses.
-        assert_eq!(
-            url("https://pan.baidu.com/s/AbCd9xyz"),
-            None,
-            "a /s/ id always starts with 1"
-        );
-        assert_eq!(url("https://pan.baidu.com/share/init"), None);
-        assert_eq!(url("https://pan.baidu.com/disk/home"), None);
-        assert_eq!(url("https://baidu.com/s/1AbCd9xyz"), None);
-        assert_eq!(url("https://pan.baidu.com.cn/s/1AbCd9xyz"), None);
-        assert_eq!(url("https://pan.baidu.com/s/1ab"), None);
+    fn url_table() {
+        let cases: &[UrlCase] = &[
+            (
+                "https://pan.baidu.com/s/1AbC_d-9xyz",
+                Some(("AbC_d-9xyz", None)),
+            ),
+            (
+                "https://pan.baidu.com/s/1AbCd9xyz?pwd=ab12",
+                Some(("AbCd9xyz", Some("ab12"))),
+            ),
+            (
+                "https://pan.baidu.com/s/1AbCd9xyz?pwd=ab12#list/path=%2F",
+                Some(("AbCd9xyz", Some("ab12"))),
+            ),
+            (
+                "https://yun.baidu.com/s/1AbCd9xyz",
+                Some(("AbCd9xyz", None)),
+            ),
+            (
+                "https://pan.baidu.com/share/init?surl=AbCd9xyz",
+                Some(("AbCd9xyz", None)),
+            ),
+            (
+                "https://pan.baidu.com/share/init?surl=AbCd9xyz&pwd=1234",
+                Some(("AbCd9xyz", Some("1234"))),
+            ),
+            (
+                "https://yun.baidu.com/share/init?surl=AbCd9xyz",
+                Some(("AbCd9xyz", None)),
+            ),
+            (
+                "https://pan.baidu.com/s/1AbCd9xyz?提取码:w2x9",
+                Some(("AbCd9xyz", Some("w2x9"))),
+            ),
+            (
+                "http://PAN.BAIDU.COM/s/1AbCd9xyz#list/path=%2F",
+                Some(("AbCd9xyz", None)),
+            ),
+            (
+                "https://pan.baidu.com/s/1AbCd9xyz#pwd=k9k9",
+                Some(("AbCd9xyz", Some("k9k9"))),
+            ),
+            // Near misses.
+            ("https://pan.baidu.com/s/AbCd9xyz", None),
+            ("https://pan.baidu.com/share/init", None),
+            ("https://pan.baidu.com/disk/home", None),
+            ("https://baidu.com/s/1AbCd9xyz", None),
+            ("https://pan.baidu.com.cn/s/1AbCd9xyz", None),
+            ("https://pan.baidu.com/s/1ab", None),
+        ];
+        assert_urls(Provider::Baidu, cases);
     }
 
     fn short(body: &str) -> Result<(), (State, Reason)> {

@@ -230,48 +230,62 @@ pub fn detail_verdict(status: u16, body: &[u8], token: Token) -> Verdict {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{UrlCase, assert_urls};
     use super::*;
-
-    fn url(text: &str) -> Option<String> {
-        parse(&Url::parse(text).unwrap()).map(|p| p.id)
-    }
+    use crate::checker::share::Provider;
 
     #[test]
-    fn url_shapes() {
-        assert_eq!(
-            url("https://pan.quark.cn/s/39749e1fb630").as_deref(),
-            Some("39749e1fb630")
-        );
-        assert_eq!(
-            url("https://pan.quark.cn/s/39749e1fb630?pwd=abcd").as_deref(),
-            Some("39749e1fb630")
-        );
-        assert_eq!(
-            url("https://pan.quark.cn/s/39749e1fb630#/list/share").as_deref(),
-            Some("39749e1fb630")
-        );
-        assert_eq!(
-            url("https://pan.quark.cn/s/39749e1fb630#/list/share/abc-名字").as_deref(),
-            Some("39749e1fb630")
-        );
-        assert_eq!(
-            url("http://PAN.QUARK.CN/s/39749e1fb630").as_deref(),
-            Some("39749e1fb630")
-        );
-        assert_eq!(
-            url("https://quark.cn/s/abc123def").as_deref(),
-            Some("abc123def")
-        );
-        assert_eq!(
-            url("https://pan.quark.cn/s/39749e1fb630/").as_deref(),
-            Some("39749e1fb630")
-        );
-        // Near misses.
-        assert_eq!(url("https://pan.quark.cn/x/39749e1fb630"), None);
-        assert_eq!(url("https://pan.quark.cn/s/"), None);
-        assert_eq!(url("https://pan.quark.cn.evil.com/s/39749e1fb630"), None);
-        assert_eq!(url("https://pan.quark.cn/s/bad-id!"), None);
-        assert_eq!(url("https://drive.uc.cn/s/39749e1fb630"), None);
+    fn url_table() {
+        let cases: &[UrlCase] = &[
+            (
+                "https://pan.quark.cn/s/39749e1fb630",
+                Some(("39749e1fb630", None)),
+            ),
+            (
+                "https://pan.quark.cn/s/39749e1fb630?pwd=abcd",
+                Some(("39749e1fb630", Some("abcd"))),
+            ),
+            (
+                "https://pan.quark.cn/s/39749e1fb630#/list/share",
+                Some(("39749e1fb630", None)),
+            ),
+            (
+                "https://pan.quark.cn/s/39749e1fb630#/list/share/abc-名字",
+                Some(("39749e1fb630", None)),
+            ),
+            (
+                "https://pan.quark.cn/s/39749e1fb630?pwd=Zx9y#/list/share",
+                Some(("39749e1fb630", Some("Zx9y"))),
+            ),
+            (
+                "https://pan.quark.cn/s/39749e1fb630?提取码:ab12",
+                Some(("39749e1fb630", Some("ab12"))),
+            ),
+            (
+                "https://pan.quark.cn/s/39749e1fb630?%E6%8F%90%E5%8F%96%E7%A0%81%EF%BC%9Aab12",
+                Some(("39749e1fb630", Some("ab12"))),
+            ),
+            (
+                "https://pan.quark.cn/s/39749e1fb630#pwd=q1q1",
+                Some(("39749e1fb630", Some("q1q1"))),
+            ),
+            (
+                "http://PAN.QUARK.CN/s/39749e1fb630",
+                Some(("39749e1fb630", None)),
+            ),
+            ("https://quark.cn/s/abc123def", Some(("abc123def", None))),
+            (
+                "https://pan.quark.cn/s/39749e1fb630/",
+                Some(("39749e1fb630", None)),
+            ),
+            // Near misses.
+            ("https://pan.quark.cn/x/39749e1fb630", None),
+            ("https://pan.quark.cn/s/", None),
+            ("https://pan.quark.cn.evil.com/s/39749e1fb630", None),
+            ("https://pan.quark.cn/s/bad-id!", None),
+            ("https://drive.quark.cn/s/39749e1fb630", None),
+        ];
+        assert_urls(Provider::Quark, cases);
     }
 
     fn token(status: u16, body: &str) -> Result<Token, Verdict> {
