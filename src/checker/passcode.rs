@@ -61,7 +61,8 @@ fn is_plausible(code: &str) -> bool {
     (1..=32).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-fn percent_decode(text: &str) -> String {
+/// `text` with its percent escapes (and `+`) decoded, as UTF-8 (lossy).
+pub(crate) fn percent_decode(text: &str) -> String {
     url::form_urlencoded::parse(format!("x={text}").as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())

@@ -874,7 +874,7 @@ async fn run_check(
     let item = engine
         .store
         .read(|txn, dbs| record::get_item(txn, dbs, &work.job.id, work.item_id));
-    let share = match item.ok().flatten().and_then(|item| item.share()) {
+    let share = match item.ok().flatten().and_then(ItemRecord::into_share) {
         Some(share) => share,
         None => {
             let mut result =

@@ -217,12 +217,12 @@ impl ItemRecord {
     }
 
     /// The share this item asks about (`None` for an unsupported link).
-    pub fn share(&self) -> Option<ShareRef> {
+    pub fn into_share(self) -> Option<ShareRef> {
         let provider = self.provider?;
         Some(ShareRef {
             provider,
-            id: self.share_id.clone()?,
-            passcode: self.passcode.clone(),
+            id: self.share_id?,
+            passcode: self.passcode,
             host: self
                 .share_host
                 .as_deref()
@@ -338,7 +338,7 @@ mod tests {
             };
             let item = ItemRecord::of_share(url.to_owned(), share.clone(), None);
             let stored: ItemRecord = codec::decode(&codec::encode(&item), "item").unwrap();
-            assert_eq!(stored.share(), Some(share), "{url}");
+            assert_eq!(stored.into_share(), Some(share), "{url}");
         }
         // A stored host that is not one of the provider's is dropped, never used.
         let mut item = ItemRecord::of_share(
@@ -352,6 +352,6 @@ mod tests {
             None,
         );
         item.share_host = Some("evil.example.com".to_owned());
-        assert_eq!(item.share().unwrap().host, None);
+        assert_eq!(item.into_share().unwrap().host, None);
     }
 }

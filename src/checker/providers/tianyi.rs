@@ -41,7 +41,7 @@ pub fn parse(url: &Url) -> Option<Parsed> {
     } else {
         return None;
     };
-    let decoded = percent_decode(&raw);
+    let decoded = passcode::percent_decode(&raw);
     let end = decoded
         .find(|c: char| !c.is_ascii_alphanumeric())
         .unwrap_or(decoded.len());
@@ -54,13 +54,6 @@ pub fn parse(url: &Url) -> Option<Parsed> {
         passcode: passcode::from_text(rest),
         host: None,
     })
-}
-
-fn percent_decode(text: &str) -> String {
-    url::form_urlencoded::parse(format!("x={text}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 /// Asks tianyi about `share`.
