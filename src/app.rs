@@ -14,6 +14,7 @@ use crate::http::router::{Router, RouterError};
 use crate::http::routes::{self, Route};
 use crate::jobs::engine::Engine;
 use crate::keys::KeyGate;
+use crate::links::LinkService;
 use crate::observability::metrics::Metrics;
 use crate::store::Store;
 use crate::timefmt;
@@ -32,6 +33,8 @@ pub struct App {
     pub started_at_ms: u64,
     /// The checking engine.
     pub engine: Arc<Engine>,
+    /// Short links: cache, click counters, password attempts.
+    pub links: LinkService,
     /// Cancelled on SIGINT/SIGTERM: long-lived work (SSE streams, dispatchers) ends on it.
     pub shutdown: CancellationToken,
     started: Instant,
@@ -58,6 +61,8 @@ impl App {
         shutdown: CancellationToken,
     ) -> Result<Arc<App>, AppError> {
         let router = routes::router()?;
+        let metrics = Metrics::install();
+        let links = LinkService::new(&config.links);
         let client = UpstreamClient::new(&config.checker)?;
         let engine = Engine::start(
             Arc::clone(&store),
@@ -72,7 +77,8 @@ impl App {
             engine,
             shutdown,
             me: me.clone(),
-            metrics: Metrics::install(),
+            metrics,
+            links,
             in_flight: Semaphore::new(config.http.max_in_flight),
             connections: Arc::new(Semaphore::new(config.http.max_connections)),
             started_at_ms: timefmt::now_ms(),

@@ -49,6 +49,12 @@ pub enum ApiError {
     NotFound(&'static str),
     /// The path exists but not with this method; `allow` is the `Allow` header value.
     MethodNotAllowed { allow: http::HeaderValue },
+    /// The short code (alias) is taken.
+    AliasTaken,
+    /// The alias is a reserved word (a route of the service).
+    AliasReserved,
+    /// The link is password protected and the caller does not own it: its target is withheld.
+    PasswordProtected,
     /// The request conflicts with the resource's current state.
     Conflict(Cow<'static, str>),
     /// The body is larger than this route accepts.
@@ -162,6 +168,24 @@ impl ApiError {
                 StatusCode::FORBIDDEN,
                 "insufficient_points",
                 "积分不足".into(),
+                None,
+            ),
+            AliasTaken => (
+                StatusCode::BAD_REQUEST,
+                "alias_taken",
+                "短码已存在".into(),
+                None,
+            ),
+            AliasReserved => (
+                StatusCode::BAD_REQUEST,
+                "alias_reserved",
+                "短码是系统保留字，请换一个".into(),
+                None,
+            ),
+            PasswordProtected => (
+                StatusCode::FORBIDDEN,
+                "password_protected",
+                "该短链接受密码保护，仅创建者可查看目标地址".into(),
                 None,
             ),
             RouteNotFound => (
@@ -293,6 +317,9 @@ mod tests {
             ApiError::KeyDisabled,
             ApiError::PlanNotAllowed("自定义短码"),
             ApiError::InsufficientPoints,
+            ApiError::AliasTaken,
+            ApiError::AliasReserved,
+            ApiError::PasswordProtected,
             ApiError::RouteNotFound,
             ApiError::NotFound("密钥"),
             ApiError::MethodNotAllowed {

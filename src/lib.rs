@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod keys;
+pub mod links;
 pub mod mock;
 pub mod netguard;
 pub mod observability;

@@ -80,14 +80,18 @@ async fn background_tasks(app: Arc<App>, shutdown: CancellationToken) {
     let mut flush = tokio::time::interval(app.config.keys.usage_flush_interval);
     let mut upkeep = tokio::time::interval(Duration::from_secs(5));
     let mut purge = tokio::time::interval(app.config.jobs.purge_interval);
+    let mut clicks = tokio::time::interval(app.config.links.click_flush_interval);
+    clicks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = flush.tick() => app.keys.flush_usage().await,
             _ = upkeep.tick() => app.metrics.run_upkeep(),
             _ = purge.tick() => crate::jobs::purge_expired(&app).await,
+            _ = clicks.tick() => app.links.flush_clicks(&app.store).await,
             () = shutdown.cancelled() => break,
         }
     }
     app.keys.flush_usage().await;
+    app.links.flush_clicks(&app.store).await;
 }

@@ -37,6 +37,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub checker: CheckerConfig,
     pub jobs: JobsConfig,
+    pub links: LinksConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +137,22 @@ pub struct JobsConfig {
     /// Finished jobs (with their results) are deleted after this long.
     pub retention: Duration,
     pub purge_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LinksConfig {
+    /// Characters of a generated code.
+    pub code_length: usize,
+    /// 301, 302, 307 or 308.
+    pub redirect_status: http::StatusCode,
+    pub redirect_max_age_s: u32,
+    pub max_url_len: usize,
+    pub click_flush_interval: Duration,
+    pub cache_max_entries: usize,
+    pub batch_max_items: usize,
+    pub batch_max_body_bytes: usize,
+    pub password_max_failures: u32,
+    pub password_window: Duration,
 }
 
 impl Config {
@@ -382,9 +399,58 @@ impl Config {
             purge_interval: millis("jobs.purge_interval_ms", jobs.purge_interval_ms)?,
         };
 
+        let links = &raw.links;
+        let links = LinksConfig {
+            code_length: range("links.code_length", links.code_length, 4, 32)?,
+            redirect_status: match links.redirect_status {
+                301 | 302 | 307 | 308 => {
+                    http::StatusCode::from_u16(links.redirect_status).expect("a valid status")
+                }
+                other => {
+                    return Err(ConfigError(format!(
+                        "`links.redirect_status` = {other}: must be 301, 302, 307 or 308"
+                    )));
+                }
+            },
+            redirect_max_age_s: range(
+                "links.redirect_max_age_s",
+                links.redirect_max_age_s,
+                0,
+                31_536_000,
+            )?,
+            max_url_len: range("links.max_url_len", links.max_url_len, 64, 65_536)?,
+            click_flush_interval: millis("links.click_flush_ms", links.click_flush_ms)?,
+            cache_max_entries: range(
+                "links.cache_max_entries",
+                links.cache_max_entries,
+                0,
+                100_000_000,
+            )?,
+            batch_max_items: range("links.batch_max_items", links.batch_max_items, 1, 100_000)?,
+            batch_max_body_bytes: range(
+                "links.batch_max_body_bytes",
+                links.batch_max_body_bytes,
+                1024,
+                1 << 30,
+            )?,
+            password_max_failures: range(
+                "links.password_max_failures",
+                links.password_max_failures,
+                1,
+                1_000_000,
+            )?,
+            password_window: Duration::from_secs(range(
+                "links.password_window_s",
+                links.password_window_s,
+                1,
+                86_400,
+            )?),
+        };
+
         Ok(Config {
             checker,
             jobs,
+            links,
             server: ServerConfig {
                 listen,
                 public_base_url,

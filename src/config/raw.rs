@@ -16,6 +16,7 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     pub checker: RawChecker,
     pub jobs: RawJobs,
+    pub links: RawLinks,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,6 +195,38 @@ impl Default for RawJobs {
             sse_retry_ms: 3_000,
             retention_s: 7 * 86_400,
             purge_interval_ms: 600_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLinks {
+    pub code_length: usize,
+    pub redirect_status: u16,
+    pub redirect_max_age_s: u32,
+    pub max_url_len: usize,
+    pub click_flush_ms: u64,
+    pub cache_max_entries: usize,
+    pub batch_max_items: usize,
+    pub batch_max_body_bytes: usize,
+    pub password_max_failures: u32,
+    pub password_window_s: u64,
+}
+
+impl Default for RawLinks {
+    fn default() -> Self {
+        RawLinks {
+            code_length: 6,
+            redirect_status: 302,
+            redirect_max_age_s: 90,
+            max_url_len: 4096,
+            click_flush_ms: 500,
+            cache_max_entries: 1_000_000,
+            batch_max_items: 1_000,
+            batch_max_body_bytes: 8 << 20,
+            password_max_failures: 5,
+            password_window_s: 300,
         }
     }
 }

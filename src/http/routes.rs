@@ -13,7 +13,7 @@ use super::router::{Params, RouteDef, Router, RouterError};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::keys::AuthedKey;
-use crate::{admin, jobs, keys, observability};
+use crate::{admin, jobs, keys, links, observability};
 
 /// Which credentials a route needs; the pipeline checks them before dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,18 @@ pub enum RouteId {
     UrgentJob,
     Pool,
     PoolProvider,
+    CreateLink,
+    CreateLinks,
+    ListLinks,
+    RestoreLink,
+    PatchLink,
+    DeleteLink,
+    LinkStats,
+    LinkQr,
+    CreateGroup,
+    ListGroups,
+    Redirect,
+    UnlockRedirect,
 }
 
 /// A route's handler and its requirements.
@@ -63,6 +75,8 @@ pub enum BodyLimit {
     Http,
     /// `jobs.max_body_bytes` (job submissions of up to `jobs.max_items` URLs).
     Jobs,
+    /// `links.batch_max_body_bytes` (batch link creation).
+    LinkBatch,
 }
 
 const fn route(
@@ -132,6 +146,51 @@ pub fn table() -> Vec<RouteDef<Route>> {
         route(Method::POST, "/jobs/{id}/urgent", UrgentJob, ApiKey, true),
         route(Method::GET, "/pool", Pool, Public, true),
         route(Method::GET, "/pool/{provider}", PoolProvider, Public, true),
+        route(Method::POST, "/api/v1/links", CreateLink, ApiKey, true),
+        route(Method::GET, "/api/v1/links", ListLinks, ApiKey, true),
+        RouteDef {
+            method: Method::POST,
+            pattern: "/api/v1/links/batch",
+            handler: Route {
+                id: CreateLinks,
+                access: ApiKey,
+                cors: true,
+                body_limit: BodyLimit::LinkBatch,
+            },
+        },
+        route(
+            Method::GET,
+            "/api/v1/links/{code}",
+            RestoreLink,
+            ApiKey,
+            true,
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/links/{code}",
+            PatchLink,
+            ApiKey,
+            true,
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/links/{code}",
+            DeleteLink,
+            ApiKey,
+            true,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/links/{code}/stats",
+            LinkStats,
+            ApiKey,
+            true,
+        ),
+        route(Method::GET, "/api/v1/links/{code}/qr", LinkQr, ApiKey, true),
+        route(Method::POST, "/api/v1/groups", CreateGroup, ApiKey, true),
+        route(Method::GET, "/api/v1/groups", ListGroups, ApiKey, true),
+        route(Method::GET, "/{code}", Redirect, Public, false),
+        route(Method::POST, "/{code}", UnlockRedirect, Public, false),
     ]
 }
 
@@ -147,6 +206,8 @@ pub struct Req<'a> {
     pub parts: &'a http::request::Parts,
     pub params: Params<'a>,
     pub body: Incoming,
+    /// The client's address (the TCP peer).
+    pub peer: std::net::SocketAddr,
     /// The caller's key, on [`Access::ApiKey`] routes.
     pub key: Option<AuthedKey>,
     /// The body limit that applies to this route.
@@ -183,5 +244,17 @@ pub async fn dispatch(id: RouteId, req: Req<'_>) -> Result<HttpResponse, ApiErro
         RouteId::UrgentJob => jobs::api::urgent(req).await,
         RouteId::Pool => jobs::pool::all(req),
         RouteId::PoolProvider => jobs::pool::one(req),
+        RouteId::CreateLink => links::api::create(req).await,
+        RouteId::CreateLinks => links::api::create_batch(req).await,
+        RouteId::ListLinks => links::api::list(req),
+        RouteId::RestoreLink => links::api::restore(req),
+        RouteId::PatchLink => links::api::patch(req).await,
+        RouteId::DeleteLink => links::api::delete(req).await,
+        RouteId::LinkStats => links::api::stats(req),
+        RouteId::LinkQr => links::api::qr_code(req),
+        RouteId::CreateGroup => links::api::create_group(req).await,
+        RouteId::ListGroups => links::api::list_groups(req),
+        RouteId::Redirect => links::redirect::follow(req),
+        RouteId::UnlockRedirect => links::redirect::unlock(req).await,
     }
 }

@@ -174,7 +174,7 @@ async fn connection(
         }
     };
     let io = TokioIo::new(PrefixedIo::new(&buf[..len], stream));
-    let activity = Arc::new(ConnActivity::default());
+    let activity = Arc::new(ConnActivity::new(peer));
     activity.touch(app.uptime_ms());
     let service = {
         let app = Arc::clone(&app);

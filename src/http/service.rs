@@ -33,14 +33,24 @@ const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
 const PREFLIGHT_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 
 /// Activity of one connection, read by its idle watchdog.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnActivity {
+    /// The connection's client address.
+    pub peer: std::net::SocketAddr,
     in_flight: AtomicU32,
     /// Milliseconds since the server started, at the end of the last request.
     last_active_ms: AtomicU64,
 }
 
 impl ConnActivity {
+    pub fn new(peer: std::net::SocketAddr) -> ConnActivity {
+        ConnActivity {
+            peer,
+            in_flight: AtomicU32::new(0),
+            last_active_ms: AtomicU64::new(0),
+        }
+    }
+
     /// Whether no request is running and none ended within `idle_ms` before `now_ms`.
     pub fn idle_since(&self, now_ms: u64) -> Option<u64> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
@@ -92,7 +102,16 @@ pub async fn handle(
             params,
             pattern,
         } => {
-            let response = run_route(&app, *handler, &request_id, &parts, params, body).await;
+            let response = run_route(
+                &app,
+                *handler,
+                &request_id,
+                &parts,
+                params,
+                body,
+                activity.peer,
+            )
+            .await;
             (pattern, handler.cors, response)
         }
         Match::Options {
@@ -142,6 +161,7 @@ async fn run_route(
     parts: &http::request::Parts,
     params: super::router::Params<'_>,
     body: Incoming,
+    peer: std::net::SocketAddr,
 ) -> HttpResponse {
     // Shed load rather than queue: the permit is held while the handler runs.
     let Ok(_permit) = app.in_flight.try_acquire() else {
@@ -161,10 +181,12 @@ async fn run_route(
         parts,
         params,
         body,
+        peer,
         key,
         body_limit: match route.body_limit {
             routes::BodyLimit::Http => app.config.http.max_body_bytes,
             routes::BodyLimit::Jobs => app.config.jobs.max_body_bytes,
+            routes::BodyLimit::LinkBatch => app.config.links.batch_max_body_bytes,
         },
     };
     let outcome = tokio::time::timeout(

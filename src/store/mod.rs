@@ -57,6 +57,13 @@ pub struct Dbs {
     pub items: RawDb,
     /// Job id ++ event id (u32, big-endian) → the result event's JSON.
     pub events: RawDb,
+    /// Short links and their indexes and counters (layout in `links::record`).
+    pub links: RawDb,
+    pub link_owner: RawDb,
+    pub link_groups: RawDb,
+    pub link_clicks: RawDb,
+    pub link_days: RawDb,
+    pub link_refs: RawDb,
 }
 
 /// The storage handle shared by the whole process.
@@ -83,6 +90,12 @@ impl Store {
             jobs: lmdb::create_db(&env, "jobs")?,
             items: lmdb::create_db(&env, "items")?,
             events: lmdb::create_db(&env, "events")?,
+            links: lmdb::create_db(&env, "links")?,
+            link_owner: lmdb::create_db(&env, "link_owner")?,
+            link_groups: lmdb::create_db(&env, "link_groups")?,
+            link_clicks: lmdb::create_db(&env, "link_clicks")?,
+            link_days: lmdb::create_db(&env, "link_days")?,
+            link_refs: lmdb::create_db(&env, "link_refs")?,
         };
         let writer = writer::WriterHandle::spawn(env.clone(), dbs, config.max_batch_ops);
         Ok(Arc::new(Store { env, dbs, writer }))

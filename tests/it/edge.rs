@@ -24,7 +24,7 @@ fn wrong_method_is_405_with_allow() {
 #[test]
 fn client_request_id_is_echoed_when_sane_and_replaced_otherwise() {
     let server = Server::start();
-    let response = server.get("/nope", &[("X-Request-Id", "trace-abc.123")]);
+    let response = server.get("/no/such/route", &[("X-Request-Id", "trace-abc.123")]);
     assert_eq!(response.header("x-request-id"), Some("trace-abc.123"));
     assert_eq!(response.json()["request_id"], "trace-abc.123");
 

@@ -10,6 +10,7 @@ mod harness;
 mod hostile;
 mod jobs;
 mod lifecycle;
+mod links;
 mod observability;
 mod storage;
 mod tidy;

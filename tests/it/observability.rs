@@ -35,7 +35,9 @@ fn metrics_are_prometheus_text_with_histograms_and_low_cardinality_labels() {
     let (secret, _) = server.create_key(r#"{"name": "m"}"#);
     server.get("/health", &[]);
     server.get("/api/v1/me", &[("X-API-Key", &secret)]);
-    server.get("/does-not-exist-12345", &[]);
+    server.get("/does-not-exist-12345/x", &[]);
+    // A one-segment path is a short code: its lookup is labelled by the route template.
+    server.get("/does-not-exist-67890", &[]);
     let response = server.get("/metrics", &[]);
     assert_eq!(response.status, 200);
     assert!(
@@ -56,6 +58,8 @@ fn metrics_are_prometheus_text_with_histograms_and_low_cardinality_labels() {
         "panlink_http_in_flight",
         "panlink_checker_queued{provider=\"quark\",lane=\"urgent\"}",
         "panlink_checker_in_flight{provider=\"baidu\"}",
+        "panlink_http_requests_total{route=\"/{code}\",method=\"GET\",status=\"4xx\"}",
+        "panlink_redirects_total{outcome=\"not_found\"} 1",
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }

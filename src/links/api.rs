@@ -1,0 +1,957 @@
+//! The short-link API: create (one or a batch), restore, list, edit, delete, groups, statistics
+//! and QR codes. Every answer is the `{code, msg, data, request_id}` envelope; errors go through
+//! the one error table.
+//!
+//! Choices where the spec is silent (README "Short links" has the list): a link's target, stats
+//! and edits belong to the key that created it (others get 404); any key may restore an open
+//! link; empty strings in optional create fields mean "absent"; a deleted code may be taken again.
+
+use http::StatusCode;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use super::record::{AccessType, ClickTotals, GroupRecord, LinkRecord, day_of};
+use super::repo::{self, ChangeOutcome, InsertOutcome, LinkPatch, NewLink};
+use super::{code, password, qr, target};
+use http::request::Parts;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::request::query_param;
+use crate::http::response::{self, HttpResponse};
+use crate::http::routes::Req;
+use crate::keys::{AuthedKey, Plan};
+use crate::timefmt;
+
+/// Days of the per-day statistics.
+const STATS_DAYS: u32 = 30;
+/// Referrer hosts in the statistics.
+const TOP_REFERRERS: usize = 10;
+const MAX_TITLE: usize = 512;
+const MAX_GROUP_NAME: usize = 64;
+
+/// The body of `POST /api/v1/links` and of each batch item.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    url: String,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    alias: Option<String>,
+    #[serde(default)]
+    group_id: Option<u64>,
+    #[serde(default)]
+    expire_at: Option<String>,
+    #[serde(default)]
+    access_type: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// A validated create body; the password is hashed just before the write.
+struct Validated {
+    new: NewLink,
+    password: Option<String>,
+}
+
+/// What validation needs to know about the caller and the request.
+struct Context<'a> {
+    plan: Plan,
+    max_url_len: usize,
+    own_hosts: [Option<&'a str>; 2],
+}
+
+impl<'a> Context<'a> {
+    fn of(app: &'a App, parts: &'a Parts, key: &AuthedKey) -> Context<'a> {
+        Context {
+            plan: key.record.plan,
+            max_url_len: app.config.links.max_url_len,
+            own_hosts: own_hosts(app, parts),
+        }
+    }
+}
+
+fn nonempty(text: Option<String>) -> Option<String> {
+    text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+fn field(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+fn check_url(text: &str, ctx: &Context<'_>, name: &str) -> Result<(), ApiError> {
+    let url = target::parse(text, ctx.max_url_len)
+        .map_err(|why| ApiError::field(name.to_owned(), why))?;
+    let host = url.host_str().unwrap_or_default();
+    if ctx
+        .own_hosts
+        .iter()
+        .flatten()
+        .any(|own| own.eq_ignore_ascii_case(host))
+    {
+        return Err(ApiError::field(
+            name.to_owned(),
+            "不能为本服务的短链接再生成短链接",
+        ));
+    }
+    Ok(())
+}
+
+fn check_title(title: Option<String>, name: &str) -> Result<Option<String>, ApiError> {
+    let title = nonempty(title);
+    if let Some(title) = &title
+        && (title.chars().count() > MAX_TITLE || title.chars().any(char::is_control))
+    {
+        return Err(ApiError::field(
+            name.to_owned(),
+            format!("最多 {MAX_TITLE} 个字符，且不能包含控制字符"),
+        ));
+    }
+    Ok(title)
+}
+
+fn check_expiry(text: &str, name: &str) -> Result<u64, ApiError> {
+    let at = timefmt::parse_rfc3339_ms(text).ok_or_else(|| {
+        ApiError::field(
+            name.to_owned(),
+            "必须是 ISO 8601 时间，如 2024-12-31T23:59:59Z 或 2024-12-31T23:59:59+08:00",
+        )
+    })?;
+    if at <= timefmt::now_ms() {
+        return Err(ApiError::field(name.to_owned(), "不能早于当前时间"));
+    }
+    Ok(at)
+}
+
+fn validate(body: CreateBody, ctx: &Context<'_>, prefix: &str) -> Result<Validated, ApiError> {
+    let url = body.url.trim().to_owned();
+    check_url(&url, ctx, &field(prefix, "url"))?;
+    let title = check_title(body.title, &field(prefix, "title"))?;
+    let alias = nonempty(body.alias);
+    if let Some(alias) = &alias {
+        if ctx.plan != Plan::Premium {
+            return Err(ApiError::PlanNotAllowed("自定义短码"));
+        }
+        match code::check_alias(alias) {
+            Ok(()) => {}
+            Err(code::AliasProblem::Reserved) => return Err(ApiError::AliasReserved),
+            Err(code::AliasProblem::Length) => {
+                return Err(ApiError::field(
+                    field(prefix, "alias"),
+                    format!("长度须为 {} 到 {} 个字符", code::ALIAS_MIN, code::ALIAS_MAX),
+                ));
+            }
+            Err(code::AliasProblem::Characters) => {
+                return Err(ApiError::field(
+                    field(prefix, "alias"),
+                    "只能包含字母、数字、下划线和连字符",
+                ));
+            }
+        }
+    }
+    let expire_at_ms = nonempty(body.expire_at)
+        .map(|text| check_expiry(&text, &field(prefix, "expire_at")))
+        .transpose()?;
+    let access = match nonempty(body.access_type).as_deref() {
+        None => AccessType::Open,
+        Some(text) => AccessType::parse(text).ok_or_else(|| {
+            ApiError::field(field(prefix, "access_type"), "必须是 open 或 password")
+        })?,
+    };
+    let password = match (access, body.password) {
+        (AccessType::Password, Some(pw)) => {
+            password::check(&pw).map_err(|why| ApiError::field(field(prefix, "password"), why))?;
+            Some(pw)
+        }
+        (AccessType::Password, None) => {
+            return Err(ApiError::field(
+                field(prefix, "password"),
+                "access_type 为 password 时必须提供密码",
+            ));
+        }
+        (AccessType::Open, Some(pw)) if !pw.is_empty() => {
+            return Err(ApiError::field(
+                field(prefix, "password"),
+                "只有 access_type 为 password 的链接才能设置密码",
+            ));
+        }
+        (AccessType::Open, _) => None,
+    };
+    Ok(Validated {
+        new: NewLink {
+            url,
+            title,
+            alias,
+            group_id: body.group_id,
+            expire_at_ms,
+            access,
+            password_hash: None,
+        },
+        password,
+    })
+}
+
+/// The hosts under which this service is reached: links to them would loop.
+fn own_hosts<'a>(app: &'a App, parts: &'a Parts) -> [Option<&'a str>; 2] {
+    let configured = app
+        .config
+        .server
+        .public_base_url
+        .as_deref()
+        .and_then(|base| base.split_once("://"))
+        .map(|(_, rest)| host_of_authority(rest.split('/').next().unwrap_or_default()));
+    let requested = request_authority(parts).map(host_of_authority);
+    [configured, requested]
+}
+
+fn host_of_authority(authority: &str) -> &str {
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    }
+}
+
+fn request_authority(parts: &Parts) -> Option<&str> {
+    parts
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+        })
+        .filter(|host| {
+            !host.is_empty()
+                && host.len() <= 255
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+        })
+}
+
+/// `server.public_base_url`, else `http(s)://` + the request's host (`X-Forwarded-Proto` picks
+/// the scheme behind a TLS proxy).
+pub fn base_url(app: &App, parts: &Parts) -> String {
+    if let Some(base) = &app.config.server.public_base_url {
+        return base.clone();
+    }
+    let scheme = match parts.headers.get("x-forwarded-proto").map(|v| v.as_bytes()) {
+        Some(b"https") => "https",
+        _ => "http",
+    };
+    let host = request_authority(parts)
+        .map(str::to_owned)
+        .unwrap_or_else(|| app.config.server.listen.to_string());
+    format!("{scheme}://{host}")
+}
+
+#[derive(Serialize)]
+struct ClickView {
+    human: u64,
+    bot: u64,
+    head: u64,
+}
+
+#[derive(Serialize)]
+struct LinkView<'a> {
+    code: &'a str,
+    alias: Option<&'a str>,
+    url: &'a str,
+    title: Option<&'a str>,
+    full_short_url: String,
+    access_type: &'static str,
+    status: &'static str,
+    group_id: u64,
+    created_at: String,
+    updated_at: String,
+    expire_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    click: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clicks: Option<ClickView>,
+}
+
+fn view<'a>(link: &'a LinkRecord, base: &str, totals: Option<ClickTotals>) -> LinkView<'a> {
+    LinkView {
+        code: &link.code,
+        alias: link.custom.then_some(link.code.as_str()),
+        url: &link.url,
+        title: link.title.as_deref(),
+        full_short_url: format!("{base}/{}", link.code),
+        access_type: link.access.as_str(),
+        status: link.status_at(timefmt::now_ms()).as_str(),
+        group_id: link.group_id,
+        created_at: timefmt::rfc3339_ms(link.created_at_ms),
+        updated_at: timefmt::rfc3339_ms(link.updated_at_ms),
+        expire_at: link.expire_at_ms.map(timefmt::rfc3339_ms),
+        click: totals.map(|t| t.human),
+        clicks: totals.map(|t| ClickView {
+            human: t.human,
+            bot: t.bot,
+            head: t.head,
+        }),
+    }
+}
+
+/// Stored clicks plus those still in memory.
+fn totals_of(app: &App, code: &str) -> Result<ClickTotals, ApiError> {
+    let mut totals = app
+        .store
+        .read(|txn, dbs| repo::click_totals(txn, dbs, code))?;
+    totals.add(&app.links.clicks.pending(code).totals);
+    Ok(totals)
+}
+
+fn key_of(req: &Req<'_>) -> Result<AuthedKey, ApiError> {
+    req.key.clone().ok_or(ApiError::MissingApiKey)
+}
+
+/// Hashes the password of a validated link, if it has one.
+async fn hash_password(app: &App, item: &mut Validated) -> Result<(), ApiError> {
+    if let Some(pw) = item.password.take() {
+        item.new.password_hash = Some(app.links.hasher.hash(pw).await?);
+    }
+    Ok(())
+}
+
+fn insert_error(outcome: &InsertOutcome, prefix: &str) -> Option<ApiError> {
+    match outcome {
+        InsertOutcome::Created(_) => None,
+        InsertOutcome::AliasTaken => Some(ApiError::AliasTaken),
+        InsertOutcome::GroupNotFound => {
+            Some(ApiError::field(field(prefix, "group_id"), "分组不存在"))
+        }
+    }
+}
+
+/// `POST /api/v1/links`.
+pub async fn create(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let app = req.app;
+    let key = key_of(&req)?;
+    let base = base_url(app, req.parts);
+    let ctx = Context::of(app, req.parts, &key);
+    let request_id = req.request_id;
+    let body: CreateBody =
+        crate::http::request::read_json(&req.parts.headers, req.body, req.body_limit).await?;
+    let mut item = validate(body, &ctx, "")?;
+    hash_password(app, &mut item).await?;
+    let owner = key.record.id.clone();
+    let code_len = app.config.links.code_length;
+    let outcome = app
+        .store
+        .write(move |txn, dbs| {
+            repo::insert(txn, dbs, &owner, item.new, code_len, timefmt::now_ms())
+        })
+        .await?;
+    if let Some(err) = insert_error(&outcome, "") {
+        return Err(err);
+    }
+    let InsertOutcome::Created(link) = outcome else {
+        return Err(ApiError::Internal);
+    };
+    app.links.cache.invalidate(&link.code);
+    metrics::counter!("panlink_links_created_total", "via" => "single").increment(1);
+    Ok(response::envelope(
+        StatusCode::OK,
+        &view(&link, &base, None),
+        request_id,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    items: Vec<Value>,
+}
+
+#[derive(Serialize)]
+struct BatchError {
+    code: u16,
+    error: &'static str,
+    msg: String,
+}
+
+#[derive(Serialize)]
+struct BatchItem<'a> {
+    index: usize,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<LinkView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<BatchError>,
+}
+
+fn batch_error(err: &ApiError) -> BatchError {
+    let spec = err.spec();
+    BatchError {
+        code: spec.code,
+        error: spec.slug,
+        msg: spec.message.into_owned(),
+    }
+}
+
+/// `POST /api/v1/links/batch`: up to `links.batch_max_items` create bodies; the valid ones are
+/// created in one commit, each item answered in order with its link or its error.
+pub async fn create_batch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let app = req.app;
+    let key = key_of(&req)?;
+    let base = base_url(app, req.parts);
+    let ctx = Context::of(app, req.parts, &key);
+    let request_id = req.request_id;
+    let body: BatchBody =
+        crate::http::request::read_json(&req.parts.headers, req.body, req.body_limit).await?;
+    let limit = app.config.links.batch_max_items;
+    if body.items.is_empty() || body.items.len() > limit {
+        return Err(ApiError::field(
+            "items",
+            format!("须包含 1 到 {limit} 个链接"),
+        ));
+    }
+    let count = body.items.len();
+    let mut errors: Vec<Option<ApiError>> = Vec::with_capacity(count);
+    let mut valid: Vec<(usize, NewLink)> = Vec::with_capacity(count);
+    for (index, value) in body.items.into_iter().enumerate() {
+        let prefix = format!("items[{index}]");
+        let parsed = serde_path_to_error::deserialize::<_, CreateBody>(value).map_err(|err| {
+            let path = err.path().to_string();
+            let path = if path == "." {
+                prefix.clone()
+            } else {
+                format!("{prefix}.{path}")
+            };
+            ApiError::field(path, err.into_inner().to_string())
+        });
+        let checked = match parsed.and_then(|body| validate(body, &ctx, &prefix)) {
+            Ok(mut item) => hash_password(app, &mut item).await.map(|()| item),
+            Err(err) => Err(err),
+        };
+        match checked {
+            Ok(item) => {
+                valid.push((index, item.new));
+                errors.push(None);
+            }
+            Err(err) => errors.push(Some(err)),
+        }
+    }
+    let owner = key.record.id.clone();
+    let code_len = app.config.links.code_length;
+    let outcomes = app
+        .store
+        .write(move |txn, dbs| {
+            let now = timefmt::now_ms();
+            let mut out = Vec::with_capacity(valid.len());
+            for (index, new) in valid {
+                out.push((index, repo::insert(txn, dbs, &owner, new, code_len, now)?));
+            }
+            Ok(out)
+        })
+        .await?;
+    let mut created: Vec<Option<LinkRecord>> = (0..count).map(|_| None).collect();
+    for (index, outcome) in outcomes {
+        match insert_error(&outcome, &format!("items[{index}]")) {
+            Some(err) => errors[index] = Some(err),
+            None => {
+                if let InsertOutcome::Created(link) = outcome {
+                    app.links.cache.invalidate(&link.code);
+                    created[index] = Some(link);
+                }
+            }
+        }
+    }
+    let made = created.iter().flatten().count();
+    metrics::counter!("panlink_links_created_total", "via" => "batch").increment(made as u64);
+    let items: Vec<BatchItem<'_>> = created
+        .iter()
+        .zip(&errors)
+        .enumerate()
+        .map(|(index, (link, err))| BatchItem {
+            index,
+            ok: link.is_some(),
+            data: link.as_ref().map(|l| view(l, &base, None)),
+            error: err.as_ref().map(batch_error),
+        })
+        .collect();
+    #[derive(Serialize)]
+    struct BatchView<'a> {
+        total: usize,
+        created: usize,
+        failed: usize,
+        items: Vec<BatchItem<'a>>,
+    }
+    Ok(response::envelope(
+        StatusCode::OK,
+        &BatchView {
+            total: count,
+            created: made,
+            failed: count - made,
+            items,
+        },
+        request_id,
+    ))
+}
+
+/// The link `code` as the API sees it (404 for an unknown or malformed code).
+fn load(app: &App, code: &str) -> Result<LinkRecord, ApiError> {
+    if !code::is_code_shape(code) {
+        return Err(ApiError::NotFound("短码"));
+    }
+    app.store
+        .read(|txn, dbs| repo::get(txn, dbs, code))?
+        .ok_or(ApiError::NotFound("短码"))
+}
+
+/// The link `code` if `key` owns it (else 404: another key's link is not disclosed).
+fn load_owned(app: &App, code: &str, key: &AuthedKey) -> Result<LinkRecord, ApiError> {
+    load(app, code).and_then(|link| {
+        if link.owner == key.record.id {
+            Ok(link)
+        } else {
+            Err(ApiError::NotFound("短码"))
+        }
+    })
+}
+
+/// `GET /api/v1/links/{code}` ("restore").
+pub fn restore(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let app = req.app;
+    let key = key_of(&req)?;
+    let link = load(app, req.param("code"))?;
+    if link.access == AccessType::Password && link.owner != key.record.id {
+        return Err(ApiError::PasswordProtected);
+    }
+    let totals = totals_of(app, &link.code)?;
+    Ok(response::envelope(
+        StatusCode::OK,
+        &view(&link, &base_url(app, req.parts), Some(totals)),
+        req.request_id,
+    ))
+}
+
+fn page_param(
+    req: &Req<'_>,
+    name: &'static str,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match query_param(req.parts.uri.query(), name) {
+        None | Some("") => Ok(default),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or(ApiError::InvalidParameter {
+                name,
+                reason: format!("必须是 1 到 {max} 之间的整数").into(),
+            }),
+    }
+}
+
+/// `GET /api/v1/links?group_id=&page=&page_size=`: the caller's links, newest first.
+pub fn list(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let app = req.app;
+    let key = key_of(&req)?;
+    let page = page_param(&req, "page", 1, 1_000_000)?;
+    let page_size = page_param(&req, "page_size", 20, 100)?;
+    let group = match query_param(req.parts.uri.query(), "group_id") {
+        None | Some("") => None,
+        Some(text) => Some(
+            text.parse::<u64>()
+                .map_err(|_| ApiError::InvalidParameter {
+                    name: "group_id",
+                    reason: "必须是整数".into(),
+                })?,
+        ),
+    };
+    let owner = key.record.id.as_str();
+    let (total, links) = app
+        .store
+        .read(|txn, dbs| repo::list(txn, dbs, owner, group, page, page_size))?;
+    let base = base_url(app, req.parts);
+    let mut items = Vec::with_capacity(links.len());
+    for link in &links {
+        items.push(view(link, &base, Some(totals_of(app, &link.code)?)));
+    }
+    #[derive(Serialize)]
+    struct ListView<'a> {
+        total: usize,
+        page: usize,
+        page_size: usize,
+        items: Vec<LinkView<'a>>,
+    }
+    Ok(response::envelope(
+        StatusCode::OK,
+        &ListView {
+            total,
+            page,
+            page_size,
+            items,
+        },
+        req.request_id,
+    ))
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    title: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    expire_at: Option<Option<String>>,
+    #[serde(default)]
+    access_type: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    group_id: Option<u64>,
+}
+
+/// `PATCH /api/v1/links/{code}` (owner only).
+pub async fn patch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let app = req.app;
+    let key = key_of(&req)?;
+    let base = base_url(app, req.parts);
+    let ctx = Context::of(app, req.parts, &key);
+    let request_id = req.request_id;
+    let code = req.param("code").to_owned();
+    let current = load_owned(app, &code, &key)?;
+    let body: PatchBody =
+        crate::http::request::read_json(&req.parts.headers, req.body, req.body_limit).await?;
+    let mut patch = LinkPatch::default();
+    if let Some(url) = body.url {
+        let url = url.trim().to_owned();
+        check_url(&url, &ctx, "url")?;
+        patch.url = Some(url);
+    }
+    if let Some(title) = body.title {
+        patch.title = Some(check_title(title, "title")?);
+    }
+    if let Some(expire) = body.expire_at {
+        patch.expire_at_ms = Some(match nonempty(expire) {
+            None => None,
+            Some(text) => Some(check_expiry(&text, "expire_at")?),
+        });
+    }
+    if let Some(status) = body.status {
+        patch.disabled = Some(match status.as_str() {
+            "active" => false,
+            "disabled" => true,
+            _ => return Err(ApiError::field("status", "必须是 active 或 disabled")),
+        });
+    }
+    patch.group_id = body.group_id;
+    let access = match body.access_type.as_deref() {
+        None => None,
+        Some(text) => Some(
+            AccessType::parse(text)
+                .ok_or_else(|| ApiError::field("access_type", "必须是 open 或 password"))?,
+        ),
+    };
+    let target_access = access.unwrap_or(current.access);
+    match (target_access, body.password) {
+        (AccessType::Password, Some(pw)) => {
+            password::check(&pw).map_err(|why| ApiError::field("password", why))?;
+            patch.access = Some((AccessType::Password, Some(app.links.hasher.hash(pw).await?)));
+        }
+        (AccessType::Password, None) if current.access == AccessType::Open => {
+            return Err(ApiError::field(
+                "password",
+                "改为 password 访问时必须提供密码",
+            ));
+        }
+        (AccessType::Password, None) => {}
+        (AccessType::Open, Some(_)) => {
+            return Err(ApiError::field(
+                "password",
+                "只有 access_type 为 password 的链接才能设置密码",
+            ));
+        }
+        (AccessType::Open, None) => {
+            if current.access == AccessType::Password {
+                patch.access = Some((AccessType::Open, None));
+            }
+        }
+    }
+    let empty = patch.url.is_none()
+        && patch.title.is_none()
+        && patch.expire_at_ms.is_none()
+        && patch.disabled.is_none()
+        && patch.group_id.is_none()
+        && patch.access.is_none()
+        && access.is_none();
+    if empty {
+        return Err(ApiError::field("body", "没有要修改的字段"));
+    }
+    let owner = key.record.id.clone();
+    let target_code = code.clone();
+    let outcome = app
+        .store
+        .write(move |txn, dbs| {
+            repo::update(txn, dbs, &owner, &target_code, patch, timefmt::now_ms())
+        })
+        .await?;
+    app.links.cache.invalidate(&code);
+    match outcome {
+        ChangeOutcome::Done(link) => {
+            let totals = totals_of(app, &link.code)?;
+            Ok(response::envelope(
+                StatusCode::OK,
+                &view(&link, &base, Some(totals)),
+                request_id,
+            ))
+        }
+        ChangeOutcome::NotFound => Err(ApiError::NotFound("短码")),
+        ChangeOutcome::GroupNotFound => Err(ApiError::field("group_id", "分组不存在")),
+    }
+}
+
+/// `DELETE /api/v1/links/{code}` (owner only; others get 404).
+pub async fn delete(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let app = req.app;
+    let key = key_of(&req)?;
+    let code = req.param("code").to_owned();
+    if !code::is_code_shape(&code) {
+        return Err(ApiError::NotFound("短码"));
+    }
+    let owner = key.record.id.clone();
+    let target_code = code.clone();
+    let outcome = app
+        .store
+        .write(move |txn, dbs| repo::delete(txn, dbs, &owner, &target_code))
+        .await?;
+    app.links.cache.invalidate(&code);
+    match outcome {
+        ChangeOutcome::Done(link) => {
+            #[derive(Serialize)]
+            struct Deleted<'a> {
+                code: &'a str,
+                deleted: bool,
+            }
+            Ok(response::envelope(
+                StatusCode::OK,
+                &Deleted {
+                    code: &link.code,
+                    deleted: true,
+                },
+                req.request_id,
+            ))
+        }
+        _ => Err(ApiError::NotFound("短码")),
+    }
+}
+
+#[derive(Serialize)]
+struct DayView {
+    date: String,
+    human: u64,
+    bot: u64,
+    head: u64,
+}
+
+#[derive(Serialize)]
+struct ReferrerView {
+    host: String,
+    clicks: u64,
+}
+
+/// `GET /api/v1/links/{code}/stats` (owner only): totals, the last 30 days, top referrer hosts.
+pub fn stats(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let app = req.app;
+    let key = key_of(&req)?;
+    let link = load_owned(app, req.param("code"), &key)?;
+    let code = link.code.as_str();
+    let today = day_of(timefmt::now_ms());
+    let first = today.saturating_sub(STATS_DAYS - 1);
+    let (mut totals, stored_days, stored_refs) = app.store.read(|txn, dbs| {
+        Ok((
+            repo::click_totals(txn, dbs, code)?,
+            repo::click_days(txn, dbs, code, first)?,
+            repo::referrers(txn, dbs, code)?,
+        ))
+    })?;
+    let pending = app.links.clicks.pending(code);
+    totals.add(&pending.totals);
+    let (pending_days, pending_refs) = (pending.days, pending.referrers);
+    let mut days: Vec<DayView> = (first..=today)
+        .map(|day| DayView {
+            date: timefmt::rfc3339_ms(u64::from(day) * 86_400_000)[..10].to_owned(),
+            human: 0,
+            bot: 0,
+            head: 0,
+        })
+        .collect();
+    for (day, counts) in stored_days.iter().chain(&pending_days) {
+        if let Some(slot) = day
+            .checked_sub(first)
+            .and_then(|i| days.get_mut(i as usize))
+        {
+            slot.human += counts.human;
+            slot.bot += counts.bot;
+            slot.head += counts.head;
+        }
+    }
+    let mut refs = stored_refs;
+    for (host, clicks) in pending_refs {
+        match refs.iter_mut().find(|(h, _)| *h == host) {
+            Some((_, total)) => *total += clicks,
+            None => refs.push((host, clicks)),
+        }
+    }
+    refs.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    refs.truncate(TOP_REFERRERS);
+    #[derive(Serialize)]
+    struct StatsView<'a> {
+        code: &'a str,
+        status: &'static str,
+        totals: ClickView,
+        days: Vec<DayView>,
+        top_referrers: Vec<ReferrerView>,
+    }
+    Ok(response::envelope(
+        StatusCode::OK,
+        &StatsView {
+            code,
+            status: link.status_at(timefmt::now_ms()).as_str(),
+            totals: ClickView {
+                human: totals.human,
+                bot: totals.bot,
+                head: totals.head,
+            },
+            days,
+            top_referrers: refs
+                .into_iter()
+                .map(|(host, clicks)| ReferrerView { host, clicks })
+                .collect(),
+        },
+        req.request_id,
+    ))
+}
+
+/// `GET /api/v1/links/{code}/qr?format=svg|png&size=`: the short URL as a QR image.
+pub fn qr_code(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let app = req.app;
+    key_of(&req)?;
+    // Any key may have the QR of any link: it carries only the short URL, not the target.
+    let link = load(app, req.param("code"))?;
+    let query = req.parts.uri.query();
+    let format = match query_param(query, "format") {
+        None | Some("") => qr::Format::Svg,
+        Some(text) => qr::Format::parse(text).ok_or(ApiError::InvalidParameter {
+            name: "format",
+            reason: "必须是 svg 或 png".into(),
+        })?,
+    };
+    let size = match query_param(query, "size") {
+        None | Some("") => qr::DEFAULT_SIZE,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (qr::MIN_SIZE..=qr::MAX_SIZE).contains(n))
+            .ok_or(ApiError::InvalidParameter {
+                name: "size",
+                reason: format!("必须是 {} 到 {} 之间的整数", qr::MIN_SIZE, qr::MAX_SIZE).into(),
+            })?,
+    };
+    let url = format!("{}/{}", base_url(app, req.parts), link.code);
+    let image = qr::render(&url, format, size).map_err(|err| {
+        tracing::error!(error = %err, "QR encoding failed");
+        ApiError::Internal
+    })?;
+    let mut response = response::with_body(
+        StatusCode::OK,
+        http::HeaderValue::from_static(format.content_type()),
+        image,
+    );
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("private, max-age=3600"),
+    );
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupBody {
+    name: String,
+}
+
+#[derive(Serialize)]
+struct GroupView<'a> {
+    id: u64,
+    name: &'a str,
+    created_at: String,
+}
+
+fn group_view(group: &GroupRecord) -> GroupView<'_> {
+    GroupView {
+        id: group.id,
+        name: &group.name,
+        created_at: timefmt::rfc3339_ms(group.created_at_ms),
+    }
+}
+
+/// `POST /api/v1/groups`.
+pub async fn create_group(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let app = req.app;
+    let key = key_of(&req)?;
+    let request_id = req.request_id;
+    let body: GroupBody = req.json().await?;
+    let name = body.name.trim().to_owned();
+    if name.is_empty()
+        || name.chars().count() > MAX_GROUP_NAME
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::field(
+            "name",
+            format!("须为 1 到 {MAX_GROUP_NAME} 个字符，且不能包含控制字符"),
+        ));
+    }
+    let owner = key.record.id.clone();
+    let group = app
+        .store
+        .write(move |txn, dbs| repo::create_group(txn, dbs, &owner, name, timefmt::now_ms()))
+        .await?;
+    Ok(response::envelope(
+        StatusCode::OK,
+        &group_view(&group),
+        request_id,
+    ))
+}
+
+/// `GET /api/v1/groups`: the caller's groups, the default group (id 1) first.
+pub fn list_groups(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let app = req.app;
+    let key = key_of(&req)?;
+    let groups = app
+        .store
+        .read(|txn, dbs| repo::list_groups(txn, dbs, &key.record.id, key.record.created_at_ms))?;
+    let items: Vec<GroupView<'_>> = groups.iter().map(group_view).collect();
+    #[derive(Serialize)]
+    struct Groups<'a> {
+        items: Vec<GroupView<'a>>,
+    }
+    Ok(response::envelope(
+        StatusCode::OK,
+        &Groups { items },
+        req.request_id,
+    ))
+}

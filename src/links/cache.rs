@@ -1,0 +1,111 @@
+//! The redirect's read-through cache: code → the link and its ready `Location` header.
+//!
+//! Sharded maps under short `parking_lot` locks (no global lock). A miss reads the link in one short
+//! LMDB read transaction and fills the cache. Every change to a link invalidates its code after
+//! the commit; each shard has an epoch that the invalidation bumps, and a miss fills only if the
+//! epoch did not move while it read, so a reader that saw the old record can never put it back
+//! after the change (the read transaction began after the epoch was read).
+//!
+//! Invariant: the cache never answers a record older than the last committed change of its code
+//! once the change's API call has returned.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use http::HeaderValue;
+use parking_lot::Mutex;
+use rustc_hash::{FxBuildHasher, FxHashMap};
+
+use super::record::LinkRecord;
+use super::repo;
+use crate::store::{Store, StoreError};
+
+const SHARDS: usize = 64;
+
+/// A cached link: the record and what the redirect sends.
+#[derive(Debug)]
+pub struct CachedLink {
+    pub record: LinkRecord,
+    /// The target, normalized (punycode host, percent-encoded) so that it is a valid header.
+    pub location: Option<HeaderValue>,
+}
+
+impl CachedLink {
+    pub fn new(record: LinkRecord) -> CachedLink {
+        let location = url::Url::parse(&record.url)
+            .ok()
+            .and_then(|url| HeaderValue::from_str(url.as_str()).ok());
+        CachedLink { record, location }
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    map: FxHashMap<Box<str>, Arc<CachedLink>>,
+    epoch: u64,
+}
+
+/// The sharded cache.
+pub struct LinkCache {
+    shards: Box<[Mutex<Shard>]>,
+    per_shard: usize,
+}
+
+impl LinkCache {
+    /// A cache of about `max_entries` links (0: no caching, every lookup reads LMDB).
+    pub fn new(max_entries: usize) -> LinkCache {
+        LinkCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            per_shard: max_entries.div_ceil(SHARDS),
+        }
+    }
+
+    /// The link under `code`, from memory or from LMDB.
+    pub fn lookup(&self, store: &Store, code: &str) -> Result<Option<Arc<CachedLink>>, StoreError> {
+        let shard = self.shard(code);
+        let epoch = {
+            let shard = shard.lock();
+            if let Some(link) = shard.map.get(code) {
+                return Ok(Some(Arc::clone(link)));
+            }
+            shard.epoch
+        };
+        let Some(record) = store.read(|txn, dbs| repo::get(txn, dbs, code))? else {
+            return Ok(None);
+        };
+        let link = Arc::new(CachedLink::new(record));
+        if self.per_shard > 0 {
+            let mut shard = shard.lock();
+            if shard.epoch == epoch {
+                if shard.map.len() >= self.per_shard {
+                    // Arbitrary eviction: the map's first key (hash order is effectively random).
+                    if let Some(victim) = shard.map.keys().next().cloned() {
+                        shard.map.remove(&victim);
+                    }
+                }
+                shard.map.insert(code.into(), Arc::clone(&link));
+            }
+        }
+        Ok(Some(link))
+    }
+
+    /// Forgets `code`; call after the commit that changed or deleted it.
+    pub fn invalidate(&self, code: &str) {
+        let mut shard = self.shard(code).lock();
+        shard.epoch += 1;
+        shard.map.remove(code);
+    }
+
+    /// Links held in memory.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|shard| shard.lock().map.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn shard(&self, code: &str) -> &Mutex<Shard> {
+        &self.shards[(FxBuildHasher.hash_one(code) as usize) % SHARDS]
+    }
+}

@@ -1,0 +1,97 @@
+//! The small HTML pages of the redirect: not found, gone (expired or disabled), and the password
+//! form. Chinese, self-contained (inline style, no script), never cached.
+
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, StatusCode};
+
+use crate::http::response::{self, HttpResponse};
+
+const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"robots\" content=\"noindex\"><title>{title}</title>\
+<style>body{{font-family:system-ui,-apple-system,\"PingFang SC\",\"Microsoft YaHei\",sans-serif;\
+max-width:28rem;margin:12vh auto;padding:0 1rem;color:#222}}h1{{font-size:1.4rem}}\
+.err{{color:#b00020}}input,button{{font-size:1rem;padding:.5rem;margin:.25rem 0}}\
+input{{width:100%;box-sizing:border-box}}</style></head><body>{body}</body></html>\n"
+    );
+    let mut response = response::with_body(status, HTML, html);
+    response.headers_mut().insert(CACHE_CONTROL, NO_STORE);
+    response.headers_mut().insert(CONTENT_TYPE, HTML);
+    response
+}
+
+/// 404: no such code.
+pub fn not_found() -> HttpResponse {
+    page(
+        StatusCode::NOT_FOUND,
+        "短链接不存在",
+        "<h1>短链接不存在</h1><p>这个短链接不存在，或已被创建者删除。请检查链接是否完整。</p>",
+    )
+}
+
+/// 410: the link expired.
+pub fn expired() -> HttpResponse {
+    page(
+        StatusCode::GONE,
+        "短链接已过期",
+        "<h1>短链接已过期</h1><p>这个短链接已超过有效期，无法继续访问。</p>",
+    )
+}
+
+/// 410: the owner disabled the link.
+pub fn disabled() -> HttpResponse {
+    page(
+        StatusCode::GONE,
+        "短链接已停用",
+        "<h1>短链接已停用</h1><p>这个短链接已被创建者停用。</p>",
+    )
+}
+
+/// The password form (200), or again with an error message (`status` 403 or 429).
+pub fn password_form(code: &str, status: StatusCode, error: Option<&str>) -> HttpResponse {
+    let error = error
+        .map(|e| format!("<p class=\"err\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>此链接需要密码</h1><p>请输入访问密码后继续。</p>{error}\
+<form method=\"post\" action=\"/{code}\"><label for=\"pw\">访问密码</label>\
+<input id=\"pw\" name=\"password\" type=\"password\" autocomplete=\"off\" required autofocus>\
+<button type=\"submit\">访问</button></form>",
+        code = escape(code)
+    );
+    page(status, "需要密码", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}

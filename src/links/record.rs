@@ -1,0 +1,248 @@
+//! Short-link records as stored in LMDB, their keys, and the click counter encoding.
+//!
+//! Layout (every key byte-ordered so that prefix scans answer the API's questions):
+//! - `links`: code → [`LinkRecord`] (versioned JSON).
+//! - `link_owner`: owner key id ++ created_at_ms (u64 BE) ++ code → group id (u64 BE): a key's
+//!   links newest first, filterable by group without decoding the records.
+//! - `link_groups`: owner key id ++ group id (u64 BE) → [`GroupRecord`].
+//! - `link_clicks`: code → [`ClickTotals`] (four u64 LE: human, bot, head, referrer hosts kept).
+//! - `link_days`: code ++ 0x00 ++ day number (u32 BE, days since 1970) → human, bot, head (u64 LE).
+//! - `link_refs`: code ++ 0x00 ++ referrer host → human clicks from it (u64 LE).
+//!
+//! Codes never contain 0x00, so `code ++ 0x00` is an exact prefix.
+
+use serde::{Deserialize, Serialize};
+
+/// Who may follow a link without more ado.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessType {
+    Open,
+    Password,
+}
+
+impl AccessType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessType::Open => "open",
+            AccessType::Password => "password",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AccessType> {
+        match text {
+            "open" => Some(AccessType::Open),
+            "password" => Some(AccessType::Password),
+            _ => None,
+        }
+    }
+}
+
+/// What a lookup says about a link right now. Expiry is computed at each lookup, never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkStatus {
+    Active,
+    Expired,
+    Disabled,
+}
+
+impl LinkStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkStatus::Active => "active",
+            LinkStatus::Expired => "expired",
+            LinkStatus::Disabled => "disabled",
+        }
+    }
+}
+
+/// A short link as stored under its code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    pub code: String,
+    /// The target as the owner gave it (validated absolute http(s) URL).
+    pub url: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The code was chosen by the owner (an alias), not generated.
+    #[serde(default)]
+    pub custom: bool,
+    /// Id of the API key that created the link.
+    pub owner: String,
+    pub group_id: u64,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    #[serde(default)]
+    pub expire_at_ms: Option<u64>,
+    pub access: AccessType,
+    /// argon2id PHC string; present exactly when `access` is `Password`.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+impl LinkRecord {
+    /// The link's status at `now_ms`: disabled wins over expired.
+    pub fn status_at(&self, now_ms: u64) -> LinkStatus {
+        if self.disabled {
+            LinkStatus::Disabled
+        } else if self.expire_at_ms.is_some_and(|at| now_ms >= at) {
+            LinkStatus::Expired
+        } else {
+            LinkStatus::Active
+        }
+    }
+}
+
+/// A group of links, per key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub id: u64,
+    pub name: String,
+    pub created_at_ms: u64,
+}
+
+/// The id of every key's default group (created when the key first needs it).
+pub const DEFAULT_GROUP_ID: u64 = 1;
+/// The default group's name.
+pub const DEFAULT_GROUP_NAME: &str = "默认分组";
+
+/// Click totals of one link.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClickTotals {
+    /// Redirects followed by people (GET, not a known bot).
+    pub human: u64,
+    /// Redirects followed by bots and link previewers.
+    pub bot: u64,
+    /// `HEAD` requests (never clicks).
+    pub head: u64,
+    /// Distinct referrer hosts stored for the link (bounded).
+    pub ref_hosts: u64,
+}
+
+impl ClickTotals {
+    pub fn encode(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (slot, value) in
+            out.chunks_exact_mut(8)
+                .zip([self.human, self.bot, self.head, self.ref_hosts])
+        {
+            slot.copy_from_slice(&value.to_le_bytes());
+        }
+        out
+    }
+
+    /// Decodes [`ClickTotals::encode`]; shorter values (older layouts) read as zeros.
+    pub fn decode(bytes: &[u8]) -> ClickTotals {
+        let word = |i: usize| {
+            bytes
+                .get(i * 8..i * 8 + 8)
+                .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        };
+        ClickTotals {
+            human: word(0),
+            bot: word(1),
+            head: word(2),
+            ref_hosts: word(3),
+        }
+    }
+
+    pub fn add(&mut self, other: &ClickTotals) {
+        self.human += other.human;
+        self.bot += other.bot;
+        self.head += other.head;
+    }
+}
+
+/// Key of `link_owner`.
+pub fn owner_key(owner: &str, created_at_ms: u64, code: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(owner.len() + 8 + code.len());
+    key.extend_from_slice(owner.as_bytes());
+    key.extend_from_slice(&created_at_ms.to_be_bytes());
+    key.extend_from_slice(code.as_bytes());
+    key
+}
+
+/// Key of `link_groups`.
+pub fn group_key(owner: &str, group_id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(owner.len() + 8);
+    key.extend_from_slice(owner.as_bytes());
+    key.extend_from_slice(&group_id.to_be_bytes());
+    key
+}
+
+/// `code ++ 0x00`: the prefix of a link's rows in `link_days` and `link_refs`.
+pub fn code_prefix(code: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(code.len() + 1 + 16);
+    key.extend_from_slice(code.as_bytes());
+    key.push(0);
+    key
+}
+
+/// Key of `link_days`.
+pub fn day_key(code: &str, day: u32) -> Vec<u8> {
+    let mut key = code_prefix(code);
+    key.extend_from_slice(&day.to_be_bytes());
+    key
+}
+
+/// Key of `link_refs`.
+pub fn ref_key(code: &str, host: &str) -> Vec<u8> {
+    let mut key = code_prefix(code);
+    key.extend_from_slice(host.as_bytes());
+    key
+}
+
+/// Days since 1970-01-01 (UTC) of a unix-milliseconds instant.
+pub fn day_of(ms: u64) -> u32 {
+    u32::try_from(ms / 86_400_000).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn click_totals_round_trip_and_tolerate_short_values() {
+        let totals = ClickTotals {
+            human: 7,
+            bot: 2,
+            head: 1,
+            ref_hosts: 3,
+        };
+        assert_eq!(ClickTotals::decode(&totals.encode()), totals);
+        assert_eq!(ClickTotals::decode(&[]), ClickTotals::default());
+        assert_eq!(ClickTotals::decode(&totals.encode()[..8]).human, 7);
+    }
+
+    #[test]
+    fn status_prefers_disabled_then_expiry() {
+        let mut link = LinkRecord {
+            code: "abc".into(),
+            url: "https://example.com/".into(),
+            title: None,
+            custom: false,
+            owner: "k".into(),
+            group_id: 1,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            expire_at_ms: Some(1_000),
+            access: AccessType::Open,
+            password_hash: None,
+            disabled: false,
+        };
+        assert_eq!(link.status_at(999), LinkStatus::Active);
+        assert_eq!(link.status_at(1_000), LinkStatus::Expired);
+        link.disabled = true;
+        assert_eq!(link.status_at(0), LinkStatus::Disabled);
+    }
+
+    #[test]
+    fn keys_sort_newest_last_and_prefixes_are_exact() {
+        assert!(owner_key("k", 1, "z") < owner_key("k", 2, "a"));
+        assert!(day_key("ab", 5).starts_with(&code_prefix("ab")));
+        assert!(!day_key("abc", 5).starts_with(&code_prefix("ab")));
+        assert_eq!(day_of(86_400_000 * 3 + 5), 3);
+    }
+}

@@ -1,0 +1,160 @@
+//! The public redirect: `GET /{code}` (and `HEAD`), and `POST /{code}` for password links.
+//!
+//! The lookup is the link cache (memory, else one short LMDB read); the click is one increment of
+//! an in-memory counter. Expiry is checked on every lookup. A password link shows a form; the form
+//! posts back here and a right password answers `303 See Other` to the target (never 307/308,
+//! which would make the browser post the password to the target).
+
+use http::header::{CACHE_CONTROL, LOCATION, REFERER, RETRY_AFTER, USER_AGENT};
+use http::{HeaderValue, Method, StatusCode};
+use serde::Deserialize;
+
+use super::cache::CachedLink;
+use super::clicks::{self, Visit};
+use super::record::{AccessType, LinkStatus};
+use super::{RedirectOutcome, code, pages};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::request;
+use crate::http::response::{self, HttpResponse};
+use crate::http::routes::Req;
+use crate::timefmt;
+
+/// Largest password form body.
+const FORM_LIMIT: usize = 4096;
+
+/// `GET /{code}`.
+pub fn follow(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let app = req.app;
+    let now = timefmt::now_ms();
+    let link = match usable_link(app, req.param("code"), now)? {
+        Ok(link) => link,
+        Err(page) => return Ok(page),
+    };
+    if link.record.access == AccessType::Password {
+        app.links.count(RedirectOutcome::PasswordForm);
+        return Ok(pages::password_form(
+            &link.record.code,
+            StatusCode::OK,
+            None,
+        ));
+    }
+    app.links.count(RedirectOutcome::Found);
+    redirect(app, &link, req.parts, app.config.links.redirect_status, now)
+}
+
+#[derive(Deserialize)]
+struct PasswordBody {
+    password: String,
+}
+
+/// `POST /{code}`: the password form's submission.
+pub async fn unlock(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let app = req.app;
+    let now = timefmt::now_ms();
+    let link = match usable_link(app, req.param("code"), now)? {
+        Ok(link) => link,
+        Err(page) => return Ok(page),
+    };
+    let code = link.record.code.as_str();
+    if link.record.access == AccessType::Open {
+        app.links.count(RedirectOutcome::Found);
+        return redirect(app, &link, req.parts, StatusCode::SEE_OTHER, now);
+    }
+    let ip = req.peer.ip();
+    if let Some(wait_s) = app.links.attempts.blocked(code, ip) {
+        app.links.count(RedirectOutcome::PasswordLimited);
+        let mut page = pages::password_form(
+            code,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!("密码错误次数过多，请 {wait_s} 秒后再试")),
+        );
+        page.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(wait_s));
+        return Ok(page);
+    }
+    let parts = req.parts;
+    let body = request::read_body(&parts.headers, req.body, FORM_LIMIT).await?;
+    let password = if request::is_json_content_type(&parts.headers) {
+        request::parse_json::<PasswordBody>(&body)?.password
+    } else {
+        url::form_urlencoded::parse(&body)
+            .find(|(name, _)| name == "password")
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_default()
+    };
+    let hash = link.record.password_hash.clone().unwrap_or_default();
+    if !password.is_empty() && app.links.hasher.verify(password, hash).await? {
+        app.links.attempts.succeeded(code, ip);
+        app.links.count(RedirectOutcome::PasswordOk);
+        return redirect(app, &link, parts, StatusCode::SEE_OTHER, timefmt::now_ms());
+    }
+    app.links.attempts.failed(code, ip);
+    app.links.count(RedirectOutcome::PasswordWrong);
+    Ok(pages::password_form(
+        code,
+        StatusCode::FORBIDDEN,
+        Some("密码错误，请重试"),
+    ))
+}
+
+/// The link under `code` if it can be followed now, else the page to answer.
+fn usable_link(
+    app: &App,
+    code: &str,
+    now_ms: u64,
+) -> Result<Result<std::sync::Arc<CachedLink>, HttpResponse>, ApiError> {
+    let found = if code::is_code_shape(code) {
+        app.links.cache.lookup(&app.store, code)?
+    } else {
+        None
+    };
+    let Some(link) = found else {
+        app.links.count(RedirectOutcome::NotFound);
+        return Ok(Err(pages::not_found()));
+    };
+    match link.record.status_at(now_ms) {
+        LinkStatus::Active => Ok(Ok(link)),
+        LinkStatus::Expired => {
+            app.links.count(RedirectOutcome::Expired);
+            Ok(Err(pages::expired()))
+        }
+        LinkStatus::Disabled => {
+            app.links.count(RedirectOutcome::Disabled);
+            Ok(Err(pages::disabled()))
+        }
+    }
+}
+
+/// Counts the visit and answers the redirect.
+fn redirect(
+    app: &App,
+    link: &CachedLink,
+    parts: &http::request::Parts,
+    status: StatusCode,
+    now_ms: u64,
+) -> Result<HttpResponse, ApiError> {
+    let Some(location) = &link.location else {
+        tracing::error!(code = link.record.code, "stored target is not a valid URL");
+        return Err(ApiError::Internal);
+    };
+    let headers = &parts.headers;
+    let visit = if parts.method == Method::HEAD {
+        Visit::Head
+    } else if clicks::is_bot(headers.get(USER_AGENT).map(HeaderValue::as_bytes)) {
+        Visit::Bot
+    } else {
+        Visit::Human
+    };
+    let referrer = headers
+        .get(REFERER)
+        .and_then(|value| clicks::referrer_host(value.as_bytes()));
+    app.links
+        .clicks
+        .record(&link.record.code, visit, referrer, now_ms);
+    let mut response = response::empty(status);
+    let out = response.headers_mut();
+    out.insert(LOCATION, location.clone());
+    out.insert(CACHE_CONTROL, app.links.redirect_cache_control.clone());
+    Ok(response)
+}

@@ -1,0 +1,449 @@
+//! Short links in LMDB: transaction-level functions run by the writer thread (writes) or in a
+//! short read transaction (reads). Layout in [`super::record`].
+
+use heed::{PutFlags, RoTxn, RwTxn};
+
+use super::code;
+use super::record::{
+    self, AccessType, ClickTotals, DEFAULT_GROUP_ID, DEFAULT_GROUP_NAME, GroupRecord, LinkRecord,
+};
+use crate::store::{Dbs, StoreError, codec};
+
+const KIND: &str = "link";
+const GROUP_KIND: &str = "link group";
+/// Random codes tried per length before the code grows by one character.
+const TRIES_PER_LENGTH: usize = 4;
+/// Lengths tried beyond the configured one before giving up (astronomically unlikely).
+const MAX_EXTRA_LENGTH: usize = 4;
+/// Distinct referrer hosts stored per link; later ones count under [`OTHER_REFERRERS`].
+pub const MAX_REF_HOSTS: u64 = 100;
+/// The bucket for referrer hosts beyond [`MAX_REF_HOSTS`].
+pub const OTHER_REFERRERS: &str = "(other)";
+
+/// A link to create; everything validated by the caller.
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    pub url: String,
+    pub title: Option<String>,
+    pub alias: Option<String>,
+    pub group_id: Option<u64>,
+    pub expire_at_ms: Option<u64>,
+    pub access: AccessType,
+    pub password_hash: Option<String>,
+}
+
+/// The outcome of [`insert`].
+#[derive(Debug)]
+pub enum InsertOutcome {
+    Created(LinkRecord),
+    AliasTaken,
+    GroupNotFound,
+}
+
+/// Stores a new link of `owner`: the alias, or a random code of `code_len` characters put with
+/// no-overwrite in this transaction (retried on collision, lengthened if collisions repeat).
+pub fn insert(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    owner: &str,
+    new: NewLink,
+    code_len: usize,
+    now_ms: u64,
+) -> Result<InsertOutcome, StoreError> {
+    let group_id = match new.group_id {
+        None => {
+            ensure_default_group(txn, dbs, owner, now_ms)?;
+            DEFAULT_GROUP_ID
+        }
+        Some(id) => {
+            if !group_exists(txn, dbs, owner, id, now_ms)? {
+                return Ok(InsertOutcome::GroupNotFound);
+            }
+            id
+        }
+    };
+    let mut record = LinkRecord {
+        code: String::new(),
+        url: new.url,
+        title: new.title,
+        custom: new.alias.is_some(),
+        owner: owner.to_owned(),
+        group_id,
+        created_at_ms: now_ms,
+        updated_at_ms: now_ms,
+        expire_at_ms: new.expire_at_ms,
+        access: new.access,
+        password_hash: new.password_hash,
+        disabled: false,
+    };
+    match new.alias {
+        Some(alias) => {
+            record.code = alias;
+            if !put_new(txn, dbs, &record)? {
+                return Ok(InsertOutcome::AliasTaken);
+            }
+        }
+        None => {
+            let mut stored = false;
+            'lengths: for extra in 0..=MAX_EXTRA_LENGTH {
+                for _ in 0..TRIES_PER_LENGTH {
+                    record.code = code::generate(code_len + extra);
+                    if code::is_reserved(&record.code) {
+                        continue;
+                    }
+                    if put_new(txn, dbs, &record)? {
+                        stored = true;
+                        if extra > 0 {
+                            tracing::warn!(
+                                len = code_len + extra,
+                                "short codes collide often: raise links.code_length"
+                            );
+                        }
+                        break 'lengths;
+                    }
+                    metrics::counter!("panlink_link_code_collisions_total").increment(1);
+                }
+            }
+            if !stored {
+                return Err(StoreError::Corrupt("link code space"));
+            }
+        }
+    }
+    dbs.link_owner.put(
+        txn,
+        &record::owner_key(owner, now_ms, &record.code),
+        &group_id.to_be_bytes(),
+    )?;
+    Ok(InsertOutcome::Created(record))
+}
+
+/// Puts `record` under its code unless the code is taken; `false` when taken.
+fn put_new(txn: &mut RwTxn, dbs: &Dbs, record: &LinkRecord) -> Result<bool, StoreError> {
+    match dbs.links.put_with_flags(
+        txn,
+        PutFlags::NO_OVERWRITE,
+        record.code.as_bytes(),
+        &codec::encode(record),
+    ) {
+        Ok(()) => Ok(true),
+        Err(heed::Error::Mdb(heed::MdbError::KeyExist)) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The link stored under `code`.
+pub fn get(txn: &RoTxn, dbs: &Dbs, code: &str) -> Result<Option<LinkRecord>, StoreError> {
+    dbs.links
+        .get(txn, code.as_bytes())?
+        .map(|bytes| codec::decode(bytes, KIND))
+        .transpose()
+}
+
+/// One page of `owner`'s links, newest first, optionally of one group; with the total count.
+pub fn list(
+    txn: &RoTxn,
+    dbs: &Dbs,
+    owner: &str,
+    group: Option<u64>,
+    page: usize,
+    page_size: usize,
+) -> Result<(usize, Vec<LinkRecord>), StoreError> {
+    let skip = page.saturating_sub(1).saturating_mul(page_size);
+    let mut total = 0;
+    let mut out = Vec::with_capacity(page_size.min(1024));
+    for entry in dbs.link_owner.rev_prefix_iter(txn, owner.as_bytes())? {
+        let (key, value) = entry?;
+        if let Some(group) = group
+            && value != group.to_be_bytes()
+        {
+            continue;
+        }
+        total += 1;
+        if total > skip && out.len() < page_size {
+            let code = key
+                .get(owner.len() + 8..)
+                .and_then(|bytes| std::str::from_utf8(bytes).ok())
+                .ok_or(StoreError::Corrupt("link index"))?;
+            if let Some(link) = get(txn, dbs, code)? {
+                out.push(link);
+            }
+        }
+    }
+    Ok((total, out))
+}
+
+/// A change to a link; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct LinkPatch {
+    pub url: Option<String>,
+    /// `Some(None)` clears the title.
+    pub title: Option<Option<String>>,
+    /// `Some(None)` clears the expiry.
+    pub expire_at_ms: Option<Option<u64>>,
+    /// New access type with its password hash (`None` for open).
+    pub access: Option<(AccessType, Option<String>)>,
+    pub disabled: Option<bool>,
+    pub group_id: Option<u64>,
+}
+
+/// The outcome of [`update`] and [`delete`].
+#[derive(Debug)]
+pub enum ChangeOutcome {
+    Done(LinkRecord),
+    NotFound,
+    GroupNotFound,
+}
+
+/// Applies `patch` to `owner`'s link `code` (another key's link is `NotFound`).
+pub fn update(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    owner: &str,
+    code: &str,
+    patch: LinkPatch,
+    now_ms: u64,
+) -> Result<ChangeOutcome, StoreError> {
+    let Some(mut link) = get(txn, dbs, code)?.filter(|link| link.owner == owner) else {
+        return Ok(ChangeOutcome::NotFound);
+    };
+    if let Some(group) = patch.group_id {
+        if !group_exists(txn, dbs, owner, group, now_ms)? {
+            return Ok(ChangeOutcome::GroupNotFound);
+        }
+        if group != link.group_id {
+            dbs.link_owner.put(
+                txn,
+                &record::owner_key(owner, link.created_at_ms, code),
+                &group.to_be_bytes(),
+            )?;
+            link.group_id = group;
+        }
+    }
+    if let Some(url) = patch.url {
+        link.url = url;
+    }
+    if let Some(title) = patch.title {
+        link.title = title;
+    }
+    if let Some(expire) = patch.expire_at_ms {
+        link.expire_at_ms = expire;
+    }
+    if let Some((access, hash)) = patch.access {
+        link.access = access;
+        link.password_hash = hash;
+    }
+    if let Some(disabled) = patch.disabled {
+        link.disabled = disabled;
+    }
+    link.updated_at_ms = now_ms;
+    dbs.links.put(txn, code.as_bytes(), &codec::encode(&link))?;
+    Ok(ChangeOutcome::Done(link))
+}
+
+/// Deletes `owner`'s link `code` with its counters and statistics.
+pub fn delete(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    owner: &str,
+    code: &str,
+) -> Result<ChangeOutcome, StoreError> {
+    let Some(link) = get(txn, dbs, code)?.filter(|link| link.owner == owner) else {
+        return Ok(ChangeOutcome::NotFound);
+    };
+    dbs.links.delete(txn, code.as_bytes())?;
+    dbs.link_owner
+        .delete(txn, &record::owner_key(owner, link.created_at_ms, code))?;
+    dbs.link_clicks.delete(txn, code.as_bytes())?;
+    let prefix = record::code_prefix(code);
+    for db in [dbs.link_days, dbs.link_refs] {
+        let keys: Vec<Vec<u8>> = db
+            .prefix_iter(txn, &prefix)?
+            .map(|entry| entry.map(|(key, _)| key.to_vec()))
+            .collect::<Result<_, _>>()?;
+        for key in keys {
+            db.delete(txn, &key)?;
+        }
+    }
+    Ok(ChangeOutcome::Done(link))
+}
+
+/// Creates a group for `owner` with the next free id.
+pub fn create_group(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    owner: &str,
+    name: String,
+    now_ms: u64,
+) -> Result<GroupRecord, StoreError> {
+    ensure_default_group(txn, dbs, owner, now_ms)?;
+    let last = match dbs
+        .link_groups
+        .rev_prefix_iter(txn, owner.as_bytes())?
+        .next()
+    {
+        Some(entry) => codec::decode::<GroupRecord>(entry?.1, GROUP_KIND)?.id,
+        None => 0,
+    };
+    let group = GroupRecord {
+        id: last + 1,
+        name,
+        created_at_ms: now_ms,
+    };
+    dbs.link_groups.put(
+        txn,
+        &record::group_key(owner, group.id),
+        &codec::encode(&group),
+    )?;
+    Ok(group)
+}
+
+/// `owner`'s groups, by id; the default group is always first (stored or not yet).
+pub fn list_groups(
+    txn: &RoTxn,
+    dbs: &Dbs,
+    owner: &str,
+    owner_created_at_ms: u64,
+) -> Result<Vec<GroupRecord>, StoreError> {
+    let mut groups = Vec::new();
+    for entry in dbs.link_groups.prefix_iter(txn, owner.as_bytes())? {
+        groups.push(codec::decode::<GroupRecord>(entry?.1, GROUP_KIND)?);
+    }
+    if groups.first().is_none_or(|g| g.id != DEFAULT_GROUP_ID) {
+        groups.insert(0, default_group(owner_created_at_ms));
+    }
+    Ok(groups)
+}
+
+/// Whether `owner` has group `id` (the default group always exists; it is stored on first use).
+fn group_exists(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    owner: &str,
+    id: u64,
+    now_ms: u64,
+) -> Result<bool, StoreError> {
+    if id == DEFAULT_GROUP_ID {
+        ensure_default_group(txn, dbs, owner, now_ms)?;
+        return Ok(true);
+    }
+    Ok(dbs
+        .link_groups
+        .get(txn, &record::group_key(owner, id))?
+        .is_some())
+}
+
+fn ensure_default_group(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    owner: &str,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let key = record::group_key(owner, DEFAULT_GROUP_ID);
+    if dbs.link_groups.get(txn, &key)?.is_none() {
+        dbs.link_groups
+            .put(txn, &key, &codec::encode(&default_group(now_ms)))?;
+    }
+    Ok(())
+}
+
+fn default_group(created_at_ms: u64) -> GroupRecord {
+    GroupRecord {
+        id: DEFAULT_GROUP_ID,
+        name: DEFAULT_GROUP_NAME.to_owned(),
+        created_at_ms,
+    }
+}
+
+/// Stored click totals of `code`.
+pub fn click_totals(txn: &RoTxn, dbs: &Dbs, code: &str) -> Result<ClickTotals, StoreError> {
+    Ok(dbs
+        .link_clicks
+        .get(txn, code.as_bytes())?
+        .map(ClickTotals::decode)
+        .unwrap_or_default())
+}
+
+/// Per-day counts (human, bot, head) of `code` from day `first` on.
+pub fn click_days(
+    txn: &RoTxn,
+    dbs: &Dbs,
+    code: &str,
+    first: u32,
+) -> Result<Vec<(u32, ClickTotals)>, StoreError> {
+    let prefix = record::code_prefix(code);
+    let mut out = Vec::new();
+    for entry in dbs.link_days.prefix_iter(txn, &prefix)? {
+        let (key, value) = entry?;
+        let day = key
+            .get(prefix.len()..)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+            .ok_or(StoreError::Corrupt("link day"))?;
+        if day >= first {
+            out.push((day, ClickTotals::decode(value)));
+        }
+    }
+    Ok(out)
+}
+
+/// Referrer hosts of `code` with their human clicks, most first.
+pub fn referrers(txn: &RoTxn, dbs: &Dbs, code: &str) -> Result<Vec<(String, u64)>, StoreError> {
+    let prefix = record::code_prefix(code);
+    let mut out = Vec::new();
+    for entry in dbs.link_refs.prefix_iter(txn, &prefix)? {
+        let (key, value) = entry?;
+        let host = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+        out.push((host, ClickTotals::decode(value).human));
+    }
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(out)
+}
+
+/// Clicks counted in memory for one link on one day.
+#[derive(Debug, Clone, Default)]
+pub struct ClickDelta {
+    pub code: String,
+    pub day: u32,
+    pub counts: ClickTotals,
+    pub referrers: Vec<(String, u64)>,
+}
+
+/// Adds counted clicks to the stored totals, days and referrers (deleted links are skipped).
+pub fn apply_clicks(txn: &mut RwTxn, dbs: &Dbs, deltas: &[ClickDelta]) -> Result<(), StoreError> {
+    for delta in deltas {
+        if dbs.links.get(txn, delta.code.as_bytes())?.is_none() {
+            continue;
+        }
+        let mut totals = click_totals(txn, dbs, &delta.code)?;
+        totals.add(&delta.counts);
+        let day_key = record::day_key(&delta.code, delta.day);
+        let mut day = dbs
+            .link_days
+            .get(txn, &day_key)?
+            .map(ClickTotals::decode)
+            .unwrap_or_default();
+        day.add(&delta.counts);
+        dbs.link_days.put(txn, &day_key, &day.encode()[..24])?;
+        for (host, clicks) in &delta.referrers {
+            let mut key = record::ref_key(&delta.code, host);
+            let mut count = match dbs.link_refs.get(txn, &key)? {
+                Some(bytes) => ClickTotals::decode(bytes).human,
+                None if totals.ref_hosts < MAX_REF_HOSTS => {
+                    totals.ref_hosts += 1;
+                    0
+                }
+                None => {
+                    key = record::ref_key(&delta.code, OTHER_REFERRERS);
+                    dbs.link_refs
+                        .get(txn, &key)?
+                        .map_or(0, |bytes| ClickTotals::decode(bytes).human)
+                }
+            };
+            count += clicks;
+            dbs.link_refs.put(txn, &key, &count.to_le_bytes())?;
+        }
+        dbs.link_clicks
+            .put(txn, delta.code.as_bytes(), &totals.encode())?;
+    }
+    Ok(())
+}
