@@ -16,6 +16,7 @@ use crate::jobs::engine::Engine;
 use crate::keys::KeyGate;
 use crate::links::LinkService;
 use crate::observability::metrics::Metrics;
+use crate::security::SecurityChecker;
 use crate::store::Store;
 use crate::timefmt;
 
@@ -35,6 +36,8 @@ pub struct App {
     pub engine: Arc<Engine>,
     /// Short links: cache, click counters, password attempts.
     pub links: LinkService,
+    /// The URL security check.
+    pub security: SecurityChecker,
     /// Cancelled on SIGINT/SIGTERM: long-lived work (SSE streams, dispatchers) ends on it.
     pub shutdown: CancellationToken,
     started: Instant,
@@ -48,6 +51,8 @@ pub enum AppError {
     Router(#[from] RouterError),
     #[error(transparent)]
     Client(#[from] crate::checker::client::ClientError),
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
     #[error("resuming jobs: {0}")]
     Store(#[from] crate::store::StoreError),
 }
@@ -63,6 +68,7 @@ impl App {
         let router = routes::router()?;
         let metrics = Metrics::install();
         let links = LinkService::new(&config.links);
+        let security = SecurityChecker::new(&config.security)?;
         let client = UpstreamClient::new(&config.checker)?;
         let engine = Engine::start(
             Arc::clone(&store),
@@ -79,6 +85,7 @@ impl App {
             me: me.clone(),
             metrics,
             links,
+            security,
             in_flight: Semaphore::new(config.http.max_in_flight),
             connections: Arc::new(Semaphore::new(config.http.max_connections)),
             started_at_ms: timefmt::now_ms(),

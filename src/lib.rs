@@ -19,6 +19,7 @@ pub mod links;
 pub mod mock;
 pub mod netguard;
 pub mod observability;
+pub mod security;
 pub mod serve;
 pub mod sse;
 pub mod store;

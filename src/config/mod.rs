@@ -38,6 +38,7 @@ pub struct Config {
     pub checker: CheckerConfig,
     pub jobs: JobsConfig,
     pub links: LinksConfig,
+    pub security: SecurityConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +154,17 @@ pub struct LinksConfig {
     pub batch_max_body_bytes: usize,
     pub password_max_failures: u32,
     pub password_window: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    /// Points one security check costs.
+    pub points_per_check: u64,
+    /// The DNS server to ask (`None`: the system's resolvers).
+    pub dns_server: Option<SocketAddr>,
+    pub dns_timeout: Duration,
+    /// The operator's blocklist file, added to the bundled one.
+    pub blocklist_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -447,10 +459,39 @@ impl Config {
             )?),
         };
 
+        let security = &raw.security;
+        let security = SecurityConfig {
+            points_per_check: range(
+                "security.points_per_check",
+                security.points_per_check,
+                0,
+                1_000_000,
+            )?,
+            dns_server: match security.dns_server.trim() {
+                "" => None,
+                text => Some(text.parse().map_err(|_| {
+                    ConfigError(format!(
+                        "`security.dns_server` = {text:?}: must be empty or an IP:port, e.g. 127.0.0.1:53"
+                    ))
+                })?),
+            },
+            dns_timeout: Duration::from_millis(range(
+                "security.dns_timeout_ms",
+                security.dns_timeout_ms,
+                1,
+                30_000,
+            )?),
+            blocklist_file: match security.blocklist_file.trim() {
+                "" => None,
+                path => Some(PathBuf::from(path)),
+            },
+        };
+
         Ok(Config {
             checker,
             jobs,
             links,
+            security,
             server: ServerConfig {
                 listen,
                 public_base_url,

@@ -17,6 +17,7 @@ pub struct RawConfig {
     pub checker: RawChecker,
     pub jobs: RawJobs,
     pub links: RawLinks,
+    pub security: RawSecurity,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -227,6 +228,26 @@ impl Default for RawLinks {
             batch_max_body_bytes: 8 << 20,
             password_max_failures: 5,
             password_window_s: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawSecurity {
+    pub points_per_check: u64,
+    pub dns_server: String,
+    pub dns_timeout_ms: u64,
+    pub blocklist_file: String,
+}
+
+impl Default for RawSecurity {
+    fn default() -> Self {
+        RawSecurity {
+            points_per_check: 10,
+            dns_server: String::new(),
+            dns_timeout_ms: 1_500,
+            blocklist_file: String::new(),
         }
     }
 }

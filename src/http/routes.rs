@@ -13,7 +13,7 @@ use super::router::{Params, RouteDef, Router, RouterError};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::keys::AuthedKey;
-use crate::{admin, jobs, keys, links, observability};
+use crate::{admin, jobs, keys, links, observability, security};
 
 /// Which credentials a route needs; the pipeline checks them before dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +55,7 @@ pub enum RouteId {
     ListGroups,
     Redirect,
     UnlockRedirect,
+    SecurityCheck,
 }
 
 /// A route's handler and its requirements.
@@ -189,6 +190,13 @@ pub fn table() -> Vec<RouteDef<Route>> {
         route(Method::GET, "/api/v1/links/{code}/qr", LinkQr, ApiKey, true),
         route(Method::POST, "/api/v1/groups", CreateGroup, ApiKey, true),
         route(Method::GET, "/api/v1/groups", ListGroups, ApiKey, true),
+        route(
+            Method::POST,
+            "/api/v1/tools/security-check",
+            SecurityCheck,
+            ApiKey,
+            true,
+        ),
         route(Method::GET, "/{code}", Redirect, Public, false),
         route(Method::POST, "/{code}", UnlockRedirect, Public, false),
     ]
@@ -256,5 +264,6 @@ pub async fn dispatch(id: RouteId, req: Req<'_>) -> Result<HttpResponse, ApiErro
         RouteId::ListGroups => links::api::list_groups(req),
         RouteId::Redirect => links::redirect::follow(req),
         RouteId::UnlockRedirect => links::redirect::unlock(req).await,
+        RouteId::SecurityCheck => security::api::check(req).await,
     }
 }

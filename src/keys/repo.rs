@@ -179,6 +179,39 @@ pub fn delete(txn: &mut RwTxn, dbs: &Dbs, id: &str) -> Result<bool, StoreError> 
     Ok(true)
 }
 
+/// The outcome of [`debit_points`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DebitOutcome {
+    Debited { remaining: u64 },
+    Insufficient,
+    Disabled,
+    KeyGone,
+}
+
+/// Takes `price` points from the key stored under `hash`, if it has that many. Runs in the
+/// writer's transaction, so two debits never see the same balance.
+pub fn debit_points(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    hash: &SecretHash,
+    price: u64,
+) -> Result<DebitOutcome, StoreError> {
+    let Some(mut record) = get_by_hash(txn, dbs, hash)? else {
+        return Ok(DebitOutcome::KeyGone);
+    };
+    if record.disabled {
+        return Ok(DebitOutcome::Disabled);
+    }
+    if record.points < price {
+        return Ok(DebitOutcome::Insufficient);
+    }
+    record.points -= price;
+    dbs.keys.put(txn, hash, &codec::encode(&record))?;
+    Ok(DebitOutcome::Debited {
+        remaining: record.points,
+    })
+}
+
 /// Usage observed in memory since the last flush, for one key.
 #[derive(Debug, Clone, Copy)]
 pub struct UsageDelta {

@@ -197,7 +197,7 @@ fn validate(body: CreateBody, ctx: &Context<'_>, prefix: &str) -> Result<Validat
 }
 
 /// The hosts under which this service is reached: links to them would loop.
-fn own_hosts<'a>(app: &'a App, parts: &'a Parts) -> [Option<&'a str>; 2] {
+pub fn own_hosts<'a>(app: &'a App, parts: &'a Parts) -> [Option<&'a str>; 2] {
     let configured = app
         .config
         .server

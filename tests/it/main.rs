@@ -12,5 +12,6 @@ mod jobs;
 mod lifecycle;
 mod links;
 mod observability;
+mod security;
 mod storage;
 mod tidy;
