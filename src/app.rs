@@ -67,6 +67,7 @@ impl App {
     ) -> Result<Arc<App>, AppError> {
         let router = routes::router()?;
         let metrics = Metrics::install();
+        LinkService::recover_clicks(&store)?;
         let links = LinkService::new(&config.links);
         let security = SecurityChecker::new(&config.security)?;
         let client = UpstreamClient::new(&config.checker)?;

@@ -82,6 +82,8 @@ async fn background_tasks(app: Arc<App>, shutdown: CancellationToken) {
     let mut purge = tokio::time::interval(app.config.jobs.purge_interval);
     let mut clicks = tokio::time::interval(app.config.links.click_flush_interval);
     clicks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut compact = tokio::time::interval(app.config.links.click_compact_interval);
+    compact.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -89,9 +91,11 @@ async fn background_tasks(app: Arc<App>, shutdown: CancellationToken) {
             _ = upkeep.tick() => app.metrics.run_upkeep(),
             _ = purge.tick() => crate::jobs::purge_expired(&app).await,
             _ = clicks.tick() => app.links.flush_clicks(&app.store).await,
+            _ = compact.tick() => app.links.compact_clicks(&app.store).await,
             () = shutdown.cancelled() => break,
         }
     }
     app.keys.flush_usage().await;
     app.links.flush_clicks(&app.store).await;
+    app.links.compact_clicks(&app.store).await;
 }

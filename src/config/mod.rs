@@ -149,6 +149,7 @@ pub struct LinksConfig {
     pub redirect_max_age_s: u32,
     pub max_url_len: usize,
     pub click_flush_interval: Duration,
+    pub click_compact_interval: Duration,
     pub cache_max_entries: usize,
     pub batch_max_items: usize,
     pub batch_max_body_bytes: usize,
@@ -432,6 +433,7 @@ impl Config {
             )?,
             max_url_len: range("links.max_url_len", links.max_url_len, 64, 65_536)?,
             click_flush_interval: millis("links.click_flush_ms", links.click_flush_ms)?,
+            click_compact_interval: millis("links.click_compact_ms", links.click_compact_ms)?,
             cache_max_entries: range(
                 "links.cache_max_entries",
                 links.cache_max_entries,

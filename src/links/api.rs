@@ -741,6 +741,7 @@ pub async fn delete(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     app.links.cache.invalidate(&code);
     match outcome {
         ChangeOutcome::Done(link) => {
+            app.links.clicks.forget(&link.code);
             #[derive(Serialize)]
             struct Deleted<'a> {
                 code: &'a str,

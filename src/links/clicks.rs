@@ -1,18 +1,25 @@
 //! Click counting off the redirect's path: sharded in-memory counters, flushed in batches.
 //!
 //! A redirect touches one of 64 shards (a `parking_lot` mutex around a small map) and adds one to
-//! its code's counter for today; no channel, no task, no write transaction per click. The
-//! background task calls [`ClickCounter::flush`] every `links.click_flush_ms` (and once more at
-//! shutdown): the counts move to a "flushing" slot, go to the writer as one operation (one
-//! commit for every link clicked since the last flush), and leave memory only after that commit;
-//! a failed commit puts them back. So a clean shutdown loses no click and a crash at most one
-//! interval's. Readers (restore, stats) add what is still in memory to what is stored.
+//! its code's counter for today; no channel, no task, no write transaction per click.
+//!
+//! Counts then travel in two steps, each one write for all links:
+//! 1. every `links.click_flush_ms` (and at shutdown) the live counts are appended to the click
+//!    journal as ONE record (one LMDB put, whatever the number of links): durable, cheap;
+//! 2. every `links.click_compact_ms` (and at shutdown) the journaled counts, aggregated per link
+//!    and day over the whole interval, are folded into the links' rows and the journal is
+//!    emptied; a link clicked 30 times in the interval costs one row update, not 30.
+//!
+//! Counts leave a stage only after the commit of the next one; a failed commit puts them back.
+//! A crash loses at most one flush interval; the journal left behind is folded in at start-up.
+//! Readers (restore, stats) add every in-memory stage to what the rows hold.
 //!
 //! `HEAD` requests are tallied apart and never count as clicks; requests whose `User-Agent` is a
 //! known bot or link previewer (or is missing) count as bot visits, not clicks.
 
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use parking_lot::Mutex;
@@ -21,7 +28,8 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use super::record::{ClickTotals, day_of};
 use super::repo::{ClickDelta, OTHER_REFERRERS};
 
-const SHARDS: usize = 64;
+/// Shards of the counters (a flush walks them one at a time).
+pub const SHARDS: usize = 64;
 /// Distinct referrer hosts kept per link between two flushes; more go to "(other)".
 const REFS_PER_FLUSH: usize = 16;
 /// Flushes without a click after which a link's counter leaves memory.
@@ -127,21 +135,103 @@ pub fn referrer_host(referer: &[u8]) -> Option<&str> {
     sane.then_some(host)
 }
 
+/// Where counts are on their way to storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Counted, not yet handed to the writer.
+    Live = 0,
+    /// In the journal write being committed.
+    Flushing = 1,
+    /// Durable in the journal, not yet folded into the link's rows.
+    Journaled = 2,
+    /// In the compaction write being committed.
+    Compacting = 3,
+}
+
+const STAGES: usize = 4;
+
 #[derive(Default)]
 struct RefCount {
     host: Box<str>,
-    live: u64,
-    flushing: u64,
+    n: [u64; STAGES],
 }
 
 #[derive(Default)]
 struct Entry {
-    /// (day, counts) not yet handed to the writer.
-    live: Vec<(u32, ClickTotals)>,
-    /// (day, counts) handed to the writer, not yet committed.
-    flushing: Vec<(u32, ClickTotals)>,
+    /// Per stage: (day, counts).
+    days: [Vec<(u32, ClickTotals)>; STAGES],
     refs: Vec<RefCount>,
     idle_flushes: u32,
+    /// The flush that took this entry's "flushing" counts; once that flush is committed they
+    /// are journaled (moved lazily, so a committed flush needs no second walk).
+    flushing_epoch: u64,
+}
+
+impl Entry {
+    fn is_empty(&self) -> bool {
+        self.days.iter().all(Vec::is_empty) && self.refs.is_empty()
+    }
+
+    /// Moves the counts of `from` into `to`; the moved counts as a delta (`None`: nothing).
+    fn shift(&mut self, code: &str, from: Stage, to: Stage, out: &mut Vec<ClickDelta>) {
+        let first = out.len();
+        let moved = std::mem::take(&mut self.days[from as usize]);
+        for (day, counts) in &moved {
+            add_on_day(&mut self.days[to as usize], *day, counts);
+            out.push(ClickDelta {
+                code: code.to_owned(),
+                day: *day,
+                counts: *counts,
+                referrers: Vec::new(),
+            });
+        }
+        let mut refs = Vec::new();
+        for r in &mut self.refs {
+            let n = std::mem::take(&mut r.n[from as usize]);
+            if n > 0 {
+                r.n[to as usize] += n;
+                refs.push((r.host.to_string(), n));
+            }
+        }
+        if !refs.is_empty() {
+            match out.get_mut(first) {
+                Some(delta) => delta.referrers = refs,
+                None => out.push(ClickDelta {
+                    code: code.to_owned(),
+                    day: 0,
+                    counts: ClickTotals::default(),
+                    referrers: refs,
+                }),
+            }
+        }
+    }
+
+    /// Moves the counts of `from` into `to`, without reporting them.
+    fn merge(&mut self, from: Stage, to: Stage) {
+        let moved = std::mem::take(&mut self.days[from as usize]);
+        for (day, counts) in &moved {
+            add_on_day(&mut self.days[to as usize], *day, counts);
+        }
+        for r in &mut self.refs {
+            r.n[to as usize] += std::mem::take(&mut r.n[from as usize]);
+        }
+    }
+
+    /// Treats flushing counts of a committed flush as journaled.
+    fn settle_flushed(&mut self, committed_epoch: u64) {
+        if self.flushing_epoch <= committed_epoch {
+            self.merge(Stage::Flushing, Stage::Journaled);
+        }
+    }
+
+    /// Forgets the counts of `stage` (they are stored now).
+    fn drop_stage(&mut self, stage: Stage) {
+        self.days[stage as usize].clear();
+        for r in &mut self.refs {
+            r.n[stage as usize] = 0;
+        }
+        self.refs.retain(|r| r.n.iter().any(|&n| n > 0));
+    }
 }
 
 fn add_on_day(days: &mut Vec<(u32, ClickTotals)>, day: u32, counts: &ClickTotals) {
@@ -152,6 +242,13 @@ fn add_on_day(days: &mut Vec<(u32, ClickTotals)>, day: u32, counts: &ClickTotals
 }
 
 type Shard = Mutex<FxHashMap<Box<str>, Entry>>;
+
+/// One flush in progress (see [`ClickCounter::start_flush`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FlushTicket {
+    epoch: u64,
+    committed: u64,
+}
 
 /// Clicks of one link still in memory: totals, per day, per referrer host.
 #[derive(Debug, Default)]
@@ -164,6 +261,10 @@ pub struct Pending {
 /// The in-memory click counters.
 pub struct ClickCounter {
     shards: Box<[Shard]>,
+    /// The last flush begun.
+    flush_epoch: AtomicU64,
+    /// The last flush whose journal record is committed.
+    committed_epoch: AtomicU64,
 }
 
 impl Default for ClickCounter {
@@ -172,6 +273,8 @@ impl Default for ClickCounter {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(FxHashMap::default()))
                 .collect(),
+            flush_epoch: AtomicU64::new(0),
+            committed_epoch: AtomicU64::new(0),
         }
     }
 }
@@ -186,11 +289,12 @@ impl ClickCounter {
         }
         let entry = shard.get_mut(code).expect("inserted above");
         entry.idle_flushes = 0;
-        let counts = match entry.live.iter_mut().find(|(d, _)| *d == day) {
-            Some((_, counts)) => counts,
+        let live = &mut entry.days[Stage::Live as usize];
+        let counts = match live.iter_mut().position(|(d, _)| *d == day) {
+            Some(index) => &mut live[index].1,
             None => {
-                entry.live.push((day, ClickTotals::default()));
-                &mut entry.live.last_mut().expect("pushed").1
+                live.push((day, ClickTotals::default()));
+                &mut live.last_mut().expect("pushed").1
             }
         };
         match visit {
@@ -201,13 +305,18 @@ impl ClickCounter {
         if visit == Visit::Human
             && let Some(host) = referrer
         {
+            let live_hosts = entry
+                .refs
+                .iter()
+                .filter(|r| r.n[Stage::Live as usize] > 0)
+                .count();
             let slot = match entry
                 .refs
                 .iter()
                 .position(|r| r.host.eq_ignore_ascii_case(host))
             {
                 Some(index) => index,
-                None if entry.refs.len() < REFS_PER_FLUSH => {
+                None if live_hosts < REFS_PER_FLUSH => {
                     entry.refs.push(RefCount {
                         host: host.to_ascii_lowercase().into(),
                         ..RefCount::default()
@@ -225,101 +334,131 @@ impl ClickCounter {
                     }
                 },
             };
-            entry.refs[slot].live += 1;
+            entry.refs[slot].n[Stage::Live as usize] += 1;
         }
     }
 
-    /// Counts of `code` still in memory.
+    /// Counts of `code` still in memory (every stage: they are not in the link's rows yet).
     pub fn pending(&self, code: &str) -> Pending {
         let shard = self.shard(code).lock();
         let Some(entry) = shard.get(code) else {
-            return Default::default();
+            return Pending::default();
         };
-        let mut total = ClickTotals::default();
-        let mut days = Vec::new();
-        for (day, counts) in entry.live.iter().chain(&entry.flushing) {
-            total.add(counts);
-            add_on_day(&mut days, *day, counts);
+        let mut pending = Pending::default();
+        for (day, counts) in entry.days.iter().flatten() {
+            pending.totals.add(counts);
+            add_on_day(&mut pending.days, *day, counts);
         }
-        let referrers = entry
+        pending.referrers = entry
             .refs
             .iter()
-            .filter(|r| r.live + r.flushing > 0)
-            .map(|r| (r.host.to_string(), r.live + r.flushing))
+            .map(|r| (r.host.to_string(), r.n.iter().sum::<u64>()))
+            .filter(|(_, n)| *n > 0)
             .collect();
-        Pending {
-            totals: total,
-            days,
-            referrers,
+        pending
+    }
+
+    /// Forgets every count of `code` (its link was deleted).
+    pub fn forget(&self, code: &str) {
+        self.shard(code).lock().remove(code);
+    }
+
+    /// Moves the live counts to "flushing" and returns how many links had some, with the
+    /// journal record of them (encoded in place: no per-link allocation).
+    pub fn begin_flush(&self) -> (usize, Vec<u8>) {
+        let flush = self.start_flush();
+        let mut links = 0;
+        let mut record = Vec::new();
+        for shard in 0..SHARDS {
+            links += self.flush_shard(&flush, shard, &mut record);
+        }
+        (links, record)
+    }
+
+    /// Starts a flush; then [`ClickCounter::flush_shard`] for every shard (`0..SHARDS`), which
+    /// lets the caller yield between shards so that a flush never stalls the redirects.
+    pub fn start_flush(&self) -> FlushTicket {
+        FlushTicket {
+            epoch: self.flush_epoch.fetch_add(1, Ordering::AcqRel) + 1,
+            committed: self.committed_epoch.load(Ordering::Acquire),
         }
     }
 
-    /// Moves every live count to "flushing" and returns them as deltas for the writer.
-    pub fn begin_flush(&self) -> Vec<ClickDelta> {
+    /// Moves shard `index`'s live counts to "flushing", appending them to `record`; returns how
+    /// many links had some.
+    pub fn flush_shard(&self, flush: &FlushTicket, index: usize, record: &mut Vec<u8>) -> usize {
+        let mut links = 0;
+        let mut shard = self.shards[index % SHARDS].lock();
+        shard.retain(|code, entry| {
+            entry.settle_flushed(flush.committed);
+            let live = Stage::Live as usize;
+            let had = !entry.days[live].is_empty() || entry.refs.iter().any(|r| r.n[live] > 0);
+            if had {
+                links += 1;
+                let refs: Vec<(&str, u64)> = entry
+                    .refs
+                    .iter()
+                    .filter(|r| r.n[live] > 0)
+                    .map(|r| (&*r.host, r.n[live]))
+                    .collect();
+                let days = &entry.days[live];
+                if days.is_empty() {
+                    push_delta(record, code, 0, &ClickTotals::default(), &refs);
+                }
+                for (i, (day, counts)) in days.iter().enumerate() {
+                    let refs: &[(&str, u64)] = if i == 0 { &refs } else { &[] };
+                    push_delta(record, code, *day, counts, refs);
+                }
+                entry.merge(Stage::Live, Stage::Flushing);
+                entry.flushing_epoch = flush.epoch;
+                entry.idle_flushes = 0;
+            } else {
+                entry.idle_flushes += 1;
+            }
+            !(entry.is_empty() && entry.idle_flushes >= IDLE_FLUSHES)
+        });
+        links
+    }
+
+    /// After the journal write: committed counts count as journaled from now on (no walk);
+    /// failed ones are live again.
+    pub fn end_flush(&self, committed: bool) {
+        let epoch = self.flush_epoch.load(Ordering::Acquire);
+        if committed {
+            self.committed_epoch.store(epoch, Ordering::Release);
+            return;
+        }
+        for shard in self.shards.iter() {
+            for entry in shard.lock().values_mut() {
+                if entry.flushing_epoch == epoch {
+                    entry.merge(Stage::Flushing, Stage::Live);
+                }
+            }
+        }
+    }
+
+    /// Moves the journaled counts to "compacting" and returns them, one delta per link and day.
+    pub fn begin_compaction(&self) -> Vec<ClickDelta> {
+        let committed = self.committed_epoch.load(Ordering::Acquire);
         let mut deltas = Vec::new();
         for shard in self.shards.iter() {
-            let mut shard = shard.lock();
-            shard.retain(|code, entry| {
-                if entry.live.is_empty() && entry.refs.iter().all(|r| r.live == 0) {
-                    entry.idle_flushes += 1;
-                    return entry.idle_flushes < IDLE_FLUSHES || !entry.flushing.is_empty();
-                }
-                let first = deltas.len();
-                for (day, counts) in entry.live.drain(..) {
-                    add_on_day(&mut entry.flushing, day, &counts);
-                    deltas.push(ClickDelta {
-                        code: code.to_string(),
-                        day,
-                        counts,
-                        referrers: Vec::new(),
-                    });
-                }
-                let refs: Vec<(String, u64)> = entry
-                    .refs
-                    .iter_mut()
-                    .filter(|r| r.live > 0)
-                    .map(|r| {
-                        r.flushing += r.live;
-                        let moved = r.live;
-                        r.live = 0;
-                        (r.host.to_string(), moved)
-                    })
-                    .collect();
-                match deltas.get_mut(first) {
-                    Some(delta) => delta.referrers = refs,
-                    None if !refs.is_empty() => deltas.push(ClickDelta {
-                        code: code.to_string(),
-                        day: 0,
-                        counts: ClickTotals::default(),
-                        referrers: refs,
-                    }),
-                    None => {}
-                }
-                true
-            });
+            for (code, entry) in shard.lock().iter_mut() {
+                entry.settle_flushed(committed);
+                entry.shift(code, Stage::Journaled, Stage::Compacting, &mut deltas);
+            }
         }
         deltas
     }
 
-    /// Ends a flush: on success the flushed counts leave memory (they are stored now); on failure
-    /// they go back to the live counts for the next flush.
-    pub fn end_flush(&self, committed: bool) {
+    /// After the compaction write: committed counts leave memory; failed ones stay journaled.
+    pub fn end_compaction(&self, committed: bool) {
         for shard in self.shards.iter() {
-            let mut shard = shard.lock();
-            for entry in shard.values_mut() {
-                let flushing = std::mem::take(&mut entry.flushing);
-                if !committed {
-                    for (day, counts) in &flushing {
-                        add_on_day(&mut entry.live, *day, counts);
-                    }
+            for entry in shard.lock().values_mut() {
+                if committed {
+                    entry.drop_stage(Stage::Compacting);
+                } else {
+                    entry.merge(Stage::Compacting, Stage::Journaled);
                 }
-                for r in &mut entry.refs {
-                    if !committed {
-                        r.live += r.flushing;
-                    }
-                    r.flushing = 0;
-                }
-                entry.refs.retain(|r| r.live > 0);
             }
         }
     }
@@ -327,6 +466,79 @@ impl ClickCounter {
     fn shard(&self, code: &str) -> &Shard {
         &self.shards[(FxBuildHasher.hash_one(code) as usize) % SHARDS]
     }
+}
+
+/// Encodes deltas for the click journal: per delta, the code (u8 length + bytes), the day (u32),
+/// human, bot, head (u64), then the referrers (u16 count; u8 length + host, u64 clicks each);
+/// integers little-endian.
+pub fn encode_journal(deltas: &[ClickDelta]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(deltas.len() * 40);
+    for delta in deltas {
+        let refs: Vec<(&str, u64)> = delta
+            .referrers
+            .iter()
+            .map(|(host, n)| (host.as_str(), *n))
+            .collect();
+        push_delta(&mut out, &delta.code, delta.day, &delta.counts, &refs);
+    }
+    out
+}
+
+fn push_delta(out: &mut Vec<u8>, code: &str, day: u32, counts: &ClickTotals, refs: &[(&str, u64)]) {
+    // Codes are at most 64 bytes and hosts at most 253 (both checked where they come from).
+    let code = &code.as_bytes()[..code.len().min(255)];
+    out.push(code.len() as u8);
+    out.extend_from_slice(code);
+    out.extend_from_slice(&day.to_le_bytes());
+    for n in [counts.human, counts.bot, counts.head] {
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    let refs = &refs[..refs.len().min(usize::from(u16::MAX))];
+    out.extend_from_slice(&(refs.len() as u16).to_le_bytes());
+    for (host, n) in refs {
+        let host = &host.as_bytes()[..host.len().min(255)];
+        out.push(host.len() as u8);
+        out.extend_from_slice(host);
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+}
+
+/// Decodes [`encode_journal`]; `None` if the bytes are not a journal entry.
+pub fn decode_journal(mut bytes: &[u8]) -> Option<Vec<ClickDelta>> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = bytes.split_at_checked(n)?;
+        *bytes = rest;
+        Some(head)
+    }
+    fn u64_of(bytes: &mut &[u8]) -> Option<u64> {
+        Some(u64::from_le_bytes(take(bytes, 8)?.try_into().ok()?))
+    }
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let len = usize::from(take(&mut bytes, 1)?[0]);
+        let code = std::str::from_utf8(take(&mut bytes, len)?).ok()?.to_owned();
+        let day = u32::from_le_bytes(take(&mut bytes, 4)?.try_into().ok()?);
+        let counts = ClickTotals {
+            human: u64_of(&mut bytes)?,
+            bot: u64_of(&mut bytes)?,
+            head: u64_of(&mut bytes)?,
+            ref_hosts: 0,
+        };
+        let refs = u16::from_le_bytes(take(&mut bytes, 2)?.try_into().ok()?);
+        let mut referrers = Vec::with_capacity(usize::from(refs));
+        for _ in 0..refs {
+            let len = usize::from(take(&mut bytes, 1)?[0]);
+            let host = std::str::from_utf8(take(&mut bytes, len)?).ok()?.to_owned();
+            referrers.push((host, u64_of(&mut bytes)?));
+        }
+        out.push(ClickDelta {
+            code,
+            day,
+            counts,
+            referrers,
+        });
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -394,18 +606,36 @@ mod tests {
         assert_eq!(days, vec![(100, total)]);
         assert_eq!(refs, vec![("a.com".to_owned(), 2)]);
 
-        let deltas = counter.begin_flush();
-        assert_eq!(deltas.len(), 2);
+        let (links, _) = counter.begin_flush();
+        assert_eq!(links, 2);
         // Still visible while the commit runs.
         assert_eq!(counter.pending("abc").totals.human, 2);
         counter.end_flush(false);
-        let again = counter.begin_flush();
+        let (links, record) = counter.begin_flush();
+        assert_eq!(links, 2);
+        let again = decode_journal(&record).unwrap();
         let abc = again.iter().find(|d| d.code == "abc").unwrap();
         assert_eq!(abc.counts.human, 2);
         assert_eq!(abc.referrers, vec![("a.com".to_owned(), 2)]);
+        assert_eq!(decode_journal(&encode_journal(&again)).unwrap(), again);
         counter.end_flush(true);
-        assert_eq!(counter.pending("abc").totals, ClickTotals::default());
-        assert!(counter.begin_flush().is_empty());
+        // Journaled: still pending for readers, nothing left to flush.
+        assert_eq!(counter.pending("abc").totals.human, 2);
+        assert_eq!(counter.begin_flush().0, 0);
+        counter.end_flush(true);
+        counter.record("abc", Visit::Human, None, now);
+        let compacted = counter.begin_compaction();
+        let abc = compacted.iter().find(|d| d.code == "abc").unwrap();
+        assert_eq!(abc.counts.human, 2, "only journaled counts are compacted");
+        counter.end_compaction(false);
+        assert_eq!(counter.begin_compaction().len(), 2);
+        counter.end_compaction(true);
+        assert_eq!(
+            counter.pending("abc").totals.human,
+            1,
+            "the live click stays"
+        );
+        assert!(decode_journal(&[5, b'a']).is_none());
     }
 
     #[test]

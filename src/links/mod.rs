@@ -21,6 +21,8 @@ pub mod redirect;
 pub mod repo;
 pub mod target;
 
+use std::sync::Arc;
+
 use http::HeaderValue;
 use metrics::Counter;
 
@@ -69,7 +71,7 @@ impl RedirectOutcome {
 /// The short-link state every request shares.
 pub struct LinkService {
     pub cache: cache::LinkCache,
-    pub clicks: clicks::ClickCounter,
+    pub clicks: Arc<clicks::ClickCounter>,
     pub attempts: password::AttemptLimiter,
     pub hasher: password::Hasher,
     /// `Cache-Control` of redirects, e.g. `private, max-age=90`.
@@ -83,7 +85,7 @@ impl LinkService {
     pub fn new(config: &LinksConfig) -> LinkService {
         LinkService {
             cache: cache::LinkCache::new(config.cache_max_entries),
-            clicks: clicks::ClickCounter::default(),
+            clicks: Arc::default(),
             attempts: password::AttemptLimiter::new(
                 config.password_max_failures,
                 config.password_window,
@@ -104,25 +106,73 @@ impl LinkService {
         self.redirects[outcome as usize].increment(1);
     }
 
-    /// Writes the clicks counted in memory (one write for all of them).
+    /// Appends the clicks counted since the last flush to the click journal: one put.
     pub async fn flush_clicks(&self, store: &Store) {
-        let deltas = self.clicks.begin_flush();
-        if deltas.is_empty() {
-            self.attempts.forget_expired();
+        self.attempts.forget_expired();
+        // Walking the counters takes milliseconds under load: one shard at a time, yielding in
+        // between, so the redirects served by the same workers never wait for a whole walk.
+        let flush = self.clicks.start_flush();
+        let mut links = 0;
+        let mut entry = Vec::new();
+        for shard in 0..clicks::SHARDS {
+            links += self.clicks.flush_shard(&flush, shard, &mut entry);
+            tokio::task::yield_now().await;
+        }
+        if links == 0 {
             return;
         }
-        let links = deltas.len();
         let committed = match store
-            .write(move |txn, dbs| repo::apply_clicks(txn, dbs, &deltas))
+            .write(move |txn, dbs| repo::append_journal(txn, dbs, &entry))
             .await
         {
             Ok(()) => true,
             Err(err) => {
-                tracing::warn!(error = %err, links, "could not store clicks; will retry");
+                tracing::warn!(error = %err, links, "could not journal clicks; will retry");
                 false
             }
         };
-        self.clicks.end_flush(committed);
-        self.attempts.forget_expired();
+        // Committed: O(1) (the counts become "journaled" lazily); failed: a walk, off the workers.
+        let counter = Arc::clone(&self.clicks);
+        let _ = tokio::task::spawn_blocking(move || counter.end_flush(committed)).await;
+    }
+
+    /// Folds the journaled clicks into the links' rows and empties the journal: one write.
+    pub async fn compact_clicks(&self, store: &Store) {
+        let counter = Arc::clone(&self.clicks);
+        let Ok(deltas) = tokio::task::spawn_blocking(move || counter.begin_compaction()).await
+        else {
+            return;
+        };
+        if deltas.is_empty() {
+            return;
+        }
+        let links = deltas.len();
+        let committed = match store
+            .write(move |txn, dbs| {
+                repo::apply_clicks(txn, dbs, &deltas)?;
+                repo::clear_journal(txn, dbs)
+            })
+            .await
+        {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(error = %err, links, "could not fold clicks into the rows; will retry");
+                false
+            }
+        };
+        let counter = Arc::clone(&self.clicks);
+        let _ = tokio::task::spawn_blocking(move || counter.end_compaction(committed)).await;
+    }
+
+    /// Folds a click journal left by a crash into the rows (start-up, before serving).
+    pub fn recover_clicks(store: &Store) -> Result<(), crate::store::StoreError> {
+        let replayed = store.write_now(repo::replay_journal)?;
+        if replayed > 0 {
+            tracing::info!(
+                records = replayed,
+                "folded the click journal of the last run into the rows"
+            );
+        }
+        Ok(())
     }
 }

@@ -5,8 +5,11 @@
 //! - `link_owner`: owner key id ++ created_at_ms (u64 BE) ++ code → group id (u64 BE): a key's
 //!   links newest first, filterable by group without decoding the records.
 //! - `link_groups`: owner key id ++ group id (u64 BE) → [`GroupRecord`].
-//! - `link_clicks`: code → [`ClickTotals`] (four u64 LE: human, bot, head, referrer hosts kept).
-//! - `link_days`: code ++ 0x00 ++ day number (u32 BE, days since 1970) → human, bot, head (u64 LE).
+//! - `link_clicks`: code → [`ClickRow`]: totals and the current day's counts, eight u64 LE (human,
+//!   bot, head, referrer hosts kept, day, that day's human, bot, head). Written at creation, so a
+//!   flush that finds no row knows the link was deleted: one read and one write per link clicked.
+//! - `link_days`: code ++ 0x00 ++ day number (u32 BE, days since 1970) → human, bot, head (u64 LE)
+//!   of the days before the row's current day.
 //! - `link_refs`: code ++ 0x00 ++ referrer host → human clicks from it (u64 LE).
 //!
 //! Codes never contain 0x00, so `code ++ 0x00` is an exact prefix.
@@ -155,6 +158,38 @@ impl ClickTotals {
     }
 }
 
+/// The `link_clicks` row of one link.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClickRow {
+    pub totals: ClickTotals,
+    /// The day `today` counts (days since 1970).
+    pub day: u32,
+    pub today: ClickTotals,
+}
+
+impl ClickRow {
+    pub fn encode(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(&self.totals.encode());
+        out[32..64].copy_from_slice(
+            &ClickTotals {
+                ref_hosts: u64::from(self.day),
+                ..self.today
+            }
+            .encode(),
+        );
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> ClickRow {
+        let totals = ClickTotals::decode(bytes);
+        let mut today = ClickTotals::decode(bytes.get(32..).unwrap_or_default());
+        let day = u32::try_from(today.ref_hosts).unwrap_or(0);
+        today.ref_hosts = 0;
+        ClickRow { totals, day, today }
+    }
+}
+
 /// Key of `link_owner`.
 pub fn owner_key(owner: &str, created_at_ms: u64, code: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(owner.len() + 8 + code.len());
@@ -214,6 +249,27 @@ mod tests {
         assert_eq!(ClickTotals::decode(&totals.encode()), totals);
         assert_eq!(ClickTotals::decode(&[]), ClickTotals::default());
         assert_eq!(ClickTotals::decode(&totals.encode()[..8]).human, 7);
+    }
+
+    #[test]
+    fn click_rows_round_trip() {
+        let row = ClickRow {
+            totals: ClickTotals {
+                human: 9,
+                bot: 1,
+                head: 2,
+                ref_hosts: 4,
+            },
+            day: 20_000,
+            today: ClickTotals {
+                human: 3,
+                bot: 0,
+                head: 1,
+                ref_hosts: 0,
+            },
+        };
+        assert_eq!(ClickRow::decode(&row.encode()), row);
+        assert_eq!(ClickRow::decode(&[]), ClickRow::default());
     }
 
     #[test]

@@ -152,9 +152,23 @@ fn redirect(
     app.links
         .clicks
         .record(&link.record.code, visit, referrer, now_ms);
+    Ok(redirect_response(
+        status,
+        location,
+        &app.links.redirect_cache_control,
+    ))
+}
+
+/// The redirect itself: status, `Location`, `Cache-Control`, no body. Both header values are
+/// prepared once (per link, per service), so this only bumps reference counts.
+pub fn redirect_response(
+    status: StatusCode,
+    location: &HeaderValue,
+    cache_control: &HeaderValue,
+) -> HttpResponse {
     let mut response = response::empty(status);
     let out = response.headers_mut();
     out.insert(LOCATION, location.clone());
-    out.insert(CACHE_CONTROL, app.links.redirect_cache_control.clone());
-    Ok(response)
+    out.insert(CACHE_CONTROL, cache_control.clone());
+    response
 }

@@ -5,7 +5,8 @@ use heed::{PutFlags, RoTxn, RwTxn};
 
 use super::code;
 use super::record::{
-    self, AccessType, ClickTotals, DEFAULT_GROUP_ID, DEFAULT_GROUP_NAME, GroupRecord, LinkRecord,
+    self, AccessType, ClickRow, ClickTotals, DEFAULT_GROUP_ID, DEFAULT_GROUP_NAME, GroupRecord,
+    LinkRecord,
 };
 use crate::store::{Dbs, StoreError, codec};
 
@@ -114,6 +115,14 @@ pub fn insert(
         &record::owner_key(owner, now_ms, &record.code),
         &group_id.to_be_bytes(),
     )?;
+    let clicks = ClickRow {
+        day: record::day_of(now_ms),
+        ..ClickRow::default()
+    };
+    dbs.link_clicks
+        .put(txn, record.code.as_bytes(), &clicks.encode())?;
+    // Statistics of an earlier link under the same code (deleted since) must not carry over.
+    clear_stats(txn, dbs, &record.code)?;
     Ok(InsertOutcome::Created(record))
 }
 
@@ -254,6 +263,12 @@ pub fn delete(
     dbs.link_owner
         .delete(txn, &record::owner_key(owner, link.created_at_ms, code))?;
     dbs.link_clicks.delete(txn, code.as_bytes())?;
+    clear_stats(txn, dbs, code)?;
+    Ok(ChangeOutcome::Done(link))
+}
+
+/// Deletes the per-day and referrer rows of `code`.
+fn clear_stats(txn: &mut RwTxn, dbs: &Dbs, code: &str) -> Result<(), StoreError> {
     let prefix = record::code_prefix(code);
     for db in [dbs.link_days, dbs.link_refs] {
         let keys: Vec<Vec<u8>> = db
@@ -264,7 +279,7 @@ pub fn delete(
             db.delete(txn, &key)?;
         }
     }
-    Ok(ChangeOutcome::Done(link))
+    Ok(())
 }
 
 /// Creates a group for `owner` with the next free id.
@@ -356,11 +371,14 @@ fn default_group(created_at_ms: u64) -> GroupRecord {
 
 /// Stored click totals of `code`.
 pub fn click_totals(txn: &RoTxn, dbs: &Dbs, code: &str) -> Result<ClickTotals, StoreError> {
+    Ok(click_row(txn, dbs, code)?.unwrap_or_default().totals)
+}
+
+fn click_row(txn: &RoTxn, dbs: &Dbs, code: &str) -> Result<Option<ClickRow>, StoreError> {
     Ok(dbs
         .link_clicks
         .get(txn, code.as_bytes())?
-        .map(ClickTotals::decode)
-        .unwrap_or_default())
+        .map(ClickRow::decode))
 }
 
 /// Per-day counts (human, bot, head) of `code` from day `first` on.
@@ -383,6 +401,12 @@ pub fn click_days(
             out.push((day, ClickTotals::decode(value)));
         }
     }
+    if let Some(row) = click_row(txn, dbs, code)?
+        && row.day >= first
+        && row.today != ClickTotals::default()
+    {
+        out.push((row.day, row.today));
+    }
     Ok(out)
 }
 
@@ -400,7 +424,7 @@ pub fn referrers(txn: &RoTxn, dbs: &Dbs, code: &str) -> Result<Vec<(String, u64)
 }
 
 /// Clicks counted in memory for one link on one day.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClickDelta {
     pub code: String,
     pub day: u32,
@@ -408,28 +432,35 @@ pub struct ClickDelta {
     pub referrers: Vec<(String, u64)>,
 }
 
-/// Adds counted clicks to the stored totals, days and referrers (deleted links are skipped).
+/// Adds counted clicks to the stored totals, days and referrers. A link without a click row was
+/// deleted: its clicks are dropped. Per link and flush: one read and one write of its row (the
+/// current day lives in it; a past day moves to `link_days` once, when the next day begins).
 pub fn apply_clicks(txn: &mut RwTxn, dbs: &Dbs, deltas: &[ClickDelta]) -> Result<(), StoreError> {
     for delta in deltas {
-        if dbs.links.get(txn, delta.code.as_bytes())?.is_none() {
+        let Some(mut row) = click_row(txn, dbs, &delta.code)? else {
             continue;
+        };
+        row.totals.add(&delta.counts);
+        if delta.counts != ClickTotals::default() {
+            if delta.day == row.day {
+                row.today.add(&delta.counts);
+            } else if delta.day > row.day {
+                if row.today != ClickTotals::default() {
+                    add_to_day(txn, dbs, &delta.code, row.day, &row.today)?;
+                }
+                row.day = delta.day;
+                row.today = delta.counts;
+            } else {
+                // Counted before midnight, flushed after the row moved on (rare).
+                add_to_day(txn, dbs, &delta.code, delta.day, &delta.counts)?;
+            }
         }
-        let mut totals = click_totals(txn, dbs, &delta.code)?;
-        totals.add(&delta.counts);
-        let day_key = record::day_key(&delta.code, delta.day);
-        let mut day = dbs
-            .link_days
-            .get(txn, &day_key)?
-            .map(ClickTotals::decode)
-            .unwrap_or_default();
-        day.add(&delta.counts);
-        dbs.link_days.put(txn, &day_key, &day.encode()[..24])?;
         for (host, clicks) in &delta.referrers {
             let mut key = record::ref_key(&delta.code, host);
             let mut count = match dbs.link_refs.get(txn, &key)? {
                 Some(bytes) => ClickTotals::decode(bytes).human,
-                None if totals.ref_hosts < MAX_REF_HOSTS => {
-                    totals.ref_hosts += 1;
+                None if row.totals.ref_hosts < MAX_REF_HOSTS => {
+                    row.totals.ref_hosts += 1;
                     0
                 }
                 None => {
@@ -443,7 +474,61 @@ pub fn apply_clicks(txn: &mut RwTxn, dbs: &Dbs, deltas: &[ClickDelta]) -> Result
             dbs.link_refs.put(txn, &key, &count.to_le_bytes())?;
         }
         dbs.link_clicks
-            .put(txn, delta.code.as_bytes(), &totals.encode())?;
+            .put(txn, delta.code.as_bytes(), &row.encode())?;
     }
     Ok(())
+}
+
+fn add_to_day(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    code: &str,
+    day: u32,
+    counts: &ClickTotals,
+) -> Result<(), StoreError> {
+    let key = record::day_key(code, day);
+    let mut stored = dbs
+        .link_days
+        .get(txn, &key)?
+        .map(ClickTotals::decode)
+        .unwrap_or_default();
+    stored.add(counts);
+    dbs.link_days.put(txn, &key, &stored.encode()[..24])?;
+    Ok(())
+}
+
+/// Appends one click journal record (the encoded deltas of one flush).
+pub fn append_journal(txn: &mut RwTxn, dbs: &Dbs, entry: &[u8]) -> Result<(), StoreError> {
+    let next = match dbs.link_click_log.last(txn)? {
+        Some((key, _)) => <[u8; 8]>::try_from(key)
+            .map(u64::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt("click journal key"))?
+            .wrapping_add(1),
+        None => 1,
+    };
+    dbs.link_click_log.put(txn, &next.to_be_bytes(), entry)?;
+    Ok(())
+}
+
+/// Empties the click journal (its counts are in the rows now).
+pub fn clear_journal(txn: &mut RwTxn, dbs: &Dbs) -> Result<(), StoreError> {
+    dbs.link_click_log.clear(txn)?;
+    Ok(())
+}
+
+/// Folds a journal left by a crash into the rows and empties it; the number of records folded.
+/// Undecodable records are skipped (and logged), never fatal.
+pub fn replay_journal(txn: &mut RwTxn, dbs: &Dbs) -> Result<usize, StoreError> {
+    let mut entries = Vec::new();
+    for entry in dbs.link_click_log.iter(txn)? {
+        entries.push(entry?.1.to_vec());
+    }
+    for bytes in &entries {
+        match super::clicks::decode_journal(bytes) {
+            Some(deltas) => apply_clicks(txn, dbs, &deltas)?,
+            None => tracing::error!("skipping an undecodable click journal record"),
+        }
+    }
+    clear_journal(txn, dbs)?;
+    Ok(entries.len())
 }

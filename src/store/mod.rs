@@ -64,6 +64,8 @@ pub struct Dbs {
     pub link_clicks: RawDb,
     pub link_days: RawDb,
     pub link_refs: RawDb,
+    /// Click journal: sequence (u64 BE) → the deltas of one flush (`links::clicks`).
+    pub link_click_log: RawDb,
 }
 
 /// The storage handle shared by the whole process.
@@ -96,6 +98,7 @@ impl Store {
             link_clicks: lmdb::create_db(&env, "link_clicks")?,
             link_days: lmdb::create_db(&env, "link_days")?,
             link_refs: lmdb::create_db(&env, "link_refs")?,
+            link_click_log: lmdb::create_db(&env, "link_click_log")?,
         };
         let writer = writer::WriterHandle::spawn(env.clone(), dbs, config.max_batch_ops);
         Ok(Arc::new(Store { env, dbs, writer }))

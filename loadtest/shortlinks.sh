@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# loadtest/shortlinks.sh SCENARIO: the short-link targets of issue 5, measured with wrk (Debian's
+# package; k6 tops out near 17 k req/s on this machine, wrk near 200 k).
+#
+#   redirect  100 000 links created through the batch API; then GET /{code} with a random code
+#             per request (wrk, 64 connections, DURATION s after a warm-up), against panlink and
+#             against nginx answering `return 302` from a `map` of the same codes (nginx.conf.tpl),
+#             in the same run. Each server is pinned to core 0 with one worker, wrk to core 1.
+#             Prints requests/s, p50/p99 and server CPU per request (utime+stime from /proc over
+#             the requests answered) and the panlink/nginx ratios. Targets: CPU per redirect
+#             <= 1.25 x nginx's, requests/s >= 0.9 x nginx's, p99 < 2 ms at 64 connections.
+#   create    POST /api/v1/links from 64 connections for DURATION s (each answer follows its
+#             commit); prints durable creates/s against the 20 000/s target, CPU per create and
+#             the writer's batch sizes (mean, from /metrics).
+#
+# Needs wrk and nginx (installed with apt-get when missing). DURATION defaults to 10.
+set -euo pipefail
+ulimit -n 65536 2>/dev/null || true
+cd "$(dirname "$0")/.."
+scenario=${1:-redirect}
+duration=${DURATION:-10}
+links=${LINKS:-100000}
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+if [ ${#need[@]} -gt 0 ]; then
+  (apt-get install -y "${need[@]}" >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y "${need[@]}" >/dev/null; })
+fi
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+bin=target/release/panlink
+cargo build --release --quiet
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+cpu_ticks() { # utime+stime of every given pid, in clock ticks
+  local total=0
+  for p in "$@"; do
+    read -r -a f < "/proc/$p/stat"
+    # fields after the ")" of the command name: utime is field 14, stime 15 (1-based)
+    total=$((total + f[13] + f[14]))
+  done
+  echo "$total"
+}
+hz=$(getconf CLK_TCK)
+
+# wrk_run NAME PORT LUA -> prints "NAME rps p50_ms p99_ms requests non2xx3xx"
+wrk_run() {
+  local out
+  out=$(taskset -c 1 wrk -t1 -c64 -d"${duration}s" --latency -s "$3" "http://127.0.0.1:$2" 2>&1)
+  echo "$out" > "$work/wrk-$1.txt"
+  python3 - "$1" "$work/wrk-$1.txt" <<'PY'
+import re, sys
+name, path = sys.argv[1], sys.argv[2]
+text = open(path).read()
+def ms(label):
+    m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\s*$" % label, text, re.M)
+    if not m: return float("nan")
+    v, u = float(m.group(1)), m.group(2)
+    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+total = int(re.search(r"(\d+) requests in", text).group(1))
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+print(name, rps, ms("50%"), ms("99%"), total, int(bad.group(1)) if bad else 0)
+PY
+}
+
+start_panlink() {
+  # EXTRA_ENV: more PANLINK_… settings for an experiment, e.g. "PANLINK_LINKS_CLICK_FLUSH_MS=1000".
+  # shellcheck disable=SC2086
+  env PANLINK_LISTEN=127.0.0.1:0 PANLINK_DATA_DIR="$work/data" PANLINK_ADMIN_TOKEN=loadtest-admin-token-0000 \
+  PANLINK_SERVER_LOG_LEVEL=warn PANLINK_SERVER_WORKER_THREADS=1 ${EXTRA_ENV:-} \
+    taskset -c 0 "$bin" serve > "$work/server.out" 2> "$work/server.log" &
+  server=$!
+  pids+=($server)
+  for _ in $(seq 200); do grep -q listening "$work/server.out" 2>/dev/null && break; sleep 0.05; done
+  port=$(sed -n 's/.*listening on http:\/\/[0-9.]*:\([0-9]*\).*/\1/p' "$work/server.out")
+  key=$(PANLINK_DATA_DIR="$work/data" "$bin" keys create --name loadtest --plan premium)
+  local id
+  id=$(PANLINK_DATA_DIR="$work/data" "$bin" keys list | awk 'NR==2{print $1}')
+  curl -s -X PATCH "http://127.0.0.1:$port/admin/api/keys/$id" \
+    -H "Authorization: Bearer loadtest-admin-token-0000" -H 'Content-Type: application/json' \
+    -d '{"rate_per_s": 1000000, "burst": 1000000}' > /dev/null
+}
+
+case "$scenario" in
+redirect)
+  start_panlink
+  echo "creating $links links through POST /api/v1/links/batch ..."
+  python3 - "$port" "$key" "$links" "$work/codes.txt" "$work/map.conf" <<'PY'
+import json, sys, http.client
+port, key, total, codes_path, map_path = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+conn = http.client.HTTPConnection("127.0.0.1", port)
+codes, maps, seen = [], [], set()
+for start in range(0, total, 1000):
+    items = [{"url": f"https://example.com/target/{i}?ref=load"} for i in range(start, min(total, start + 1000))]
+    conn.request("POST", "/api/v1/links/batch", json.dumps({"items": items}),
+                 {"X-API-Key": key, "Content-Type": "application/json"})
+    data = json.loads(conn.getresponse().read())["data"]
+    assert data["failed"] == 0, data
+    for item in data["items"]:
+        # nginx's map compares strings ignoring case: codes equal but for case would clash there,
+        # so both servers are asked only for codes unique without case (a handful are dropped).
+        if item["data"]["code"].lower() in seen:
+            continue
+        seen.add(item["data"]["code"].lower())
+        codes.append(item["data"]["code"])
+        maps.append(f'    /{item["data"]["code"]} "{item["data"]["url"]}";')
+open(codes_path, "w").write("\n".join(codes) + "\n")
+open(map_path, "w").write("\n".join(maps) + "\n")
+PY
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' > "$work/nginx.port"
+  sed -e "s|@WORK@|$work|g" -e "s|@PORT@|$(cat "$work/nginx.port")|g" loadtest/nginx.conf.tpl > "$work/nginx.conf"
+  mkdir -p "$work/nginx"
+  taskset -c 0 "$nginx_bin" -c "$work/nginx.conf" -p "$work/nginx" -g 'daemon off;' 2> "$work/nginx.err" &
+  pids+=($!)
+  for _ in $(seq 200); do [ -s "$work/nginx/nginx.pid" ] && break; sleep 0.05; done
+  if [ ! -s "$work/nginx/nginx.pid" ]; then
+    echo "nginx did not start:"; cat "$work/nginx.err" "$work/nginx/error.log" 2>/dev/null; exit 1
+  fi
+  nginx_port=$(cat "$work/nginx.port")
+  nginx_master=$(cat "$work/nginx/nginx.pid")
+  nginx_pids="$nginx_master $(pgrep -P "$nginx_master" | tr '\n' ' ')"
+  first=$(head -1 "$work/codes.txt")
+  curl -s -o /dev/null -w "panlink: %{http_code} -> %{redirect_url}\n" "http://127.0.0.1:$port/$first"
+  curl -s -o /dev/null -w "nginx:   %{http_code} -> %{redirect_url}\n" "http://127.0.0.1:$nginx_port/$first"
+  export CODES_FILE="$work/codes.txt"
+  results=()
+  for target in panlink nginx; do
+    if [ "$target" = panlink ]; then p=$port; watch=$server; else p=$nginx_port; watch=$nginx_pids; fi
+    if [ -n "${PROFILE:-}" ] && [ "$target" = panlink ]; then
+      perf record -e cpu-clock -F 1999 -g -p "$server" -o "$PROFILE" -- sleep "$((duration + 3))" > /dev/null 2>&1 &
+    fi
+    DURATION=3 taskset -c 1 wrk -t1 -c64 -d3s -s loadtest/wrk/redirect.lua "http://127.0.0.1:$p" > /dev/null  # warm-up
+    before=$(cpu_ticks $watch)
+    line=$(wrk_run "$target" "$p" loadtest/wrk/redirect.lua)
+    after=$(cpu_ticks $watch)
+    results+=("$line $((after - before))")
+  done
+  python3 - "$hz" "${results[@]}" <<'PY'
+import sys
+hz = int(sys.argv[1])
+rows = {}
+for line in sys.argv[2:]:
+    name, rps, p50, p99, total, bad, ticks = line.split()
+    rows[name] = dict(rps=float(rps), p50=float(p50), p99=float(p99), total=int(total), bad=int(bad),
+                      cpu_us=int(ticks) / hz * 1e6 / max(1, int(total)))
+print("\nGET /{code}, 100 000 codes, random per request, 64 connections, server on core 0, wrk on core 1")
+print(f"  {'server':8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>11} {'non-3xx':>8}")
+for name, r in rows.items():
+    print(f"  {name:8} {r['rps']:10.0f} {r['p50']:8.3f} {r['p99']:8.3f} {r['cpu_us']:11.2f} {r['bad']:8d}")
+p, n = rows["panlink"], rows["nginx"]
+print(f"\n  ratios panlink/nginx: CPU per request {p['cpu_us'] / n['cpu_us']:.2f} (target <= 1.25), "
+      f"requests/s {p['rps'] / n['rps']:.2f} (target >= 0.9); panlink p99 {p['p99']:.2f} ms (target < 2)")
+PY
+  ;;
+create)
+  start_panlink
+  export API_KEY="$key"
+  metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+  sum0=$(metric panlink_lmdb_batch_ops_sum); count0=$(metric panlink_lmdb_batch_ops_count)
+  before=$(cpu_ticks "$server")
+  line=$(wrk_run create "$port" loadtest/wrk/create.lua)
+  after=$(cpu_ticks "$server")
+  sum1=$(metric panlink_lmdb_batch_ops_sum); count1=$(metric panlink_lmdb_batch_ops_count)
+  python3 - "$hz" "$line $((after - before))" "${sum0:-0}" "${count0:-0}" "${sum1:-0}" "${count1:-0}" <<'PY'
+import sys
+hz = int(sys.argv[1])
+name, rps, p50, p99, total, bad, ticks = sys.argv[2].split()
+s0, c0, s1, c1 = (float(x) for x in sys.argv[3:7])
+ok = int(total) - int(bad)
+print("\nPOST /api/v1/links, 64 connections (every 200 follows its LMDB commit)")
+print(f"  creates/s {float(rps) * ok / max(1, int(total)):.0f} (ratio to the 20 000 target: {float(rps) * ok / max(1, int(total)) / 20000:.2f}), "
+      f"p50 {float(p50):.2f} ms, p99 {float(p99):.2f} ms, non-2xx {bad}")
+print(f"  server CPU per create {int(ticks) / hz * 1e6 / max(1, ok):.1f} µs; writer batches: "
+      f"{c1 - c0:.0f} commits, mean {((s1 - s0) / max(1, c1 - c0)):.1f} operations per commit")
+PY
+  ;;
+*) echo "unknown scenario $scenario (redirect | create)"; exit 2 ;;
+esac
