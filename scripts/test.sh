@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The test command of the README: everything the project checks, on a fresh machine of this kind.
-# It installs nothing today beyond what cargo fetches (Rust toolchain with cargo and rustfmt/clippy
-# preinstalled on the machine kind); later scripts that need k6, nginx or Chromium install them here.
+# Beyond what cargo fetches, tests/web/run.sh installs what the web tests need (Debian's chromium
+# and a CJK font, httpx and openapi-spec-validator from PyPI, playwright-core from npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== unit and integration tests"
 cargo test --locked --all-targets
+
+echo "== web face: OpenAPI validation, the guide's examples, pages in headless Chromium"
+./tests/web/run.sh
 
 echo "== benches compile"
 cargo bench --locked --no-run

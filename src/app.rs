@@ -19,6 +19,7 @@ use crate::observability::metrics::Metrics;
 use crate::security::SecurityChecker;
 use crate::store::Store;
 use crate::timefmt;
+use crate::web::Site;
 
 pub struct App {
     pub config: Config,
@@ -38,6 +39,8 @@ pub struct App {
     pub links: LinkService,
     /// The URL security check.
     pub security: SecurityChecker,
+    /// The web pages, built once.
+    pub site: Site,
     /// Cancelled on SIGINT/SIGTERM: long-lived work (SSE streams, dispatchers) ends on it.
     pub shutdown: CancellationToken,
     started: Instant,
@@ -87,6 +90,7 @@ impl App {
             metrics,
             links,
             security,
+            site: Site::new(&config),
             in_flight: Semaphore::new(config.http.max_in_flight),
             connections: Arc::new(Semaphore::new(config.http.max_connections)),
             started_at_ms: timefmt::now_ms(),

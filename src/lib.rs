@@ -24,3 +24,4 @@ pub mod serve;
 pub mod sse;
 pub mod store;
 pub mod timefmt;
+pub mod web;

@@ -13,7 +13,7 @@ use super::router::{Params, RouteDef, Router, RouterError};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::keys::AuthedKey;
-use crate::{admin, jobs, keys, links, observability, security};
+use crate::{admin, jobs, keys, links, observability, security, web};
 
 /// Which credentials a route needs; the pipeline checks them before dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,12 @@ pub enum RouteId {
     Redirect,
     UnlockRedirect,
     SecurityCheck,
+    GuideMarkdown,
+    AdminPage,
+    OpenApi,
+    SwaggerUi,
+    Redoc,
+    StaticFile,
 }
 
 /// A route's handler and its requirements.
@@ -197,6 +203,19 @@ pub fn table() -> Vec<RouteDef<Route>> {
             ApiKey,
             true,
         ),
+        route(Method::GET, "/guide.md", GuideMarkdown, Public, true),
+        route(Method::GET, "/admin", AdminPage, Public, false),
+        route(Method::GET, "/openapi.json", OpenApi, Public, true),
+        route(Method::GET, "/docs", SwaggerUi, Public, false),
+        route(Method::GET, "/redoc", Redoc, Public, false),
+        route(Method::GET, "/static/{file}", StaticFile, Public, false),
+        route(
+            Method::GET,
+            "/static/{dir}/{file}",
+            StaticFile,
+            Public,
+            false,
+        ),
         route(Method::GET, "/{code}", Redirect, Public, false),
         route(Method::POST, "/{code}", UnlockRedirect, Public, false),
     ]
@@ -237,7 +256,7 @@ impl Req<'_> {
 /// Calls the handler of `id`.
 pub async fn dispatch(id: RouteId, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     match id {
-        RouteId::Index => observability::health::index(req),
+        RouteId::Index => web::index(req),
         RouteId::Health => observability::health::health(req),
         RouteId::Metrics => observability::metrics::render(req),
         RouteId::Me => keys::api::me(req),
@@ -265,5 +284,11 @@ pub async fn dispatch(id: RouteId, req: Req<'_>) -> Result<HttpResponse, ApiErro
         RouteId::Redirect => links::redirect::follow(req),
         RouteId::UnlockRedirect => links::redirect::unlock(req).await,
         RouteId::SecurityCheck => security::api::check(req).await,
+        RouteId::GuideMarkdown => web::guide_markdown(req),
+        RouteId::AdminPage => web::admin_page(req),
+        RouteId::OpenApi => web::openapi(req),
+        RouteId::SwaggerUi => web::swagger_page(req),
+        RouteId::Redoc => web::redoc_page(req),
+        RouteId::StaticFile => web::static_file(req),
     }
 }

@@ -1,5 +1,5 @@
 //! The small HTML pages of the redirect: not found, gone (expired or disabled), and the password
-//! form. Chinese, self-contained (inline style, no script), never cached.
+//! form. Chinese, in the site's look (the embedded `/static/site.css`), no script, never cached.
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
@@ -29,11 +29,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
     let html = format!(
         "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<meta name=\"robots\" content=\"noindex\"><title>{title}</title>\
-<style>body{{font-family:system-ui,-apple-system,\"PingFang SC\",\"Microsoft YaHei\",sans-serif;\
-max-width:28rem;margin:12vh auto;padding:0 1rem;color:#222}}h1{{font-size:1.4rem}}\
-.err{{color:#b00020}}input,button{{font-size:1rem;padding:.5rem;margin:.25rem 0}}\
-input{{width:100%;box-sizing:border-box}}</style></head><body>{body}</body></html>\n"
+<meta name=\"robots\" content=\"noindex\"><title>{title}</title><link rel=\"icon\" href=\"data:,\">\
+<link rel=\"stylesheet\" href=\"/static/site.css\"></head><body>\
+<header class=\"site\"><span class=\"brand\">panlink 短链接</span></header>\
+<main class=\"narrow\">{body}</main></body></html>\n"
     );
     let mut response = response::with_body(status, HTML, html);
     response.headers_mut().insert(CACHE_CONTROL, NO_STORE);
@@ -71,13 +70,13 @@ pub fn disabled() -> HttpResponse {
 /// The password form (200), or again with an error message (`status` 403 or 429).
 pub fn password_form(code: &str, status: StatusCode, error: Option<&str>) -> HttpResponse {
     let error = error
-        .map(|e| format!("<p class=\"err\" role=\"alert\">{}</p>", escape(e)))
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
     let body = format!(
         "<h1>此链接需要密码</h1><p>请输入访问密码后继续。</p>{error}\
-<form method=\"post\" action=\"/{code}\"><label for=\"pw\">访问密码</label>\
-<input id=\"pw\" name=\"password\" type=\"password\" autocomplete=\"off\" required autofocus>\
-<button type=\"submit\">访问</button></form>",
+<form method=\"post\" action=\"/{code}\" class=\"card\"><label for=\"pw\">访问密码</label>\
+<div class=\"row\"><input id=\"pw\" name=\"password\" type=\"password\" class=\"grow\" \
+autocomplete=\"off\" required autofocus><button type=\"submit\" class=\"primary\">访问</button></div></form>",
         code = escape(code)
     );
     page(status, "需要密码", &body)

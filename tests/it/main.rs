@@ -15,3 +15,4 @@ mod observability;
 mod security;
 mod storage;
 mod tidy;
+mod web;

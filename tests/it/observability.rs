@@ -14,7 +14,7 @@ fn health_reports_status_version_uptime() {
 #[test]
 fn index_lists_the_route_table() {
     let server = Server::start();
-    let json = server.get("/", &[]).json();
+    let json = server.get("/", &[("Accept", "application/json")]).json();
     assert_eq!(json["name"], "panlink");
     let endpoints = json["endpoints"].as_array().unwrap();
     assert!(

@@ -1,0 +1,146 @@
+//! The web face: the API guide (`/`), the key admin page (`/admin`), the guide as Markdown
+//! (`/guide.md`), the OpenAPI document (`/openapi.json`) with Swagger UI (`/docs`) and ReDoc
+//! (`/redoc`), and the files they load (`/static/…`). Everything is embedded in the binary and
+//! works with no internet access: the pages load nothing from another origin.
+//!
+//! The pages are static HTML in Chinese with their own scripts; they call the public JSON API like
+//! any client. The guide page reads `/guide.md` (one document, `docs/API.zh-CN.md`) for its preview,
+//! its tables and its code examples, so the page and the document cannot disagree.
+//!
+//! Invariant: no page embeds a secret or user data; the API key typed into a page stays in that
+//! browser (localStorage only when the user asks) and goes only to this server.
+
+pub mod assets;
+
+use http::header::ACCEPT;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::http::response::HttpResponse;
+use crate::http::routes::Req;
+use assets::{Caching, Servable};
+
+/// The API guide in Markdown, also kept in the repository as `docs/API.zh-CN.md`.
+pub const GUIDE_MARKDOWN: &str = include_str!("../../docs/API.zh-CN.md");
+/// The OpenAPI 3.1 document of every route.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+const GUIDE_HTML: &str = include_str!("pages/guide.html");
+const ADMIN_HTML: &str = include_str!("pages/admin.html");
+const SWAGGER_HTML: &str = include_str!("pages/docs.html");
+const REDOC_HTML: &str = include_str!("pages/redoc.html");
+
+/// Where the guide page takes its base URL from: replaced at start-up by
+/// `server.public_base_url` (empty: the page uses its own origin).
+const BASE_URL_SLOT: &str = "__PANLINK_PUBLIC_BASE_URL__";
+
+/// The pages, built once at start-up.
+#[derive(Debug)]
+pub struct Site {
+    guide: Servable,
+    guide_markdown: Servable,
+    admin: Servable,
+    swagger: Servable,
+    redoc: Servable,
+    openapi: Servable,
+}
+
+impl Site {
+    pub fn new(config: &Config) -> Site {
+        let base = crate::links::pages::escape(
+            config.server.public_base_url.as_deref().unwrap_or_default(),
+        );
+        let html = "text/html; charset=utf-8";
+        Site {
+            guide: Servable::rendered(html, GUIDE_HTML.replace(BASE_URL_SLOT, &base).into()),
+            guide_markdown: Servable::rendered(
+                "text/markdown; charset=utf-8",
+                GUIDE_MARKDOWN.into(),
+            ),
+            admin: Servable::rendered(html, ADMIN_HTML.into()),
+            swagger: Servable::rendered(html, SWAGGER_HTML.into()),
+            redoc: Servable::rendered(html, REDOC_HTML.into()),
+            openapi: Servable::rendered("application/json", OPENAPI_JSON.into()),
+        }
+    }
+}
+
+/// Whether the client asked for JSON rather than a page (`Accept: application/json`, no HTML).
+fn wants_json(req: &Req<'_>) -> bool {
+    let accept = req
+        .parts
+        .headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    accept.contains("application/json") && !accept.contains("text/html")
+}
+
+/// `GET /`: the guide page; JSON (name, version, routes) for clients that ask for JSON.
+pub fn index(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    if wants_json(&req) {
+        return crate::observability::health::index(req);
+    }
+    let site = &req.app.site;
+    Ok(site.guide.serve(&req.parts.headers, Caching::Revalidate))
+}
+
+/// `GET /guide.md`.
+pub fn guide_markdown(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let site = &req.app.site;
+    Ok(site
+        .guide_markdown
+        .serve(&req.parts.headers, Caching::Revalidate))
+}
+
+/// `GET /admin`.
+pub fn admin_page(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    Ok(req
+        .app
+        .site
+        .admin
+        .serve(&req.parts.headers, Caching::Revalidate))
+}
+
+/// `GET /docs`.
+pub fn swagger_page(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    Ok(req
+        .app
+        .site
+        .swagger
+        .serve(&req.parts.headers, Caching::Revalidate))
+}
+
+/// `GET /redoc`.
+pub fn redoc_page(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    Ok(req
+        .app
+        .site
+        .redoc
+        .serve(&req.parts.headers, Caching::Revalidate))
+}
+
+/// `GET /openapi.json`.
+pub fn openapi(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    Ok(req
+        .app
+        .site
+        .openapi
+        .serve(&req.parts.headers, Caching::Revalidate))
+}
+
+/// `GET /static/{file}` and `GET /static/{dir}/{file}`: an embedded file, or 404.
+pub fn static_file(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let file = req.param("file");
+    let asset = match req.params.get("dir") {
+        None => assets::find(file),
+        Some(dir) => assets::STATIC_ASSETS.iter().find(|asset| {
+            asset
+                .name
+                .split_once('/')
+                .is_some_and(|(d, f)| d == dir && f == file)
+        }),
+    };
+    let asset = asset.ok_or(ApiError::NotFound("文件"))?;
+    Ok(Servable::from_static(asset).serve(&req.parts.headers, Caching::Day))
+}

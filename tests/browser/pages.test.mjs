@@ -1,0 +1,262 @@
+// panlink's pages in a real browser (Debian's Chromium, driven by playwright-core), against a live
+// server whose checker talks to `panlink mock-upstream`. Started by tests/web/run.sh, which passes
+// PANLINK_BASE, PANLINK_ADMIN_TOKEN, PANLINK_KEY (a key with points) and SCREENSHOTS (a folder).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.PANLINK_BASE;
+const ADMIN_TOKEN = process.env.PANLINK_ADMIN_TOKEN;
+const KEY = process.env.PANLINK_KEY;
+const OTHER_NAME = BASE.replace("127.0.0.1", "localhost");
+const SHOTS = process.env.SCREENSHOTS || "target/screenshots";
+mkdirSync(SHOTS, { recursive: true });
+
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+      "--no-first-run", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+// A fresh context and page that record console errors, failed requests and requests that
+// leave this server (the pages must work offline).
+async function open(path, { permissions = [] } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  if (permissions.length) await context.grantPermissions(permissions, { origin: BASE });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("console", (msg) => { if (msg.type() === "error") problems.push(`console: ${msg.text()}`); });
+  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+  page.on("requestfailed", (req) => {
+    // A stream the page aborted on purpose is not a failure.
+    if (!req.failure()?.errorText.includes("ERR_ABORTED")) problems.push(`failed: ${req.url()} ${req.failure()?.errorText}`);
+  });
+  page.on("request", (req) => {
+    const url = req.url();
+    if (!url.startsWith(BASE) && !url.startsWith("data:") && !url.startsWith(`blob:${BASE}`)) problems.push(`left the server: ${url}`);
+  });
+  await page.goto(BASE + path, { waitUntil: "load" });
+  return { context, page, problems };
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+}
+
+test("the guide page loads with no console errors and shows the whole guide", async () => {
+  const { context, page, problems } = await open("/", { permissions: ["clipboard-read", "clipboard-write"] });
+  await page.waitForFunction(() => document.getElementById("guide-length").textContent.includes("全文约"));
+  const guide = await (await fetch(`${BASE}/guide.md`)).text();
+  const summary = await page.textContent("#guide-length");
+  assert.match(summary, new RegExp(`全文约 ${guide.length.toLocaleString("zh-CN")} 字符`));
+  assert.equal(await page.textContent("#base"), BASE);
+  // Tables and examples come from the guide document.
+  assert.ok(await page.locator("#endpoints table").count() >= 5);
+  assert.ok((await page.textContent("#fields")).includes("all_checks_passed"));
+  assert.equal(await page.locator("#example-tabs button").count(), 4);
+  assert.ok((await page.textContent("#example-code")).includes(`BASE=${BASE}`));
+  await page.click("#copy-guide");
+  await page.waitForFunction(() => document.getElementById("copy-guide-status").textContent === "已复制");
+  const clipboard = await page.evaluate(() => navigator.clipboard.readText());
+  assert.equal(clipboard, guide, "the copy button puts the whole guide in the clipboard");
+  await shot(page, "guide");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("the API key is remembered across reloads and forgotten after 30 days", async () => {
+  const { context, page, problems } = await open("/");
+  await page.fill("#key", KEY);
+  await page.check("#remember");
+  await page.reload();
+  assert.equal(await page.inputValue("#key"), KEY, "remembered");
+  assert.ok(await page.isChecked("#remember"));
+  // Thirty days and a minute later the stored key has expired.
+  await page.evaluate(() => {
+    const saved = JSON.parse(localStorage.getItem("panlink.apiKey"));
+    saved.expiresAt = Date.now() - 60_000;
+    localStorage.setItem("panlink.apiKey", JSON.stringify(saved));
+  });
+  await page.reload();
+  assert.equal(await page.inputValue("#key"), "", "forgotten after expiry");
+  assert.equal(await page.evaluate(() => localStorage.getItem("panlink.apiKey")), null);
+  // Without "remember", nothing is stored at all.
+  await page.fill("#key", KEY);
+  assert.equal(await page.evaluate(() => localStorage.getItem("panlink.apiKey")), null);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("try it: create a job, its SSE rows appear live, hurry a URL; the status panel shows numbers", async () => {
+  const { context, page, problems } = await open("/");
+  await page.fill("#key", KEY);
+  await page.fill("#sample-urls", [
+    "https://pan.quark.cn/s/okBrowser01",
+    "https://pan.baidu.com/s/1goneBrowser02",
+    "https://www.alipan.com/s/lockBrowser03 提取码: abcd",
+    "https://cloud.189.cn/t/noneBrowser04",
+  ].join("\n"));
+  await page.click("#try-create");
+  await page.waitForFunction(() => !document.getElementById("create-out").hidden);
+  const created = JSON.parse(await page.textContent("#create-out"));
+  assert.equal(created.total, 4);
+  assert.match(created.job_id, /\S+/);
+  await page.click("#try-urgent");
+  await page.waitForFunction(() => !document.getElementById("urgent-out").hidden);
+  const counts = JSON.parse(await page.textContent("#urgent-out"));
+  assert.equal(typeof counts.promoted, "number", JSON.stringify(counts));
+  await page.click("#try-stream");
+  await page.waitForSelector('#events tr[data-event="done"]', { timeout: 30_000 });
+  const rows = await page.$$eval("#events tbody tr", (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+  const results = rows.filter((r) => r[2] === "result");
+  assert.equal(results.length, 4, JSON.stringify(rows));
+  assert.deepEqual(results.map((r) => Number(r[1])), [1, 2, 3, 4], "event ids in order");
+  const byProvider = Object.fromEntries(results.map((r) => [r[3], r[4]]));
+  assert.match(byProvider.quark, /^valid all_checks_passed/);
+  assert.match(byProvider.baidu, /^invalid /);
+  assert.match(byProvider.aliyun, /^valid /, "the pass code after the URL was used");
+  assert.match(byProvider.tianyi, /^invalid share_not_found/);
+  assert.match(await page.textContent("#stream-status"), /任务完成/);
+  // The status panel refreshes from /pool: the checks just made are counted.
+  await page.waitForFunction(() => {
+    const cells = document.querySelectorAll("#pool tfoot td");
+    return cells.length > 5 && Number(cells[5].textContent) >= 4;
+  }, null, { timeout: 10_000 });
+  assert.equal(await page.locator("#pool tbody tr").count(), 9);
+  await shot(page, "guide-try-it");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("/admin logs in, creates a key, disables it (the key then gets 403), adds points, deletes", async () => {
+  const { context, page, problems } = await open("/admin", { permissions: ["clipboard-read", "clipboard-write"] });
+  page.on("dialog", (dialog) => dialog.accept());
+  await page.fill("#token", "wrong-token-0000000000");
+  await page.click('#login-form button[type="submit"]');
+  await page.waitForFunction(() => document.getElementById("login-error").textContent.length > 0);
+  assert.equal(await page.textContent("#login-error"), "管理令牌错误");
+  await page.fill("#token", ADMIN_TOKEN);
+  await page.click('#login-form button[type="submit"]');
+  await page.waitForSelector("#manage:not([hidden])");
+  const name = `浏览器测试-${Date.now()}`;
+  await page.fill("#new-name", name);
+  await page.fill("#new-points", "30");
+  await page.click('#create-form button[type="submit"]');
+  await page.waitForSelector("#secret-box:not([hidden])");
+  const secret = (await page.textContent("#secret")).trim();
+  assert.match(secret, /^sk_/);
+  await page.click("#copy-secret");
+  await page.waitForFunction(() => document.getElementById("copy-status").textContent === "已复制");
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), secret);
+  const row = page.locator("#keys tbody tr", { hasText: name });
+  await row.waitFor();
+  assert.match(await row.textContent(), /30/);
+  const me = () => fetch(`${BASE}/api/v1/me`, { headers: { "X-API-Key": secret } });
+  assert.equal((await me()).status, 200);
+  await row.locator('button[data-act="disable"]').click();
+  await row.locator('button[data-act="enable"]').waitFor();
+  assert.match(await row.textContent(), /已停用/);
+  const refused = await me();
+  assert.equal(refused.status, 403);
+  assert.equal((await refused.json()).error, "key_disabled");
+  await row.locator('button[data-act="enable"]').click();
+  await row.locator('button[data-act="disable"]').waitFor();
+  await row.locator('input[data-field="points"]').fill("12");
+  await row.locator('button[data-act="points"]').click();
+  await page.waitForFunction((n) => [...document.querySelectorAll("#keys tbody tr")]
+    .some((tr) => tr.dataset.name === n && tr.cells[3].textContent === "42"), name);
+  await row.locator('select[data-act="plan"]').selectOption("premium");
+  await page.waitForFunction(async (s) => {
+    const r = await fetch("/api/v1/me", { headers: { "X-API-Key": s } });
+    return (await r.json()).data.plan === "premium";
+  }, secret);
+  // An error from the API is shown, not swallowed.
+  await page.locator('#keys tbody tr', { hasText: name }).locator('input[data-field="points"]').fill("-1000");
+  await page.locator('#keys tbody tr', { hasText: name }).locator('button[data-act="points"]').click();
+  await page.waitForFunction(() => document.getElementById("error").textContent.includes("409"));
+  await shot(page, "admin");
+  await page.locator('#keys tbody tr', { hasText: name }).locator('button[data-act="delete"]').click();
+  await page.locator("#keys tbody tr", { hasText: name }).waitFor({ state: "detached" });
+  assert.equal((await me()).status, 401);
+  // Login lives in sessionStorage: a new tab of another context is logged out.
+  const other = await open("/admin");
+  assert.ok(await other.page.isVisible("#login"));
+  await other.context.close();
+  assert.deepEqual(problems.filter((p) => !p.includes("401") && !p.includes("409")), []);
+  await context.close();
+});
+
+test("/docs lists the operations and a try-it-out call with the API key succeeds", async () => {
+  const { context, page, problems } = await open("/docs");
+  await page.waitForSelector(".opblock-summary", { timeout: 30_000 });
+  const operations = await page.locator(".opblock").count();
+  const spec = await (await fetch(`${BASE}/openapi.json`)).json();
+  const expected = Object.values(spec.paths).reduce((n, item) => n + Object.keys(item).length, 0);
+  assert.equal(operations, expected, "every operation is listed");
+  await page.click("button.authorize");
+  // The first scheme of the dialog is ApiKey (X-API-Key), the second the admin bearer token.
+  const apiKey = page.locator(".modal-ux .auth-container").first();
+  await apiKey.locator("input").fill(KEY);
+  await apiKey.locator("button.authorize").click();
+  await page.locator(".modal-ux button.btn-done").first().click();
+  const me = page.locator("#operations-密钥-me");
+  await me.locator(".opblock-summary").click();
+  await me.locator("button.try-out__btn").click();
+  await me.locator("button.execute").click();
+  const live = me.locator(".live-responses-table tbody tr.response");
+  await live.waitFor();
+  assert.equal((await live.locator(".response-col_status").textContent()).trim(), "200");
+  assert.match(await live.locator(".response-col_description").textContent(), /"points"/);
+  await shot(page, "swagger-ui");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("/redoc renders the API reference", async () => {
+  const { context, page, problems } = await open("/redoc");
+  await page.waitForSelector("h1", { timeout: 30_000 });
+  await page.waitForFunction(() => document.body.innerText.includes("创建检测任务"));
+  assert.match(await page.locator("h1").first().textContent(), /panlink API/);
+  await shot(page, "redoc");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("short-link pages share the site's look: password form (wrong, then right), 404", async () => {
+  const made = await fetch(`${BASE}/api/v1/links`, {
+    method: "POST",
+    headers: { "X-API-Key": KEY, "Content-Type": "application/json" },
+    // The same server under another name (a link to the service's own host is refused).
+    body: JSON.stringify({ url: `${OTHER_NAME}/health`, access_type: "password", password: "芝麻开门" }),
+  });
+  assert.equal(made.status, 200, await made.clone().text());
+  const { code } = (await made.json()).data;
+  const { context, page, problems } = await open(`/${code}`);
+  assert.equal(await page.textContent("h1"), "此链接需要密码");
+  const headerColor = await page.$eval("header.site", (el) => getComputedStyle(el).backgroundColor);
+  assert.equal(headerColor, "rgb(36, 41, 47)", "the site's style sheet applies");
+  await shot(page, "link-password");
+  await page.fill("#pw", "wrong");
+  const [wrong] = await Promise.all([page.waitForNavigation(), page.click('button[type="submit"]')]);
+  assert.equal(wrong.status(), 403);
+  assert.match(await page.textContent('[role="alert"]'), /密码错误/);
+  await page.fill("#pw", "芝麻开门");
+  await Promise.all([page.waitForURL(`${OTHER_NAME}/health`), page.click('button[type="submit"]')]);
+  assert.match(await page.textContent("body"), /"status":"ok"/);
+  const missing = await page.goto(`${BASE}/noSuchCode42`);
+  assert.equal(missing.status(), 404);
+  assert.equal(await page.textContent("h1"), "短链接不存在");
+  await shot(page, "link-not-found");
+  const expected = (p) => p.includes("403") || p.includes("404") || p.includes(`left the server: ${OTHER_NAME}/health`);
+  assert.deepEqual(problems.filter((p) => !expected(p)), []);
+  await context.close();
+});

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The web face against a live server: the OpenAPI document through openapi-spec-validator, the
+# guide's curl and Python examples run for real, and the pages in headless Chromium (Playwright).
+# Installs what it needs: Debian's chromium, httpx and openapi-spec-validator from PyPI,
+# playwright-core from npm (tests/browser/package-lock.json). Uses target/debug/panlink, which
+# `cargo test` builds. Screenshots go to target/screenshots/ (not committed).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+# Chromium, and a CJK font so that the screenshots show the Chinese pages as a person sees them.
+if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/opentype/noto ]; then
+  (apt-get install -y chromium fonts-noto-cjk fonts-noto-color-emoji >/dev/null 2>&1 ||
+    { apt-get update >/dev/null && apt-get install -y chromium fonts-noto-cjk fonts-noto-color-emoji >/dev/null; })
+fi
+python3 -m pip install --quiet --disable-pip-version-check httpx openapi-spec-validator
+(cd tests/browser && npm ci --no-audit --no-fund --silent)
+
+bin=target/debug/panlink
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+"$bin" mock-upstream --listen 127.0.0.1:0 --ca-out "$work/mock-ca.pem" > "$work/mock.out" 2>/dev/null &
+pids+=($!)
+for _ in $(seq 100); do grep -q listening "$work/mock.out" 2>/dev/null && break; sleep 0.1; done
+mock=$(sed -n 's/^mock-upstream listening on //p' "$work/mock.out")
+admin_token=web-test-admin-token-000000
+env -i PATH="$PATH" PANLINK_LISTEN=127.0.0.1:0 PANLINK_DATA_DIR="$work/data" PANLINK_ADMIN_TOKEN=$admin_token \
+  PANLINK_CHECKER_UPSTREAM_OVERRIDE="$mock" PANLINK_CHECKER_EXTRA_ROOT_CA="$work/mock-ca.pem" \
+  PANLINK_SERVER_LOG_LEVEL=warn "$bin" serve > "$work/server.out" 2> "$work/server.log" &
+pids+=($!)
+for _ in $(seq 100); do grep -q listening "$work/server.out" 2>/dev/null && break; sleep 0.1; done
+base=$(sed -n 's/.*listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$work/server.out")
+[ -n "$base" ] || { echo "the server did not start:"; cat "$work/server.out" "$work/server.log"; exit 1; }
+key=$(PANLINK_DATA_DIR="$work/data" "$bin" keys create --name web-tests --points 1000)
+
+echo "== OpenAPI document (openapi-spec-validator)"
+curl -sf "$base/openapi.json" -o "$work/openapi.json"
+python3 -m openapi_spec_validator "$work/openapi.json"
+
+echo "== the guide's code examples, run against $base"
+python3 tests/web/examples.py "$base" "$key"
+
+echo "== pages in headless Chromium"
+PANLINK_BASE="$base" PANLINK_ADMIN_TOKEN=$admin_token PANLINK_KEY="$key" SCREENSHOTS="$PWD/target/screenshots" \
+  node --test --test-concurrency=1 tests/browser/
