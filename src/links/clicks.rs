@@ -1,7 +1,8 @@
 //! Click counting off the redirect's path: sharded in-memory counters, flushed in batches.
 //!
 //! A redirect touches one of 64 shards (a `parking_lot` mutex around a small map) and adds one to
-//! its code's counter for today; no channel, no task, no write transaction per click.
+//! its code's counter for today; no channel, no task, no write transaction per click. Each shard
+//! lists the codes clicked since the last flush, so a flush visits only those.
 //!
 //! Counts then travel in two steps, each one write for all links:
 //! 1. every `links.click_flush_ms` (and at shutdown) the live counts are appended to the click
@@ -18,8 +19,8 @@
 //! known bot or link previewer (or is missing) count as bot visits, not clicks.
 
 use std::hash::BuildHasher;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use parking_lot::Mutex;
@@ -32,8 +33,6 @@ use super::repo::{ClickDelta, OTHER_REFERRERS};
 pub const SHARDS: usize = 64;
 /// Distinct referrer hosts kept per link between two flushes; more go to "(other)".
 const REFS_PER_FLUSH: usize = 16;
-/// Flushes without a click after which a link's counter leaves memory.
-const IDLE_FLUSHES: u32 = 120;
 
 /// What kind of visit a redirect request was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,10 +157,13 @@ struct RefCount {
 
 #[derive(Default)]
 struct Entry {
+    /// Its code (the map's key, shared).
+    key: Arc<str>,
     /// Per stage: (day, counts).
     days: [Vec<(u32, ClickTotals)>; STAGES],
     refs: Vec<RefCount>,
-    idle_flushes: u32,
+    /// Listed in its shard's `touched` (it has live counts the next flush must take).
+    touched: bool,
     /// The flush that took this entry's "flushing" counts; once that flush is committed they
     /// are journaled (moved lazily, so a committed flush needs no second walk).
     flushing_epoch: u64,
@@ -208,6 +210,10 @@ impl Entry {
 
     /// Moves the counts of `from` into `to`, without reporting them.
     fn merge(&mut self, from: Stage, to: Stage) {
+        if self.days[from as usize].is_empty() && self.refs.iter().all(|r| r.n[from as usize] == 0)
+        {
+            return;
+        }
         let moved = std::mem::take(&mut self.days[from as usize]);
         for (day, counts) in &moved {
             add_on_day(&mut self.days[to as usize], *day, counts);
@@ -241,7 +247,15 @@ fn add_on_day(days: &mut Vec<(u32, ClickTotals)>, day: u32, counts: &ClickTotals
     }
 }
 
-type Shard = Mutex<FxHashMap<Box<str>, Entry>>;
+/// One shard: the counters, and the codes clicked since the last flush (so that a flush visits
+/// only those, not every link clicked in the last minute).
+#[derive(Default)]
+struct ShardState {
+    map: FxHashMap<Arc<str>, Entry>,
+    touched: Vec<Arc<str>>,
+}
+
+type Shard = Mutex<ShardState>;
 
 /// One flush in progress (see [`ClickCounter::start_flush`]).
 #[derive(Debug, Clone, Copy)]
@@ -270,9 +284,7 @@ pub struct ClickCounter {
 impl Default for ClickCounter {
     fn default() -> Self {
         ClickCounter {
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(FxHashMap::default()))
-                .collect(),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             flush_epoch: AtomicU64::new(0),
             committed_epoch: AtomicU64::new(0),
         }
@@ -283,12 +295,23 @@ impl ClickCounter {
     /// Counts one visit of `code` at `now_ms`.
     pub fn record(&self, code: &str, visit: Visit, referrer: Option<&str>, now_ms: u64) {
         let day = day_of(now_ms);
-        let mut shard = self.shard(code).lock();
-        if !shard.contains_key(code) {
-            shard.insert(code.into(), Entry::default());
+        let mut guard = self.shard(code).lock();
+        let ShardState { map, touched } = &mut *guard;
+        // One hash on the common path (the code was clicked before); two on a first click.
+        let entry = match map.get_mut(code) {
+            Some(entry) => entry,
+            None => {
+                let key: Arc<str> = code.into();
+                map.entry(Arc::clone(&key)).or_insert_with(|| Entry {
+                    key,
+                    ..Entry::default()
+                })
+            }
+        };
+        if !entry.touched {
+            entry.touched = true;
+            touched.push(Arc::clone(&entry.key));
         }
-        let entry = shard.get_mut(code).expect("inserted above");
-        entry.idle_flushes = 0;
         let live = &mut entry.days[Stage::Live as usize];
         let counts = match live.iter_mut().position(|(d, _)| *d == day) {
             Some(index) => &mut live[index].1,
@@ -341,7 +364,7 @@ impl ClickCounter {
     /// Counts of `code` still in memory (every stage: they are not in the link's rows yet).
     pub fn pending(&self, code: &str) -> Pending {
         let shard = self.shard(code).lock();
-        let Some(entry) = shard.get(code) else {
+        let Some(entry) = shard.map.get(code) else {
             return Pending::default();
         };
         let mut pending = Pending::default();
@@ -360,7 +383,7 @@ impl ClickCounter {
 
     /// Forgets every count of `code` (its link was deleted).
     pub fn forget(&self, code: &str) {
-        self.shard(code).lock().remove(code);
+        self.shard(code).lock().map.remove(code);
     }
 
     /// Moves the live counts to "flushing" and returns how many links had some, with the
@@ -388,35 +411,39 @@ impl ClickCounter {
     /// many links had some.
     pub fn flush_shard(&self, flush: &FlushTicket, index: usize, record: &mut Vec<u8>) -> usize {
         let mut links = 0;
-        let mut shard = self.shards[index % SHARDS].lock();
-        shard.retain(|code, entry| {
+        let mut guard = self.shards[index % SHARDS].lock();
+        let ShardState { map, touched } = &mut *guard;
+        let live = Stage::Live as usize;
+        // Only the codes clicked since the last flush: a flush costs what was clicked, not what
+        // is held in memory.
+        for code in touched.drain(..) {
+            let Some(entry) = map.get_mut(&*code) else {
+                continue; // forgotten (deleted) since
+            };
+            entry.touched = false;
             entry.settle_flushed(flush.committed);
-            let live = Stage::Live as usize;
             let had = !entry.days[live].is_empty() || entry.refs.iter().any(|r| r.n[live] > 0);
-            if had {
-                links += 1;
-                let refs: Vec<(&str, u64)> = entry
-                    .refs
-                    .iter()
-                    .filter(|r| r.n[live] > 0)
-                    .map(|r| (&*r.host, r.n[live]))
-                    .collect();
-                let days = &entry.days[live];
-                if days.is_empty() {
-                    push_delta(record, code, 0, &ClickTotals::default(), &refs);
-                }
-                for (i, (day, counts)) in days.iter().enumerate() {
-                    let refs: &[(&str, u64)] = if i == 0 { &refs } else { &[] };
-                    push_delta(record, code, *day, counts, refs);
-                }
-                entry.merge(Stage::Live, Stage::Flushing);
-                entry.flushing_epoch = flush.epoch;
-                entry.idle_flushes = 0;
-            } else {
-                entry.idle_flushes += 1;
+            if !had {
+                continue;
             }
-            !(entry.is_empty() && entry.idle_flushes >= IDLE_FLUSHES)
-        });
+            links += 1;
+            let refs: Vec<(&str, u64)> = entry
+                .refs
+                .iter()
+                .filter(|r| r.n[live] > 0)
+                .map(|r| (&*r.host, r.n[live]))
+                .collect();
+            let days = &entry.days[live];
+            if days.is_empty() {
+                push_delta(record, &code, 0, &ClickTotals::default(), &refs);
+            }
+            for (i, (day, counts)) in days.iter().enumerate() {
+                let refs: &[(&str, u64)] = if i == 0 { &refs } else { &[] };
+                push_delta(record, &code, *day, counts, refs);
+            }
+            entry.merge(Stage::Live, Stage::Flushing);
+            entry.flushing_epoch = flush.epoch;
+        }
         links
     }
 
@@ -429,9 +456,15 @@ impl ClickCounter {
             return;
         }
         for shard in self.shards.iter() {
-            for entry in shard.lock().values_mut() {
+            let mut guard = shard.lock();
+            let ShardState { map, touched } = &mut *guard;
+            for entry in map.values_mut() {
                 if entry.flushing_epoch == epoch {
                     entry.merge(Stage::Flushing, Stage::Live);
+                    if !entry.touched {
+                        entry.touched = true;
+                        touched.push(Arc::clone(&entry.key));
+                    }
                 }
             }
         }
@@ -442,7 +475,7 @@ impl ClickCounter {
         let committed = self.committed_epoch.load(Ordering::Acquire);
         let mut deltas = Vec::new();
         for shard in self.shards.iter() {
-            for (code, entry) in shard.lock().iter_mut() {
+            for (code, entry) in shard.lock().map.iter_mut() {
                 entry.settle_flushed(committed);
                 entry.shift(code, Stage::Journaled, Stage::Compacting, &mut deltas);
             }
@@ -450,13 +483,18 @@ impl ClickCounter {
         deltas
     }
 
-    /// After the compaction write: committed counts leave memory; failed ones stay journaled.
+    /// After the compaction write: committed counts leave memory, and so do links with nothing
+    /// left to store; failed ones stay journaled.
     pub fn end_compaction(&self, committed: bool) {
         for shard in self.shards.iter() {
-            for entry in shard.lock().values_mut() {
-                if committed {
+            let mut guard = shard.lock();
+            if committed {
+                guard.map.retain(|_, entry| {
                     entry.drop_stage(Stage::Compacting);
-                } else {
+                    entry.touched || !entry.is_empty()
+                });
+            } else {
+                for entry in guard.map.values_mut() {
                     entry.merge(Stage::Compacting, Stage::Journaled);
                 }
             }

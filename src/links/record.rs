@@ -6,8 +6,8 @@
 //!   links newest first, filterable by group without decoding the records.
 //! - `link_groups`: owner key id ++ group id (u64 BE) → [`GroupRecord`].
 //! - `link_clicks`: code → [`ClickRow`]: totals and the current day's counts, eight u64 LE (human,
-//!   bot, head, referrer hosts kept, day, that day's human, bot, head). Written at creation, so a
-//!   flush that finds no row knows the link was deleted: one read and one write per link clicked.
+//!   bot, head, referrer hosts kept, day, that day's human, bot, head). Written by the first
+//!   compaction that counts a click of the link, then one read and one write per link clicked.
 //! - `link_days`: code ++ 0x00 ++ day number (u32 BE, days since 1970) → human, bot, head (u64 LE)
 //!   of the days before the row's current day.
 //! - `link_refs`: code ++ 0x00 ++ referrer host → human clicks from it (u64 LE).

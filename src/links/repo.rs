@@ -115,14 +115,9 @@ pub fn insert(
         &record::owner_key(owner, now_ms, &record.code),
         &group_id.to_be_bytes(),
     )?;
-    let clicks = ClickRow {
-        day: record::day_of(now_ms),
-        ..ClickRow::default()
-    };
-    dbs.link_clicks
-        .put(txn, record.code.as_bytes(), &clicks.encode())?;
-    // Statistics of an earlier link under the same code (deleted since) must not carry over.
-    clear_stats(txn, dbs, &record.code)?;
+    // No click row yet: the first flush that counts a click writes it. (A deleted link's rows are
+    // removed with it, so a code used again starts from nothing.) Two puts per create, one of
+    // them at a random place in the B-tree, keep group commits small.
     Ok(InsertOutcome::Created(record))
 }
 
@@ -432,13 +427,20 @@ pub struct ClickDelta {
     pub referrers: Vec<(String, u64)>,
 }
 
-/// Adds counted clicks to the stored totals, days and referrers. A link without a click row was
-/// deleted: its clicks are dropped. Per link and flush: one read and one write of its row (the
-/// current day lives in it; a past day moves to `link_days` once, when the next day begins).
+/// Adds counted clicks to the stored totals, days and referrers; the clicks of a deleted link are
+/// dropped. Per link and compaction: one read and one write of its row (the current day lives in
+/// it; a past day moves to `link_days` once, when the next day begins), and a read of the link
+/// itself for its first clicks.
 pub fn apply_clicks(txn: &mut RwTxn, dbs: &Dbs, deltas: &[ClickDelta]) -> Result<(), StoreError> {
     for delta in deltas {
-        let Some(mut row) = click_row(txn, dbs, &delta.code)? else {
-            continue;
+        let mut row = match click_row(txn, dbs, &delta.code)? {
+            Some(row) => row,
+            // The first clicks of a link that still exists (a deleted one's are dropped).
+            None if dbs.links.get(txn, delta.code.as_bytes())?.is_some() => ClickRow {
+                day: delta.day,
+                ..ClickRow::default()
+            },
+            None => continue,
         };
         row.totals.add(&delta.counts);
         if delta.counts != ClickTotals::default() {

@@ -5,8 +5,12 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use http::{HeaderValue, Method, StatusCode};
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use rustc_hash::FxHashMap;
 
 use crate::error::ApiError;
 use crate::http::response::{self, HttpResponse};
@@ -21,6 +25,9 @@ const BATCH_BUCKETS: &[f64] = &[
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Per worker thread: (route address, route length, method, status class) → its metric handles.
+type RequestHandles = FxHashMap<(usize, usize, &'static str, &'static str), (Counter, Histogram)>;
 
 /// The process's metrics recorder and the helpers the edge uses.
 #[derive(Clone)]
@@ -75,9 +82,23 @@ impl Metrics {
     ) {
         let method = method_label(method);
         let class = status_class(status);
-        counter!("panlink_http_requests_total", "route" => route, "method" => method, "status" => class).increment(1);
-        histogram!("panlink_http_request_duration_seconds", "route" => route, "method" => method)
-            .record(elapsed.as_secs_f64());
+        // The handles are looked up in the global registry once per worker thread and label set,
+        // then kept in a thread-local map (route templates are `&'static str`: keyed by address and length).
+        thread_local! {
+            static HANDLES: std::cell::RefCell<RequestHandles> = std::cell::RefCell::default();
+        }
+        HANDLES.with_borrow_mut(|handles| {
+            let (requests, duration) = handles
+                .entry((route.as_ptr() as usize, route.len(), method, class))
+                .or_insert_with(|| {
+                    (
+                        counter!("panlink_http_requests_total", "route" => route, "method" => method, "status" => class),
+                        histogram!("panlink_http_request_duration_seconds", "route" => route, "method" => method),
+                    )
+                });
+            requests.increment(1);
+            duration.record(elapsed.as_secs_f64());
+        });
     }
 
     /// Counts a request or connection refused to protect the server.
