@@ -574,7 +574,18 @@ pub struct SseStream {
 
 impl SseStream {
     pub fn open(addr: SocketAddr, path: &str, key: &str, extra: &[(&str, &str)]) -> SseStream {
-        let mut stream = TcpStream::connect(addr).expect("connect");
+        Self::try_open(addr, path, key, extra).expect("an SSE response head")
+    }
+
+    /// Like [`SseStream::open`], `None` when the server cannot be reached or hangs up first (a
+    /// client reconnecting while the server restarts).
+    pub fn try_open(
+        addr: SocketAddr,
+        path: &str,
+        key: &str,
+        extra: &[(&str, &str)],
+    ) -> Option<SseStream> {
+        let mut stream = TcpStream::connect(addr).ok()?;
         let mut head = format!(
             "GET {path} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\nX-API-Key: {key}\r\n"
         );
@@ -582,10 +593,12 @@ impl SseStream {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(head.as_bytes()).ok()?;
         let mut reader = BufReader::new(stream);
         let mut status_line = String::new();
-        reader.read_line(&mut status_line).unwrap();
+        if reader.read_line(&mut status_line).ok()? == 0 {
+            return None;
+        }
         let status = status_line
             .split(' ')
             .nth(1)
@@ -594,7 +607,9 @@ impl SseStream {
         let mut headers = Vec::new();
         loop {
             let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
+            if reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
             let line = line.trim_end();
             if line.is_empty() {
                 break;
@@ -603,14 +618,14 @@ impl SseStream {
                 headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
             }
         }
-        SseStream {
+        Some(SseStream {
             status,
             headers,
             reader,
             text: String::new(),
             retry_seen: false,
             ended: false,
-        }
+        })
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

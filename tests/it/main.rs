@@ -5,6 +5,7 @@ mod admin_api;
 mod auth;
 mod checker;
 mod cli;
+mod crash;
 mod edge;
 mod harness;
 mod hostile;
