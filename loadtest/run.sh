@@ -25,19 +25,21 @@
 #            requests per check (from the mock's counters) and server CPU per check.
 #   engine also reads the finished job's stream again from storage (replay); target ≥ 100 000
 #            events/s.
+#   k6-redirect | k6-create | k6-security | k6-jobs: the k6 scenarios (loadtest/k6.sh); and
+#   loadtest/shortlinks.sh redirect | create for the wrk runs against nginx.
 set -euo pipefail
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 cd "$(dirname "$0")/.."
 scenario=${1:-engine}
 items=${2:-}
+case "$scenario" in k6-*) exec loadtest/k6.sh "${scenario#k6-}" ;; esac
 all_providers=quark,uc,baidu,tianyi,pan123,pan115,aliyun,xunlei,cmcc
 providers=${PROVIDERS:-$all_providers}
 bin=target/release/panlink
 cargo build --release --quiet
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+# shellcheck source=../scripts/procs.sh
+. scripts/procs.sh
+procs_init
 
 mode=throughput
 case "$scenario" in
@@ -50,20 +52,9 @@ case "$scenario" in
   *) echo "unknown scenario $scenario (engine | latency | urgent | fanout | memory | cost)"; exit 2 ;;
 esac
 
-"$bin" mock-upstream --listen 127.0.0.1:0 --ca-out "$work/ca.pem" --latency-ms "$latency" > "$work/mock.out" 2>/dev/null &
-pids+=($!)
-for _ in $(seq 100); do grep -q listening "$work/mock.out" 2>/dev/null && break; sleep 0.05; done
-mock=$(sed -n 's/mock-upstream listening on //p' "$work/mock.out")
-
-PANLINK_LISTEN=127.0.0.1:0 PANLINK_DATA_DIR="$work/data" PANLINK_ADMIN_TOKEN=loadtest-admin-token-0000 \
-PANLINK_SERVER_LOG_LEVEL=warn PANLINK_CHECKER_UPSTREAM_OVERRIDE="$mock" PANLINK_CHECKER_EXTRA_ROOT_CA="$work/ca.pem" \
-PANLINK_CHECKER_CONCURRENCY="$concurrency" PANLINK_CHECKER_RATE_PER_S=1000000 PANLINK_CHECKER_POOL_MAX_IDLE_PER_HOST=512 \
-PANLINK_JOBS_MAX_ITEMS=1000000 PANLINK_JOBS_MAX_BODY_BYTES=268435456 \
-  "$bin" serve > "$work/server.out" 2> "$work/server.log" &
-server=$!
-pids+=($server)
-for _ in $(seq 200); do grep -q listening "$work/server.out" 2>/dev/null && break; sleep 0.05; done
-port=$(sed -n 's/.*listening on http:\/\/[0-9.]*:\([0-9]*\).*/\1/p' "$work/server.out")
+start_mock "$bin" "$latency"
+start_server "$bin" PANLINK_CHECKER_CONCURRENCY="$concurrency" PANLINK_CHECKER_RATE_PER_S=1000000 \
+  PANLINK_CHECKER_POOL_MAX_IDLE_PER_HOST=512 PANLINK_JOBS_MAX_ITEMS=1000000 PANLINK_JOBS_MAX_BODY_BYTES=268435456
 key=$(PANLINK_DATA_DIR="$work/data" "$bin" keys create --name loadtest)
 curl -s -X PATCH "http://127.0.0.1:$port/admin/api/keys/$(PANLINK_DATA_DIR="$work/data" "$bin" keys list | awk 'NR==2{print $1}')" \
   -H "Authorization: Bearer loadtest-admin-token-0000" -H 'Content-Type: application/json' \

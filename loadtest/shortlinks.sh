@@ -30,10 +30,9 @@ fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 bin=target/release/panlink
 cargo build --release --quiet
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+# shellcheck source=../scripts/procs.sh
+. scripts/procs.sh
+procs_init
 
 cpu_ticks() { # utime+stime of every given pid, in clock ticks
   local total=0
@@ -70,13 +69,7 @@ PY
 start_panlink() {
   # EXTRA_ENV: more PANLINK_… settings for an experiment, e.g. "PANLINK_LINKS_CLICK_FLUSH_MS=1000".
   # shellcheck disable=SC2086
-  env PANLINK_LISTEN=127.0.0.1:0 PANLINK_DATA_DIR="$work/data" PANLINK_ADMIN_TOKEN=loadtest-admin-token-0000 \
-  PANLINK_SERVER_LOG_LEVEL=warn PANLINK_SERVER_WORKER_THREADS=1 ${EXTRA_ENV:-} \
-    taskset -c 0 "$bin" serve > "$work/server.out" 2> "$work/server.log" &
-  server=$!
-  pids+=($server)
-  for _ in $(seq 200); do grep -q listening "$work/server.out" 2>/dev/null && break; sleep 0.05; done
-  port=$(sed -n 's/.*listening on http:\/\/[0-9.]*:\([0-9]*\).*/\1/p' "$work/server.out")
+  PROCS_WRAP="taskset -c 0" start_server "$bin" PANLINK_SERVER_WORKER_THREADS=1 ${EXTRA_ENV:-}
   key=$(PANLINK_DATA_DIR="$work/data" "$bin" keys create --name loadtest --plan premium)
   local id
   id=$(PANLINK_DATA_DIR="$work/data" "$bin" keys list | awk 'NR==2{print $1}')

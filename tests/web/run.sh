@@ -15,23 +15,13 @@ python3 -m pip install --quiet --disable-pip-version-check httpx openapi-spec-va
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
 
 bin=target/debug/panlink
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-"$bin" mock-upstream --listen 127.0.0.1:0 --ca-out "$work/mock-ca.pem" > "$work/mock.out" 2>/dev/null &
-pids+=($!)
-for _ in $(seq 100); do grep -q listening "$work/mock.out" 2>/dev/null && break; sleep 0.1; done
-mock=$(sed -n 's/^mock-upstream listening on //p' "$work/mock.out")
 admin_token=web-test-admin-token-000000
-env -i PATH="$PATH" PANLINK_LISTEN=127.0.0.1:0 PANLINK_DATA_DIR="$work/data" PANLINK_ADMIN_TOKEN=$admin_token \
-  PANLINK_CHECKER_UPSTREAM_OVERRIDE="$mock" PANLINK_CHECKER_EXTRA_ROOT_CA="$work/mock-ca.pem" \
-  PANLINK_KEYS_DEFAULT_RATE_PER_S=100000 PANLINK_KEYS_DEFAULT_BURST=100000 PANLINK_SERVER_LOG_LEVEL=warn "$bin" serve > "$work/server.out" 2> "$work/server.log" &
-pids+=($!)
-for _ in $(seq 100); do grep -q listening "$work/server.out" 2>/dev/null && break; sleep 0.1; done
-base=$(sed -n 's/.*listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$work/server.out")
-[ -n "$base" ] || { echo "the server did not start:"; cat "$work/server.out" "$work/server.log"; exit 1; }
+# shellcheck source=../../scripts/procs.sh
+. scripts/procs.sh
+procs_init
+start_mock "$bin"
+PROCS_ADMIN_TOKEN=$admin_token start_server "$bin" PANLINK_KEYS_DEFAULT_RATE_PER_S=100000 \
+  PANLINK_KEYS_DEFAULT_BURST=100000
 key=$(PANLINK_DATA_DIR="$work/data" "$bin" keys create --name web-tests --points 1000)
 fuzz_key=$(PANLINK_DATA_DIR="$work/data" "$bin" keys create --name schemathesis --points 100000 --plan premium)
 
