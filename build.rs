@@ -1,7 +1,9 @@
-//! Embeds the web face's files (`src/web/static/` and the vendored Swagger UI and ReDoc under
-//! `src/web/vendor/`): each file is gzipped once here, at build time, so the server never
-//! compresses a static byte at run time. Writes `$OUT_DIR/web_assets.rs`, a table that
-//! `src/web/assets.rs` includes.
+//! Embeds the web face's files: each is gzipped once here, at build time, so the server never
+//! compresses a static byte at run time. Writes two tables that `src/web/assets.rs` includes:
+//! `$OUT_DIR/web_assets.rs`, the files under `/static/` (`src/web/static/` and the vendored Swagger
+//! UI and ReDoc under `src/web/vendor/`), and `$OUT_DIR/web_documents.rs`, the pages and
+//! documents served at their own routes (`/admin`, `/docs`, `/redoc`, `/guide.md`,
+//! `/openapi.json`; the guide page, which carries a configured value, is rendered at start-up).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -12,6 +14,15 @@ const SOURCES: &[(&str, &str)] = &[
     ("static", ""),
     ("vendor/swagger-ui", "swagger-ui/"),
     ("vendor/redoc", "redoc/"),
+];
+
+/// (file under the crate root, name in the documents table).
+const DOCUMENTS: &[(&str, &str)] = &[
+    ("src/web/pages/admin.html", "admin.html"),
+    ("src/web/pages/docs.html", "docs.html"),
+    ("src/web/pages/redoc.html", "redoc.html"),
+    ("docs/API.zh-CN.md", "guide.md"),
+    ("src/web/openapi.json", "openapi.json"),
 ];
 
 fn content_type(name: &str) -> &'static str {
@@ -53,6 +64,12 @@ fn main() {
     }
     table.push(']');
     std::fs::write(out.join("web_assets.rs"), table).expect("write web_assets.rs");
+    let mut documents = String::from("&[\n");
+    for (file, name) in DOCUMENTS {
+        documents.push_str(&entry(&out, &root.join(file), name));
+    }
+    documents.push(']');
+    std::fs::write(out.join("web_documents.rs"), documents).expect("write web_documents.rs");
 }
 
 fn entry(out: &Path, path: &Path, name: &str) -> String {
@@ -61,7 +78,14 @@ fn entry(out: &Path, path: &Path, name: &str) -> String {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(&raw).expect("gzip in memory");
     let gzip = encoder.finish().expect("gzip in memory");
-    let gz_path = out.join(format!("{}.gz", name.replace('/', "__")));
+    let gz_path = out.join(format!(
+        "{}.gz",
+        path.strip_prefix(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"))
+            .unwrap_or(path)
+            .display()
+            .to_string()
+            .replace('/', "__")
+    ));
     std::fs::write(&gz_path, &gzip).expect("write gzip");
     let mut crc = flate2::Crc::new();
     crc.update(&raw);

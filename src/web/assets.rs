@@ -1,8 +1,8 @@
 //! Files embedded in the binary and how they are served: `ETag` revalidation (304), gzip when the
 //! client accepts it (compressed once, at build time, by `build.rs`), and caching headers.
 //!
-//! Invariant: nothing here reads the file system or compresses at run time; every body is a
-//! `&'static [u8]` (or, for the few pages rendered at start-up, bytes built once).
+//! Invariant: nothing here reads the file system or compresses per request; every body is a
+//! `&'static [u8]`, except the guide page's, rendered and gzipped once at start-up.
 
 use bytes::Bytes;
 use http::header::{
@@ -24,12 +24,24 @@ pub struct StaticAsset {
     pub gzip: &'static [u8],
 }
 
-/// Every embedded file, sorted by the directory it came from, then by name.
+/// Every file under `/static/`, sorted by the directory it came from, then by name.
 pub static STATIC_ASSETS: &[StaticAsset] = include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
 
-/// The embedded file named `name`.
+/// The pages and documents served at their own routes: `admin.html`, `docs.html`,
+/// `redoc.html`, `guide.md`, `openapi.json`.
+pub static DOCUMENTS: &[StaticAsset] = include!(concat!(env!("OUT_DIR"), "/web_documents.rs"));
+
+/// The file under `/static/` named `name`.
 pub fn find(name: &str) -> Option<&'static StaticAsset> {
     STATIC_ASSETS.iter().find(|asset| asset.name == name)
+}
+
+/// The document named `name` (one of [`DOCUMENTS`]; the names are fixed in `build.rs`).
+pub fn document(name: &str) -> &'static StaticAsset {
+    DOCUMENTS
+        .iter()
+        .find(|asset| asset.name == name)
+        .unwrap_or_else(|| panic!("build.rs embeds {name}"))
 }
 
 /// How long a client may keep a response without asking again.
@@ -179,7 +191,7 @@ mod tests {
         use std::io::Read;
         assert!(find("swagger-ui/swagger-ui-bundle.js").is_some());
         assert!(find("redoc/redoc.standalone.js").is_some());
-        for asset in STATIC_ASSETS {
+        for asset in STATIC_ASSETS.iter().chain(DOCUMENTS) {
             let mut raw = Vec::new();
             flate2::read::GzDecoder::new(asset.gzip)
                 .read_to_end(&mut raw)

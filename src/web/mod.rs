@@ -20,21 +20,14 @@ use crate::http::response::HttpResponse;
 use crate::http::routes::Req;
 use assets::{Caching, Servable};
 
-/// The API guide in Markdown, also kept in the repository as `docs/API.zh-CN.md`.
-pub const GUIDE_MARKDOWN: &str = include_str!("../../docs/API.zh-CN.md");
-/// The OpenAPI 3.1 document of every route.
-pub const OPENAPI_JSON: &str = include_str!("openapi.json");
-
+/// The guide page; the other pages and the documents are embedded by `build.rs`.
 const GUIDE_HTML: &str = include_str!("pages/guide.html");
-const ADMIN_HTML: &str = include_str!("pages/admin.html");
-const SWAGGER_HTML: &str = include_str!("pages/docs.html");
-const REDOC_HTML: &str = include_str!("pages/redoc.html");
 
 /// Where the guide page takes its base URL from: replaced at start-up by
 /// `server.public_base_url` (empty: the page uses its own origin).
 const BASE_URL_SLOT: &str = "__PANLINK_PUBLIC_BASE_URL__";
 
-/// The pages, built once at start-up.
+/// The pages: the guide rendered once at start-up, the rest as `build.rs` embedded them.
 #[derive(Debug)]
 pub struct Site {
     guide: Servable,
@@ -53,14 +46,11 @@ impl Site {
         let html = "text/html; charset=utf-8";
         Site {
             guide: Servable::rendered(html, GUIDE_HTML.replace(BASE_URL_SLOT, &base).into()),
-            guide_markdown: Servable::rendered(
-                "text/markdown; charset=utf-8",
-                GUIDE_MARKDOWN.into(),
-            ),
-            admin: Servable::rendered(html, ADMIN_HTML.into()),
-            swagger: Servable::rendered(html, SWAGGER_HTML.into()),
-            redoc: Servable::rendered(html, REDOC_HTML.into()),
-            openapi: Servable::rendered("application/json", OPENAPI_JSON.into()),
+            guide_markdown: Servable::from_static(assets::document("guide.md")),
+            admin: Servable::from_static(assets::document("admin.html")),
+            swagger: Servable::from_static(assets::document("docs.html")),
+            redoc: Servable::from_static(assets::document("redoc.html")),
+            openapi: Servable::from_static(assets::document("openapi.json")),
         }
     }
 }
