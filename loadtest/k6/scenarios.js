@@ -44,9 +44,11 @@ function arrival(name, rate, extra = {}) {
 }
 
 const PLANS = {
-  // Redirects over 100 000 codes, random per request. Target (issue 5): p99 < 2 ms.
+  // Redirects over 10 000 codes, random per request (k6 copies setup data into every VU: 100 000
+  // codes made k6 itself the bottleneck; the 100 000-code run is shortlinks.sh's, with wrk).
+  // Target (issue 5): p99 < 2 ms.
   redirect: {
-    scenarios: arrival("redirect", RATE || 2000, { exec: "redirect" }),
+    scenarios: arrival("redirect", RATE || 2000, { exec: "redirect", preAllocatedVUs: 32, maxVUs: 64 }),
     thresholds: { http_req_failed: ["rate==0"], checks: ["rate==1"], "http_req_duration{scenario:redirect}": ["p(99)<2"] },
   },
   // Durable link creation (each answer follows its commit). Bound: p99 < 50 ms at this rate.
@@ -85,7 +87,7 @@ export const options = { scenarios: plan.scenarios, thresholds: plan.thresholds,
 export function setup() {
   if (SCENARIO !== "redirect") return { codes: [] };
   const codes = [];
-  for (let start = 0; start < 100000; start += 1000) {
+  for (let start = 0; start < 10000; start += 1000) {
     const items = [];
     for (let i = start; i < start + 1000; i++) items.push({ url: `https://example.com/k6/${i}` });
     const res = http.post(`${BASE}/api/v1/links/batch`, JSON.stringify({ items }), { headers: JSON_HEADERS, timeout: "60s" });
