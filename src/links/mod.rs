@@ -109,8 +109,8 @@ impl LinkService {
     /// Appends the clicks counted since the last flush to the click journal: one put.
     pub async fn flush_clicks(&self, store: &Store) {
         self.attempts.forget_expired();
-        // Walking the counters takes milliseconds under load: one shard at a time, yielding in
-        // between, so the redirects served by the same workers never wait for a whole walk.
+        // One shard at a time (each visits only its codes clicked since the last flush), yielding
+        // in between, so the redirects served by the same workers never wait for the whole flush.
         let flush = self.clicks.start_flush();
         let mut links = 0;
         let mut entry = Vec::new();
@@ -121,16 +121,13 @@ impl LinkService {
         if links == 0 {
             return;
         }
-        let committed = match store
-            .write(move |txn, dbs| repo::append_journal(txn, dbs, &entry))
-            .await
-        {
-            Ok(()) => true,
-            Err(err) => {
-                tracing::warn!(error = %err, links, "could not journal clicks; will retry");
-                false
-            }
-        };
+        let committed = committed_or_logged(
+            store
+                .write(move |txn, dbs| repo::append_journal(txn, dbs, &entry))
+                .await,
+            links,
+            "could not journal clicks; will retry",
+        );
         // Committed: O(1) (the counts become "journaled" lazily); failed: a walk, off the workers.
         let counter = Arc::clone(&self.clicks);
         let _ = tokio::task::spawn_blocking(move || counter.end_flush(committed)).await;
@@ -147,19 +144,16 @@ impl LinkService {
             return;
         }
         let links = deltas.len();
-        let committed = match store
-            .write(move |txn, dbs| {
-                repo::apply_clicks(txn, dbs, &deltas)?;
-                repo::clear_journal(txn, dbs)
-            })
-            .await
-        {
-            Ok(()) => true,
-            Err(err) => {
-                tracing::warn!(error = %err, links, "could not fold clicks into the rows; will retry");
-                false
-            }
-        };
+        let committed = committed_or_logged(
+            store
+                .write(move |txn, dbs| {
+                    repo::apply_clicks(txn, dbs, &deltas)?;
+                    repo::clear_journal(txn, dbs)
+                })
+                .await,
+            links,
+            "could not fold clicks into the rows; will retry",
+        );
         let counter = Arc::clone(&self.clicks);
         let _ = tokio::task::spawn_blocking(move || counter.end_compaction(committed)).await;
     }
@@ -174,5 +168,21 @@ impl LinkService {
             );
         }
         Ok(())
+    }
+}
+
+/// Whether a click write committed; a failure is logged (its counts stay in memory and are
+/// written again next time).
+fn committed_or_logged(
+    outcome: Result<(), crate::store::StoreError>,
+    links: usize,
+    what: &'static str,
+) -> bool {
+    match outcome {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!(error = %err, links, "{what}");
+            false
+        }
     }
 }
