@@ -386,18 +386,6 @@ impl ClickCounter {
         self.shard(code).lock().map.remove(code);
     }
 
-    /// Moves the live counts to "flushing" and returns how many links had some, with the
-    /// journal record of them (encoded in place: no per-link allocation).
-    pub fn begin_flush(&self) -> (usize, Vec<u8>) {
-        let flush = self.start_flush();
-        let mut links = 0;
-        let mut record = Vec::new();
-        for shard in 0..SHARDS {
-            links += self.flush_shard(&flush, shard, &mut record);
-        }
-        (links, record)
-    }
-
     /// Starts a flush; then [`ClickCounter::flush_shard`] for every shard (`0..SHARDS`), which
     /// lets the caller yield between shards so that a flush never stalls the redirects.
     pub fn start_flush(&self) -> FlushTicket {
@@ -506,22 +494,9 @@ impl ClickCounter {
     }
 }
 
-/// Encodes deltas for the click journal: per delta, the code (u8 length + bytes), the day (u32),
+/// Encodes one delta of the click journal: per delta, the code (u8 length + bytes), the day (u32),
 /// human, bot, head (u64), then the referrers (u16 count; u8 length + host, u64 clicks each);
 /// integers little-endian.
-pub fn encode_journal(deltas: &[ClickDelta]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(deltas.len() * 40);
-    for delta in deltas {
-        let refs: Vec<(&str, u64)> = delta
-            .referrers
-            .iter()
-            .map(|(host, n)| (host.as_str(), *n))
-            .collect();
-        push_delta(&mut out, &delta.code, delta.day, &delta.counts, &refs);
-    }
-    out
-}
-
 fn push_delta(out: &mut Vec<u8>, code: &str, day: u32, counts: &ClickTotals, refs: &[(&str, u64)]) {
     // Codes are at most 64 bytes and hosts at most 253 (both checked where they come from).
     let code = &code.as_bytes()[..code.len().min(255)];
@@ -541,7 +516,8 @@ fn push_delta(out: &mut Vec<u8>, code: &str, day: u32, counts: &ClickTotals, ref
     }
 }
 
-/// Decodes [`encode_journal`]; `None` if the bytes are not a journal entry.
+/// Decodes a click journal record (deltas as [`push_delta`] writes them); `None` if the bytes are
+/// not one.
 pub fn decode_journal(mut bytes: &[u8]) -> Option<Vec<ClickDelta>> {
     fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         let (head, rest) = bytes.split_at_checked(n)?;
@@ -582,6 +558,34 @@ pub fn decode_journal(mut bytes: &[u8]) -> Option<Vec<ClickDelta>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A whole flush at once (the server's goes shard by shard, yielding in between).
+    impl ClickCounter {
+        /// Moves the live counts to "flushing" and returns how many links had some, with the
+        /// journal record of them (encoded in place: no per-link allocation).
+        fn begin_flush(&self) -> (usize, Vec<u8>) {
+            let flush = self.start_flush();
+            let mut links = 0;
+            let mut record = Vec::new();
+            for shard in 0..SHARDS {
+                links += self.flush_shard(&flush, shard, &mut record);
+            }
+            (links, record)
+        }
+    }
+
+    fn encode_journal(deltas: &[ClickDelta]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(deltas.len() * 40);
+        for delta in deltas {
+            let refs: Vec<(&str, u64)> = delta
+                .referrers
+                .iter()
+                .map(|(host, n)| (host.as_str(), *n))
+                .collect();
+            push_delta(&mut out, &delta.code, delta.day, &delta.counts, &refs);
+        }
+        out
+    }
 
     #[test]
     fn bots_and_people() {
