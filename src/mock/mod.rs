@@ -5,7 +5,7 @@
 //! `checker.upstream_override` and trusts the generated CA through `checker.extra_root_ca`, so it
 //! runs its production path: real host names in SNI and `Host`, verified TLS, the pooled client).
 //! Each provider answers with its real shapes (`providers.md` §4); the share id's prefix picks the
-//! case ([`outcome::Case`]). `/__mock/stats` on any host counts requests per provider and TLS
+//! case ([`outcome::Case`]), or a transport fault ([`fault::Fault`]). `/__mock/stats` on any host counts requests per provider and TLS
 //! connections accepted.
 //!
 //! Invariant: nothing outside this module knows the share-id convention.
@@ -13,6 +13,7 @@
 pub mod aliyun;
 pub mod baidu;
 pub mod cmcc;
+pub mod fault;
 pub mod outcome;
 pub mod pan115;
 pub mod pan123;
@@ -22,7 +23,6 @@ pub mod tls;
 pub mod xunlei;
 
 use std::collections::{BTreeMap, HashMap};
-use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -135,7 +135,12 @@ impl MockState {
 
     /// The case a check's first step answers as: `slow` waits then answers valid, `limit` is
     /// refused for its first requests then answers valid.
+    /// An id naming a fault answers valid, and the fault spoils that answer on the wire.
     pub async fn settle(&self, provider: &str, id: &str) -> Case {
+        if let Some(chosen) = fault::Fault::of(id) {
+            fault::choose(chosen);
+            return Case::Ok;
+        }
         match Case::of(id) {
             Case::Slow => {
                 tokio::time::sleep(outcome::SLOW_DELAY).await;
@@ -157,6 +162,9 @@ impl MockState {
 
     /// The case later steps of a check answer as (no waiting, no counting).
     pub fn case_after_first_step(id: &str) -> Case {
+        if fault::Fault::of(id).is_some() {
+            return Case::Ok;
+        }
         match Case::of(id) {
             Case::Slow | Case::Limited => Case::Ok,
             case => case,
@@ -211,7 +219,12 @@ pub async fn run(options: MockOptions) -> anyhow::Result<()> {
 async fn handle(
     state: Arc<MockState>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<fault::MockBody>, fault::Dropped> {
+    let (response, chosen) = fault::scoped(answer(state, req)).await;
+    fault::spoil(response, chosen).await
+}
+
+async fn answer(state: Arc<MockState>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let host = req
         .uri()
         .host()
@@ -242,10 +255,10 @@ async fn handle(
     if request.path == "/__mock/stats" {
         let counts = state.counts.lock().clone();
         let connections = state.connections.load(std::sync::atomic::Ordering::Relaxed);
-        return Ok(json(
+        return json(
             StatusCode::OK,
             &serde_json::json!({ "requests": counts, "tls_connections": connections }),
-        ));
+        );
     }
     if !state.latency.is_zero() {
         tokio::time::sleep(state.latency).await;
@@ -254,14 +267,14 @@ async fn handle(
         .iter()
         .find(|(_, hosts)| hosts.contains(&host.as_str()))
     else {
-        return Ok(text(
+        return text(
             StatusCode::MISDIRECTED_REQUEST,
             "text/plain",
             "unknown host",
-        ));
+        );
     };
     state.count(provider);
-    let response = match *provider {
+    match *provider {
         "quark" => quark::answer(&state, &request).await,
         "uc" => quark::answer_uc(&state, &request).await,
         "baidu" => baidu::answer(&state, &request).await,
@@ -271,8 +284,7 @@ async fn handle(
         "aliyun" => aliyun::answer(&state, &request).await,
         "xunlei" => xunlei::answer(&state, &request).await,
         _ => cmcc::answer(&state, &request).await,
-    };
-    Ok(response)
+    }
 }
 
 /// A JSON answer.

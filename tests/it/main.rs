@@ -7,6 +7,7 @@ mod checker;
 mod cli;
 mod crash;
 mod edge;
+mod faults;
 mod harness;
 mod hostile;
 mod jobs;
