@@ -63,8 +63,11 @@ async fn every_fault_of_every_provider_is_unknown_with_its_reason_and_the_client
     }
 }
 
+/// How a fake upstream treats one connection.
+type Serve = fn(std::net::TcpStream);
+
 /// A TCP listener that treats each connection with `serve` (on its own thread).
-fn fake_upstream(serve: fn(std::net::TcpStream)) -> SocketAddr {
+fn fake_upstream(serve: Serve) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -78,7 +81,7 @@ fn fake_upstream(serve: fn(std::net::TcpStream)) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_failures_are_unknown_never_a_verdict() {
     let mock = Mock::start(0);
-    let cases: [(&str, fn(std::net::TcpStream), Reason); 4] = [
+    let cases: [(&str, Serve, Reason); 4] = [
         (
             "plain HTTP where TLS was expected",
             |mut s| {
