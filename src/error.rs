@@ -71,8 +71,10 @@ pub enum ApiError {
     HandlerTimeout,
     /// The server is shutting down and takes no new work.
     ShuttingDown,
-    /// LMDB's map is full: nothing was written.
+    /// LMDB's map or the disk is full: nothing was written.
     StorageFull,
+    /// The data dir's file system is read-only: nothing was written.
+    StorageReadOnly,
 }
 
 /// What the error table says about one variant.
@@ -255,6 +257,12 @@ impl ApiError {
                 "存储空间已满，本次写入未生效".into(),
                 None,
             ),
+            StorageReadOnly => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_read_only",
+                "存储处于只读状态，本次写入未生效，请稍后重试".into(),
+                Some(30),
+            ),
         };
         ErrorSpec {
             status,
@@ -283,6 +291,16 @@ impl From<StoreError> for ApiError {
                     "LMDB map is full: raise storage.map_size_mb; the write was refused"
                 );
                 ApiError::StorageFull
+            }
+            StoreError::DiskFull => {
+                tracing::error!("the disk under the data dir is full; the write was refused");
+                ApiError::StorageFull
+            }
+            StoreError::ReadOnly => {
+                tracing::error!(
+                    "the data dir is on a read-only file system; the write was refused"
+                );
+                ApiError::StorageReadOnly
             }
             StoreError::WriterGone => ApiError::ShuttingDown,
             StoreError::Lmdb(err) => {
@@ -335,6 +353,7 @@ mod tests {
             ApiError::HandlerTimeout,
             ApiError::ShuttingDown,
             ApiError::StorageFull,
+            ApiError::StorageReadOnly,
         ];
         for err in all {
             let spec = err.spec();

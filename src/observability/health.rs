@@ -14,6 +14,7 @@ pub fn health(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     #[derive(Serialize)]
     struct Health {
         status: &'static str,
+        storage: crate::store::Condition,
         version: &'static str,
         uptime_seconds: f64,
         started_at: String,
@@ -21,10 +22,16 @@ pub fn health(req: Req<'_>) -> Result<HttpResponse, ApiError> {
         pool: crate::jobs::pool::Pool,
     }
     let app = req.app;
+    let storage = app.store.condition();
     Ok(response::json(
         StatusCode::OK,
         &Health {
-            status: "ok",
+            status: if storage == crate::store::Condition::Ok {
+                "ok"
+            } else {
+                "degraded"
+            },
+            storage,
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: app.uptime_ms() as f64 / 1000.0,
             started_at: timefmt::rfc3339_ms(app.started_at_ms),

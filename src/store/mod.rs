@@ -20,11 +20,18 @@ pub use writer::WriterStats;
 
 use crate::config::StorageConfig;
 
-/// A storage failure. `MapFull` and `WriterGone` are expected conditions with their own API errors.
+/// A storage failure. `MapFull`, `DiskFull`, `ReadOnly` and `WriterGone` are expected
+/// conditions with their own API errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("LMDB map is full (raise storage.map_size_mb)")]
     MapFull,
+    /// The file system refused to grow the data file (`ENOSPC`, `EDQUOT`, `EFBIG`).
+    #[error("the disk under the data dir is full")]
+    DiskFull,
+    /// The file system under the data dir is read-only (`EROFS`).
+    #[error("the data dir is on a read-only file system")]
+    ReadOnly,
     #[error("the storage writer has stopped")]
     WriterGone,
     #[error("LMDB: {0}")]
@@ -35,10 +42,72 @@ pub enum StoreError {
 
 impl From<heed::Error> for StoreError {
     fn from(err: heed::Error) -> Self {
-        match err {
-            heed::Error::Mdb(heed::MdbError::MapFull) => StoreError::MapFull,
-            err => StoreError::Lmdb(err),
+        let os_code = match &err {
+            heed::Error::Mdb(heed::MdbError::MapFull) => return StoreError::MapFull,
+            heed::Error::Mdb(heed::MdbError::Other(code)) => Some(*code),
+            heed::Error::Io(io) => io.raw_os_error(),
+            _ => None,
+        };
+        match os_code {
+            Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG) => StoreError::DiskFull,
+            Some(libc::EROFS) => StoreError::ReadOnly,
+            _ => StoreError::Lmdb(err),
         }
+    }
+}
+
+impl StoreError {
+    /// The same failure for another waiter of a batch that failed as a whole: the condition
+    /// kinds are kept, other errors keep their text.
+    pub fn for_another_op(&self) -> StoreError {
+        match self {
+            StoreError::MapFull => StoreError::MapFull,
+            StoreError::DiskFull => StoreError::DiskFull,
+            StoreError::ReadOnly => StoreError::ReadOnly,
+            StoreError::WriterGone => StoreError::WriterGone,
+            StoreError::Corrupt(what) => StoreError::Corrupt(what),
+            StoreError::Lmdb(err) => {
+                StoreError::Lmdb(heed::Error::Io(std::io::Error::other(err.to_string())))
+            }
+        }
+    }
+}
+
+/// What the last commit said about the storage, for `/health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// The last commit went through.
+    Ok,
+    /// The last commit was refused: the map or the disk is full.
+    Full,
+    /// The last commit was refused: the file system is read-only.
+    ReadOnly,
+    /// The last commit failed otherwise.
+    Failing,
+}
+
+impl Condition {
+    fn of(commit: &Result<(), StoreError>) -> Condition {
+        match commit {
+            Ok(()) => Condition::Ok,
+            Err(StoreError::MapFull | StoreError::DiskFull) => Condition::Full,
+            Err(StoreError::ReadOnly) => Condition::ReadOnly,
+            Err(_) => Condition::Failing,
+        }
+    }
+
+    fn from_u8(value: u8) -> Condition {
+        match value {
+            0 => Condition::Ok,
+            1 => Condition::Full,
+            2 => Condition::ReadOnly,
+            _ => Condition::Failing,
+        }
+    }
+
+    fn as_u8(self) -> u8 {
+        self as u8
     }
 }
 
@@ -151,6 +220,11 @@ impl Store {
     /// Counters of the writer (commits, ops, last batch size).
     pub fn writer_stats(&self) -> WriterStats {
         self.writer.stats()
+    }
+
+    /// What the writer's last commit said about the storage.
+    pub fn condition(&self) -> Condition {
+        self.writer.condition()
     }
 
     /// Stops taking writes, commits everything queued, waits for the writer thread (at most

@@ -7,7 +7,7 @@
 //! commit's fsync runs. No timer, no acknowledgement before the fsync.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use heed::{Env, RwTxn, WithoutTls};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Dbs, StoreError};
+use super::{Condition, Dbs, StoreError};
 
 /// How many operations may wait for the writer before producers wait too (back-pressure).
 const QUEUE_CAPACITY: usize = 16 * 1024;
@@ -57,10 +57,7 @@ where
     fn complete(self: Box<Self>, commit: Result<(), &StoreError>) {
         let result = match (commit, self.outcome) {
             (Ok(()), Some(outcome)) => outcome,
-            (Err(StoreError::MapFull), _) => Err(StoreError::MapFull),
-            (Err(err), _) => Err(StoreError::Lmdb(heed::Error::Io(std::io::Error::other(
-                err.to_string(),
-            )))),
+            (Err(err), _) => Err(err.for_another_op()),
             (Ok(()), None) => Err(StoreError::WriterGone),
         };
         // The waiter may have gone away (client hung up); the write stands regardless.
@@ -81,6 +78,8 @@ struct Counters {
     commits: AtomicU64,
     ops: AtomicU64,
     last_batch: AtomicU64,
+    /// [`Condition`] of the last commit, as its `u8`.
+    condition: AtomicU8,
 }
 
 pub(super) struct WriterHandle {
@@ -130,6 +129,10 @@ impl WriterHandle {
         }
     }
 
+    pub(super) fn condition(&self) -> Condition {
+        Condition::from_u8(self.counters.condition.load(Ordering::Relaxed))
+    }
+
     pub(super) fn close(&self, deadline: Duration) {
         // Dropping the last sender lets the thread drain what is queued and exit.
         self.sender.lock().take();
@@ -169,6 +172,13 @@ fn run(
         let elapsed = started.elapsed();
         if let Err(err) = &commit {
             tracing::error!(error = %err, ops = batch.len(), "LMDB batch commit failed; every write in it was refused");
+        }
+        let condition = Condition::of(&commit);
+        let was = counters
+            .condition
+            .swap(condition.as_u8(), Ordering::Relaxed);
+        if was != condition.as_u8() && condition == Condition::Ok {
+            tracing::info!("LMDB commits go through again");
         }
         let size = batch.len() as u64;
         counters.commits.fetch_add(1, Ordering::Relaxed);

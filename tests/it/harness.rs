@@ -144,6 +144,12 @@ impl Server {
         server
     }
 
+    /// A server on the data dir `data_dir` (made if missing; its log goes beside it, as
+    /// `data_dir.log`), with extra `PANLINK_…` settings.
+    pub fn start_at(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::spawn(data_dir, env, true)
+    }
+
     /// Starts another server on the same data dir (after this one stopped).
     pub fn restart(mut self) -> Server {
         let temp = self._temp.take();

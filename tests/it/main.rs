@@ -6,6 +6,7 @@ mod auth;
 mod checker;
 mod cli;
 mod crash;
+mod disk;
 mod edge;
 mod faults;
 mod harness;

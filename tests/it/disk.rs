@@ -1,0 +1,310 @@
+//! A full disk and a read-only disk under the data dir (issue 7): clear errors, reads go on,
+//! nothing acknowledged is lost, and writes resume when the disk does.
+//!
+//! The disks are real file systems mounted for the test (the suite runs as root, like CI): a
+//! small tmpfs that a ballast file fills, and an ext4 image on a loop device that the kernel
+//! turns read-only through `trigger_fs_error` (what ext4 does itself on an I/O error with
+//! `errors=remount-ro`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Mock, Server};
+
+/// Runs `program args…`, which must succeed.
+fn run(program: &str, args: &[&str]) {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| {
+            panic!("{program} cannot run ({err}): this test needs root and util-linux")
+        });
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A file system mounted on a temp dir; unmounted (lazily) when dropped.
+struct Mounted {
+    dir: tempfile::TempDir,
+    /// The ext4 image behind the mount, if any.
+    image: Option<PathBuf>,
+}
+
+impl Mounted {
+    fn tmpfs(size: &str) -> Mounted {
+        let dir = tempfile::tempdir().unwrap();
+        let mount = dir.path().join("disk");
+        std::fs::create_dir(&mount).unwrap();
+        run(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                mount.to_str().unwrap(),
+            ],
+        );
+        Mounted { dir, image: None }
+    }
+
+    fn ext4(size_mb: u64) -> Mounted {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("disk.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(size_mb << 20)
+            .unwrap();
+        run("mkfs.ext4", &["-q", "-F", image.to_str().unwrap()]);
+        let mounted = Mounted {
+            dir,
+            image: Some(image),
+        };
+        std::fs::create_dir(mounted.mount()).unwrap();
+        mounted.mount_image();
+        mounted
+    }
+
+    fn mount_image(&self) {
+        let image = self.image.as_ref().unwrap();
+        run(
+            "mount",
+            &[
+                "-o",
+                "loop,errors=remount-ro",
+                image.to_str().unwrap(),
+                self.mount().to_str().unwrap(),
+            ],
+        );
+    }
+
+    fn mount(&self) -> PathBuf {
+        self.dir.path().join("disk")
+    }
+
+    /// The data dir: the mount point itself, so the server's log (`disk.log`, beside it) is
+    /// off the disk.
+    fn data_dir(&self) -> PathBuf {
+        self.mount()
+    }
+
+    /// Makes the kernel turn this ext4 file system read-only, as an I/O error would.
+    fn fail(&self) {
+        let source = Command::new("findmnt")
+            .args(["-n", "-o", "SOURCE"])
+            .arg(self.mount())
+            .output()
+            .unwrap();
+        let device = String::from_utf8(source.stdout).unwrap();
+        let device = Path::new(device.trim()).file_name().unwrap().to_owned();
+        let trigger = Path::new("/sys/fs/ext4")
+            .join(device)
+            .join("trigger_fs_error");
+        std::fs::write(&trigger, "panlink test\n").unwrap();
+    }
+
+    /// Unmounts, repairs and mounts the image again: the operator's recovery.
+    fn repair(&self) {
+        run("umount", &[self.mount().to_str().unwrap()]);
+        let image = self.image.as_ref().unwrap();
+        // Exit codes 0–2 mean "no errors" or "errors corrected".
+        let status = Command::new("e2fsck")
+            .args(["-f", "-y"])
+            .arg(image)
+            .output()
+            .unwrap()
+            .status;
+        assert!(status.code().is_some_and(|c| c <= 2), "e2fsck: {status}");
+        self.mount_image();
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.mount()).status();
+    }
+}
+
+/// Writes a ballast file on `dir` until the file system is full.
+fn fill(dir: &Path) -> PathBuf {
+    let path = dir.join("ballast");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    loop {
+        match file.write(&chunk) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(err) => {
+                assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+                break;
+            }
+        }
+    }
+    path
+}
+
+fn create_link(server: &Server, key: &str, n: usize) -> crate::harness::Response {
+    server.send(
+        "POST",
+        "/api/v1/links",
+        &[("X-API-Key", key), ("Content-Type", "application/json")],
+        Some(&json!({"url": format!("https://example.com/page/{n}")}).to_string()),
+    )
+}
+
+fn health(server: &Server) -> Value {
+    let response = server.get("/health", &[]);
+    assert_eq!(response.status, 200);
+    response.json()
+}
+
+fn assert_redirects(server: &Server, code: &str, n: usize) {
+    let response = server.get(&format!("/{code}"), &[]);
+    assert_eq!(response.status, 302, "{code}");
+    assert_eq!(
+        response.header("location"),
+        Some(format!("https://example.com/page/{n}").as_str())
+    );
+}
+
+#[test]
+fn a_full_disk_refuses_writes_with_507_keeps_results_and_recovers_when_space_returns() {
+    let disk = Mounted::tmpfs("16m");
+    let mock = Mock::start(1500);
+    let mut env = mock.server_env();
+    env.push(("PANLINK_CHECKER_RETRY_BACKOFF_MS".into(), "20".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start_at(&disk.data_dir(), &env);
+    let key = server.job_key("full-disk");
+    let mut codes = Vec::new();
+    for n in 0..20 {
+        let response = create_link(&server, &key, n);
+        assert_eq!(response.status, 200, "{}", response.text());
+        codes.push(response.json()["data"]["code"].as_str().unwrap().to_owned());
+    }
+    // A job whose checks (two mock round trips of 1.5 s) end after the disk is full.
+    let items: Vec<String> = (0..12)
+        .map(|n| format!("https://pan.quark.cn/s/okDISK{n:04}"))
+        .collect();
+    let job = server.submit(&key, &json!({ "items": items }));
+
+    let ballast = fill(&disk.mount());
+    // The file can still reuse its free pages for a while: new links grow it, until it cannot.
+    let mut refused = None;
+    for n in 20..20_000 {
+        let response = create_link(&server, &key, n);
+        match response.status {
+            200 => codes.push(response.json()["data"]["code"].as_str().unwrap().to_owned()),
+            _ => {
+                refused = Some(response);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("a full disk refuses new links");
+    refused.assert_error(507, "storage_full");
+    let state = health(&server);
+    assert_eq!(
+        (state["status"].as_str(), state["storage"].as_str()),
+        (Some("degraded"), Some("full")),
+        "{state}"
+    );
+    // Reads go on.
+    assert_redirects(&server, &codes[0], 0);
+    assert_redirects(&server, codes.last().unwrap(), codes.len() - 1);
+    assert_eq!(server.get("/api/v1/me", &[("X-API-Key", &key)]).status, 200);
+    // Results that arrive meanwhile cannot be recorded; they are checked again, not lost.
+    let started = Instant::now();
+    while !server.log().contains("could not record results") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no result was refused while the disk was full"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(server.log().contains("the disk under the data dir is full"));
+
+    std::fs::remove_file(ballast).unwrap();
+    let events = server
+        .events(&key, &job, &[])
+        .until_done(Duration::from_secs(60));
+    let ids: Vec<u32> = events
+        .iter()
+        .filter(|e| e.event == "result")
+        .map(|e| e.id.unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (1..=12).collect::<Vec<_>>(),
+        "every result once, in order"
+    );
+    let created = create_link(&server, &key, codes.len());
+    assert_eq!(created.status, 200, "writes resume: {}", created.text());
+    codes.push(created.json()["data"]["code"].as_str().unwrap().to_owned());
+    assert_eq!(health(&server)["storage"], "ok");
+
+    // Nothing acknowledged was lost, and nothing is corrupt: every link after a restart.
+    let server = server.restart();
+    for (n, code) in codes.iter().enumerate() {
+        assert_redirects(&server, code, n);
+    }
+    let overview = server.job(&key, &job).json();
+    assert_eq!(overview["totals"]["done"], 12, "{overview}");
+    assert_eq!(overview["totals"]["valid"], 12, "{overview}");
+}
+
+#[test]
+fn a_read_only_disk_refuses_writes_with_503_serves_reads_and_recovers_after_repair() {
+    let disk = Mounted::ext4(32);
+    let data_dir = disk.data_dir();
+    let server = Server::start_at(&data_dir, &[]);
+    let key = server.job_key("read-only");
+    let mut codes = Vec::new();
+    for n in 0..50 {
+        let response = create_link(&server, &key, n);
+        assert_eq!(response.status, 200, "{}", response.text());
+        codes.push(response.json()["data"]["code"].as_str().unwrap().to_owned());
+    }
+
+    disk.fail();
+    let refused = create_link(&server, &key, 50);
+    let json = refused.assert_error(503, "storage_read_only");
+    assert!(json["msg"].as_str().unwrap().contains("只读"), "{json}");
+    assert_eq!(refused.header("retry-after"), Some("30"));
+    let state = health(&server);
+    assert_eq!(
+        (state["status"].as_str(), state["storage"].as_str()),
+        (Some("degraded"), Some("read_only")),
+        "{state}"
+    );
+    for (n, code) in codes.iter().enumerate() {
+        assert_redirects(&server, code, n);
+    }
+    assert!(server.log().contains("read-only file system"));
+    let mut server = server;
+    server.stop();
+
+    // Nothing can open the store on the read-only disk, and it says why.
+    let output = crate::harness::cli(&data_dir, &["keys", "list"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("read-only"), "{stderr}");
+
+    // After the operator's repair, everything acknowledged is there and writes go through.
+    disk.repair();
+    let server = Server::start_at(&data_dir, &[]);
+    for (n, code) in codes.iter().enumerate() {
+        assert_redirects(&server, code, n);
+    }
+    let created = create_link(&server, &key, codes.len());
+    assert_eq!(created.status, 200, "{}", created.text());
+    assert_eq!(health(&server)["storage"], "ok");
+}
