@@ -460,7 +460,16 @@ async fn stream_events(
                         return;
                     }
                 }
-                () = app.shutdown.cancelled() => return,
+                () = app.shutdown.cancelled() => {
+                    // A clean end the client can tell from a broken connection: it resumes
+                    // from `last_event_id` once the server is back.
+                    let retry_ms = app.config.jobs.sse_retry.as_millis() as u64;
+                    let data = format!(
+                        r#"{{"reason":"shutting_down","last_event_id":{last},"retry_ms":{retry_ms}}}"#
+                    );
+                    let _ = tx.send(sse::frame(None, "shutdown", data.as_bytes())).await;
+                    return;
+                }
                 () = tx.closed() => return,
             }
         }

@@ -109,3 +109,156 @@ fn a_generated_admin_token_is_stored_0600_and_logged_once() {
         "the token is printed only when generated"
     );
 }
+
+/// Creates links on one keep-alive connection until the server stops answering; returns the
+/// `(code, n)` of every acknowledged link and how many were refused with `shutting_down`.
+fn create_links_until_refused(
+    addr: std::net::SocketAddr,
+    key: &str,
+    worker: usize,
+) -> (Vec<(String, String)>, usize) {
+    use std::io::Write;
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    let mut conn = Conn::open(addr);
+    for n in 0.. {
+        let target = format!("https://example.com/w{worker}/{n}");
+        let body = serde_json::json!({ "url": target }).to_string();
+        let head = format!(
+            "POST /api/v1/links HTTP/1.1\r\nHost: t\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if conn.stream.write_all(head.as_bytes()).is_err() {
+            break;
+        }
+        let Some(response) = conn.read_response(false) else {
+            break;
+        };
+        match response.status {
+            200 => acknowledged.push((
+                response.json()["data"]["code"].as_str().unwrap().to_owned(),
+                target,
+            )),
+            503 => {
+                assert_eq!(
+                    response.json()["error"],
+                    "shutting_down",
+                    "{}",
+                    response.text()
+                );
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {}", response.text()),
+        }
+        if response.header("connection") == Some("close") {
+            break;
+        }
+    }
+    (acknowledged, refused)
+}
+
+#[test]
+fn sigterm_under_load_loses_no_acknowledged_write_and_streams_end_cleanly_then_resume() {
+    use crate::harness::{Mock, SseStream};
+
+    const LINKS: usize = 4_000;
+    let mock = Mock::start(20);
+    // 3 × 200 checks/s: the job of 4 000 runs for about 7 s, so the SIGTERM lands mid-job.
+    let mut server = Server::with_mock(&mock, &[("PANLINK_CHECKER_RATE_PER_S", "200")]);
+    let key = server.job_key("sigterm");
+    let providers = [
+        "https://pan.quark.cn/s/okTERM",
+        "https://pan.baidu.com/s/1okTERM",
+        "https://cloud.189.cn/t/okTERM",
+    ];
+    let items: Vec<String> = (0..LINKS)
+        .map(|n| format!("{}{n:05}", providers[n % providers.len()]))
+        .collect();
+    let job = server.submit(&key, &serde_json::json!({ "items": items }));
+    let path = format!("/jobs/{job}/events");
+
+    let subscribers: Vec<_> = (0..2)
+        .map(|_| {
+            let (addr, path, key) = (server.addr, path.clone(), key.clone());
+            std::thread::spawn(move || {
+                let mut stream = SseStream::open(addr, &path, &key, &[]);
+                let mut ids = Vec::new();
+                let mut shutdown = None;
+                while let Some(event) = stream.next_event(Duration::from_secs(30)) {
+                    match event.event.as_str() {
+                        "result" => ids.push(event.id.unwrap()),
+                        "shutdown" => shutdown = Some(event.json()),
+                        other => panic!("unexpected event {other} before the shutdown"),
+                    }
+                }
+                (ids, shutdown)
+            })
+        })
+        .collect();
+    let writers: Vec<_> = (0..2)
+        .map(|worker| {
+            let (addr, key) = (server.addr, key.clone());
+            std::thread::spawn(move || create_links_until_refused(addr, &key, worker))
+        })
+        .collect();
+
+    std::thread::sleep(Duration::from_millis(1500));
+    server.sigterm();
+    let status = server
+        .wait_exit(Duration::from_secs(30))
+        .expect("the server exits within its grace period");
+    assert!(status.success(), "{status:?}: {}", server.log());
+
+    let links: Vec<(String, String)> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap().0)
+        .collect();
+    assert!(links.len() > 50, "the load ran: {} links", links.len());
+    let mut seen: Vec<Vec<u32>> = Vec::new();
+    for subscriber in subscribers {
+        let (ids, shutdown) = subscriber.join().unwrap();
+        let shutdown = shutdown.expect("a `shutdown` event before the stream ended");
+        assert_eq!(shutdown["reason"], "shutting_down");
+        assert_eq!(
+            shutdown["last_event_id"],
+            ids.last().copied().unwrap_or(0),
+            "{shutdown}"
+        );
+        assert_eq!(
+            ids,
+            (1..=ids.len() as u32).collect::<Vec<_>>(),
+            "no gap before the end"
+        );
+        assert!(
+            ids.len() < LINKS,
+            "the job was still running at the SIGTERM"
+        );
+        seen.push(ids);
+    }
+
+    // After a restart: every acknowledged link, and each stream resumes where it ended.
+    let server = server.restart();
+    let mut conn = Conn::open(server.addr);
+    for (code, target) in &links {
+        let response = conn.send("GET", &format!("/{code}"), &[], None);
+        assert_eq!(response.status, 302, "acknowledged link {code} lost");
+        assert_eq!(response.header("location"), Some(target.as_str()));
+    }
+    for ids in &mut seen {
+        let last = ids.last().copied().unwrap_or(0).to_string();
+        let rest = SseStream::open(server.addr, &path, &key, &[("Last-Event-ID", &last)])
+            .until_done(Duration::from_secs(120));
+        ids.extend(
+            rest.iter()
+                .filter(|e| e.event == "result")
+                .map(|e| e.id.unwrap()),
+        );
+        assert_eq!(
+            *ids,
+            (1..=LINKS as u32).collect::<Vec<_>>(),
+            "every result once"
+        );
+    }
+    let overview = server.job(&key, &job).json();
+    assert_eq!(overview["totals"]["done"], LINKS, "{overview}");
+}
