@@ -252,6 +252,27 @@ impl Server {
         status
     }
 
+    /// The server's peak resident set so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("a running server").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
+    }
+
+    /// Prints the peak RSS under `what` (the test's report) and checks it is under `limit_mib`.
+    pub fn report_peak_rss(&self, what: &str, limit_mib: u64) {
+        let peak = self.peak_rss_kib();
+        println!("peak RSS after {what}: {:.1} MiB", peak as f64 / 1024.0);
+        assert!(
+            peak < limit_mib * 1024,
+            "{what}: peak RSS {peak} KiB over {limit_mib} MiB"
+        );
+    }
+
     /// Runs `panlink <args>` against this server's data dir.
     pub fn cli(&self, args: &[&str]) -> Output {
         cli(&self.data_dir, args)

@@ -179,3 +179,146 @@ fn http2_prior_knowledge_is_served_on_the_same_port() {
         assert_eq!(json["status"], "ok");
     });
 }
+
+/// Raises this process's soft open-file limit to its hard one (the server inherits it) and
+/// checks that `needed` sockets fit: the hard limit cannot be raised here (20 000 on this
+/// machine), and one process holds only one side of each connection.
+fn raise_open_files(needed: u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let hard: u64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|v| v.parse().ok())
+        .expect("Max open files in /proc/self/limits");
+    assert!(
+        hard >= needed,
+        "the hard open-file limit {hard} is under {needed}"
+    );
+    let status = std::process::Command::new("prlimit")
+        .arg("--pid")
+        .arg(std::process::id().to_string())
+        .arg(format!("--nofile={hard}:{hard}"))
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(status.success(), "prlimit --nofile={hard}");
+}
+
+/// Sends `HEAD path` on `stream` and reads the answer's head; its status.
+async fn head_request(stream: &mut tokio::net::TcpStream, path: &str) -> std::io::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(format!("HEAD {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .await?;
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 512];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    Ok(text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Latencies of `count` sequential `GET /health` on fresh connections, sorted.
+fn probe_latencies(server: &Server, count: usize) -> Vec<Duration> {
+    let mut latencies: Vec<Duration> = (0..count)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            assert_eq!(server.get("/health", &[]).status, 200);
+            started.elapsed()
+        })
+        .collect();
+    latencies.sort();
+    latencies
+}
+
+#[test]
+fn ten_thousand_concurrent_connections_are_all_served_and_others_still_are_quickly() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const CONNECTIONS: usize = 10_000;
+    raise_open_files(CONNECTIONS as u64 + 1_000);
+    let server = Server::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ready = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let addr = server.addr;
+    let clients: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let (ready, stop) = (Arc::clone(&ready), Arc::clone(&stop));
+            runtime.spawn(async move {
+                let mut stream = loop {
+                    match tokio::net::TcpStream::connect(addr).await {
+                        Ok(stream) => break stream,
+                        // The listen backlog overflowed: try again, as a client would.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                };
+                let mut answered = 0u32;
+                assert_eq!(head_request(&mut stream, "/health").await.unwrap(), 200);
+                answered += 1;
+                ready.fetch_add(1, Ordering::Relaxed);
+                // Keep the connection in use (a request every 10 s, like a keep-alive client
+                // pool; the test binary is a debug build) until told to stop.
+                let stopped = stop.notified();
+                tokio::pin!(stopped);
+                loop {
+                    tokio::select! {
+                        () = &mut stopped => return answered,
+                        () = tokio::time::sleep(Duration::from_secs(10)) => {
+                            assert_eq!(head_request(&mut stream, "/health").await.unwrap(), 200);
+                            answered += 1;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    while ready.load(Ordering::Relaxed) < CONNECTIONS {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "only {} of {CONNECTIONS} connections answered",
+            ready.load(Ordering::Relaxed)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "{CONNECTIONS} connections open and answered in {:?}",
+        started.elapsed()
+    );
+    // Another client, while all of them are open and busy.
+    let latencies = probe_latencies(&server, 200);
+    let p99 = latencies[latencies.len() * 99 / 100];
+    println!(
+        "other client's /health p50 {:?}, p99 {p99:?}",
+        latencies[latencies.len() / 2]
+    );
+    assert!(
+        p99 < Duration::from_millis(250),
+        "p99 {p99:?} with {CONNECTIONS} open"
+    );
+    stop.notify_waiters();
+    let answered: u32 = runtime.block_on(async {
+        let mut total = 0;
+        for client in clients {
+            total += client.await.expect("every connection kept being served");
+        }
+        total
+    });
+    assert!(answered as usize >= CONNECTIONS, "{answered} answers");
+    server.report_peak_rss("10 000 concurrent connections", 512);
+}
