@@ -322,3 +322,75 @@ fn ten_thousand_concurrent_connections_are_all_served_and_others_still_are_quick
     assert!(answered as usize >= CONNECTIONS, "{answered} answers");
     server.report_peak_rss("10 000 concurrent connections", 512);
 }
+
+/// One HTTP/2 frame: 9-byte head, then `payload`.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(9 + payload.len());
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
+    frame.push(kind);
+    frame.push(flags);
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+#[test]
+fn http2_rapid_reset_is_cut_off_and_other_clients_are_served() {
+    use std::io::{Read, Write};
+
+    const STREAMS: u32 = 20_000;
+    let server = Server::start();
+    let mut attack = std::net::TcpStream::connect(server.addr).unwrap();
+    attack
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    // Read what the server says: the error code of its GOAWAY, if any, until it hangs up.
+    let mut reader = attack.try_clone().unwrap();
+    let goaway = std::thread::spawn(move || {
+        let mut received = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&buf[..n]);
+        }
+        let mut at = 0;
+        let mut code = None;
+        while at + 9 <= received.len() {
+            let len =
+                u32::from_be_bytes([0, received[at], received[at + 1], received[at + 2]]) as usize;
+            if received[at + 3] == 0x7 && at + 9 + 8 <= received.len() {
+                let p = at + 9 + 4;
+                code = Some(u32::from_be_bytes(received[p..p + 4].try_into().unwrap()));
+            }
+            at += 9 + len;
+        }
+        code
+    });
+    let mut burst = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    burst.extend(h2_frame(0x4, 0, 0, &[]));
+    // HPACK: :method GET, :scheme http, :path /health (literal), :authority t.
+    let mut block = vec![0x82, 0x86, 0x04, 0x07];
+    block.extend_from_slice(b"/health");
+    block.extend_from_slice(&[0x01, 0x01, b't']);
+    for n in 0..STREAMS {
+        let stream = 2 * n + 1;
+        burst.extend(h2_frame(0x1, 0x5, stream, &block));
+        burst.extend(h2_frame(0x3, 0, stream, &8u32.to_be_bytes()));
+    }
+    // The server may hang up before the whole burst is written.
+    let _ = attack.write_all(&burst);
+    let code = goaway.join().unwrap();
+    println!("GOAWAY error code after the rapid reset: {code:?}");
+    assert_eq!(
+        code,
+        Some(0xb),
+        "the server answers a rapid reset with GOAWAY ENHANCE_YOUR_CALM"
+    );
+    let latencies = probe_latencies(&server, 100);
+    let p99 = latencies[latencies.len() * 99 / 100];
+    println!("other client's /health p99 after the attack: {p99:?}");
+    assert!(p99 < Duration::from_millis(250), "p99 {p99:?}");
+    server.report_peak_rss("an HTTP/2 rapid reset of 20 000 streams", 256);
+}
