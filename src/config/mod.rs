@@ -59,6 +59,7 @@ pub struct HttpConfig {
     pub first_byte_timeout: Duration,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    pub write_stall_timeout: Duration,
     pub handler_timeout: Duration,
     pub max_body_bytes: usize,
     pub max_header_bytes: usize,
@@ -239,6 +240,10 @@ impl Config {
                 http.header_read_timeout_ms,
             )?,
             idle_timeout: millis("http.idle_timeout_ms", http.idle_timeout_ms)?,
+            write_stall_timeout: millis(
+                "http.write_stall_timeout_ms",
+                http.write_stall_timeout_ms,
+            )?,
             handler_timeout: millis("http.handler_timeout_ms", http.handler_timeout_ms)?,
             max_body_bytes: range("http.max_body_bytes", http.max_body_bytes, 1024, 1 << 30)?,
             max_header_bytes: range(

@@ -4,7 +4,9 @@
 //! protocol detection under the first-byte deadline (a socket that sends nothing is dropped; the
 //! HTTP/2 prior-knowledge preface selects h2c, anything else HTTP/1.1), then hyper's own builder
 //! for that protocol with its timers set. An idle watchdog closes connections with no request for
-//! `http.idle_timeout_ms`. On shutdown every connection is told to finish its in-flight requests
+//! `http.idle_timeout_ms`; a stall watchdog drops a connection whose client has taken none of
+//! its bytes for `http.write_stall_timeout_ms` (a client that stopped reading holds no task,
+//! buffer or stream forever). On shutdown every connection is told to finish its in-flight requests
 //! and close; [`serve`] returns once all have, or when the grace period ends.
 
 use std::future::Future;
@@ -22,7 +24,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::prefixed_io::{H2_PREFACE, PrefixedIo};
+use super::prefixed_io::{H2_PREFACE, PrefixedIo, WriteStall};
 use super::request::RequestId;
 use super::response;
 use super::service::{self, ConnActivity};
@@ -173,7 +175,8 @@ async fn connection(
             return;
         }
     };
-    let io = TokioIo::new(PrefixedIo::new(&buf[..len], stream));
+    let stall = WriteStall::new();
+    let io = TokioIo::new(PrefixedIo::new(&buf[..len], stream, Arc::clone(&stall)));
     let activity = Arc::new(ConnActivity::new(peer));
     activity.touch(app.uptime_ms());
     let service = {
@@ -188,7 +191,10 @@ async fn connection(
                 conn,
                 |c| c.graceful_shutdown(),
                 &app,
-                &activity,
+                Watched {
+                    activity: &activity,
+                    stall: &stall,
+                },
                 &shutdown,
                 peer,
             )
@@ -200,7 +206,10 @@ async fn connection(
                 conn,
                 |c| c.graceful_shutdown(),
                 &app,
-                &activity,
+                Watched {
+                    activity: &activity,
+                    stall: &stall,
+                },
                 &shutdown,
                 peer,
             )
@@ -209,22 +218,42 @@ async fn connection(
     }
 }
 
-/// Runs a connection to its end, closing it gracefully on shutdown or when idle too long.
+/// What a connection's watchdogs look at.
+struct Watched<'a> {
+    activity: &'a ConnActivity,
+    stall: &'a WriteStall,
+}
+
+/// Runs a connection to its end, closing it gracefully on shutdown or when idle too long, and
+/// dropping it when its client has taken none of its bytes for `http.write_stall_timeout`.
 async fn drive<C: Future<Output = hyper::Result<()>>>(
     conn: C,
     begin_graceful_shutdown: impl Fn(Pin<&mut C>),
     app: &App,
-    activity: &ConnActivity,
+    watched: Watched<'_>,
     shutdown: &CancellationToken,
     peer: SocketAddr,
 ) {
+    let Watched { activity, stall } = watched;
     let mut conn = pin!(conn);
     let idle_ms = u64::try_from(app.config.http.idle_timeout.as_millis()).unwrap_or(u64::MAX);
     let watchdog = tokio::time::sleep(app.config.http.idle_timeout);
     let mut watchdog = pin!(watchdog);
+    let stall_limit = app.config.http.write_stall_timeout;
+    let stall_check = tokio::time::sleep(stall_limit);
+    let mut stall_check = pin!(stall_check);
     let mut closing = false;
     loop {
         tokio::select! {
+            () = &mut stall_check => match stall.blocked_for() {
+                Some(blocked) if blocked >= stall_limit => {
+                    tracing::debug!(%peer, ?blocked, "dropping a connection whose client stopped reading");
+                    metrics::counter!("panlink_http_write_stalled_total").increment(1);
+                    return;
+                }
+                Some(blocked) => stall_check.as_mut().reset(tokio::time::Instant::now() + (stall_limit - blocked)),
+                None => stall_check.as_mut().reset(tokio::time::Instant::now() + stall_limit),
+            },
             result = conn.as_mut() => {
                 if let Err(err) = result {
                     tracing::debug!(%peer, error = %err, "connection ended with an error");

@@ -157,6 +157,10 @@ fn describe() {
         "panlink_http_shed_total",
         "Requests or connections refused with 503 to protect the server"
     );
+    describe_counter!(
+        "panlink_http_write_stalled_total",
+        "Connections dropped because their client took none of their bytes for http.write_stall_timeout_ms"
+    );
     describe_gauge!("panlink_http_open_connections", "Open client connections");
     describe_gauge!("panlink_http_in_flight", "Requests being handled");
     describe_histogram!(

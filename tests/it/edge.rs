@@ -185,4 +185,6 @@ fn conflicting_length_headers_are_refused() {
         second.is_none_or(|r| r.status != 404),
         "a smuggled request was served"
     );
+    assert_eq!(server.get("/health", &[]).status, 200);
+    server.report_peak_rss("request smuggling attempts", 128);
 }

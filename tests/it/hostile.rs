@@ -1,4 +1,6 @@
-//! Timers and caps of the edge: clients that send nothing, drip headers, idle, flood.
+//! Timers and caps of the edge: clients that send nothing, drip headers, idle, flood, hold
+//! thousands of connections, reset HTTP/2 streams as fast as they open them, or subscribe to
+//! streams and never read. Each test prints the server's peak RSS and bounds it.
 
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ fn a_socket_that_sends_nothing_is_closed_after_the_first_byte_deadline() {
     );
     // The server still serves others.
     assert_eq!(server.get("/health", &[]).status, 200);
+    server.report_peak_rss("a silent socket", 128);
 }
 
 #[test]
@@ -29,6 +32,8 @@ fn a_dripped_request_head_is_cut_by_the_header_timeout() {
         conn.closed_within(Duration::from_secs(3)),
         "slowloris connection kept open"
     );
+    assert_eq!(server.get("/health", &[]).status, 200);
+    server.report_peak_rss("a dripped request head", 128);
 }
 
 #[test]
@@ -68,6 +73,7 @@ fn connections_over_the_cap_get_a_503_and_are_closed() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(served);
+    server.report_peak_rss("connections over the cap", 128);
 }
 
 /// Opens a request whose body is sent only later, so it stays in flight.
@@ -129,6 +135,7 @@ fn oversized_request_heads_are_refused() {
         assert_eq!(response.status, 431, "{}", response.text());
     }
     assert_eq!(server.get("/health", &[]).status, 200);
+    server.report_peak_rss("an oversized request head", 128);
 }
 
 #[test]
@@ -148,6 +155,7 @@ fn invalid_percent_encoding_and_bytes_in_paths_are_404_not_crashes() {
         assert!(response.status == 400 || response.status == 404);
     }
     assert_eq!(server.get("/health", &[]).status, 200);
+    server.report_peak_rss("invalid bytes in paths", 128);
 }
 
 #[test]
@@ -393,4 +401,85 @@ fn http2_rapid_reset_is_cut_off_and_other_clients_are_served() {
     println!("other client's /health p99 after the attack: {p99:?}");
     assert!(p99 < Duration::from_millis(250), "p99 {p99:?}");
     server.report_peak_rss("an HTTP/2 rapid reset of 20 000 streams", 256);
+}
+
+/// The value of the un-labelled counter or gauge `name` in `/metrics`.
+fn metric(server: &Server, name: &str) -> f64 {
+    let text = server.get("/metrics", &[]).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[test]
+fn sse_subscribers_that_never_read_are_dropped_and_the_others_get_everything() {
+    use std::io::Write;
+
+    const LINKS: usize = 4_000;
+    const SILENT: usize = 40;
+    let mock = crate::harness::Mock::start(0);
+    let server = Server::with_mock(
+        &mock,
+        &[
+            ("PANLINK_HTTP_WRITE_STALL_TIMEOUT_MS", "1500"),
+            ("PANLINK_CHECKER_RATE_PER_S", "100000"),
+            ("PANLINK_CHECKER_CONCURRENCY", "64"),
+        ],
+    );
+    let key = server.job_key("never-read");
+    // About 2.5 KB per event: 10 MB per subscriber, more than a socket's buffers hold.
+    let padding = "x".repeat(2_300);
+    let items: Vec<serde_json::Value> = (0..LINKS)
+        .map(|n| serde_json::json!({"url": format!("https://pan.quark.cn/s/okREAD{n:05}"), "meta": {"pad": padding}}))
+        .collect();
+    let t0 = std::time::Instant::now();
+    let job = server.submit(&key, &serde_json::json!({ "items": items }));
+    let path = format!("/jobs/{job}/events");
+    let silent: Vec<std::net::TcpStream> = (0..SILENT)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+            stream
+                .write_all(
+                    format!("GET {path} HTTP/1.1\r\nHost: t\r\nX-API-Key: {key}\r\n\r\n")
+                        .as_bytes(),
+                )
+                .unwrap();
+            stream
+        })
+        .collect();
+    let reader = {
+        let (addr, path, key) = (server.addr, path.clone(), key.clone());
+        std::thread::spawn(move || {
+            crate::harness::SseStream::open(addr, &path, &key, &[])
+                .until_done(Duration::from_secs(120))
+                .iter()
+                .filter(|e| e.event == "result")
+                .count()
+        })
+    };
+    assert_eq!(
+        reader.join().unwrap(),
+        LINKS,
+        "the reading subscriber got every result"
+    );
+    println!("job streamed to the reader in {:?}", t0.elapsed());
+    // The silent ones are dropped once their sockets have been full for the stall timeout.
+    let started = std::time::Instant::now();
+    while metric(&server, "panlink_http_write_stalled_total") < SILENT as f64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{} of {SILENT} silent subscribers dropped",
+            metric(&server, "panlink_http_write_stalled_total")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(metric(&server, "panlink_http_open_connections") < 5.0);
+    drop(silent);
+    let latencies = probe_latencies(&server, 100);
+    assert!(
+        latencies[99] < Duration::from_millis(250),
+        "{:?}",
+        latencies[99]
+    );
+    server.report_peak_rss("40 SSE subscribers that never read a 10 MB stream", 512);
 }
