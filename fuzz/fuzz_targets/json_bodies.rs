@@ -126,7 +126,7 @@ fn start() -> Target {
         "POST",
         "/api/v1/links",
         &auth,
-        br#"{"url": "https://example.com/", "password": "secret1"}"#,
+        br#"{"url": "https://example.com/", "access_type": "password", "password": "secret1"}"#,
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
     let code = json(&answer)["data"]["code"].as_str().unwrap().to_owned();
