@@ -120,6 +120,7 @@ fn oversized_bodies_are_413_by_length_and_by_reading() {
     );
     let response = conn.read_response(false).expect("a response");
     response.assert_error(413, "payload_too_large");
+    server.report_peak_rss("oversized bodies", 128);
 }
 
 #[test]
