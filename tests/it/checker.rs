@@ -26,6 +26,21 @@ fn assert_verdict(verdict: &Verdict, state: State, reason: Reason, what: &str) {
     );
 }
 
+/// `result` (a result event's JSON) says `state` for `reason`.
+pub fn assert_outcome(result: &serde_json::Value, state: State, reason: Reason, what: &str) {
+    assert_eq!(
+        (
+            result["state"].as_str().unwrap(),
+            result["reason"].as_str().unwrap()
+        ),
+        (
+            serde_json::to_value(state).unwrap().as_str().unwrap(),
+            reason.as_str()
+        ),
+        "{what}"
+    );
+}
+
 /// A share URL of `provider` for share id `id` (the mock's case is the id's prefix).
 pub fn share_url(provider: Provider, id: &str) -> String {
     match provider {
@@ -553,7 +568,7 @@ async fn proxies_carry_the_chosen_providers_requests() {
 /// the engine's lanes (with its retries for the `limit` rows), and the verdicts on SSE.
 #[test]
 fn every_provider_every_case_through_a_job_and_its_stream() {
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     let mock = Mock::start(0);
     let server =
@@ -576,28 +591,14 @@ fn every_provider_every_case_through_a_job_and_its_stream() {
     let events = server
         .events(&key, &job, &[])
         .until_done(Duration::from_secs(60));
-    let results: Vec<Value> = events
-        .iter()
-        .filter(|e| e.event == "result")
-        .map(crate::harness::SseEvent::json)
-        .collect();
+    let results = crate::harness::results(&events);
     assert_eq!(results.len(), expected.len(), "one result per item");
     for result in &results {
         let row = result["meta"]["row"].as_u64().unwrap() as usize;
         let (provider, id, passcode, state, reason) = expected[row];
         let what = format!("{provider:?} {id} {passcode:?}: {result}");
         assert_eq!(result["provider"], provider.as_str(), "{what}");
-        assert_eq!(
-            (
-                result["state"].as_str().unwrap(),
-                result["reason"].as_str().unwrap()
-            ),
-            (
-                serde_json::to_value(state).unwrap().as_str().unwrap(),
-                reason.as_str()
-            ),
-            "{what}"
-        );
+        assert_outcome(result, state, reason, &what);
         if id.starts_with("limit") {
             assert!(result["attempts"].as_u64().unwrap() >= 2, "retried: {what}");
         }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use crate::harness::{Mock, Server, SseEvent, SseStream};
+use crate::harness::{Mock, Server, SseEvent, SseStream, result_ids};
 
 const TOTAL: usize = 20_000;
 
@@ -65,14 +65,6 @@ fn resilient_subscriber(
         }
         panic!("the subscriber did not see `done` within 240 s");
     })
-}
-
-fn result_ids(events: &[SseEvent]) -> Vec<u32> {
-    events
-        .iter()
-        .filter(|e| e.event == "result")
-        .map(|e| e.id.unwrap())
-        .collect()
 }
 
 #[test]

@@ -236,11 +236,7 @@ fn a_full_disk_refuses_writes_with_507_keeps_results_and_recovers_when_space_ret
     let events = server
         .events(&key, &job, &[])
         .until_done(Duration::from_secs(60));
-    let ids: Vec<u32> = events
-        .iter()
-        .filter(|e| e.event == "result")
-        .map(|e| e.id.unwrap())
-        .collect();
+    let ids = crate::harness::result_ids(&events);
     assert_eq!(
         ids,
         (1..=12).collect::<Vec<_>>(),

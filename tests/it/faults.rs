@@ -12,8 +12,8 @@ use panlink::checker::share::Provider;
 use panlink::checker::verdict::{Reason, State, Verdict};
 use serde_json::{Value, json};
 
-use crate::checker::share_url;
-use crate::harness::{Mock, Server};
+use crate::checker::{assert_outcome, share_url};
+use crate::harness::{Mock, Server, results};
 
 /// Each fault of the mock (`src/mock/fault.rs`), by share id, and the reason it must give.
 const FAULTS: [(&str, Reason); 5] = [
@@ -161,27 +161,20 @@ fn a_job_full_of_faults_ends_unknown_and_the_server_stays_healthy() {
         expected.push((provider, "okFAULT2", State::Valid, Reason::AllChecksPassed));
     }
     let job = server.submit(&key, &json!({ "items": items }));
-    let results: Vec<Value> = server
-        .events(&key, &job, &[])
-        .until_done(Duration::from_secs(90))
-        .iter()
-        .filter(|e| e.event == "result")
-        .map(crate::harness::SseEvent::json)
-        .collect();
-    assert_eq!(results.len(), expected.len(), "one result per item");
-    for result in &results {
+    let answered = results(
+        &server
+            .events(&key, &job, &[])
+            .until_done(Duration::from_secs(90)),
+    );
+    assert_eq!(answered.len(), expected.len(), "one result per item");
+    for result in &answered {
         let (provider, id, state, reason) =
             expected[result["meta"]["row"].as_u64().unwrap() as usize];
-        assert_eq!(
-            (
-                result["state"].as_str().unwrap(),
-                result["reason"].as_str().unwrap()
-            ),
-            (
-                serde_json::to_value(state).unwrap().as_str().unwrap(),
-                reason.as_str()
-            ),
-            "{provider:?} {id}: {result}"
+        assert_outcome(
+            result,
+            state,
+            reason,
+            &format!("{provider:?} {id}: {result}"),
         );
         if reason.is_transient() {
             assert_eq!(
@@ -203,15 +196,13 @@ fn a_job_full_of_faults_ends_unknown_and_the_server_stays_healthy() {
         .map(|p| json!({"url": share_url(*p, "okFAULT3")}))
         .collect();
     let job = server.submit(&key, &json!({ "items": again }));
-    let results: Vec<Value> = server
-        .events(&key, &job, &[])
-        .until_done(Duration::from_secs(30))
-        .iter()
-        .filter(|e| e.event == "result")
-        .map(crate::harness::SseEvent::json)
-        .collect();
-    assert_eq!(results.len(), Provider::ALL.len());
-    for result in results {
+    let answered = results(
+        &server
+            .events(&key, &job, &[])
+            .until_done(Duration::from_secs(30)),
+    );
+    assert_eq!(answered.len(), Provider::ALL.len());
+    for result in answered {
         assert_eq!(result["state"], "valid", "{result}");
     }
 }

@@ -739,3 +739,21 @@ impl SseStream {
         );
     }
 }
+
+/// The JSON of every `result` event of `events`.
+pub fn results(events: &[SseEvent]) -> Vec<serde_json::Value> {
+    events
+        .iter()
+        .filter(|e| e.event == "result")
+        .map(SseEvent::json)
+        .collect()
+}
+
+/// The ids of every `result` event of `events`, in order.
+pub fn result_ids(events: &[SseEvent]) -> Vec<u32> {
+    events
+        .iter()
+        .filter(|e| e.event == "result")
+        .map(|e| e.id.expect("a result event has an id"))
+        .collect()
+}

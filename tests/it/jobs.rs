@@ -5,17 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Mock, Server, SseEvent};
+use crate::harness::{Mock, Server, SseEvent, result_ids, results};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn results(events: &[SseEvent]) -> Vec<Value> {
-    events
-        .iter()
-        .filter(|e| e.event == "result")
-        .map(SseEvent::json)
-        .collect()
-}
 
 /// `count` distinct share URLs `{prefix}{n:04}{suffix}`.
 fn links(prefix: &str, count: usize, suffix: &str) -> Vec<String> {
@@ -26,11 +18,7 @@ fn links(prefix: &str, count: usize, suffix: &str) -> Vec<String> {
 
 /// Every item has exactly one result and event ids are 1..=n without gaps.
 fn assert_complete(events: &[SseEvent], total: usize) {
-    let ids: Vec<u32> = events
-        .iter()
-        .filter(|e| e.event == "result")
-        .map(|e| e.id.unwrap())
-        .collect();
+    let ids = result_ids(events);
     assert_eq!(ids, (1..=total as u32).collect::<Vec<_>>(), "event ids");
     let items: BTreeSet<u64> = results(events)
         .iter()

@@ -248,11 +248,7 @@ fn sigterm_under_load_loses_no_acknowledged_write_and_streams_end_cleanly_then_r
         let last = ids.last().copied().unwrap_or(0).to_string();
         let rest = SseStream::open(server.addr, &path, &key, &[("Last-Event-ID", &last)])
             .until_done(Duration::from_secs(120));
-        ids.extend(
-            rest.iter()
-                .filter(|e| e.event == "result")
-                .map(|e| e.id.unwrap()),
-        );
+        ids.extend(crate::harness::result_ids(&rest));
         assert_eq!(
             *ids,
             (1..=LINKS as u32).collect::<Vec<_>>(),
