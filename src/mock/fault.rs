@@ -107,12 +107,7 @@ pub async fn spoil(
             MockBody::Half(Some(body.slice(..body.len() / 2)))
         }
         Some(Fault::Endless) => {
-            parts.status = StatusCode::OK;
-            parts.headers.remove(CONTENT_LENGTH);
-            parts.headers.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/json;charset=UTF-8"),
-            );
+            relabel_as_json(&mut parts);
             MockBody::Endless(Bytes::from(vec![b' '; ENDLESS_CHUNK]))
         }
         Some(Fault::Stall) => {
@@ -127,18 +122,23 @@ pub async fn spoil(
             }
         }
         Some(Fault::ContentType) => {
-            parts.status = StatusCode::OK;
-            parts.headers.remove(CONTENT_LENGTH);
-            parts.headers.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/json;charset=UTF-8"),
-            );
+            relabel_as_json(&mut parts);
             let mut image = PNG.to_vec();
             image.resize(512, 0);
             MockBody::Whole(Some(Bytes::from(image)))
         }
     };
     Ok(Response::from_parts(parts, body))
+}
+
+/// A `200` labelled JSON, for a body other than the provider's.
+fn relabel_as_json(parts: &mut http::response::Parts) {
+    parts.status = StatusCode::OK;
+    parts.headers.remove(CONTENT_LENGTH);
+    parts.headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
 }
 
 /// The body of a mock answer, whole or spoiled.
