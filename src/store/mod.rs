@@ -236,3 +236,66 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_failures_are_told_apart_by_kind() {
+        let io = |code| heed::Error::Io(std::io::Error::from_raw_os_error(code));
+        let mdb = |code| heed::Error::Mdb(heed::MdbError::Other(code));
+        assert!(matches!(
+            StoreError::from(heed::Error::Mdb(heed::MdbError::MapFull)),
+            StoreError::MapFull
+        ));
+        for code in [libc::ENOSPC, libc::EDQUOT, libc::EFBIG] {
+            assert!(matches!(StoreError::from(io(code)), StoreError::DiskFull));
+            assert!(matches!(StoreError::from(mdb(code)), StoreError::DiskFull));
+        }
+        assert!(matches!(
+            StoreError::from(io(libc::EROFS)),
+            StoreError::ReadOnly
+        ));
+        assert!(matches!(
+            StoreError::from(mdb(libc::EROFS)),
+            StoreError::ReadOnly
+        ));
+        assert!(matches!(
+            StoreError::from(io(libc::EIO)),
+            StoreError::Lmdb(_)
+        ));
+        // Every waiter of a failed batch gets the same kind.
+        assert!(matches!(
+            StoreError::DiskFull.for_another_op(),
+            StoreError::DiskFull
+        ));
+        assert!(matches!(
+            StoreError::ReadOnly.for_another_op(),
+            StoreError::ReadOnly
+        ));
+    }
+
+    #[test]
+    fn the_last_commit_decides_the_condition() {
+        assert_eq!(Condition::of(&Ok(())), Condition::Ok);
+        assert_eq!(Condition::of(&Err(StoreError::MapFull)), Condition::Full);
+        assert_eq!(Condition::of(&Err(StoreError::DiskFull)), Condition::Full);
+        assert_eq!(
+            Condition::of(&Err(StoreError::ReadOnly)),
+            Condition::ReadOnly
+        );
+        assert_eq!(
+            Condition::of(&Err(StoreError::WriterGone)),
+            Condition::Failing
+        );
+        for condition in [
+            Condition::Ok,
+            Condition::Full,
+            Condition::ReadOnly,
+            Condition::Failing,
+        ] {
+            assert_eq!(Condition::from_u8(condition.as_u8()), condition);
+        }
+    }
+}
