@@ -25,14 +25,19 @@
 #            requests per check (from the mock's counters) and server CPU per check.
 #   engine also reads the finished job's stream again from storage (replay); target ≥ 100 000
 #            events/s.
-#   k6-redirect | k6-create | k6-security | k6-jobs | k6-jobs-large | k6-urgent: the k6 scenarios (loadtest/k6.sh); and
-#   loadtest/shortlinks.sh redirect | create for the wrk runs against nginx.
+#   k6-redirect | k6-create | k6-security | k6-jobs | k6-jobs-large | k6-urgent: the k6 scenarios
+#            (loadtest/k6.sh), each failing on a breached threshold.
+#   shortlinks-redirect | shortlinks-create: the wrk runs (loadtest/shortlinks.sh); redirect
+#            against nginx as the reference in the same invocation, with the ratios.
 set -euo pipefail
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 cd "$(dirname "$0")/.."
 scenario=${1:-engine}
 items=${2:-}
-case "$scenario" in k6-*) exec loadtest/k6.sh "${scenario#k6-}" ;; esac
+case "$scenario" in
+  k6-*) exec loadtest/k6.sh "${scenario#k6-}" ;;
+  shortlinks-*) exec loadtest/shortlinks.sh "${scenario#shortlinks-}" ;;
+esac
 all_providers=quark,uc,baidu,tianyi,pan123,pan115,aliyun,xunlei,cmcc
 providers=${PROVIDERS:-$all_providers}
 bin=target/release/panlink
