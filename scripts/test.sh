@@ -2,6 +2,8 @@
 # The test command of the README: everything the project checks, on a fresh machine of this kind.
 # Beyond what cargo fetches, tests/web/run.sh installs what the web tests need (Debian's chromium
 # and a CJK font, httpx and openapi-spec-validator from PyPI, playwright-core from npm).
+# tests/it/disk.rs mounts a tmpfs and an ext4 loop image: it needs root (as CI runs) and
+# util-linux's mount and e2fsprogs, which the machine image has.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
