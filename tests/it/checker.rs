@@ -11,7 +11,8 @@ use panlink::checker::verdict::{Expiry, Reason, State, Verdict};
 
 use crate::harness::Mock;
 
-async fn check(client: &UpstreamClient, url: &str, passcode: Option<&str>) -> Verdict {
+/// The verdict of one check of `url` through `client`, as the engine asks it.
+pub async fn check(client: &UpstreamClient, url: &str, passcode: Option<&str>) -> Verdict {
     let Recognized::Share(share) = providers::recognize(url, passcode) else {
         panic!("{url} not recognized");
     };

@@ -160,6 +160,24 @@ fn create_link(server: &Server, key: &str, n: usize) -> crate::harness::Response
     )
 }
 
+/// The short code of a created link.
+fn code_of(created: &crate::harness::Response) -> String {
+    created.json()["data"]["code"]
+        .as_str()
+        .expect("a created link's code")
+        .to_owned()
+}
+
+/// Creates links `ns` (each must be acknowledged); their codes.
+fn create_links(server: &Server, key: &str, ns: std::ops::Range<usize>) -> Vec<String> {
+    ns.map(|n| {
+        let response = create_link(server, key, n);
+        assert_eq!(response.status, 200, "{}", response.text());
+        code_of(&response)
+    })
+    .collect()
+}
+
 fn health(server: &Server) -> Value {
     let response = server.get("/health", &[]);
     assert_eq!(response.status, 200);
@@ -179,17 +197,13 @@ fn assert_redirects(server: &Server, code: &str, n: usize) {
 fn a_full_disk_refuses_writes_with_507_keeps_results_and_recovers_when_space_returns() {
     let disk = Mounted::tmpfs("16m");
     let mock = Mock::start(1500);
-    let mut env = mock.server_env();
-    env.push(("PANLINK_CHECKER_RETRY_BACKOFF_MS".into(), "20".into()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let server = Server::start_at(&disk.data_dir(), &env);
+    let server = Server::with_mock_at(
+        &mock,
+        &disk.data_dir(),
+        &[("PANLINK_CHECKER_RETRY_BACKOFF_MS", "20")],
+    );
     let key = server.job_key("full-disk");
-    let mut codes = Vec::new();
-    for n in 0..20 {
-        let response = create_link(&server, &key, n);
-        assert_eq!(response.status, 200, "{}", response.text());
-        codes.push(response.json()["data"]["code"].as_str().unwrap().to_owned());
-    }
+    let mut codes = create_links(&server, &key, 0..20);
     // A job whose checks (two mock round trips of 1.5 s) end after the disk is full.
     let items: Vec<String> = (0..12)
         .map(|n| format!("https://pan.quark.cn/s/okDISK{n:04}"))
@@ -202,7 +216,7 @@ fn a_full_disk_refuses_writes_with_507_keeps_results_and_recovers_when_space_ret
     for n in 20..20_000 {
         let response = create_link(&server, &key, n);
         match response.status {
-            200 => codes.push(response.json()["data"]["code"].as_str().unwrap().to_owned()),
+            200 => codes.push(code_of(&response)),
             _ => {
                 refused = Some(response);
                 break;
@@ -244,7 +258,7 @@ fn a_full_disk_refuses_writes_with_507_keeps_results_and_recovers_when_space_ret
     );
     let created = create_link(&server, &key, codes.len());
     assert_eq!(created.status, 200, "writes resume: {}", created.text());
-    codes.push(created.json()["data"]["code"].as_str().unwrap().to_owned());
+    codes.push(code_of(&created));
     assert_eq!(health(&server)["storage"], "ok");
 
     // Nothing acknowledged was lost, and nothing is corrupt: every link after a restart.
@@ -263,12 +277,7 @@ fn a_read_only_disk_refuses_writes_with_503_serves_reads_and_recovers_after_repa
     let data_dir = disk.data_dir();
     let server = Server::start_at(&data_dir, &[]);
     let key = server.job_key("read-only");
-    let mut codes = Vec::new();
-    for n in 0..50 {
-        let response = create_link(&server, &key, n);
-        assert_eq!(response.status, 200, "{}", response.text());
-        codes.push(response.json()["data"]["code"].as_str().unwrap().to_owned());
-    }
+    let codes = create_links(&server, &key, 0..50);
 
     disk.fail();
     let refused = create_link(&server, &key, 50);

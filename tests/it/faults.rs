@@ -7,12 +7,11 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use panlink::checker::client::UpstreamClient;
-use panlink::checker::providers::{self, Recognized};
 use panlink::checker::share::Provider;
-use panlink::checker::verdict::{Reason, State, Verdict};
+use panlink::checker::verdict::{Reason, State};
 use serde_json::{Value, json};
 
-use crate::checker::{assert_outcome, share_url};
+use crate::checker::{assert_outcome, check, share_url};
 use crate::harness::{Mock, Server, results};
 
 /// Each fault of the mock (`src/mock/fault.rs`), by share id, and the reason it must give.
@@ -24,13 +23,6 @@ const FAULTS: [(&str, Reason); 5] = [
     ("ctypeA01", Reason::UnrecognizedResponse),
 ];
 
-async fn check(client: &UpstreamClient, url: &str) -> Verdict {
-    let Recognized::Share(share) = providers::recognize(url, None) else {
-        panic!("{url} not recognized");
-    };
-    providers::check(client, &share).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_of_every_provider_is_unknown_with_its_reason_and_the_client_recovers() {
     let mock = Mock::start(0);
@@ -41,7 +33,7 @@ async fn every_fault_of_every_provider_is_unknown_with_its_reason_and_the_client
     for provider in Provider::ALL {
         for (id, reason) in FAULTS {
             let started = Instant::now();
-            let verdict = check(&client, &share_url(provider, id)).await;
+            let verdict = check(&client, &share_url(provider, id), None).await;
             assert_eq!(
                 (verdict.state, verdict.reason),
                 (State::Unknown, reason),
@@ -53,7 +45,7 @@ async fn every_fault_of_every_provider_is_unknown_with_its_reason_and_the_client
                 started.elapsed()
             );
             // The same client answers the next check of this provider.
-            let next = check(&client, &share_url(provider, "okFAULT1")).await;
+            let next = check(&client, &share_url(provider, "okFAULT1"), None).await;
             assert_eq!(
                 (next.state, next.reason),
                 (State::Valid, Reason::AllChecksPassed),
@@ -127,7 +119,7 @@ async fn tls_failures_are_unknown_never_a_verdict() {
         let client = UpstreamClient::new(&config).unwrap();
         for provider in [Provider::Quark, Provider::Baidu, Provider::Cmcc] {
             let started = Instant::now();
-            let verdict = check(&client, &share_url(provider, "noneTLS1")).await;
+            let verdict = check(&client, &share_url(provider, "noneTLS1"), None).await;
             assert_eq!(
                 (verdict.state, verdict.reason),
                 (State::Unknown, reason),

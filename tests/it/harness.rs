@@ -100,6 +100,13 @@ impl Mock {
         ]
     }
 
+    /// [`Mock::server_env`] followed by `env`.
+    pub fn server_env_with(&self, env: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut all = self.server_env();
+        all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        all
+    }
+
     /// Requests per provider and TLS connections seen so far.
     pub fn stats(&self) -> serde_json::Value {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -250,6 +257,14 @@ impl Server {
             let _ = child.kill();
         }
         status
+    }
+
+    /// The value of the un-labelled counter or gauge `name` in `/metrics` (0 when absent).
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = self.get("/metrics", &[]).text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
     }
 
     /// The server's peak resident set so far (`VmHWM`), in KiB.
@@ -532,10 +547,16 @@ pub fn request(
 impl Server {
     /// A server whose checker talks to `mock`, with extra `PANLINK_…` settings.
     pub fn with_mock(mock: &Mock, env: &[(&str, &str)]) -> Server {
-        let mut all: Vec<(String, String)> = mock.server_env();
-        all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let all = mock.server_env_with(env);
         let refs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         Server::start_with(&refs)
+    }
+
+    /// Like [`Server::with_mock`], on the data dir `data_dir`.
+    pub fn with_mock_at(mock: &Mock, data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let all = mock.server_env_with(env);
+        let refs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Server::start_at(data_dir, &refs)
     }
 
     /// `POST /jobs` with `body`; returns the response.

@@ -408,14 +408,6 @@ fn http2_rapid_reset_is_cut_off_and_other_clients_are_served() {
     server.report_peak_rss("an HTTP/2 rapid reset of 20 000 streams", 256);
 }
 
-/// The value of the un-labelled counter or gauge `name` in `/metrics`.
-fn metric(server: &Server, name: &str) -> f64 {
-    let text = server.get("/metrics", &[]).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.trim().parse().unwrap())
-}
-
 #[test]
 fn sse_subscribers_that_never_read_are_dropped_and_the_others_get_everything() {
     use std::io::Write;
@@ -468,15 +460,15 @@ fn sse_subscribers_that_never_read_are_dropped_and_the_others_get_everything() {
     println!("job streamed to the reader in {:?}", t0.elapsed());
     // The silent ones are dropped once their sockets have been full for the stall timeout.
     let started = std::time::Instant::now();
-    while metric(&server, "panlink_http_write_stalled_total") < SILENT as f64 {
+    while server.metric("panlink_http_write_stalled_total") < SILENT as f64 {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "{} of {SILENT} silent subscribers dropped",
-            metric(&server, "panlink_http_write_stalled_total")
+            server.metric("panlink_http_write_stalled_total")
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(metric(&server, "panlink_http_open_connections") < 5.0);
+    assert!(server.metric("panlink_http_open_connections") < 5.0);
     drop(silent);
     let latencies = probe_latencies(&server, 100);
     println!("other client's /health p99 after: {:?}", latencies[99]);

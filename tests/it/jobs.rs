@@ -852,13 +852,7 @@ fn a_subscriber_that_falls_behind_catches_up_from_storage() {
     }
     events.extend(stream.until_done(Duration::from_secs(120)));
     assert_complete(&events, total);
-    let metrics = server.get("/metrics", &[]).text();
-    let lagged = metrics
-        .lines()
-        .find(|l| l.starts_with("panlink_sse_lagged_total"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let lagged = server.metric("panlink_sse_lagged_total");
     assert!(
         lagged >= 1.0,
         "the slow subscriber never fell behind the live buffer; the test proves nothing"
