@@ -42,6 +42,31 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order ([`index`](Self::index) is the position here).
+    pub const ALL: [Reason; 16] = [
+        Reason::AllChecksPassed,
+        Reason::EmptyShare,
+        Reason::ShareCancelled,
+        Reason::ShareExpired,
+        Reason::ShareNotFound,
+        Reason::ShareViolation,
+        Reason::PasswordRequired,
+        Reason::PasswordWrong,
+        Reason::UnderReview,
+        Reason::RateLimited,
+        Reason::Timeout,
+        Reason::UpstreamError,
+        Reason::UnrecognizedResponse,
+        Reason::UnsupportedProvider,
+        Reason::InvalidUrl,
+        Reason::Cancelled,
+    ];
+
+    /// The reason's position in [`ALL`](Self::ALL).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Whether another attempt later may give a different answer (the engine retries these).
     pub fn is_transient(self) -> bool {
         matches!(
@@ -147,6 +172,15 @@ impl Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_reason_is_listed_once_at_its_index() {
+        for (at, reason) in Reason::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), at, "{reason:?}");
+        }
+        // A reason added to the enum but not to `ALL` would index past its end.
+        assert_eq!(Reason::Cancelled.index() + 1, Reason::ALL.len());
+    }
 
     #[test]
     fn expiry_labels() {

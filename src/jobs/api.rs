@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::engine::{self, Job, JobSnapshot, ProviderProgress, Published};
 use super::record::{self, ItemRecord, JOB_ID_LEN, JobRecord, JobStatus};
@@ -436,25 +437,41 @@ async fn stream_events(
                 break;
             }
             tokio::select! {
-                message = rx.recv() => match message {
-                    Ok(Published::Event(id, json)) => {
-                        if id > last {
-                            if tx.send(sse::frame(Some(id), "result", &json)).await.is_err() {
-                                return;
-                            }
-                            metrics::counter!("panlink_sse_events_total").increment(1);
-                            last = id;
+                message = rx.recv() => {
+                    // This message and whatever else is already waiting go out as one chunk.
+                    let mut burst = LiveBurst::default();
+                    let mut next = Some(message);
+                    while let Some(message) = next.take() {
+                        if !burst.take(message, last) {
+                            break;
+                        }
+                        if burst.frames.len() < LIVE_CHUNK_BYTES {
+                            next = match rx.try_recv() {
+                                Ok(message) => Some(Ok(message)),
+                                Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                                Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                                Err(TryRecvError::Empty) => None,
+                            };
                         }
                     }
-                    Ok(Published::Done) | Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                    // Fell behind the live buffer: catch up from storage.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    if !burst.frames.is_empty() {
+                        if tx.send(burst.frames.freeze()).await.is_err() {
+                            return;
+                        }
+                        sse_events_counter().increment(burst.count);
+                        last = burst.last.unwrap_or(last);
+                    }
+                    if burst.ended {
+                        break;
+                    }
+                    if burst.lagged {
+                        // Fell behind the live buffer: catch up from storage.
                         metrics::counter!("panlink_sse_lagged_total").increment(1);
                         if !replay(&app, &job_id, &mut last, &tx).await {
                             return;
                         }
                     }
-                },
+                }
                 _ = keepalive.tick() => {
                     if tx.send(Bytes::from_static(sse::KEEPALIVE)).await.is_err() {
                         return;
@@ -492,6 +509,53 @@ async fn stream_events(
     let _ = tx.send(sse::frame(None, "done", &summary)).await;
 }
 
+/// Bytes of frames gathered into one chunk, live or replayed, before it is sent.
+const LIVE_CHUNK_BYTES: usize = 64 * 1024;
+
+/// `panlink_sse_events_total`, registered once.
+fn sse_events_counter() -> &'static metrics::Counter {
+    static COUNTER: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
+    COUNTER.get_or_init(|| metrics::counter!("panlink_sse_events_total"))
+}
+
+/// Live messages gathered for one send.
+#[derive(Default)]
+struct LiveBurst {
+    frames: BytesMut,
+    count: u64,
+    /// The id of the last frame in `frames`.
+    last: Option<u32>,
+    /// The job's stream has ended (done, or the channel closed).
+    ended: bool,
+    /// Messages were lost to the live buffer's bound: storage has them.
+    lagged: bool,
+}
+
+impl LiveBurst {
+    /// Takes one message (events at or before `last` were sent already); false once the burst
+    /// must stop (end of stream, or lagging).
+    fn take(&mut self, message: Result<Published, RecvError>, last: u32) -> bool {
+        match message {
+            Ok(Published::Event(id, json)) => {
+                if id > self.last.unwrap_or(last) {
+                    sse::append_frame(&mut self.frames, Some(id), "result", &json);
+                    self.count += 1;
+                    self.last = Some(id);
+                }
+                true
+            }
+            Ok(Published::Done) | Err(RecvError::Closed) => {
+                self.ended = true;
+                false
+            }
+            Err(RecvError::Lagged(_)) => {
+                self.lagged = true;
+                false
+            }
+        }
+    }
+}
+
 /// Sends stored events after `last`; false when the client is gone.
 async fn replay(
     app: &App,
@@ -513,15 +577,23 @@ async fn replay(
         if chunk.is_empty() {
             return true;
         }
+        let mut frames = BytesMut::new();
+        let mut sent = *last;
         for (id, json) in chunk {
-            if tx
-                .send(sse::frame(Some(id), "result", &json))
-                .await
-                .is_err()
-            {
+            sse::append_frame(&mut frames, Some(id), "result", &json);
+            sent = id;
+            if frames.len() >= LIVE_CHUNK_BYTES {
+                if tx.send(frames.split().freeze()).await.is_err() {
+                    return false;
+                }
+                *last = sent;
+            }
+        }
+        if !frames.is_empty() {
+            if tx.send(frames.freeze()).await.is_err() {
                 return false;
             }
-            *last = id;
+            *last = sent;
         }
     }
 }

@@ -12,8 +12,8 @@
 //! and cancellation are compare-and-swap, so an item is checked and answered exactly once.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -357,8 +357,64 @@ impl LaneStats {
 }
 
 /// One provider's queues and counters.
+/// A lane's metric handles, each registered at its first use and kept: a check then updates
+/// them without a registry look-up (and without allocating the labels' key).
+pub struct LaneMetrics {
+    provider: Provider,
+    check_seconds: OnceLock<metrics::Histogram>,
+    checks: [OnceLock<metrics::Counter>; Reason::ALL.len()],
+    retries: OnceLock<metrics::Counter>,
+    cache_hits: OnceLock<metrics::Counter>,
+    dedup: OnceLock<metrics::Counter>,
+}
+
+impl LaneMetrics {
+    fn new(provider: Provider) -> LaneMetrics {
+        LaneMetrics {
+            provider,
+            check_seconds: OnceLock::new(),
+            checks: std::array::from_fn(|_| OnceLock::new()),
+            retries: OnceLock::new(),
+            cache_hits: OnceLock::new(),
+            dedup: OnceLock::new(),
+        }
+    }
+
+    fn check_seconds(&self) -> &metrics::Histogram {
+        self.check_seconds.get_or_init(|| {
+            metrics::histogram!("panlink_upstream_check_seconds", "provider" => self.provider.as_str())
+        })
+    }
+
+    fn checks(&self, reason: Reason) -> &metrics::Counter {
+        self.checks[reason.index()].get_or_init(|| {
+            metrics::counter!("panlink_checks_total", "provider" => self.provider.as_str(), "reason" => reason.as_str())
+        })
+    }
+
+    fn retries(&self) -> &metrics::Counter {
+        self.retries.get_or_init(|| {
+            metrics::counter!("panlink_checker_retries_total", "provider" => self.provider.as_str())
+        })
+    }
+
+    fn cache_hits(&self) -> &metrics::Counter {
+        self.cache_hits.get_or_init(|| {
+            metrics::counter!("panlink_checker_cache_hits_total", "provider" => self.provider.as_str())
+        })
+    }
+
+    fn dedup(&self) -> &metrics::Counter {
+        self.dedup.get_or_init(|| {
+            metrics::counter!("panlink_checker_dedup_total", "provider" => self.provider.as_str())
+        })
+    }
+}
+
 pub struct Lane {
     pub provider: Provider,
+    /// Its metric handles.
+    metrics: LaneMetrics,
     urgent: SegQueue<(Arc<Job>, u32)>,
     ring: SegQueue<Arc<Job>>,
     wake: Notify,
@@ -473,6 +529,8 @@ impl CheckResult {
 struct Outcome {
     job: Arc<Job>,
     item_id: u32,
+    /// The item as the check read it (the sink reads it again when `None`).
+    item: Option<ItemRecord>,
     result: CheckResult,
 }
 
@@ -526,6 +584,7 @@ impl Engine {
             .map(|&provider| {
                 Arc::new(Lane {
                     provider,
+                    metrics: LaneMetrics::new(provider),
                     urgent: SegQueue::new(),
                     ring: SegQueue::new(),
                     wake: Notify::new(),
@@ -745,6 +804,7 @@ impl Engine {
             let outcome = Outcome {
                 job: Arc::clone(job),
                 item_id,
+                item: None,
                 result: CheckResult::without_check(Verdict::new(State::Unknown, Reason::Cancelled)),
             };
             if self.sink.send(outcome).await.is_err() {
@@ -873,31 +933,30 @@ async fn run_check(
     let started = Instant::now();
     let item = engine
         .store
-        .read(|txn, dbs| record::get_item(txn, dbs, &work.job.id, work.item_id));
-    let share = match item.ok().flatten().and_then(ItemRecord::into_share) {
-        Some(share) => share,
-        None => {
-            let mut result =
-                CheckResult::without_check(Verdict::unknown(Reason::UpstreamError, None));
-            result.priority = work.priority;
-            return Outcome {
-                job: work.job,
-                item_id: work.item_id,
-                result,
-            };
-        }
+        .read(|txn, dbs| record::get_item(txn, dbs, &work.job.id, work.item_id))
+        .ok()
+        .flatten();
+    let Some(share) = item.as_ref().and_then(ItemRecord::share) else {
+        let mut result = CheckResult::without_check(Verdict::unknown(Reason::UpstreamError, None));
+        result.priority = work.priority;
+        return Outcome {
+            job: work.job,
+            item_id: work.item_id,
+            item,
+            result,
+        };
     };
     let lead = match engine.cache.lookup(&share) {
         Lookup::Hit(verdict) => {
             drop(permit);
-            metrics::counter!("panlink_checker_cache_hits_total", "provider" => lane.provider.as_str()).increment(1);
-            return shared_outcome(work, verdict, started);
+            lane.metrics.cache_hits().increment(1);
+            return shared_outcome(work, item, verdict, started);
         }
         Lookup::Wait(receiver) => {
             drop(permit);
             if let Some(verdict) = cache::wait(receiver).await {
-                metrics::counter!("panlink_checker_dedup_total", "provider" => lane.provider.as_str()).increment(1);
-                return shared_outcome(work, verdict, started);
+                lane.metrics.dedup().increment(1);
+                return shared_outcome(work, item, verdict, started);
             }
             // The leader went away without a verdict: ask again (and lead this time).
             return Box::pin(run_check_again(engine, lane, work)).await;
@@ -911,6 +970,7 @@ async fn run_check(
     Outcome {
         job: work.job,
         item_id: work.item_id,
+        item,
         result: CheckResult {
             verdict,
             cached: false,
@@ -927,16 +987,23 @@ async fn run_check_again(engine: &Engine, lane: &Lane, work: Work) -> Outcome {
         Ok(permit) => run_check(engine, lane, work, permit).await,
         Err(_) => shared_outcome(
             work,
+            None,
             Verdict::unknown(Reason::UpstreamError, None),
             Instant::now(),
         ),
     }
 }
 
-fn shared_outcome(work: Work, verdict: Verdict, started: Instant) -> Outcome {
+fn shared_outcome(
+    work: Work,
+    item: Option<ItemRecord>,
+    verdict: Verdict,
+    started: Instant,
+) -> Outcome {
     Outcome {
         job: work.job,
         item_id: work.item_id,
+        item,
         result: CheckResult {
             verdict,
             cached: true,
@@ -958,7 +1025,8 @@ async fn ask_with_retries(engine: &Engine, lane: &Lane, share: &ShareRef) -> (Ve
             .latency_ms
             .lock()
             .record(u32::try_from(asked.elapsed().as_millis()).unwrap_or(u32::MAX));
-        metrics::histogram!("panlink_upstream_check_seconds", "provider" => lane.provider.as_str())
+        lane.metrics
+            .check_seconds()
             .record(asked.elapsed().as_secs_f64());
         if attempts == 1 {
             lane.health.earn_retry();
@@ -971,16 +1039,14 @@ async fn ask_with_retries(engine: &Engine, lane: &Lane, share: &ShareRef) -> (Ve
             break verdict;
         }
         lane.stats.retries_total.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("panlink_checker_retries_total", "provider" => lane.provider.as_str())
-            .increment(1);
+        lane.metrics.retries().increment(1);
         let base = engine.config.retry_backoff * 2u32.pow(attempts - 1);
         let jitter = rand::random::<f64>() * base.as_secs_f64();
         tokio::time::sleep(base + Duration::from_secs_f64(jitter)).await;
     };
     lane.stats.checked_total.fetch_add(1, Ordering::Relaxed);
     lane.stats.by_state[state_index(verdict.state)].fetch_add(1, Ordering::Relaxed);
-    metrics::counter!("panlink_checks_total", "provider" => lane.provider.as_str(), "reason" => verdict.reason.as_str())
-        .increment(1);
+    lane.metrics.checks(verdict.reason).increment(1);
     (verdict, attempts)
 }
 
@@ -991,7 +1057,7 @@ async fn run_sink(engine: Arc<Engine>, mut rx: mpsc::Receiver<Outcome>) {
         // Event ids are given here, in the order results reach the sink.
         let mut firsts: HashMap<usize, u32> = HashMap::new();
         let mut prepared = Vec::with_capacity(batch.len());
-        for outcome in &batch {
+        for outcome in &mut batch {
             let event_id = {
                 let mut progress = outcome.job.progress.lock();
                 let id = progress.next_event;
@@ -1001,20 +1067,31 @@ async fn run_sink(engine: Arc<Engine>, mut rx: mpsc::Receiver<Outcome>) {
             firsts
                 .entry(Arc::as_ptr(&outcome.job) as usize)
                 .or_insert(event_id);
-            prepared.push(PreparedEvent {
+            let event = PreparedEvent {
                 job_id: outcome.job.id.clone(),
                 event_id,
                 item_id: outcome.item_id,
                 result: outcome.result.clone(),
-            });
+            };
+            // Serialized here, off the writer thread, when the check brought its item along.
+            let json = outcome
+                .item
+                .take()
+                .map(|item| event_json(&event, Some(&item)));
+            prepared.push((event, json));
         }
         let written = engine
             .store
             .write(move |txn, dbs| {
                 let mut out = Vec::with_capacity(prepared.len());
-                for event in &prepared {
-                    let item = record::get_item(txn, dbs, &event.job_id, event.item_id)?;
-                    let json = event_json(event, item.as_ref());
+                for (event, json) in prepared {
+                    let json = match json {
+                        Some(json) => json,
+                        None => {
+                            let item = record::get_item(txn, dbs, &event.job_id, event.item_id)?;
+                            event_json(&event, item.as_ref())
+                        }
+                    };
                     record::put_event(txn, dbs, &event.job_id, event.event_id, &json)?;
                     out.push((event.event_id, Bytes::from(json)));
                 }
@@ -1203,6 +1280,7 @@ mod tests {
             .iter()
             .map(|&provider| Lane {
                 provider,
+                metrics: LaneMetrics::new(provider),
                 urgent: SegQueue::new(),
                 ring: SegQueue::new(),
                 wake: Notify::new(),

@@ -218,11 +218,17 @@ impl ItemRecord {
 
     /// The share this item asks about (`None` for an unsupported link).
     pub fn into_share(self) -> Option<ShareRef> {
+        self.share()
+    }
+
+    /// The share to check, leaving the record whole (the result event still needs its URL and
+    /// `meta`).
+    pub fn share(&self) -> Option<ShareRef> {
         let provider = self.provider?;
         Some(ShareRef {
             provider,
-            id: self.share_id?,
-            passcode: self.passcode,
+            id: self.share_id.clone()?,
+            passcode: self.passcode.clone(),
             host: self
                 .share_host
                 .as_deref()

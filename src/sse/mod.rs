@@ -20,24 +20,31 @@ pub const KEEPALIVE: &[u8] = b":\n\n";
 /// `id: <id>\nevent: <event>\ndata: <one-line JSON>\n\n`.
 pub fn frame(id: Option<u32>, event: &str, data: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(data.len() + 48);
+    append_frame(&mut out, id, event, data);
+    out.freeze()
+}
+
+/// Appends one frame to `out`: several frames then travel as one chunk (one channel send, one
+/// body frame, often one write), which is how replay and bursts of live results are sent.
+pub fn append_frame(out: &mut BytesMut, id: Option<u32>, event: &str, data: &[u8]) {
+    out.reserve(data.len() + 48);
     if let Some(id) = id {
         out.put_slice(b"id: ");
-        out.put_slice(id.to_string().as_bytes());
+        out.put_slice(itoa::Buffer::new().format(id).as_bytes());
         out.put_u8(b'\n');
     }
     out.put_slice(b"event: ");
     out.put_slice(event.as_bytes());
     out.put_slice(b"\ndata: ");
     // JSON from serde_json has no raw newlines; guard anyway so a frame can never be split.
-    for &byte in data {
-        out.put_u8(if byte == b'\n' || byte == b'\r' {
-            b' '
-        } else {
-            byte
-        });
+    let mut rest = data;
+    while let Some(at) = memchr::memchr2(b'\n', b'\r', rest) {
+        out.put_slice(&rest[..at]);
+        out.put_u8(b' ');
+        rest = &rest[at + 1..];
     }
+    out.put_slice(rest);
     out.put_slice(b"\n\n");
-    out.freeze()
 }
 
 /// `retry: <ms>\n\n`.
@@ -115,6 +122,17 @@ mod tests {
         );
         assert_eq!(&frame(None, "x", b"a\nb")[..], b"event: x\ndata: a b\n\n");
         assert_eq!(&retry(3000)[..], b"retry: 3000\n\n");
+    }
+
+    #[test]
+    fn appended_frames_stay_apart() {
+        let mut out = BytesMut::new();
+        append_frame(&mut out, Some(4294967295), "result", b"\r\n{}\n");
+        append_frame(&mut out, Some(1), "result", b"x");
+        assert_eq!(
+            &out[..],
+            b"id: 4294967295\nevent: result\ndata:   {} \n\nid: 1\nevent: result\ndata: x\n\n"
+        );
     }
 
     #[test]
