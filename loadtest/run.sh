@@ -40,8 +40,10 @@ case "$scenario" in
 esac
 all_providers=quark,uc,baidu,tianyi,pan123,pan115,aliyun,xunlei,cmcc
 providers=${PROVIDERS:-$all_providers}
-bin=target/release/panlink
-cargo build --release --quiet
+# PANLINK_BIN: another build to measure (e.g. one with frame pointers, for perf); default the
+# release build, made here.
+bin=${PANLINK_BIN:-target/release/panlink}
+[ -n "${PANLINK_BIN:-}" ] || cargo build --release --quiet
 # shellcheck source=../scripts/procs.sh
 . scripts/procs.sh
 procs_init

@@ -96,16 +96,11 @@ impl CheckCache {
             _ => {}
         }
         let (sender, receiver) = watch::channel(None);
-        if shard.len() >= self.max_per_shard && !shard.contains_key(&key) {
-            let now = Instant::now();
-            let victim = shard
-                .iter()
-                .find(|(_, e)| matches!(e, Entry::Done { expires, .. } if *expires <= now))
-                .or_else(|| shard.iter().find(|(_, e)| matches!(e, Entry::Done { .. })))
-                .map(|(k, _)| k.clone());
-            if let Some(victim) = victim {
-                shard.remove(&victim);
-            }
+        if shard.len() >= self.max_per_shard
+            && !shard.contains_key(&key)
+            && let Some(victim) = eviction_victim(&shard, Instant::now())
+        {
+            shard.remove(&victim);
         }
         shard.insert(key.clone(), Entry::InFlight(receiver));
         Lookup::Lead(Lead { key, sender })
@@ -140,6 +135,26 @@ impl CheckCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Entries a full shard looks at to choose the one to drop: a bounded look, so that a miss
+/// costs the same when the cache is full (a scan of the whole shard would cost thousands of
+/// probes per miss).
+const EVICTION_PROBES: usize = 8;
+
+/// The entry to drop from a full shard: among the first few in hash order (which is effectively
+/// random), an expired verdict, else a live one; never a check in flight.
+fn eviction_victim(shard: &HashMap<String, Entry>, now: Instant) -> Option<String> {
+    let mut live = None;
+    for (key, entry) in shard.iter().take(EVICTION_PROBES) {
+        if let Entry::Done { expires, .. } = entry {
+            if *expires <= now {
+                return Some(key.clone());
+            }
+            live.get_or_insert(key);
+        }
+    }
+    live.cloned()
 }
 
 /// Waits for a leader's verdict; `None` if the leader went away without one.
@@ -223,5 +238,23 @@ mod tests {
             }
         }
         assert!(cache.len() <= SHARDS * 2 + SHARDS, "{}", cache.len());
+    }
+
+    #[test]
+    fn a_full_shard_drops_an_expired_verdict_first_and_never_a_check_in_flight() {
+        let now = Instant::now();
+        let verdict = Verdict::new(State::Valid, Reason::AllChecksPassed);
+        let done = |expires| Entry::Done {
+            verdict: verdict.clone(),
+            expires,
+        };
+        let (_sender, receiver) = watch::channel(None);
+        let mut shard = HashMap::new();
+        shard.insert("flying".to_owned(), Entry::InFlight(receiver.clone()));
+        assert_eq!(eviction_victim(&shard, now), None);
+        shard.insert("live".to_owned(), done(now + Duration::from_secs(60)));
+        assert_eq!(eviction_victim(&shard, now).as_deref(), Some("live"));
+        shard.insert("stale".to_owned(), done(now - Duration::from_secs(1)));
+        assert_eq!(eviction_victim(&shard, now).as_deref(), Some("stale"));
     }
 }

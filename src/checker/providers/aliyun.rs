@@ -94,7 +94,8 @@ struct Answer {
     share_name: Option<String>,
     share_title: Option<String>,
     file_count: Option<u64>,
-    file_infos: Option<Vec<serde_json::Value>>,
+    /// Only counted: each entry is skipped, not built.
+    file_infos: Option<Vec<serde::de::IgnoredAny>>,
     expiration: Option<String>,
     has_pwd: Option<bool>,
     share_token: Option<String>,

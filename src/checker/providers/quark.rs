@@ -123,7 +123,8 @@ struct TokenData {
 
 #[derive(Debug, Deserialize)]
 struct DetailData {
-    list: Option<Vec<serde_json::Value>>,
+    /// Only counted: each entry is skipped, not built.
+    list: Option<Vec<serde::de::IgnoredAny>>,
     share: Option<DetailShare>,
 }
 

@@ -194,7 +194,8 @@ struct ShareAnswer {
     share_status: Option<String>,
     title: Option<String>,
     file_num: Option<serde_json::Value>,
-    files: Option<Vec<serde_json::Value>>,
+    /// Only counted: each entry is skipped, not built.
+    files: Option<Vec<serde::de::IgnoredAny>>,
     expiration_at: Option<String>,
     error: Option<String>,
 }
