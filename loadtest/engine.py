@@ -194,8 +194,11 @@ def fanout(args):
     job_box = {}
 
     def subscriber(i):
-        sock = socket.create_connection((args.host, args.port), timeout=300)
+        # Every thread is up before any connects, then each sends its request at once: a socket
+        # left silent while 2000 threads start would be closed by the server's first-byte
+        # deadline (http.first_byte_timeout_ms), as a slowloris client should be.
         connected.wait()
+        sock = socket.create_connection((args.host, args.port), timeout=300)
         job = job_box["job"]
         sock.sendall(f"GET /jobs/{job}/events HTTP/1.1\r\nHost: x\r\nX-API-Key: {args.key}\r\n\r\n".encode())
         reader = sock.makefile("rb")

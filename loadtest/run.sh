@@ -16,8 +16,9 @@
 #            100 times: POST /jobs/{id}/urgent for one pending link and time until its result is
 #            on SSE. Target (issue 3): p99 within one upstream round trip (2 requests × 50 ms)
 #            plus 50 ms = 150 ms.
-#   fanout   one job of ITEMS links (default 1000) and 2000 SSE subscribers connected before it
-#            runs; every subscriber must receive every event and `done` (issue 3 target).
+#   fanout   one job of ITEMS links (default 1000; mock +50 ms, C=2, so it runs about 6 s) and
+#            2000 SSE subscribers that connect while it runs and follow it live; every subscriber
+#            must receive every event and `done` (issue 3 target).
 #   memory   the mock never answers in time; one job of ITEMS links (default 100000) queued;
 #            growth of the server's anonymous (heap) RSS per pending link; LMDB's file-backed pages
 #            are not counted. An upper bound: allocator slack from parsing the request is included.
@@ -53,7 +54,7 @@ case "$scenario" in
   engine)  latency=0;  concurrency=256; items=${items:-100000} ;;
   latency) latency=50; concurrency=32;  items=${items:-60000} ;;
   urgent)  latency=50; concurrency=32;  items=${items:-100000}; mode=urgent ;;
-  fanout)  latency=1;  concurrency=32;  items=${items:-1000};   mode=fanout ;;
+  fanout)  latency=50; concurrency=2;   items=${items:-1000};   mode=fanout ;;
   memory)  latency=600000; concurrency=1; items=${items:-100000}; mode=memory ;;
   cost)    latency=0;  concurrency=256; items=${items:-20000};  mode=cost ;;
   *) echo "unknown scenario $scenario (engine | latency | urgent | fanout | memory | cost)"; exit 2 ;;
