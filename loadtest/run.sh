@@ -41,8 +41,9 @@ case "$scenario" in
 esac
 all_providers=quark,uc,baidu,tianyi,pan123,pan115,aliyun,xunlei,cmcc
 providers=${PROVIDERS:-$all_providers}
-# PANLINK_BIN: another build to measure (e.g. one with frame pointers, for perf); default the
-# release build, made here.
+# PANLINK_BIN: another build of the server to measure (e.g. one with frame pointers, for perf);
+# MOCK_BIN: another build for the mock (A/B runs: which side a change helps); SERVER_ENV: more
+# settings for the server ("PANLINK_…=… …"). Defaults: the release build, made here, for both.
 bin=${PANLINK_BIN:-target/release/panlink}
 [ -n "${PANLINK_BIN:-}" ] || cargo build --release --quiet
 # shellcheck source=../scripts/procs.sh
@@ -60,8 +61,8 @@ case "$scenario" in
   *) echo "unknown scenario $scenario (engine | latency | urgent | fanout | memory | cost)"; exit 2 ;;
 esac
 
-start_mock "$bin" "$latency"
-start_server "$bin" PANLINK_CHECKER_CONCURRENCY="$concurrency" PANLINK_CHECKER_RATE_PER_S=1000000 \
+start_mock "${MOCK_BIN:-$bin}" "$latency"
+start_server "$bin" ${SERVER_ENV:-} PANLINK_CHECKER_CONCURRENCY="$concurrency" PANLINK_CHECKER_RATE_PER_S=1000000 \
   PANLINK_CHECKER_POOL_MAX_IDLE_PER_HOST=512 PANLINK_JOBS_MAX_ITEMS=1000000 PANLINK_JOBS_MAX_BODY_BYTES=268435456
 key=$(PANLINK_DATA_DIR="$work/data" "$bin" keys create --name loadtest)
 curl -s -X PATCH "http://127.0.0.1:$port/admin/api/keys/$(PANLINK_DATA_DIR="$work/data" "$bin" keys list | awk 'NR==2{print $1}')" \

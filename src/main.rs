@@ -8,12 +8,6 @@ use panlink::cli::{Cli, Command};
 use panlink::config::Config;
 use panlink::observability::logging;
 
-/// mimalloc instead of glibc's malloc: the request paths allocate small, short-lived buffers on
-/// several threads, where glibc's arenas cost a measured share of each redirect and create
-/// (README, Performance).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn run_mock(options: panlink::mock::MockOptions) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
