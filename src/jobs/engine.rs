@@ -842,9 +842,39 @@ pub fn match_key(share: Option<(Provider, &str)>, url: &str) -> u64 {
     hasher.finish()
 }
 
+/// How far a start may run ahead of the exact 1/rate schedule. tokio's timer counts whole
+/// milliseconds, so waiting for a start due in a few microseconds slept a millisecond: a fast lane
+/// (a high `rate_per_s`) was capped by the timer, not by its rate, and a faster build hit the wait
+/// more often (a one-provider job at 3 000–5 000 checks/s instead of 10 000). The long-run rate is
+/// unchanged; a burst holds at most this long's worth of starts more.
+const RATE_TOLERANCE: Duration = Duration::from_millis(1);
+
+/// A lane's rate: starts spaced by 1/rate, with no burst beyond one interval of catch-up and
+/// [`RATE_TOLERANCE`] of lead.
+struct Pacer {
+    interval: Duration,
+    next_start: tokio::time::Instant,
+}
+
+impl Pacer {
+    fn new(rate_per_s: u32, now: tokio::time::Instant) -> Pacer {
+        Pacer {
+            interval: Duration::from_secs_f64(1.0 / f64::from(rate_per_s.max(1))),
+            next_start: now,
+        }
+    }
+
+    /// Takes the next start, made at `now` or, when `Some`, at the instant to wait for.
+    fn take(&mut self, now: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        let wait =
+            (self.next_start > now + RATE_TOLERANCE).then(|| self.next_start - RATE_TOLERANCE);
+        self.next_start = self.next_start.max(now) + self.interval;
+        wait
+    }
+}
+
 async fn dispatch(engine: Arc<Engine>, lane: Arc<Lane>) {
-    let interval = Duration::from_secs_f64(1.0 / f64::from(lane.rate_per_s.max(1)));
-    let mut next_start = tokio::time::Instant::now();
+    let mut pacer = Pacer::new(lane.rate_per_s, tokio::time::Instant::now());
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&lane.permits).acquire_owned() => match permit {
@@ -856,12 +886,9 @@ async fn dispatch(engine: Arc<Engine>, lane: Arc<Lane>) {
         let Some(work) = next_allowed_work(&engine, &lane).await else {
             return;
         };
-        // Rate: starts are spaced by 1/rate, with no burst beyond one interval of catch-up.
-        let now = tokio::time::Instant::now();
-        if next_start > now {
-            tokio::time::sleep_until(next_start).await;
+        if let Some(at) = pacer.take(tokio::time::Instant::now()) {
+            tokio::time::sleep_until(at).await;
         }
-        next_start = next_start.max(now) + interval;
         let engine = Arc::clone(&engine);
         let lane = Arc::clone(&lane);
         lane.stats.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -1274,6 +1301,58 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn a_fast_lane_is_paced_by_its_rate_not_by_the_timer() {
+        let t0 = tokio::time::Instant::now();
+        // 100 000/s: 10 µs apart. Starts due within the 1 ms tolerance go at once (a wait that
+        // short would sleep a whole timer tick); the 102nd start, 1.01 ms ahead, waits.
+        let mut pacer = Pacer::new(100_000, t0);
+        for n in 0..=100 {
+            assert_eq!(pacer.take(t0), None, "start {n}");
+        }
+        assert_eq!(
+            pacer.take(t0),
+            Some(t0 + Duration::from_micros(1010) - RATE_TOLERANCE)
+        );
+    }
+
+    #[test]
+    fn a_slow_lane_waits_out_its_interval_and_never_bursts_after_idling() {
+        let t0 = tokio::time::Instant::now();
+        let mut pacer = Pacer::new(20, t0);
+        assert_eq!(pacer.take(t0), None);
+        let due = t0 + Duration::from_millis(50);
+        assert_eq!(pacer.take(t0), Some(due - RATE_TOLERANCE));
+        // Idle for a minute: one start at once, then the interval again, no catch-up burst.
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(pacer.take(later), None);
+        assert_eq!(
+            pacer.take(later),
+            Some(later + Duration::from_millis(50) - RATE_TOLERANCE)
+        );
+    }
+
+    proptest! {
+        /// Over any span, the starts made are at most rate × span plus the tolerance's worth and
+        /// one, whatever the moments the dispatcher asks at.
+        #[test]
+        fn the_long_run_rate_holds(rate in 1u32..200_000, gaps in proptest::collection::vec(0u64..2_000, 1..400)) {
+            let t0 = tokio::time::Instant::now();
+            let mut pacer = Pacer::new(rate, t0);
+            let mut now = t0;
+            let mut starts = 0u64;
+            for gap in gaps {
+                now += Duration::from_micros(gap);
+                if let Some(at) = pacer.take(now) {
+                    now = now.max(at);
+                }
+                starts += 1;
+                let span = (now - t0).as_secs_f64() + RATE_TOLERANCE.as_secs_f64();
+                prop_assert!(starts as f64 <= span * f64::from(rate) + 2.0, "{starts} starts in {span} s at {rate}/s");
+            }
+        }
+    }
 
     fn lanes() -> Vec<Lane> {
         Provider::ALL
