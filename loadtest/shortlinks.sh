@@ -34,8 +34,9 @@ if [ ${#need[@]} -gt 0 ]; then
   (apt-get install -y "${need[@]}" >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y "${need[@]}" >/dev/null; })
 fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-bin=target/release/panlink
-cargo build --release --quiet
+# PANLINK_BIN: another build to measure (as in run.sh); default the release build, made here.
+bin=${PANLINK_BIN:-target/release/panlink}
+[ -n "${PANLINK_BIN:-}" ] || cargo build --release --quiet
 # shellcheck source=../scripts/procs.sh
 . scripts/procs.sh
 procs_init
