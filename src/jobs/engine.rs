@@ -356,10 +356,9 @@ impl LaneStats {
     }
 }
 
-/// One provider's queues and counters.
 /// A lane's metric handles, each registered at its first use and kept: a check then updates
 /// them without a registry look-up (and without allocating the labels' key).
-pub struct LaneMetrics {
+struct LaneMetrics {
     provider: Provider,
     check_seconds: OnceLock<metrics::Histogram>,
     checks: [OnceLock<metrics::Counter>; Reason::ALL.len()],
@@ -411,6 +410,7 @@ impl LaneMetrics {
     }
 }
 
+/// One provider's queues and counters.
 pub struct Lane {
     pub provider: Provider,
     /// Its metric handles.
