@@ -445,7 +445,7 @@ async fn stream_events(
                         if !burst.take(message, last) {
                             break;
                         }
-                        if burst.frames.len() < LIVE_CHUNK_BYTES {
+                        if burst.frames.len() < SSE_CHUNK_BYTES {
                             next = match rx.try_recv() {
                                 Ok(message) => Some(Ok(message)),
                                 Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
@@ -510,7 +510,7 @@ async fn stream_events(
 }
 
 /// Bytes of frames gathered into one chunk, live or replayed, before it is sent.
-const LIVE_CHUNK_BYTES: usize = 64 * 1024;
+const SSE_CHUNK_BYTES: usize = 64 * 1024;
 
 /// `panlink_sse_events_total`, registered once.
 fn sse_events_counter() -> &'static metrics::Counter {
@@ -582,7 +582,7 @@ async fn replay(
         for (id, json) in chunk {
             sse::append_frame(&mut frames, Some(id), "result", &json);
             sent = id;
-            if frames.len() >= LIVE_CHUNK_BYTES {
+            if frames.len() >= SSE_CHUNK_BYTES {
                 if tx.send(frames.split().freeze()).await.is_err() {
                     return false;
                 }

@@ -216,13 +216,8 @@ impl ItemRecord {
         }
     }
 
-    /// The share this item asks about (`None` for an unsupported link).
-    pub fn into_share(self) -> Option<ShareRef> {
-        self.share()
-    }
-
-    /// The share to check, leaving the record whole (the result event still needs its URL and
-    /// `meta`).
+    /// The share this item asks about (`None` for an unsupported link), leaving the record whole:
+    /// the result event still needs its URL and `meta`.
     pub fn share(&self) -> Option<ShareRef> {
         let provider = self.provider?;
         Some(ShareRef {
@@ -344,7 +339,7 @@ mod tests {
             };
             let item = ItemRecord::of_share(url.to_owned(), share.clone(), None);
             let stored: ItemRecord = codec::decode(&codec::encode(&item), "item").unwrap();
-            assert_eq!(stored.into_share(), Some(share), "{url}");
+            assert_eq!(stored.share(), Some(share), "{url}");
         }
         // A stored host that is not one of the provider's is dropped, never used.
         let mut item = ItemRecord::of_share(
@@ -358,6 +353,6 @@ mod tests {
             None,
         );
         item.share_host = Some("evil.example.com".to_owned());
-        assert_eq!(item.into_share().unwrap().host, None);
+        assert_eq!(item.share().unwrap().host, None);
     }
 }
