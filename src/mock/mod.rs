@@ -14,6 +14,7 @@ pub mod aliyun;
 pub mod baidu;
 pub mod cmcc;
 pub mod fault;
+pub mod hold;
 pub mod outcome;
 pub mod pan115;
 pub mod pan123;
@@ -102,22 +103,37 @@ impl MockRequest {
 /// State shared by all connections of the mock.
 pub struct MockState {
     latency: Duration,
+    /// Exact waits for `latency` (none when it is zero).
+    holds: Option<hold::Holds>,
     counts: Mutex<BTreeMap<&'static str, u64>>,
     attempts: Mutex<HashMap<String, u32>>,
     connections: std::sync::atomic::AtomicU64,
+    /// Time from a request's arrival to its answer, summed (ns), and the requests summed: how
+    /// much the mock really holds a request (the set latency, plus the wake-up).
+    held_ns: std::sync::atomic::AtomicU64,
+    held: std::sync::atomic::AtomicU64,
     /// Captcha tokens issued (xunlei).
     tokens: Mutex<std::collections::HashSet<String>>,
 }
 
 impl MockState {
-    pub fn new(latency: Duration) -> MockState {
-        MockState {
+    /// Fails only if the hold thread cannot be started.
+    pub fn new(latency: Duration) -> std::io::Result<MockState> {
+        let holds = if latency.is_zero() {
+            None
+        } else {
+            Some(hold::Holds::start()?)
+        };
+        Ok(MockState {
             latency,
+            holds,
             counts: Mutex::new(BTreeMap::new()),
             attempts: Mutex::new(HashMap::new()),
             connections: std::sync::atomic::AtomicU64::new(0),
+            held_ns: std::sync::atomic::AtomicU64::new(0),
+            held: std::sync::atomic::AtomicU64::new(0),
             tokens: Mutex::new(std::collections::HashSet::new()),
-        }
+        })
     }
 
     /// A new captcha token, good from now on.
@@ -184,7 +200,7 @@ pub async fn run(options: MockOptions) -> anyhow::Result<()> {
     println!("mock-upstream listening on {}", listener.local_addr()?);
     let _ = std::io::stdout().flush();
     let acceptor = TlsAcceptor::from(tls.server_config);
-    let state = Arc::new(MockState::new(options.latency));
+    let state = Arc::new(MockState::new(options.latency)?);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         let (stream, _) = tokio::select! {
@@ -225,6 +241,7 @@ async fn handle(
 }
 
 async fn answer(state: Arc<MockState>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let arrived = std::time::Instant::now();
     let host = req
         .uri()
         .host()
@@ -255,13 +272,19 @@ async fn answer(state: Arc<MockState>, req: Request<Incoming>) -> Response<Full<
     if request.path == "/__mock/stats" {
         let counts = state.counts.lock().clone();
         let connections = state.connections.load(std::sync::atomic::Ordering::Relaxed);
+        let held = state.held.load(std::sync::atomic::Ordering::Relaxed);
+        let held_ns = state.held_ns.load(std::sync::atomic::Ordering::Relaxed);
         return json(
             StatusCode::OK,
-            &serde_json::json!({ "requests": counts, "tls_connections": connections }),
+            &serde_json::json!({
+                "requests": counts,
+                "tls_connections": connections,
+                "mean_hold_us": held_ns.checked_div(held).map_or(0, |ns| ns / 1000),
+            }),
         );
     }
-    if !state.latency.is_zero() {
-        tokio::time::sleep(state.latency).await;
+    if let Some(holds) = &state.holds {
+        holds.until(arrived + state.latency).await;
     }
     let Some((provider, _)) = ROUTES
         .iter()
@@ -274,7 +297,7 @@ async fn answer(state: Arc<MockState>, req: Request<Incoming>) -> Response<Full<
         );
     };
     state.count(provider);
-    match *provider {
+    let response = match *provider {
         "quark" => quark::answer(&state, &request).await,
         "uc" => quark::answer_uc(&state, &request).await,
         "baidu" => baidu::answer(&state, &request).await,
@@ -284,7 +307,15 @@ async fn answer(state: Arc<MockState>, req: Request<Incoming>) -> Response<Full<
         "aliyun" => aliyun::answer(&state, &request).await,
         "xunlei" => xunlei::answer(&state, &request).await,
         _ => cmcc::answer(&state, &request).await,
-    }
+    };
+    let held_ns = u64::try_from(arrived.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    state
+        .held_ns
+        .fetch_add(held_ns, std::sync::atomic::Ordering::Relaxed);
+    state
+        .held
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    response
 }
 
 /// A JSON answer.
