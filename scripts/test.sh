@@ -7,14 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== unit and integration tests"
+echo "== unit and integration tests (and every criterion bench once, in test mode)"
+# --all-targets includes benches/: each bench function runs once as a test, so they are built and
+# exercised here (`cargo bench --no-run` on top added only an optimized build of the same code).
 cargo test --locked --all-targets
 
 echo "== web face: OpenAPI validation, the guide's examples, pages in headless Chromium"
 ./tests/web/run.sh
-
-echo "== benches compile"
-cargo bench --locked --no-run
 
 echo "== fuzz targets compile"
 # Not --locked: fuzz/Cargo.lock follows the main crate's dependencies, which change more often
