@@ -908,8 +908,8 @@ pub fn urgent_headroom(limit: usize) -> usize {
 }
 
 /// The next work the lane may start: waits while the breaker is open, while the lane is at its
-/// adaptive limit (urgent links may go over it by [`urgent_headroom`]), and while there is no
-/// work. `None` on shutdown.
+/// adaptive limit (urgent links may go over it by [`urgent_headroom`]; one check while the lane
+/// warms up, see `health.rs`), and while there is no work. `None` on shutdown.
 async fn next_allowed_work(engine: &Engine, lane: &Lane) -> Option<Work> {
     loop {
         match lane.health.gate(engine.now_ms()) {
@@ -929,7 +929,8 @@ async fn next_allowed_work(engine: &Engine, lane: &Lane) -> Option<Work> {
         freed.as_mut().enable();
         woke.as_mut().enable();
         let in_flight = usize::try_from(lane.stats.in_flight.load(Ordering::Acquire)).unwrap_or(0);
-        let limit = lane.health.limit();
+        let now_ms = engine.now_ms();
+        let (limit, warming_until) = lane.health.limit_at(now_ms);
         if in_flight < limit + urgent_headroom(limit)
             && let Some(work) = lane.next_urgent()
         {
@@ -940,9 +941,16 @@ async fn next_allowed_work(engine: &Engine, lane: &Lane) -> Option<Work> {
         {
             return Some(work);
         }
+        let warmup_over = async {
+            match warming_until {
+                Some(at) => tokio::time::sleep(Duration::from_millis(at - now_ms)).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = freed => {}
             () = woke => {}
+            () = warmup_over => {}
             () = engine.shutdown.cancelled() => return None,
         }
     }

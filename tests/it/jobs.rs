@@ -557,6 +557,40 @@ fn a_job_survives_kill_9_and_completes_with_every_item_exactly_once() {
 }
 
 #[test]
+fn a_cold_lane_opens_one_connection_per_host_not_one_per_concurrent_check() {
+    // 32 checks at a time on two providers with 50 ms answers and no rate spacing: without the
+    // warm-up the first 32 of each start together and each opens a TLS connection (the client
+    // learns the host speaks HTTP/2 only from the handshake): 65 here. With it, one check opens
+    // the connection the rest share.
+    let mock = Mock::start(50);
+    let server = Server::with_mock(
+        &mock,
+        &[
+            ("PANLINK_CHECKER_CONCURRENCY", "32"),
+            ("PANLINK_CHECKER_RATE_PER_S", "1000000"),
+        ],
+    );
+    let key = server.job_key("warm");
+    let items: Vec<String> = (0..128)
+        .map(|n| {
+            if n % 2 == 0 {
+                format!("https://pan.quark.cn/s/okWARM{n:04}")
+            } else {
+                format!("https://www.alipan.com/s/okWARM{n:04}")
+            }
+        })
+        .collect();
+    let job = server.submit(&key, &json!({ "items": items }));
+    let events = server.events(&key, &job, &[]).until_done(WAIT);
+    let results = results(&events);
+    assert_eq!(results.len(), 128);
+    assert!(results.iter().all(|r| r["state"] == "valid"), "{results:?}");
+    let stats = mock.stats();
+    // quark: drive-pc.quark.cn; aliyun: its API host; and the connection of this stats request.
+    assert_eq!(stats["tls_connections"], 2 + 1, "{stats}");
+}
+
+#[test]
 fn the_same_share_is_checked_once_across_jobs_and_unknown_is_never_reused() {
     let mock = Mock::start(200);
     let server = Server::with_mock(&mock, &[("PANLINK_CHECKER_CONCURRENCY", "4")]);
