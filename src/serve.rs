@@ -34,8 +34,7 @@ async fn run_async(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.storage)
         .with_context(|| format!("opening LMDB in {}", config.storage.lmdb_dir().display()))?;
     let admin_token = admin::token::resolve(&config).context("resolving the admin token")?;
-    let listener = TcpListener::bind(config.server.listen)
-        .await
+    let listener = listen(config.server.listen, config.http.listen_backlog)
         .with_context(|| format!("binding {}", config.server.listen))?;
     let local = listener.local_addr()?;
     let shutdown = CancellationToken::new();
@@ -58,6 +57,20 @@ async fn run_async(config: Config) -> anyhow::Result<()> {
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.
+/// The listening socket, with `backlog` queued connections at most (`TcpListener::bind` would
+/// give tokio's fixed 1024: a burst of thousands of new connections then overflows the queue and
+/// the rest wait for SYN retransmits, a second and more apart).
+fn listen(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (

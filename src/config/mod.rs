@@ -55,6 +55,8 @@ pub struct ServerConfig {
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub max_connections: usize,
+    /// Connections the kernel may queue before the server accepts them (`listen(2)` backlog).
+    pub listen_backlog: u32,
     pub max_in_flight: usize,
     pub first_byte_timeout: Duration,
     pub header_read_timeout: Duration,
@@ -233,6 +235,7 @@ impl Config {
         let http = &raw.http;
         let http = HttpConfig {
             max_connections: range("http.max_connections", http.max_connections, 1, 1_000_000)?,
+            listen_backlog: range("http.listen_backlog", http.listen_backlog, 1, 65_535)?,
             max_in_flight: range("http.max_in_flight", http.max_in_flight, 1, 1_000_000)?,
             first_byte_timeout: millis("http.first_byte_timeout_ms", http.first_byte_timeout_ms)?,
             header_read_timeout: millis(
@@ -567,6 +570,10 @@ mod tests {
         let err = Config::from_raw(raw).unwrap_err().to_string();
         assert!(err.contains("http.max_connections"), "{err}");
         assert!(err.contains("between 1 and 1000000"), "{err}");
+        let raw = sources::merge("[http]\nlisten_backlog = 70000\n", "test", &no_env).unwrap();
+        let err = Config::from_raw(raw).unwrap_err().to_string();
+        assert!(err.contains("http.listen_backlog"), "{err}");
+        assert!(err.contains("between 1 and 65535"), "{err}");
     }
 
     #[test]

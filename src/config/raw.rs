@@ -46,6 +46,7 @@ impl Default for RawServer {
 #[serde(default, deny_unknown_fields)]
 pub struct RawHttp {
     pub max_connections: usize,
+    pub listen_backlog: u32,
     pub max_in_flight: usize,
     pub first_byte_timeout_ms: u64,
     pub header_read_timeout_ms: u64,
@@ -64,6 +65,7 @@ impl Default for RawHttp {
     fn default() -> Self {
         RawHttp {
             max_connections: 20_000,
+            listen_backlog: 4_096,
             max_in_flight: 8_192,
             first_byte_timeout_ms: 5_000,
             header_read_timeout_ms: 10_000,
