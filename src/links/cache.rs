@@ -9,12 +9,11 @@
 //! Invariant: the cache never answers a record older than the last committed change of its code
 //! once the change's API call has returned.
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use http::HeaderValue;
 use parking_lot::Mutex;
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::FxHashMap;
 
 use super::record::LinkRecord;
 use super::repo;
@@ -106,6 +105,6 @@ impl LinkCache {
     }
 
     fn shard(&self, code: &str) -> &Mutex<Shard> {
-        &self.shards[(FxBuildHasher.hash_one(code) as usize) % SHARDS]
+        &self.shards[super::shard_of(code, SHARDS)]
     }
 }

@@ -18,13 +18,12 @@
 //! `HEAD` requests are tallied apart and never count as clicks; requests whose `User-Agent` is a
 //! known bot or link previewer (or is missing) count as bot visits, not clicks.
 
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use parking_lot::Mutex;
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::FxHashMap;
 
 use super::record::{ClickTotals, day_of};
 use super::repo::{ClickDelta, OTHER_REFERRERS};
@@ -490,7 +489,7 @@ impl ClickCounter {
     }
 
     fn shard(&self, code: &str) -> &Shard {
-        &self.shards[(FxBuildHasher.hash_one(code) as usize) % SHARDS]
+        &self.shards[super::shard_of(code, SHARDS)]
     }
 }
 
