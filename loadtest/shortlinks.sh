@@ -18,7 +18,9 @@
 #
 # SERVER_WRAP / WRK_WRAP (default "taskset -c 0" / "taskset -c 1" for redirect, empty for create)
 # and WORKERS (server.worker_threads: 1 for redirect, 0 = one per core for create) override the
-# placement for an experiment.
+# placement for an experiment. PROFILE=FILE records the server's first panlink round with perf;
+# PERF_CALLGRAPH (default -g) sets perf's unwinding, e.g. "--call-graph fp" with a PANLINK_BIN
+# built with RUSTFLAGS="-C force-frame-pointers=yes".
 #
 # Needs wrk and nginx (installed with apt-get when missing). DURATION defaults to 10.
 set -euo pipefail
@@ -139,7 +141,7 @@ PY
     for target in panlink nginx; do
       if [ "$target" = panlink ]; then p=$port; watch=$server; else p=$nginx_port; watch=$nginx_pids; fi
       if [ -n "${PROFILE:-}" ] && [ "$target" = panlink ] && [ "$round" = 1 ]; then
-        perf record -e cpu-clock -F 1999 -g -p "$server" -o "$PROFILE" -- sleep "$duration" > /dev/null 2>&1 &
+        perf record -e cpu-clock -F 1999 ${PERF_CALLGRAPH:--g} -p "$server" -o "$PROFILE" -- sleep "$duration" > /dev/null 2>&1 &
       fi
       before=$(cpu_ticks $watch)
       line=$(wrk_run "$target" "$p" loadtest/wrk/redirect.lua)
@@ -179,7 +181,7 @@ create)
   metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
   sum0=$(metric panlink_lmdb_batch_ops_sum); count0=$(metric panlink_lmdb_batch_ops_count)
   if [ -n "${PROFILE:-}" ]; then
-    perf record -e cpu-clock -F 1999 -g -p "$server" -o "$PROFILE" -- sleep "$((duration + 1))" > /dev/null 2>&1 &
+    perf record -e cpu-clock -F 1999 ${PERF_CALLGRAPH:--g} -p "$server" -o "$PROFILE" -- sleep "$((duration + 1))" > /dev/null 2>&1 &
   fi
   before=$(cpu_ticks "$server")
   line=$(wrk_run create "$port" loadtest/wrk/create.lua)
