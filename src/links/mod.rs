@@ -217,7 +217,11 @@ mod shard_tests {
             .iter()
             .map(|code| rustc_hash::FxBuildHasher.hash_one(code.as_str()) & 63)
             .collect();
-        assert!(low_bits.len() > 48, "only {} of 64 bucket starts", low_bits.len());
+        assert!(
+            low_bits.len() > 48,
+            "only {} of 64 bucket starts",
+            low_bits.len()
+        );
     }
 
     #[test]
