@@ -28,10 +28,10 @@ const MAX_COOLDOWN_MS: u64 = 5 * 60 * 1000;
 /// `last_decrease_ms` before the first decrease.
 const NEVER: u64 = u64::MAX;
 /// How long after its last answer a lane counts as warm (the client keeps idle connections 90 s).
-pub const WARM_MS: u64 = 60_000;
+const WARM_MS: u64 = 60_000;
 /// The longest a cold lane waits for its first answer before opening up anyway (a slow first
 /// link must not hold the lane at one check).
-pub const WARMUP_MAX_MS: u64 = 1_000;
+const WARMUP_MAX_MS: u64 = 1_000;
 
 /// The breaker as `/pool` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -10,7 +10,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -41,23 +41,28 @@ impl Ord for Waiting {
     }
 }
 
-/// Hands deadlines to the hold thread.
+/// Holds requests `latency` from their arrival; hands the deadlines to the hold thread.
 pub struct Holds {
+    latency: Duration,
     to_thread: mpsc::Sender<(Instant, oneshot::Sender<()>)>,
 }
 
 impl Holds {
     /// Starts the hold thread; it ends when the `Holds` is dropped.
-    pub fn start() -> std::io::Result<Holds> {
+    pub fn start(latency: Duration) -> std::io::Result<Holds> {
         let (to_thread, from_callers) = mpsc::channel();
         std::thread::Builder::new()
             .name("mock-hold".into())
             .spawn(move || run(&from_callers))?;
-        Ok(Holds { to_thread })
+        Ok(Holds { latency, to_thread })
     }
 
-    /// Returns at `at` (within the OS's timer slack, about 50 µs).
-    pub async fn until(&self, at: Instant) {
+    /// Returns `latency` after `arrived` (within the OS's timer slack, about 50 µs).
+    pub async fn from(&self, arrived: Instant) {
+        self.until(arrived + self.latency).await;
+    }
+
+    async fn until(&self, at: Instant) {
         let (wake, woken) = oneshot::channel();
         if self.to_thread.send((at, wake)).is_err() {
             // The thread is gone (it never panics, but be safe): tokio's timer is close enough.
@@ -102,11 +107,10 @@ fn run(from_callers: &mpsc::Receiver<(Instant, oneshot::Sender<()>)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test]
     async fn holds_wake_in_deadline_order_and_not_before_their_deadline() {
-        let holds = std::sync::Arc::new(Holds::start().unwrap());
+        let holds = std::sync::Arc::new(Holds::start(Duration::ZERO).unwrap());
         let start = Instant::now();
         let order = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
@@ -128,7 +132,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_deadline_already_past_returns_at_once() {
-        let holds = Holds::start().unwrap();
+        let holds = Holds::start(Duration::ZERO).unwrap();
         let past = Instant::now();
         tokio::time::timeout(Duration::from_secs(1), holds.until(past))
             .await

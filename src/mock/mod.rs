@@ -103,8 +103,7 @@ impl MockRequest {
 
 /// State shared by all connections of the mock.
 pub struct MockState {
-    latency: Duration,
-    /// Exact waits for `latency` (none when it is zero).
+    /// Exact waits for the set latency (none when it is zero).
     holds: Option<hold::Holds>,
     counts: Mutex<BTreeMap<&'static str, u64>>,
     attempts: Mutex<HashMap<String, u32>>,
@@ -123,10 +122,9 @@ impl MockState {
         let holds = if latency.is_zero() {
             None
         } else {
-            Some(hold::Holds::start()?)
+            Some(hold::Holds::start(latency)?)
         };
         Ok(MockState {
-            latency,
             holds,
             counts: Mutex::new(BTreeMap::new()),
             attempts: Mutex::new(HashMap::new()),
@@ -285,7 +283,7 @@ async fn answer(state: Arc<MockState>, req: Request<Incoming>) -> Response<Full<
         );
     }
     if let Some(holds) = &state.holds {
-        holds.until(arrived + state.latency).await;
+        holds.from(arrived).await;
     }
     let Some((provider, _)) = ROUTES
         .iter()
