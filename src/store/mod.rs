@@ -56,7 +56,34 @@ impl From<heed::Error> for StoreError {
     }
 }
 
+/// Below this many bytes free (to unprivileged writers) the file system under the data dir is
+/// full for every purpose: a batch commit writes more than that.
+const FULL_BELOW_BYTES: u64 = 1 << 20;
+
 impl StoreError {
+    /// A failed commit, read against the file system under `dir`. LMDB reports a write that the
+    /// file system took only part of as a bare `EIO` ("short write, filesystem full?" in
+    /// `mdb_page_flush`), not as `ENOSPC`; when the file system has no room left, that is
+    /// [`StoreError::DiskFull`]. Any other `EIO` stays an I/O error.
+    pub fn of_commit(err: heed::Error, dir: &std::path::Path) -> StoreError {
+        let err = StoreError::from(err);
+        if !err.is_eio() {
+            return err;
+        }
+        match rustix::fs::statvfs(dir) {
+            Ok(fs) if is_full(fs.f_bavail.saturating_mul(fs.f_frsize)) => StoreError::DiskFull,
+            _ => err,
+        }
+    }
+
+    fn is_eio(&self) -> bool {
+        match self {
+            StoreError::Lmdb(heed::Error::Mdb(heed::MdbError::Other(code))) => *code == libc::EIO,
+            StoreError::Lmdb(heed::Error::Io(io)) => io.raw_os_error() == Some(libc::EIO),
+            _ => false,
+        }
+    }
+
     /// The same failure for another waiter of a batch that failed as a whole: the condition
     /// kinds are kept, other errors keep their text.
     pub fn for_another_op(&self) -> StoreError {
@@ -71,6 +98,11 @@ impl StoreError {
             }
         }
     }
+}
+
+/// Whether a file system with `available` bytes free is full (see [`FULL_BELOW_BYTES`]).
+fn is_full(available: u64) -> bool {
+    available < FULL_BELOW_BYTES
 }
 
 /// What the last commit said about the storage, for `/health`.
@@ -208,7 +240,8 @@ impl Store {
     ) -> Result<R, StoreError> {
         let mut wtxn = self.env.write_txn()?;
         let out = op(&mut wtxn, &self.dbs)?;
-        wtxn.commit()?;
+        wtxn.commit()
+            .map_err(|err| StoreError::of_commit(err, self.env.path()))?;
         Ok(out)
     }
 
@@ -274,6 +307,35 @@ mod tests {
             StoreError::ReadOnly.for_another_op(),
             StoreError::ReadOnly
         ));
+    }
+
+    #[test]
+    fn a_short_write_is_a_full_disk_only_when_the_disk_has_no_room() {
+        let mdb_eio = || heed::Error::Mdb(heed::MdbError::Other(libc::EIO));
+        let io_eio = || heed::Error::Io(std::io::Error::from_raw_os_error(libc::EIO));
+        // The build's own temp dir has room: an EIO there is an I/O error, whichever way heed
+        // spells it; other kinds keep their meaning.
+        let roomy = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            StoreError::of_commit(mdb_eio(), roomy.path()),
+            StoreError::Lmdb(_)
+        ));
+        assert!(matches!(
+            StoreError::of_commit(io_eio(), roomy.path()),
+            StoreError::Lmdb(_)
+        ));
+        assert!(matches!(
+            StoreError::of_commit(heed::Error::Mdb(heed::MdbError::MapFull), roomy.path()),
+            StoreError::MapFull
+        ));
+        // A dir that cannot be examined does not make an error a full disk.
+        assert!(matches!(
+            StoreError::of_commit(mdb_eio(), std::path::Path::new("/no/such/dir")),
+            StoreError::Lmdb(_)
+        ));
+        assert!(is_full(0));
+        assert!(is_full(FULL_BELOW_BYTES - 1));
+        assert!(!is_full(FULL_BELOW_BYTES));
     }
 
     #[test]

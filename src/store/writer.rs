@@ -201,6 +201,7 @@ fn apply_batch(
     for op in batch.iter_mut() {
         op.apply(env, &mut wtxn, dbs);
     }
-    wtxn.commit()?;
+    wtxn.commit()
+        .map_err(|err| StoreError::of_commit(err, env.path()))?;
     Ok(())
 }

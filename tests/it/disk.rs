@@ -271,6 +271,52 @@ fn a_full_disk_refuses_writes_with_507_keeps_results_and_recovers_when_space_ret
     assert_eq!(overview["totals"]["valid"], 12, "{overview}");
 }
 
+/// LMDB reports a write the file system took only part of as a bare `EIO` ("short write,
+/// filesystem full?" in `mdb_page_flush`), not `ENOSPC`: a batch bigger than the space left
+/// must still be refused as `storage_full`, not as an internal error.
+#[test]
+fn a_write_that_only_partly_fits_is_refused_with_507_not_500() {
+    let disk = Mounted::tmpfs("8m");
+    let server = Server::start_at(&disk.data_dir(), &[]);
+    let key = server.job_key("short-write");
+    let codes = create_links(&server, &key, 0..5);
+    let ballast = fill(&disk.mount());
+    // Leave 64 KiB: far less than the batch's 1.6 MB of new pages, which LMDB writes in one
+    // `pwritev` run that the file system cuts short.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&ballast)
+        .unwrap();
+    let len = file.metadata().unwrap().len();
+    file.set_len(len - 64 * 1024).unwrap();
+    let long = "x".repeat(3900);
+    let items: Vec<Value> = (0..400)
+        .map(|n| json!({"url": format!("https://example.com/{long}/{n}")}))
+        .collect();
+    let refused = server.send(
+        "POST",
+        "/api/v1/links/batch",
+        &[("X-API-Key", &key), ("Content-Type", "application/json")],
+        Some(&json!({ "items": items }).to_string()),
+    );
+    refused.assert_error(507, "storage_full");
+    assert_eq!(health(&server)["storage"], "full");
+    for (n, code) in codes.iter().enumerate() {
+        assert_redirects(&server, code, n);
+    }
+    std::fs::remove_file(ballast).unwrap();
+    let created = create_link(&server, &key, codes.len());
+    assert_eq!(created.status, 200, "writes resume: {}", created.text());
+    assert_eq!(health(&server)["storage"], "ok");
+    // The pages the cut-short write left in the file are not part of any commit.
+    let mut codes = codes;
+    codes.push(code_of(&created));
+    let server = server.restart();
+    for (n, code) in codes.iter().enumerate() {
+        assert_redirects(&server, code, n);
+    }
+}
+
 #[test]
 fn a_read_only_disk_refuses_writes_with_503_serves_reads_and_recovers_after_repair() {
     let disk = Mounted::ext4(32);
