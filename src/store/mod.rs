@@ -42,13 +42,10 @@ pub enum StoreError {
 
 impl From<heed::Error> for StoreError {
     fn from(err: heed::Error) -> Self {
-        let os_code = match &err {
-            heed::Error::Mdb(heed::MdbError::MapFull) => return StoreError::MapFull,
-            heed::Error::Mdb(heed::MdbError::Other(code)) => Some(*code),
-            heed::Error::Io(io) => io.raw_os_error(),
-            _ => None,
-        };
-        match os_code {
+        if matches!(err, heed::Error::Mdb(heed::MdbError::MapFull)) {
+            return StoreError::MapFull;
+        }
+        match os_code(&err) {
             Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG) => StoreError::DiskFull,
             Some(libc::EROFS) => StoreError::ReadOnly,
             _ => StoreError::Lmdb(err),
@@ -66,22 +63,14 @@ impl StoreError {
     /// `mdb_page_flush`), not as `ENOSPC`; when the file system has no room left, that is
     /// [`StoreError::DiskFull`]. Any other `EIO` stays an I/O error.
     pub fn of_commit(err: heed::Error, dir: &std::path::Path) -> StoreError {
-        let err = StoreError::from(err);
-        if !err.is_eio() {
-            return err;
+        let no_room = || {
+            rustix::fs::statvfs(dir)
+                .is_ok_and(|fs| is_full(fs.f_bavail.saturating_mul(fs.f_frsize)))
+        };
+        if os_code(&err) == Some(libc::EIO) && no_room() {
+            return StoreError::DiskFull;
         }
-        match rustix::fs::statvfs(dir) {
-            Ok(fs) if is_full(fs.f_bavail.saturating_mul(fs.f_frsize)) => StoreError::DiskFull,
-            _ => err,
-        }
-    }
-
-    fn is_eio(&self) -> bool {
-        match self {
-            StoreError::Lmdb(heed::Error::Mdb(heed::MdbError::Other(code))) => *code == libc::EIO,
-            StoreError::Lmdb(heed::Error::Io(io)) => io.raw_os_error() == Some(libc::EIO),
-            _ => false,
-        }
+        StoreError::from(err)
     }
 
     /// The same failure for another waiter of a batch that failed as a whole: the condition
@@ -97,6 +86,15 @@ impl StoreError {
                 StoreError::Lmdb(heed::Error::Io(std::io::Error::other(err.to_string())))
             }
         }
+    }
+}
+
+/// The OS error code inside a heed error, whichever way heed spells it.
+fn os_code(err: &heed::Error) -> Option<i32> {
+    match err {
+        heed::Error::Mdb(heed::MdbError::Other(code)) => Some(*code),
+        heed::Error::Io(io) => io.raw_os_error(),
+        _ => None,
     }
 }
 
