@@ -1,6 +1,7 @@
 //! The state shared by every request: configuration, storage, key gate, admin access, router,
 //! metrics and the load-shedding semaphores.
 
+use std::net::IpAddr;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -12,6 +13,7 @@ use crate::checker::client::UpstreamClient;
 use crate::config::Config;
 use crate::http::router::{Router, RouterError};
 use crate::http::routes::{self, Route};
+use crate::http::slots::ConcurrencySlots;
 use crate::jobs::engine::Engine;
 use crate::keys::KeyGate;
 use crate::links::LinkService;
@@ -32,6 +34,11 @@ pub struct App {
     pub in_flight: Semaphore,
     /// Permits for open connections (`http.max_connections`).
     pub connections: Arc<Semaphore>,
+    /// Bodies being read per client address on routes without credentials
+    /// (`http.max_public_body_reads_per_peer`).
+    pub public_body_reads: Arc<ConcurrencySlots<IpAddr>>,
+    /// Event streams open per API key id (`jobs.max_streams_per_key`).
+    pub key_streams: Arc<ConcurrencySlots<String>>,
     pub started_at_ms: u64,
     /// The checking engine.
     pub engine: Arc<Engine>,
@@ -93,6 +100,10 @@ impl App {
             site: Site::new(&config),
             in_flight: Semaphore::new(config.http.max_in_flight),
             connections: Arc::new(Semaphore::new(config.http.max_connections)),
+            public_body_reads: ConcurrencySlots::new(
+                config.http.max_public_body_reads_per_peer as usize,
+            ),
+            key_streams: ConcurrencySlots::new(config.jobs.max_streams_per_key),
             started_at_ms: timefmt::now_ms(),
             started: Instant::now(),
             store,

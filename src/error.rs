@@ -59,8 +59,17 @@ pub enum ApiError {
     Conflict(Cow<'static, str>),
     /// The body is larger than this route accepts.
     PayloadTooLarge { limit: usize },
+    /// The body did not arrive at the minimum rate (`http.body_timeout_ms`,
+    /// `http.body_min_bytes_per_s`).
+    BodyTooSlow { min_bytes_per_s: u64 },
     /// The key is over its request rate.
     RateLimited { retry_after_s: u32 },
+    /// This client address already has as many unauthenticated requests sending a body as it may.
+    PeerBusy { limit: u32 },
+    /// The key (or this connection) already has as many event streams open as it may.
+    TooManyStreams { scope: &'static str, limit: usize },
+    /// The key has stored as many job items within the retention window as its plan allows.
+    ItemQuotaExceeded { quota: u64, used: u64 },
     /// The key has as many unfinished jobs as it may.
     TooManyOpenJobs { limit: usize },
     /// Unexpected failure; details are in the log under the request id, never in the body.
@@ -215,11 +224,39 @@ impl ApiError {
                 format!("请求体过大，上限为 {limit} 字节").into(),
                 None,
             ),
+            BodyTooSlow { min_bytes_per_s } => (
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!("请求体发送过慢或未发完（宽限期后每秒至少 {min_bytes_per_s} 字节）").into(),
+                None,
+            ),
             RateLimited { retry_after_s } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "请求过于频繁，请稍后重试".into(),
                 Some(*retry_after_s),
+            ),
+            PeerBusy { limit } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_concurrent_requests",
+                format!("同一客户端地址同时发送请求体的未认证请求已达上限 ({limit} 个)，请稍后重试")
+                    .into(),
+                Some(1),
+            ),
+            TooManyStreams { scope, limit } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                format!("{scope}同时打开的事件流已达上限 ({limit} 个)，请先关闭不用的连接").into(),
+                Some(5),
+            ),
+            ItemQuotaExceeded { quota, used } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "item_quota_exceeded",
+                format!(
+                    "保留期内已存储 {used} 个检测项，本次提交将超出套餐上限 ({quota} 个)；请等待旧任务过期或升级套餐"
+                )
+                .into(),
+                Some(3600),
             ),
             TooManyOpenJobs { limit } => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -311,6 +348,10 @@ impl From<StoreError> for ApiError {
                 tracing::error!(record = what, "undecodable record");
                 ApiError::Internal
             }
+            StoreError::Truncated(found) => {
+                tracing::error!(%found, "truncated data file");
+                ApiError::Internal
+            }
         }
     }
 }
@@ -346,6 +387,13 @@ mod tests {
             ApiError::Conflict("x".into()),
             ApiError::PayloadTooLarge { limit: 1 },
             ApiError::RateLimited { retry_after_s: 1 },
+            ApiError::BodyTooSlow { min_bytes_per_s: 1 },
+            ApiError::PeerBusy { limit: 1 },
+            ApiError::TooManyStreams {
+                scope: "密钥",
+                limit: 1,
+            },
+            ApiError::ItemQuotaExceeded { quota: 1, used: 1 },
             ApiError::TooManyOpenJobs { limit: 1 },
             ApiError::TooManyOpenJobs { limit: 1 },
             ApiError::Internal,

@@ -27,6 +27,22 @@ fn main() -> ExitCode {
     // builds a TLS config (crate-notes §2).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    let env_names: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .collect();
+    match panlink::config::sources::check_env_names(env_names.iter().map(String::as_str)) {
+        Ok(ignored) => {
+            for name in ignored {
+                eprintln!(
+                    "panlink: warning: environment variable {name} is not a configuration key (see config.toml); ignored"
+                );
+            }
+        }
+        Err(err) => {
+            eprintln!("panlink: {err}");
+            return ExitCode::from(2);
+        }
+    }
     let config = match Config::load(cli.config.as_deref(), &|name| std::env::var(name).ok()) {
         Ok(config) => config,
         Err(err) => {

@@ -31,6 +31,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 }
 
 async fn run_async(config: Config) -> anyhow::Result<()> {
+    // Held until the process exits: the kernel releases it even after `kill -9`.
+    let _serving = lock_data_dir(&config.storage.data_dir)?;
     let store = Store::open(&config.storage)
         .with_context(|| format!("opening LMDB in {}", config.storage.lmdb_dir().display()))?;
     let admin_token = admin::token::resolve(&config).context("resolving the admin token")?;
@@ -56,7 +58,41 @@ async fn run_async(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Cancels `shutdown` on SIGINT or SIGTERM.
+/// The file whose exclusive lock marks a data dir as served.
+pub const SERVE_LOCK_FILE: &str = "serve.lock";
+
+/// Takes the data dir for this server: an exclusive `flock` on `<data_dir>/serve.lock`, or an
+/// error naming the dir when another server holds it. Two servers on one data dir would each keep
+/// their own caches (a link disabled through one would still redirect on the other). The CLI's
+/// `keys` commands do not take it: LMDB serialises their writes with the server's.
+fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use rustix::fs::{FlockOperation, flock};
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    let path = data_dir.join(SERVE_LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+        anyhow::bail!(
+            "another panlink server is already serving the data dir {} (pid {}, it holds {}); \
+             stop it first, or give this server its own storage.data_dir",
+            data_dir.display(),
+            holder.trim(),
+            path.display()
+        );
+    }
+    // Only a courtesy for the message above: a full disk must not stop the server here.
+    let _ = file.set_len(0);
+    let _ = writeln!(file, "{}", std::process::id());
+    Ok(file)
+}
+
 /// The listening socket, with `backlog` queued connections at most (`TcpListener::bind` would
 /// give tokio's fixed 1024: a burst of thousands of new connections then overflows the queue and
 /// the rest wait for SYN retransmits, a second and more apart).
@@ -71,6 +107,7 @@ fn listen(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListen
     socket.listen(backlog)
 }
 
+/// Cancels `shutdown` on SIGINT or SIGTERM.
 async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -103,12 +140,34 @@ async fn background_tasks(app: Arc<App>, shutdown: CancellationToken) {
             _ = flush.tick() => app.keys.flush_usage().await,
             _ = upkeep.tick() => app.metrics.run_upkeep(),
             _ = purge.tick() => crate::jobs::purge_expired(&app).await,
-            _ = clicks.tick() => app.links.flush_clicks(&app.store).await,
+            _ = clicks.tick() => { let _ = app.links.flush_clicks(&app.store).await; }
             _ = compact.tick() => app.links.compact_clicks(&app.store).await,
             () = shutdown.cancelled() => break,
         }
     }
     app.keys.flush_usage().await;
-    app.links.flush_clicks(&app.store).await;
+    flush_clicks_before_exit(&app).await;
     app.links.compact_clicks(&app.store).await;
+}
+
+/// The last click flush: retried (a full disk may free up) until `http.shutdown_grace_ms` has
+/// passed, then the exact number of visits that could not be written is logged.
+async fn flush_clicks_before_exit(app: &App) {
+    let deadline = tokio::time::Instant::now() + app.config.http.shutdown_grace;
+    loop {
+        let Err(unflushed) = app.links.flush_clicks(&app.store).await else {
+            return;
+        };
+        if tokio::time::Instant::now() >= deadline {
+            tracing::error!(
+                visits = unflushed.visits,
+                links = unflushed.links,
+                "shutting down with {} counted visits of {} links not written: storage refused them until the shutdown deadline",
+                unflushed.visits,
+                unflushed.links
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

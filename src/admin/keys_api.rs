@@ -54,7 +54,7 @@ struct CreateBody {
 pub async fn create(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let app = req.app;
     let request_id = req.request_id;
-    let body: CreateBody = req.json().await?;
+    let body: CreateBody = req.json()?;
     let new = NewKey {
         name: validate::name(&body.name).map_err(|why| ApiError::field("name", why))?,
         plan: body.plan.unwrap_or(Plan::Free),
@@ -116,7 +116,7 @@ pub async fn patch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let app = req.app;
     let request_id = req.request_id;
     let id = key_id(&req)?;
-    let body: PatchBody = req.json().await?;
+    let body: PatchBody = req.json()?;
     let patch = KeyPatch {
         name: body
             .name

@@ -72,7 +72,7 @@ impl Provider {
 }
 
 /// A recognized share link.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ShareRef {
     pub provider: Provider,
     /// The provider's share id, normalized (e.g. baidu's without the leading `1`).

@@ -63,6 +63,11 @@ pub struct HttpConfig {
     pub idle_timeout: Duration,
     pub write_stall_timeout: Duration,
     pub handler_timeout: Duration,
+    /// How long a request body may take before it must flow at `body_min_bytes_per_s`.
+    pub body_timeout: Duration,
+    pub body_min_bytes_per_s: u64,
+    /// Bodies one client address may be sending at once on routes without credentials.
+    pub max_public_body_reads_per_peer: u32,
     pub max_body_bytes: usize,
     pub max_header_bytes: usize,
     pub http2: bool,
@@ -136,6 +141,16 @@ pub struct JobsConfig {
     pub max_items: usize,
     pub max_open_jobs_per_key: usize,
     pub max_body_bytes: usize,
+    /// Longest URL of one item.
+    pub max_url_bytes: usize,
+    /// Largest `meta` of one item, as compact JSON.
+    pub max_meta_bytes: usize,
+    /// Items a key may have stored within the retention window, by plan.
+    pub free_max_stored_items: u64,
+    pub premium_max_stored_items: u64,
+    /// Event streams open at once per key, and per connection.
+    pub max_streams_per_key: usize,
+    pub max_streams_per_connection: usize,
     pub sse_keepalive: Duration,
     pub sse_retry: Duration,
     /// Finished jobs (with their results) are deleted after this long.
@@ -156,6 +171,8 @@ pub struct LinksConfig {
     pub cache_max_entries: usize,
     pub batch_max_items: usize,
     pub batch_max_body_bytes: usize,
+    /// Password links per batch at most (each costs an argon2id hash).
+    pub batch_max_password_links: usize,
     pub password_max_failures: u32,
     pub password_window: Duration,
 }
@@ -248,6 +265,19 @@ impl Config {
                 http.write_stall_timeout_ms,
             )?,
             handler_timeout: millis("http.handler_timeout_ms", http.handler_timeout_ms)?,
+            body_timeout: millis("http.body_timeout_ms", http.body_timeout_ms)?,
+            body_min_bytes_per_s: range(
+                "http.body_min_bytes_per_s",
+                http.body_min_bytes_per_s,
+                1,
+                1 << 30,
+            )?,
+            max_public_body_reads_per_peer: range(
+                "http.max_public_body_reads_per_peer",
+                http.max_public_body_reads_per_peer,
+                1,
+                1_000_000,
+            )?,
             max_body_bytes: range("http.max_body_bytes", http.max_body_bytes, 1024, 1 << 30)?,
             max_header_bytes: range(
                 "http.max_header_bytes",
@@ -409,6 +439,32 @@ impl Config {
                 100_000,
             )?,
             max_body_bytes: range("jobs.max_body_bytes", jobs.max_body_bytes, 1024, 1 << 30)?,
+            max_url_bytes: range("jobs.max_url_bytes", jobs.max_url_bytes, 64, 65_536)?,
+            max_meta_bytes: range("jobs.max_meta_bytes", jobs.max_meta_bytes, 16, 1 << 20)?,
+            free_max_stored_items: range(
+                "jobs.free_max_stored_items",
+                jobs.free_max_stored_items,
+                1,
+                1 << 40,
+            )?,
+            premium_max_stored_items: range(
+                "jobs.premium_max_stored_items",
+                jobs.premium_max_stored_items,
+                1,
+                1 << 40,
+            )?,
+            max_streams_per_key: range(
+                "jobs.max_streams_per_key",
+                jobs.max_streams_per_key,
+                1,
+                1_000_000,
+            )?,
+            max_streams_per_connection: range(
+                "jobs.max_streams_per_connection",
+                jobs.max_streams_per_connection,
+                1,
+                10_000,
+            )?,
             sse_keepalive: millis("jobs.sse_keepalive_ms", jobs.sse_keepalive_ms)?,
             sse_retry: millis("jobs.sse_retry_ms", jobs.sse_retry_ms)?,
             retention: Duration::from_secs(range(
@@ -454,6 +510,12 @@ impl Config {
                 links.batch_max_body_bytes,
                 1024,
                 1 << 30,
+            )?,
+            batch_max_password_links: range(
+                "links.batch_max_password_links",
+                links.batch_max_password_links,
+                0,
+                100_000,
             )?,
             password_max_failures: range(
                 "links.password_max_failures",

@@ -35,6 +35,48 @@ pub fn all_keys() -> Vec<(String, String)> {
     keys
 }
 
+/// Sorts the `PANLINK_*` variable names of the environment: a name that addresses a configuration
+/// section (`PANLINK_HTTP_…`) but no key of it stops start-up, as an unknown key in the file does
+/// (a typo must not silently leave a default in force); any other `PANLINK_*` name that is no
+/// key and no short form (a client script's `PANLINK_KEY`, say) is returned, to be warned about.
+pub fn check_env_names<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<String>, ConfigError> {
+    let keys = all_keys();
+    let known = |name: &str| {
+        keys.iter()
+            .any(|(section, key)| env_name(section, key) == name)
+            || SHORT_ENV_ALIASES.iter().any(|(alias, _, _)| *alias == name)
+    };
+    let mut ignored = Vec::new();
+    for name in names {
+        let Some(rest) = name.strip_prefix("PANLINK_") else {
+            continue;
+        };
+        if known(name) {
+            continue;
+        }
+        let section = keys
+            .iter()
+            .map(|(section, _)| section)
+            .find(|section| rest.starts_with(&format!("{}_", section.to_uppercase())));
+        if let Some(section) = section {
+            let mut choices: Vec<String> = keys
+                .iter()
+                .filter(|(s, _)| s == section)
+                .map(|(s, k)| env_name(s, k))
+                .collect();
+            choices.dedup();
+            return Err(ConfigError(format!(
+                "environment variable {name} names no key of the `{section}` section; its keys are {}",
+                choices.join(", ")
+            )));
+        }
+        ignored.push(name.to_owned());
+    }
+    Ok(ignored)
+}
+
 /// Parses `text` (from `origin`, for messages), applies the environment and decodes the result.
 pub fn merge(
     text: &str,
@@ -177,6 +219,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn unknown_env_names_of_a_section_are_refused_and_others_set_aside() {
+        let err = check_env_names(["PANLINK_HTTP_MAX_CONECTIONS"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PANLINK_HTTP_MAX_CONECTIONS"), "{err}");
+        assert!(err.contains("PANLINK_HTTP_MAX_CONNECTIONS"), "{err}");
+        let ignored = check_env_names([
+            "PANLINK_HTTP_MAX_CONNECTIONS",
+            "PANLINK_LISTEN",
+            "PANLINK_KEY",
+            "HOME",
+        ])
+        .unwrap();
+        assert_eq!(ignored, vec!["PANLINK_KEY".to_owned()]);
     }
 
     #[test]

@@ -13,3 +13,4 @@ pub mod router;
 pub mod routes;
 pub mod server;
 pub mod service;
+pub mod slots;

@@ -1,11 +1,15 @@
-//! Reading requests: request ids, JSON bodies under a size limit, query parameters.
+//! Reading requests: request ids, bodies under a size limit and a minimum rate, JSON decoding,
+//! query parameters.
 
-use bytes::Bytes;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
+use tokio::time::Instant;
 
 use crate::error::ApiError;
 
@@ -49,12 +53,33 @@ pub fn is_sane_request_id(bytes: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-/// Reads the whole body, refusing more than `limit` bytes with 413 (before reading when
-/// `Content-Length` already says so).
+/// How fast a request body must arrive: after `grace`, at least `min_bytes_per_s` on average.
+/// A client that sends a body slower than this (or stops halfway) is answered 408 and holds
+/// nothing longer than that.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyPace {
+    pub grace: Duration,
+    pub min_bytes_per_s: u64,
+}
+
+impl BodyPace {
+    /// When the body must have moved past `received` bytes: the client is on schedule until
+    /// `grace + received / rate` after the request began.
+    fn deadline(&self, started: Instant, received: usize) -> Instant {
+        let rate = self.min_bytes_per_s.max(1);
+        started
+            + self.grace
+            + Duration::from_micros((received as u64).saturating_mul(1_000_000) / rate)
+    }
+}
+
+/// Reads the whole body at no less than `pace`, refusing more than `limit` bytes with 413 (before
+/// reading when `Content-Length` already says so).
 pub async fn read_body(
     headers: &HeaderMap,
     body: Incoming,
     limit: usize,
+    pace: BodyPace,
 ) -> Result<Bytes, ApiError> {
     if let Some(length) = headers.get(CONTENT_LENGTH) {
         let length: u64 = length
@@ -69,27 +94,51 @@ pub async fn read_body(
             return Err(ApiError::PayloadTooLarge { limit });
         }
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ApiError::PayloadTooLarge { limit })
+    let started = Instant::now();
+    let mut body = std::pin::pin!(body);
+    // Most bodies arrive as one frame: keep it without a copy.
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
+    let mut received = 0usize;
+    loop {
+        let frame =
+            match tokio::time::timeout_at(pace.deadline(started, received), body.frame()).await {
+                Err(_elapsed) => {
+                    return Err(ApiError::BodyTooSlow {
+                        min_bytes_per_s: pace.min_bytes_per_s,
+                    });
+                }
+                Ok(None) => break,
+                Ok(Some(Err(_))) => return Err(ApiError::InvalidJson("请求体读取中断".into())),
+                Ok(Some(Ok(frame))) => frame,
+            };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        received += data.len();
+        if received > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
         }
-        Err(_) => Err(ApiError::InvalidJson("请求体读取中断".into())),
+        match first.take() {
+            None if joined.is_empty() => first = Some(data),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    joined.extend_from_slice(&earlier);
+                }
+                joined.extend_from_slice(&data);
+            }
+        }
     }
+    Ok(first.unwrap_or_else(|| joined.freeze()))
 }
 
-/// Reads a JSON body into `T`: 400 for a wrong content type, malformed JSON or a wrong field (the
-/// message names the field's path), 413 over `limit`.
-pub async fn read_json<T: DeserializeOwned>(
-    headers: &HeaderMap,
-    body: Incoming,
-    limit: usize,
-) -> Result<T, ApiError> {
+/// Decodes a JSON body into `T`: 400 for a wrong content type, malformed JSON or a wrong field
+/// (the message names the field's path).
+pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, ApiError> {
     if !is_json_content_type(headers) {
         return Err(ApiError::UnsupportedContentType);
     }
-    let bytes = read_body(headers, body, limit).await?;
-    parse_json(&bytes)
+    parse_json(bytes)
 }
 
 /// Decodes a JSON object, mapping serde's errors to the API's vocabulary. Every request body of
@@ -218,6 +267,18 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_body_is_on_schedule_for_its_grace_then_by_its_rate() {
+        let pace = BodyPace {
+            grace: Duration::from_secs(5),
+            min_bytes_per_s: 1000,
+        };
+        let t0 = Instant::now();
+        assert_eq!(pace.deadline(t0, 0), t0 + Duration::from_secs(5));
+        assert_eq!(pace.deadline(t0, 500), t0 + Duration::from_millis(5_500));
+        assert_eq!(pace.deadline(t0, 10_000), t0 + Duration::from_secs(15));
     }
 
     #[test]

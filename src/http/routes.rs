@@ -4,8 +4,8 @@
 //! credentials it needs ([`Access`]), whether browsers may call it from other origins (CORS), and
 //! its body size limit. Dispatch is a `match` on the id: no boxed handler, no allocation.
 
+use bytes::Bytes;
 use http::Method;
-use hyper::body::Incoming;
 
 use super::request::RequestId;
 use super::response::HttpResponse;
@@ -84,6 +84,13 @@ pub enum BodyLimit {
     Jobs,
     /// `links.batch_max_body_bytes` (batch link creation).
     LinkBatch,
+    /// [`BodyLimit::FORM_BYTES`]: the password form of a link, the one public route with a body.
+    Form,
+}
+
+impl BodyLimit {
+    /// The largest password form body.
+    pub const FORM_BYTES: usize = 4096;
 }
 
 const fn route(
@@ -217,7 +224,16 @@ pub fn table() -> Vec<RouteDef<Route>> {
             false,
         ),
         route(Method::GET, "/{code}", Redirect, Public, false),
-        route(Method::POST, "/{code}", UnlockRedirect, Public, false),
+        RouteDef {
+            method: Method::POST,
+            pattern: "/{code}",
+            handler: Route {
+                id: UnlockRedirect,
+                access: Public,
+                cors: false,
+                body_limit: BodyLimit::Form,
+            },
+        },
     ]
 }
 
@@ -232,19 +248,21 @@ pub struct Req<'a> {
     pub request_id: &'a RequestId,
     pub parts: &'a http::request::Parts,
     pub params: Params<'a>,
-    pub body: Incoming,
+    /// The whole request body, read by the pipeline (under the route's limit and the minimum
+    /// rate) before the handler took an in-flight permit; empty for requests without one.
+    pub body: Bytes,
     /// The client's address (the TCP peer).
     pub peer: std::net::SocketAddr,
+    /// The connection the request came on (its open event streams are counted there).
+    pub connection: &'a std::sync::Arc<super::service::ConnActivity>,
     /// The caller's key, on [`Access::ApiKey`] routes.
     pub key: Option<AuthedKey>,
-    /// The body limit that applies to this route.
-    pub body_limit: usize,
 }
 
 impl Req<'_> {
-    /// Reads the JSON body into `T` under the route's limit.
-    pub async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, ApiError> {
-        super::request::read_json(&self.parts.headers, self.body, self.body_limit).await
+    /// Decodes the JSON body into `T`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        super::request::json_body(&self.parts.headers, &self.body)
     }
 
     /// The path parameter `name` (the route table guarantees it exists).

@@ -31,6 +31,9 @@ use super::service::{self, ConnActivity};
 use crate::app::App;
 use crate::error::ApiError;
 
+/// Bytes an HTTP/2 stream may have waiting to be sent.
+const H2_SEND_BUFFER_BYTES: usize = 64 * 1024;
+
 /// The protocol builders, configured once.
 struct Builders {
     http1: http1::Builder,
@@ -48,6 +51,9 @@ impl Builders {
         let mut h2 = http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new())
             .max_concurrent_streams(config.h2_max_concurrent_streams)
+            // Bytes a stream may have queued beyond what its client's window takes (hyper's
+            // default is 400 KB): an event stream whose client stopped reading holds no more.
+            .max_send_buf_size(H2_SEND_BUFFER_BYTES)
             .max_pending_accept_reset_streams(Some(64))
             .max_local_error_reset_streams(Some(256))
             .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))

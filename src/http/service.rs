@@ -1,15 +1,18 @@
 //! The per-request pipeline, the same for every route:
 //!
-//! request id → route match (404 / 405 / OPTIONS answered here) → in-flight permit (503 +
-//! `Retry-After` when the server is full, instead of queueing) → credentials ([`Access`]) →
-//! handler under the per-request deadline → error rendering → `X-Request-Id`, CORS and `HEAD`
+//! request id → route match (404 / 405 / OPTIONS answered here) → credentials ([`Access`]) →
+//! the body, read at a minimum rate and before any permit (a slow sender holds only its own
+//! connection; one address without credentials sends few bodies at once) → in-flight permit (503 +
+//! `Retry-After` when the server is full, instead of queueing) → handler under the per-request
+//! deadline → error rendering → `X-Request-Id`, CORS and `HEAD`
 //! treatment → metrics by route template and status class.
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ALLOW, CONTENT_LENGTH,
@@ -18,7 +21,7 @@ use http::{HeaderValue, Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::body::ResponseBody;
-use super::request::RequestId;
+use super::request::{BodyPace, RequestId};
 use super::response::{self, HttpResponse};
 use super::router::Match;
 use super::routes::{self, Access, Req, Route};
@@ -40,6 +43,17 @@ pub struct ConnActivity {
     in_flight: AtomicU32,
     /// Milliseconds since the server started, at the end of the last request.
     last_active_ms: AtomicU64,
+    /// Event streams open on this connection.
+    streams: AtomicUsize,
+}
+
+/// One event stream counted on its connection, until dropped.
+pub struct ConnStream(Arc<ConnActivity>);
+
+impl Drop for ConnStream {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl ConnActivity {
@@ -48,7 +62,18 @@ impl ConnActivity {
             peer,
             in_flight: AtomicU32::new(0),
             last_active_ms: AtomicU64::new(0),
+            streams: AtomicUsize::new(0),
         }
+    }
+
+    /// Counts one more event stream on this connection, unless it already has `limit`.
+    pub fn open_stream(self: &Arc<Self>, limit: usize) -> Option<ConnStream> {
+        self.streams
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < limit).then_some(open + 1)
+            })
+            .ok()
+            .map(|_| ConnStream(Arc::clone(self)))
     }
 
     /// Whether no request is running and none ended within `idle_ms` before `now_ms`.
@@ -102,16 +127,8 @@ pub async fn handle(
             params,
             pattern,
         } => {
-            let response = run_route(
-                &app,
-                *handler,
-                &request_id,
-                &parts,
-                params,
-                body,
-                activity.peer,
-            )
-            .await;
+            let response =
+                run_route(&app, *handler, &request_id, &parts, params, body, &activity).await;
             (pattern, handler.cors, response)
         }
         Match::Options {
@@ -161,8 +178,29 @@ async fn run_route(
     parts: &http::request::Parts,
     params: super::router::Params<'_>,
     body: Incoming,
-    peer: std::net::SocketAddr,
+    connection: &Arc<ConnActivity>,
 ) -> HttpResponse {
+    let peer = connection.peer;
+    let key = match check_access(app, route.access, &parts.headers) {
+        Ok(key) => key,
+        Err(err) => return response::error_response(&err, request_id),
+    };
+    // The body is read before an in-flight permit is taken, at a minimum rate: a client that
+    // sends it slowly holds its own connection, never a slot that redirects and others need.
+    let body = match read_route_body(app, route, parts, body, peer).await {
+        Ok(body) => body,
+        Err(err) => {
+            let mut response = response::error_response(&err, request_id);
+            if matches!(err, ApiError::BodyTooSlow { .. }) && parts.version < http::Version::HTTP_2
+            {
+                // What is left of the body is not worth waiting for.
+                response
+                    .headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return response;
+        }
+    };
     // Shed load rather than queue: the permit is held while the handler runs.
     let Ok(_permit) = app.in_flight.try_acquire() else {
         app.metrics.shed("in_flight");
@@ -171,10 +209,6 @@ async fn run_route(
         };
         return response::error_response(&err, request_id);
     };
-    let key = match check_access(app, route.access, &parts.headers) {
-        Ok(key) => key,
-        Err(err) => return response::error_response(&err, request_id),
-    };
     let req = Req {
         app,
         request_id,
@@ -182,12 +216,8 @@ async fn run_route(
         params,
         body,
         peer,
+        connection,
         key,
-        body_limit: match route.body_limit {
-            routes::BodyLimit::Http => app.config.http.max_body_bytes,
-            routes::BodyLimit::Jobs => app.config.jobs.max_body_bytes,
-            routes::BodyLimit::LinkBatch => app.config.links.batch_max_body_bytes,
-        },
     };
     // The redirect never awaits (memory or one LMDB read): no deadline timer for it, which
     // saves a timer-wheel entry per request on the hottest path.
@@ -213,6 +243,46 @@ async fn run_route(
             response::error_response(&ApiError::HandlerTimeout, request_id)
         }
     }
+}
+
+/// The body of a route that takes one (`POST`, `PUT`, `PATCH`), read whole under the route's
+/// limit and `http.body_*`'s pace; empty for every other request. A client without credentials
+/// may send at most `http.max_public_body_reads_per_peer` bodies at once from one address.
+async fn read_route_body(
+    app: &App,
+    route: Route,
+    parts: &http::request::Parts,
+    body: Incoming,
+    peer: std::net::SocketAddr,
+) -> Result<Bytes, ApiError> {
+    if !matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
+        return Ok(Bytes::new());
+    }
+    let _slot = match route.access {
+        Access::Public => Some(app.public_body_reads.try_take(peer.ip()).ok_or_else(|| {
+            app.metrics.shed("peer_body_reads");
+            ApiError::PeerBusy {
+                limit: app.config.http.max_public_body_reads_per_peer,
+            }
+        })?),
+        Access::ApiKey | Access::Admin => None,
+    };
+    let http = &app.config.http;
+    let limit = match route.body_limit {
+        routes::BodyLimit::Http => http.max_body_bytes,
+        routes::BodyLimit::Jobs => app.config.jobs.max_body_bytes,
+        routes::BodyLimit::LinkBatch => app.config.links.batch_max_body_bytes,
+        routes::BodyLimit::Form => routes::BodyLimit::FORM_BYTES,
+    };
+    let pace = BodyPace {
+        grace: http.body_timeout,
+        min_bytes_per_s: http.body_min_bytes_per_s,
+    };
+    let read = super::request::read_body(&parts.headers, body, limit, pace).await;
+    if matches!(read, Err(ApiError::BodyTooSlow { .. })) {
+        metrics::counter!("panlink_http_slow_bodies_total").increment(1);
+    }
+    read
 }
 
 fn check_access(

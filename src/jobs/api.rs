@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::engine::{self, Job, JobSnapshot, ProviderProgress, Published};
+use super::quota;
 use super::record::{self, ItemRecord, JOB_ID_LEN, JobRecord, JobStatus};
 use crate::app::App;
 use crate::checker::extract;
@@ -42,14 +43,32 @@ struct Rejected {
     reason: &'static str,
 }
 
+/// A submission checked and laid out, ready to store: built off the async workers, since a body
+/// of up to `jobs.max_body_bytes` of JSON or forum text is real work.
+struct Prepared {
+    job: JobRecord,
+    items: Vec<ItemRecord>,
+    rejected: Vec<Rejected>,
+    tallies: BTreeMap<Provider, record::ProviderTally>,
+    immediate: Vec<(u32, State, Reason)>,
+    providers_of: Vec<Option<Provider>>,
+    index: Vec<(u64, u32)>,
+}
+
+/// What bounds one submission (from `jobs.*`).
+#[derive(Clone, Copy)]
+struct SubmissionLimits {
+    max_items: usize,
+    max_url_bytes: usize,
+    max_meta_bytes: usize,
+}
+
 /// `POST /jobs`.
 pub async fn create(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let app = req.app;
     let key = req.key.clone().ok_or(ApiError::MissingApiKey)?;
-    let body: CreateBody = req.json().await?;
-    let limit = app.config.jobs.max_items;
-    if body.items.len() > limit {
-        return Err(ApiError::field("items", format!("最多 {limit} 个链接")));
+    if !crate::http::request::is_json_content_type(&req.parts.headers) {
+        return Err(ApiError::UnsupportedContentType);
     }
     let open = app.engine.open_jobs_of(&key.hash);
     if open >= app.config.jobs.max_open_jobs_per_key {
@@ -57,11 +76,114 @@ pub async fn create(req: Req<'_>) -> Result<HttpResponse, ApiError> {
             limit: app.config.jobs.max_open_jobs_per_key,
         });
     }
+    let limits = SubmissionLimits {
+        max_items: app.config.jobs.max_items,
+        max_url_bytes: app.config.jobs.max_url_bytes,
+        max_meta_bytes: app.config.jobs.max_meta_bytes,
+    };
+    let body = req.body.clone();
+    let owner = engine::hex(&key.hash);
+    let now = timefmt::now_ms();
+    let prepared = tokio::task::spawn_blocking(move || prepare(&body, limits, owner, now))
+        .await
+        .map_err(|_| ApiError::Internal)??;
+    let Prepared {
+        job,
+        items,
+        rejected,
+        tallies,
+        immediate,
+        providers_of,
+        index,
+    } = prepared;
 
+    let quota = match key.record.plan {
+        crate::keys::record::Plan::Free => app.config.jobs.free_max_stored_items,
+        crate::keys::record::Plan::Premium => app.config.jobs.premium_max_stored_items,
+    };
+    let window = quota::Window {
+        retention_ms: u64::try_from(app.config.jobs.retention.as_millis()).unwrap_or(u64::MAX),
+    };
+    let key_id = key.record.id.clone();
+    let stored = job.clone();
+    let immediate_events = immediate.clone();
+    let reservation = app
+        .store
+        .write(move |txn, dbs| {
+            let total = u64::from(stored.total);
+            let reservation = quota::reserve(txn, dbs, &key_id, total, quota, window, now)?;
+            if let quota::Reservation::OverQuota { .. } = reservation {
+                return Ok(reservation);
+            }
+            record::put_job(txn, dbs, &stored)?;
+            for (position, item) in items.iter().enumerate() {
+                record::put_item(txn, dbs, &stored.id, position as u32 + 1, item)?;
+            }
+            for (event_id, (item_id, _, reason)) in immediate_events.iter().enumerate() {
+                let json =
+                    engine::immediate_event_json(*item_id, &items[*item_id as usize - 1], *reason);
+                record::put_event(txn, dbs, &stored.id, event_id as u32 + 1, &json)?;
+            }
+            Ok(reservation)
+        })
+        .await?;
+    if let quota::Reservation::OverQuota { used } = reservation {
+        metrics::counter!("panlink_jobs_refused_total", "reason" => "item_quota").increment(1);
+        return Err(ApiError::ItemQuotaExceeded { quota, used });
+    }
+    let immediate_states: Vec<(u32, State)> = immediate
+        .iter()
+        .map(|(id, state, _)| (*id, *state))
+        .collect();
+    app.engine
+        .admit(&job, key.hash, &providers_of, index, &immediate_states);
+
+    #[derive(Serialize)]
+    struct Created {
+        job_id: String,
+        stream_url: String,
+        status: JobStatus,
+        total: u32,
+        providers: BTreeMap<Provider, u32>,
+        unsupported: u32,
+        rejected: Vec<Rejected>,
+        created_at: String,
+    }
+    let id = job.id.clone();
+    Ok(response::json(
+        StatusCode::CREATED,
+        &Created {
+            stream_url: format!("/jobs/{id}/events"),
+            job_id: id,
+            status: job.status,
+            total: job.total,
+            providers: tallies.into_iter().map(|(p, t)| (p, t.total)).collect(),
+            unsupported: job.unsupported,
+            rejected,
+            created_at: timefmt::rfc3339_ms(now),
+        },
+    ))
+}
+
+/// Decodes and checks a `POST /jobs` body and lays the job out: items (from `items` and from
+/// share links found in `text`), the ones answered at once (no known provider, or a provider's
+/// host with a malformed share path), per-provider tallies and the engine's indexes. Linear in
+/// the body; runs on the blocking pool.
+fn prepare(
+    body: &[u8],
+    limits: SubmissionLimits,
+    owner: String,
+    now: u64,
+) -> Result<Prepared, ApiError> {
+    let body: CreateBody = crate::http::request::parse_json(body)?;
+    let limit = limits.max_items;
+    if body.items.len() > limit {
+        return Err(ApiError::field("items", format!("最多 {limit} 个链接")));
+    }
     let mut items: Vec<ItemRecord> = Vec::with_capacity(body.items.len());
     let mut rejected = Vec::new();
     for (index, value) in body.items.into_iter().enumerate() {
-        match item_from_json(value) {
+        match item_from_json(value, limits) {
             Ok(item) => items.push(item),
             Err(reason) => rejected.push(Rejected { index, reason }),
         }
@@ -84,8 +206,6 @@ pub async fn create(req: Req<'_>) -> Result<HttpResponse, ApiError> {
         ));
     }
 
-    // Items answered at once: no known provider, or a provider's host with a malformed share path.
-    let now = timefmt::now_ms();
     let id = secret::random_base62(JOB_ID_LEN);
     let total = items.len() as u32;
     let mut tallies: BTreeMap<Provider, record::ProviderTally> = BTreeMap::new();
@@ -112,8 +232,8 @@ pub async fn create(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     }
     let all_immediate = immediate.len() == items.len();
     let mut job = JobRecord {
-        id: id.clone(),
-        owner: engine::hex(&key.hash),
+        id,
+        owner,
         created_at_ms: now,
         finished_at_ms: all_immediate.then_some(now),
         status: if all_immediate {
@@ -130,57 +250,22 @@ pub async fn create(req: Req<'_>) -> Result<HttpResponse, ApiError> {
         job.counts.done = total;
         job.counts.unknown = total;
     }
-    let stored = job.clone();
-    let immediate_events = immediate.clone();
-    app.store
-        .write(move |txn, dbs| {
-            record::put_job(txn, dbs, &stored)?;
-            for (position, item) in items.iter().enumerate() {
-                record::put_item(txn, dbs, &stored.id, position as u32 + 1, item)?;
-            }
-            for (event_id, (item_id, _, reason)) in immediate_events.iter().enumerate() {
-                let json =
-                    engine::immediate_event_json(*item_id, &items[*item_id as usize - 1], *reason);
-                record::put_event(txn, dbs, &stored.id, event_id as u32 + 1, &json)?;
-            }
-            Ok(())
-        })
-        .await?;
-    let immediate_states: Vec<(u32, State)> = immediate
-        .iter()
-        .map(|(id, state, _)| (*id, *state))
-        .collect();
-    app.engine
-        .admit(&job, key.hash, &providers_of, index, &immediate_states);
-
-    #[derive(Serialize)]
-    struct Created {
-        job_id: String,
-        stream_url: String,
-        status: JobStatus,
-        total: u32,
-        providers: BTreeMap<Provider, u32>,
-        unsupported: u32,
-        rejected: Vec<Rejected>,
-        created_at: String,
-    }
-    Ok(response::json(
-        StatusCode::CREATED,
-        &Created {
-            stream_url: format!("/jobs/{id}/events"),
-            job_id: id,
-            status: job.status,
-            total,
-            providers: tallies.into_iter().map(|(p, t)| (p, t.total)).collect(),
-            unsupported: job.unsupported,
-            rejected,
-            created_at: timefmt::rfc3339_ms(now),
-        },
-    ))
+    Ok(Prepared {
+        job,
+        items,
+        rejected,
+        tallies,
+        immediate,
+        providers_of,
+        index,
+    })
 }
 
+/// Longest pass code an item may carry (the drives' codes are 4 to 8 characters).
+const MAX_PASSCODE_BYTES: usize = 64;
+
 /// An item of `POST /jobs`: a URL string, or `{"url", "meta"?, "passcode"?}`.
-fn item_from_json(value: Value) -> Result<ItemRecord, &'static str> {
+fn item_from_json(value: Value, limits: SubmissionLimits) -> Result<ItemRecord, &'static str> {
     let (url, meta, passcode) = match value {
         Value::String(url) => (url, None, None),
         Value::Object(mut object) => {
@@ -190,12 +275,21 @@ fn item_from_json(value: Value) -> Result<ItemRecord, &'static str> {
                 None => return Err("missing_url"),
             };
             let passcode = match object.remove("passcode") {
+                Some(Value::String(code)) if code.len() > MAX_PASSCODE_BYTES => {
+                    return Err("passcode_too_long");
+                }
                 Some(Value::String(code)) => Some(code),
                 Some(Value::Null) | None => None,
                 Some(_) => return Err("passcode_not_a_string"),
             };
             let meta = match object.remove("meta") {
-                Some(meta) => Some(serde_json::value::to_raw_value(&meta).map_err(|_| "bad_meta")?),
+                Some(meta) => {
+                    let raw = serde_json::value::to_raw_value(&meta).map_err(|_| "bad_meta")?;
+                    if raw.get().len() > limits.max_meta_bytes {
+                        return Err("meta_too_large");
+                    }
+                    Some(raw)
+                }
                 None => None,
             };
             (url, meta, passcode)
@@ -203,7 +297,7 @@ fn item_from_json(value: Value) -> Result<ItemRecord, &'static str> {
         _ => return Err("not_a_url"),
     };
     let url = url.trim().to_owned();
-    if url.len() > 4096 {
+    if url.len() > limits.max_url_bytes {
         return Err("url_too_long");
     }
     match providers::recognize(&url, passcode.as_deref()) {
@@ -348,7 +442,7 @@ pub async fn urgent(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let found = find(&req)?;
     let app = req.app;
     let limit = app.config.jobs.max_items;
-    let body: UrgentBody = req.json().await?;
+    let body: UrgentBody = req.json()?;
     if body.urls.is_empty() || body.urls.len() > limit {
         return Err(ApiError::field("urls", format!("需要 1 到 {limit} 个链接")));
     }
@@ -389,9 +483,31 @@ pub fn events(req: Req<'_>) -> Result<HttpResponse, ApiError> {
         req.parts.headers.get("last-event-id"),
         req.parts.uri.query(),
     )?;
-    let (tx, body) = ChannelBody::new(64);
-    let app = req.app.self_arc();
-    tokio::spawn(stream_events(app, found, last, tx));
+    let app = req.app;
+    let key = req.key.as_ref().ok_or(ApiError::MissingApiKey)?;
+    let key_slot =
+        app.key_streams
+            .try_take(key.record.id.clone())
+            .ok_or(ApiError::TooManyStreams {
+                scope: "该密钥",
+                limit: app.config.jobs.max_streams_per_key,
+            })?;
+    let conn_slot = req
+        .connection
+        .open_stream(app.config.jobs.max_streams_per_connection)
+        .ok_or(ApiError::TooManyStreams {
+            scope: "该连接",
+            limit: app.config.jobs.max_streams_per_connection,
+        })?;
+    // One chunk may wait while the body writes the one before: a subscriber that does not read
+    // holds at most about two chunks here (plus the connection's own write buffer), and
+    // whatever it falls behind by is read from storage when it catches up.
+    let (tx, body) = ChannelBody::new(STREAM_BUFFER_CHUNKS);
+    let app = app.self_arc();
+    tokio::spawn(async move {
+        stream_events(app, found, last, tx).await;
+        drop((key_slot, conn_slot));
+    });
     let mut response = http::Response::new(crate::http::body::ResponseBody::Stream(Box::pin(body)));
     let headers = response.headers_mut();
     headers.insert(
@@ -403,8 +519,11 @@ pub fn events(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     Ok(response)
 }
 
-/// Events read from storage per read transaction while replaying.
-const REPLAY_CHUNK: usize = 512;
+/// Bytes of events read from storage per read transaction while replaying.
+const REPLAY_CHUNK_BYTES: usize = SSE_CHUNK_BYTES;
+
+/// Chunks that may wait in a stream's channel for its body.
+const STREAM_BUFFER_CHUNKS: usize = 1;
 
 async fn stream_events(
     app: Arc<App>,
@@ -566,7 +685,7 @@ async fn replay(
     loop {
         let chunk = match app
             .store
-            .read(|txn, dbs| record::events_after(txn, dbs, job_id, *last, REPLAY_CHUNK))
+            .read(|txn, dbs| record::events_after(txn, dbs, job_id, *last, REPLAY_CHUNK_BYTES))
         {
             Ok(chunk) => chunk,
             Err(err) => {
@@ -579,13 +698,16 @@ async fn replay(
         }
         let mut frames = BytesMut::new();
         let mut sent = *last;
+        let mut count = 0;
         for (id, json) in chunk {
             sse::append_frame(&mut frames, Some(id), "result", &json);
             sent = id;
+            count += 1;
             if frames.len() >= SSE_CHUNK_BYTES {
                 if tx.send(frames.split().freeze()).await.is_err() {
                     return false;
                 }
+                sse_events_counter().increment(std::mem::take(&mut count));
                 *last = sent;
             }
         }
@@ -593,6 +715,7 @@ async fn replay(
             if tx.send(frames.freeze()).await.is_err() {
                 return false;
             }
+            sse_events_counter().increment(count);
             *last = sent;
         }
     }
@@ -602,33 +725,48 @@ async fn replay(
 mod tests {
     use super::*;
 
+    fn item_from_json_(value: Value) -> Result<ItemRecord, &'static str> {
+        let limits = SubmissionLimits {
+            max_items: 10,
+            max_url_bytes: 100,
+            max_meta_bytes: 64,
+        };
+        item_from_json(value, limits)
+    }
+
+    #[test]
+    fn a_meta_over_its_bound_rejects_the_item() {
+        let big = serde_json::json!({"url": "https://pan.quark.cn/s/abcd1234", "meta": {"pad": "x".repeat(60)}});
+        assert_eq!(item_from_json_(big).unwrap_err(), "meta_too_large");
+    }
+
     #[test]
     fn items_from_json() {
-        let item = item_from_json(serde_json::json!(
+        let item = item_from_json_(serde_json::json!(
             "https://pan.quark.cn/s/abcd1234?pwd=ab12"
         ))
         .unwrap();
         assert_eq!(item.provider, Some(Provider::Quark));
         assert_eq!(item.passcode.as_deref(), Some("ab12"));
-        let item = item_from_json(serde_json::json!({"url": "https://pan.quark.cn/s/abcd1234", "passcode": "zz", "meta": {"row": 3}})).unwrap();
+        let item = item_from_json_(serde_json::json!({"url": "https://pan.quark.cn/s/abcd1234", "passcode": "zz", "meta": {"row": 3}})).unwrap();
         assert_eq!(item.passcode.as_deref(), Some("zz"));
         assert_eq!(item.meta.unwrap().get(), r#"{"row":3}"#);
-        let other = item_from_json(serde_json::json!("https://example.com/x")).unwrap();
+        let other = item_from_json_(serde_json::json!("https://example.com/x")).unwrap();
         assert_eq!(other.provider, None);
         assert_eq!(
-            item_from_json(serde_json::json!(5)).unwrap_err(),
+            item_from_json_(serde_json::json!(5)).unwrap_err(),
             "not_a_url"
         );
         assert_eq!(
-            item_from_json(serde_json::json!("hello")).unwrap_err(),
+            item_from_json_(serde_json::json!("hello")).unwrap_err(),
             "not_a_url"
         );
         assert_eq!(
-            item_from_json(serde_json::json!({"meta": 1})).unwrap_err(),
+            item_from_json_(serde_json::json!({"meta": 1})).unwrap_err(),
             "missing_url"
         );
         assert_eq!(
-            item_from_json(serde_json::json!({"url": 1})).unwrap_err(),
+            item_from_json_(serde_json::json!({"url": 1})).unwrap_err(),
             "url_not_a_string"
         );
     }

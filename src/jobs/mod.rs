@@ -8,6 +8,7 @@ pub mod api;
 pub mod engine;
 pub mod health;
 pub mod pool;
+pub mod quota;
 pub mod record;
 
 /// Deletes finished jobs older than `jobs.retention_s`, in batches of a bounded size.

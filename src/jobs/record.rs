@@ -252,21 +252,25 @@ pub fn put_event(
     Ok(())
 }
 
-/// Up to `limit` events after `after`, in order: `(event id, JSON)`.
+/// Events after `after`, in order, `(event id, JSON)`, until about `max_bytes` of JSON (at least
+/// one event when there is one): a replay step holds a bounded amount of memory.
 pub fn events_after(
     txn: &RoTxn,
     dbs: &Dbs,
     job_id: &str,
     after: u32,
-    limit: usize,
+    max_bytes: usize,
 ) -> Result<Vec<(u32, bytes::Bytes)>, StoreError> {
     let mut out = Vec::new();
     if after == u32::MAX {
         return Ok(out);
     }
+    let mut bytes = 0;
     walk_job(&dbs.events, txn, job_id, after + 1, |id, value| {
-        out.push((id, bytes::Bytes::copy_from_slice(event_payload(value)?)));
-        Ok(out.len() < limit)
+        let payload = event_payload(value)?;
+        bytes += payload.len();
+        out.push((id, bytes::Bytes::copy_from_slice(payload)));
+        Ok(bytes < max_bytes)
     })?;
     Ok(out)
 }

@@ -87,13 +87,8 @@ fn field(prefix: &str, name: &str) -> String {
 fn check_url(text: &str, ctx: &Context<'_>, name: &str) -> Result<(), ApiError> {
     let url = target::parse(text, ctx.max_url_len)
         .map_err(|why| ApiError::field(name.to_owned(), why))?;
-    let host = url.host_str().unwrap_or_default();
-    if ctx
-        .own_hosts
-        .iter()
-        .flatten()
-        .any(|own| own.eq_ignore_ascii_case(host))
-    {
+    let own: Vec<&str> = ctx.own_hosts.iter().flatten().copied().collect();
+    if target::is_own_host(&url, &own) {
         return Err(ApiError::field(
             name.to_owned(),
             "不能为本服务的短链接再生成短链接",
@@ -338,8 +333,7 @@ pub async fn create(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let base = base_url(app, req.parts);
     let ctx = Context::of(app, req.parts, &key);
     let request_id = req.request_id;
-    let body: CreateBody =
-        crate::http::request::read_json(&req.parts.headers, req.body, req.body_limit).await?;
+    let body: CreateBody = req.json()?;
     let mut item = validate(body, &ctx, "")?;
     hash_password(app, &mut item).await?;
     let owner = key.record.id.clone();
@@ -405,8 +399,7 @@ pub async fn create_batch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let base = base_url(app, req.parts);
     let ctx = Context::of(app, req.parts, &key);
     let request_id = req.request_id;
-    let body: BatchBody =
-        crate::http::request::read_json(&req.parts.headers, req.body, req.body_limit).await?;
+    let body: BatchBody = req.json()?;
     let limit = app.config.links.batch_max_items;
     if body.items.is_empty() || body.items.len() > limit {
         return Err(ApiError::field(
@@ -416,7 +409,7 @@ pub async fn create_batch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     }
     let count = body.items.len();
     let mut errors: Vec<Option<ApiError>> = Vec::with_capacity(count);
-    let mut valid: Vec<(usize, NewLink)> = Vec::with_capacity(count);
+    let mut valid: Vec<(usize, Validated)> = Vec::with_capacity(count);
     for (index, value) in body.items.into_iter().enumerate() {
         let prefix = format!("items[{index}]");
         let parsed = serde_path_to_error::deserialize::<_, CreateBody>(value).map_err(|err| {
@@ -428,18 +421,38 @@ pub async fn create_batch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
             };
             ApiError::field(path, err.into_inner().to_string())
         });
-        let checked = match parsed.and_then(|body| validate(body, &ctx, &prefix)) {
-            Ok(mut item) => hash_password(app, &mut item).await.map(|()| item),
-            Err(err) => Err(err),
-        };
-        match checked {
+        match parsed.and_then(|body| validate(body, &ctx, &prefix)) {
             Ok(item) => {
-                valid.push((index, item.new));
+                valid.push((index, item));
                 errors.push(None);
             }
             Err(err) => errors.push(Some(err)),
         }
     }
+    // Validate everything first, then hash every password of the batch in parallel.
+    let mut passwords = Vec::new();
+    let mut with_password = Vec::new();
+    for (slot, (_, item)) in valid.iter_mut().enumerate() {
+        if let Some(password) = item.password.take() {
+            passwords.push(password);
+            with_password.push(slot);
+        }
+    }
+    let most = app.config.links.batch_max_password_links;
+    if passwords.len() > most {
+        return Err(ApiError::field(
+            "items",
+            format!("一次最多 {most} 个带密码的链接（每个密码需单独计算哈希），请分批提交"),
+        ));
+    }
+    let hashes = app.links.hasher.hash_all(passwords).await?;
+    for (slot, hash) in with_password.into_iter().zip(hashes) {
+        valid[slot].1.new.password_hash = Some(hash);
+    }
+    let valid: Vec<(usize, NewLink)> = valid
+        .into_iter()
+        .map(|(index, item)| (index, item.new))
+        .collect();
     let owner = key.record.id.clone();
     let code_len = app.config.links.code_length;
     let outcomes = app
@@ -634,8 +647,7 @@ pub async fn patch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let request_id = req.request_id;
     let code = req.param("code").to_owned();
     let current = load_owned(app, &code, &key)?;
-    let body: PatchBody =
-        crate::http::request::read_json(&req.parts.headers, req.body, req.body_limit).await?;
+    let body: PatchBody = req.json()?;
     let mut patch = LinkPatch::default();
     if let Some(url) = body.url {
         let url = url.trim().to_owned();
@@ -915,7 +927,7 @@ pub async fn create_group(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let app = req.app;
     let key = key_of(&req)?;
     let request_id = req.request_id;
-    let body: GroupBody = req.json().await?;
+    let body: GroupBody = req.json()?;
     let name = body.name.trim().to_owned();
     if name.is_empty()
         || name.chars().count() > MAX_GROUP_NAME

@@ -395,9 +395,15 @@ impl ClickCounter {
     }
 
     /// Moves shard `index`'s live counts to "flushing", appending them to `record`; returns how
-    /// many links had some.
-    pub fn flush_shard(&self, flush: &FlushTicket, index: usize, record: &mut Vec<u8>) -> usize {
+    /// many links had some, and how many visits (human, bot and `HEAD`) that is.
+    pub fn flush_shard(
+        &self,
+        flush: &FlushTicket,
+        index: usize,
+        record: &mut Vec<u8>,
+    ) -> (usize, u64) {
         let mut links = 0;
+        let mut visits = 0;
         let mut guard = self.shards[index % SHARDS].lock();
         let ShardState { map, touched } = &mut *guard;
         let live = Stage::Live as usize;
@@ -427,11 +433,12 @@ impl ClickCounter {
             for (i, (day, counts)) in days.iter().enumerate() {
                 let refs: &[(&str, u64)] = if i == 0 { &refs } else { &[] };
                 push_delta(record, &code, *day, counts, refs);
+                visits += counts.human + counts.bot + counts.head;
             }
             entry.merge(Stage::Live, Stage::Flushing);
             entry.flushing_epoch = flush.epoch;
         }
-        links
+        (links, visits)
     }
 
     /// After the journal write: committed counts count as journaled from now on (no walk);
@@ -567,7 +574,7 @@ mod tests {
             let mut links = 0;
             let mut record = Vec::new();
             for shard in 0..SHARDS {
-                links += self.flush_shard(&flush, shard, &mut record);
+                links += self.flush_shard(&flush, shard, &mut record).0;
             }
             (links, record)
         }

@@ -120,20 +120,24 @@ impl LinkService {
         self.redirects[outcome as usize].increment(1);
     }
 
-    /// Appends the clicks counted since the last flush to the click journal: one put.
-    pub async fn flush_clicks(&self, store: &Store) {
+    /// Appends the clicks counted since the last flush to the click journal: one put. When the
+    /// write fails, the clicks stay in memory for the next flush and are returned here.
+    pub async fn flush_clicks(&self, store: &Store) -> Result<(), UnflushedClicks> {
         self.attempts.forget_expired();
         // One shard at a time (each visits only its codes clicked since the last flush), yielding
         // in between, so the redirects served by the same workers never wait for the whole flush.
         let flush = self.clicks.start_flush();
         let mut links = 0;
+        let mut visits = 0;
         let mut entry = Vec::new();
         for shard in 0..clicks::SHARDS {
-            links += self.clicks.flush_shard(&flush, shard, &mut entry);
+            let (shard_links, shard_visits) = self.clicks.flush_shard(&flush, shard, &mut entry);
+            links += shard_links;
+            visits += shard_visits;
             tokio::task::yield_now().await;
         }
         if links == 0 {
-            return;
+            return Ok(());
         }
         let committed = committed_or_logged(
             store
@@ -145,6 +149,11 @@ impl LinkService {
         // Committed: O(1) (the counts become "journaled" lazily); failed: a walk, off the workers.
         let counter = Arc::clone(&self.clicks);
         let _ = tokio::task::spawn_blocking(move || counter.end_flush(committed)).await;
+        if committed {
+            Ok(())
+        } else {
+            Err(UnflushedClicks { links, visits })
+        }
     }
 
     /// Folds the journaled clicks into the links' rows and empties the journal: one write.
@@ -187,6 +196,13 @@ impl LinkService {
 
 /// Whether a click write committed; a failure is logged (its counts stay in memory and are
 /// written again next time).
+/// Clicks a flush could not write (they stay in memory for the next one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnflushedClicks {
+    pub links: usize,
+    pub visits: u64,
+}
+
 fn committed_or_logged(
     outcome: Result<(), crate::store::StoreError>,
     links: usize,

@@ -5,6 +5,8 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use parking_lot::Mutex;
@@ -20,7 +22,7 @@ pub const MAX_LEN: usize = 128;
 /// Hashes and verifies passwords off the async workers, at most `permits` at once (each takes
 /// 19 MiB and tens of milliseconds: unbounded, a burst could exhaust memory).
 pub struct Hasher {
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
 }
 
 impl Default for Hasher {
@@ -33,30 +35,43 @@ impl Hasher {
     pub fn new() -> Hasher {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Hasher {
-            permits: Semaphore::new(cores * 2),
+            permits: Arc::new(Semaphore::new(cores * 2)),
         }
     }
 
     /// The argon2id PHC string of `password`.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| ApiError::ShuttingDown)?;
-        tokio::task::spawn_blocking(move || {
-            let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
-                .expect("16 bytes make a valid salt");
-            Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|hash| hash.to_string())
-        })
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(|err| {
-            tracing::error!(error = %err, "argon2 hashing failed");
-            ApiError::Internal
-        })
+        let mut hashes = self.hash_all(vec![password]).await?;
+        Ok(hashes.pop().expect("one hash per password"))
+    }
+
+    /// The PHC strings of `passwords`, in order, hashed in parallel on the blocking pool (as many
+    /// at once as the permits allow: a batch of links uses every core, not one).
+    pub async fn hash_all(&self, passwords: Vec<String>) -> Result<Vec<String>, ApiError> {
+        let mut running = Vec::with_capacity(passwords.len());
+        for password in passwords {
+            let permit = Arc::clone(&self.permits)
+                .acquire_owned()
+                .await
+                .map_err(|_| ApiError::ShuttingDown)?;
+            running.push(tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+                    .expect("16 bytes make a valid salt");
+                Argon2::default()
+                    .hash_password(password.as_bytes(), &salt)
+                    .map(|hash| hash.to_string())
+            }));
+        }
+        let mut hashes = Vec::with_capacity(running.len());
+        for task in running {
+            let hash = task.await.map_err(|_| ApiError::Internal)?.map_err(|err| {
+                tracing::error!(error = %err, "argon2 hashing failed");
+                ApiError::Internal
+            })?;
+            hashes.push(hash);
+        }
+        Ok(hashes)
     }
 
     /// Whether `password` matches the PHC string `hash`.

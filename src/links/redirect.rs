@@ -20,9 +20,6 @@ use crate::http::response::{self, HttpResponse};
 use crate::http::routes::Req;
 use crate::timefmt;
 
-/// Largest password form body.
-const FORM_LIMIT: usize = 4096;
-
 /// `GET /{code}`.
 pub fn follow(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let app = req.app;
@@ -74,11 +71,11 @@ pub async fn unlock(req: Req<'_>) -> Result<HttpResponse, ApiError> {
         return Ok(page);
     }
     let parts = req.parts;
-    let body = request::read_body(&parts.headers, req.body, FORM_LIMIT).await?;
+    let body = &req.body;
     let password = if request::is_json_content_type(&parts.headers) {
-        request::parse_json::<PasswordBody>(&body)?.password
+        request::parse_json::<PasswordBody>(body)?.password
     } else {
-        url::form_urlencoded::parse(&body)
+        url::form_urlencoded::parse(body)
             .find(|(name, _)| name == "password")
             .map(|(_, value)| value.into_owned())
             .unwrap_or_default()

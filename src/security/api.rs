@@ -39,7 +39,7 @@ pub async fn check(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let parts = req.parts;
     let request_id = req.request_id;
     let own = links::api::own_hosts(app, parts);
-    let body: Body = req.json().await?;
+    let body: Body = req.json()?;
     let text = body.url.trim();
     if text.is_empty() {
         return Err(ApiError::field("url", "不能为空"));

@@ -148,10 +148,7 @@ pub fn inspect(url: &Url, raw_len: usize, blocklist: &Blocklist, own_hosts: &[&s
             }
         }
     }
-    if own_hosts.iter().any(|own| {
-        url.host_str()
-            .is_some_and(|h| h.trim_matches(['[', ']']).eq_ignore_ascii_case(own))
-    }) {
+    if crate::links::target::is_own_host(url, own_hosts) {
         found.add(Risk::SelfReference);
     }
     if let Some(port) = url.port()

@@ -26,6 +26,8 @@ pub fn open_env(
     max_readers: u32,
 ) -> Result<Env<WithoutTls>, StoreError> {
     std::fs::create_dir_all(dir).map_err(|err| StoreError::Lmdb(heed::Error::Io(err)))?;
+    // A data file cut short would be mapped and then crash the process at its first missing page.
+    super::datafile::check(&dir.join("data.mdb")).map_err(StoreError::Truncated)?;
     let mut options = EnvOpenOptions::new().read_txn_without_tls();
     options
         .map_size(map_size)
@@ -37,7 +39,7 @@ pub fn open_env(
     // once per process (heed refuses a second open of the same path with `EnvAlreadyOpened`), the
     // data dir is private to panlink (other panlink processes such as `panlink keys …` go through
     // LMDB's own inter-process lock file), and it must not live on a network file system, which
-    // the README states.
+    // the README states. A truncated file is refused above, before it is mapped.
     let env = unsafe { options.open(dir) }?;
     Ok(env)
 }

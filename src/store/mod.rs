@@ -7,6 +7,7 @@
 //! across processes, so both see each other's commits at once.
 
 pub mod codec;
+pub mod datafile;
 pub mod lmdb;
 mod writer;
 
@@ -38,6 +39,9 @@ pub enum StoreError {
     Lmdb(heed::Error),
     #[error("undecodable {0} record")]
     Corrupt(&'static str),
+    /// `data.mdb` is shorter than the pages it refers to (checked before it is mapped).
+    #[error("{0}")]
+    Truncated(datafile::Truncated),
 }
 
 impl From<heed::Error> for StoreError {
@@ -82,6 +86,7 @@ impl StoreError {
             StoreError::ReadOnly => StoreError::ReadOnly,
             StoreError::WriterGone => StoreError::WriterGone,
             StoreError::Corrupt(what) => StoreError::Corrupt(what),
+            StoreError::Truncated(found) => StoreError::Truncated(found.clone()),
             StoreError::Lmdb(err) => {
                 StoreError::Lmdb(heed::Error::Io(std::io::Error::other(err.to_string())))
             }

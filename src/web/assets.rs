@@ -130,6 +130,9 @@ impl Servable {
             "x-content-type-options",
             HeaderValue::from_static("nosniff"),
         );
+        if self.content_type.as_bytes().starts_with(b"text/html") {
+            response::secure_page(headers);
+        }
         response
     }
 }

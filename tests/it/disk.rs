@@ -359,3 +359,86 @@ fn a_read_only_disk_refuses_writes_with_503_serves_reads_and_recovers_after_repa
     assert_eq!(created.status, 200, "{}", created.text());
     assert_eq!(health(&server)["storage"], "ok");
 }
+
+/// Creates `n` links in one batch and follows each once: `n` visits counted in memory only.
+fn links_clicked_once(server: &Server, key: &str, n: usize) -> Vec<String> {
+    let items: Vec<Value> = (0..n)
+        .map(|i| json!({"url": format!("https://example.com/page/{i}")}))
+        .collect();
+    let created = server.send(
+        "POST",
+        "/api/v1/links/batch",
+        &[("X-API-Key", key), ("Content-Type", "application/json")],
+        Some(&json!({ "items": items }).to_string()),
+    );
+    assert_eq!(created.status, 200, "{}", created.text());
+    let codes: Vec<String> = created.json()["data"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["data"]["code"].as_str().unwrap().to_owned())
+        .collect();
+    for (i, code) in codes.iter().enumerate() {
+        assert_redirects(server, code, i);
+    }
+    codes
+}
+
+#[test]
+fn clicks_pending_at_sigterm_are_retried_until_the_disk_has_room_and_counted_exactly_when_lost() {
+    const LINKS: usize = 1000;
+    let disk = Mounted::tmpfs("8m");
+    let env = [
+        // Clicks stay in memory until shutdown.
+        ("PANLINK_LINKS_CLICK_FLUSH_MS", "3600000"),
+        ("PANLINK_HTTP_SHUTDOWN_GRACE_MS", "4000"),
+    ];
+    let mut server = Server::start_at(&disk.data_dir(), &env);
+    let key = server.job_key("clicks");
+    let codes = links_clicked_once(&server, &key, LINKS);
+    // The disk fills up; on SIGTERM the flush fails, and is tried again until space returns.
+    let ballast = fill(&disk.mount());
+    server.sigterm();
+    crate::harness::wait_until(Duration::from_secs(10), "a failed flush", || {
+        server
+            .log()
+            .contains("could not journal clicks")
+            .then_some(())
+    });
+    std::fs::remove_file(&ballast).unwrap();
+    assert!(
+        server
+            .wait_exit(Duration::from_secs(20))
+            .is_some_and(|s| s.success())
+    );
+    assert!(!server.log().contains("not written"), "{}", server.log());
+    let server = server.restart();
+    for code in [&codes[0], &codes[LINKS - 1]] {
+        let stats = server.get(
+            &format!("/api/v1/links/{code}/stats"),
+            &[("X-API-Key", &key)],
+        );
+        let totals = &stats.json()["data"]["totals"];
+        assert_eq!(
+            totals["human"].as_u64().unwrap() + totals["bot"].as_u64().unwrap(),
+            1,
+            "{totals}"
+        );
+    }
+    // Refused until the deadline: the exact number of visits lost is logged. (A disk the kernel
+    // turned read-only refuses every write; a full one may still take a write into the pages
+    // earlier transactions freed.)
+    let broken = Mounted::ext4(32);
+    let mut server = Server::start_at(&broken.data_dir(), &env);
+    let key = server.job_key("lost-clicks");
+    links_clicked_once(&server, &key, LINKS);
+    broken.fail();
+    server.stop();
+    let log = server.log();
+    assert!(
+        log.contains(&format!(
+            "{LINKS} counted visits of {LINKS} links not written"
+        )),
+        "{log}"
+    );
+}

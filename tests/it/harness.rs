@@ -342,6 +342,55 @@ impl Drop for Server {
     }
 }
 
+/// Polls `check` every 20 ms until it gives a value, or panics after `limit` saying `what` was
+/// awaited. The one way integration tests wait for the server: never a fixed sleep.
+pub fn wait_until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `panlink serve` on `data_dir` with `env` and waits (at most `limit`) for it to exit by
+/// itself: for start-ups that must be refused. Panics if it is still running then.
+pub fn serve_refused(
+    data_dir: &Path,
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (ExitStatus, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_panlink"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("PANLINK_LISTEN", "127.0.0.1:0")
+        .env("PANLINK_DATA_DIR", data_dir)
+        .env("PANLINK_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("PANLINK_STORAGE_MAP_SIZE_MB", "64")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("spawn panlink");
+    let Some(status) = wait_timeout(&mut child, limit) else {
+        let _ = child.kill();
+        panic!("panlink serve kept running; it should have refused to start");
+    };
+    let mut output = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut output);
+    }
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_string(&mut output);
+    }
+    (status, output)
+}
+
 pub fn cli(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_panlink"))
         .args(args)

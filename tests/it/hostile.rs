@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{ADMIN_TOKEN, Conn, Server};
+use crate::harness::{Conn, Server};
 
 #[test]
 fn a_socket_that_sends_nothing_is_closed_after_the_first_byte_deadline() {
@@ -76,12 +76,19 @@ fn connections_over_the_cap_get_a_503_and_are_closed() {
     server.report_peak_rss("connections over the cap", 128);
 }
 
-/// Opens a request whose body is sent only later, so it stays in flight.
-fn start_slow_create(server: &Server, body: &str) -> Conn {
+/// A DNS server that never answers: the security check waits its whole DNS timeout, which makes
+/// a handler that stays in flight as long as a test needs.
+fn silent_dns() -> std::net::UdpSocket {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap()
+}
+
+/// Starts a security check whose DNS lookup hangs; its response arrives after the DNS timeout.
+fn start_slow_check(server: &Server, key: &str) -> Conn {
+    let body = r#"{"url": "https://slow-lookup.example/"}"#;
     let mut conn = Conn::open(server.addr);
     conn.write(
         format!(
-            "POST /admin/api/keys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "POST /api/v1/tools/security-check HTTP/1.1\r\nHost: t\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
         .as_bytes(),
@@ -91,33 +98,47 @@ fn start_slow_create(server: &Server, body: &str) -> Conn {
 
 #[test]
 fn requests_over_the_in_flight_cap_are_shed_with_503() {
-    let server = Server::start_with(&[("PANLINK_HTTP_MAX_IN_FLIGHT", "1")]);
-    let body = r#"{"name": "slow"}"#;
-    let mut slow = start_slow_create(&server, body);
-    std::thread::sleep(Duration::from_millis(200));
-    let shed = server.admin("GET", "/admin/api/keys", None);
+    let dns = silent_dns();
+    let dns_addr = dns.local_addr().unwrap().to_string();
+    let server = Server::start_with(&[
+        ("PANLINK_HTTP_MAX_IN_FLIGHT", "1"),
+        ("PANLINK_SECURITY_DNS_SERVER", &dns_addr),
+        ("PANLINK_SECURITY_DNS_TIMEOUT_MS", "3000"),
+    ]);
+    let (key, _) = server.create_key(r#"{"name": "slow", "points": 100}"#);
+    let mut slow = start_slow_check(&server, &key);
+    let shed =
+        crate::harness::wait_until(Duration::from_secs(3), "a 503 while the check runs", || {
+            let response = server.admin("GET", "/admin/api/keys", None);
+            (response.status == 503).then_some(response)
+        });
     shed.assert_error(503, "overloaded");
     assert_eq!(shed.header("retry-after"), Some("1"));
-    slow.write(body.as_bytes());
-    let created = slow.read_response(false).unwrap();
-    assert_eq!(created.status, 201, "{}", created.text());
+    let checked = slow.read_response(false).unwrap();
+    assert_eq!(checked.status, 200, "{}", checked.text());
     // Served again once the slow request is done.
     assert_eq!(server.admin("GET", "/admin/api/keys", None).status, 200);
 }
 
 #[test]
 fn a_handler_over_its_deadline_answers_503() {
-    let server = Server::start_with(&[("PANLINK_HTTP_HANDLER_TIMEOUT_MS", "300")]);
-    let mut slow = start_slow_create(&server, r#"{"name": "late"}"#);
-    let response = slow
+    let dns = silent_dns();
+    let dns_addr = dns.local_addr().unwrap().to_string();
+    let server = Server::start_with(&[
+        ("PANLINK_HTTP_HANDLER_TIMEOUT_MS", "300"),
+        ("PANLINK_SECURITY_DNS_SERVER", &dns_addr),
+        ("PANLINK_SECURITY_DNS_TIMEOUT_MS", "5000"),
+    ]);
+    let (key, _) = server.create_key(r#"{"name": "late", "points": 100}"#);
+    let response = start_slow_check(&server, &key)
         .read_response(false)
         .expect("an answer after the deadline");
     let json = response.assert_error(503, "handler_timeout");
     assert!(json["msg"].as_str().unwrap().contains("超时"));
-    let listing = server.admin("GET", "/admin/api/keys", None).json();
+    let me = server.get("/api/v1/me", &[("X-API-Key", &key)]).json();
     assert_eq!(
-        listing["data"]["total"], 0,
-        "the timed-out create must not have happened"
+        me["data"]["points"], 100,
+        "the timed-out check must not have been charged"
     );
 }
 
@@ -419,6 +440,7 @@ fn sse_subscribers_that_never_read_are_dropped_and_the_others_get_everything() {
         &mock,
         &[
             ("PANLINK_HTTP_WRITE_STALL_TIMEOUT_MS", "1500"),
+            ("PANLINK_JOBS_MAX_META_BYTES", "4096"),
             ("PANLINK_CHECKER_RATE_PER_S", "100000"),
             ("PANLINK_CHECKER_CONCURRENCY", "64"),
         ],
