@@ -4,18 +4,44 @@
 # and a CJK font, httpx and openapi-spec-validator from PyPI, playwright-core from npm).
 # tests/it/disk.rs mounts a tmpfs and an ext4 loop image: it needs root (as CI runs) and
 # util-linux's mount and e2fsprogs, which the machine image has.
+#
+# Two tiers: `cargo test` is the fast one; tests marked `#[ignore = "heavy tier …"]` (thousands
+# of sockets, texts of megabytes, tens of thousands of events) run here, after it. Tests write
+# the figures they measure to target/tmp/figures.txt; they are printed at the end with each
+# tier's time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== unit and integration tests (and every criterion bench once, in test mode)"
+figures=target/tmp/figures.txt
+mkdir -p target/tmp
+: > "$figures"
+times=()
+tier() {
+  local name=$1
+  shift
+  local started=$SECONDS
+  "$@"
+  times+=("$name: $((SECONDS - started)) s")
+}
+
+echo "== fast tier: unit and integration tests (and every criterion bench once, in test mode)"
 # --all-targets includes benches/: each bench function runs once as a test, so they are built and
 # exercised here (`cargo bench --no-run` on top added only an optimized build of the same code).
-cargo test --locked --all-targets
+cargo test --locked --all-targets --no-run >/dev/null 2>&1 || true
+tier "fast tier (cargo test, build excluded)" cargo test --locked --all-targets
+
+echo "== heavy tier: load-sized cases (cargo test -- --ignored)"
+tier "heavy tier" cargo test --locked --test it -- --ignored --test-threads 2
 
 echo "== web face: OpenAPI validation, the guide's examples, pages in headless Chromium"
-./tests/web/run.sh
+tier "web face" ./tests/web/run.sh
 
 echo "== fuzz targets compile"
 # Not --locked: fuzz/Cargo.lock follows the main crate's dependencies, which change more often
 # than anyone remembers to refresh it; the main crate itself is built --locked above.
-cargo check --manifest-path fuzz/Cargo.toml --bins
+tier "fuzz targets compile" cargo check --manifest-path fuzz/Cargo.toml --bins
+
+echo "== figures measured by the tests"
+sed 's/^/  /' "$figures"
+echo "== time per tier"
+printf '  %s\n' "${times[@]}"

@@ -13,19 +13,29 @@ pub type HttpResponse = Response<ResponseBody>;
 
 pub const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-/// The policy of every HTML page: scripts, styles and requests only from this origin (inline
-/// styles are allowed for Swagger UI and ReDoc, which set them; no inline script runs), images
-/// also as `data:`/`blob:`, workers from `blob:` (ReDoc's search), and no framing anywhere.
+/// The policy of the site's HTML pages: scripts, styles and requests only from this origin
+/// (inline styles are allowed for Swagger UI and ReDoc, which set them; no inline script runs),
+/// images also as `data:`/`blob:`, workers from `blob:` (ReDoc's search), forms only to this
+/// origin, and no framing anywhere.
 pub const PAGE_CSP: HeaderValue = HeaderValue::from_static(
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; \
      font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
 );
 
-/// Sets the headers every HTML page carries: [`PAGE_CSP`], `X-Frame-Options: DENY` (for browsers
-/// that predate `frame-ancestors`), `Referrer-Policy` and `X-Content-Type-Options`.
-pub fn secure_page(headers: &mut http::HeaderMap) {
-    headers.insert(http::header::CONTENT_SECURITY_POLICY, PAGE_CSP);
+/// The policy of a short link's own pages (password form, 404, 410): as [`PAGE_CSP`], but the
+/// password form's answer redirects to the link's target, anywhere on the web, and browsers hold
+/// a form's redirects to `form-action` too.
+pub const LINK_PAGE_CSP: HeaderValue = HeaderValue::from_static(
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     object-src 'none'; base-uri 'none'; form-action 'self' http: https:; frame-ancestors 'none'",
+);
+
+/// Sets the headers every HTML page carries: `policy` ([`PAGE_CSP`] or [`LINK_PAGE_CSP`]),
+/// `X-Frame-Options: DENY` (for browsers that predate `frame-ancestors`), `Referrer-Policy` and
+/// `X-Content-Type-Options`.
+pub fn secure_page(headers: &mut http::HeaderMap, policy: HeaderValue) {
+    headers.insert(http::header::CONTENT_SECURITY_POLICY, policy);
     headers.insert(
         http::header::X_FRAME_OPTIONS,
         HeaderValue::from_static("DENY"),

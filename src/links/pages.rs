@@ -37,7 +37,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
     let mut response = response::with_body(status, HTML, html);
     response.headers_mut().insert(CACHE_CONTROL, NO_STORE);
     response.headers_mut().insert(CONTENT_TYPE, HTML);
-    response::secure_page(response.headers_mut());
+    response::secure_page(response.headers_mut(), response::LINK_PAGE_CSP);
     response
 }
 

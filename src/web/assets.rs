@@ -131,7 +131,7 @@ impl Servable {
             HeaderValue::from_static("nosniff"),
         );
         if self.content_type.as_bytes().starts_with(b"text/html") {
-            response::secure_page(headers);
+            response::secure_page(headers, response::PAGE_CSP);
         }
         response
     }

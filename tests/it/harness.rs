@@ -269,13 +269,22 @@ impl Server {
 
     /// The server's peak resident set so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    /// The server's resident set now (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
         let pid = self.child.as_ref().expect("a running server").id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         status
             .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .find_map(|line| line.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/PID/status")
+            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
     }
 
     /// Prints the peak RSS under `what` (the test's report) and checks it is under `limit_mib`.
@@ -339,6 +348,24 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Where tests write the figures they measure; `scripts/test.sh` empties it first and prints it
+/// at the end (cargo keeps a passing test's own output to itself).
+pub fn figures_file() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("figures.txt")
+}
+
+/// Prints a measured figure and appends it to [`figures_file`].
+pub fn figure(line: &str) {
+    println!("figure: {line}");
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(figures_file())
+    {
+        let _ = writeln!(file, "{line}");
     }
 }
 

@@ -107,11 +107,11 @@ fn requests_over_the_in_flight_cap_are_shed_with_503() {
     ]);
     let (key, _) = server.create_key(r#"{"name": "slow", "points": 100}"#);
     let mut slow = start_slow_check(&server, &key);
-    let shed =
-        crate::harness::wait_until(Duration::from_secs(3), "a 503 while the check runs", || {
-            let response = server.admin("GET", "/admin/api/keys", None);
-            (response.status == 503).then_some(response)
-        });
+    // The check's DNS question arrives: it is in flight, holding the one permit.
+    dns.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    dns.recv_from(&mut [0u8; 512])
+        .expect("the security check asks the DNS server");
+    let shed = server.admin("GET", "/admin/api/keys", None);
     shed.assert_error(503, "overloaded");
     assert_eq!(shed.header("retry-after"), Some("1"));
     let checked = slow.read_response(false).unwrap();
@@ -212,7 +212,7 @@ fn http2_prior_knowledge_is_served_on_the_same_port() {
 /// Raises this process's soft open-file limit to its hard one (the server inherits it) and
 /// checks that `needed` sockets fit: the hard limit cannot be raised here (20 000 on this
 /// machine), and one process holds only one side of each connection.
-fn raise_open_files(needed: u64) {
+pub(crate) fn raise_open_files(needed: u64) {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
     let hard: u64 = limits
         .lines()
