@@ -14,7 +14,7 @@ cargo build --release --quiet
 . scripts/procs.sh
 procs_init
 if [ "$scenario" = urgent ]; then
-  # The latency-bound lane of issue 3: 50 ms per upstream request, 32 checks at a time.
+  # The latency-bound lane: 50 ms per upstream request, 32 checks at a time.
   start_mock "$bin" 50
   concurrency=32
 else

@@ -8,7 +8,7 @@
 #
 #   engine   mock answers at once; one job of ITEMS links (default 100000);
 #            reports ingest time, checks/s end to end (submit → last result on SSE) and server CPU
-#            per check. Targets (issue 3): ingest < 1 s, >= 20000 checks/s.
+#            per check. Targets: ingest < 1 s, >= 20000 checks/s.
 #   latency  mock adds 50 ms per request, concurrency C=32 per provider, ITEMS links (default 60000);
 #            throughput against the ideal (each provider at C/(requests per check × 50 ms), the
 #            job as long as its slowest provider's share). Target: >= 95 % of ideal. The mock holds
@@ -16,11 +16,11 @@
 #            shows the mean hold it measured, so the ideal's premise can be read off the run.
 #   urgent   mock adds 50 ms per request, C=32, a backlog of ITEMS links (default 100000); then
 #            100 times: POST /jobs/{id}/urgent for one pending link and time until its result is
-#            on SSE. Target (issue 3): p99 within one upstream round trip (2 requests × 50 ms)
+#            on SSE. Target: p99 within one upstream round trip (2 requests × 50 ms)
 #            plus 50 ms = 150 ms.
 #   fanout   one job of ITEMS links (default 1000; mock +50 ms, C=2, so it runs about 6 s) and
 #            2000 SSE subscribers that connect while it runs and follow it live; every subscriber
-#            must receive every event and `done` (issue 3 target).
+#            must receive every event and `done`.
 #   memory   the mock never answers in time; one job of ITEMS links (default 100000) queued;
 #            growth of the server's anonymous (heap) RSS per pending link; LMDB's file-backed pages
 #            are not counted. An upper bound: allocator slack from parsing the request is included.

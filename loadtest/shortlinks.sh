@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# loadtest/shortlinks.sh SCENARIO: the short-link targets of issue 5, measured with wrk (Debian's
+# loadtest/shortlinks.sh SCENARIO: the short-link targets, measured with wrk (Debian's
 # package; k6 tops out near 17 k req/s on this machine, wrk near 200 k).
 #
 #   redirect  100 000 links created through the batch API; then GET /{code} with a random code

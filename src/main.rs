@@ -24,7 +24,7 @@ fn run_mock(options: panlink::mock::MockOptions) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     // Exactly one rustls crypto provider is compiled in (ring); install it before anything
-    // builds a TLS config (crate-notes §2).
+    // builds a TLS config: with two providers compiled in, rustls cannot pick one by itself.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let env_names: Vec<String> = std::env::vars_os()

@@ -51,7 +51,7 @@ function arrival(name, rate, extra = {}) {
 const PLANS = {
   // Redirects over 100 000 codes, random per request. setup() creates them with the aliases
   // k6r0 … k6r99999 (the key is premium), so each VU derives a code from a number instead of
-  // receiving 100 000 codes copied from setup(). Target (issue 5): p99 < 2 ms.
+  // receiving 100 000 codes copied from setup(). Target: p99 < 2 ms.
   redirect: {
     scenarios: arrival("redirect", RATE || 2000, { exec: "redirect", preAllocatedVUs: 32, maxVUs: 64 }),
     thresholds: { http_req_failed: ["rate==0"], checks: ["rate==1"], "http_req_duration{scenario:redirect}": ["p(99)<2"] },
@@ -79,12 +79,12 @@ const PLANS = {
       "http_req_failed{scenario:pool}": ["rate==0"],
       "http_req_duration{scenario:pool}": ["p(99)<50"],
       "http_req_duration{scenario:metrics}": ["p(99)<100"],
-      // Submitting 1 000 links (issue 3: 100 000 in under 1 s).
+      // Submitting 1 000 links (100 000 in under 1 s).
       "http_req_duration{name:POST /jobs}": ["p(99)<200"],
     },
   },
   // One job of 100 000 mixed links (all nine providers) read to `done` over SSE, while /pool is
-  // scraped. Targets (issue 3): ingest (POST /jobs) under 1 s; every result once, in order.
+  // scraped. Targets: ingest (POST /jobs) under 1 s; every result once, in order.
   "jobs-large": {
     scenarios: {
       large: { executor: "per-vu-iterations", vus: 1, iterations: 1, maxDuration: "10m", exec: "largeJob" },
@@ -98,7 +98,7 @@ const PLANS = {
       "http_req_failed{scenario:pool}": ["rate==0"],
     },
   },
-  // Urgent under backlog (issue 3): a job of BACKLOG quark links fills the lane (k6.sh starts the
+  // Urgent under backlog: a job of BACKLOG quark links fills the lane (k6.sh starts the
   // mock with 50 ms per request and C = 32 for this one). Each iteration submits a one-link job
   // behind that backlog, hurries its link, and reads its stream: the stream ends right after the
   // link's result and `done`, so the read's end is when the result arrived (k6 cannot read an

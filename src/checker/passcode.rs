@@ -1,5 +1,5 @@
 //! Pass codes (提取码 / 访问码 / 密码 / pwd): from a URL's query or fragment, or from the text that
-//! follows a URL in a post (`providers.md` §2.3).
+//! follows a URL in a post (`docs/providers.md` §2.3).
 
 use std::sync::LazyLock;
 

@@ -1,9 +1,9 @@
 //! How hard a provider may be asked right now: an adaptive concurrency limit (AIMD), a circuit
 //! breaker and a retry budget, per provider.
 //!
-//! AIMD (vector's adaptive request concurrency, crate-notes §4.5): a rate-limit answer halves the
+//! AIMD (the shape of vector's adaptive request concurrency): a rate-limit answer halves the
 //! limit (at most once a second), every `limit` non-transient answers add one, between 1 and the
-//! configured concurrency. The breaker (linkerd's consecutive-failures shape, §4.2): after
+//! configured concurrency. The breaker (linkerd's consecutive-failures shape): after
 //! `breaker_failures` consecutive timeouts or upstream errors the lane stops starting checks for
 //! the cool-down; then one probe goes through: success closes the breaker, failure reopens it with
 //! twice the cool-down (at most 5 minutes). Pending links wait meanwhile; they are not reported

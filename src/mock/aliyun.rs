@@ -1,4 +1,4 @@
-//! The mock of aliyun's share API (`providers.md` §3.7 and §4): the anonymous share info and the
+//! The mock of aliyun's share API (`docs/providers.md` §3.7 and §4): the anonymous share info and the
 //! share token. Errors are `{"code":"Namespace.Reason"}` with HTTP 400/404; throttling is a 429
 //! with an empty body.
 

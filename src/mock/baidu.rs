@@ -1,4 +1,4 @@
-//! The mock of baidu's share API (`providers.md` §3.3 and §4): cookie warm-up, shorturlinfo,
+//! The mock of baidu's share API (`docs/providers.md` §3.3 and §4): cookie warm-up, shorturlinfo,
 //! verify and list. API calls without the `BAIDUID` cookie get the anti-bot redirect.
 
 use bytes::Bytes;

@@ -1,4 +1,4 @@
-//! The mock of cmcc's share API (`providers.md` §3.9 and §4): `getOutLinkInfoV6`. A request
+//! The mock of cmcc's share API (`docs/providers.md` §3.9 and §4): `getOutLinkInfoV6`. A request
 //! encrypted as the web client sends it (a JSON string of Base64 AES-CBC) is answered encrypted,
 //! with the code spelled `resultCode`; a plain JSON request is answered in plain JSON with `code`.
 

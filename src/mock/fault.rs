@@ -1,4 +1,4 @@
-//! Transport faults of the mock (issue 7): a share id whose prefix names a fault gets the
+//! Transport faults of the mock: a share id whose prefix names a fault gets the
 //! provider's real answer for a valid share, spoiled on the wire. The provider handler builds its
 //! answer as usual; [`MockState::settle`](super::MockState::settle) records the fault for the
 //! request being served, and [`spoil`] applies it to the response.

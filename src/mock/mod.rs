@@ -4,7 +4,7 @@
 //! One TLS port serves every provider host, routing by `Host` (the checker connects here through
 //! `checker.upstream_override` and trusts the generated CA through `checker.extra_root_ca`, so it
 //! runs its production path: real host names in SNI and `Host`, verified TLS, the pooled client).
-//! Each provider answers with its real shapes (`providers.md` §4); the share id's prefix picks the
+//! Each provider answers with its real shapes (`docs/providers.md` §4); the share id's prefix picks the
 //! case ([`outcome::Case`]), or a transport fault ([`fault::Fault`]). `--latency-ms` holds every
 //! answer that long, exactly ([`hold`]). `/__mock/stats` on any host counts requests per provider
 //! and TLS connections accepted, and gives the mean time a request was held (`mean_hold_us`).

@@ -1,5 +1,5 @@
 //! The share-id convention of the mock: the id's prefix chooses the case the mock answers as
-//! (issue 4's table). Only the mock knows it; no adapter may.
+//! (the table below). Only the mock knows it; no adapter may.
 
 use std::time::Duration;
 

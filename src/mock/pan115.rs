@@ -1,4 +1,4 @@
-//! The mock of 115's share API (`providers.md` §3.6 and §4): `share/snap`. Errors are
+//! The mock of 115's share API (`docs/providers.md` §3.6 and §4): `share/snap`. Errors are
 //! `state:false` with an `errno`; an expired share answers `state:true` with `share_state 7` and
 //! its file list, as the real API does.
 

@@ -1,4 +1,4 @@
-//! The mock of 123pan's share API (`providers.md` §3.5 and §4): `/b/api/share/get` on every mirror
+//! The mock of 123pan's share API (`docs/providers.md` §3.5 and §4): `/b/api/share/get` on every mirror
 //! host. `www.123pan.com` behaves as reported: an SPA that answers every `/api` path with an HTML
 //! 404, so a checker must fall back to another mirror.
 

@@ -1,5 +1,5 @@
-//! The mock of quark's share API (`providers.md` §3.1 and §4): token and detail. UC's API is the
-//! same service (`providers.md` §3.2) and is served by this module too, with its own hosts and
+//! The mock of quark's share API (`docs/providers.md` §3.1 and §4): token and detail. UC's API is the
+//! same service (`docs/providers.md` §3.2) and is served by this module too, with its own hosts and
 //! its required `Origin`.
 
 use bytes::Bytes;

@@ -1,4 +1,4 @@
-//! The mock of tianyi's share API (`providers.md` §3.4 and §4): share info and access-code
+//! The mock of tianyi's share API (`docs/providers.md` §3.4 and §4): share info and access-code
 //! check. `res_code` is the number `0` on success and a string on error; without
 //! `Accept: application/json` the answers are XML, as the real API's are.
 

@@ -1,4 +1,4 @@
-//! The mock of xunlei's share API (`providers.md` §3.8 and §4): captcha tokens, then the share.
+//! The mock of xunlei's share API (`docs/providers.md` §3.8 and §4): captcha tokens, then the share.
 //! A token is good only if this mock issued it; a request without a good one gets
 //! `captcha_invalid` (HTTP 400), and one without `x-device-id` gets `invalid_argument`.
 

@@ -2,7 +2,7 @@
 //!
 //! Reads are short read transactions on the caller's thread ([`Store::read`]). Writes are closures
 //! handed to the writer thread ([`Store::write`]), which applies many of them in one transaction and
-//! acknowledges each caller only after the commit that covers its write (crate-notes §8). Command-line
+//! acknowledges each caller only after the commit that covers its write. Command-line
 //! tools that run beside a server use [`Store::write_now`]: LMDB's lock file serialises writers
 //! across processes, so both see each other's commits at once.
 

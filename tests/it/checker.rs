@@ -61,7 +61,7 @@ use State::{Invalid, Locked, Unknown, Valid};
 
 /// What `provider` concludes for each row of the mock table: `(share id, pass code, state,
 /// reason)`. Where a provider's answers cannot tell two cases apart, the verdict says only what
-/// they can (providers.md §3; the guide lists these).
+/// they can (docs/providers.md §3; the guide lists these).
 pub fn expected_rows(
     provider: Provider,
 ) -> Vec<(&'static str, Option<&'static str>, State, Reason)> {

@@ -1,4 +1,4 @@
-//! A full disk and a read-only disk under the data dir (issue 7): clear errors, reads go on,
+//! A full disk and a read-only disk under the data dir: clear errors, reads go on,
 //! nothing acknowledged is lost, and writes resume when the disk does.
 //!
 //! The disks are real file systems mounted for the test (the suite runs as root, like CI): a

@@ -1,4 +1,4 @@
-//! The upstream misbehaving (issue 7): resets, half-written bodies, endless bodies, stalls, wrong
+//! The upstream misbehaving: resets, half-written bodies, endless bodies, stalls, wrong
 //! content types and TLS failures. Each is `unknown` with its reason, never a verdict, and the
 //! checker stays healthy: the next check through the same client (or server) is answered.
 

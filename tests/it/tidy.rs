@@ -60,3 +60,54 @@ fn unsafe_code_is_confined_to_opening_lmdb() {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/main.rs")).unwrap();
     assert!(main.contains("#![forbid(unsafe_code)]"));
 }
+
+/// The repository is self-contained: no source file or document points at a document outside it
+/// (the facts behind the code are in `docs/`) or at an issue number, and every section of
+/// `docs/providers.md` that a comment cites exists.
+#[test]
+fn references_stay_inside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "benches", "fuzz/fuzz_targets"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    for doc in [
+        "README.md",
+        "ARCHITECTURE.md",
+        "SECURITY.md",
+        "Cargo.toml",
+        "docs/API.zh-CN.md",
+        "docs/providers.md",
+        "docs/perf-log.md",
+        "loadtest/README.md",
+        "scripts/test.sh",
+    ] {
+        files.push(root.join(doc));
+    }
+    let providers = std::fs::read_to_string(root.join("docs/providers.md")).unwrap();
+    let issue = regex::Regex::new(r"(?i)\bissue #?\d+|crate-notes|shared/|shortlinks\.md").unwrap();
+    let cited = regex::Regex::new(r"providers\.md`? §(\d+(?:\.\d+)?)").unwrap();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        if file.ends_with("tidy.rs") {
+            continue;
+        }
+        if let Some(found) = issue.find(&text) {
+            panic!(
+                "{} points outside the repository: {:?}",
+                file.display(),
+                found.as_str()
+            );
+        }
+        for section in cited.captures_iter(&text) {
+            let heading = format!("### {} ", &section[1]);
+            let top = format!("## {}. ", &section[1]);
+            assert!(
+                providers.contains(&heading) || providers.contains(&top),
+                "{} cites docs/providers.md §{}, which it lacks",
+                file.display(),
+                &section[1]
+            );
+        }
+    }
+}

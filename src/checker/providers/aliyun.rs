@@ -2,7 +2,7 @@
 //! `https://www.aliyundrive.com/s/<share_id>` (with or without `www.`), also folder deep links
 //! `/s/<share_id>/folder/<file_id>`: the id is the segment after `/s/`, not the last one.
 //!
-//! The check (`providers.md` §3.7): `POST /adrive/v3/share_link/get_share_by_anonymous` with
+//! The check (`docs/providers.md` §3.7): `POST /adrive/v3/share_link/get_share_by_anonymous` with
 //! `X-Canary` answers a share's name, file count and file list without a pass code. Errors are
 //! `{"code":"Namespace.Reason"}` with HTTP 400/404; 429 (often with an empty body) is a rate
 //! limit. A share with `has_pwd` is opened with `POST /v2/share_link/get_share_token` when a code
@@ -169,7 +169,7 @@ pub fn token_verdict(status: u16, body: &[u8], found: Verdict) -> Verdict {
     }
 }
 
-/// Aliyun's error codes (`providers.md` §3.7).
+/// Aliyun's error codes (`docs/providers.md` §3.7).
 fn error_verdict(code: &str, status: u16) -> Verdict {
     let (state, reason) = match code {
         "ShareLink.Cancelled" => (State::Invalid, Reason::ShareCancelled),

@@ -1,7 +1,7 @@
 //! Baidu (百度网盘): `https://pan.baidu.com/s/1<surl>` (`?pwd=`), `…/share/init?surl=<surl>`, and the
 //! `yun.baidu.com` alias. The id is kept without the leading `1`.
 //!
-//! The check (`providers.md` §3.3): a cookie warm-up (`GET /` gives `BAIDUID`; without it the API
+//! The check (`docs/providers.md` §3.3): a cookie warm-up (`GET /` gives `BAIDUID`; without it the API
 //! answers with a redirect to an anti-bot page; the cookie is kept across checks and fetched again
 //! after such a redirect), then
 //! - with a pass code: `POST /share/verify` (its `randsk` becomes the `BDCLND` cookie);

@@ -2,7 +2,7 @@
 //! `https://caiyun.139.com/w/i/<linkID>`, `https://yun.139.com/shareweb/#/w/i/<linkID>`,
 //! `https://caiyun.139.com/front/#/detail?linkID=<id>` and `https://caiyun.feixin.10086.cn/<id>`.
 //!
-//! The check (`providers.md` §3.9): `POST …/IOutLink/getOutLinkInfoV6`. The request is the JSON
+//! The check (`docs/providers.md` §3.9): `POST …/IOutLink/getOutLinkInfoV6`. The request is the JSON
 //! `getOutLinkInfoReq` encrypted with AES-128-CBC (PKCS#7, a random IV in front, Base64) and sent
 //! as a JSON string; the answer comes back the same way, or as plain JSON. Its envelope spells the
 //! code `code` or `resultCode`: both are read. `9188` means the share exists but wants its code.

@@ -1,7 +1,7 @@
 //! 115 (115网盘): `https://115.com/s/<code>`, `https://115cdn.com/s/<code>` and
 //! `https://anxia.com/s/<code>`; the receive code as `?password=xxxx` or in the fragment.
 //!
-//! The check (`providers.md` §3.6): `GET https://115cdn.com/webapi/share/snap`. Errors come as
+//! The check (`docs/providers.md` §3.6): `GET https://115cdn.com/webapi/share/snap`. Errors come as
 //! `state:false` with an `errno`. A `state:true` answer is valid **only** with `share_state == 1`:
 //! an expired share answers `state:true` with `share_state 7` and a non-empty list, so the list
 //! alone proves nothing.

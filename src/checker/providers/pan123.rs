@@ -3,7 +3,7 @@
 //! `https://<n>.share.123pan.cn/123pan/<key>`. Keys may hold `-` and `_`; a trailing `.html` is
 //! dropped. The pass code comes as `?pwd=`, `?提取码:XXXX` or a bare `?XXXX`.
 //!
-//! The check (`providers.md` §3.5): `GET /b/api/share/get` with `platform: web` and
+//! The check (`docs/providers.md` §3.5): `GET /b/api/share/get` with `platform: web` and
 //! `app-version: 3`, on the link's own host: each mirror is its own deployment. Links on
 //! `www.123pan.com`, which some report as an SPA that answers every `/api` path with an HTML 404,
 //! are asked again on `www.123912.com` when that happens; personal `*.share.123pan.cn` links are

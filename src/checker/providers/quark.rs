@@ -1,6 +1,6 @@
 //! Quark (夸克网盘): `https://pan.quark.cn/s/<pwd_id>` (`?pwd=` optional).
 //!
-//! The check (`providers.md` §3.1): `POST …/share/sharepage/token` with `{pwd_id, passcode}`;
+//! The check (`docs/providers.md` §3.1): `POST …/share/sharepage/token` with `{pwd_id, passcode}`;
 //! `code 0` with a non-empty `stoken` means the share exists; then `GET …/share/sharepage/detail`
 //! with the stoken tells an empty share from a valid one and gives the file count. Error codes come
 //! with HTTP 404/403, so the body is read whatever the status.
@@ -405,7 +405,7 @@ mod tests {
                 Reason::PasswordWrong,
             ),
             (404, 41021, "", State::Unknown, Reason::RateLimited),
-            // Uncertain codes stay unknown (providers.md §3.1).
+            // Uncertain codes stay unknown (docs/providers.md §3.1).
             (404, 41013, "", State::Unknown, Reason::UnrecognizedResponse),
             (
                 404,

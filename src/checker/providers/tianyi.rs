@@ -2,7 +2,7 @@
 //! `https://cloud.189.cn/web/share?code=<code>` and `https://h5.cloud.189.cn/share.html#/t/<code>`.
 //! The access code is often glued to the link as `（访问码：abcd）`, raw or percent-encoded.
 //!
-//! The check (`providers.md` §3.4): `GET /api/open/share/getShareInfoByCodeV2.action` with
+//! The check (`docs/providers.md` §3.4): `GET /api/open/share/getShareInfoByCodeV2.action` with
 //! `Accept: application/json;charset=UTF-8` and `Sign-Type: 1`. `res_code` is the integer `0` on
 //! success and a string (`ShareNotFound`, …) on error. Without the JSON `Accept` the API answers
 //! XML, which is read too. A share with `needAccessCode: 1` needs a second call,
@@ -219,7 +219,7 @@ fn valid(name: Option<String>) -> Verdict {
     verdict
 }
 
-/// Tianyi's error codes (`providers.md` §3.4).
+/// Tianyi's error codes (`docs/providers.md` §3.4).
 fn error_verdict(code: &str, status: u16) -> Verdict {
     let (state, reason) = match code {
         "ShareNotFound" | "ShareInfoNotFound" | "FileNotFound" | "FileNotFoundError" => {

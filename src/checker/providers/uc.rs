@@ -1,7 +1,7 @@
 //! UC (UC网盘): `https://drive.uc.cn/s/<pwd_id>` (often `?public=1`; `?pwd=` optional), and the
 //! `yun.uc.cn` / `uc.cn` forms some sites still write.
 //!
-//! UC is the quark service under other hosts (`providers.md` §3.2): the same token-then-detail
+//! UC is the quark service under other hosts (`docs/providers.md` §3.2): the same token-then-detail
 //! sequence and the same code table (`quark.rs`), asked at `pc-api.uc.cn` with `pr=UCBrowser`.
 //! UC requires `Origin: https://drive.uc.cn`; quark's parameters against UC answer a 403 HTML
 //! page, which is not a verdict.
@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn codes_seen_on_uc_use_the_quark_table() {
-        // providers.md §3.2: 0, 41008, 41010, 41012 observed on UC.
+        // docs/providers.md §3.2: 0, 41008, 41010, 41012 observed on UC.
         let cases = [
             (
                 404,

@@ -1,7 +1,7 @@
 //! Xunlei (迅雷云盘): `https://pan.xunlei.com/s/<share_id>` (`?pwd=` optional, a trailing `#`
 //! is common).
 //!
-//! The check (`providers.md` §3.8) takes two steps:
+//! The check (`docs/providers.md` §3.8) takes two steps:
 //! 1. a captcha token from `POST xluser-ssl.xunlei.com/v1/shield/captcha/init`, signed with
 //!    `captcha_sign` (an MD5 chain over the client's fixed identity and the time). The token is
 //!    kept process-wide until 30 s before its `expires_in`, refreshed by one request at a time;
