@@ -11,6 +11,7 @@ pub mod app;
 pub mod checker;
 pub mod cli;
 pub mod config;
+pub mod drive;
 pub mod error;
 pub mod http;
 pub mod jobs;

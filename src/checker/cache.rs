@@ -17,13 +17,7 @@ use super::verdict::{State, Verdict};
 
 const SHARDS: usize = 32;
 
-/// How long verdicts are kept, by state.
-#[derive(Debug, Clone, Copy)]
-pub struct CacheTtl {
-    pub valid: Duration,
-    pub invalid: Duration,
-    pub locked: Duration,
-}
+pub use crate::config::CacheTtl;
 
 impl CacheTtl {
     fn of(&self, state: State) -> Option<Duration> {

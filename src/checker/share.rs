@@ -1,75 +1,7 @@
 //! Providers and share references: which cloud drive a link belongs to, its normalized id and
 //! pass code, and the key used for the result cache and de-duplication.
 
-use serde::{Deserialize, Serialize};
-
-/// The nine cloud drives panlink knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    Quark,
-    Uc,
-    Baidu,
-    Tianyi,
-    Pan123,
-    Pan115,
-    Aliyun,
-    Xunlei,
-    Cmcc,
-}
-
-impl Provider {
-    pub const ALL: [Provider; 9] = [
-        Provider::Quark,
-        Provider::Uc,
-        Provider::Baidu,
-        Provider::Tianyi,
-        Provider::Pan123,
-        Provider::Pan115,
-        Provider::Aliyun,
-        Provider::Xunlei,
-        Provider::Cmcc,
-    ];
-
-    /// The API name (`quark`, `pan123`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Quark => "quark",
-            Provider::Uc => "uc",
-            Provider::Baidu => "baidu",
-            Provider::Tianyi => "tianyi",
-            Provider::Pan123 => "pan123",
-            Provider::Pan115 => "pan115",
-            Provider::Aliyun => "aliyun",
-            Provider::Xunlei => "xunlei",
-            Provider::Cmcc => "cmcc",
-        }
-    }
-
-    /// The name users know (`夸克网盘`, …).
-    pub fn display_name(self) -> &'static str {
-        match self {
-            Provider::Quark => "夸克网盘",
-            Provider::Uc => "UC网盘",
-            Provider::Baidu => "百度网盘",
-            Provider::Tianyi => "天翼云盘",
-            Provider::Pan123 => "123云盘",
-            Provider::Pan115 => "115网盘",
-            Provider::Aliyun => "阿里云盘",
-            Provider::Xunlei => "迅雷云盘",
-            Provider::Cmcc => "中国移动云盘",
-        }
-    }
-
-    /// Position in [`Provider::ALL`], for per-provider arrays.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    pub fn parse(text: &str) -> Option<Provider> {
-        Provider::ALL.into_iter().find(|p| p.as_str() == text)
-    }
-}
+pub use crate::drive::Provider;
 
 /// A recognized share link.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -123,7 +123,7 @@ pub struct CheckerConfig {
     pub max_attempts: u32,
     pub retry_backoff: Duration,
     /// How long verdicts are reused, by state (zero: not cached).
-    pub cache_ttl: crate::checker::cache::CacheTtl,
+    pub cache_ttl: CacheTtl,
     pub cache_max_entries: usize,
     /// Consecutive timeouts or upstream errors that open a provider's circuit.
     pub breaker_failures: u32,
@@ -131,9 +131,17 @@ pub struct CheckerConfig {
     /// HTTP CONNECT proxies to send provider requests through, in turn (empty: direct).
     pub proxies: Vec<http::Uri>,
     /// Providers whose requests use the proxies (empty: all of them).
-    pub proxy_providers: Vec<crate::checker::share::Provider>,
+    pub proxy_providers: Vec<crate::drive::Provider>,
     /// Retries earned per first attempt (the retry budget).
     pub retry_budget_ratio: f64,
+}
+
+/// How long the checker keeps verdicts, by state (zero: not kept).
+#[derive(Debug, Clone, Copy)]
+pub struct CacheTtl {
+    pub valid: Duration,
+    pub invalid: Duration,
+    pub locked: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -370,7 +378,7 @@ impl Config {
             rate_per_s: range("checker.rate_per_s", checker.rate_per_s, 1, 1_000_000)?,
             max_attempts: range("checker.max_attempts", checker.max_attempts, 1, 10)?,
             retry_backoff: millis("checker.retry_backoff_ms", checker.retry_backoff_ms)?,
-            cache_ttl: crate::checker::cache::CacheTtl {
+            cache_ttl: CacheTtl {
                 valid: Duration::from_secs(range(
                     "checker.cache_valid_ttl_s",
                     checker.cache_valid_ttl_s,
@@ -421,7 +429,7 @@ impl Config {
                 .proxy_providers
                 .iter()
                 .map(|name| {
-                    crate::checker::share::Provider::parse(name).ok_or_else(|| {
+                    crate::drive::Provider::parse(name).ok_or_else(|| {
                         ConfigError(format!(
                             "`checker.proxy_providers` has {name:?}: use quark, uc, baidu, tianyi, pan123, pan115, aliyun, xunlei or cmcc"
                         ))
@@ -704,7 +712,7 @@ mod tests {
         assert_eq!(config.checker.proxies.len(), 1);
         assert_eq!(
             config.checker.proxy_providers,
-            vec![crate::checker::share::Provider::Baidu]
+            vec![crate::drive::Provider::Baidu]
         );
         for bad in [
             "[checker]\nproxies = [\"socks5://h:1\"]\n",

@@ -6,6 +6,7 @@
 //! transaction (they go through the store's writer).
 
 pub mod body;
+pub mod connection;
 pub mod prefixed_io;
 pub mod request;
 pub mod response;

@@ -254,7 +254,7 @@ pub struct Req<'a> {
     /// The client's address (the TCP peer).
     pub peer: std::net::SocketAddr,
     /// The connection the request came on (its open event streams are counted there).
-    pub connection: &'a std::sync::Arc<super::service::ConnActivity>,
+    pub connection: &'a std::sync::Arc<super::connection::ConnActivity>,
     /// The caller's key, on [`Access::ApiKey`] routes.
     pub key: Option<AuthedKey>,
 }

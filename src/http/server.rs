@@ -24,10 +24,11 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::connection::ConnActivity;
 use super::prefixed_io::{H2_PREFACE, PrefixedIo, WriteStall};
 use super::request::RequestId;
 use super::response;
-use super::service::{self, ConnActivity};
+use super::service;
 use crate::app::App;
 use crate::error::ApiError;
 

@@ -9,7 +9,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -21,6 +20,7 @@ use http::{HeaderValue, Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::body::ResponseBody;
+use super::connection::ConnActivity;
 use super::request::{BodyPace, RequestId};
 use super::response::{self, HttpResponse};
 use super::router::Match;
@@ -35,60 +35,6 @@ const EXPOSED_HEADERS: HeaderValue =
 const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
 const PREFLIGHT_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 
-/// Activity of one connection, read by its idle watchdog.
-#[derive(Debug)]
-pub struct ConnActivity {
-    /// The connection's client address.
-    pub peer: std::net::SocketAddr,
-    in_flight: AtomicU32,
-    /// Milliseconds since the server started, at the end of the last request.
-    last_active_ms: AtomicU64,
-    /// Event streams open on this connection.
-    streams: AtomicUsize,
-}
-
-/// One event stream counted on its connection, until dropped.
-pub struct ConnStream(Arc<ConnActivity>);
-
-impl Drop for ConnStream {
-    fn drop(&mut self) {
-        self.0.streams.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl ConnActivity {
-    pub fn new(peer: std::net::SocketAddr) -> ConnActivity {
-        ConnActivity {
-            peer,
-            in_flight: AtomicU32::new(0),
-            last_active_ms: AtomicU64::new(0),
-            streams: AtomicUsize::new(0),
-        }
-    }
-
-    /// Counts one more event stream on this connection, unless it already has `limit`.
-    pub fn open_stream(self: &Arc<Self>, limit: usize) -> Option<ConnStream> {
-        self.streams
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
-                (open < limit).then_some(open + 1)
-            })
-            .ok()
-            .map(|_| ConnStream(Arc::clone(self)))
-    }
-
-    /// Whether no request is running and none ended within `idle_ms` before `now_ms`.
-    pub fn idle_since(&self, now_ms: u64) -> Option<u64> {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            return None;
-        }
-        Some(now_ms.saturating_sub(self.last_active_ms.load(Ordering::Acquire)))
-    }
-
-    pub fn touch(&self, now_ms: u64) {
-        self.last_active_ms.store(now_ms, Ordering::Release);
-    }
-}
-
 /// Marks a request as running on its connection for as long as it lives.
 struct InFlight<'a> {
     app: &'a App,
@@ -97,15 +43,14 @@ struct InFlight<'a> {
 
 impl<'a> InFlight<'a> {
     fn start(app: &'a App, activity: &'a ConnActivity) -> InFlight<'a> {
-        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.request_started();
         InFlight { app, activity }
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.activity.touch(self.app.uptime_ms());
-        self.activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.activity.request_ended(self.app.uptime_ms());
     }
 }
 

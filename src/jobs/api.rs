@@ -450,8 +450,8 @@ pub async fn urgent(req: Req<'_>) -> Result<HttpResponse, ApiError> {
         .urls
         .iter()
         .map(|url| match providers::recognize(url, None) {
-            Recognized::Share(share) => engine::match_key(Some((share.provider, &share.id)), url),
-            _ => engine::match_key(None, url),
+            Recognized::Share(share) => record::match_key(Some((share.provider, &share.id)), url),
+            _ => record::match_key(None, url),
         })
         .collect();
     let counts = match &found {

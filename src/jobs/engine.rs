@@ -758,7 +758,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Moves the pending items of `job` matching `keys` (see [`match_key`]) to the urgent lanes;
+    /// Moves the pending items of `job` matching `keys` (see [`record::match_key`]) to the urgent lanes;
     /// items being checked are not interrupted.
     pub fn hurry(&self, job: &Arc<Job>, keys: &[u64]) -> UrgentCounts {
         let mut counts = UrgentCounts::default();
@@ -828,18 +828,6 @@ impl Engine {
         self.shard(&job.id).lock().remove(&job.id);
         Ok(())
     }
-}
-
-/// The key that matches a URL to a job's items: the normalized share (provider and id, so
-/// `?pwd=` and host aliases do not matter) when recognized, else the URL as written.
-pub fn match_key(share: Option<(Provider, &str)>, url: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = rustc_hash::FxHasher::default();
-    match share {
-        Some((provider, id)) => (provider.as_str(), id).hash(&mut hasher),
-        None => url.trim().hash(&mut hasher),
-    }
-    hasher.finish()
 }
 
 /// How far a start may run ahead of the exact 1/rate schedule. tokio's timer counts whole

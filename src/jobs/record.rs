@@ -234,7 +234,7 @@ impl ItemRecord {
     /// The key `urgent` finds this item by.
     pub fn match_key(&self) -> u64 {
         let share = self.provider.zip(self.share_id.as_deref());
-        super::engine::match_key(share, &self.url)
+        match_key(share, &self.url)
     }
 }
 
@@ -324,6 +324,18 @@ pub fn purge_finished_before(
         dbs.jobs.delete(txn, id.as_bytes())?;
     }
     Ok(expired.len())
+}
+
+/// The key that matches a URL to a job's items: the normalized share (provider and id, so
+/// `?pwd=` and host aliases do not matter) when recognized, else the URL as written.
+pub fn match_key(share: Option<(Provider, &str)>, url: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = rustc_hash::FxHasher::default();
+    match share {
+        Some((provider, id)) => (provider.as_str(), id).hash(&mut hasher),
+        None => url.trim().hash(&mut hasher),
+    }
+    hasher.finish()
 }
 
 #[cfg(test)]

@@ -526,11 +526,78 @@ pub fn replay_journal(txn: &mut RwTxn, dbs: &Dbs) -> Result<usize, StoreError> {
         entries.push(entry?.1.to_vec());
     }
     for bytes in &entries {
-        match super::clicks::decode_journal(bytes) {
+        match decode_journal(bytes) {
             Some(deltas) => apply_clicks(txn, dbs, &deltas)?,
             None => tracing::error!("skipping an undecodable click journal record"),
         }
     }
     clear_journal(txn, dbs)?;
     Ok(entries.len())
+}
+
+/// Encodes one delta of the click journal: per delta, the code (u8 length + bytes), the day (u32),
+/// human, bot, head (u64), then the referrers (u16 count; u8 length + host, u64 clicks each);
+/// integers little-endian.
+pub fn push_delta(
+    out: &mut Vec<u8>,
+    code: &str,
+    day: u32,
+    counts: &ClickTotals,
+    refs: &[(&str, u64)],
+) {
+    // Codes are at most 64 bytes and hosts at most 253 (both checked where they come from).
+    let code = &code.as_bytes()[..code.len().min(255)];
+    out.push(code.len() as u8);
+    out.extend_from_slice(code);
+    out.extend_from_slice(&day.to_le_bytes());
+    for n in [counts.human, counts.bot, counts.head] {
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    let refs = &refs[..refs.len().min(usize::from(u16::MAX))];
+    out.extend_from_slice(&(refs.len() as u16).to_le_bytes());
+    for (host, n) in refs {
+        let host = &host.as_bytes()[..host.len().min(255)];
+        out.push(host.len() as u8);
+        out.extend_from_slice(host);
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+}
+
+/// Decodes a click journal record (deltas as [`push_delta`] writes them); `None` if the bytes are
+/// not one.
+pub fn decode_journal(mut bytes: &[u8]) -> Option<Vec<ClickDelta>> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = bytes.split_at_checked(n)?;
+        *bytes = rest;
+        Some(head)
+    }
+    fn u64_of(bytes: &mut &[u8]) -> Option<u64> {
+        Some(u64::from_le_bytes(take(bytes, 8)?.try_into().ok()?))
+    }
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let len = usize::from(take(&mut bytes, 1)?[0]);
+        let code = std::str::from_utf8(take(&mut bytes, len)?).ok()?.to_owned();
+        let day = u32::from_le_bytes(take(&mut bytes, 4)?.try_into().ok()?);
+        let counts = ClickTotals {
+            human: u64_of(&mut bytes)?,
+            bot: u64_of(&mut bytes)?,
+            head: u64_of(&mut bytes)?,
+            ref_hosts: 0,
+        };
+        let refs = u16::from_le_bytes(take(&mut bytes, 2)?.try_into().ok()?);
+        let mut referrers = Vec::with_capacity(usize::from(refs));
+        for _ in 0..refs {
+            let len = usize::from(take(&mut bytes, 1)?[0]);
+            let host = std::str::from_utf8(take(&mut bytes, len)?).ok()?.to_owned();
+            referrers.push((host, u64_of(&mut bytes)?));
+        }
+        out.push(ClickDelta {
+            code,
+            day,
+            counts,
+            referrers,
+        });
+    }
+    Some(out)
 }

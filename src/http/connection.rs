@@ -1,0 +1,71 @@
+//! What the server knows of one connection while it lives: its client's address, the requests
+//! running on it (for the idle watchdog), when it was last active, and the event streams open on
+//! it (a per-connection cap: HTTP/2 carries many streams on one connection).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+/// Activity of one connection, read by its idle watchdog.
+#[derive(Debug)]
+pub struct ConnActivity {
+    /// The connection's client address.
+    pub peer: std::net::SocketAddr,
+    in_flight: AtomicU32,
+    /// Milliseconds since the server started, at the end of the last request.
+    last_active_ms: AtomicU64,
+    /// Event streams open on this connection.
+    streams: AtomicUsize,
+}
+
+/// One event stream counted on its connection, until dropped.
+pub struct ConnStream(Arc<ConnActivity>);
+
+impl Drop for ConnStream {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ConnActivity {
+    pub fn new(peer: std::net::SocketAddr) -> ConnActivity {
+        ConnActivity {
+            peer,
+            in_flight: AtomicU32::new(0),
+            last_active_ms: AtomicU64::new(0),
+            streams: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts one more event stream on this connection, unless it already has `limit`.
+    pub fn open_stream(self: &Arc<Self>, limit: usize) -> Option<ConnStream> {
+        self.streams
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < limit).then_some(open + 1)
+            })
+            .ok()
+            .map(|_| ConnStream(Arc::clone(self)))
+    }
+
+    /// Whether no request is running and none ended within `idle_ms` before `now_ms`.
+    pub fn idle_since(&self, now_ms: u64) -> Option<u64> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(now_ms.saturating_sub(self.last_active_ms.load(Ordering::Acquire)))
+    }
+
+    /// A request starts on this connection.
+    pub fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A request on this connection ended at `now_ms` (milliseconds since the server started).
+    pub fn request_ended(&self, now_ms: u64) {
+        self.touch(now_ms);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub fn touch(&self, now_ms: u64) {
+        self.last_active_ms.store(now_ms, Ordering::Release);
+    }
+}
