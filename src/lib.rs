@@ -7,7 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
-pub mod app;
+pub mod api;
 pub mod checker;
 pub mod cli;
 pub mod config;
@@ -21,7 +21,6 @@ pub mod mock;
 pub mod netguard;
 pub mod observability;
 pub mod security;
-pub mod serve;
 pub mod sse;
 pub mod store;
 pub mod timefmt;

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => {
             logging::init(config.server.log_format, &config.server.log_level);
-            panlink::serve::run(config)
+            panlink::api::serve::run(config)
         }
         Command::MockUpstream {
             listen,

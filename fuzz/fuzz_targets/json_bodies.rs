@@ -93,8 +93,9 @@ fn start() -> Target {
         let listener = tokio::net::TcpListener::bind(config.server.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let app = panlink::app::App::new(config, store, ADMIN_TOKEN, shutdown.clone()).unwrap();
-        tokio::spawn(panlink::http::server::serve(Arc::clone(&app), listener, shutdown));
+        let http = config.http.clone();
+        let app = panlink::api::App::new(config, store, ADMIN_TOKEN, shutdown.clone()).unwrap();
+        tokio::spawn(panlink::http::server::serve(Arc::clone(&app), http, listener, shutdown));
         addr
     });
     let admin = format!("Authorization: Bearer {ADMIN_TOKEN}\r\n");

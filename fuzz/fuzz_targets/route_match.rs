@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let Ok(method) = http::Method::from_bytes(method) else { return };
     let Ok(path) = std::str::from_utf8(path) else { return };
-    let router = panlink::http::routes::router().expect("the route table compiles");
+    let router = panlink::api::routes::router().expect("the route table compiles");
     if let Match::Found { params, .. } = router.find(&method, path) {
         for (_, value) in params.iter() {
             assert!(!value.is_empty() && !value.contains('/'));

@@ -5,24 +5,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::http::response::{self, HttpResponse};
-use crate::http::routes::Req;
+use crate::keys::KeyGate;
+use crate::keys::KeyReq as Req;
 use crate::keys::repo::{self, KeyPatch, NewKey, UpdateOutcome};
 use crate::keys::{KeyView, Plan, secret, validate};
 use crate::timefmt;
 
 /// `GET /admin/api/keys`: every key with its usage (never a secret).
-pub fn list(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+pub fn list(keys: &KeyGate, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     #[derive(Serialize)]
     struct Listing<'a> {
         total: usize,
         keys: Vec<KeyView<'a>>,
     }
-    let app = req.app;
-    let records = app.store.read(repo::list)?;
+    let records = keys.store().read(repo::list)?;
     let keys: Vec<KeyView<'_>> = records
         .iter()
         .map(|(hash, record)| {
-            let (requests, last_used) = app.keys.pending_usage(hash);
+            let (requests, last_used) = keys.pending_usage(hash);
             record.view(requests, last_used)
         })
         .collect();
@@ -51,8 +51,7 @@ struct CreateBody {
 }
 
 /// `POST /admin/api/keys`: 201 with the secret `key` (shown this once) and the key's record.
-pub async fn create(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
+pub async fn create(keys: &KeyGate, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let request_id = req.request_id;
     let body: CreateBody = req.json()?;
     let new = NewKey {
@@ -72,8 +71,8 @@ pub async fn create(req: Req<'_>) -> Result<HttpResponse, ApiError> {
             .map_err(|why| ApiError::field("burst", why))?,
     };
     let now = timefmt::now_ms();
-    let (secret, record) = app
-        .store
+    let (secret, record) = keys
+        .store()
         .write(move |txn, dbs| repo::create(txn, dbs, new, now))
         .await?;
     tracing::info!(key_id = %record.id, name = %record.name, "API key created");
@@ -112,8 +111,7 @@ struct PatchBody {
 }
 
 /// `PATCH /admin/api/keys/{id}`: `{disabled?, plan?, add_points?, name?, rate_per_s?, burst?}`.
-pub async fn patch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
+pub async fn patch(keys: &KeyGate, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let request_id = req.request_id;
     let id = key_id(&req)?;
     let body: PatchBody = req.json()?;
@@ -150,14 +148,14 @@ pub async fn patch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     }
     let outcome = {
         let id = id.clone();
-        app.store
+        keys.store()
             .write(move |txn, dbs| repo::update(txn, dbs, &id, &patch))
             .await?
     };
     match outcome {
         UpdateOutcome::Updated { hash, record } => {
             tracing::info!(key_id = %record.id, "API key changed");
-            let (requests, last_used) = app.keys.pending_usage(&hash);
+            let (requests, last_used) = keys.pending_usage(&hash);
             Ok(response::envelope(
                 StatusCode::OK,
                 &record.view(requests, last_used),
@@ -172,17 +170,16 @@ pub async fn patch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
 }
 
 /// `DELETE /admin/api/keys/{id}`.
-pub async fn delete(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(keys: &KeyGate, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     #[derive(Serialize)]
     struct Deleted<'a> {
         id: &'a str,
         deleted: bool,
     }
-    let app = req.app;
     let id = key_id(&req)?;
     let deleted = {
         let id = id.clone();
-        app.store
+        keys.store()
             .write(move |txn, dbs| repo::delete(txn, dbs, &id))
             .await?
     };

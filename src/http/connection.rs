@@ -2,8 +2,15 @@
 //! running on it (for the idle watchdog), when it was last active, and the event streams open on
 //! it (a per-connection cap: HTTP/2 carries many streams on one connection).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+/// Milliseconds on the connections' clock (monotonic, from the first use in this process).
+pub fn now_ms() -> u64 {
+    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+    u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
 
 /// Activity of one connection, read by its idle watchdog.
 #[derive(Debug)]
@@ -54,18 +61,23 @@ impl ConnActivity {
         Some(now_ms.saturating_sub(self.last_active_ms.load(Ordering::Acquire)))
     }
 
-    /// A request starts on this connection.
-    pub fn request_started(&self) {
+    /// Marks a request as running on this connection until the guard is dropped.
+    pub fn running_request(&self) -> RunningRequest<'_> {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// A request on this connection ended at `now_ms` (milliseconds since the server started).
-    pub fn request_ended(&self, now_ms: u64) {
-        self.touch(now_ms);
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        RunningRequest(self)
     }
 
     pub fn touch(&self, now_ms: u64) {
         self.last_active_ms.store(now_ms, Ordering::Release);
+    }
+}
+
+/// A request running on its connection (see [`ConnActivity::running_request`]).
+pub struct RunningRequest<'a>(&'a ConnActivity);
+
+impl Drop for RunningRequest<'_> {
+    fn drop(&mut self) {
+        self.0.touch(now_ms());
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }

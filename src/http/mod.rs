@@ -1,9 +1,10 @@
-//! The HTTP edge: hyper connections, the hand-rolled router, the request pipeline, and the
-//! helpers handlers use to read requests and build responses.
+//! The HTTP toolkit: the server loop over hyper connections (timers, caps, graceful drain), the
+//! hand-rolled router, requests (body reading at a pace, JSON decoding, [`request::Req`]),
+//! responses and the one error renderer, per-owner concurrency slots.
 //!
-//! Invariant: handlers never build error bodies (they return [`crate::error::ApiError`]), never
-//! check credentials themselves (the route table says what a route needs), and never open a write
-//! transaction (they go through the store's writer).
+//! Invariant: `http/` knows no product and no application: it imports configuration, the error
+//! vocabulary and the store's error only; the application plugs in through
+//! [`server::Handler`] and the route table it gives [`router::Router`].
 
 pub mod body;
 pub mod connection;
@@ -11,7 +12,5 @@ pub mod prefixed_io;
 pub mod request;
 pub mod response;
 pub mod router;
-pub mod routes;
 pub mod server;
-pub mod service;
 pub mod slots;

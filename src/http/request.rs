@@ -11,7 +11,38 @@ use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
+use super::connection::ConnActivity;
+use super::router::Params;
 use crate::error::ApiError;
+
+/// What a handler receives: the request as the pipeline has read it. `I` is who the caller proved
+/// to be (an API key, on routes that need one); the toolkit does not know what that is.
+pub struct Req<'a, I = ()> {
+    pub request_id: &'a RequestId,
+    pub parts: &'a http::request::Parts,
+    pub params: Params<'a>,
+    /// The whole request body, read by the pipeline (under the route's limit and the minimum
+    /// rate) before the handler took an in-flight permit; empty for requests without one.
+    pub body: Bytes,
+    /// The client's address (the TCP peer).
+    pub peer: std::net::SocketAddr,
+    /// The connection the request came on (its open event streams are counted there).
+    pub connection: &'a std::sync::Arc<ConnActivity>,
+    /// The caller, on routes that need credentials.
+    pub caller: Option<I>,
+}
+
+impl<I> Req<'_, I> {
+    /// Decodes the JSON body into `T`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        json_body(&self.parts.headers, &self.body)
+    }
+
+    /// The path parameter `name` (the route table guarantees it exists).
+    pub fn param(&self, name: &'static str) -> &str {
+        self.params.get(name).unwrap_or_default()
+    }
+}
 
 /// The id of one request: the client's `X-Request-Id` when sane, else a new UUID v4.
 #[derive(Debug, Clone)]

@@ -24,13 +24,22 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::connection::ConnActivity;
+use super::connection::{self, ConnActivity};
 use super::prefixed_io::{H2_PREFACE, PrefixedIo, WriteStall};
 use super::request::RequestId;
-use super::response;
-use super::service;
-use crate::app::App;
+use super::response::{self, HttpResponse};
+use crate::config::HttpConfig;
 use crate::error::ApiError;
+
+/// What answers the requests of every connection: the application's request pipeline.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers `req`, which came on `connection`. Never fails: errors are responses.
+    fn handle(
+        self: Arc<Self>,
+        connection: Arc<ConnActivity>,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = HttpResponse> + Send;
+}
 
 /// Bytes an HTTP/2 stream may have waiting to be sent.
 const H2_SEND_BUFFER_BYTES: usize = 64 * 1024;
@@ -42,8 +51,7 @@ struct Builders {
 }
 
 impl Builders {
-    fn new(app: &App) -> Builders {
-        let config = &app.config.http;
+    fn new(config: &HttpConfig) -> Builders {
         let mut h1 = http1::Builder::new();
         h1.timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
@@ -67,9 +75,17 @@ impl Builders {
     }
 }
 
-/// Accepts connections until `shutdown` fires, then drains them within the grace period.
-pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationToken) {
-    let builders = Arc::new(Builders::new(&app));
+/// Accepts connections until `shutdown` fires, then drains them within the grace period. At most
+/// `http.max_connections` are open at once; over it, a connection gets a canned 503.
+pub async fn serve<H: Handler>(
+    handler: Arc<H>,
+    config: HttpConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) {
+    let config = Arc::new(config);
+    let builders = Arc::new(Builders::new(&config));
+    let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let tracker = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -86,10 +102,11 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
             }
         };
         let _ = stream.set_nodelay(true);
-        match Arc::clone(&app.connections).try_acquire_owned() {
+        match Arc::clone(&connections).try_acquire_owned() {
             Ok(permit) => {
                 tracker.spawn(connection(
-                    Arc::clone(&app),
+                    Arc::clone(&handler),
+                    Arc::clone(&config),
                     Arc::clone(&builders),
                     stream,
                     peer,
@@ -98,14 +115,15 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: CancellationT
                 ));
             }
             Err(_) => {
-                app.metrics.shed("connections");
-                tracker.spawn(refuse(app.config.http.retry_after_s, stream));
+                metrics::counter!("panlink_http_shed_total", "reason" => "connections")
+                    .increment(1);
+                tracker.spawn(refuse(config.retry_after_s, stream));
             }
         }
     }
     drop(listener);
     tracker.close();
-    let grace = app.config.http.shutdown_grace;
+    let grace = config.shutdown_grace;
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!(
             open = tracker.len(),
@@ -159,19 +177,20 @@ async fn detect(
     }
 }
 
-async fn connection(
-    app: Arc<App>,
+async fn connection<H: Handler>(
+    handler: Arc<H>,
+    config: Arc<HttpConfig>,
     builders: Arc<Builders>,
     mut stream: TcpStream,
     peer: SocketAddr,
     _permit: OwnedSemaphorePermit,
     shutdown: CancellationToken,
 ) {
-    let _open = app.metrics.connection_opened();
+    let _open = OpenConnection::count();
     let mut buf = [0u8; 24];
     let detected = tokio::time::timeout(
-        app.config.http.first_byte_timeout,
-        detect(&mut stream, app.config.http.http2, &mut buf),
+        config.first_byte_timeout,
+        detect(&mut stream, config.http2, &mut buf),
     )
     .await;
     let (protocol, len) = match detected {
@@ -185,11 +204,13 @@ async fn connection(
     let stall = WriteStall::new();
     let io = TokioIo::new(PrefixedIo::new(&buf[..len], stream, Arc::clone(&stall)));
     let activity = Arc::new(ConnActivity::new(peer));
-    activity.touch(app.uptime_ms());
+    activity.touch(connection::now_ms());
     let service = {
-        let app = Arc::clone(&app);
         let activity = Arc::clone(&activity);
-        service_fn(move |req| service::handle(Arc::clone(&app), Arc::clone(&activity), req))
+        service_fn(move |req| {
+            let answer = Arc::clone(&handler).handle(Arc::clone(&activity), req);
+            async move { Ok::<_, std::convert::Infallible>(answer.await) }
+        })
     };
     match protocol {
         Protocol::Http1 => {
@@ -197,7 +218,7 @@ async fn connection(
             drive(
                 conn,
                 |c| c.graceful_shutdown(),
-                &app,
+                &config,
                 Watched {
                     activity: &activity,
                     stall: &stall,
@@ -212,7 +233,7 @@ async fn connection(
             drive(
                 conn,
                 |c| c.graceful_shutdown(),
-                &app,
+                &config,
                 Watched {
                     activity: &activity,
                     stall: &stall,
@@ -236,17 +257,17 @@ struct Watched<'a> {
 async fn drive<C: Future<Output = hyper::Result<()>>>(
     conn: C,
     begin_graceful_shutdown: impl Fn(Pin<&mut C>),
-    app: &App,
+    config: &HttpConfig,
     watched: Watched<'_>,
     shutdown: &CancellationToken,
     peer: SocketAddr,
 ) {
     let Watched { activity, stall } = watched;
     let mut conn = pin!(conn);
-    let idle_ms = u64::try_from(app.config.http.idle_timeout.as_millis()).unwrap_or(u64::MAX);
-    let watchdog = tokio::time::sleep(app.config.http.idle_timeout);
+    let idle_ms = u64::try_from(config.idle_timeout.as_millis()).unwrap_or(u64::MAX);
+    let watchdog = tokio::time::sleep(config.idle_timeout);
     let mut watchdog = pin!(watchdog);
-    let stall_limit = app.config.http.write_stall_timeout;
+    let stall_limit = config.write_stall_timeout;
     let stall_check = tokio::time::sleep(stall_limit);
     let mut stall_check = pin!(stall_check);
     let mut closing = false;
@@ -272,16 +293,32 @@ async fn drive<C: Future<Output = hyper::Result<()>>>(
                 closing = true;
             }
             () = &mut watchdog, if !closing => {
-                let now = app.uptime_ms();
+                let now = connection::now_ms();
                 match activity.idle_since(now) {
                     Some(idle) if idle >= idle_ms => {
                         begin_graceful_shutdown(conn.as_mut());
                         closing = true;
                     }
                     Some(idle) => watchdog.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(idle_ms - idle)),
-                    None => watchdog.as_mut().reset(tokio::time::Instant::now() + app.config.http.idle_timeout),
+                    None => watchdog.as_mut().reset(tokio::time::Instant::now() + config.idle_timeout),
                 }
             }
         }
+    }
+}
+
+/// Counts an open connection in `panlink_http_open_connections` until dropped.
+struct OpenConnection;
+
+impl OpenConnection {
+    fn count() -> OpenConnection {
+        metrics::gauge!("panlink_http_open_connections").increment(1.0);
+        OpenConnection
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!("panlink_http_open_connections").decrement(1.0);
     }
 }

@@ -13,17 +13,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
+use super::Jobs;
 use super::engine::{self, Job, JobSnapshot, ProviderProgress, Published};
 use super::quota;
 use super::record::{self, ItemRecord, JOB_ID_LEN, JobRecord, JobStatus};
-use crate::app::App;
 use crate::checker::extract;
 use crate::checker::providers::{self, Recognized};
 use crate::checker::share::Provider;
 use crate::checker::verdict::{Reason, State};
 use crate::error::ApiError;
 use crate::http::response::{self, HttpResponse};
-use crate::http::routes::Req;
+use crate::keys::KeyReq as Req;
 use crate::keys::secret;
 use crate::sse::{self, ChannelBody};
 use crate::timefmt;
@@ -64,22 +64,21 @@ struct SubmissionLimits {
 }
 
 /// `POST /jobs`.
-pub async fn create(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
-    let key = req.key.clone().ok_or(ApiError::MissingApiKey)?;
+pub async fn create(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let key = req.caller.clone().ok_or(ApiError::MissingApiKey)?;
     if !crate::http::request::is_json_content_type(&req.parts.headers) {
         return Err(ApiError::UnsupportedContentType);
     }
     let open = app.engine.open_jobs_of(&key.hash);
-    if open >= app.config.jobs.max_open_jobs_per_key {
+    if open >= app.config.max_open_jobs_per_key {
         return Err(ApiError::TooManyOpenJobs {
-            limit: app.config.jobs.max_open_jobs_per_key,
+            limit: app.config.max_open_jobs_per_key,
         });
     }
     let limits = SubmissionLimits {
-        max_items: app.config.jobs.max_items,
-        max_url_bytes: app.config.jobs.max_url_bytes,
-        max_meta_bytes: app.config.jobs.max_meta_bytes,
+        max_items: app.config.max_items,
+        max_url_bytes: app.config.max_url_bytes,
+        max_meta_bytes: app.config.max_meta_bytes,
     };
     let body = req.body.clone();
     let owner = engine::hex(&key.hash);
@@ -98,11 +97,11 @@ pub async fn create(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     } = prepared;
 
     let quota = match key.record.plan {
-        crate::keys::record::Plan::Free => app.config.jobs.free_max_stored_items,
-        crate::keys::record::Plan::Premium => app.config.jobs.premium_max_stored_items,
+        crate::keys::record::Plan::Free => app.config.free_max_stored_items,
+        crate::keys::record::Plan::Premium => app.config.premium_max_stored_items,
     };
     let window = quota::Window {
-        retention_ms: u64::try_from(app.config.jobs.retention.as_millis()).unwrap_or(u64::MAX),
+        retention_ms: u64::try_from(app.config.retention.as_millis()).unwrap_or(u64::MAX),
     };
     let key_id = key.record.id.clone();
     let stored = job.clone();
@@ -335,22 +334,21 @@ enum Found {
 }
 
 /// The job `{id}` if it belongs to the caller; 404 otherwise (including other keys' jobs).
-fn find(req: &Req<'_>) -> Result<Found, ApiError> {
-    let key = req.key.as_ref().ok_or(ApiError::MissingApiKey)?;
+fn find(app: &Jobs, req: &Req<'_>) -> Result<Found, ApiError> {
+    let key = req.caller.as_ref().ok_or(ApiError::MissingApiKey)?;
     let id = req.param("id");
     let not_found = ApiError::NotFound("任务");
     if id.len() != JOB_ID_LEN || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(not_found);
     }
-    if let Some(job) = req.app.engine.job(id) {
+    if let Some(job) = app.engine.job(id) {
         return if job.owner == key.hash {
             Ok(Found::Live(job))
         } else {
             Err(not_found)
         };
     }
-    let record = req
-        .app
+    let record = app
         .store
         .read(|txn, dbs| record::get_job(txn, dbs, id))?
         .ok_or(ApiError::NotFound("任务"))?;
@@ -410,8 +408,8 @@ fn overview(snapshot: &JobSnapshot) -> Overview {
 }
 
 /// `GET /jobs/{id}`.
-pub fn get(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let found = find(&req)?;
+pub fn get(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let found = find(app, &req)?;
     Ok(response::json(
         StatusCode::OK,
         &overview(&snapshot_of(&found)),
@@ -420,10 +418,10 @@ pub fn get(req: Req<'_>) -> Result<HttpResponse, ApiError> {
 
 /// `DELETE /jobs/{id}`: pending items get a `cancelled` result, checks in flight finish, then the
 /// stream ends with `done`. Cancelling a finished job changes nothing.
-pub async fn cancel(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let found = find(&req)?;
+pub async fn cancel(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let found = find(app, &req)?;
     if let Found::Live(job) = &found {
-        req.app.engine.cancel(job).await;
+        app.engine.cancel(job).await;
     }
     Ok(response::json(
         StatusCode::OK,
@@ -438,10 +436,9 @@ struct UrgentBody {
 }
 
 /// `POST /jobs/{id}/urgent`.
-pub async fn urgent(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let found = find(&req)?;
-    let app = req.app;
-    let limit = app.config.jobs.max_items;
+pub async fn urgent(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let found = find(app, &req)?;
+    let limit = app.config.max_items;
     let body: UrgentBody = req.json()?;
     if body.urls.is_empty() || body.urls.len() > limit {
         return Err(ApiError::field("urls", format!("需要 1 到 {limit} 个链接")));
@@ -477,33 +474,32 @@ pub async fn urgent(req: Req<'_>) -> Result<HttpResponse, ApiError> {
 
 /// `GET /jobs/{id}/events`: every result after `Last-Event-ID` (or `?last_event_id=`), replayed
 /// from storage, then live ones, then `done` with the job's overview.
-pub fn events(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let found = find(&req)?;
+pub fn events(app: &Arc<Jobs>, req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let found = find(app, &req)?;
     let last = sse::last_event_id(
         req.parts.headers.get("last-event-id"),
         req.parts.uri.query(),
     )?;
-    let app = req.app;
-    let key = req.key.as_ref().ok_or(ApiError::MissingApiKey)?;
+    let key = req.caller.as_ref().ok_or(ApiError::MissingApiKey)?;
     let key_slot =
         app.key_streams
             .try_take(key.record.id.clone())
             .ok_or(ApiError::TooManyStreams {
                 scope: "该密钥",
-                limit: app.config.jobs.max_streams_per_key,
+                limit: app.config.max_streams_per_key,
             })?;
     let conn_slot = req
         .connection
-        .open_stream(app.config.jobs.max_streams_per_connection)
+        .open_stream(app.config.max_streams_per_connection)
         .ok_or(ApiError::TooManyStreams {
             scope: "该连接",
-            limit: app.config.jobs.max_streams_per_connection,
+            limit: app.config.max_streams_per_connection,
         })?;
     // One chunk may wait while the body writes the one before: a subscriber that does not read
     // holds at most about two chunks here (plus the connection's own write buffer), and
     // whatever it falls behind by is read from storage when it catches up.
     let (tx, body) = ChannelBody::new(STREAM_BUFFER_CHUNKS);
-    let app = app.self_arc();
+    let app = Arc::clone(app);
     tokio::spawn(async move {
         stream_events(app, found, last, tx).await;
         drop((key_slot, conn_slot));
@@ -526,13 +522,13 @@ const REPLAY_CHUNK_BYTES: usize = SSE_CHUNK_BYTES;
 const STREAM_BUFFER_CHUNKS: usize = 1;
 
 async fn stream_events(
-    app: Arc<App>,
+    app: Arc<Jobs>,
     found: Found,
     mut last: u32,
     tx: tokio::sync::mpsc::Sender<Bytes>,
 ) {
     if tx
-        .send(sse::retry(app.config.jobs.sse_retry.as_millis() as u64))
+        .send(sse::retry(app.config.sse_retry.as_millis() as u64))
         .await
         .is_err()
     {
@@ -549,7 +545,7 @@ async fn stream_events(
         return;
     }
     if let (Some(job), Some(rx)) = (&live, rx.as_mut()) {
-        let mut keepalive = tokio::time::interval(app.config.jobs.sse_keepalive);
+        let mut keepalive = tokio::time::interval(app.config.sse_keepalive);
         keepalive.tick().await;
         loop {
             if job.is_finished() && rx.is_empty() {
@@ -599,7 +595,7 @@ async fn stream_events(
                 () = app.shutdown.cancelled() => {
                     // A clean end the client can tell from a broken connection: it resumes
                     // from `last_event_id` once the server is back.
-                    let retry_ms = app.config.jobs.sse_retry.as_millis() as u64;
+                    let retry_ms = app.config.sse_retry.as_millis() as u64;
                     let data = format!(
                         r#"{{"reason":"shutting_down","last_event_id":{last},"retry_ms":{retry_ms}}}"#
                     );
@@ -677,7 +673,7 @@ impl LiveBurst {
 
 /// Sends stored events after `last`; false when the client is gone.
 async fn replay(
-    app: &App,
+    app: &Jobs,
     job_id: &str,
     last: &mut u32,
     tx: &tokio::sync::mpsc::Sender<Bytes>,

@@ -11,9 +11,45 @@ pub mod pool;
 pub mod quota;
 pub mod record;
 
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::JobsConfig;
+use crate::http::slots::ConcurrencySlots;
+use crate::store::Store;
+
+/// What the jobs' handlers need: the engine, the store, their configuration, the per-key count
+/// of open event streams, and the shutdown signal that ends streams cleanly.
+pub struct Jobs {
+    pub engine: Arc<engine::Engine>,
+    pub store: Arc<Store>,
+    pub config: JobsConfig,
+    /// Event streams open per API key id (`jobs.max_streams_per_key`).
+    pub key_streams: Arc<ConcurrencySlots<String>>,
+    pub shutdown: CancellationToken,
+}
+
+impl Jobs {
+    pub fn new(
+        engine: Arc<engine::Engine>,
+        store: Arc<Store>,
+        config: &JobsConfig,
+        shutdown: CancellationToken,
+    ) -> Jobs {
+        Jobs {
+            engine,
+            store,
+            key_streams: ConcurrencySlots::new(config.max_streams_per_key),
+            config: config.clone(),
+            shutdown,
+        }
+    }
+}
+
 /// Deletes finished jobs older than `jobs.retention_s`, in batches of a bounded size.
-pub async fn purge_expired(app: &crate::app::App) {
-    let retention = u64::try_from(app.config.jobs.retention.as_millis()).unwrap_or(u64::MAX);
+pub async fn purge_expired(app: &Jobs) {
+    let retention = u64::try_from(app.config.retention.as_millis()).unwrap_or(u64::MAX);
     let cutoff = crate::timefmt::now_ms().saturating_sub(retention);
     loop {
         match app

@@ -7,13 +7,13 @@ use std::sync::atomic::Ordering;
 use http::StatusCode;
 use serde::Serialize;
 
+use super::engine::Engine;
 use super::engine::Lane;
-use crate::app::App;
 use crate::checker::providers;
 use crate::checker::share::Provider;
 use crate::error::ApiError;
 use crate::http::response::{self, HttpResponse};
-use crate::http::routes::Req;
+use crate::keys::KeyReq as Req;
 
 /// One provider's pool.
 #[derive(Debug, Serialize)]
@@ -72,7 +72,7 @@ fn load(value: &std::sync::atomic::AtomicI64) -> u64 {
     u64::try_from(value.load(Ordering::Relaxed)).unwrap_or(0)
 }
 
-fn provider_pool(app: &App, lane: &Lane) -> ProviderPool {
+fn provider_pool(engine: &Engine, lane: &Lane) -> ProviderPool {
     let stats = &lane.stats;
     let (p50, p95) = stats.latency_percentiles();
     let state = |i: usize| stats.by_state[i].load(Ordering::Relaxed);
@@ -85,7 +85,7 @@ fn provider_pool(app: &App, lane: &Lane) -> ProviderPool {
         in_flight: load(&stats.in_flight),
         concurrency: lane.health.limit(),
         max_concurrency: lane.concurrency,
-        circuit: lane.health.circuit(app.engine.now_ms()),
+        circuit: lane.health.circuit(engine.now_ms()),
         rate_per_s: lane.rate_per_s,
         checked_total: stats.checked_total.load(Ordering::Relaxed),
         retries_total: stats.retries_total.load(Ordering::Relaxed),
@@ -100,12 +100,11 @@ fn provider_pool(app: &App, lane: &Lane) -> ProviderPool {
 }
 
 /// The pool snapshot of every provider, with totals.
-pub fn snapshot(app: &App) -> Pool {
-    let providers: BTreeMap<Provider, ProviderPool> = app
-        .engine
+pub fn snapshot(engine: &Engine) -> Pool {
+    let providers: BTreeMap<Provider, ProviderPool> = engine
         .lanes
         .iter()
-        .map(|lane| (lane.provider, provider_pool(app, lane)))
+        .map(|lane| (lane.provider, provider_pool(engine, lane)))
         .collect();
     let mut totals = Totals::default();
     for pool in providers.values() {
@@ -124,16 +123,13 @@ pub fn snapshot(app: &App) -> Pool {
 }
 
 /// `GET /pool`.
-pub fn all(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    Ok(response::json(StatusCode::OK, &snapshot(req.app)))
+pub fn all(engine: &Engine, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    Ok(response::json(StatusCode::OK, &snapshot(engine)))
 }
 
 /// `GET /pool/{provider}`.
-pub fn one(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+pub fn one(engine: &Engine, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let provider = Provider::parse(req.param("provider")).ok_or(ApiError::NotFound("网盘"))?;
-    let lane = &req.app.engine.lanes[provider.index()];
-    Ok(response::json(
-        StatusCode::OK,
-        &provider_pool(req.app, lane),
-    ))
+    let lane = &engine.lanes[provider.index()];
+    Ok(response::json(StatusCode::OK, &provider_pool(engine, lane)))
 }

@@ -3,12 +3,13 @@
 use http::StatusCode;
 use serde::Serialize;
 
+use super::KeyReq as Req;
+use crate::config::KeysConfig;
 use crate::error::ApiError;
 use crate::http::response::{self, HttpResponse};
-use crate::http::routes::Req;
 
 /// `GET /api/v1/me`.
-pub fn me(req: Req<'_>) -> Result<HttpResponse, ApiError> {
+pub fn me(config: &KeysConfig, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     #[derive(Serialize)]
     struct Me<'a> {
         id: &'a str,
@@ -18,8 +19,7 @@ pub fn me(req: Req<'_>) -> Result<HttpResponse, ApiError> {
         rate_per_s: u32,
         burst: u32,
     }
-    let key = req.key.as_ref().ok_or(ApiError::MissingApiKey)?;
-    let config = &req.app.config.keys;
+    let key = req.caller.as_ref().ok_or(ApiError::MissingApiKey)?;
     let record = &key.record;
     Ok(response::envelope(
         StatusCode::OK,

@@ -48,6 +48,11 @@ pub struct KeyGate {
 }
 
 impl KeyGate {
+    /// The storage the keys live in.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
     pub fn new(store: Arc<Store>, config: &KeysConfig) -> KeyGate {
         KeyGate {
             store,

@@ -11,4 +11,7 @@ pub mod secret;
 pub mod validate;
 
 pub use gate::{AuthedKey, KeyGate};
+
+/// A request as the key routes' handlers see it: its caller is the API key it proved.
+pub type KeyReq<'a> = crate::http::request::Req<'a, AuthedKey>;
 pub use record::{KeyRecord, KeyView, Plan};

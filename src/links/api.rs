@@ -15,11 +15,11 @@ use super::repo::{self, ChangeOutcome, InsertOutcome, LinkPatch, NewLink};
 use super::{code, password, qr, target};
 use http::request::Parts;
 
-use crate::app::App;
+use super::LinkService;
 use crate::error::ApiError;
 use crate::http::request::query_param;
 use crate::http::response::{self, HttpResponse};
-use crate::http::routes::Req;
+use crate::keys::KeyReq as Req;
 use crate::keys::{AuthedKey, Plan};
 use crate::timefmt;
 
@@ -63,11 +63,11 @@ struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    fn of(app: &'a App, parts: &'a Parts, key: &AuthedKey) -> Context<'a> {
+    fn of(links: &'a LinkService, parts: &'a Parts, key: &AuthedKey) -> Context<'a> {
         Context {
             plan: key.record.plan,
-            max_url_len: app.config.links.max_url_len,
-            own_hosts: own_hosts(app, parts),
+            max_url_len: links.config.max_url_len,
+            own_hosts: own_hosts(links, parts),
         }
     }
 }
@@ -192,10 +192,8 @@ fn validate(body: CreateBody, ctx: &Context<'_>, prefix: &str) -> Result<Validat
 }
 
 /// The hosts under which this service is reached: links to them would loop.
-pub fn own_hosts<'a>(app: &'a App, parts: &'a Parts) -> [Option<&'a str>; 2] {
-    let configured = app
-        .config
-        .server
+pub fn own_hosts<'a>(links: &'a LinkService, parts: &'a Parts) -> [Option<&'a str>; 2] {
+    let configured = links
         .public_base_url
         .as_deref()
         .and_then(|base| base.split_once("://"))
@@ -233,8 +231,8 @@ fn request_authority(parts: &Parts) -> Option<&str> {
 
 /// `server.public_base_url`, else `http(s)://` + the request's host (`X-Forwarded-Proto` picks
 /// the scheme behind a TLS proxy).
-pub fn base_url(app: &App, parts: &Parts) -> String {
-    if let Some(base) = &app.config.server.public_base_url {
+pub fn base_url(links: &LinkService, parts: &Parts) -> String {
+    if let Some(base) = &links.public_base_url {
         return base.clone();
     }
     let scheme = match parts.headers.get("x-forwarded-proto").map(|v| v.as_bytes()) {
@@ -243,7 +241,7 @@ pub fn base_url(app: &App, parts: &Parts) -> String {
     };
     let host = request_authority(parts)
         .map(str::to_owned)
-        .unwrap_or_else(|| app.config.server.listen.to_string());
+        .unwrap_or_else(|| links.listen.to_string());
     format!("{scheme}://{host}")
 }
 
@@ -296,22 +294,22 @@ fn view<'a>(link: &'a LinkRecord, base: &str, totals: Option<ClickTotals>) -> Li
 }
 
 /// Stored clicks plus those still in memory.
-fn totals_of(app: &App, code: &str) -> Result<ClickTotals, ApiError> {
-    let mut totals = app
+fn totals_of(links: &LinkService, code: &str) -> Result<ClickTotals, ApiError> {
+    let mut totals = links
         .store
         .read(|txn, dbs| repo::click_totals(txn, dbs, code))?;
-    totals.add(&app.links.clicks.pending(code).totals);
+    totals.add(&links.clicks.pending(code).totals);
     Ok(totals)
 }
 
 fn key_of(req: &Req<'_>) -> Result<AuthedKey, ApiError> {
-    req.key.clone().ok_or(ApiError::MissingApiKey)
+    req.caller.clone().ok_or(ApiError::MissingApiKey)
 }
 
 /// Hashes the password of a validated link, if it has one.
-async fn hash_password(app: &App, item: &mut Validated) -> Result<(), ApiError> {
+async fn hash_password(links: &LinkService, item: &mut Validated) -> Result<(), ApiError> {
     if let Some(pw) = item.password.take() {
-        item.new.password_hash = Some(app.links.hasher.hash(pw).await?);
+        item.new.password_hash = Some(links.hasher.hash(pw).await?);
     }
     Ok(())
 }
@@ -327,18 +325,17 @@ fn insert_error(outcome: &InsertOutcome, prefix: &str) -> Option<ApiError> {
 }
 
 /// `POST /api/v1/links`.
-pub async fn create(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
+pub async fn create(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let key = key_of(&req)?;
-    let base = base_url(app, req.parts);
-    let ctx = Context::of(app, req.parts, &key);
+    let base = base_url(links, req.parts);
+    let ctx = Context::of(links, req.parts, &key);
     let request_id = req.request_id;
     let body: CreateBody = req.json()?;
     let mut item = validate(body, &ctx, "")?;
-    hash_password(app, &mut item).await?;
+    hash_password(links, &mut item).await?;
     let owner = key.record.id.clone();
-    let code_len = app.config.links.code_length;
-    let outcome = app
+    let code_len = links.config.code_length;
+    let outcome = links
         .store
         .write(move |txn, dbs| {
             repo::insert(txn, dbs, &owner, item.new, code_len, timefmt::now_ms())
@@ -350,7 +347,7 @@ pub async fn create(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let InsertOutcome::Created(link) = outcome else {
         return Err(ApiError::Internal);
     };
-    app.links.cache.invalidate(&link.code);
+    links.cache.invalidate(&link.code);
     metrics::counter!("panlink_links_created_total", "via" => "single").increment(1);
     Ok(response::envelope(
         StatusCode::OK,
@@ -393,14 +390,13 @@ fn batch_error(err: &ApiError) -> BatchError {
 
 /// `POST /api/v1/links/batch`: up to `links.batch_max_items` create bodies; the valid ones are
 /// created in one commit, each item answered in order with its link or its error.
-pub async fn create_batch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
+pub async fn create_batch(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let key = key_of(&req)?;
-    let base = base_url(app, req.parts);
-    let ctx = Context::of(app, req.parts, &key);
+    let base = base_url(links, req.parts);
+    let ctx = Context::of(links, req.parts, &key);
     let request_id = req.request_id;
     let body: BatchBody = req.json()?;
-    let limit = app.config.links.batch_max_items;
+    let limit = links.config.batch_max_items;
     if body.items.is_empty() || body.items.len() > limit {
         return Err(ApiError::field(
             "items",
@@ -438,14 +434,14 @@ pub async fn create_batch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
             with_password.push(slot);
         }
     }
-    let most = app.config.links.batch_max_password_links;
+    let most = links.config.batch_max_password_links;
     if passwords.len() > most {
         return Err(ApiError::field(
             "items",
             format!("一次最多 {most} 个带密码的链接（每个密码需单独计算哈希），请分批提交"),
         ));
     }
-    let hashes = app.links.hasher.hash_all(passwords).await?;
+    let hashes = links.hasher.hash_all(passwords).await?;
     for (slot, hash) in with_password.into_iter().zip(hashes) {
         valid[slot].1.new.password_hash = Some(hash);
     }
@@ -454,8 +450,8 @@ pub async fn create_batch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
         .map(|(index, item)| (index, item.new))
         .collect();
     let owner = key.record.id.clone();
-    let code_len = app.config.links.code_length;
-    let outcomes = app
+    let code_len = links.config.code_length;
+    let outcomes = links
         .store
         .write(move |txn, dbs| {
             let now = timefmt::now_ms();
@@ -472,7 +468,7 @@ pub async fn create_batch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
             Some(err) => errors[index] = Some(err),
             None => {
                 if let InsertOutcome::Created(link) = outcome {
-                    app.links.cache.invalidate(&link.code);
+                    links.cache.invalidate(&link.code);
                     created[index] = Some(link);
                 }
             }
@@ -511,18 +507,19 @@ pub async fn create_batch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
 }
 
 /// The link `code` as the API sees it (404 for an unknown or malformed code).
-fn load(app: &App, code: &str) -> Result<LinkRecord, ApiError> {
+fn load(links: &LinkService, code: &str) -> Result<LinkRecord, ApiError> {
     if !code::is_code_shape(code) {
         return Err(ApiError::NotFound("短码"));
     }
-    app.store
+    links
+        .store
         .read(|txn, dbs| repo::get(txn, dbs, code))?
         .ok_or(ApiError::NotFound("短码"))
 }
 
 /// The link `code` if `key` owns it (else 404: another key's link is not disclosed).
-fn load_owned(app: &App, code: &str, key: &AuthedKey) -> Result<LinkRecord, ApiError> {
-    load(app, code).and_then(|link| {
+fn load_owned(links: &LinkService, code: &str, key: &AuthedKey) -> Result<LinkRecord, ApiError> {
+    load(links, code).and_then(|link| {
         if link.owner == key.record.id {
             Ok(link)
         } else {
@@ -532,17 +529,16 @@ fn load_owned(app: &App, code: &str, key: &AuthedKey) -> Result<LinkRecord, ApiE
 }
 
 /// `GET /api/v1/links/{code}` ("restore").
-pub fn restore(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
+pub fn restore(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let key = key_of(&req)?;
-    let link = load(app, req.param("code"))?;
+    let link = load(links, req.param("code"))?;
     if link.access == AccessType::Password && link.owner != key.record.id {
         return Err(ApiError::PasswordProtected);
     }
-    let totals = totals_of(app, &link.code)?;
+    let totals = totals_of(links, &link.code)?;
     Ok(response::envelope(
         StatusCode::OK,
-        &view(&link, &base_url(app, req.parts), Some(totals)),
+        &view(&link, &base_url(links, req.parts), Some(totals)),
         req.request_id,
     ))
 }
@@ -567,8 +563,7 @@ fn page_param(
 }
 
 /// `GET /api/v1/links?group_id=&page=&page_size=`: the caller's links, newest first.
-pub fn list(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
+pub fn list(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let key = key_of(&req)?;
     let page = page_param(&req, "page", 1, 1_000_000)?;
     let page_size = page_param(&req, "page_size", 20, 100)?;
@@ -583,13 +578,13 @@ pub fn list(req: Req<'_>) -> Result<HttpResponse, ApiError> {
         ),
     };
     let owner = key.record.id.as_str();
-    let (total, links) = app
+    let (total, listed) = links
         .store
         .read(|txn, dbs| repo::list(txn, dbs, owner, group, page, page_size))?;
-    let base = base_url(app, req.parts);
-    let mut items = Vec::with_capacity(links.len());
-    for link in &links {
-        items.push(view(link, &base, Some(totals_of(app, &link.code)?)));
+    let base = base_url(links, req.parts);
+    let mut items = Vec::with_capacity(listed.len());
+    for link in &listed {
+        items.push(view(link, &base, Some(totals_of(links, &link.code)?)));
     }
     #[derive(Serialize)]
     struct ListView<'a> {
@@ -639,14 +634,13 @@ struct PatchBody {
 }
 
 /// `PATCH /api/v1/links/{code}` (owner only).
-pub async fn patch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
+pub async fn patch(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let key = key_of(&req)?;
-    let base = base_url(app, req.parts);
-    let ctx = Context::of(app, req.parts, &key);
+    let base = base_url(links, req.parts);
+    let ctx = Context::of(links, req.parts, &key);
     let request_id = req.request_id;
     let code = req.param("code").to_owned();
-    let current = load_owned(app, &code, &key)?;
+    let current = load_owned(links, &code, &key)?;
     let body: PatchBody = req.json()?;
     let mut patch = LinkPatch::default();
     if let Some(url) = body.url {
@@ -682,7 +676,7 @@ pub async fn patch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     match (target_access, body.password) {
         (AccessType::Password, Some(pw)) => {
             password::check(&pw).map_err(|why| ApiError::field("password", why))?;
-            patch.access = Some((AccessType::Password, Some(app.links.hasher.hash(pw).await?)));
+            patch.access = Some((AccessType::Password, Some(links.hasher.hash(pw).await?)));
         }
         (AccessType::Password, None) if current.access == AccessType::Open => {
             return Err(ApiError::field(
@@ -715,16 +709,16 @@ pub async fn patch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     }
     let owner = key.record.id.clone();
     let target_code = code.clone();
-    let outcome = app
+    let outcome = links
         .store
         .write(move |txn, dbs| {
             repo::update(txn, dbs, &owner, &target_code, patch, timefmt::now_ms())
         })
         .await?;
-    app.links.cache.invalidate(&code);
+    links.cache.invalidate(&code);
     match outcome {
         ChangeOutcome::Done(link) => {
-            let totals = totals_of(app, &link.code)?;
+            let totals = totals_of(links, &link.code)?;
             Ok(response::envelope(
                 StatusCode::OK,
                 &view(&link, &base, Some(totals)),
@@ -737,8 +731,7 @@ pub async fn patch(req: Req<'_>) -> Result<HttpResponse, ApiError> {
 }
 
 /// `DELETE /api/v1/links/{code}` (owner only; others get 404).
-pub async fn delete(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
+pub async fn delete(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let key = key_of(&req)?;
     let code = req.param("code").to_owned();
     if !code::is_code_shape(&code) {
@@ -746,14 +739,14 @@ pub async fn delete(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     }
     let owner = key.record.id.clone();
     let target_code = code.clone();
-    let outcome = app
+    let outcome = links
         .store
         .write(move |txn, dbs| repo::delete(txn, dbs, &owner, &target_code))
         .await?;
-    app.links.cache.invalidate(&code);
+    links.cache.invalidate(&code);
     match outcome {
         ChangeOutcome::Done(link) => {
-            app.links.clicks.forget(&link.code);
+            links.clicks.forget(&link.code);
             #[derive(Serialize)]
             struct Deleted<'a> {
                 code: &'a str,
@@ -787,21 +780,20 @@ struct ReferrerView {
 }
 
 /// `GET /api/v1/links/{code}/stats` (owner only): totals, the last 30 days, top referrer hosts.
-pub fn stats(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
+pub fn stats(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let key = key_of(&req)?;
-    let link = load_owned(app, req.param("code"), &key)?;
+    let link = load_owned(links, req.param("code"), &key)?;
     let code = link.code.as_str();
     let today = day_of(timefmt::now_ms());
     let first = today.saturating_sub(STATS_DAYS - 1);
-    let (mut totals, stored_days, stored_refs) = app.store.read(|txn, dbs| {
+    let (mut totals, stored_days, stored_refs) = links.store.read(|txn, dbs| {
         Ok((
             repo::click_totals(txn, dbs, code)?,
             repo::click_days(txn, dbs, code, first)?,
             repo::referrers(txn, dbs, code)?,
         ))
     })?;
-    let pending = app.links.clicks.pending(code);
+    let pending = links.clicks.pending(code);
     totals.add(&pending.totals);
     let (pending_days, pending_refs) = (pending.days, pending.referrers);
     let mut days: Vec<DayView> = (first..=today)
@@ -860,11 +852,10 @@ pub fn stats(req: Req<'_>) -> Result<HttpResponse, ApiError> {
 }
 
 /// `GET /api/v1/links/{code}/qr?format=svg|png&size=`: the short URL as a QR image.
-pub fn qr_code(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
+pub fn qr_code(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     key_of(&req)?;
     // Any key may have the QR of any link: it carries only the short URL, not the target.
-    let link = load(app, req.param("code"))?;
+    let link = load(links, req.param("code"))?;
     let query = req.parts.uri.query();
     let format = match query_param(query, "format") {
         None | Some("") => qr::Format::Svg,
@@ -884,7 +875,7 @@ pub fn qr_code(req: Req<'_>) -> Result<HttpResponse, ApiError> {
                 reason: format!("必须是 {} 到 {} 之间的整数", qr::MIN_SIZE, qr::MAX_SIZE).into(),
             })?,
     };
-    let url = format!("{}/{}", base_url(app, req.parts), link.code);
+    let url = format!("{}/{}", base_url(links, req.parts), link.code);
     let image = qr::render(&url, format, size).map_err(|err| {
         tracing::error!(error = %err, "QR encoding failed");
         ApiError::Internal
@@ -923,8 +914,7 @@ fn group_view(group: &GroupRecord) -> GroupView<'_> {
 }
 
 /// `POST /api/v1/groups`.
-pub async fn create_group(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
+pub async fn create_group(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let key = key_of(&req)?;
     let request_id = req.request_id;
     let body: GroupBody = req.json()?;
@@ -939,7 +929,7 @@ pub async fn create_group(req: Req<'_>) -> Result<HttpResponse, ApiError> {
         ));
     }
     let owner = key.record.id.clone();
-    let group = app
+    let group = links
         .store
         .write(move |txn, dbs| repo::create_group(txn, dbs, &owner, name, timefmt::now_ms()))
         .await?;
@@ -951,10 +941,9 @@ pub async fn create_group(req: Req<'_>) -> Result<HttpResponse, ApiError> {
 }
 
 /// `GET /api/v1/groups`: the caller's groups, the default group (id 1) first.
-pub fn list_groups(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
+pub fn list_groups(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let key = key_of(&req)?;
-    let groups = app
+    let groups = links
         .store
         .read(|txn, dbs| repo::list_groups(txn, dbs, &key.record.id, key.record.created_at_ms))?;
     let items: Vec<GroupView<'_>> = groups.iter().map(group_view).collect();

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use http::HeaderValue;
 use metrics::Counter;
 
-use crate::config::LinksConfig;
+use crate::config::{LinksConfig, ServerConfig};
 use crate::store::Store;
 
 /// Which of `shards` in-memory shards holds `code` (link cache, click counter).
@@ -84,6 +84,14 @@ impl RedirectOutcome {
 
 /// The short-link state every request shares.
 pub struct LinkService {
+    pub store: Arc<Store>,
+    pub config: LinksConfig,
+    /// `server.public_base_url`: the base of the short URLs handed out, and one of this service's
+    /// own hosts (a link may not point at them).
+    pub public_base_url: Option<String>,
+    /// `server.listen`: the base of short URLs when neither the configuration nor the request
+    /// names a host.
+    pub listen: std::net::SocketAddr,
     pub cache: cache::LinkCache,
     pub clicks: Arc<clicks::ClickCounter>,
     pub attempts: password::AttemptLimiter,
@@ -96,8 +104,12 @@ pub struct LinkService {
 
 impl LinkService {
     /// Builds the service; call after the metrics recorder is installed.
-    pub fn new(config: &LinksConfig) -> LinkService {
+    pub fn new(store: Arc<Store>, config: &LinksConfig, server: &ServerConfig) -> LinkService {
         LinkService {
+            store,
+            config: config.clone(),
+            public_base_url: server.public_base_url.clone(),
+            listen: server.listen,
             cache: cache::LinkCache::new(config.cache_max_entries),
             clicks: Arc::default(),
             attempts: password::AttemptLimiter::new(

@@ -9,35 +9,34 @@ use http::header::{CACHE_CONTROL, LOCATION, REFERER, RETRY_AFTER, USER_AGENT};
 use http::{HeaderValue, Method, StatusCode};
 use serde::Deserialize;
 
+use super::LinkService;
 use super::cache::CachedLink;
 use super::clicks::{self, Visit};
 use super::record::{AccessType, LinkStatus};
 use super::{RedirectOutcome, code, pages};
-use crate::app::App;
 use crate::error::ApiError;
 use crate::http::request;
 use crate::http::response::{self, HttpResponse};
-use crate::http::routes::Req;
+use crate::keys::KeyReq as Req;
 use crate::timefmt;
 
 /// `GET /{code}`.
-pub fn follow(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
+pub fn follow(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let now = timefmt::now_ms();
-    let link = match usable_link(app, req.param("code"), now)? {
+    let link = match usable_link(links, req.param("code"), now)? {
         Ok(link) => link,
         Err(page) => return Ok(page),
     };
     if link.record.access == AccessType::Password {
-        app.links.count(RedirectOutcome::PasswordForm);
+        links.count(RedirectOutcome::PasswordForm);
         return Ok(pages::password_form(
             &link.record.code,
             StatusCode::OK,
             None,
         ));
     }
-    app.links.count(RedirectOutcome::Found);
-    redirect(app, &link, req.parts, app.config.links.redirect_status, now)
+    links.count(RedirectOutcome::Found);
+    redirect(links, &link, req.parts, links.config.redirect_status, now)
 }
 
 #[derive(Deserialize)]
@@ -46,21 +45,20 @@ struct PasswordBody {
 }
 
 /// `POST /{code}`: the password form's submission.
-pub async fn unlock(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
+pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let now = timefmt::now_ms();
-    let link = match usable_link(app, req.param("code"), now)? {
+    let link = match usable_link(links, req.param("code"), now)? {
         Ok(link) => link,
         Err(page) => return Ok(page),
     };
     let code = link.record.code.as_str();
     if link.record.access == AccessType::Open {
-        app.links.count(RedirectOutcome::Found);
-        return redirect(app, &link, req.parts, StatusCode::SEE_OTHER, now);
+        links.count(RedirectOutcome::Found);
+        return redirect(links, &link, req.parts, StatusCode::SEE_OTHER, now);
     }
     let ip = req.peer.ip();
-    if let Some(wait_s) = app.links.attempts.blocked(code, ip) {
-        app.links.count(RedirectOutcome::PasswordLimited);
+    if let Some(wait_s) = links.attempts.blocked(code, ip) {
+        links.count(RedirectOutcome::PasswordLimited);
         let mut page = pages::password_form(
             code,
             StatusCode::TOO_MANY_REQUESTS,
@@ -81,13 +79,19 @@ pub async fn unlock(req: Req<'_>) -> Result<HttpResponse, ApiError> {
             .unwrap_or_default()
     };
     let hash = link.record.password_hash.clone().unwrap_or_default();
-    if !password.is_empty() && app.links.hasher.verify(password, hash).await? {
-        app.links.attempts.succeeded(code, ip);
-        app.links.count(RedirectOutcome::PasswordOk);
-        return redirect(app, &link, parts, StatusCode::SEE_OTHER, timefmt::now_ms());
+    if !password.is_empty() && links.hasher.verify(password, hash).await? {
+        links.attempts.succeeded(code, ip);
+        links.count(RedirectOutcome::PasswordOk);
+        return redirect(
+            links,
+            &link,
+            parts,
+            StatusCode::SEE_OTHER,
+            timefmt::now_ms(),
+        );
     }
-    app.links.attempts.failed(code, ip);
-    app.links.count(RedirectOutcome::PasswordWrong);
+    links.attempts.failed(code, ip);
+    links.count(RedirectOutcome::PasswordWrong);
     Ok(pages::password_form(
         code,
         StatusCode::FORBIDDEN,
@@ -97,27 +101,27 @@ pub async fn unlock(req: Req<'_>) -> Result<HttpResponse, ApiError> {
 
 /// The link under `code` if it can be followed now, else the page to answer.
 fn usable_link(
-    app: &App,
+    links: &LinkService,
     code: &str,
     now_ms: u64,
 ) -> Result<Result<std::sync::Arc<CachedLink>, HttpResponse>, ApiError> {
     let found = if code::is_code_shape(code) {
-        app.links.cache.lookup(&app.store, code)?
+        links.cache.lookup(&links.store, code)?
     } else {
         None
     };
     let Some(link) = found else {
-        app.links.count(RedirectOutcome::NotFound);
+        links.count(RedirectOutcome::NotFound);
         return Ok(Err(pages::not_found()));
     };
     match link.record.status_at(now_ms) {
         LinkStatus::Active => Ok(Ok(link)),
         LinkStatus::Expired => {
-            app.links.count(RedirectOutcome::Expired);
+            links.count(RedirectOutcome::Expired);
             Ok(Err(pages::expired()))
         }
         LinkStatus::Disabled => {
-            app.links.count(RedirectOutcome::Disabled);
+            links.count(RedirectOutcome::Disabled);
             Ok(Err(pages::disabled()))
         }
     }
@@ -125,7 +129,7 @@ fn usable_link(
 
 /// Counts the visit and answers the redirect.
 fn redirect(
-    app: &App,
+    links: &LinkService,
     link: &CachedLink,
     parts: &http::request::Parts,
     status: StatusCode,
@@ -146,13 +150,13 @@ fn redirect(
     let referrer = headers
         .get(REFERER)
         .and_then(|value| clicks::referrer_host(value.as_bytes()));
-    app.links
+    links
         .clicks
         .record(&link.record.code, visit, referrer, now_ms);
     Ok(redirect_response(
         status,
         location,
-        &app.links.redirect_cache_control,
+        &links.redirect_cache_control,
     ))
 }
 

@@ -4,17 +4,12 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use http::{HeaderValue, Method, StatusCode};
+use http::{Method, StatusCode};
 use metrics::{
-    Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge,
-    histogram,
+    Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, histogram,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rustc_hash::FxHashMap;
-
-use crate::error::ApiError;
-use crate::http::response::{self, HttpResponse};
-use crate::http::routes::Req;
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -33,15 +28,6 @@ type RequestHandles = FxHashMap<(usize, usize, &'static str, &'static str), (Cou
 #[derive(Clone)]
 pub struct Metrics {
     handle: PrometheusHandle,
-}
-
-/// Decrements the open-connections gauge when dropped.
-pub struct OpenConnection;
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        gauge!("panlink_http_open_connections").decrement(1.0);
-    }
 }
 
 impl Metrics {
@@ -106,41 +92,10 @@ impl Metrics {
         counter!("panlink_http_shed_total", "reason" => reason).increment(1);
     }
 
-    /// Counts an open connection until the guard is dropped.
-    pub fn connection_opened(&self) -> OpenConnection {
-        gauge!("panlink_http_open_connections").increment(1.0);
-        OpenConnection
-    }
-
-    fn render_text(&self) -> String {
+    /// The Prometheus text of every metric.
+    pub fn render_text(&self) -> String {
         self.handle.render()
     }
-}
-
-/// `GET /metrics`: Prometheus text format.
-pub fn render(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
-    gauge!("panlink_lmdb_disk_bytes").set(app.store.disk_size() as f64);
-    gauge!("panlink_http_in_flight")
-        .set((app.config.http.max_in_flight - app.in_flight.available_permits()) as f64);
-    gauge!("panlink_uptime_seconds").set(app.uptime_ms() as f64 / 1000.0);
-    for lane in &app.engine.lanes {
-        let provider = lane.provider.as_str();
-        let stats = &lane.stats;
-        let load = |v: &std::sync::atomic::AtomicI64| {
-            v.load(std::sync::atomic::Ordering::Relaxed).max(0) as f64
-        };
-        gauge!("panlink_checker_queued", "provider" => provider, "lane" => "normal")
-            .set(load(&stats.queued));
-        gauge!("panlink_checker_queued", "provider" => provider, "lane" => "urgent")
-            .set(load(&stats.urgent_queued));
-        gauge!("panlink_checker_in_flight", "provider" => provider).set(load(&stats.in_flight));
-    }
-    Ok(response::with_body(
-        StatusCode::OK,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        app.metrics.render_text(),
-    ))
 }
 
 fn describe() {

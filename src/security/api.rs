@@ -6,11 +6,13 @@
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::SecurityChecker;
 use crate::error::ApiError;
 use crate::http::response::{self, HttpResponse};
-use crate::http::routes::Req;
+use crate::keys::KeyReq as Req;
 use crate::keys::repo::{self, DebitOutcome};
 use crate::links;
+use crate::links::LinkService;
 
 /// Longest URL the check accepts at all (longer ones are 400; 2 KB already counts as a risk).
 const MAX_URL: usize = 65_536;
@@ -33,12 +35,15 @@ struct Verdict<'a> {
 }
 
 /// `POST /api/v1/tools/security-check`.
-pub async fn check(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let app = req.app;
-    let key = req.key.clone().ok_or(ApiError::MissingApiKey)?;
+pub async fn check(
+    security: &SecurityChecker,
+    links: &LinkService,
+    req: Req<'_>,
+) -> Result<HttpResponse, ApiError> {
+    let key = req.caller.clone().ok_or(ApiError::MissingApiKey)?;
     let parts = req.parts;
     let request_id = req.request_id;
-    let own = links::api::own_hosts(app, parts);
+    let own = links::api::own_hosts(links, parts);
     let body: Body = req.json()?;
     let text = body.url.trim();
     if text.is_empty() {
@@ -55,15 +60,15 @@ pub async fn check(req: Req<'_>) -> Result<HttpResponse, ApiError> {
     }
     let url = url::Url::parse(text)
         .map_err(|err| ApiError::field("url", format!("不是合法的绝对 URL ({err})")))?;
-    let price = app.security.points_per_check;
+    let price = security.points_per_check;
     if key.record.points < price {
         metrics::counter!("panlink_security_checks_total", "verdict" => "refused").increment(1);
         return Err(ApiError::InsufficientPoints);
     }
     let own_hosts: Vec<&str> = own.iter().flatten().copied().collect();
-    let assessment = app.security.assess(&url, text.len(), &own_hosts).await;
+    let assessment = security.assess(&url, text.len(), &own_hosts).await;
     let hash = key.hash;
-    let debit = app
+    let debit = links
         .store
         .write(move |txn, dbs| repo::debit_points(txn, dbs, &hash, price))
         .await?;

@@ -17,7 +17,7 @@ use http::header::ACCEPT;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::response::HttpResponse;
-use crate::http::routes::Req;
+use crate::keys::KeyReq as Req;
 use assets::{Caching, Servable};
 
 /// The guide page; the other pages and the documents are embedded by `build.rs`.
@@ -56,7 +56,7 @@ impl Site {
 }
 
 /// Whether the client asked for JSON rather than a page (`Accept: application/json`, no HTML).
-fn wants_json(req: &Req<'_>) -> bool {
+pub fn wants_json(req: &Req<'_>) -> bool {
     let accept = req
         .parts
         .headers
@@ -66,57 +66,36 @@ fn wants_json(req: &Req<'_>) -> bool {
     accept.contains("application/json") && !accept.contains("text/html")
 }
 
-/// `GET /`: the guide page; JSON (name, version, routes) for clients that ask for JSON.
-pub fn index(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    if wants_json(&req) {
-        return crate::observability::health::index(req);
-    }
-    let site = &req.app.site;
+/// `GET /`: the guide page (the application answers JSON itself to clients that ask for it).
+pub fn index(site: &Site, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     Ok(site.guide.serve(&req.parts.headers, Caching::Revalidate))
 }
 
 /// `GET /guide.md`.
-pub fn guide_markdown(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let site = &req.app.site;
+pub fn guide_markdown(site: &Site, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     Ok(site
         .guide_markdown
         .serve(&req.parts.headers, Caching::Revalidate))
 }
 
 /// `GET /admin`.
-pub fn admin_page(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    Ok(req
-        .app
-        .site
-        .admin
-        .serve(&req.parts.headers, Caching::Revalidate))
+pub fn admin_page(site: &Site, req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    Ok(site.admin.serve(&req.parts.headers, Caching::Revalidate))
 }
 
 /// `GET /docs`.
-pub fn swagger_page(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    Ok(req
-        .app
-        .site
-        .swagger
-        .serve(&req.parts.headers, Caching::Revalidate))
+pub fn swagger_page(site: &Site, req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    Ok(site.swagger.serve(&req.parts.headers, Caching::Revalidate))
 }
 
 /// `GET /redoc`.
-pub fn redoc_page(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    Ok(req
-        .app
-        .site
-        .redoc
-        .serve(&req.parts.headers, Caching::Revalidate))
+pub fn redoc_page(site: &Site, req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    Ok(site.redoc.serve(&req.parts.headers, Caching::Revalidate))
 }
 
 /// `GET /openapi.json`.
-pub fn openapi(req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    Ok(req
-        .app
-        .site
-        .openapi
-        .serve(&req.parts.headers, Caching::Revalidate))
+pub fn openapi(site: &Site, req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    Ok(site.openapi.serve(&req.parts.headers, Caching::Revalidate))
 }
 
 /// `GET /static/{file}` and `GET /static/{dir}/{file}`: an embedded file, or 404.

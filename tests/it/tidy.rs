@@ -111,3 +111,64 @@ fn references_stay_inside_the_repository() {
         }
     }
 }
+
+/// The rooms of `src/`, bottom to top (ARCHITECTURE.md, "Layers"): a module may import only
+/// rooms of its own layer or below. `api` is the one room on top.
+const LAYERS: &[&[&str]] = &[
+    &["timefmt", "drive", "config", "netguard"],
+    &["store"],
+    &["error"],
+    &["checker"],
+    &["http"],
+    &["keys", "sse", "observability", "mock"],
+    &["links", "jobs", "admin", "web"],
+    &["security"],
+    &["cli"],
+    &["api"],
+];
+
+#[test]
+fn no_module_imports_a_room_above_its_own() {
+    let layer_of = |name: &str| LAYERS.iter().position(|layer| layer.contains(&name));
+    let path = regex::Regex::new(r"crate::(\w+)").unwrap();
+    let group = regex::Regex::new(r"crate::\{([^}]*)\}").unwrap();
+    let word = regex::Regex::new(r"(?:^|,)\s*(\w+)").unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut upward = Vec::new();
+    for file in &files {
+        let rel = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let top = rel
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_owned();
+        if top == "main" || top == "lib" {
+            continue;
+        }
+        let from = layer_of(&top).unwrap_or_else(|| panic!("src/{rel}: room `{top}` has no layer"));
+        let text = std::fs::read_to_string(file).unwrap();
+        // Unit tests may reach anywhere.
+        let text = text.split("#[cfg(test)]").next().unwrap();
+        let mut named: Vec<String> = path.captures_iter(text).map(|c| c[1].to_owned()).collect();
+        for inner in group.captures_iter(text) {
+            named.extend(word.captures_iter(&inner[1]).map(|c| c[1].to_owned()));
+        }
+        for other in named {
+            if let Some(to) = layer_of(&other)
+                && to > from
+            {
+                upward.push(format!("src/{rel} imports `{other}`"));
+            }
+        }
+    }
+    upward.sort();
+    upward.dedup();
+    assert!(upward.is_empty(), "imports of a higher room: {upward:#?}");
+}

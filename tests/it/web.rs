@@ -17,7 +17,7 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
 
 /// Every `(method, pattern)` of the router except the implicit HEAD/OPTIONS.
 fn route_table() -> BTreeSet<(String, String)> {
-    panlink::http::routes::table()
+    panlink::api::routes::table()
         .into_iter()
         .map(|def| (def.method.to_string(), def.pattern.to_owned()))
         .collect()

@@ -7,7 +7,6 @@
 //! deadline → error rendering → `X-Request-Id`, CORS and `HEAD`
 //! treatment → metrics by route template and status class.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,14 +18,14 @@ use http::header::{
 use http::{HeaderValue, Method, Request, StatusCode};
 use hyper::body::Incoming;
 
-use super::body::ResponseBody;
-use super::connection::ConnActivity;
-use super::request::{BodyPace, RequestId};
-use super::response::{self, HttpResponse};
-use super::router::Match;
-use super::routes::{self, Access, Req, Route};
-use crate::app::App;
+use super::App;
+use super::routes::{self, Access, Route};
 use crate::error::ApiError;
+use crate::http::body::ResponseBody;
+use crate::http::connection::ConnActivity;
+use crate::http::request::{BodyPace, Req, RequestId};
+use crate::http::response::{self, HttpResponse};
+use crate::http::router::Match;
 
 const ALLOWED_REQUEST_HEADERS: HeaderValue =
     HeaderValue::from_static("Content-Type, X-API-Key, X-Request-Id, Last-Event-ID, Authorization");
@@ -35,32 +34,13 @@ const EXPOSED_HEADERS: HeaderValue =
 const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
 const PREFLIGHT_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 
-/// Marks a request as running on its connection for as long as it lives.
-struct InFlight<'a> {
-    app: &'a App,
-    activity: &'a ConnActivity,
-}
-
-impl<'a> InFlight<'a> {
-    fn start(app: &'a App, activity: &'a ConnActivity) -> InFlight<'a> {
-        activity.request_started();
-        InFlight { app, activity }
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.activity.request_ended(self.app.uptime_ms());
-    }
-}
-
 /// Serves one request. Never fails: every error becomes a JSON response.
 pub async fn handle(
     app: Arc<App>,
     activity: Arc<ConnActivity>,
     req: Request<Incoming>,
-) -> Result<HttpResponse, Infallible> {
-    let _in_flight = InFlight::start(&app, &activity);
+) -> HttpResponse {
+    let _running = activity.running_request();
     let started = Instant::now();
     let request_id = RequestId::from_headers(req.headers());
     let (parts, body) = req.into_parts();
@@ -113,7 +93,7 @@ pub async fn handle(
     }
     app.metrics
         .observe_request(pattern, &parts.method, response.status(), started.elapsed());
-    Ok(response)
+    response
 }
 
 async fn run_route(
@@ -121,7 +101,7 @@ async fn run_route(
     route: Route,
     request_id: &RequestId,
     parts: &http::request::Parts,
-    params: super::router::Params<'_>,
+    params: crate::http::router::Params<'_>,
     body: Incoming,
     connection: &Arc<ConnActivity>,
 ) -> HttpResponse {
@@ -155,23 +135,22 @@ async fn run_route(
         return response::error_response(&err, request_id);
     };
     let req = Req {
-        app,
         request_id,
         parts,
         params,
         body,
         peer,
         connection,
-        key,
+        caller: key,
     };
     // The redirect never awaits (memory or one LMDB read): no deadline timer for it, which
     // saves a timer-wheel entry per request on the hottest path.
     let outcome = if route.id == routes::RouteId::Redirect {
-        Ok(routes::dispatch(route.id, req).await)
+        Ok(routes::dispatch(app, route.id, req).await)
     } else {
         tokio::time::timeout(
             app.config.http.handler_timeout,
-            routes::dispatch(route.id, req),
+            routes::dispatch(app, route.id, req),
         )
         .await
     };
@@ -223,7 +202,7 @@ async fn read_route_body(
         grace: http.body_timeout,
         min_bytes_per_s: http.body_min_bytes_per_s,
     };
-    let read = super::request::read_body(&parts.headers, body, limit, pace).await;
+    let read = crate::http::request::read_body(&parts.headers, body, limit, pace).await;
     if matches!(read, Err(ApiError::BodyTooSlow { .. })) {
         metrics::counter!("panlink_http_slow_bodies_total").increment(1);
     }
@@ -262,4 +241,14 @@ fn strip_body_for_head(response: &mut HttpResponse) {
             .insert(CONTENT_LENGTH, HeaderValue::from(length));
     }
     *response.body_mut() = ResponseBody::empty();
+}
+
+impl crate::http::server::Handler for App {
+    fn handle(
+        self: Arc<Self>,
+        connection: Arc<ConnActivity>,
+        req: Request<Incoming>,
+    ) -> impl std::future::Future<Output = HttpResponse> + Send {
+        handle(self, connection, req)
+    }
 }

@@ -2,18 +2,17 @@
 //!
 //! Each route names a [`RouteId`] and what the pipeline must do before calling it: which
 //! credentials it needs ([`Access`]), whether browsers may call it from other origins (CORS), and
-//! its body size limit. Dispatch is a `match` on the id: no boxed handler, no allocation.
+//! its body size limit. Dispatch is a `match` on the id that hands each handler its own service:
+//! no boxed handler, no allocation.
 
-use bytes::Bytes;
 use http::Method;
 
-use super::request::RequestId;
-use super::response::HttpResponse;
-use super::router::{Params, RouteDef, Router, RouterError};
-use crate::app::App;
+use super::{App, ops};
 use crate::error::ApiError;
-use crate::keys::AuthedKey;
-use crate::{admin, jobs, keys, links, observability, security, web};
+use crate::http::response::HttpResponse;
+use crate::http::router::{RouteDef, Router, RouterError};
+use crate::keys::KeyReq as Req;
+use crate::{admin, jobs, keys, links, security, web};
 
 /// Which credentials a route needs; the pipeline checks them before dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,71 +241,79 @@ pub fn router() -> Result<Router<Route>, RouterError> {
     Router::new(table())
 }
 
-/// What a handler receives.
-pub struct Req<'a> {
-    pub app: &'a App,
-    pub request_id: &'a RequestId,
-    pub parts: &'a http::request::Parts,
-    pub params: Params<'a>,
-    /// The whole request body, read by the pipeline (under the route's limit and the minimum
-    /// rate) before the handler took an in-flight permit; empty for requests without one.
-    pub body: Bytes,
-    /// The client's address (the TCP peer).
-    pub peer: std::net::SocketAddr,
-    /// The connection the request came on (its open event streams are counted there).
-    pub connection: &'a std::sync::Arc<super::connection::ConnActivity>,
-    /// The caller's key, on [`Access::ApiKey`] routes.
-    pub key: Option<AuthedKey>,
-}
-
-impl Req<'_> {
-    /// Decodes the JSON body into `T`.
-    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
-        super::request::json_body(&self.parts.headers, &self.body)
-    }
-
-    /// The path parameter `name` (the route table guarantees it exists).
-    pub fn param(&self, name: &'static str) -> &str {
-        self.params.get(name).unwrap_or_default()
-    }
-}
-
-/// Calls the handler of `id`.
-pub async fn dispatch(id: RouteId, req: Req<'_>) -> Result<HttpResponse, ApiError> {
+/// Calls the handler of `id` with its own service.
+pub async fn dispatch(app: &App, id: RouteId, req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let site = &app.site;
+    let jobs = &app.jobs;
+    let links = &app.links;
     match id {
-        RouteId::Index => web::index(req),
-        RouteId::Health => observability::health::health(req),
-        RouteId::Metrics => observability::metrics::render(req),
-        RouteId::Me => keys::api::me(req),
-        RouteId::AdminListKeys => admin::keys_api::list(req),
-        RouteId::AdminCreateKey => admin::keys_api::create(req).await,
-        RouteId::AdminPatchKey => admin::keys_api::patch(req).await,
-        RouteId::AdminDeleteKey => admin::keys_api::delete(req).await,
-        RouteId::CreateJob => jobs::api::create(req).await,
-        RouteId::GetJob => jobs::api::get(req),
-        RouteId::CancelJob => jobs::api::cancel(req).await,
-        RouteId::JobEvents => jobs::api::events(req),
-        RouteId::UrgentJob => jobs::api::urgent(req).await,
-        RouteId::Pool => jobs::pool::all(req),
-        RouteId::PoolProvider => jobs::pool::one(req),
-        RouteId::CreateLink => links::api::create(req).await,
-        RouteId::CreateLinks => links::api::create_batch(req).await,
-        RouteId::ListLinks => links::api::list(req),
-        RouteId::RestoreLink => links::api::restore(req),
-        RouteId::PatchLink => links::api::patch(req).await,
-        RouteId::DeleteLink => links::api::delete(req).await,
-        RouteId::LinkStats => links::api::stats(req),
-        RouteId::LinkQr => links::api::qr_code(req),
-        RouteId::CreateGroup => links::api::create_group(req).await,
-        RouteId::ListGroups => links::api::list_groups(req),
-        RouteId::Redirect => links::redirect::follow(req),
-        RouteId::UnlockRedirect => links::redirect::unlock(req).await,
-        RouteId::SecurityCheck => security::api::check(req).await,
-        RouteId::GuideMarkdown => web::guide_markdown(req),
-        RouteId::AdminPage => web::admin_page(req),
-        RouteId::OpenApi => web::openapi(req),
-        RouteId::SwaggerUi => web::swagger_page(req),
-        RouteId::Redoc => web::redoc_page(req),
+        RouteId::Index if web::wants_json(&req) => ops::index(app, req),
+        RouteId::Index => web::index(site, req),
+        RouteId::Health => ops::health(app, req),
+        RouteId::Metrics => ops::metrics(app, req),
+        RouteId::Me => keys::api::me(&app.config.keys, req),
+        RouteId::AdminListKeys => admin::keys_api::list(&app.keys, req),
+        RouteId::AdminCreateKey => admin::keys_api::create(&app.keys, req).await,
+        RouteId::AdminPatchKey => admin::keys_api::patch(&app.keys, req).await,
+        RouteId::AdminDeleteKey => admin::keys_api::delete(&app.keys, req).await,
+        RouteId::CreateJob => jobs::api::create(jobs, req).await,
+        RouteId::GetJob => jobs::api::get(jobs, req),
+        RouteId::CancelJob => jobs::api::cancel(jobs, req).await,
+        RouteId::JobEvents => jobs::api::events(jobs, req),
+        RouteId::UrgentJob => jobs::api::urgent(jobs, req).await,
+        RouteId::Pool => jobs::pool::all(&jobs.engine, req),
+        RouteId::PoolProvider => jobs::pool::one(&jobs.engine, req),
+        RouteId::CreateLink => links::api::create(links, req).await,
+        RouteId::CreateLinks => links::api::create_batch(links, req).await,
+        RouteId::ListLinks => links::api::list(links, req),
+        RouteId::RestoreLink => links::api::restore(links, req),
+        RouteId::PatchLink => links::api::patch(links, req).await,
+        RouteId::DeleteLink => links::api::delete(links, req).await,
+        RouteId::LinkStats => links::api::stats(links, req),
+        RouteId::LinkQr => links::api::qr_code(links, req),
+        RouteId::CreateGroup => links::api::create_group(links, req).await,
+        RouteId::ListGroups => links::api::list_groups(links, req),
+        RouteId::Redirect => links::redirect::follow(links, req),
+        RouteId::UnlockRedirect => links::redirect::unlock(links, req).await,
+        RouteId::SecurityCheck => security::api::check(&app.security, links, req).await,
+        RouteId::GuideMarkdown => web::guide_markdown(site, req),
+        RouteId::AdminPage => web::admin_page(site, req),
+        RouteId::OpenApi => web::openapi(site, req),
+        RouteId::SwaggerUi => web::swagger_page(site, req),
+        RouteId::Redoc => web::redoc_page(site, req),
         RouteId::StaticFile => web::static_file(req),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::links::code::is_reserved;
+
+    /// The first path segment of a route pattern when it is a literal (`/api/v1/x` → `api`).
+    fn first_literal_segment(pattern: &'static str) -> Option<&'static str> {
+        let first = pattern.trim_start_matches('/').split('/').next()?;
+        (!first.is_empty() && !first.starts_with('{')).then_some(first)
+    }
+
+    #[test]
+    fn every_top_level_route_segment_is_reserved() {
+        for route in table() {
+            if let Some(segment) = first_literal_segment(route.pattern) {
+                assert!(is_reserved(segment), "{segment} of {}", route.pattern);
+            }
+        }
+        for word in [
+            "docs",
+            "redoc",
+            "openapi.json",
+            "static",
+            "admin",
+            "jobs",
+            "pool",
+        ] {
+            assert!(is_reserved(word), "{word}");
+        }
+        assert!(!is_reserved("abc123"));
     }
 }

@@ -14,7 +14,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
+use super::App;
 use crate::config::Config;
 use crate::store::Store;
 use crate::{admin, http};
@@ -50,7 +50,13 @@ async fn run_async(config: Config) -> anyhow::Result<()> {
     tokio::spawn(watch_signals(shutdown.clone()));
     let background = tokio::spawn(background_tasks(Arc::clone(&app), shutdown.clone()));
 
-    http::server::serve(Arc::clone(&app), listener, shutdown.clone()).await;
+    http::server::serve(
+        Arc::clone(&app),
+        app.config.http.clone(),
+        listener,
+        shutdown.clone(),
+    )
+    .await;
     tracing::info!("connections drained; flushing state");
     let _ = background.await;
     app.store.close(Duration::from_secs(30));
@@ -139,7 +145,7 @@ async fn background_tasks(app: Arc<App>, shutdown: CancellationToken) {
         tokio::select! {
             _ = flush.tick() => app.keys.flush_usage().await,
             _ = upkeep.tick() => app.metrics.run_upkeep(),
-            _ = purge.tick() => crate::jobs::purge_expired(&app).await,
+            _ = purge.tick() => crate::jobs::purge_expired(&app.jobs).await,
             _ = clicks.tick() => { let _ = app.links.flush_clicks(&app.store).await; }
             _ = compact.tick() => app.links.compact_clicks(&app.store).await,
             () = shutdown.cancelled() => break,

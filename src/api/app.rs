@@ -1,19 +1,20 @@
-//! The state shared by every request: configuration, storage, key gate, admin access, router,
-//! metrics and the load-shedding semaphores.
+//! The application: every product's service, assembled once, and what the request pipeline
+//! itself holds (configuration, the route table, credentials, metrics, the in-flight permits).
 
 use std::net::IpAddr;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::routes::{self, Route};
 use crate::admin::AdminAuth;
 use crate::checker::client::UpstreamClient;
 use crate::config::Config;
 use crate::http::router::{Router, RouterError};
-use crate::http::routes::{self, Route};
 use crate::http::slots::ConcurrencySlots;
+use crate::jobs::Jobs;
 use crate::jobs::engine::Engine;
 use crate::keys::KeyGate;
 use crate::links::LinkService;
@@ -32,16 +33,12 @@ pub struct App {
     pub metrics: Metrics,
     /// Permits for requests being handled (`http.max_in_flight`).
     pub in_flight: Semaphore,
-    /// Permits for open connections (`http.max_connections`).
-    pub connections: Arc<Semaphore>,
     /// Bodies being read per client address on routes without credentials
     /// (`http.max_public_body_reads_per_peer`).
     pub public_body_reads: Arc<ConcurrencySlots<IpAddr>>,
-    /// Event streams open per API key id (`jobs.max_streams_per_key`).
-    pub key_streams: Arc<ConcurrencySlots<String>>,
     pub started_at_ms: u64,
-    /// The checking engine.
-    pub engine: Arc<Engine>,
+    /// Checker jobs: the engine and what their handlers need.
+    pub jobs: Arc<Jobs>,
     /// Short links: cache, click counters, password attempts.
     pub links: LinkService,
     /// The URL security check.
@@ -51,7 +48,6 @@ pub struct App {
     /// Cancelled on SIGINT/SIGTERM: long-lived work (SSE streams, dispatchers) ends on it.
     pub shutdown: CancellationToken,
     started: Instant,
-    me: Weak<App>,
 }
 
 /// Why the app could not be built.
@@ -78,7 +74,7 @@ impl App {
         let router = routes::router()?;
         let metrics = Metrics::install();
         LinkService::recover_clicks(&store)?;
-        let links = LinkService::new(&config.links);
+        let links = LinkService::new(Arc::clone(&store), &config.links, &config.server);
         let security = SecurityChecker::new(&config.security)?;
         let client = UpstreamClient::new(&config.checker)?;
         let engine = Engine::start(
@@ -87,33 +83,31 @@ impl App {
             &config.checker,
             shutdown.clone(),
         )?;
-        Ok(Arc::new_cyclic(|me| App {
+        let jobs = Arc::new(Jobs::new(
+            engine,
+            Arc::clone(&store),
+            &config.jobs,
+            shutdown.clone(),
+        ));
+        Ok(Arc::new(App {
             keys: KeyGate::new(Arc::clone(&store), &config.keys),
             admin: AdminAuth::new(admin_token),
             router,
-            engine,
+            jobs,
             shutdown,
-            me: me.clone(),
             metrics,
             links,
             security,
             site: Site::new(&config),
             in_flight: Semaphore::new(config.http.max_in_flight),
-            connections: Arc::new(Semaphore::new(config.http.max_connections)),
             public_body_reads: ConcurrencySlots::new(
                 config.http.max_public_body_reads_per_peer as usize,
             ),
-            key_streams: ConcurrencySlots::new(config.jobs.max_streams_per_key),
             started_at_ms: timefmt::now_ms(),
             started: Instant::now(),
             store,
             config,
         }))
-    }
-
-    /// An owning handle to the app, for tasks that outlive a request (SSE streams).
-    pub fn self_arc(&self) -> Arc<App> {
-        self.me.upgrade().expect("the app outlives its requests")
     }
 
     /// Milliseconds since this server started (monotonic).

@@ -1,0 +1,102 @@
+//! The meta endpoints, which read across the whole application: `GET /health` (liveness with
+//! version, uptime, storage and the pool counters), `GET /metrics` (Prometheus text, with the
+//! gauges refreshed at each scrape) and `GET /` as JSON (name, version and the route list, from
+//! the route table itself).
+
+use http::{HeaderValue, StatusCode};
+use metrics::gauge;
+use serde::Serialize;
+
+use super::App;
+use crate::error::ApiError;
+use crate::http::response::{self, HttpResponse};
+use crate::keys::KeyReq as Req;
+use crate::timefmt;
+
+/// `GET /health`: status, version, uptime, and the same fields as `/pool` (kept for old clients).
+pub fn health(app: &App, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    #[derive(Serialize)]
+    struct Health {
+        status: &'static str,
+        storage: crate::store::Condition,
+        version: &'static str,
+        uptime_seconds: f64,
+        started_at: String,
+        #[serde(flatten)]
+        pool: crate::jobs::pool::Pool,
+    }
+    let storage = app.store.condition();
+    Ok(response::json(
+        StatusCode::OK,
+        &Health {
+            status: if storage == crate::store::Condition::Ok {
+                "ok"
+            } else {
+                "degraded"
+            },
+            storage,
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_seconds: app.uptime_ms() as f64 / 1000.0,
+            started_at: timefmt::rfc3339_ms(app.started_at_ms),
+            pool: crate::jobs::pool::snapshot(&app.jobs.engine),
+        },
+    ))
+}
+
+/// `GET /`: the service's name, version and route list.
+pub fn index(app: &App, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    #[derive(Serialize)]
+    struct Endpoint<'a> {
+        method: &'a str,
+        path: &'static str,
+    }
+    #[derive(Serialize)]
+    struct Index<'a> {
+        name: &'static str,
+        version: &'static str,
+        description: &'static str,
+        endpoints: Vec<Endpoint<'a>>,
+    }
+    let endpoints = app
+        .router
+        .routes()
+        .map(|(method, path, _)| Endpoint {
+            method: method.as_str(),
+            path,
+        })
+        .collect();
+    Ok(response::json(
+        StatusCode::OK,
+        &Index {
+            name: "panlink",
+            version: env!("CARGO_PKG_VERSION"),
+            description: "网盘分享链接检测与短链接服务",
+            endpoints,
+        },
+    ))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub fn metrics(app: &App, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    gauge!("panlink_lmdb_disk_bytes").set(app.store.disk_size() as f64);
+    gauge!("panlink_http_in_flight")
+        .set((app.config.http.max_in_flight - app.in_flight.available_permits()) as f64);
+    gauge!("panlink_uptime_seconds").set(app.uptime_ms() as f64 / 1000.0);
+    for lane in &app.jobs.engine.lanes {
+        let provider = lane.provider.as_str();
+        let stats = &lane.stats;
+        let load = |v: &std::sync::atomic::AtomicI64| {
+            v.load(std::sync::atomic::Ordering::Relaxed).max(0) as f64
+        };
+        gauge!("panlink_checker_queued", "provider" => provider, "lane" => "normal")
+            .set(load(&stats.queued));
+        gauge!("panlink_checker_queued", "provider" => provider, "lane" => "urgent")
+            .set(load(&stats.urgent_queued));
+        gauge!("panlink_checker_in_flight", "provider" => provider).set(load(&stats.in_flight));
+    }
+    Ok(response::with_body(
+        StatusCode::OK,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        app.metrics.render_text(),
+    ))
+}
