@@ -162,6 +162,7 @@ impl LinkService {
         let counter = Arc::clone(&self.clicks);
         let _ = tokio::task::spawn_blocking(move || counter.end_flush(committed)).await;
         if committed {
+            metrics::counter!("panlink_link_clicks_journaled_total").increment(visits);
             Ok(())
         } else {
             Err(UnflushedClicks { links, visits })

@@ -195,6 +195,11 @@ fn assert_redirects(server: &Server, code: &str, n: usize) {
 
 #[test]
 fn a_full_disk_refuses_writes_with_507_keeps_results_and_recovers_when_space_returns() {
+    if !crate::harness::root_or_skip(
+        "a_full_disk_refuses_writes_with_507_keeps_results_and_recovers_when_space_returns",
+    ) {
+        return;
+    }
     let disk = Mounted::tmpfs("16m");
     let mock = Mock::start(1500);
     let server = Server::with_mock_at(
@@ -276,6 +281,9 @@ fn a_full_disk_refuses_writes_with_507_keeps_results_and_recovers_when_space_ret
 /// must still be refused as `storage_full`, not as an internal error.
 #[test]
 fn a_write_that_only_partly_fits_is_refused_with_507_not_500() {
+    if !crate::harness::root_or_skip("a_write_that_only_partly_fits_is_refused_with_507_not_500") {
+        return;
+    }
     let disk = Mounted::tmpfs("8m");
     let server = Server::start_at(&disk.data_dir(), &[]);
     let key = server.job_key("short-write");
@@ -319,6 +327,11 @@ fn a_write_that_only_partly_fits_is_refused_with_507_not_500() {
 
 #[test]
 fn a_read_only_disk_refuses_writes_with_503_serves_reads_and_recovers_after_repair() {
+    if !crate::harness::root_or_skip(
+        "a_read_only_disk_refuses_writes_with_503_serves_reads_and_recovers_after_repair",
+    ) {
+        return;
+    }
     let disk = Mounted::ext4(32);
     let data_dir = disk.data_dir();
     let server = Server::start_at(&data_dir, &[]);
@@ -386,6 +399,11 @@ fn links_clicked_once(server: &Server, key: &str, n: usize) -> Vec<String> {
 
 #[test]
 fn clicks_pending_at_sigterm_are_retried_until_the_disk_has_room_and_counted_exactly_when_lost() {
+    if !crate::harness::root_or_skip(
+        "clicks_pending_at_sigterm_are_retried_until_the_disk_has_room_and_counted_exactly_when_lost",
+    ) {
+        return;
+    }
     const LINKS: usize = 1000;
     let disk = Mounted::tmpfs("8m");
     let env = [

@@ -351,6 +351,21 @@ impl Drop for Server {
     }
 }
 
+/// Whether this process runs as root; when not, says which test is skipped and why. Tests that
+/// mount file systems need root (CI runs as root).
+pub fn root_or_skip(test: &str) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        == Some("0");
+    if !root {
+        eprintln!("skipped {test}: it mounts a file system, which needs root");
+    }
+    root
+}
+
 /// Where tests write the figures they measure; `scripts/test.sh` empties it first and prints it
 /// at the end (cargo keeps a passing test's own output to itself).
 pub fn figures_file() -> PathBuf {

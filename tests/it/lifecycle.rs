@@ -38,11 +38,12 @@ fn graceful_shutdown_finishes_an_in_flight_request() {
     );
     std::thread::sleep(Duration::from_millis(200));
     server.sigterm();
-    std::thread::sleep(Duration::from_millis(300));
     // New connections are no longer accepted while the old one drains.
-    assert!(
-        std::net::TcpStream::connect_timeout(&server.addr, Duration::from_millis(500)).is_err()
-    );
+    crate::harness::wait_until(Duration::from_secs(5), "the listener to close", || {
+        std::net::TcpStream::connect_timeout(&server.addr, Duration::from_millis(500))
+            .is_err()
+            .then_some(())
+    });
     conn.write(body.as_bytes());
     let response = conn
         .read_response(false)

@@ -257,8 +257,10 @@ fn expired_and_disabled_links_are_gone() {
     let code = data["code"].as_str().unwrap().to_owned();
     assert!(data["expire_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(visit(&server, &code, &[]).status, 302);
-    std::thread::sleep(Duration::from_millis(1700));
-    let gone = visit(&server, &code, &[]);
+    let gone = crate::harness::wait_until(Duration::from_secs(5), "the link to expire", || {
+        let answer = visit(&server, &code, &[]);
+        (answer.status != 302).then_some(answer)
+    });
     assert_eq!(gone.status, 410);
     assert!(gone.text().contains("已过期"));
     assert!(
@@ -388,7 +390,9 @@ fn clicks_exclude_head_and_bots_and_feed_the_stats() {
     assert_eq!(data["clicks"], json!({"human": 3, "bot": 3, "head": 2}));
 
     // After a flush the same figures come from storage.
-    std::thread::sleep(Duration::from_millis(1200));
+    crate::harness::wait_until(Duration::from_secs(5), "the clicks' journal write", || {
+        (server.metric("panlink_link_clicks_journaled_total") >= 8.0).then_some(())
+    });
     let stats = server.get(
         &format!("/api/v1/links/{code}/stats"),
         &[("X-API-Key", &key)],
@@ -445,7 +449,9 @@ fn links_and_clicks_survive_restarts() {
     for _ in 0..3 {
         visit(&server, &made, &[("User-Agent", BROWSER)]);
     }
-    std::thread::sleep(Duration::from_millis(1200));
+    crate::harness::wait_until(Duration::from_secs(5), "the clicks' journal write", || {
+        (server.metric("panlink_link_clicks_journaled_total") >= 3.0).then_some(())
+    });
     server.kill9();
     let server = server.restart();
     assert_eq!(
