@@ -69,7 +69,7 @@ pub async fn create(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> 
     if !crate::http::request::is_json_content_type(&req.parts.headers) {
         return Err(ApiError::UnsupportedContentType);
     }
-    let open = app.engine.open_jobs_of(&key.hash);
+    let open = app.engine.open_jobs_of(&key.record.id);
     if open >= app.config.max_open_jobs_per_key {
         return Err(ApiError::TooManyOpenJobs {
             limit: app.config.max_open_jobs_per_key,
@@ -81,7 +81,7 @@ pub async fn create(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> 
         max_meta_bytes: app.config.max_meta_bytes,
     };
     let body = req.body.clone();
-    let owner = engine::hex(&key.hash);
+    let owner = key.record.id.clone();
     let now = timefmt::now_ms();
     let prepared = tokio::task::spawn_blocking(move || prepare(&body, limits, owner, now))
         .await
@@ -135,7 +135,7 @@ pub async fn create(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> 
         .map(|(id, state, _)| (*id, *state))
         .collect();
     app.engine
-        .admit(&job, key.hash, &providers_of, index, &immediate_states);
+        .admit(&job, &providers_of, index, &immediate_states);
 
     #[derive(Serialize)]
     struct Created {
@@ -342,7 +342,7 @@ fn find(app: &Jobs, req: &Req<'_>) -> Result<Found, ApiError> {
         return Err(not_found);
     }
     if let Some(job) = app.engine.job(id) {
-        return if job.owner == key.hash {
+        return if job.owner == key.record.id {
             Ok(Found::Live(job))
         } else {
             Err(not_found)
@@ -352,7 +352,7 @@ fn find(app: &Jobs, req: &Req<'_>) -> Result<Found, ApiError> {
         .store
         .read(|txn, dbs| record::get_job(txn, dbs, id))?
         .ok_or(ApiError::NotFound("任务"))?;
-    if record.owner != engine::hex(&key.hash) {
+    if record.owner != key.record.id {
         return Err(not_found);
     }
     Ok(Found::Stored(record))

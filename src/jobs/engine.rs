@@ -31,7 +31,6 @@ use crate::checker::providers;
 use crate::checker::share::{Provider, ShareRef};
 use crate::checker::verdict::{Reason, State, Verdict};
 use crate::config::CheckerConfig;
-use crate::keys::secret::SecretHash;
 use crate::store::{Store, StoreError};
 use crate::timefmt;
 
@@ -84,7 +83,8 @@ struct Progress {
 /// A job the engine is working on.
 pub struct Job {
     pub id: String,
-    pub owner: SecretHash,
+    /// The id of the key that created it.
+    pub owner: String,
     pub created_at_ms: u64,
     pub total: u32,
     /// Item states, index = item id − 1.
@@ -113,12 +113,7 @@ pub struct JobSnapshot {
 }
 
 impl Job {
-    fn new(
-        record: &JobRecord,
-        owner: SecretHash,
-        item_provider: Box<[u8]>,
-        mut index: Vec<(u64, u32)>,
-    ) -> Job {
+    fn new(record: &JobRecord, item_provider: Box<[u8]>, mut index: Vec<(u64, u32)>) -> Job {
         index.sort_unstable();
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let mut providers = [ProviderProgress::default(); PROVIDERS];
@@ -127,7 +122,7 @@ impl Job {
         }
         Job {
             id: record.id.clone(),
-            owner,
+            owner: record.owner.clone(),
             created_at_ms: record.created_at_ms,
             total: record.total,
             slots: (0..record.total).map(|_| AtomicU8::new(PENDING)).collect(),
@@ -247,10 +242,10 @@ impl Job {
         }
     }
 
-    fn record(&self, progress: &Progress, owner_hex: &str) -> JobRecord {
+    fn record(&self, progress: &Progress) -> JobRecord {
         JobRecord {
             id: self.id.clone(),
-            owner: owner_hex.to_owned(),
+            owner: self.owner.clone(),
             created_at_ms: self.created_at_ms,
             finished_at_ms: progress.finished_at_ms,
             status: progress.status,
@@ -618,6 +613,13 @@ impl Engine {
             shutdown,
             clock: Instant::now(),
         });
+        let migrated = engine.store.write_now(record::migrate_owners_to_key_ids)?;
+        if migrated > 0 {
+            tracing::info!(
+                jobs = migrated,
+                "job owners rewritten from secret hashes to key ids"
+            );
+        }
         engine.resume()?;
         for lane in &engine.lanes {
             tokio::spawn(dispatch(Arc::clone(&engine), Arc::clone(lane)));
@@ -643,15 +645,15 @@ impl Engine {
         self.shard(id).lock().get(id).cloned()
     }
 
-    /// Unfinished jobs of `owner`.
-    pub fn open_jobs_of(&self, owner: &SecretHash) -> usize {
+    /// Unfinished jobs of `owner` (a key id).
+    pub fn open_jobs_of(&self, owner: &str) -> usize {
         self.jobs
             .iter()
             .map(|shard| {
                 shard
                     .lock()
                     .values()
-                    .filter(|j| &j.owner == owner && !j.is_finished())
+                    .filter(|j| j.owner == owner && !j.is_finished())
                     .count()
             })
             .sum()
@@ -662,7 +664,6 @@ impl Engine {
     pub fn admit(
         &self,
         record: &JobRecord,
-        owner: SecretHash,
         providers_of: &[Option<Provider>],
         index: Vec<(u64, u32)>,
         immediate: &[(u32, State)],
@@ -671,7 +672,7 @@ impl Engine {
             .iter()
             .map(|p| p.map_or(NO_PROVIDER, |p| p.index() as u8))
             .collect();
-        let job = Arc::new(Job::new(record, owner, item_provider, index));
+        let job = Arc::new(Job::new(record, item_provider, index));
         self.restore_progress(&job, immediate, immediate.len() as u32);
         self.enqueue(&job);
         if !job.is_finished() {
@@ -725,9 +726,6 @@ impl Engine {
     fn resume(&self) -> Result<(), StoreError> {
         let records = self.store.read(record::unfinished_jobs)?;
         for record in records {
-            let Some(owner) = decode_hex32(&record.owner) else {
-                continue;
-            };
             let ((providers_of, index), recorded, last) = self.store.read(|txn, dbs| {
                 let items = record::item_index(txn, dbs, &record.id, record.total)?;
                 let (recorded, last) = record::recorded_results(txn, dbs, &record.id)?;
@@ -741,13 +739,13 @@ impl Engine {
                 .iter()
                 .map(|p| p.map_or(NO_PROVIDER, |p| p.index() as u8))
                 .collect();
-            let job = Arc::new(Job::new(&record, owner, item_provider, index));
+            let job = Arc::new(Job::new(&record, item_provider, index));
             self.restore_progress(&job, &recorded, last);
             tracing::info!(job = %job.id, done = recorded.len(), total = job.total, "resuming job");
             if job.is_finished() {
                 // Finished between its last result and the record update: store the end.
                 let progress = job.progress.lock().clone();
-                let finished = job.record(&progress, &record.owner);
+                let finished = job.record(&progress);
                 self.store
                     .write_now(|txn, dbs| record::put_job(txn, dbs, &finished))?;
                 continue;
@@ -819,7 +817,7 @@ impl Engine {
             let mut progress = job.progress.lock();
             progress.status = status;
             progress.finished_at_ms.get_or_insert_with(timefmt::now_ms);
-            job.record(&progress, &hex(&job.owner))
+            job.record(&progress)
         };
         self.store
             .write(move |txn, dbs| record::put_job(txn, dbs, &record))
@@ -1274,22 +1272,6 @@ fn parse_state(text: &str) -> State {
     }
 }
 
-/// Lower-case hex of a key hash.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_hex32(text: &str) -> Option<SecretHash> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -1386,7 +1368,7 @@ mod tests {
             unsupported: 0,
         };
         let item_provider = providers.iter().map(|p| p.index() as u8).collect();
-        let job = Arc::new(Job::new(&record, [0; 32], item_provider, Vec::new()));
+        let job = Arc::new(Job::new(&record, item_provider, Vec::new()));
         {
             let mut progress = job.progress.lock();
             for p in Provider::ALL {

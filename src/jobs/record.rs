@@ -338,6 +338,48 @@ pub fn match_key(share: Option<(Provider, &str)>, url: &str) -> u64 {
     hasher.finish()
 }
 
+/// The `meta` entry that says every job's `owner` is a key id.
+const OWNERS_ARE_KEY_IDS: &[u8] = b"jobs/owners_are_key_ids";
+
+/// Jobs stored before owners were key ids name theirs by the hex SHA-256 of the key's secret.
+/// Rewrites each such owner to its key's id; a job whose key was deleted keeps the hash, and no
+/// key can read it, as before. Runs once per data dir (a `meta` entry marks it done), in one
+/// start-up transaction; returns how many jobs it rewrote.
+pub fn migrate_owners_to_key_ids(txn: &mut RwTxn, dbs: &Dbs) -> Result<usize, StoreError> {
+    if dbs.meta.get(txn, OWNERS_ARE_KEY_IDS)?.is_some() {
+        return Ok(0);
+    }
+    let mut rewritten = Vec::new();
+    for entry in dbs.jobs.iter(txn)? {
+        let (_, bytes) = entry?;
+        let mut job: JobRecord = codec::decode(bytes, "job")?;
+        let Some(hash) = secret_hash_of_hex(&job.owner) else {
+            continue;
+        };
+        if let Some(key) = crate::keys::repo::get_by_hash(txn, dbs, &hash)? {
+            job.owner = key.id;
+            rewritten.push(job);
+        }
+    }
+    for job in &rewritten {
+        put_job(txn, dbs, job)?;
+    }
+    dbs.meta.put(txn, OWNERS_ARE_KEY_IDS, b"1")?;
+    Ok(rewritten.len())
+}
+
+/// The 32 bytes written as 64 lower-case hex digits, as old job records name their owner.
+fn secret_hash_of_hex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

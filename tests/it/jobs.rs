@@ -893,3 +893,47 @@ fn a_subscriber_that_falls_behind_catches_up_from_storage() {
         "the slow subscriber never fell behind the live buffer; the test proves nothing"
     );
 }
+
+#[test]
+fn jobs_stored_under_the_old_owner_form_stay_readable_by_their_key() {
+    const SECRET: &str = "sk_nVYI11TAsaOcDyJWqE5XFsNfGDKpyNNi";
+    const DONE: &str = "vJHzpcKQ4nx1a9WJ";
+    const RUNNING: &str = "FEL4L9Xv6vvtJRVP";
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/jobs-owned-by-secret-hash/lmdb/data.mdb");
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    std::fs::create_dir_all(data_dir.join("lmdb")).unwrap();
+    std::fs::copy(&fixture, data_dir.join("lmdb/data.mdb")).unwrap();
+    let mock = Mock::start(0);
+    let server = Server::with_mock_at(&mock, &data_dir, &[]);
+    assert!(
+        server.log().contains("job owners rewritten"),
+        "{}",
+        server.log()
+    );
+    let done = server.job(SECRET, DONE);
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert_eq!(done.json()["status"], "done");
+    // The job that was running resumes under its key and finishes.
+    let events = server
+        .events(SECRET, RUNNING, &[])
+        .until_done(Duration::from_secs(60));
+    assert_eq!(result_ids(&events), vec![1, 2]);
+    // Another key still sees neither.
+    let other = server.job_key("other");
+    server.job(&other, DONE).assert_error(404, "not_found");
+    server.job(&other, RUNNING).assert_error(404, "not_found");
+    // The key's open-job count works under the new form: a new job of its own is accepted.
+    let created = server.create_job(SECRET, &json!({"items": ["https://pan.quark.cn/s/okNEW1"]}));
+    assert_eq!(created.status, 201, "{}", created.text());
+    // The rewrite runs once: a restart finds nothing to do.
+    let server = server.restart();
+    assert_eq!(server.job(SECRET, DONE).status, 200);
+    assert_eq!(
+        server.log().matches("job owners rewritten").count(),
+        1,
+        "{}",
+        server.log()
+    );
+}
