@@ -14,17 +14,16 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::Jobs;
-use super::engine::{self, Job, JobSnapshot, ProviderProgress, Published};
+use super::engine::{Job, JobSnapshot, ProviderProgress, Published};
 use super::quota;
 use super::record::{self, ItemRecord, JOB_ID_LEN, JobRecord, JobStatus};
+use super::submission::{StoredItemQuota, SubmitError};
 use crate::checker::extract;
 use crate::checker::providers::{self, Recognized};
 use crate::checker::share::Provider;
-use crate::checker::verdict::{Reason, State};
 use crate::error::ApiError;
 use crate::http::response::{self, HttpResponse};
 use crate::keys::KeyReq as Req;
-use crate::keys::secret;
 use crate::sse::{self, ChannelBody};
 use crate::timefmt;
 
@@ -41,18 +40,6 @@ struct CreateBody {
 struct Rejected {
     index: usize,
     reason: &'static str,
-}
-
-/// A submission checked and laid out, ready to store: built off the async workers, since a body
-/// of up to `jobs.max_body_bytes` of JSON or forum text is real work.
-struct Prepared {
-    job: JobRecord,
-    items: Vec<ItemRecord>,
-    rejected: Vec<Rejected>,
-    tallies: BTreeMap<Provider, record::ProviderTally>,
-    immediate: Vec<(u32, State, Reason)>,
-    providers_of: Vec<Option<Provider>>,
-    index: Vec<(u64, u32)>,
 }
 
 /// What bounds one submission (from `jobs.*`).
@@ -81,61 +68,35 @@ pub async fn create(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> 
         max_meta_bytes: app.config.max_meta_bytes,
     };
     let body = req.body.clone();
-    let owner = key.record.id.clone();
-    let now = timefmt::now_ms();
-    let prepared = tokio::task::spawn_blocking(move || prepare(&body, limits, owner, now))
+    let (items, rejected) = tokio::task::spawn_blocking(move || parse_submission(&body, limits))
         .await
         .map_err(|_| ApiError::Internal)??;
-    let Prepared {
-        job,
-        items,
-        rejected,
-        tallies,
-        immediate,
-        providers_of,
-        index,
-    } = prepared;
-
-    let quota = match key.record.plan {
-        crate::keys::record::Plan::Free => app.config.free_max_stored_items,
-        crate::keys::record::Plan::Premium => app.config.premium_max_stored_items,
+    let quota = StoredItemQuota {
+        items: match key.record.plan {
+            crate::keys::record::Plan::Free => app.config.free_max_stored_items,
+            crate::keys::record::Plan::Premium => app.config.premium_max_stored_items,
+        },
+        window: quota::Window {
+            retention_ms: u64::try_from(app.config.retention.as_millis()).unwrap_or(u64::MAX),
+        },
     };
-    let window = quota::Window {
-        retention_ms: u64::try_from(app.config.retention.as_millis()).unwrap_or(u64::MAX),
+    let now = timefmt::now_ms();
+    let job = match app
+        .engine
+        .submit(key.record.id.clone(), items, quota, now)
+        .await
+    {
+        Ok(job) => job,
+        Err(SubmitError::OverQuota { used }) => {
+            metrics::counter!("panlink_jobs_refused_total", "reason" => "item_quota").increment(1);
+            return Err(ApiError::ItemQuotaExceeded {
+                quota: quota.items,
+                used,
+            });
+        }
+        Err(SubmitError::Store(err)) => return Err(err.into()),
+        Err(SubmitError::Interrupted) => return Err(ApiError::ShuttingDown),
     };
-    let key_id = key.record.id.clone();
-    let stored = job.clone();
-    let immediate_events = immediate.clone();
-    let reservation = app
-        .store
-        .write(move |txn, dbs| {
-            let total = u64::from(stored.total);
-            let reservation = quota::reserve(txn, dbs, &key_id, total, quota, window, now)?;
-            if let quota::Reservation::OverQuota { .. } = reservation {
-                return Ok(reservation);
-            }
-            record::put_job(txn, dbs, &stored)?;
-            for (position, item) in items.iter().enumerate() {
-                record::put_item(txn, dbs, &stored.id, position as u32 + 1, item)?;
-            }
-            for (event_id, (item_id, _, reason)) in immediate_events.iter().enumerate() {
-                let json =
-                    engine::immediate_event_json(*item_id, &items[*item_id as usize - 1], *reason);
-                record::put_event(txn, dbs, &stored.id, event_id as u32 + 1, &json)?;
-            }
-            Ok(reservation)
-        })
-        .await?;
-    if let quota::Reservation::OverQuota { used } = reservation {
-        metrics::counter!("panlink_jobs_refused_total", "reason" => "item_quota").increment(1);
-        return Err(ApiError::ItemQuotaExceeded { quota, used });
-    }
-    let immediate_states: Vec<(u32, State)> = immediate
-        .iter()
-        .map(|(id, state, _)| (*id, *state))
-        .collect();
-    app.engine
-        .admit(&job, &providers_of, index, &immediate_states);
 
     #[derive(Serialize)]
     struct Created {
@@ -156,7 +117,7 @@ pub async fn create(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> 
             job_id: id,
             status: job.status,
             total: job.total,
-            providers: tallies.into_iter().map(|(p, t)| (p, t.total)).collect(),
+            providers: job.providers.iter().map(|(p, t)| (*p, t.total)).collect(),
             unsupported: job.unsupported,
             rejected,
             created_at: timefmt::rfc3339_ms(now),
@@ -164,16 +125,12 @@ pub async fn create(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> 
     ))
 }
 
-/// Decodes and checks a `POST /jobs` body and lays the job out: items (from `items` and from
-/// share links found in `text`), the ones answered at once (no known provider, or a provider's
-/// host with a malformed share path), per-provider tallies and the engine's indexes. Linear in
-/// the body; runs on the blocking pool.
-fn prepare(
+/// Decodes and checks a `POST /jobs` body: its items (from `items` and from the share links found
+/// in `text`) and the ones rejected. Linear in the body; runs on the blocking pool.
+fn parse_submission(
     body: &[u8],
     limits: SubmissionLimits,
-    owner: String,
-    now: u64,
-) -> Result<Prepared, ApiError> {
+) -> Result<(Vec<ItemRecord>, Vec<Rejected>), ApiError> {
     let body: CreateBody = crate::http::request::parse_json(body)?;
     let limit = limits.max_items;
     if body.items.len() > limit {
@@ -205,59 +162,7 @@ fn prepare(
         ));
     }
 
-    let id = secret::random_base62(JOB_ID_LEN);
-    let total = items.len() as u32;
-    let mut tallies: BTreeMap<Provider, record::ProviderTally> = BTreeMap::new();
-    let mut immediate: Vec<(u32, State, Reason)> = Vec::new();
-    let mut providers_of = vec![None; items.len() + 1];
-    let mut index = Vec::with_capacity(items.len());
-    for (position, item) in items.iter().enumerate() {
-        let item_id = position as u32 + 1;
-        index.push((item.match_key(), item_id));
-        match item.provider {
-            Some(provider) if item.share_id.is_some() => {
-                tallies.entry(provider).or_default().total += 1;
-                providers_of[item_id as usize] = Some(provider);
-            }
-            _ => {
-                let reason = if is_provider_host(&item.url) {
-                    Reason::InvalidUrl
-                } else {
-                    Reason::UnsupportedProvider
-                };
-                immediate.push((item_id, State::Unknown, reason));
-            }
-        }
-    }
-    let all_immediate = immediate.len() == items.len();
-    let mut job = JobRecord {
-        id,
-        owner,
-        created_at_ms: now,
-        finished_at_ms: all_immediate.then_some(now),
-        status: if all_immediate {
-            JobStatus::Done
-        } else {
-            JobStatus::Queued
-        },
-        total,
-        counts: Default::default(),
-        providers: tallies.clone(),
-        unsupported: immediate.len() as u32,
-    };
-    if all_immediate {
-        job.counts.done = total;
-        job.counts.unknown = total;
-    }
-    Ok(Prepared {
-        job,
-        items,
-        rejected,
-        tallies,
-        immediate,
-        providers_of,
-        index,
-    })
+    Ok((items, rejected))
 }
 
 /// Longest pass code an item may carry (the drives' codes are 4 to 8 characters).
@@ -311,20 +216,6 @@ fn item_from_json(value: Value, limits: SubmissionLimits) -> Result<ItemRecord, 
         }),
         Recognized::Share(share) => Ok(ItemRecord::of_share(url, share, meta)),
     }
-}
-
-/// Whether `url` is on a provider's share host (so an unrecognized path there is malformed, not
-/// another site).
-fn is_provider_host(url: &str) -> bool {
-    let Some(host) = url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
-    else {
-        return false;
-    };
-    Provider::ALL
-        .iter()
-        .any(|p| providers::share_hosts(*p).contains(&host.as_str()))
 }
 
 /// Where a job is: live in the engine, or only in storage.
@@ -453,21 +344,7 @@ pub async fn urgent(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> 
         .collect();
     let counts = match &found {
         Found::Live(job) => app.engine.hurry(job, &keys),
-        Found::Stored(record) => {
-            // A finished job: every URL of it is already done.
-            let (_, index) = app
-                .store
-                .read(|txn, dbs| record::item_index(txn, dbs, &record.id, record.total))?;
-            let mut counts = engine::UrgentCounts::default();
-            for key in &keys {
-                let n = index.iter().filter(|(k, _)| k == key).count() as u32;
-                if n == 0 {
-                    counts.not_in_job += 1;
-                }
-                counts.already_done += n;
-            }
-            counts
-        }
+        Found::Stored(record) => app.engine.hurry_finished(record, &keys)?,
     };
     Ok(response::json(StatusCode::OK, &counts))
 }

@@ -23,8 +23,11 @@ use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::event::{self, CheckResult, Priority};
 use super::health::{Gate, ProviderHealth};
+use super::quota;
 use super::record::{self, Counts, ItemRecord, JobRecord, JobStatus, ProviderTally};
+use super::submission::{self, StoredItemQuota, SubmitError};
 use crate::checker::cache::{self, CheckCache, Lookup};
 use crate::checker::client::UpstreamClient;
 use crate::checker::providers;
@@ -50,14 +53,6 @@ const LIVE_BUFFER: usize = 4096;
 pub enum Published {
     Event(u32, Bytes),
     Done,
-}
-
-/// Whether a result came from the normal or the urgent lane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Priority {
-    Normal,
-    Urgent,
 }
 
 /// Live progress of one provider in a job.
@@ -496,30 +491,6 @@ struct Work {
     priority: Priority,
 }
 
-/// What checking one item produced.
-#[derive(Debug, Clone)]
-struct CheckResult {
-    verdict: Verdict,
-    /// From the cache or another job's check of the same share.
-    cached: bool,
-    attempts: u32,
-    elapsed: Duration,
-    priority: Priority,
-}
-
-impl CheckResult {
-    /// A result no check produced (cancellation, an unreadable item).
-    fn without_check(verdict: Verdict) -> CheckResult {
-        CheckResult {
-            verdict,
-            cached: false,
-            attempts: 0,
-            elapsed: Duration::ZERO,
-            priority: Priority::Normal,
-        }
-    }
-}
-
 /// A result on its way to the sink.
 struct Outcome {
     job: Arc<Job>,
@@ -659,9 +630,70 @@ impl Engine {
             .sum()
     }
 
+    /// Takes a new job of `items` for `owner` (a key id): lays it out off the async workers,
+    /// stores it in one write that also counts its items against the owner's quota (nothing is
+    /// stored over it), answers the items it cannot check, and starts checking the rest.
+    pub async fn submit(
+        &self,
+        owner: String,
+        items: Vec<ItemRecord>,
+        quota: StoredItemQuota,
+        now: u64,
+    ) -> Result<JobRecord, SubmitError> {
+        let (items, layout) = tokio::task::spawn_blocking(move || {
+            let layout = submission::lay_out(&items, owner, now);
+            (items, layout)
+        })
+        .await
+        .map_err(|_| SubmitError::Interrupted)?;
+        let stored = layout.job.clone();
+        let immediate = layout.immediate.clone();
+        let reservation = self
+            .store
+            .write(move |txn, dbs| {
+                let total = u64::from(stored.total);
+                let reservation = quota::reserve(
+                    txn,
+                    dbs,
+                    &stored.owner,
+                    total,
+                    quota.items,
+                    quota.window,
+                    now,
+                )?;
+                if let quota::Reservation::OverQuota { .. } = reservation {
+                    return Ok(reservation);
+                }
+                record::put_job(txn, dbs, &stored)?;
+                for (position, item) in items.iter().enumerate() {
+                    record::put_item(txn, dbs, &stored.id, position as u32 + 1, item)?;
+                }
+                for (event_id, (item_id, _, reason)) in immediate.iter().enumerate() {
+                    let json = event::immediate_event_json(
+                        *item_id,
+                        &items[*item_id as usize - 1],
+                        *reason,
+                    );
+                    record::put_event(txn, dbs, &stored.id, event_id as u32 + 1, &json)?;
+                }
+                Ok(reservation)
+            })
+            .await?;
+        if let quota::Reservation::OverQuota { used } = reservation {
+            return Err(SubmitError::OverQuota { used });
+        }
+        let immediate: Vec<(u32, State)> = layout
+            .immediate
+            .iter()
+            .map(|(id, state, _)| (*id, *state))
+            .collect();
+        self.admit(&layout.job, &layout.providers_of, layout.index, &immediate);
+        Ok(layout.job)
+    }
+
     /// Takes a job that was just stored: `immediate` events (items answered at creation) are
     /// already recorded under ids `1..=immediate.len()`.
-    pub fn admit(
+    fn admit(
         &self,
         record: &JobRecord,
         providers_of: &[Option<Provider>],
@@ -733,7 +765,7 @@ impl Engine {
             })?;
             let recorded: Vec<(u32, State)> = recorded
                 .into_iter()
-                .map(|(item, state)| (item, parse_state(&state)))
+                .map(|(item, state)| (item, event::parse_state(&state)))
                 .collect();
             let item_provider: Box<[u8]> = providers_of[1..]
                 .iter()
@@ -758,6 +790,27 @@ impl Engine {
 
     /// Moves the pending items of `job` matching `keys` (see [`record::match_key`]) to the urgent lanes;
     /// items being checked are not interrupted.
+    /// What [`Engine::hurry`] answers for a job that has finished (only in storage): every item
+    /// of it is done already.
+    pub fn hurry_finished(
+        &self,
+        job: &JobRecord,
+        keys: &[u64],
+    ) -> Result<UrgentCounts, StoreError> {
+        let (_, index) = self
+            .store
+            .read(|txn, dbs| record::item_index(txn, dbs, &job.id, job.total))?;
+        let mut counts = UrgentCounts::default();
+        for key in keys {
+            let n = index.iter().filter(|(k, _)| k == key).count() as u32;
+            if n == 0 {
+                counts.not_in_job += 1;
+            }
+            counts.already_done += n;
+        }
+        Ok(counts)
+    }
+
     pub fn hurry(&self, job: &Arc<Job>, keys: &[u64]) -> UrgentCounts {
         let mut counts = UrgentCounts::default();
         for key in keys {
@@ -1098,7 +1151,7 @@ async fn run_sink(engine: Arc<Engine>, mut rx: mpsc::Receiver<Outcome>) {
             let json = outcome
                 .item
                 .take()
-                .map(|item| event_json(&event, Some(&item)));
+                .map(|item| event::event_json(event.item_id, &event.result, Some(&item)));
             prepared.push((event, json));
         }
         let written = engine
@@ -1110,7 +1163,7 @@ async fn run_sink(engine: Arc<Engine>, mut rx: mpsc::Receiver<Outcome>) {
                         Some(json) => json,
                         None => {
                             let item = record::get_item(txn, dbs, &event.job_id, event.item_id)?;
-                            event_json(&event, item.as_ref())
+                            event::event_json(event.item_id, &event.result, item.as_ref())
                         }
                     };
                     record::put_event(txn, dbs, &event.job_id, event.event_id, &json)?;
@@ -1184,66 +1237,6 @@ struct PreparedEvent {
     result: CheckResult,
 }
 
-/// The JSON of a result event: the `data:` of SSE `result` events.
-fn event_json(event: &PreparedEvent, item: Option<&ItemRecord>) -> Vec<u8> {
-    let now = timefmt::now_ms();
-    let result = &event.result;
-    let verdict = &result.verdict;
-    let body = ResultEvent {
-        item_id: event.item_id,
-        url: item.map_or("", |i| i.url.as_str()),
-        provider: item.and_then(|i| i.provider),
-        valid: verdict.is_valid(),
-        state: verdict.state,
-        reason: verdict.reason,
-        share_name: verdict.share_name.as_deref(),
-        expiration_label: verdict.expiry.label(now),
-        expires_at: verdict.expiry.expires_at_ms().map(timefmt::rfc3339_ms),
-        file_count: verdict.file_count,
-        provider_code: verdict.provider_code.as_deref(),
-        elapsed_seconds: (result.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-        priority_used: result.priority,
-        attempts: result.attempts,
-        cached: result.cached,
-        checked_at: timefmt::rfc3339_ms(now),
-        meta: item.and_then(|i| i.meta.as_deref()),
-    };
-    serde_json::to_vec(&body).expect("events serialize")
-}
-
-/// A result as SSE and storage carry it.
-#[derive(Serialize)]
-pub struct ResultEvent<'a> {
-    pub item_id: u32,
-    pub url: &'a str,
-    pub provider: Option<Provider>,
-    pub valid: bool,
-    pub state: State,
-    pub reason: Reason,
-    pub share_name: Option<&'a str>,
-    pub expiration_label: Option<String>,
-    pub expires_at: Option<String>,
-    pub file_count: Option<u64>,
-    pub provider_code: Option<&'a str>,
-    pub elapsed_seconds: f64,
-    pub priority_used: Priority,
-    pub attempts: u32,
-    pub cached: bool,
-    pub checked_at: String,
-    pub meta: Option<&'a serde_json::value::RawValue>,
-}
-
-/// The JSON of a result answered at job creation (unsupported provider, malformed share URL).
-pub fn immediate_event_json(item_id: u32, item: &ItemRecord, reason: Reason) -> Vec<u8> {
-    let event = PreparedEvent {
-        job_id: String::new(),
-        event_id: 0,
-        item_id,
-        result: CheckResult::without_check(Verdict::new(State::Unknown, reason)),
-    };
-    event_json(&event, Some(item))
-}
-
 fn count_state(counts: &mut Counts, state: State) {
     counts.done += 1;
     match state {
@@ -1260,15 +1253,6 @@ fn state_index(state: State) -> usize {
         State::Invalid => 1,
         State::Locked => 2,
         State::Unknown => 3,
-    }
-}
-
-fn parse_state(text: &str) -> State {
-    match text {
-        "valid" => State::Valid,
-        "invalid" => State::Invalid,
-        "locked" => State::Locked,
-        _ => State::Unknown,
     }
 }
 

@@ -6,10 +6,12 @@
 
 pub mod api;
 pub mod engine;
+pub mod event;
 pub mod health;
 pub mod pool;
 pub mod quota;
 pub mod record;
+pub mod submission;
 
 use std::sync::Arc;
 
