@@ -22,7 +22,8 @@ else
   concurrency=64
 fi
 start_server "$bin" PANLINK_CHECKER_CONCURRENCY=$concurrency PANLINK_CHECKER_RATE_PER_S=1000000 \
-  PANLINK_JOBS_MAX_OPEN_JOBS_PER_KEY=1000 PANLINK_KEYS_DEFAULT_RATE_PER_S=1000000 PANLINK_KEYS_DEFAULT_BURST=1000000
+  PANLINK_JOBS_MAX_OPEN_JOBS_PER_KEY=1000 PANLINK_KEYS_DEFAULT_RATE_PER_S=1000000 PANLINK_KEYS_DEFAULT_BURST=1000000 \
+  PANLINK_JOBS_MAX_STREAMS_PER_KEY=100000
 key=$(PANLINK_DATA_DIR="$work/data" "$bin" keys create --name k6 --plan premium --points 1000000000)
 echo "k6 scenario $scenario against $base"
 BASE="$base" KEY="$key" SCENARIO="$scenario" k6 run --quiet loadtest/k6/scenarios.js

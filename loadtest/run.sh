@@ -65,7 +65,8 @@ esac
 
 start_mock "${MOCK_BIN:-$bin}" "$latency"
 start_server "$bin" ${SERVER_ENV:-} PANLINK_CHECKER_CONCURRENCY="$concurrency" PANLINK_CHECKER_RATE_PER_S=1000000 \
-  PANLINK_CHECKER_POOL_MAX_IDLE_PER_HOST=512 PANLINK_JOBS_MAX_ITEMS=1000000 PANLINK_JOBS_MAX_BODY_BYTES=268435456
+  PANLINK_CHECKER_POOL_MAX_IDLE_PER_HOST=512 PANLINK_JOBS_MAX_ITEMS=1000000 PANLINK_JOBS_MAX_BODY_BYTES=268435456 \
+  PANLINK_JOBS_FREE_MAX_STORED_ITEMS=1000000000 PANLINK_JOBS_MAX_STREAMS_PER_KEY=100000
 key=$(PANLINK_DATA_DIR="$work/data" "$bin" keys create --name loadtest)
 curl -s -X PATCH "http://127.0.0.1:$port/admin/api/keys/$(PANLINK_DATA_DIR="$work/data" "$bin" keys list | awk 'NR==2{print $1}')" \
   -H "Authorization: Bearer loadtest-admin-token-0000" -H 'Content-Type: application/json' \
