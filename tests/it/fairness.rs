@@ -4,8 +4,6 @@
 //! user info and self-references in link targets, and a batch of password links. Each test
 //! prints the figure it bounds.
 
-use std::io::Write;
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -276,18 +274,7 @@ fn streams_that_are_never_read_hold_little_memory() {
     });
     let before = server.rss_kib();
     let path = format!("/jobs/{job}/events");
-    let silent: Vec<TcpStream> = (0..SILENT)
-        .map(|_| {
-            let mut stream = TcpStream::connect(server.addr).unwrap();
-            stream
-                .write_all(
-                    format!("GET {path} HTTP/1.1\r\nHost: t\r\nX-API-Key: {key}\r\n\r\n")
-                        .as_bytes(),
-                )
-                .unwrap();
-            stream
-        })
-        .collect();
+    let silent = crate::harness::silent_subscribers(server.addr, &path, &key, SILENT);
     // Every stream has filled its socket and stopped: its replay is blocked on the client.
     wait_until(Duration::from_secs(60), "the streams to stall", || {
         let events = server.metric("panlink_sse_events_total");

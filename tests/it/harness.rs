@@ -180,20 +180,11 @@ impl Server {
             .append(true)
             .open(data_dir.with_extension("log"))
             .expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_panlink"));
+        let mut command = serve_command(data_dir, env);
         command
-            .arg("serve")
-            .env_clear()
-            .env("PANLINK_LISTEN", "127.0.0.1:0")
-            .env("PANLINK_DATA_DIR", data_dir)
-            .env("PANLINK_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("PANLINK_STORAGE_MAP_SIZE_MB", "64")
             .stdout(Stdio::piped())
             .stderr(log)
             .stdin(Stdio::null());
-        for (key, value) in env {
-            command.env(key, value);
-        }
         let mut child = command.spawn().expect("spawn panlink");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
@@ -397,13 +388,9 @@ pub fn wait_until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Opt
     }
 }
 
-/// Runs `panlink serve` on `data_dir` with `env` and waits (at most `limit`) for it to exit by
-/// itself: for start-ups that must be refused. Panics if it is still running then.
-pub fn serve_refused(
-    data_dir: &Path,
-    env: &[(&str, &str)],
-    limit: Duration,
-) -> (ExitStatus, String) {
+/// `panlink serve` on `data_dir` with the tests' settings (loopback, an ephemeral port, the test
+/// admin token, a small map), then `env`; nothing else of the caller's environment.
+fn serve_command(data_dir: &Path, env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_panlink"));
     command
         .arg("serve")
@@ -411,13 +398,41 @@ pub fn serve_refused(
         .env("PANLINK_LISTEN", "127.0.0.1:0")
         .env("PANLINK_DATA_DIR", data_dir)
         .env("PANLINK_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("PANLINK_STORAGE_MAP_SIZE_MB", "64")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("PANLINK_STORAGE_MAP_SIZE_MB", "64");
     for (key, value) in env {
         command.env(key, value);
     }
+    command
+}
+
+/// Opens `n` subscriptions to `path` that never read a byte of their streams.
+pub fn silent_subscribers(addr: SocketAddr, path: &str, key: &str, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|_| {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream
+                .write_all(
+                    format!("GET {path} HTTP/1.1\r\nHost: t\r\nX-API-Key: {key}\r\n\r\n")
+                        .as_bytes(),
+                )
+                .unwrap();
+            stream
+        })
+        .collect()
+}
+
+/// Runs `panlink serve` on `data_dir` with `env` and waits (at most `limit`) for it to exit by
+/// itself: for start-ups that must be refused. Panics if it is still running then.
+pub fn serve_refused(
+    data_dir: &Path,
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (ExitStatus, String) {
+    let mut command = serve_command(data_dir, env);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = command.spawn().expect("spawn panlink");
     let Some(status) = wait_timeout(&mut child, limit) else {
         let _ = child.kill();

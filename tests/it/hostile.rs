@@ -432,8 +432,6 @@ fn http2_rapid_reset_is_cut_off_and_other_clients_are_served() {
 
 #[test]
 fn sse_subscribers_that_never_read_are_dropped_and_the_others_get_everything() {
-    use std::io::Write;
-
     const LINKS: usize = 4_000;
     const SILENT: usize = 40;
     let mock = crate::harness::Mock::start(0);
@@ -455,18 +453,7 @@ fn sse_subscribers_that_never_read_are_dropped_and_the_others_get_everything() {
     let t0 = std::time::Instant::now();
     let job = server.submit(&key, &serde_json::json!({ "items": items }));
     let path = format!("/jobs/{job}/events");
-    let silent: Vec<std::net::TcpStream> = (0..SILENT)
-        .map(|_| {
-            let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
-            stream
-                .write_all(
-                    format!("GET {path} HTTP/1.1\r\nHost: t\r\nX-API-Key: {key}\r\n\r\n")
-                        .as_bytes(),
-                )
-                .unwrap();
-            stream
-        })
-        .collect();
+    let silent = crate::harness::silent_subscribers(server.addr, &path, &key, SILENT);
     let reader = {
         let (addr, path, key) = (server.addr, path.clone(), key.clone());
         std::thread::spawn(move || {
