@@ -84,31 +84,31 @@ pub fn reserve(
     Ok(Reservation::Reserved { used })
 }
 
-/// Items `owner` has stored within the window at `now_ms` (for `/api/v1/me`-style reports).
-pub fn used(
-    txn: &heed::RoTxn,
-    dbs: &Dbs,
-    owner: &str,
-    window: Window,
-    now_ms: u64,
-) -> Result<u64, StoreError> {
-    let Some(bytes) = dbs.meta.get(txn, &record_key(owner))? else {
-        return Ok(0);
-    };
-    let record: QuotaRecord = codec::decode(bytes, "item quota")?;
-    let oldest = window.oldest_live(now_ms);
-    Ok(record
-        .buckets
-        .iter()
-        .filter(|(bucket, _)| *bucket >= oldest)
-        .map(|(_, n)| n)
-        .sum())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::Store;
+
+    /// Items `owner` has stored within the window at `now_ms`.
+    fn used(
+        txn: &heed::RoTxn,
+        dbs: &Dbs,
+        owner: &str,
+        window: Window,
+        now_ms: u64,
+    ) -> Result<u64, StoreError> {
+        let Some(bytes) = dbs.meta.get(txn, &record_key(owner))? else {
+            return Ok(0);
+        };
+        let record: QuotaRecord = codec::decode(bytes, "item quota")?;
+        let oldest = window.oldest_live(now_ms);
+        Ok(record
+            .buckets
+            .iter()
+            .filter(|(bucket, _)| *bucket >= oldest)
+            .map(|(_, n)| n)
+            .sum())
+    }
 
     fn store() -> (tempfile::TempDir, std::sync::Arc<Store>) {
         let dir = tempfile::tempdir().unwrap();

@@ -405,7 +405,7 @@ mod tests {
                 Reason::PasswordWrong,
             ),
             (404, 41021, "", State::Unknown, Reason::RateLimited),
-            // Uncertain codes stay unknown (docs/providers.md §3.1).
+            // Uncertain codes stay unknown (`docs/providers.md` §3.1).
             (404, 41013, "", State::Unknown, Reason::UnrecognizedResponse),
             (
                 404,

@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn codes_seen_on_uc_use_the_quark_table() {
-        // docs/providers.md §3.2: 0, 41008, 41010, 41012 observed on UC.
+        // `docs/providers.md` §3.2: 0, 41008, 41010, 41012 observed on UC.
         let cases = [
             (
                 404,
