@@ -128,7 +128,7 @@ async fn run_route(
     };
     // Shed load rather than queue: the permit is held while the handler runs.
     let Ok(_permit) = app.in_flight.try_acquire() else {
-        app.metrics.shed("in_flight");
+        crate::http::server::count_shed("in_flight");
         let err = ApiError::Overloaded {
             retry_after_s: app.config.http.retry_after_s,
         };
@@ -184,7 +184,7 @@ async fn read_route_body(
     }
     let _slot = match route.access {
         Access::Public => Some(app.public_body_reads.try_take(peer.ip()).ok_or_else(|| {
-            app.metrics.shed("peer_body_reads");
+            crate::http::server::count_shed("peer_body_reads");
             ApiError::PeerBusy {
                 limit: app.config.http.max_public_body_reads_per_peer,
             }

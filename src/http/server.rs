@@ -115,8 +115,7 @@ pub async fn serve<H: Handler>(
                 ));
             }
             Err(_) => {
-                metrics::counter!("panlink_http_shed_total", "reason" => "connections")
-                    .increment(1);
+                count_shed("connections");
                 tracker.spawn(refuse(config.retry_after_s, stream));
             }
         }
@@ -305,6 +304,12 @@ async fn drive<C: Future<Output = hyper::Result<()>>>(
             }
         }
     }
+}
+
+/// Counts a request or connection refused to shed load, by `reason` (a bounded set: the callers'
+/// literals), in `panlink_http_shed_total`.
+pub fn count_shed(reason: &'static str) {
+    metrics::counter!("panlink_http_shed_total", "reason" => reason).increment(1);
 }
 
 /// Counts an open connection in `panlink_http_open_connections` until dropped.

@@ -87,11 +87,6 @@ impl Metrics {
         });
     }
 
-    /// Counts a request or connection refused to protect the server.
-    pub fn shed(&self, reason: &'static str) {
-        counter!("panlink_http_shed_total", "reason" => reason).increment(1);
-    }
-
     /// The Prometheus text of every metric.
     pub fn render_text(&self) -> String {
         self.handle.render()
