@@ -619,20 +619,17 @@ fn the_documented_maximum_of_password_links_in_one_batch_is_created_within_the_d
     // Each link took its own password.
     let code = links[7]["data"]["code"].as_str().unwrap();
     let mut conn = Conn::open(server.addr);
-    let wrong = conn.send(
-        "POST",
-        &format!("/{code}"),
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        Some(b"password=pw-0008"),
-    );
-    assert_eq!(wrong.status, 403);
-    let right = conn.send(
-        "POST",
-        &format!("/{code}"),
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        Some(b"password=pw-0007"),
-    );
-    assert_eq!(right.status, 303);
+    let mut unlock = |password: &str| {
+        conn.send(
+            "POST",
+            &format!("/{code}"),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(format!("password={password}").as_bytes()),
+        )
+        .status
+    };
+    assert_eq!(unlock("pw-0008"), 403);
+    assert_eq!(unlock("pw-0007"), 303);
 }
 
 #[test]

@@ -96,16 +96,29 @@ fn start_slow_check(server: &Server, key: &str) -> Conn {
     conn
 }
 
+/// A server whose security check asks [`silent_dns`] and waits `dns_timeout_ms` for it, with
+/// `env`; a key with 100 points.
+fn server_with_silent_dns(
+    dns: &std::net::UdpSocket,
+    dns_timeout_ms: &str,
+    env: &[(&str, &str)],
+) -> (Server, String) {
+    let dns_addr = dns.local_addr().unwrap().to_string();
+    let mut all = vec![
+        ("PANLINK_SECURITY_DNS_SERVER", dns_addr.as_str()),
+        ("PANLINK_SECURITY_DNS_TIMEOUT_MS", dns_timeout_ms),
+    ];
+    all.extend_from_slice(env);
+    let server = Server::start_with(&all);
+    let (key, _) = server.create_key(r#"{"name": "slow", "points": 100}"#);
+    (server, key)
+}
+
 #[test]
 fn requests_over_the_in_flight_cap_are_shed_with_503() {
     let dns = silent_dns();
-    let dns_addr = dns.local_addr().unwrap().to_string();
-    let server = Server::start_with(&[
-        ("PANLINK_HTTP_MAX_IN_FLIGHT", "1"),
-        ("PANLINK_SECURITY_DNS_SERVER", &dns_addr),
-        ("PANLINK_SECURITY_DNS_TIMEOUT_MS", "3000"),
-    ]);
-    let (key, _) = server.create_key(r#"{"name": "slow", "points": 100}"#);
+    let (server, key) =
+        server_with_silent_dns(&dns, "3000", &[("PANLINK_HTTP_MAX_IN_FLIGHT", "1")]);
     let mut slow = start_slow_check(&server, &key);
     // The check's DNS question arrives: it is in flight, holding the one permit.
     dns.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -123,13 +136,8 @@ fn requests_over_the_in_flight_cap_are_shed_with_503() {
 #[test]
 fn a_handler_over_its_deadline_answers_503() {
     let dns = silent_dns();
-    let dns_addr = dns.local_addr().unwrap().to_string();
-    let server = Server::start_with(&[
-        ("PANLINK_HTTP_HANDLER_TIMEOUT_MS", "300"),
-        ("PANLINK_SECURITY_DNS_SERVER", &dns_addr),
-        ("PANLINK_SECURITY_DNS_TIMEOUT_MS", "5000"),
-    ]);
-    let (key, _) = server.create_key(r#"{"name": "late", "points": 100}"#);
+    let (server, key) =
+        server_with_silent_dns(&dns, "5000", &[("PANLINK_HTTP_HANDLER_TIMEOUT_MS", "300")]);
     let response = start_slow_check(&server, &key)
         .read_response(false)
         .expect("an answer after the deadline");
