@@ -18,9 +18,11 @@ const PARAM_NAMES: &[&str] = &[
     "sharepwd",
 ];
 
-/// A keyword, an optional colon (ASCII or full-width) or `=`, then the code.
+/// A keyword, an optional colon (ASCII or full-width) or `=`, then the code. Only the keyword
+/// ignores case: under Unicode case folding `[A-Za-z0-9]` would also match `ſ` (a long s) and
+/// `K` (the Kelvin sign), and a pass code is ASCII.
 static TEXT_CODE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:提取码|访问码|提取密码|密码|pwd|passcode)\s*[:：=]?\s*([A-Za-z0-9]{2,16})")
+    Regex::new(r"(?i:提取码|访问码|提取密码|密码|pwd|passcode)\s*[:：=]?\s*([A-Za-z0-9]{2,16})")
         .expect("the pass-code pattern compiles")
 });
 
@@ -110,5 +112,8 @@ mod tests {
         assert_eq!(from_text("密码:1234").as_deref(), Some("1234"));
         assert_eq!(from_text("PWD = Zz99").as_deref(), Some("Zz99"));
         assert_eq!(from_text("no code here"), None);
+        // Characters that fold to ASCII letters are not part of a code.
+        assert_eq!(from_text("pwdſ2qid"), None);
+        assert_eq!(from_text("pwd=\u{212A}k12"), None);
     }
 }
