@@ -1,4 +1,5 @@
-//! The command line: `panlink serve` and the `panlink keys …` operator commands.
+//! The command line: `panlink serve`, the `panlink keys …` operator commands and
+//! `panlink default-config`.
 //!
 //! The key commands open the same LMDB environment as a running server (LMDB serialises writers
 //! across processes), so a key created here is accepted by the server at once and a disabled one
@@ -43,6 +44,9 @@ pub enum Command {
     /// Manage API keys (works while a server runs on the same data dir).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print a config.toml with every key at its built-in default, each with its doc and what it
+    /// accepts (the shipped config.toml is this output).
+    DefaultConfig,
     /// Serve the nine providers' web APIs on one TLS port, for tests and load runs (see
     /// checker.upstream_override and checker.extra_root_ca).
     MockUpstream {

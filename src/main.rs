@@ -27,6 +27,10 @@ fn main() -> ExitCode {
     // builds a TLS config: with two providers compiled in, rustls cannot pick one by itself.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    if let Command::DefaultConfig = cli.command {
+        print!("{}", panlink::config::default_config_toml());
+        return ExitCode::SUCCESS;
+    }
     let env_names: Vec<String> = std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
         .collect();
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
             logging::init(config.server.log_format, "warn");
             panlink::cli::run_keys(&config, command)
         }
+        Command::DefaultConfig => unreachable!("answered before the configuration is loaded"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -575,7 +575,7 @@ impl Engine {
             store,
             client,
             config: config.clone(),
-            cache: CheckCache::new(config.cache_ttl, config.cache_max_entries),
+            cache: CheckCache::new(config.cache_ttl(), config.cache_max_entries),
             lanes,
             jobs: (0..JOB_SHARDS)
                 .map(|_| Mutex::new(HashMap::new()))

@@ -17,7 +17,7 @@ fn version_and_help() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for word in ["serve", "keys", "--config", "PANLINK_"] {
+    for word in ["serve", "keys", "default-config", "--config", "PANLINK_"] {
         assert!(help.contains(word), "--help lacks {word}: {help}");
     }
     let out = Command::new(env!("CARGO_BIN_EXE_panlink"))
@@ -146,4 +146,40 @@ fn invalid_configuration_stops_start_up_naming_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_conections"));
+}
+
+#[test]
+fn default_config_prints_the_shipped_config_toml_and_serve_reads_an_edited_copy() {
+    let out = Command::new(env!("CARGO_BIN_EXE_panlink"))
+        .arg("default-config")
+        .env_clear()
+        .env("PANLINK_HTTP_MAX_CONNECTIONS", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "an invalid environment does not stop it"
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        printed,
+        include_str!("../../config.toml"),
+        "run `cargo run -- default-config > config.toml`"
+    );
+    // A file edited from the template is read: the key changed in it takes effect.
+    let temp = tempfile::tempdir().unwrap();
+    let config = temp.path().join("panlink.toml");
+    std::fs::write(
+        &config,
+        printed.replace("max_connections = 20000", "max_connections = 0"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_panlink"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env_clear()
+        .env("PANLINK_DATA_DIR", temp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http.max_connections"));
 }

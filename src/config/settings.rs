@@ -1,0 +1,419 @@
+//! Every configuration key, declared once: its doc (printed into `config.toml`), its type in the
+//! file, its default, its rule, and the typed field the program reads. Adding a key is one entry
+//! here; `panlink default-config` prints the new `config.toml`, and a test fails until it is saved.
+//!
+//! It must not read the environment or files: [`super::sources`] merges those into [`RawConfig`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::ConfigError;
+use super::rules::{any, check, mebibytes_between, millis, millis_between, range, seconds_between};
+
+config_sections! {
+    [server] RawServer => ServerConfig {
+        /// Address and port to listen on. Use 0.0.0.0:8080 to accept connections from other
+        /// machines.
+        listen: String = "127.0.0.1:8080".into(), check(socket_addr, "IP:port") => listen: SocketAddr;
+        /// Absolute base URL used to build links handed to clients (short links, stream URLs),
+        /// without a trailing slash, e.g. "https://s.example.com". Empty: built from each
+        /// request's Host header.
+        public_base_url: String = String::new(), check(base_url, "empty, or http(s)://host[:port]")
+            => public_base_url: Option<String>;
+        /// "human" (coloured, one line per event) or "json" (one JSON object per line), on stderr.
+        log_format: String = "human".into(), check(log_format, "") => log_format: LogFormat;
+        /// A tracing filter: "info", "debug", "panlink=debug,hyper=info", ...
+        log_level: String = "info".into(), check(tracing_filter, "");
+        /// Tokio worker threads; 0 means one per CPU core.
+        worker_threads: usize = 0, range(0, 1024);
+    }
+
+    [http] RawHttp => HttpConfig {
+        /// Open client connections at most; over it, a connection gets a 503 answer and is closed.
+        max_connections: usize = 20_000, range(1, 1_000_000);
+        /// Connections the kernel queues for the server before it accepts them (the listen(2)
+        /// backlog; Linux caps it at net.core.somaxconn). A burst of new connections larger than
+        /// this waits for SYN retransmits, seconds apart. tokio's own default is 1024.
+        listen_backlog: u32 = 4_096, range(1, 65_535);
+        /// Requests handled at once at most; over it, a request gets 503 + Retry-After instead of
+        /// waiting.
+        max_in_flight: usize = 8_192, range(1, 1_000_000);
+        /// A new connection must send its first byte within this time or it is closed.
+        first_byte_timeout_ms: u64 = 5_000, millis() => first_byte_timeout: Duration;
+        /// Time allowed to receive a complete request head. hyper also applies it while an HTTP/1
+        /// connection waits for its next request, so it bounds keep-alive idling too.
+        header_read_timeout_ms: u64 = 10_000, millis() => header_read_timeout: Duration;
+        /// A connection (HTTP/1 or HTTP/2) with no request running for this long is closed.
+        idle_timeout_ms: u64 = 60_000, millis() => idle_timeout: Duration;
+        /// A connection whose socket accepts none of the bytes the server has for it for this
+        /// long is dropped (a client that stopped reading, e.g. an SSE subscriber that never
+        /// reads).
+        write_stall_timeout_ms: u64 = 30_000, millis() => write_stall_timeout: Duration;
+        /// A handler must produce its response head within this time, else 503. Streams (SSE)
+        /// answer at once and are not cut by it.
+        handler_timeout_ms: u64 = 30_000, millis() => handler_timeout: Duration;
+        /// A request body must be under way within this time and then keep up an average of
+        /// body_min_bytes_per_s (counted from the start), else 408 `body_timeout` and the
+        /// connection is closed. Bodies are read before the request takes an in-flight slot, so a
+        /// slow sender holds only its own connection.
+        body_timeout_ms: u64 = 5_000, millis() => body_timeout: Duration;
+        /// The average rate a request body must keep up after body_timeout_ms (see there).
+        body_min_bytes_per_s: u64 = 16 * 1024, range(1, 1 << 30).unit("bytes/s");
+        /// Bodies one client address may be sending at once on routes without credentials (the
+        /// password form); over it, 429 `too_many_concurrent_requests`.
+        max_public_body_reads_per_peer: u32 = 16, range(1, 1_000_000);
+        /// Largest request body accepted by default; routes with larger needs say so.
+        max_body_bytes: usize = 1 << 20, range(1024, 1 << 30).unit("bytes");
+        /// Largest request head (request line and headers).
+        max_header_bytes: usize = 64 * 1024, range(8192, 1 << 24).unit("bytes");
+        /// Accept HTTP/2 with prior knowledge (h2c) next to HTTP/1.1 on the same port.
+        http2: bool = true, any();
+        /// Concurrent streams per HTTP/2 connection.
+        h2_max_concurrent_streams: u32 = 256, range(1, 10_000);
+        /// On SIGTERM/SIGINT, how long in-flight requests may take to finish before the server
+        /// exits.
+        shutdown_grace_ms: u64 = 10_000, millis() => shutdown_grace: Duration;
+        /// Seconds suggested in Retry-After when the server sheds load.
+        retry_after_s: u32 = 1, range(1, 3600);
+    }
+
+    [storage] RawStorage => StorageConfig {
+        /// Where panlink keeps its data: the LMDB environment (lmdb/) and the generated admin
+        /// token. Must be a local file system (not NFS/SMB: LMDB memory-maps its file).
+        data_dir: String = "data".into(), check(directory, "a directory") => data_dir: PathBuf;
+        /// Largest size of the LMDB map. The file is sparse and grows with use; when it is full,
+        /// writes fail with 507 and nothing is lost.
+        map_size_mb: usize = 8 * 1024, mebibytes_between(1, 16 << 20) => map_size_bytes: usize;
+        /// Concurrent LMDB read transactions at most (one per request in flight that reads).
+        max_readers: u32 = 1024, range(126, 65_536);
+        /// Most write operations committed together in one LMDB transaction (group commit).
+        max_batch_ops: usize = 1024, range(1, 100_000);
+    }
+
+    [keys] RawKeys => KeysConfig {
+        /// Requests per second allowed per API key unless the key sets its own.
+        default_rate_per_s: u32 = 100, range(1, 1_000_000);
+        /// Burst allowed per API key unless the key sets its own.
+        default_burst: u32 = 200, range(1, 1_000_000);
+        /// How often usage counters (requests, last used) are written to the key records.
+        usage_flush_ms: u64 = 1_000, millis() => usage_flush_interval: Duration;
+    }
+
+    [admin] RawAdmin => AdminConfig {
+        /// Bearer token of the admin API (Authorization: Bearer <token>). Empty: one is generated
+        /// on first start, stored in <data_dir>/admin_token (mode 0600) and logged once.
+        token: String = String::new(), check(admin_token, "empty, or 16+ characters")
+            => token: Option<String>;
+    }
+
+    [checker] RawChecker => CheckerConfig {
+        /// Send every provider request to this IP:port instead of the address DNS gives, keeping
+        /// the real host name in TLS SNI and the Host header. Empty: use DNS. Tests point it at
+        /// `panlink mock-upstream`.
+        upstream_override: String = String::new(), check(optional_socket_addr, "empty, or IP:port")
+            => upstream_override: Option<SocketAddr>;
+        /// A PEM file of extra root certificates to trust besides the built-in Mozilla roots (the
+        /// mock upstream's CA in tests). Empty: none.
+        extra_root_ca: String = String::new(), check(optional_path, "")
+            => extra_root_ca: Option<PathBuf>;
+        /// Deadline for one provider request, including reading its body.
+        request_timeout_ms: u64 = 10_000, millis() => request_timeout: Duration;
+        /// Deadline for opening a TCP connection to a provider.
+        connect_timeout_ms: u64 = 5_000, millis() => connect_timeout: Duration;
+        /// Largest provider response body read; a larger one is treated as unrecognised.
+        max_response_bytes: usize = 2 << 20, range(1024, 64 << 20).unit("bytes");
+        /// Idle pooled connections kept per provider host.
+        pool_max_idle_per_host: usize = 64, range(0, 100_000);
+        /// The User-Agent sent to providers (their web APIs expect a browser's).
+        user_agent: String = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36".into(),
+            check(header_value, "");
+        /// Checks running at once, per provider. Hurried (urgent) links may go over it by an
+        /// eighth (at least 1), so they start at once without interrupting anything. It is a
+        /// ceiling: rate-limit answers halve the current limit, good answers raise it again (AIMD).
+        concurrency: usize = 16, range(1, 10_000);
+        /// Checks started per second at most, per provider (providers ban busy clients).
+        rate_per_s: u32 = 50, range(1, 1_000_000);
+        /// Attempts per link when the outcome is transient (timeout, rate limit, 5xx, connection
+        /// error); still unknown after them → reported as unknown.
+        max_attempts: u32 = 3, range(1, 10);
+        /// Backoff before the second attempt; doubled each attempt, with jitter.
+        retry_backoff_ms: u64 = 200, millis() => retry_backoff: Duration;
+        /// Retry budget per provider: each first attempt earns this fraction of a retry, each
+        /// retry spends one (10 to start with), so an outage cannot multiply the load.
+        retry_budget_ratio: f64 = 0.2, range(0.0, 1.0);
+        /// How long a `valid` verdict is reused for the same share and pass code (results say
+        /// `cached: true`); 0 turns caching off for that state. Unknown verdicts are never reused.
+        cache_valid_ttl_s: u64 = 6 * 3600, seconds_between(0, 30 * 86_400)
+            => cache_valid_ttl: Duration;
+        /// How long an `invalid` verdict is reused (as cache_valid_ttl_s).
+        cache_invalid_ttl_s: u64 = 3 * 86_400, seconds_between(0, 365 * 86_400)
+            => cache_invalid_ttl: Duration;
+        /// How long a `locked` verdict (a pass code is needed) is reused (as cache_valid_ttl_s).
+        cache_locked_ttl_s: u64 = 3600, seconds_between(0, 30 * 86_400)
+            => cache_locked_ttl: Duration;
+        /// Verdicts kept in memory at most.
+        cache_max_entries: usize = 200_000, range(0, 100_000_000);
+        /// Consecutive timeouts or upstream errors after which a provider's circuit opens: no
+        /// check starts for the cool-down, then one probe; its failure doubles the cool-down (at
+        /// most 5 minutes). Pending links wait meanwhile.
+        breaker_failures: u32 = 20, range(1, 1_000_000);
+        /// The first cool-down of an open circuit (see breaker_failures).
+        breaker_cooldown_ms: u64 = 30_000, millis() => breaker_cooldown: Duration;
+        /// HTTP CONNECT proxies for provider requests, used in turn, e.g.
+        /// ["http://user:password@203.0.113.7:3128", "http://203.0.113.8:3128"] (providers ban
+        /// busy IPs). Empty: connect directly. Env: PANLINK_CHECKER_PROXIES='["http://h:3128"]'.
+        proxies: Vec<String> = Vec::new(), check(proxies, "http://[user:password@]host:port each")
+            => proxies: Vec<http::Uri>;
+        /// Which providers go through the proxies, e.g. ["baidu", "aliyun"]; empty: all of them.
+        proxy_providers: Vec<String> = Vec::new(), check(providers, "")
+            => proxy_providers: Vec<crate::drive::Provider>;
+    }
+
+    [jobs] RawJobs => JobsConfig {
+        /// URLs per job at most (400 above).
+        max_items: usize = 100_000, range(1, 10_000_000);
+        /// Unfinished jobs per API key at most (429 above).
+        max_open_jobs_per_key: usize = 20, range(1, 100_000);
+        /// Largest POST /jobs body (413 above).
+        max_body_bytes: usize = 32 << 20, range(1024, 1 << 30).unit("bytes");
+        /// Longest URL of one item; a longer one is rejected (`url_too_long` in `rejected`). With
+        /// max_meta_bytes it bounds what one item stores (its record and its result both carry
+        /// URL and meta).
+        max_url_bytes: usize = 2048, range(64, 65_536).unit("bytes");
+        /// Largest `meta` of one item, as compact JSON; a larger one is rejected (`meta_too_large`
+        /// in `rejected`).
+        max_meta_bytes: usize = 1024, range(16, 1 << 20).unit("bytes");
+        /// Items a key on the free plan may have stored at once, counted at submission over the
+        /// retention window (every job submitted within `retention_s`, answered or not); a job
+        /// that would go over it is refused with 429 `item_quota_exceeded`. The default allows
+        /// one job of `max_items` per window.
+        free_max_stored_items: u64 = 100_000, range(1, 1 << 40);
+        /// The same for keys on the premium plan.
+        premium_max_stored_items: u64 = 10_000_000, range(1, 1 << 40);
+        /// Event streams (GET /jobs/{id}/events) open at once per API key; over it, 429
+        /// `too_many_streams`.
+        max_streams_per_key: usize = 64, range(1, 1_000_000);
+        /// Event streams open at once per connection (HTTP/2 carries many streams on one); over
+        /// it, 429 `too_many_streams`.
+        max_streams_per_connection: usize = 16, range(1, 10_000);
+        /// A ":" comment is sent on idle SSE streams this often.
+        sse_keepalive_ms: u64 = 15_000, millis() => sse_keepalive: Duration;
+        /// The reconnect delay suggested to SSE clients (`retry:`).
+        sse_retry_ms: u64 = 3_000, millis() => sse_retry: Duration;
+        /// Finished jobs, their items and results are deleted this long after they end (default
+        /// 7 days).
+        retention_s: u64 = 7 * 86_400, seconds_between(1, 10 * 365 * 86_400)
+            => retention: Duration;
+        /// How often the purge of expired jobs runs.
+        purge_interval_ms: u64 = 600_000, millis() => purge_interval: Duration;
+    }
+
+    [links] RawLinks => LinksConfig {
+        /// Characters of a generated short code (random base62; grows by itself if collisions
+        /// repeat).
+        code_length: usize = 6, range(4, 32);
+        /// Status of the redirect: 302 (default: browsers keep asking, so clicks are counted and
+        /// edits take effect), or 301, 307, 308.
+        redirect_status: u16 = 302, check(redirect_status, "301, 302, 307 or 308")
+            => redirect_status: http::StatusCode;
+        /// `Cache-Control: private, max-age=<this>` on redirects.
+        redirect_max_age_s: u32 = 90, range(0, 31_536_000).unit("s");
+        /// Longest target URL accepted (400 above).
+        max_url_len: usize = 4096, range(64, 65_536).unit("bytes");
+        /// Clicks are counted in memory and appended to the click journal in one write this often
+        /// (and at shutdown); a crash loses at most this interval's clicks.
+        click_flush_ms: u64 = 500, millis() => click_flush_interval: Duration;
+        /// The journaled clicks are folded into each link's counters this often (one update per
+        /// link clicked in the interval, however often); readers see them meanwhile.
+        click_compact_ms: u64 = 60_000, millis() => click_compact_interval: Duration;
+        /// Links kept in the redirect's memory cache (misses read LMDB); 0 turns the cache off.
+        cache_max_entries: usize = 1_000_000, range(0, 100_000_000);
+        /// Items per POST /api/v1/links/batch at most.
+        batch_max_items: usize = 1_000, range(1, 100_000);
+        /// The size limit of a POST /api/v1/links/batch body.
+        batch_max_body_bytes: usize = 8 << 20, range(1024, 1 << 30).unit("bytes");
+        /// Password links per batch at most (each is an argon2id hash of ~35 ms of one core; they
+        /// run in parallel on the blocking pool). 0 forbids password links in batches.
+        batch_max_password_links: usize = 200, range(0, 100_000);
+        /// Wrong passwords per link and client IP within password_window_s before the form
+        /// answers 429.
+        password_max_failures: u32 = 5, range(1, 1_000_000);
+        /// The window over which password_max_failures counts.
+        password_window_s: u64 = 300, seconds_between(1, 86_400) => password_window: Duration;
+    }
+
+    [security] RawSecurity => SecurityConfig {
+        /// Points one POST /api/v1/tools/security-check costs (debited atomically; below it: 403
+        /// 积分不足).
+        points_per_check: u64 = 10, range(0, 1_000_000);
+        /// The DNS server the check asks, as IP:port; empty: the system's resolvers
+        /// (/etc/resolv.conf).
+        dns_server: String = String::new(), check(optional_socket_addr, "empty, or IP:port")
+            => dns_server: Option<SocketAddr>;
+        /// A name that does not resolve within this is reported as `unresolvable_host`.
+        dns_timeout_ms: u64 = 1_500, millis_between(1, 30_000) => dns_timeout: Duration;
+        /// Your own blocklist, added to the bundled one: one domain per line, `#` comments,
+        /// `!domain` exempts a domain. Empty: the bundled list only. Read at start-up.
+        blocklist_file: String = String::new(), check(optional_path, "")
+            => blocklist_file: Option<PathBuf>;
+    }
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// How long the checker keeps verdicts, by state (zero: not kept).
+#[derive(Debug, Clone, Copy)]
+pub struct CacheTtl {
+    pub valid: Duration,
+    pub invalid: Duration,
+    pub locked: Duration,
+}
+
+impl CheckerConfig {
+    pub fn cache_ttl(&self) -> CacheTtl {
+        CacheTtl {
+            valid: self.cache_valid_ttl,
+            invalid: self.cache_invalid_ttl,
+            locked: self.cache_locked_ttl,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The LMDB environment's directory inside the data dir.
+    pub fn lmdb_dir(&self) -> PathBuf {
+        self.data_dir.join("lmdb")
+    }
+}
+
+fn socket_addr(key: &str, text: String) -> Result<SocketAddr, ConfigError> {
+    text.trim().parse().map_err(|_| {
+        ConfigError(format!(
+            "`{key}` = {text:?}: must be an IP:port socket address, e.g. 127.0.0.1:8080"
+        ))
+    })
+}
+
+fn optional_socket_addr(key: &str, text: String) -> Result<Option<SocketAddr>, ConfigError> {
+    match text.trim() {
+        "" => Ok(None),
+        addr => addr.parse().map(Some).map_err(|_| {
+            ConfigError(format!(
+                "`{key}` = {text:?}: must be empty or an IP:port socket address, e.g. 127.0.0.1:53"
+            ))
+        }),
+    }
+}
+
+fn base_url(key: &str, text: String) -> Result<Option<String>, ConfigError> {
+    match text.trim() {
+        "" => Ok(None),
+        url if url.starts_with("http://") || url.starts_with("https://") => {
+            Ok(Some(url.trim_end_matches('/').to_owned()))
+        }
+        url => Err(ConfigError(format!(
+            "`{key}` = {url:?}: must be empty or start with http:// or https://"
+        ))),
+    }
+}
+
+fn log_format(key: &str, text: String) -> Result<LogFormat, ConfigError> {
+    match text.as_str() {
+        "human" => Ok(LogFormat::Human),
+        "json" => Ok(LogFormat::Json),
+        other => Err(ConfigError(format!(
+            "`{key}` = {other:?}: must be \"human\" or \"json\""
+        ))),
+    }
+}
+
+fn tracing_filter(key: &str, text: String) -> Result<String, ConfigError> {
+    match tracing_subscriber::EnvFilter::try_new(&text) {
+        Ok(_) => Ok(text),
+        Err(err) => Err(ConfigError(format!(
+            "`{key}` = {text:?}: not a tracing filter ({err}); try \"info\" or \"panlink=debug\""
+        ))),
+    }
+}
+
+fn directory(key: &str, text: String) -> Result<PathBuf, ConfigError> {
+    if text.trim().is_empty() {
+        return Err(ConfigError(format!(
+            "`{key}` is empty: it must name a directory"
+        )));
+    }
+    Ok(PathBuf::from(text))
+}
+
+fn optional_path(_key: &str, text: String) -> Result<Option<PathBuf>, ConfigError> {
+    let path = text.trim();
+    Ok((!path.is_empty()).then(|| PathBuf::from(path)))
+}
+
+fn admin_token(key: &str, text: String) -> Result<Option<String>, ConfigError> {
+    let token = text.trim();
+    if !token.is_empty() && token.len() < 16 {
+        return Err(ConfigError(format!(
+            "`{key}` is shorter than 16 characters: use a long random token, or leave it empty to have one generated"
+        )));
+    }
+    Ok((!token.is_empty()).then(|| token.to_owned()))
+}
+
+fn header_value(key: &str, text: String) -> Result<String, ConfigError> {
+    if text.trim().is_empty() || http::HeaderValue::from_str(&text).is_err() {
+        return Err(ConfigError(format!(
+            "`{key}` must be a non-empty header value"
+        )));
+    }
+    Ok(text)
+}
+
+/// Proxy URLs: `http://[user:password@]host:port`.
+fn proxies(key: &str, list: Vec<String>) -> Result<Vec<http::Uri>, ConfigError> {
+    list.iter()
+        .map(|text| {
+            let bad = || {
+                ConfigError(format!(
+                    "`{key}` has {text:?}: each must be http://[user:password@]host:port"
+                ))
+            };
+            let uri: http::Uri = text.trim().parse().map_err(|_| bad())?;
+            if uri.scheme_str() != Some("http") || uri.host().is_none() || uri.port_u16().is_none()
+            {
+                return Err(bad());
+            }
+            Ok(uri)
+        })
+        .collect()
+}
+
+fn providers(key: &str, names: Vec<String>) -> Result<Vec<crate::drive::Provider>, ConfigError> {
+    names
+        .iter()
+        .map(|name| {
+            crate::drive::Provider::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = crate::drive::Provider::ALL
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect();
+                ConfigError(format!("`{key}` has {name:?}: use {}", known.join(", ")))
+            })
+        })
+        .collect()
+}
+
+fn redirect_status(key: &str, status: u16) -> Result<http::StatusCode, ConfigError> {
+    match status {
+        301 | 302 | 307 | 308 => Ok(http::StatusCode::from_u16(status).expect("a valid status")),
+        other => Err(ConfigError(format!(
+            "`{key}` = {other}: must be 301, 302, 307 or 308"
+        ))),
+    }
+}
