@@ -59,42 +59,38 @@ where
     }
 }
 
-/// A duration written in milliseconds.
-pub struct Millis(Range<u64>);
+/// A duration written as a whole number of some unit (ms, s).
+pub struct DurationIn {
+    range: Range<u64>,
+    from: fn(u64) -> Duration,
+}
 
 /// A duration in milliseconds from 1 ms to 24 h.
-pub fn millis() -> Millis {
+pub fn millis() -> DurationIn {
     millis_between(1, 86_400_000)
 }
 
-pub fn millis_between(min: u64, max: u64) -> Millis {
-    Millis(range(min, max).unit("ms"))
+pub fn millis_between(min: u64, max: u64) -> DurationIn {
+    DurationIn {
+        range: range(min, max).unit("ms"),
+        from: Duration::from_millis,
+    }
 }
 
-impl Rule<u64> for Millis {
+pub fn seconds_between(min: u64, max: u64) -> DurationIn {
+    DurationIn {
+        range: range(min, max).unit("s"),
+        from: Duration::from_secs,
+    }
+}
+
+impl Rule<u64> for DurationIn {
     type Out = Duration;
     fn apply(&self, key: &str, value: u64) -> Result<Duration, ConfigError> {
-        self.0.apply(key, value).map(Duration::from_millis)
+        self.range.apply(key, value).map(self.from)
     }
     fn accepts(&self) -> String {
-        self.0.accepts()
-    }
-}
-
-/// A duration written in seconds.
-pub struct Seconds(Range<u64>);
-
-pub fn seconds_between(min: u64, max: u64) -> Seconds {
-    Seconds(range(min, max).unit("s"))
-}
-
-impl Rule<u64> for Seconds {
-    type Out = Duration;
-    fn apply(&self, key: &str, value: u64) -> Result<Duration, ConfigError> {
-        self.0.apply(key, value).map(Duration::from_secs)
-    }
-    fn accepts(&self) -> String {
-        self.0.accepts()
+        self.range.accepts()
     }
 }
 
