@@ -19,7 +19,7 @@ use http::{HeaderValue, Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::App;
-use super::routes::{self, Access, Route};
+use super::routes::{self, Access, Cors, Route};
 use crate::error::ApiError;
 use crate::http::body::ResponseBody;
 use crate::http::connection::ConnActivity;
@@ -54,14 +54,14 @@ pub async fn handle(
         } => {
             let response =
                 run_route(&app, *handler, &request_id, &parts, params, body, &activity).await;
-            (pattern, handler.cors, response)
+            (pattern, handler.cors == Cors::Open, response)
         }
         Match::Options {
             allow,
             pattern,
             handlers,
         } => {
-            let cors = handlers.iter().any(|(_, route)| route.cors);
+            let cors = handlers.iter().any(|(_, route)| route.cors == Cors::Open);
             (pattern, cors, preflight(allow, cors))
         }
         Match::MethodNotAllowed {
@@ -72,7 +72,7 @@ pub async fn handle(
             let err = ApiError::MethodNotAllowed {
                 allow: allow.clone(),
             };
-            let cors = handlers.iter().any(|(_, route)| route.cors);
+            let cors = handlers.iter().any(|(_, route)| route.cors == Cors::Open);
             (pattern, cors, response::error_response(&err, &request_id))
         }
         Match::NotFound => (

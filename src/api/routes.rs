@@ -1,8 +1,8 @@
 //! The route table of the whole service and the dispatch from a matched route to its handler.
 //!
-//! Each route names a [`RouteId`] and what the pipeline must do before calling it: which
-//! credentials it needs ([`Access`]), whether browsers may call it from other origins (CORS), and
-//! its body size limit. Dispatch is a `match` on the id that hands each handler its own service:
+//! Each route is one line of [`routes!`]: its id, method, pattern, which credentials it needs
+//! ([`Access`]), whether browsers may call it from other origins ([`Cors`]), its body size limit,
+//! and the handler call. Dispatch is a `match` on the id that hands each handler its own service:
 //! no boxed handler, no allocation.
 
 use http::Method;
@@ -24,43 +24,13 @@ pub enum Access {
     Admin,
 }
 
-/// Every handler of the service.
+/// Whether browsers may call a route from pages of other origins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteId {
-    Index,
-    Health,
-    Metrics,
-    Me,
-    AdminListKeys,
-    AdminCreateKey,
-    AdminPatchKey,
-    AdminDeleteKey,
-    CreateJob,
-    GetJob,
-    CancelJob,
-    JobEvents,
-    UrgentJob,
-    Pool,
-    PoolProvider,
-    CreateLink,
-    CreateLinks,
-    ListLinks,
-    RestoreLink,
-    PatchLink,
-    DeleteLink,
-    LinkStats,
-    LinkQr,
-    CreateGroup,
-    ListGroups,
-    Redirect,
-    UnlockRedirect,
-    SecurityCheck,
-    GuideMarkdown,
-    AdminPage,
-    OpenApi,
-    SwaggerUi,
-    Redoc,
-    StaticFile,
+pub enum Cors {
+    /// Any origin (`Access-Control-Allow-Origin: *`): the API, the guide, health.
+    Open,
+    /// Same origin only: pages, the admin API, redirects, metrics.
+    SameOrigin,
 }
 
 /// A route's handler and its requirements.
@@ -68,8 +38,7 @@ pub enum RouteId {
 pub struct Route {
     pub id: RouteId,
     pub access: Access,
-    /// Browsers may call it from any origin.
-    pub cors: bool,
+    pub cors: Cors,
     /// Which configured body limit applies.
     pub body_limit: BodyLimit,
 }
@@ -92,197 +61,117 @@ impl BodyLimit {
     pub const FORM_BYTES: usize = 4096;
 }
 
-const fn route(
-    method: Method,
-    pattern: &'static str,
-    id: RouteId,
-    access: Access,
-    cors: bool,
-) -> RouteDef<Route> {
-    RouteDef {
-        method,
-        pattern,
-        handler: Route {
-            id,
-            access,
-            cors,
-            body_limit: BodyLimit::Http,
-        },
-    }
+/// Declares every route once, one line each:
+/// `Id: METHOD "/pattern", access, cors[, body: Limit] => handler call;`.
+/// From those lines come the [`RouteId`] enum, [`table`] and [`dispatch`]. The handler
+/// expressions see the application as `app` and the request as `req`.
+macro_rules! routes {
+    (
+        fn dispatch($app:ident, $req:ident);
+        $(
+            $id:ident: $method:ident $pattern:literal, $access:ident, $cors:ident
+                $(, body: $limit:ident)? => $handler:expr;
+        )*
+    ) => {
+        /// Every handler of the service.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum RouteId {
+            $( $id, )*
+        }
+
+        /// The route table.
+        pub fn table() -> Vec<RouteDef<Route>> {
+            vec![
+                $( RouteDef {
+                    method: Method::$method,
+                    pattern: $pattern,
+                    handler: Route {
+                        id: RouteId::$id,
+                        access: Access::$access,
+                        cors: Cors::$cors,
+                        body_limit: routes!(@limit $($limit)?),
+                    },
+                }, )*
+            ]
+        }
+
+        /// Calls the handler of `id` with its own service.
+        pub async fn dispatch(
+            $app: &App,
+            id: RouteId,
+            $req: Req<'_>,
+        ) -> Result<HttpResponse, ApiError> {
+            match id {
+                $( RouteId::$id => $handler, )*
+            }
+        }
+    };
+    (@limit) => { BodyLimit::Http };
+    (@limit $limit:ident) => { BodyLimit::$limit };
 }
 
-/// The route table.
-pub fn table() -> Vec<RouteDef<Route>> {
-    use Access::*;
-    use RouteId::*;
-    let jobs_body = Route {
-        id: CreateJob,
-        access: ApiKey,
-        cors: true,
-        body_limit: BodyLimit::Jobs,
+routes! {
+    fn dispatch(app, req);
+    Index: GET "/", Public, Open => if web::wants_json(&req) {
+        ops::index(app, req)
+    } else {
+        web::index(&app.site, req)
     };
-    vec![
-        route(Method::GET, "/", Index, Public, true),
-        route(Method::GET, "/health", Health, Public, true),
-        route(Method::GET, "/metrics", Metrics, Public, false),
-        route(Method::GET, "/api/v1/me", Me, ApiKey, true),
-        route(Method::GET, "/admin/api/keys", AdminListKeys, Admin, false),
-        route(
-            Method::POST,
-            "/admin/api/keys",
-            AdminCreateKey,
-            Admin,
-            false,
-        ),
-        route(
-            Method::PATCH,
-            "/admin/api/keys/{id}",
-            AdminPatchKey,
-            Admin,
-            false,
-        ),
-        route(
-            Method::DELETE,
-            "/admin/api/keys/{id}",
-            AdminDeleteKey,
-            Admin,
-            false,
-        ),
-        RouteDef {
-            method: Method::POST,
-            pattern: "/jobs",
-            handler: jobs_body,
-        },
-        route(Method::GET, "/jobs/{id}", GetJob, ApiKey, true),
-        route(Method::DELETE, "/jobs/{id}", CancelJob, ApiKey, true),
-        route(Method::GET, "/jobs/{id}/events", JobEvents, ApiKey, true),
-        route(Method::POST, "/jobs/{id}/urgent", UrgentJob, ApiKey, true),
-        route(Method::GET, "/pool", Pool, Public, true),
-        route(Method::GET, "/pool/{provider}", PoolProvider, Public, true),
-        route(Method::POST, "/api/v1/links", CreateLink, ApiKey, true),
-        route(Method::GET, "/api/v1/links", ListLinks, ApiKey, true),
-        RouteDef {
-            method: Method::POST,
-            pattern: "/api/v1/links/batch",
-            handler: Route {
-                id: CreateLinks,
-                access: ApiKey,
-                cors: true,
-                body_limit: BodyLimit::LinkBatch,
-            },
-        },
-        route(
-            Method::GET,
-            "/api/v1/links/{code}",
-            RestoreLink,
-            ApiKey,
-            true,
-        ),
-        route(
-            Method::PATCH,
-            "/api/v1/links/{code}",
-            PatchLink,
-            ApiKey,
-            true,
-        ),
-        route(
-            Method::DELETE,
-            "/api/v1/links/{code}",
-            DeleteLink,
-            ApiKey,
-            true,
-        ),
-        route(
-            Method::GET,
-            "/api/v1/links/{code}/stats",
-            LinkStats,
-            ApiKey,
-            true,
-        ),
-        route(Method::GET, "/api/v1/links/{code}/qr", LinkQr, ApiKey, true),
-        route(Method::POST, "/api/v1/groups", CreateGroup, ApiKey, true),
-        route(Method::GET, "/api/v1/groups", ListGroups, ApiKey, true),
-        route(
-            Method::POST,
-            "/api/v1/tools/security-check",
-            SecurityCheck,
-            ApiKey,
-            true,
-        ),
-        route(Method::GET, "/guide.md", GuideMarkdown, Public, true),
-        route(Method::GET, "/admin", AdminPage, Public, false),
-        route(Method::GET, "/openapi.json", OpenApi, Public, true),
-        route(Method::GET, "/docs", SwaggerUi, Public, false),
-        route(Method::GET, "/redoc", Redoc, Public, false),
-        route(Method::GET, "/static/{file}", StaticFile, Public, false),
-        route(
-            Method::GET,
-            "/static/{dir}/{file}",
-            StaticFile,
-            Public,
-            false,
-        ),
-        route(Method::GET, "/{code}", Redirect, Public, false),
-        RouteDef {
-            method: Method::POST,
-            pattern: "/{code}",
-            handler: Route {
-                id: UnlockRedirect,
-                access: Public,
-                cors: false,
-                body_limit: BodyLimit::Form,
-            },
-        },
-    ]
+    Health: GET "/health", Public, Open => ops::health(app, req);
+    Metrics: GET "/metrics", Public, SameOrigin => ops::metrics(app, req);
+    Me: GET "/api/v1/me", ApiKey, Open => keys::api::me(&app.config.keys, req);
+
+    AdminListKeys: GET "/admin/api/keys", Admin, SameOrigin
+        => admin::keys_api::list(&app.keys, req);
+    AdminCreateKey: POST "/admin/api/keys", Admin, SameOrigin
+        => admin::keys_api::create(&app.keys, req).await;
+    AdminPatchKey: PATCH "/admin/api/keys/{id}", Admin, SameOrigin
+        => admin::keys_api::patch(&app.keys, req).await;
+    AdminDeleteKey: DELETE "/admin/api/keys/{id}", Admin, SameOrigin
+        => admin::keys_api::delete(&app.keys, req).await;
+
+    CreateJob: POST "/jobs", ApiKey, Open, body: Jobs => jobs::api::create(&app.jobs, req).await;
+    GetJob: GET "/jobs/{id}", ApiKey, Open => jobs::api::get(&app.jobs, req);
+    CancelJob: DELETE "/jobs/{id}", ApiKey, Open => jobs::api::cancel(&app.jobs, req).await;
+    JobEvents: GET "/jobs/{id}/events", ApiKey, Open => jobs::api::events(&app.jobs, req);
+    UrgentJob: POST "/jobs/{id}/urgent", ApiKey, Open => jobs::api::urgent(&app.jobs, req).await;
+    Pool: GET "/pool", Public, Open => jobs::pool::all(&app.jobs.engine, req);
+    PoolProvider: GET "/pool/{provider}", Public, Open => jobs::pool::one(&app.jobs.engine, req);
+
+    CreateLink: POST "/api/v1/links", ApiKey, Open => links::api::create(&app.links, req).await;
+    ListLinks: GET "/api/v1/links", ApiKey, Open => links::api::list(&app.links, req);
+    CreateLinks: POST "/api/v1/links/batch", ApiKey, Open, body: LinkBatch
+        => links::api::create_batch(&app.links, req).await;
+    RestoreLink: GET "/api/v1/links/{code}", ApiKey, Open => links::api::restore(&app.links, req);
+    PatchLink: PATCH "/api/v1/links/{code}", ApiKey, Open
+        => links::api::patch(&app.links, req).await;
+    DeleteLink: DELETE "/api/v1/links/{code}", ApiKey, Open
+        => links::api::delete(&app.links, req).await;
+    LinkStats: GET "/api/v1/links/{code}/stats", ApiKey, Open
+        => links::api::stats(&app.links, req);
+    LinkQr: GET "/api/v1/links/{code}/qr", ApiKey, Open => links::api::qr_code(&app.links, req);
+    CreateGroup: POST "/api/v1/groups", ApiKey, Open
+        => links::api::create_group(&app.links, req).await;
+    ListGroups: GET "/api/v1/groups", ApiKey, Open => links::api::list_groups(&app.links, req);
+    SecurityCheck: POST "/api/v1/tools/security-check", ApiKey, Open
+        => security::api::check(&app.security, &app.links, req).await;
+
+    GuideMarkdown: GET "/guide.md", Public, Open => web::guide_markdown(&app.site, req);
+    AdminPage: GET "/admin", Public, SameOrigin => web::admin_page(&app.site, req);
+    OpenApi: GET "/openapi.json", Public, Open => web::openapi(&app.site, req);
+    SwaggerUi: GET "/docs", Public, SameOrigin => web::swagger_page(&app.site, req);
+    Redoc: GET "/redoc", Public, SameOrigin => web::redoc_page(&app.site, req);
+    StaticFile: GET "/static/{file}", Public, SameOrigin => web::static_file(req);
+    StaticFileInDir: GET "/static/{dir}/{file}", Public, SameOrigin => web::static_file(req);
+
+    Redirect: GET "/{code}", Public, SameOrigin => links::redirect::follow(&app.links, req);
+    UnlockRedirect: POST "/{code}", Public, SameOrigin, body: Form
+        => links::redirect::unlock(&app.links, req).await;
 }
 
 /// The compiled route table.
 pub fn router() -> Result<Router<Route>, RouterError> {
     Router::new(table())
-}
-
-/// Calls the handler of `id` with its own service.
-pub async fn dispatch(app: &App, id: RouteId, req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let site = &app.site;
-    let jobs = &app.jobs;
-    let links = &app.links;
-    match id {
-        RouteId::Index if web::wants_json(&req) => ops::index(app, req),
-        RouteId::Index => web::index(site, req),
-        RouteId::Health => ops::health(app, req),
-        RouteId::Metrics => ops::metrics(app, req),
-        RouteId::Me => keys::api::me(&app.config.keys, req),
-        RouteId::AdminListKeys => admin::keys_api::list(&app.keys, req),
-        RouteId::AdminCreateKey => admin::keys_api::create(&app.keys, req).await,
-        RouteId::AdminPatchKey => admin::keys_api::patch(&app.keys, req).await,
-        RouteId::AdminDeleteKey => admin::keys_api::delete(&app.keys, req).await,
-        RouteId::CreateJob => jobs::api::create(jobs, req).await,
-        RouteId::GetJob => jobs::api::get(jobs, req),
-        RouteId::CancelJob => jobs::api::cancel(jobs, req).await,
-        RouteId::JobEvents => jobs::api::events(jobs, req),
-        RouteId::UrgentJob => jobs::api::urgent(jobs, req).await,
-        RouteId::Pool => jobs::pool::all(&jobs.engine, req),
-        RouteId::PoolProvider => jobs::pool::one(&jobs.engine, req),
-        RouteId::CreateLink => links::api::create(links, req).await,
-        RouteId::CreateLinks => links::api::create_batch(links, req).await,
-        RouteId::ListLinks => links::api::list(links, req),
-        RouteId::RestoreLink => links::api::restore(links, req),
-        RouteId::PatchLink => links::api::patch(links, req).await,
-        RouteId::DeleteLink => links::api::delete(links, req).await,
-        RouteId::LinkStats => links::api::stats(links, req),
-        RouteId::LinkQr => links::api::qr_code(links, req),
-        RouteId::CreateGroup => links::api::create_group(links, req).await,
-        RouteId::ListGroups => links::api::list_groups(links, req),
-        RouteId::Redirect => links::redirect::follow(links, req),
-        RouteId::UnlockRedirect => links::redirect::unlock(links, req).await,
-        RouteId::SecurityCheck => security::api::check(&app.security, links, req).await,
-        RouteId::GuideMarkdown => web::guide_markdown(site, req),
-        RouteId::AdminPage => web::admin_page(site, req),
-        RouteId::OpenApi => web::openapi(site, req),
-        RouteId::SwaggerUi => web::swagger_page(site, req),
-        RouteId::Redoc => web::redoc_page(site, req),
-        RouteId::StaticFile => web::static_file(req),
-    }
 }
 
 #[cfg(test)]

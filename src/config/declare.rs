@@ -81,7 +81,8 @@ macro_rules! config_section {
         [$section:ident] $Raw:ident => $Typed:ident {
             $(
                 $(#[doc = $doc:literal])*
-                $key:ident : $raw_ty:ty = $default:expr, $rule:expr $(=> $field:ident : $ty:ty)? ;
+                $key:ident : $raw_ty:ty = $default:expr, $rule:expr
+                    $(=> $field:ident : $ty:ty)? ;
             )*
         }
     ) => {
@@ -97,7 +98,9 @@ macro_rules! config_section {
             }
         }
 
-        typed_section! { @struct $Typed [] $( [$(#[doc = $doc])*] $key : $raw_ty $(=> $field : $ty)? ; )* }
+        typed_section! {
+            @struct $Typed [] $( [$(#[doc = $doc])*] $key : $raw_ty $(=> $field : $ty)? ; )*
+        }
 
         impl $Typed {
             fn from_raw(raw: $Raw) -> Result<$Typed, ConfigError> {
@@ -126,22 +129,26 @@ macro_rules! typed_section {
         #[derive(Debug, Clone)]
         pub struct $Typed { $($fields)* }
     };
-    (@struct $Typed:ident [$($fields:tt)*] [$($attr:tt)*] $key:ident : $raw_ty:ty => $field:ident : $ty:ty ; $($rest:tt)*) => {
+    (@struct $Typed:ident [$($fields:tt)*]
+        [$($attr:tt)*] $key:ident : $raw_ty:ty => $field:ident : $ty:ty ; $($rest:tt)*) => {
         typed_section! { @struct $Typed [$($fields)* $($attr)* pub $field: $ty,] $($rest)* }
     };
-    (@struct $Typed:ident [$($fields:tt)*] [$($attr:tt)*] $key:ident : $raw_ty:ty ; $($rest:tt)*) => {
+    (@struct $Typed:ident [$($fields:tt)*]
+        [$($attr:tt)*] $key:ident : $raw_ty:ty ; $($rest:tt)*) => {
         typed_section! { @struct $Typed [$($fields)* $($attr)* pub $key: $raw_ty,] $($rest)* }
     };
     (@init $Typed:ident $raw:ident $section:ident [$($inits:tt)*]) => {
         Ok($Typed { $($inits)* })
     };
-    (@init $Typed:ident $raw:ident $section:ident [$($inits:tt)*] $key:ident, $rule:expr => $field:ident ; $($rest:tt)*) => {
+    (@init $Typed:ident $raw:ident $section:ident [$($inits:tt)*]
+        $key:ident, $rule:expr => $field:ident ; $($rest:tt)*) => {
         typed_section! { @init $Typed $raw $section [$($inits)*
             $field: $crate::config::rules::Rule::apply(
                 &$rule, concat!(stringify!($section), ".", stringify!($key)), $raw.$key)?,
         ] $($rest)* }
     };
-    (@init $Typed:ident $raw:ident $section:ident [$($inits:tt)*] $key:ident, $rule:expr ; $($rest:tt)*) => {
+    (@init $Typed:ident $raw:ident $section:ident [$($inits:tt)*]
+        $key:ident, $rule:expr ; $($rest:tt)*) => {
         typed_section! { @init $Typed $raw $section [$($inits)*
             $key: $crate::config::rules::Rule::apply(
                 &$rule, concat!(stringify!($section), ".", stringify!($key)), $raw.$key)?,

@@ -15,7 +15,8 @@ config_sections! {
     [server] RawServer => ServerConfig {
         /// Address and port to listen on. Use 0.0.0.0:8080 to accept connections from other
         /// machines.
-        listen: String = "127.0.0.1:8080".into(), check(socket_addr, "IP:port") => listen: SocketAddr;
+        listen: String = "127.0.0.1:8080".into(), check(socket_addr, "IP:port")
+            => listen: SocketAddr;
         /// Absolute base URL used to build links handed to clients (short links, stream URLs),
         /// without a trailing slash, e.g. "https://s.example.com". Empty: built from each
         /// request's Host header.
