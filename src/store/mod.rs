@@ -108,6 +108,12 @@ fn is_full(available: u64) -> bool {
     available < FULL_BELOW_BYTES
 }
 
+/// Whether the file system under `dir` has room for a batch commit (an unreadable one counts as
+/// having room: the commit itself is the test).
+fn disk_has_room(dir: &std::path::Path) -> bool {
+    rustix::fs::statvfs(dir).map_or(true, |fs| !is_full(fs.f_bavail.saturating_mul(fs.f_frsize)))
+}
+
 /// What the last commit said about the storage, for `/health`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -129,6 +135,21 @@ impl Condition {
             Err(StoreError::MapFull | StoreError::DiskFull) => Condition::Full,
             Err(StoreError::ReadOnly) => Condition::ReadOnly,
             Err(_) => Condition::Failing,
+        }
+    }
+
+    /// The condition after a commit, `was` the one before it. A failure decides at once. A
+    /// success after [`Condition::Full`] clears it only when the disk has room for a batch again
+    /// (`disk_has_room`): a small commit (a usage counter) can squeeze into the last free pages of
+    /// a full disk, and `/health` must not say `ok` while writes of normal size still fail.
+    fn after(
+        was: Condition,
+        commit: &Result<(), StoreError>,
+        disk_has_room: impl FnOnce() -> bool,
+    ) -> Condition {
+        match (was, Condition::of(commit)) {
+            (Condition::Full, Condition::Ok) if !disk_has_room() => Condition::Full,
+            (_, now) => now,
         }
     }
 
@@ -339,6 +360,33 @@ mod tests {
         assert!(is_full(0));
         assert!(is_full(FULL_BELOW_BYTES - 1));
         assert!(!is_full(FULL_BELOW_BYTES));
+    }
+
+    #[test]
+    fn full_clears_only_with_room_on_the_disk() {
+        let ok = Ok(());
+        assert_eq!(
+            Condition::after(Condition::Full, &ok, || false),
+            Condition::Full
+        );
+        assert_eq!(
+            Condition::after(Condition::Full, &ok, || true),
+            Condition::Ok
+        );
+        assert_eq!(
+            Condition::after(Condition::ReadOnly, &ok, || false),
+            Condition::Ok
+        );
+        let full = Err(StoreError::DiskFull);
+        assert_eq!(
+            Condition::after(Condition::Ok, &full, || true),
+            Condition::Full
+        );
+        let read_only = Err(StoreError::ReadOnly);
+        assert_eq!(
+            Condition::after(Condition::Full, &read_only, || true),
+            Condition::ReadOnly
+        );
     }
 
     #[test]

@@ -173,11 +173,13 @@ fn run(
         if let Err(err) = &commit {
             tracing::error!(error = %err, ops = batch.len(), "LMDB batch commit failed; every write in it was refused");
         }
-        let condition = Condition::of(&commit);
-        let was = counters
+        // Only this thread writes the condition, so the load and the store need no swap.
+        let was = Condition::from_u8(counters.condition.load(Ordering::Relaxed));
+        let condition = Condition::after(was, &commit, || super::disk_has_room(env.path()));
+        counters
             .condition
-            .swap(condition.as_u8(), Ordering::Relaxed);
-        if was != condition.as_u8() && condition == Condition::Ok {
+            .store(condition.as_u8(), Ordering::Relaxed);
+        if was != condition && condition == Condition::Ok {
             tracing::info!("LMDB commits go through again");
         }
         let size = batch.len() as u64;

@@ -297,6 +297,8 @@ fn a_write_that_only_partly_fits_is_refused_with_507_not_500() {
         .unwrap();
     let len = file.metadata().unwrap().len();
     file.set_len(len - 64 * 1024).unwrap();
+    // Closed now: tmpfs frees a removed file's pages only when no descriptor holds it.
+    drop(file);
     let long = "x".repeat(3900);
     let items: Vec<Value> = (0..400)
         .map(|n| json!({"url": format!("https://example.com/{long}/{n}")}))
@@ -308,6 +310,12 @@ fn a_write_that_only_partly_fits_is_refused_with_507_not_500() {
         Some(&json!({ "items": items }).to_string()),
     );
     refused.assert_error(507, "storage_full");
+    // The key-usage flush that follows (within a second) still fits in the last 64 KiB; its
+    // commit must not clear `full`.
+    let commits = server.metric("panlink_lmdb_commit_seconds_count");
+    crate::harness::wait_until(Duration::from_secs(10), "the next commit", || {
+        (server.metric("panlink_lmdb_commit_seconds_count") > commits).then_some(())
+    });
     assert_eq!(health(&server)["storage"], "full");
     for (n, code) in codes.iter().enumerate() {
         assert_redirects(&server, code, n);
