@@ -7,6 +7,7 @@
 //! deadline → error rendering → `X-Request-Id`, CORS and `HEAD`
 //! treatment → metrics by route template and status class.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,12 +35,13 @@ const EXPOSED_HEADERS: HeaderValue =
 const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
 const PREFLIGHT_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 
-/// Serves one request. Never fails: every error becomes a JSON response.
+/// Serves one request. Never fails: every error becomes a JSON response. (The `Result` is
+/// hyper's service shape, returned as is so that no wrapper future moves this one per request.)
 pub async fn handle(
     app: Arc<App>,
     activity: Arc<ConnActivity>,
     req: Request<Incoming>,
-) -> HttpResponse {
+) -> Result<HttpResponse, Infallible> {
     let _running = activity.running_request();
     let started = Instant::now();
     let request_id = RequestId::from_headers(req.headers());
@@ -93,7 +95,7 @@ pub async fn handle(
     }
     app.metrics
         .observe_request(pattern, &parts.method, response.status(), started.elapsed());
-    response
+    Ok(response)
 }
 
 async fn run_route(
@@ -248,7 +250,7 @@ impl crate::http::server::Handler for App {
         self: Arc<Self>,
         connection: Arc<ConnActivity>,
         req: Request<Incoming>,
-    ) -> impl std::future::Future<Output = HttpResponse> + Send {
+    ) -> impl std::future::Future<Output = Result<HttpResponse, Infallible>> + Send {
         handle(self, connection, req)
     }
 }

@@ -9,6 +9,7 @@
 //! buffer or stream forever). On shutdown every connection is told to finish its in-flight requests
 //! and close; [`serve`] returns once all have, or when the grace period ends.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
@@ -33,12 +34,14 @@ use crate::error::ApiError;
 
 /// What answers the requests of every connection: the application's request pipeline.
 pub trait Handler: Send + Sync + 'static {
-    /// Answers `req`, which came on `connection`. Never fails: errors are responses.
+    /// Answers `req`, which came on `connection`. Never fails: errors are responses. The output
+    /// is hyper's service result so that the server hands this future to hyper as it is: a
+    /// wrapper future would move it (several kilobytes) once more per request.
     fn handle(
         self: Arc<Self>,
         connection: Arc<ConnActivity>,
         req: hyper::Request<hyper::body::Incoming>,
-    ) -> impl Future<Output = HttpResponse> + Send;
+    ) -> impl Future<Output = Result<HttpResponse, Infallible>> + Send;
 }
 
 /// Bytes an HTTP/2 stream may have waiting to be sent.
@@ -206,10 +209,7 @@ async fn connection<H: Handler>(
     activity.touch(connection::now_ms());
     let service = {
         let activity = Arc::clone(&activity);
-        service_fn(move |req| {
-            let answer = Arc::clone(&handler).handle(Arc::clone(&activity), req);
-            async move { Ok::<_, std::convert::Infallible>(answer.await) }
-        })
+        service_fn(move |req| Arc::clone(&handler).handle(Arc::clone(&activity), req))
     };
     match protocol {
         Protocol::Http1 => {
