@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use unicode_width::UnicodeWidthStr;
 
 use crate::config::Config;
 use crate::keys::repo::{self, KeyPatch, NewKey, UpdateOutcome};
@@ -42,8 +43,7 @@ pub enum Command {
     /// Run the HTTP server until SIGINT or SIGTERM.
     Serve,
     /// Manage API keys (works while a server runs on the same data dir).
-    #[command(subcommand)]
-    Keys(KeysCommand),
+    Keys(KeysArgs),
     /// Print a config.toml with every key at its built-in default, each with its doc and what it
     /// accepts (the shipped config.toml is this output).
     DefaultConfig,
@@ -62,6 +62,16 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, clap::Args)]
+pub struct KeysArgs {
+    /// Create the data dir if it holds no panlink data yet. Without it, a data dir without data
+    /// is an error: a key made there would not be the running server's.
+    #[arg(long, global = true)]
+    pub init: bool,
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create a key and print its secret (only the secret) on stdout.
@@ -70,7 +80,7 @@ pub enum KeysCommand {
         #[arg(long)]
         name: String,
         /// free or premium.
-        #[arg(long, default_value = "free", value_parser = parse_plan)]
+        #[arg(long, default_value = "free", value_parser = parse_plan, value_name = "free|premium")]
         plan: Plan,
         /// Starting points balance.
         #[arg(long, default_value_t = 0)]
@@ -79,21 +89,34 @@ pub enum KeysCommand {
     /// List keys as a table (never the secrets).
     List,
     /// Refuse the key from now on (403).
-    Disable { id: String },
+    Disable {
+        /// The key's id (the ID column of `keys list`).
+        id: String,
+    },
     /// Accept the key again.
-    Enable { id: String },
+    Enable {
+        /// The key's id (the ID column of `keys list`).
+        id: String,
+    },
     /// Delete the key for good.
-    Delete { id: String },
+    Delete {
+        /// The key's id (the ID column of `keys list`).
+        id: String,
+    },
     /// Add points to the key's balance (negative to take them away).
     AddPoints {
+        /// The key's id (the ID column of `keys list`).
         id: String,
+        /// Points to add, e.g. 500 or -200; the balance cannot go below zero.
         #[arg(allow_negative_numbers = true)]
         points: i64,
     },
     /// Change the key's plan.
     SetPlan {
+        /// The key's id (the ID column of `keys list`).
         id: String,
-        #[arg(value_parser = parse_plan)]
+        /// free or premium.
+        #[arg(value_parser = parse_plan, value_name = "free|premium")]
         plan: Plan,
     },
 }
@@ -102,11 +125,24 @@ fn parse_plan(text: &str) -> Result<Plan, String> {
     Plan::parse(text).ok_or_else(|| format!("unknown plan {text:?}: use free or premium"))
 }
 
-/// Runs a `panlink keys …` command against the configured data dir.
-pub fn run_keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
+/// Runs a `panlink keys …` command against the configured data dir, which it names on stderr
+/// first. A data dir without panlink data is refused unless `--init` is given.
+pub fn run_keys(config: &Config, args: KeysArgs) -> anyhow::Result<()> {
+    let data_dir = std::path::absolute(&config.storage.data_dir)
+        .unwrap_or_else(|_| config.storage.data_dir.clone());
+    eprintln!("panlink: data dir {}", data_dir.display());
+    let database = config.storage.lmdb_dir().join("data.mdb");
+    if !args.init && !database.exists() {
+        bail!(
+            "{} holds no panlink data ({} is missing). Run the command where the server runs, or \
+             name its data dir with --config or PANLINK_DATA_DIR; add --init to start a new one",
+            data_dir.display(),
+            database.display()
+        );
+    }
     let store = Store::open(&config.storage)
         .with_context(|| format!("opening LMDB in {}", config.storage.lmdb_dir().display()))?;
-    let result = run_keys_on(&store, command);
+    let result = run_keys_on(&store, args.command);
     store.close(std::time::Duration::from_secs(5));
     result
 }
@@ -115,10 +151,11 @@ fn run_keys_on(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
     let patch = match command {
         KeysCommand::Create { name, plan, points } => {
             let new = NewKey {
-                name: validate::name(&name).map_err(|why| anyhow::anyhow!("--name {why}"))?,
+                name: validate::name(&name)
+                    .map_err(|why| anyhow::anyhow!("--name {}", why.en()))?,
                 plan,
                 points: validate::points(points)
-                    .map_err(|why| anyhow::anyhow!("--points {why}"))?,
+                    .map_err(|why| anyhow::anyhow!("--points {}", why.en()))?,
                 rate_per_s: None,
                 burst: None,
             };
@@ -158,7 +195,7 @@ fn run_keys_on(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
             KeyPatch {
                 add_points: Some(
                     validate::points_delta(points)
-                        .map_err(|why| anyhow::anyhow!("points {why}"))?,
+                        .map_err(|why| anyhow::anyhow!("POINTS {}", why.en()))?,
                 ),
                 ..KeyPatch::default()
             },
@@ -221,17 +258,18 @@ fn print_table(keys: &[(crate::keys::secret::SecretHash, crate::keys::KeyRecord)
         "LAST USED",
         "REQUESTS",
     ];
-    let mut widths = header.map(|h| h.chars().count());
+    // Display columns, not characters: a Chinese name takes two columns per character.
+    let mut widths = header.map(UnicodeWidthStr::width);
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(cell.width());
         }
     }
     let line = |cells: &[&str]| {
         let padded: Vec<String> = cells
             .iter()
             .zip(widths)
-            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width - cell.chars().count())))
+            .map(|(cell, width)| format!("{cell}{}", " ".repeat(width - cell.width())))
             .collect();
         println!("{}", padded.join("  ").trim_end());
     };

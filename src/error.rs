@@ -124,7 +124,7 @@ impl ApiError {
             InvalidJson(why) => (
                 StatusCode::BAD_REQUEST,
                 "invalid_json",
-                format!("请求体不是合法的 JSON: {why}").into(),
+                format!("请求体不是合法的 JSON：{why}").into(),
                 None,
             ),
             InvalidField { field, reason } => (

@@ -71,9 +71,9 @@ fn main() -> ExitCode {
                 latency: std::time::Duration::from_millis(latency_ms),
             })
         }
-        Command::Keys(command) => {
+        Command::Keys(args) => {
             logging::init(config.server.log_format, "warn");
-            panlink::cli::run_keys(&config, command)
+            panlink::cli::run_keys(&config, args)
         }
         Command::DefaultConfig => unreachable!("answered before the configuration is loaded"),
     };

@@ -55,20 +55,20 @@ pub async fn create(keys: &KeyGate, req: Req<'_>) -> Result<HttpResponse, ApiErr
     let request_id = req.request_id;
     let body: CreateBody = req.json()?;
     let new = NewKey {
-        name: validate::name(&body.name).map_err(|why| ApiError::field("name", why))?,
+        name: validate::name(&body.name).map_err(|why| ApiError::field("name", why.zh()))?,
         plan: body.plan.unwrap_or(Plan::Free),
         points: validate::points(body.points.unwrap_or(0))
-            .map_err(|why| ApiError::field("points", why))?,
+            .map_err(|why| ApiError::field("points", why.zh()))?,
         rate_per_s: body
             .rate_per_s
             .map(validate::rate)
             .transpose()
-            .map_err(|why| ApiError::field("rate_per_s", why))?,
+            .map_err(|why| ApiError::field("rate_per_s", why.zh()))?,
         burst: body
             .burst
             .map(validate::rate)
             .transpose()
-            .map_err(|why| ApiError::field("burst", why))?,
+            .map_err(|why| ApiError::field("burst", why.zh()))?,
     };
     let now = timefmt::now_ms();
     let (secret, record) = keys
@@ -121,24 +121,24 @@ pub async fn patch(keys: &KeyGate, req: Req<'_>) -> Result<HttpResponse, ApiErro
             .as_deref()
             .map(validate::name)
             .transpose()
-            .map_err(|why| ApiError::field("name", why))?,
+            .map_err(|why| ApiError::field("name", why.zh()))?,
         plan: body.plan,
         disabled: body.disabled,
         add_points: body
             .add_points
             .map(validate::points_delta)
             .transpose()
-            .map_err(|why| ApiError::field("add_points", why))?,
+            .map_err(|why| ApiError::field("add_points", why.zh()))?,
         rate_per_s: body
             .rate_per_s
             .map(validate::rate)
             .transpose()
-            .map_err(|why| ApiError::field("rate_per_s", why))?,
+            .map_err(|why| ApiError::field("rate_per_s", why.zh()))?,
         burst: body
             .burst
             .map(validate::rate)
             .transpose()
-            .map_err(|why| ApiError::field("burst", why))?,
+            .map_err(|why| ApiError::field("burst", why.zh()))?,
     };
     if patch.is_empty() {
         return Err(ApiError::field(

@@ -37,10 +37,18 @@ pub fn resolve(config: &Config) -> std::io::Result<String> {
         .open(&path)?;
     file.write_all(token.as_bytes())?;
     file.sync_all()?;
-    tracing::warn!(
-        path = %path.display(),
-        "generated the admin token (shown this once; it is kept in that file, mode 0600): {token}"
-    );
+    // Shown once whatever the log filter says: a filter that hides warnings must not hide it.
+    if tracing::enabled!(tracing::Level::WARN) {
+        tracing::warn!(
+            path = %path.display(),
+            "generated the admin token (shown this once; it is kept in that file, mode 0600): {token}"
+        );
+    } else {
+        eprintln!(
+            "panlink: generated the admin token (shown this once; it is kept in {}, mode 0600): {token}",
+            path.display()
+        );
+    }
     Ok(token)
 }
 

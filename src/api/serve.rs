@@ -46,6 +46,13 @@ async fn run_async(config: Config) -> anyhow::Result<()> {
     println!("panlink listening on http://{local}");
     let _ = std::io::stdout().flush();
     tracing::info!(%local, version = env!("CARGO_PKG_VERSION"), "panlink started");
+    // Verdicts then come from the named server, not the drives: say so where an operator looks.
+    if let Some(upstream) = app.config.checker.upstream_override {
+        tracing::warn!(%upstream, "checker.upstream_override is set: every provider request goes to this address, not to the drives");
+    }
+    if let Some(ca) = &app.config.checker.extra_root_ca {
+        tracing::info!(ca = %ca.display(), "checker.extra_root_ca: trusting these root certificates besides the built-in ones");
+    }
 
     tokio::spawn(watch_signals(shutdown.clone()));
     let background = tokio::spawn(background_tasks(Arc::clone(&app), shutdown.clone()));

@@ -37,7 +37,11 @@ use crate::netguard;
 pub enum UpstreamError {
     #[error("the provider did not answer within the deadline")]
     Timeout,
-    #[error("connection failed: {0}")]
+    /// The provider's name did not resolve, or no TCP connection could be opened.
+    #[error("the provider could not be reached: {0}")]
+    Unreachable(String),
+    /// A connection was opened but could not be set up (TLS handshake, proxy tunnel).
+    #[error("connection setup failed: {0}")]
     Connect(String),
     #[error("the response body is larger than {0} bytes")]
     BodyTooLarge(usize),
@@ -390,11 +394,23 @@ fn proxy_authorization(proxy: &http::Uri) -> Option<HeaderValue> {
 }
 
 fn classify(err: hyper_util::client::legacy::Error) -> UpstreamError {
-    if err.is_connect() {
-        UpstreamError::Connect(format!("{err:?}"))
-    } else {
-        UpstreamError::Broken(format!("{err:?}"))
+    if !err.is_connect() {
+        return UpstreamError::Broken(format!("{err:?}"));
     }
+    // hyper-util's TCP connector names its failures ("dns error", "tcp connect error", "tcp open
+    // error"); its error type is not exported, so its text is what can be read.
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if matches!(
+            text.as_str(),
+            "dns error" | "tcp connect error" | "tcp open error"
+        ) {
+            return UpstreamError::Unreachable(format!("{err:?}"));
+        }
+        source = cause.source();
+    }
+    UpstreamError::Connect(format!("{err:?}"))
 }
 
 /// The DNS layer: the override address for every name, or hickory's public answers.

@@ -34,7 +34,10 @@ pub enum Reason {
     UnderReview,
     RateLimited,
     Timeout,
+    /// The provider answered with a server error, or the exchange broke off midway.
     UpstreamError,
+    /// The provider could not be reached: its name did not resolve or the connection failed.
+    UpstreamUnreachable,
     UnrecognizedResponse,
     UnsupportedProvider,
     InvalidUrl,
@@ -43,7 +46,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order ([`index`](Self::index) is the position here).
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::AllChecksPassed,
         Reason::EmptyShare,
         Reason::ShareCancelled,
@@ -56,6 +59,7 @@ impl Reason {
         Reason::RateLimited,
         Reason::Timeout,
         Reason::UpstreamError,
+        Reason::UpstreamUnreachable,
         Reason::UnrecognizedResponse,
         Reason::UnsupportedProvider,
         Reason::InvalidUrl,
@@ -71,7 +75,10 @@ impl Reason {
     pub fn is_transient(self) -> bool {
         matches!(
             self,
-            Reason::RateLimited | Reason::Timeout | Reason::UpstreamError
+            Reason::RateLimited
+                | Reason::Timeout
+                | Reason::UpstreamError
+                | Reason::UpstreamUnreachable
         )
     }
 
@@ -89,6 +96,7 @@ impl Reason {
             Reason::RateLimited => "rate_limited",
             Reason::Timeout => "timeout",
             Reason::UpstreamError => "upstream_error",
+            Reason::UpstreamUnreachable => "upstream_unreachable",
             Reason::UnrecognizedResponse => "unrecognized_response",
             Reason::UnsupportedProvider => "unsupported_provider",
             Reason::InvalidUrl => "invalid_url",

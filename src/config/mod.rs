@@ -219,6 +219,12 @@ mod tests {
                 "checker.retry_budget_ratio",
             ),
             ("[server]\nlog_level = \"info,=x=\"\n", "server.log_level"),
+            ("[server]\nlog_level = \"warning\"\n", "server.log_level"),
+            ("[server]\nlog_level = \"verbose\"\n", "server.log_level"),
+            (
+                "[server]\nlog_level = \"panlink=debugg\"\n",
+                "server.log_level",
+            ),
         ] {
             let raw = sources::merge(text, "t", &no_env).unwrap();
             let err = Config::from_raw(raw).unwrap_err().to_string();
@@ -229,6 +235,21 @@ mod tests {
             Config::from_raw(raw).unwrap().storage.map_size_bytes,
             2 << 20
         );
+    }
+
+    #[test]
+    fn log_levels_and_directives_are_accepted() {
+        for filter in [
+            "info",
+            "WARN",
+            "off",
+            "info,panlink=debug",
+            "panlink=trace,hyper=warn",
+        ] {
+            let text = format!("[server]\nlog_level = {filter:?}\n");
+            let raw = sources::merge(&text, "t", &no_env).unwrap();
+            assert!(Config::from_raw(raw).is_ok(), "{filter}");
+        }
     }
 
     #[test]

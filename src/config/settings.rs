@@ -24,7 +24,8 @@ config_sections! {
             => public_base_url: Option<String>;
         /// "human" (coloured, one line per event) or "json" (one JSON object per line), on stderr.
         log_format: String = "human".into(), check(log_format, "") => log_format: LogFormat;
-        /// A tracing filter: "info", "debug", "panlink=debug,hyper=info", ...
+        /// What is logged: a level, or target=level pairs, e.g. "info", "debug",
+        /// "info,panlink=debug,hyper=warn". Levels: trace, debug, info, warn, error, off.
         log_level: String = "info".into(), check(tracing_filter, "");
         /// Tokio worker threads; 0 means one per CPU core.
         worker_threads: usize = 0, range(0, 1024);
@@ -334,13 +335,28 @@ fn log_format(key: &str, text: String) -> Result<LogFormat, ConfigError> {
     }
 }
 
+/// A tracing filter whose every directive names a level tracing knows: `info`, or
+/// `panlink=debug,hyper=info`. tracing itself reads an unknown word (`warning`, `verbose`) as a
+/// target name and silently logs nothing, so such a word is refused here.
 fn tracing_filter(key: &str, text: String) -> Result<String, ConfigError> {
-    match tracing_subscriber::EnvFilter::try_new(&text) {
-        Ok(_) => Ok(text),
-        Err(err) => Err(ConfigError(format!(
-            "`{key}` = {text:?}: not a tracing filter ({err}); try \"info\" or \"panlink=debug\""
-        ))),
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let refuse = |why: String| {
+        ConfigError(format!(
+            "`{key}` = {text:?}: {why}; use a level ({}) or target=level pairs, e.g. \"info\" or \"info,panlink=debug\"",
+            LEVELS.join(", ")
+        ))
+    };
+    for directive in text.split(',').map(str::trim) {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(refuse(format!("{level:?} is not a log level")));
+        }
     }
+    tracing_subscriber::EnvFilter::try_new(&text)
+        .map(|_| text.clone())
+        .map_err(|err| refuse(format!("not a tracing filter ({err})")))
 }
 
 fn directory(key: &str, text: String) -> Result<PathBuf, ConfigError> {

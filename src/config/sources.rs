@@ -124,9 +124,34 @@ pub fn merge(
 }
 
 impl RawConfig {
-    fn deserialize_table(table: Table) -> Result<RawConfig, toml::de::Error> {
-        serde::Deserialize::deserialize(Value::Table(table).into_deserializer())
+    /// Decodes the merged table; an error names the key (`http.max_connections`) and says what
+    /// it expects in plain words rather than Rust's type names.
+    fn deserialize_table(table: Table) -> Result<RawConfig, String> {
+        serde_path_to_error::deserialize(Value::Table(table).into_deserializer()).map_err(
+            |err: serde_path_to_error::Error<toml::de::Error>| {
+                let key = err.path().to_string();
+                let message = err.into_inner().message().to_owned();
+                format!("`{key}`: {}", plain_type_names(&message))
+            },
+        )
     }
+}
+
+/// serde's "expected usize" and the like, in words an operator reads.
+fn plain_type_names(message: &str) -> String {
+    const NAMES: &[(&str, &str)] = &[
+        ("expected usize", "expected a whole number (0 or more)"),
+        ("expected u64", "expected a whole number (0 or more)"),
+        ("expected u32", "expected a whole number (0 or more)"),
+        ("expected u16", "expected a whole number (0 or more)"),
+        ("expected f64", "expected a number"),
+        ("expected a borrowed string", "expected a string"),
+    ];
+    NAMES
+        .iter()
+        .fold(message.to_owned(), |text, (rust, plain)| {
+            text.replace(rust, plain)
+        })
 }
 
 fn default_table() -> Table {
@@ -236,6 +261,26 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(ignored, vec!["PANLINK_KEY".to_owned()]);
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_the_key_in_plain_words() {
+        let err = merge(
+            "[http]\nmax_connections = \"many\"\n",
+            "f.toml",
+            &env_of(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`http.max_connections`"), "{err}");
+        assert!(err.contains("a whole number"), "{err}");
+        assert!(!err.contains("usize"), "{err}");
+        let env = env_of(&[("PANLINK_HTTP_MAX_CONNECTIONS", "-1")]);
+        let err = merge("", "t", &env).unwrap_err().to_string();
+        assert!(
+            err.contains("`http.max_connections`") && err.contains("a whole number"),
+            "{err}"
+        );
     }
 
     #[test]

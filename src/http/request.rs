@@ -185,18 +185,85 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Ok(value) => {
             deserializer
                 .end()
-                .map_err(|err| ApiError::InvalidJson(err.to_string()))?;
+                .map_err(|err| ApiError::InvalidJson(syntax_in_chinese(&err)))?;
             Ok(value)
         }
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
             if inner.is_syntax() || inner.is_eof() {
-                return Err(ApiError::InvalidJson(inner.to_string()));
+                return Err(ApiError::InvalidJson(syntax_in_chinese(&inner)));
             }
             let message = strip_position(&inner.to_string());
-            Err(ApiError::field(field_path(&path, &message), message))
+            Err(ApiError::field(
+                field_path(&path, &message),
+                data_error_in_chinese(&message),
+            ))
         }
+    }
+}
+
+/// Where a JSON text breaks off or goes wrong, in the API's language (serde's own text is English).
+fn syntax_in_chinese(err: &serde_json::Error) -> String {
+    let (line, column) = (err.line(), err.column());
+    if err.is_eof() {
+        format!("JSON 不完整，在第 {line} 行第 {column} 列提前结束")
+    } else if err.to_string().starts_with("trailing characters") {
+        format!("JSON 结束后还有多余的内容（第 {line} 行第 {column} 列）")
+    } else {
+        format!("第 {line} 行第 {column} 列附近有语法错误")
+    }
+}
+
+/// serde's message for a well-formed value of the wrong shape, in Chinese. Messages of the
+/// project's own deserializers are Chinese already and pass through.
+fn data_error_in_chinese(message: &str) -> String {
+    if !message.is_ascii() {
+        return message.to_owned();
+    }
+    if message.starts_with("missing field") {
+        return "缺少此字段".to_owned();
+    }
+    if message.starts_with("unknown field") {
+        return "不是可用的字段".to_owned();
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        let choices: Vec<&str> = rest
+            .split_once("expected ")
+            .map(|(_, expected)| {
+                expected
+                    .split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .collect::<Vec<&str>>()
+            })
+            .unwrap_or_default();
+        return if choices.is_empty() {
+            "不是支持的取值".to_owned()
+        } else {
+            format!("不是支持的取值，可选：{}", choices.join("、"))
+        };
+    }
+    let expected = message.rsplit_once(", expected ").map(|(_, e)| e);
+    let wanted = expected.map(|e| match e {
+        "a string" | "a borrowed string" => "字符串",
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize" => "整数",
+        "f32" | "f64" => "数字",
+        "a boolean" => "true 或 false",
+        e if e.starts_with("a sequence") || e.starts_with("a vec") => "数组",
+        e if e.starts_with("struct ") || e.starts_with("a map") => "对象",
+        _ => "",
+    });
+    let what = if message.starts_with("invalid type") {
+        "类型不对"
+    } else if message.starts_with("invalid length") {
+        "长度不对"
+    } else {
+        "取值不对"
+    };
+    match wanted {
+        Some(wanted) if !wanted.is_empty() => format!("{what}，应为{wanted}"),
+        _ => what.to_owned(),
     }
 }
 
@@ -279,6 +346,33 @@ mod tests {
         );
         assert_eq!(field_of(r#"{"name": "a", "nope": 1}"#), "nope");
         assert_eq!(field_of("[1]"), "body");
+    }
+
+    #[test]
+    fn messages_are_chinese_with_the_place() {
+        let Err(ApiError::InvalidJson(why)) = parse_json::<Body>(b"{\"name\": ") else {
+            panic!("not invalid JSON");
+        };
+        assert_eq!(why, "JSON 不完整，在第 1 行第 9 列提前结束");
+        let Err(ApiError::InvalidJson(why)) = parse_json::<Body>(b"{\"name\": x}") else {
+            panic!("not invalid JSON");
+        };
+        assert_eq!(why, "第 1 行第 10 列附近有语法错误");
+        let reason = |json: &str| match parse_json::<Body>(json.as_bytes()) {
+            Err(ApiError::InvalidField { reason, .. }) => reason.into_owned(),
+            other => panic!("expected a field error, got {other:?}"),
+        };
+        assert_eq!(reason(r#"{"name": 5}"#), "类型不对，应为字符串");
+        assert_eq!(
+            reason(r#"{"name": "a", "points": "x"}"#),
+            "类型不对，应为整数"
+        );
+        assert_eq!(reason(r#"{"points": 1}"#), "缺少此字段");
+        assert_eq!(reason(r#"{"name": "a", "nope": 1}"#), "不是可用的字段");
+        assert_eq!(
+            reason(r#"{"name": "a", "points": -1}"#),
+            "取值不对，应为整数"
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -194,8 +195,11 @@ impl MockState {
 /// Runs the mock until SIGINT or SIGTERM.
 pub async fn run(options: MockOptions) -> anyhow::Result<()> {
     let tls = tls::generate(&hosts())?;
-    std::fs::write(&options.ca_out, &tls.ca_pem)?;
-    let listener = TcpListener::bind(options.listen).await?;
+    std::fs::write(&options.ca_out, &tls.ca_pem)
+        .with_context(|| format!("writing the CA certificate to {}", options.ca_out.display()))?;
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("binding {} (another mock-upstream there?)", options.listen))?;
     println!("mock-upstream listening on {}", listener.local_addr()?);
     let _ = std::io::stdout().flush();
     let acceptor = TlsAcceptor::from(tls.server_config);

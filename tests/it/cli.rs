@@ -115,9 +115,60 @@ fn bad_cli_input_is_refused_with_a_message() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("free or premium"));
-    let out = cli(temp.path(), &["keys", "disable", "nosuchkey123"]);
+    let out = cli(temp.path(), &["keys", "disable", "nosuchkey123", "--init"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no key"));
+    // The CLI speaks English, the API Chinese.
+    let out = cli(temp.path(), &["keys", "create", "--name", " "]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--name must not be empty"), "{stderr}");
+    let help = cli(temp.path(), &["keys", "set-plan", "--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("free|premium"));
+}
+
+#[test]
+fn key_commands_name_their_data_dir_and_start_none_without_init() {
+    let temp = tempfile::tempdir().unwrap();
+    let elsewhere = temp.path().join("not-the-server");
+    let out = cli(&elsewhere, &["keys", "create", "--name", "lost"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{stderr}");
+    assert!(
+        stderr.contains("holds no panlink data") && stderr.contains("--init"),
+        "{stderr}"
+    );
+    assert!(!elsewhere.join("lmdb").exists(), "nothing is created");
+
+    let out = cli(
+        &elsewhere,
+        &["keys", "create", "--name", "站点甲", "--init"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("data dir {}", elsewhere.display()))
+    );
+    assert!(
+        cli(&elsewhere, &["keys", "create", "--name", "b"])
+            .status
+            .success()
+    );
+    // Columns line up in display width: the Chinese name takes two columns per character.
+    let listing = cli(&elsewhere, &["keys", "list"]);
+    let text = String::from_utf8(listing.stdout).unwrap();
+    let plan_column: Vec<usize> = text
+        .lines()
+        .map(|line| {
+            let at = line.find("PLAN").or_else(|| line.find("free")).unwrap();
+            unicode_width::UnicodeWidthStr::width(&line[..at])
+        })
+        .collect();
+    assert_eq!(plan_column.len(), 3, "{text}");
+    assert!(plan_column.windows(2).all(|w| w[0] == w[1]), "{text}");
 }
 
 #[test]
@@ -182,4 +233,54 @@ fn default_config_prints_the_shipped_config_toml_and_serve_reads_an_edited_copy(
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("http.max_connections"));
+}
+
+#[test]
+fn the_generated_admin_token_is_shown_even_when_logging_is_off_and_bad_levels_are_refused() {
+    let server = Server::start_with(&[
+        ("PANLINK_ADMIN_TOKEN", ""),
+        ("PANLINK_SERVER_LOG_LEVEL", "off"),
+    ]);
+    let token = std::fs::read_to_string(server.data_dir.join("admin_token")).unwrap();
+    let log = server.log();
+    assert!(
+        log.contains(token.trim()) && log.contains("generated the admin token"),
+        "{log}"
+    );
+    // tracing would read these as target names and log nothing at all.
+    for level in ["warning", "verbose", "panlink=debugg"] {
+        let temp = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_panlink"))
+            .arg("serve")
+            .env_clear()
+            .env("PANLINK_DATA_DIR", temp.path())
+            .env("PANLINK_SERVER_LOG_LEVEL", level)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{level}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("server.log_level") && stderr.contains("warn"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_busy_port_is_named_by_mock_upstream() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let temp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_panlink"))
+        .args(["mock-upstream", "--listen", &addr, "--ca-out"])
+        .arg(temp.path().join("ca.pem"))
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&addr) && stderr.contains("in use"),
+        "{stderr}"
+    );
 }

@@ -937,3 +937,29 @@ fn jobs_stored_under_the_old_owner_form_stay_readable_by_their_key() {
         server.log()
     );
 }
+
+#[test]
+fn an_unreachable_provider_is_named_as_such_and_the_override_is_logged() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let upstream = format!("127.0.0.1:{port}");
+    let server = Server::start_with(&[
+        ("PANLINK_CHECKER_UPSTREAM_OVERRIDE", &upstream),
+        ("PANLINK_CHECKER_MAX_ATTEMPTS", "1"),
+    ]);
+    let key = server.job_key("unreachable");
+    let job = server.submit(&key, &json!({"items": ["https://pan.quark.cn/s/abcd1234"]}));
+    let events = server.events(&key, &job, &[]).until_done(WAIT);
+    let result = &results(&events)[0];
+    assert_eq!(
+        (result["state"].as_str(), result["reason"].as_str()),
+        (Some("unknown"), Some("upstream_unreachable")),
+        "{result}"
+    );
+    let log = server.log();
+    assert!(
+        log.contains("checker.upstream_override is set") && log.contains(&upstream),
+        "{log}"
+    );
+}

@@ -16,6 +16,7 @@ mod jobs;
 mod lifecycle;
 mod links;
 mod observability;
+mod readme;
 mod security;
 mod storage;
 mod tidy;

@@ -1,4 +1,4 @@
-"""Runs the guide's curl and Python examples (from the live server's /guide.md, as the page shows
+"""Runs the guide's curl, Python and Node.js examples (from the live server's /guide.md, as the page shows
 them) against that server, so the documented code cannot rot. Exits non-zero on any failure.
 
 Usage: examples.py BASE_URL API_KEY
@@ -39,12 +39,15 @@ def main() -> int:
     guide = urllib.request.urlopen(f"{base}/guide.md").read().decode()
     blocks = {title: code.replace(EXAMPLE_BASE, base).replace(EXAMPLE_KEY, key)
               for title, code in examples(guide).items()}
-    assert {"curl", "Python（httpx，异步，流式 SSE）"} <= blocks.keys(), blocks.keys()
+    node = "Node.js 18+（fetch + ReadableStream）"
+    assert {"curl", "Python（httpx，异步，流式 SSE）", node} <= blocks.keys(), blocks.keys()
     results = [
         run("curl", ["bash", "-euo", "pipefail"], blocks["curl"],
             ["job: ", "event: result", "event: done", '"status":"done"']),
         run("Python", [sys.executable, "-"], blocks["Python（httpx，异步，流式 SSE）"],
             ["job ", "quark valid all_checks_passed", "done {"]),
+        run("Node.js", ["node", "-"], blocks[node],
+            ["job ", "quark valid all_checks_passed", "baidu valid all_checks_passed", "done {"]),
     ]
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")

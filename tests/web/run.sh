@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The web face against a live server: the OpenAPI document through openapi-spec-validator, the
-# guide's curl and Python examples run for real, and the pages in headless Chromium (Playwright).
+# guide's curl, Python and Node.js examples run for real, and the pages in headless Chromium (Playwright).
 # Installs what it needs: Debian's chromium, httpx and openapi-spec-validator from PyPI,
 # playwright-core from npm (tests/browser/package-lock.json). Uses target/debug/panlink, which
 # `cargo test` builds. Screenshots go to target/screenshots/ (not committed).

@@ -154,6 +154,7 @@ pub(crate) fn transport_failure(err: &UpstreamError) -> Verdict {
     match err {
         UpstreamError::Timeout => Verdict::unknown(Reason::Timeout, None),
         UpstreamError::BodyTooLarge(_) => Verdict::unknown(Reason::UnrecognizedResponse, None),
+        UpstreamError::Unreachable(_) => Verdict::unknown(Reason::UpstreamUnreachable, None),
         UpstreamError::Connect(_) | UpstreamError::Broken(_) => {
             Verdict::unknown(Reason::UpstreamError, None)
         }
