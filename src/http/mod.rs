@@ -8,9 +8,9 @@
 
 pub mod body;
 pub mod connection;
-pub mod prefixed_io;
 pub mod request;
 pub mod response;
 pub mod router;
 pub mod server;
 pub mod slots;
+pub mod watched_io;

@@ -20,6 +20,19 @@ fn a_socket_that_sends_nothing_is_closed_after_the_first_byte_deadline() {
 }
 
 #[test]
+fn a_partial_http2_preface_is_closed_by_the_idle_watchdog() {
+    let server = Server::start_with(&[("PANLINK_HTTP_IDLE_TIMEOUT_MS", "500")]);
+    let mut conn = Conn::open(server.addr);
+    // The first half of the preface: neither HTTP/1.1 nor HTTP/2 yet.
+    conn.write(b"PRI * HTTP/2.0\r\n");
+    assert!(
+        conn.closed_within(Duration::from_secs(4)),
+        "a connection stuck before its protocol is known kept open"
+    );
+    assert_eq!(server.get("/health", &[]).status, 200);
+}
+
+#[test]
 fn a_dripped_request_head_is_cut_by_the_header_timeout() {
     let server = Server::start_with(&[("PANLINK_HTTP_HEADER_READ_TIMEOUT_MS", "400")]);
     let mut conn = Conn::open(server.addr);

@@ -1,5 +1,5 @@
-//! A socket with the bytes already read during protocol detection put back in front, which
-//! also notes since when its writes have been blocked (the client stopped reading).
+//! A client socket that notes since when its writes have been blocked (the client stopped
+//! reading), for the connection's stall watchdog.
 
 use std::io;
 use std::pin::Pin;
@@ -10,9 +10,6 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-
-/// The HTTP/2 connection preface; its length bounds what detection reads.
-pub const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Since when a connection's writes have been blocked, shared with its watchdog.
 #[derive(Debug)]
@@ -55,48 +52,29 @@ impl WriteStall {
     }
 }
 
-/// A `TcpStream` that first yields `prefix`.
-pub struct PrefixedIo {
-    prefix: [u8; 24],
-    start: usize,
-    end: usize,
+/// A `TcpStream` whose writes report to a [`WriteStall`].
+pub struct WatchedIo {
     inner: TcpStream,
     stall: Arc<WriteStall>,
 }
 
-impl PrefixedIo {
-    pub fn new(prefix: &[u8], inner: TcpStream, stall: Arc<WriteStall>) -> PrefixedIo {
-        let mut buf = [0u8; 24];
-        let end = prefix.len().min(24);
-        buf[..end].copy_from_slice(&prefix[..end]);
-        PrefixedIo {
-            prefix: buf,
-            start: 0,
-            end,
-            inner,
-            stall,
-        }
+impl WatchedIo {
+    pub fn new(inner: TcpStream, stall: Arc<WriteStall>) -> WatchedIo {
+        WatchedIo { inner, stall }
     }
 }
 
-impl AsyncRead for PrefixedIo {
+impl AsyncRead for WatchedIo {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.start < this.end {
-            let n = (this.end - this.start).min(buf.remaining());
-            buf.put_slice(&this.prefix[this.start..this.start + n]);
-            this.start += n;
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
     }
 }
 
-impl AsyncWrite for PrefixedIo {
+impl AsyncWrite for WatchedIo {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
