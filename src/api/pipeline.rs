@@ -77,6 +77,9 @@ pub async fn handle(
             let cors = handlers.iter().any(|(_, route)| route.cors == Cors::Open);
             (pattern, cors, response::error_response(&err, &request_id))
         }
+        Match::NotFound if prefers_html(&parts) => {
+            ("unmatched", false, crate::links::pages::page_not_found())
+        }
         Match::NotFound => (
             "unmatched",
             false,
@@ -221,6 +224,17 @@ fn check_access(
         Access::ApiKey => app.keys.authenticate(headers).map(Some),
         Access::Admin => app.admin.check(headers).map(|()| None),
     }
+}
+
+/// A browser navigating (`GET`/`HEAD` that accepts `text/html`) rather than an API client: it
+/// gets the site's 404 page instead of the JSON error.
+fn prefers_html(parts: &http::request::Parts) -> bool {
+    matches!(parts.method, Method::GET | Method::HEAD)
+        && parts
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"))
 }
 
 fn preflight(allow: &HeaderValue, cors: bool) -> HttpResponse {

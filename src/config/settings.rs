@@ -243,6 +243,11 @@ config_sections! {
         password_max_failures: u32 = 5, range(1, 1_000_000);
         /// The window over which password_max_failures counts.
         password_window_s: u64 = 300, seconds_between(1, 86_400) => password_window: Duration;
+        /// Other names this service is reached under (an alias domain, a CDN's name), e.g.
+        /// ["go.example.com"]. A link may not point at them, as it may not point at the host of
+        /// server.public_base_url, the Host of the request that creates it, the listen address or
+        /// any loopback name: such a link would lead back here, maybe in a loop.
+        own_hosts: Vec<String> = Vec::new(), check(host_names, "host names");
     }
 
     [security] RawSecurity => SecurityConfig {
@@ -422,6 +427,21 @@ fn providers(key: &str, names: Vec<String>) -> Result<Vec<crate::drive::Provider
                     .collect();
                 ConfigError(format!("`{key}` has {name:?}: use {}", known.join(", ")))
             })
+        })
+        .collect()
+}
+
+fn host_names(key: &str, names: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    names
+        .into_iter()
+        .map(|name| {
+            let name = name.trim().to_owned();
+            if name.is_empty() || url::Host::parse(&name).is_err() {
+                return Err(ConfigError(format!(
+                    "`{key}` has {name:?}: each must be a host name or IP address, without scheme or port"
+                )));
+            }
+            Ok(name)
         })
         .collect()
 }

@@ -59,7 +59,7 @@ struct Validated {
 struct Context<'a> {
     plan: Plan,
     max_url_len: usize,
-    own_hosts: [Option<&'a str>; 2],
+    own_hosts: Vec<&'a str>,
 }
 
 impl<'a> Context<'a> {
@@ -87,8 +87,7 @@ fn field(prefix: &str, name: &str) -> String {
 fn check_url(text: &str, ctx: &Context<'_>, name: &str) -> Result<(), ApiError> {
     let url = target::parse(text, ctx.max_url_len)
         .map_err(|why| ApiError::field(name.to_owned(), why))?;
-    let own: Vec<&str> = ctx.own_hosts.iter().flatten().copied().collect();
-    if target::is_own_host(&url, &own) {
+    if target::is_own_host(&url, &ctx.own_hosts) {
         return Err(ApiError::field(
             name.to_owned(),
             "不能为本服务的短链接再生成短链接",
@@ -191,18 +190,19 @@ fn validate(body: CreateBody, ctx: &Context<'_>, prefix: &str) -> Result<Validat
     })
 }
 
-/// The hosts under which this service is reached: links to them would loop.
-pub fn own_hosts<'a>(links: &'a LinkService, parts: &'a Parts) -> [Option<&'a str>; 2] {
-    let configured = links
-        .public_base_url
-        .as_deref()
-        .and_then(|base| base.split_once("://"))
-        .map(|(_, rest)| host_of_authority(rest.split('/').next().unwrap_or_default()));
+/// The hosts under which this service is reached: the fixed ones and the request's `Host`.
+/// Links to them would lead back here.
+pub fn own_hosts<'a>(links: &'a LinkService, parts: &'a Parts) -> Vec<&'a str> {
     let requested = request_authority(parts).map(host_of_authority);
-    [configured, requested]
+    links
+        .own_hosts
+        .iter()
+        .map(String::as_str)
+        .chain(requested)
+        .collect()
 }
 
-fn host_of_authority(authority: &str) -> &str {
+pub(crate) fn host_of_authority(authority: &str) -> &str {
     match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => authority.split(':').next().unwrap_or_default(),

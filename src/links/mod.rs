@@ -92,6 +92,10 @@ pub struct LinkService {
     /// `server.listen`: the base of short URLs when neither the configuration nor the request
     /// names a host.
     pub listen: std::net::SocketAddr,
+    /// The hosts that lead to this service whatever the request says: the public base URL's,
+    /// `links.own_hosts`, the listen address (unless it is every address) and `localhost`,
+    /// which stands for every loopback name and address ([`target::canonical_host`]).
+    pub own_hosts: Vec<String>,
     pub cache: cache::LinkCache,
     pub clicks: Arc<clicks::ClickCounter>,
     pub attempts: password::AttemptLimiter,
@@ -102,6 +106,22 @@ pub struct LinkService {
     redirects: [Counter; RedirectOutcome::ALL.len()],
 }
 
+/// See [`LinkService::own_hosts`].
+fn own_hosts(server: &ServerConfig, config: &LinksConfig) -> Vec<String> {
+    let mut hosts: Vec<String> = config.own_hosts.clone();
+    hosts.push("localhost".to_owned());
+    if let Some(base) = &server.public_base_url {
+        let authority = base.split_once("://").map_or("", |(_, rest)| rest);
+        hosts.push(
+            api::host_of_authority(authority.split('/').next().unwrap_or_default()).to_owned(),
+        );
+    }
+    if !server.listen.ip().is_unspecified() {
+        hosts.push(server.listen.ip().to_string());
+    }
+    hosts
+}
+
 impl LinkService {
     /// Builds the service; call after the metrics recorder is installed.
     pub fn new(store: Arc<Store>, config: &LinksConfig, server: &ServerConfig) -> LinkService {
@@ -110,6 +130,7 @@ impl LinkService {
             config: config.clone(),
             public_base_url: server.public_base_url.clone(),
             listen: server.listen,
+            own_hosts: own_hosts(server, config),
             cache: cache::LinkCache::new(config.cache_max_entries),
             clicks: Arc::default(),
             attempts: password::AttemptLimiter::new(

@@ -68,13 +68,32 @@ pub fn disabled() -> HttpResponse {
     )
 }
 
-/// The password form (200), or again with an error message (`status` 403 or 429).
-pub fn password_form(code: &str, status: StatusCode, error: Option<&str>) -> HttpResponse {
+/// 404 for a path that is no page of this site (a browser asked; API clients get JSON).
+pub fn page_not_found() -> HttpResponse {
+    page(
+        StatusCode::NOT_FOUND,
+        "页面不存在",
+        "<h1>页面不存在</h1><p>这个地址没有对应的页面。请检查地址是否完整，或回到\
+<a href=\"/\">首页（API 指南）</a>。</p>",
+    )
+}
+
+/// The password form (200), or again with an error message (`status` 403 or 429). The link's
+/// title, when it has one, tells the visitor what the password opens.
+pub fn password_form(
+    code: &str,
+    title: Option<&str>,
+    status: StatusCode,
+    error: Option<&str>,
+) -> HttpResponse {
     let error = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
+    let title = title
+        .map(|t| format!("<p class=\"muted\">链接：{}</p>", escape(t)))
+        .unwrap_or_default();
     let body = format!(
-        "<h1>此链接需要密码</h1><p>请输入访问密码后继续。</p>{error}\
+        "<h1>此链接需要密码</h1>{title}<p>请输入访问密码后继续。</p>{error}\
 <form method=\"post\" action=\"/{code}\" class=\"card\"><label for=\"pw\">访问密码</label>\
 <div class=\"row\"><input id=\"pw\" name=\"password\" type=\"password\" class=\"grow\" \
 autocomplete=\"off\" required autofocus><button type=\"submit\" class=\"primary\">访问</button></div></form>",

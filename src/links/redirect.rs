@@ -31,6 +31,7 @@ pub fn follow(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiErro
         links.count(RedirectOutcome::PasswordForm);
         return Ok(pages::password_form(
             &link.record.code,
+            link.record.title.as_deref(),
             StatusCode::OK,
             None,
         ));
@@ -61,6 +62,7 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
         links.count(RedirectOutcome::PasswordLimited);
         let mut page = pages::password_form(
             code,
+            link.record.title.as_deref(),
             StatusCode::TOO_MANY_REQUESTS,
             Some(&format!("密码错误次数过多，请 {wait_s} 秒后再试")),
         );
@@ -94,6 +96,7 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
     links.count(RedirectOutcome::PasswordWrong);
     Ok(pages::password_form(
         code,
+        link.record.title.as_deref(),
         StatusCode::FORBIDDEN,
         Some("密码错误，请重试"),
     ))

@@ -65,8 +65,7 @@ pub async fn check(
         metrics::counter!("panlink_security_checks_total", "verdict" => "refused").increment(1);
         return Err(ApiError::InsufficientPoints);
     }
-    let own_hosts: Vec<&str> = own.iter().flatten().copied().collect();
-    let assessment = security.assess(&url, text.len(), &own_hosts).await;
+    let assessment = security.assess(&url, text.len(), &own).await;
     let hash = key.hash;
     let debit = links
         .store

@@ -268,3 +268,91 @@ test("short-link pages share the site's look: password form (wrong, then right),
   assert.deepEqual(problems.filter((p) => !expected(p)), []);
   await context.close();
 });
+
+async function adminLogin(page) {
+  await page.fill("#token", ADMIN_TOKEN);
+  await page.click('#login-form button[type="submit"]');
+  await page.waitForSelector("#manage:not([hidden])");
+}
+
+test("copy buttons work on a plain-http LAN address, where navigator.clipboard does not exist", async () => {
+  const lan = BASE.replace("127.0.0.1", TARGET_HOST);
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  // Records what each execCommand("copy") copied: the text selected at that moment.
+  await context.addInitScript(() => {
+    window.copied = [];
+    const original = document.execCommand.bind(document);
+    document.execCommand = (command, ...rest) => {
+      if (command === "copy") {
+        const active = document.activeElement;
+        window.copied.push(active && "value" in active ? active.value.slice(active.selectionStart, active.selectionEnd) : String(window.getSelection()));
+      }
+      return original(command, ...rest);
+    };
+  });
+  const page = await context.newPage();
+  await page.goto(`${lan}/`, { waitUntil: "load" });
+  assert.equal(await page.evaluate(() => window.isSecureContext), false);
+  assert.equal(await page.evaluate(() => typeof navigator.clipboard), "undefined");
+  await page.waitForFunction(() => !document.getElementById("copy-guide").disabled);
+  await page.click("#copy-base");
+  await page.waitForFunction(() => document.getElementById("copy-guide-status").textContent !== "");
+  assert.equal(await page.textContent("#copy-guide-status"), "已复制");
+  assert.deepEqual(await page.evaluate(() => window.copied), [lan]);
+
+  await page.goto(`${lan}/admin`, { waitUntil: "load" });
+  await adminLogin(page);
+  await page.fill("#new-name", `局域网复制-${Date.now()}`);
+  await page.click('#create-form button[type="submit"]');
+  await page.waitForSelector("#secret-box:not([hidden])");
+  const secret = (await page.textContent("#secret")).trim();
+  await page.click("#copy-secret");
+  await page.waitForFunction(() => document.getElementById("copy-status").textContent !== "");
+  assert.equal(await page.textContent("#copy-status"), "已复制");
+  assert.deepEqual(await page.evaluate(() => window.copied), [secret]);
+  await context.close();
+});
+
+test("the guide fits a 390 px phone; admin buttons, headings and names stay readable", async () => {
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const page = await phone.newPage();
+  await page.goto(`${BASE}/`, { waitUntil: "load" });
+  await page.waitForFunction(() => document.getElementById("guide-length").textContent.includes("全文约"));
+  await page.waitForFunction(() => document.querySelectorAll("#pool tbody tr").length > 0);
+  const [pageWidth, windowWidth] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  assert.ok(pageWidth <= windowWidth, `the guide is ${pageWidth} px wide in a ${windowWidth} px window`);
+  await shot(page, "guide-390");
+  await page.goto(`${BASE}/admin`, { waitUntil: "load" });
+  await adminLogin(page);
+  const name = `手机上的长名称-${Date.now()}`;
+  await page.fill("#new-name", name);
+  await page.click('#create-form button[type="submit"]');
+  const row = page.locator("#keys tbody tr", { hasText: name });
+  await row.waitFor();
+  await shot(page, "admin-390");
+  // A name column at least five characters wide: no name stacks one character per line.
+  const [nameWidth, fontSize] = await row.locator("td").first().evaluate((td) =>
+    [td.clientWidth, parseFloat(getComputedStyle(td).fontSize)]);
+  assert.ok(nameWidth >= 5 * fontSize, `the name column is ${nameWidth} px wide`);
+  await phone.close();
+
+  const desktop = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const wide = await desktop.newPage();
+  await wide.goto(`${BASE}/admin`, { waitUntil: "load" });
+  await adminLogin(wide);
+  await wide.locator("#keys tbody tr", { hasText: name }).waitFor();
+  const wrapped = await wide.$$eval("#keys th, #keys button", (els) =>
+    els.filter((el) => !(el.getBoundingClientRect().height < 2 * parseFloat(getComputedStyle(el).lineHeight)))
+      .map((el) => el.textContent));
+  assert.deepEqual(wrapped, [], "headings and buttons on one line");
+  await shot(wide, "admin-1280");
+  await desktop.close();
+});
+
+test("a path that is no page answers the site's 404 page to a browser", async () => {
+  const { context, page } = await open("/");
+  const missing = await page.goto(`${BASE}/no/such/page`);
+  assert.equal(missing.status(), 404);
+  assert.equal(await page.textContent("h1"), "页面不存在");
+  await context.close();
+});

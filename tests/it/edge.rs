@@ -8,6 +8,19 @@ fn unknown_path_is_404_json_with_request_id() {
     let response = server.get("/no/such/thing", &[]);
     response.assert_error(404, "route_not_found");
     assert_eq!(response.header("content-type"), Some("application/json"));
+    // A browser navigating there gets the site's 404 page; an API client keeps its JSON.
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let page = server.get("/no/such/thing", &[("Accept", browser)]);
+    assert_eq!(page.status, 404);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(page.text().contains("页面不存在") && page.text().contains("href=\"/\""));
+    let api = server.get("/no/such/thing", &[("Accept", "application/json")]);
+    api.assert_error(404, "route_not_found");
+    let post = server.send("POST", "/no/such/thing", &[("Accept", browser)], None);
+    post.assert_error(404, "route_not_found");
 }
 
 #[test]

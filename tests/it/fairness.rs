@@ -671,3 +671,40 @@ fn pages_carry_a_content_security_policy_and_refuse_framing() {
     let csp = link_page.header("content-security-policy").unwrap();
     assert!(csp.contains("form-action 'self' http: https:"), "{csp}");
 }
+
+#[test]
+fn loopback_alias_and_listen_hosts_are_this_service_whatever_the_request_says() {
+    let server = Server::start_with(&[("PANLINK_LINKS_OWN_HOSTS", r#"["go.example.com"]"#)]);
+    let (key, _) = server.create_key(r#"{"name": "aliases", "points": 0}"#);
+    let port = server.addr.port();
+    // Created through a LAN name: loopback names still lead back here, as do the alias and the
+    // listen address.
+    for looping in [
+        format!("http://localhost:{port}/x"),
+        format!("http://127.0.0.1:{port}/x"),
+        format!("http://127.8.9.10:{port}/x"),
+        format!("http://[::1]:{port}/x"),
+        "https://go.example.com/abc".to_owned(),
+        "https://GO.example.com./abc".to_owned(),
+    ] {
+        let body = json!({ "url": looping }).to_string();
+        let mut conn = Conn::open(server.addr);
+        conn.write(
+            format!(
+                "POST /api/v1/links HTTP/1.1\r\nHost: panlink.lan:{port}\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        let refused = conn.read_response(false).unwrap();
+        let json = refused.assert_error(400, "invalid_field");
+        assert!(
+            json["msg"].as_str().unwrap().contains("本服务"),
+            "{looping}: {json}"
+        );
+    }
+    assert_eq!(
+        create_link(&server, &key, "https://example.org/").status,
+        200
+    );
+}

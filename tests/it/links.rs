@@ -297,7 +297,7 @@ fn password_links_ask_verify_and_limit_attempts() {
     let data = create(
         &server,
         &key,
-        &json!({"url": "https://secret.example/doc", "access_type": "password", "password": "芝麻开门"}),
+        &json!({"url": "https://secret.example/doc", "access_type": "password", "password": "芝麻开门", "title": "<b>年度报告</b>"}),
     );
     assert_eq!(data["access_type"], "password");
     assert!(data.get("password").is_none());
@@ -305,6 +305,12 @@ fn password_links_ask_verify_and_limit_attempts() {
     let form = visit(&server, &code, &[("User-Agent", BROWSER)]);
     assert_eq!(form.status, 200);
     assert!(form.text().contains("此链接需要密码"));
+    // The title says what the password opens, escaped.
+    assert!(
+        form.text().contains("&lt;b&gt;年度报告&lt;/b&gt;"),
+        "{}",
+        form.text()
+    );
     assert!(form.text().contains(&format!("action=\"/{code}\"")));
     assert!(form.header("location").is_none());
 

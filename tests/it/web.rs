@@ -35,8 +35,8 @@ fn the_front_page_is_the_guide_and_json_clients_still_get_the_route_list() {
     let html = page.text();
     for section in [
         "接口地址",
-        "📖 完整使用文档",
-        "🔑 API 密钥",
+        "完整使用文档",
+        "API 密钥",
         "快速开始",
         "端点清单",
         "代码示例",

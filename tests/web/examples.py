@@ -1,12 +1,20 @@
 """Runs the guide's curl, Python and Node.js examples (from the live server's /guide.md, as the page shows
 them) against that server, so the documented code cannot rot. Exits non-zero on any failure.
 
-Usage: examples.py BASE_URL API_KEY
+Also sends every request-body example of the OpenAPI document (what Swagger UI's "Try it out"
+fills in) and checks that the answer is one the document lists for that operation, and never a
+400: an example must be a valid request.
+
+Usage: examples.py BASE_URL API_KEY ADMIN_TOKEN
 """
+import json
 import re
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
+
+import httpx
 
 EXAMPLE_BASE = "http://127.0.0.1:8080"
 EXAMPLE_KEY = "sk_your_key"
@@ -34,8 +42,42 @@ def run(name: str, argv: list[str], code: str, must_contain: list[str]) -> bool:
     return ok
 
 
+def openapi_examples(base: str, key: str, admin_token: str) -> bool:
+    spec = json.loads(urllib.request.urlopen(f"{base}/openapi.json").read())
+    ok = True
+    sent = 0
+    headers = {"X-API-Key": key, "Authorization": f"Bearer {admin_token}"}
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            body = op.get("requestBody") if isinstance(op, dict) else None
+            if not body:
+                continue
+            url = path
+            for param in item.get("parameters", []) + op.get("parameters", []):
+                if param.get("in") == "path":
+                    url = url.replace("{" + param["name"] + "}", str(param["example"]))
+            for content_type, content in body["content"].items():
+                example = content.get("example")
+                if example is None:
+                    print(f"FAILED: {method.upper()} {path} has no request example")
+                    ok = False
+                    continue
+                data = (urllib.parse.urlencode(example) if content_type.endswith("urlencoded")
+                        else json.dumps(example))
+                answer = httpx.request(method.upper(), base + url, content=data.encode(),
+                                       headers={**headers, "Content-Type": content_type}, timeout=30)
+                sent += 1
+                documented = answer.status_code in {int(code) for code in op["responses"]}
+                if answer.status_code == 400 or not documented:
+                    print(f"FAILED: {method.upper()} {url} with its example: {answer.status_code} "
+                          f"(documented: {list(op['responses'])}) {answer.text[:300]}")
+                    ok = False
+    print(f"{'ok' if ok else 'FAILED'}: {sent} request examples of the OpenAPI document")
+    return ok
+
+
 def main() -> int:
-    base, key = sys.argv[1], sys.argv[2]
+    base, key, admin_token = sys.argv[1], sys.argv[2], sys.argv[3]
     guide = urllib.request.urlopen(f"{base}/guide.md").read().decode()
     blocks = {title: code.replace(EXAMPLE_BASE, base).replace(EXAMPLE_KEY, key)
               for title, code in examples(guide).items()}
@@ -49,6 +91,7 @@ def main() -> int:
         run("Node.js", ["node", "-"], blocks[node],
             ["job ", "quark valid all_checks_passed", "baidu valid all_checks_passed", "done {"]),
     ]
+    results.append(openapi_examples(base, key, admin_token))
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")
     return 0 if all(results) else 1

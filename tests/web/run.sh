@@ -39,8 +39,8 @@ schemathesis run "$base/openapi.json" --url "$base" -H "X-API-Key: $fuzz_key" \
   > "$work/schemathesis.log" 2>&1 || { cat "$work/schemathesis.log"; exit 1; }
 grep -E "generated|passed|failed" "$work/schemathesis.log" | tail -1
 
-echo "== the guide's code examples, run against $base"
-python3 tests/web/examples.py "$base" "$key"
+echo "== the guide's code examples and the OpenAPI document's request examples, run against $base"
+python3 tests/web/examples.py "$base" "$key" "$admin_token"
 
 echo "== pages in headless Chromium"
 PANLINK_BASE="$base" PANLINK_ADMIN_TOKEN=$admin_token PANLINK_KEY="$key" SCREENSHOTS="$PWD/target/screenshots" \

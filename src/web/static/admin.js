@@ -153,12 +153,14 @@ document.addEventListener("DOMContentLoaded", () => {
   $("refresh").addEventListener("click", refresh);
   $("keys").addEventListener("click", act);
   $("keys").addEventListener("change", changePlan);
+  // copyText and selectText are in copy.js.
   $("copy-secret").addEventListener("click", async () => {
     try {
-      await navigator.clipboard.writeText($("secret").textContent);
+      await copyText($("secret").textContent);
       $("copy-status").textContent = "已复制";
     } catch (err) {
-      $("copy-status").textContent = `复制失败：${err.message}`;
+      selectText($("secret"));
+      $("copy-status").textContent = `复制失败：${err.message}（密钥已选中）`;
     }
   });
   if (sessionStorage.getItem(TOKEN_STORE)) {

@@ -179,7 +179,7 @@ function addRow(id, event, data) {
     result = resultText(data);
   } else if (event === "done") {
     const t = data.totals || {};
-    result = `完成：共 ${t.total}，有效 ${t.valid}，失效 ${t.invalid}，locked ${t.locked}，unknown ${t.unknown}`;
+    result = `完成：共 ${t.total}，有效 ${t.valid}，失效 ${t.invalid}，需提取码 ${t.locked}，未能确定 ${t.unknown}`;
   }
   tr.innerHTML = `<td>${time}</td><td>${escapeHtml(id || "")}</td><td>${escapeHtml(event)}</td><td>${escapeHtml(provider)}</td><td>${result}</td>`;
   $("events").tBodies[0].appendChild(tr);
@@ -275,9 +275,10 @@ function renderExamples() {
   renderExample();
 }
 
+// copyText is in copy.js.
 async function copy(text, statusId) {
   try {
-    await navigator.clipboard.writeText(text);
+    await copyText(text);
     $(statusId).textContent = "已复制";
   } catch (err) {
     $(statusId).textContent = `复制失败：${err.message}`;
@@ -304,10 +305,14 @@ async function loadGuide() {
 
 // --- system status ---------------------------------------------------------------------------
 
+// The breaker's state as a reader says it (the API's value stays in the cell's title).
+const CIRCUIT_LABELS = { closed: "正常", open: "已熔断（暂停检测）", half_open: "试探恢复中" };
+
 function poolRow(name, p) {
   const s = p.states || {};
+  const circuit = CIRCUIT_LABELS[p.circuit] ?? p.circuit ?? "";
   const cells = [name, p.queued, p.urgent_queued, p.in_flight, p.concurrency ?? "", p.checked_total,
-    s.valid, s.invalid, s.locked, s.unknown, p.circuit ?? ""];
+    s.valid, s.invalid, s.locked, s.unknown, circuit];
   return `<tr>${cells.map((c) => `<td>${escapeHtml(c ?? 0)}</td>`).join("")}</tr>`;
 }
 
