@@ -211,6 +211,8 @@ test("/docs lists the operations and a try-it-out call with the API key succeeds
   const spec = await (await fetch(`${BASE}/openapi.json`)).json();
   const expected = Object.values(spec.paths).reduce((n, item) => n + Object.keys(item).length, 0);
   assert.equal(operations, expected, "every operation is listed");
+  // The site's style sheet leaves Swagger UI's own elements alone (its version badge is a <pre>).
+  assert.equal(await page.$eval("pre.version", (el) => getComputedStyle(el).borderTopWidth), "0px");
   await page.click("button.authorize");
   // The first scheme of the dialog is ApiKey (X-API-Key), the second the admin bearer token.
   const apiKey = page.locator(".modal-ux .auth-container").first();
@@ -235,6 +237,9 @@ test("/redoc renders the API reference", async () => {
   await page.waitForSelector("h1", { timeout: 30_000 });
   await page.waitForFunction(() => document.body.innerText.includes("创建检测任务"));
   assert.match(await page.locator("h1").first().textContent(), /panlink API/);
+  // Samples come from the document's examples, not ReDoc's placeholders.
+  const text = await page.evaluate(() => document.body.innerText);
+  assert.ok(!text.includes("property1") && !text.includes("2019-08-24"), "placeholder samples");
   await shot(page, "redoc");
   assert.deepEqual(problems, []);
   await context.close();
