@@ -190,13 +190,20 @@ fn invalid_configuration_stops_start_up_naming_the_key() {
 
     let config = temp.path().join("bad.toml");
     std::fs::write(&config, "[http]\nmax_conections = 3\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_panlink"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env_clear()
-        .output()
-        .unwrap();
+    let out = serve_with_config(&config, temp.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_conections"));
+}
+
+/// `panlink serve --config config` on `data_dir`, nothing else of the environment: for
+/// configurations that must be refused.
+fn serve_with_config(config: &std::path::Path, data_dir: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_panlink"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env_clear()
+        .env("PANLINK_DATA_DIR", data_dir)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -225,12 +232,7 @@ fn default_config_prints_the_shipped_config_toml_and_serve_reads_an_edited_copy(
         printed.replace("max_connections = 20000", "max_connections = 0"),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_panlink"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env_clear()
-        .env("PANLINK_DATA_DIR", temp.path())
-        .output()
-        .unwrap();
+    let out = serve_with_config(&config, temp.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("http.max_connections"));
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{Conn, Server, serve_refused, wait_until};
+use crate::harness::{Conn, Response, Server, serve_refused, wait_until};
 
 /// Latencies of `/health` asked every 25 ms on fresh connections while `busy` runs; the worst.
 fn worst_health_latency_while(server: &Server, busy: impl FnOnce() + Send) -> Duration {
@@ -533,6 +533,20 @@ fn create_link(server: &Server, key: &str, url: &str) -> crate::harness::Respons
     )
 }
 
+/// `POST /api/v1/links` for `url`, sent with `Host: host` (a name the client reached us by).
+fn create_link_as(server: &Server, key: &str, host: &str, url: &str) -> Response {
+    let body = json!({ "url": url }).to_string();
+    let mut conn = Conn::open(server.addr);
+    conn.write(
+        format!(
+            "POST /api/v1/links HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    conn.read_response(false).unwrap()
+}
+
 #[test]
 fn link_targets_with_user_info_or_pointing_back_here_are_refused() {
     let server = Server::start_with(&[("PANLINK_PUBLIC_BASE_URL", "https://s.example.com")]);
@@ -559,16 +573,7 @@ fn link_targets_with_user_info_or_pointing_back_here_are_refused() {
         format!("http://localhost:{port}/x"),
         format!("http://[::1]:{port}/x"),
     ] {
-        let body = json!({ "url": looping }).to_string();
-        let mut conn = Conn::open(server.addr);
-        conn.write(
-            format!(
-                "POST /api/v1/links HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .as_bytes(),
-        );
-        let refused = conn.read_response(false).unwrap();
+        let refused = create_link_as(&server, &key, &format!("127.0.0.1:{port}"), &looping);
         refused.assert_error(400, "invalid_field");
     }
     assert_eq!(
@@ -687,16 +692,7 @@ fn loopback_alias_and_listen_hosts_are_this_service_whatever_the_request_says() 
         "https://go.example.com/abc".to_owned(),
         "https://GO.example.com./abc".to_owned(),
     ] {
-        let body = json!({ "url": looping }).to_string();
-        let mut conn = Conn::open(server.addr);
-        conn.write(
-            format!(
-                "POST /api/v1/links HTTP/1.1\r\nHost: panlink.lan:{port}\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .as_bytes(),
-        );
-        let refused = conn.read_response(false).unwrap();
+        let refused = create_link_as(&server, &key, &format!("panlink.lan:{port}"), &looping);
         let json = refused.assert_error(400, "invalid_field");
         assert!(
             json["msg"].as_str().unwrap().contains("本服务"),
