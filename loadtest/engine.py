@@ -113,9 +113,14 @@ def main():
     elapsed = time.monotonic() - started
     cpu = cpu_seconds(args.pid) - cpu_before
     replay_s, replayed = replay(args, job)
+    export_s, export_rows, export_bytes, export_rss = export_csv(args, job)
     print(json.dumps({
         "replay_events": replayed,
         "replay_events_per_s": round(replayed / replay_s),
+        "export_rows": export_rows,
+        "export_mib": round(export_bytes / 2**20, 1),
+        "export_s": round(export_s, 3),
+        "export_rss_growth_kib": export_rss,
         "items": args.items,
         "ingest_s": round(ingest, 3),
         "total_s": round(elapsed, 3),
@@ -150,6 +155,38 @@ def replay(args, job):
             break
         carry = data[-4:]
     return time.monotonic() - started, count
+
+
+def export_csv(args, job):
+    """Downloads the finished job's results as CSV while sampling the server's heap (RssAnon)
+    every 20 ms: (seconds, data rows, bytes, peak RSS growth in KiB over the RSS before)."""
+    before = rss_kib(args.pid)
+    peak = [before]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_kib(args.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.monotonic()
+    conn = http.client.HTTPConnection(args.host, args.port, timeout=600)
+    conn.request("GET", f"/jobs/{job}/results?format=csv", headers={"X-API-Key": args.key})
+    resp = conn.getresponse()
+    size = 0
+    lines = 0
+    while True:
+        block = resp.read1(65536)
+        if not block:
+            break
+        size += len(block)
+        lines += block.count(b"\r\n")
+    elapsed = time.monotonic() - started
+    done.set()
+    sampler.join()
+    return elapsed, lines - 1, size, peak[0] - before
 
 
 def rss_kib(pid):

@@ -87,6 +87,7 @@ impl App {
             engine,
             Arc::clone(&store),
             &config.jobs,
+            &config.check,
             shutdown.clone(),
         ));
         Ok(Arc::new(App {

@@ -135,6 +135,8 @@ routes! {
     CancelJob: DELETE "/jobs/{id}", ApiKey, Open => jobs::api::cancel(&app.jobs, req).await;
     JobEvents: GET "/jobs/{id}/events", ApiKey, Open => jobs::api::events(&app.jobs, req);
     UrgentJob: POST "/jobs/{id}/urgent", ApiKey, Open => jobs::api::urgent(&app.jobs, req).await;
+    JobResults: GET "/jobs/{id}/results", ApiKey, Open => jobs::export::results(&app.jobs, req);
+    Check: POST "/check", ApiKey, Open => jobs::check::check(&app.jobs, req).await;
     Pool: GET "/pool", Public, Open => jobs::pool::all(&app.jobs.engine, req);
     PoolProvider: GET "/pool/{provider}", Public, Open => jobs::pool::one(&app.jobs.engine, req);
 

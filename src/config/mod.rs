@@ -17,8 +17,8 @@ pub mod sources;
 use std::path::Path;
 
 pub use settings::{
-    AdminConfig, CacheTtl, CheckerConfig, Config, HttpConfig, JobsConfig, KeysConfig, LinksConfig,
-    LogFormat, RawConfig, SecurityConfig, ServerConfig, StorageConfig,
+    AdminConfig, CacheTtl, CheckConfig, CheckerConfig, Config, HttpConfig, JobsConfig, KeysConfig,
+    LinksConfig, LogFormat, RawConfig, SecurityConfig, ServerConfig, StorageConfig,
 };
 
 /// A configuration problem that stops start-up. The message names the key and what it accepts.

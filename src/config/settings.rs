@@ -211,6 +211,15 @@ config_sections! {
         purge_interval_ms: u64 = 600_000, millis() => purge_interval: Duration;
     }
 
+    [check] RawCheck => CheckConfig {
+        /// Links one blocking POST /check may carry (400 above; larger sets go to POST /jobs).
+        max_items: usize = 100, range(1, 10_000);
+        /// How long POST /check waits for its results when the request does not say (`wait_s`).
+        default_wait_s: u64 = 10, seconds_between(1, 300) => default_wait: Duration;
+        /// The longest `wait_s` a request may ask for; the job goes on after it either way.
+        max_wait_s: u64 = 30, seconds_between(1, 300) => max_wait: Duration;
+    }
+
     [links] RawLinks => LinksConfig {
         /// Characters of a generated short code (random base62; grows by itself if collisions
         /// repeat).

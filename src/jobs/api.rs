@@ -23,7 +23,7 @@ use crate::checker::providers::{self, Recognized};
 use crate::checker::share::Provider;
 use crate::error::ApiError;
 use crate::http::response::{self, HttpResponse};
-use crate::keys::KeyReq as Req;
+use crate::keys::{AuthedKey, KeyReq as Req};
 use crate::sse::{self, ChannelBody};
 use crate::timefmt;
 
@@ -36,18 +36,32 @@ struct CreateBody {
     text: Option<String>,
 }
 
+/// An item of a submission that was not taken, by its index in `items`.
 #[derive(Debug, Serialize)]
-struct Rejected {
+pub(super) struct Rejected {
     index: usize,
     reason: &'static str,
 }
 
-/// What bounds one submission (from `jobs.*`).
+/// What bounds one submission (from `jobs.*`, and `check.max_items` for `POST /check`).
 #[derive(Clone, Copy)]
-struct SubmissionLimits {
-    max_items: usize,
-    max_url_bytes: usize,
-    max_meta_bytes: usize,
+pub(super) struct SubmissionLimits {
+    pub max_items: usize,
+    pub max_url_bytes: usize,
+    pub max_meta_bytes: usize,
+    /// Said after the limit when a submission goes over it.
+    pub over_limit_hint: &'static str,
+}
+
+impl SubmissionLimits {
+    pub fn of_jobs(config: &crate::config::JobsConfig) -> SubmissionLimits {
+        SubmissionLimits {
+            max_items: config.max_items,
+            max_url_bytes: config.max_url_bytes,
+            max_meta_bytes: config.max_meta_bytes,
+            over_limit_hint: "",
+        }
+    }
 }
 
 /// `POST /jobs`.
@@ -56,47 +70,16 @@ pub async fn create(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> 
     if !crate::http::request::is_json_content_type(&req.parts.headers) {
         return Err(ApiError::UnsupportedContentType);
     }
-    let open = app.engine.open_jobs_of(&key.record.id);
-    if open >= app.config.max_open_jobs_per_key {
-        return Err(ApiError::TooManyOpenJobs {
-            limit: app.config.max_open_jobs_per_key,
-        });
-    }
-    let limits = SubmissionLimits {
-        max_items: app.config.max_items,
-        max_url_bytes: app.config.max_url_bytes,
-        max_meta_bytes: app.config.max_meta_bytes,
-    };
+    let limits = SubmissionLimits::of_jobs(&app.config);
     let body = req.body.clone();
-    let (items, rejected) = tokio::task::spawn_blocking(move || parse_submission(&body, limits))
-        .await
-        .map_err(|_| ApiError::Internal)??;
-    let quota = StoredItemQuota {
-        items: match key.record.plan {
-            crate::keys::record::Plan::Free => app.config.free_max_stored_items,
-            crate::keys::record::Plan::Premium => app.config.premium_max_stored_items,
-        },
-        window: quota::Window {
-            retention_ms: u64::try_from(app.config.retention.as_millis()).unwrap_or(u64::MAX),
-        },
-    };
+    let (items, rejected) = tokio::task::spawn_blocking(move || {
+        let body: CreateBody = crate::http::request::parse_json(&body)?;
+        parse_submission(body.items, body.text.as_deref(), limits)
+    })
+    .await
+    .map_err(|_| ApiError::Internal)??;
     let now = timefmt::now_ms();
-    let job = match app
-        .engine
-        .submit(key.record.id.clone(), items, quota, now)
-        .await
-    {
-        Ok(job) => job,
-        Err(SubmitError::OverQuota { used }) => {
-            metrics::counter!("panlink_jobs_refused_total", "reason" => "item_quota").increment(1);
-            return Err(ApiError::ItemQuotaExceeded {
-                quota: quota.items,
-                used,
-            });
-        }
-        Err(SubmitError::Store(err)) => return Err(err.into()),
-        Err(SubmitError::Interrupted) => return Err(ApiError::ShuttingDown),
-    };
+    let job = submit(app, &key, items, now).await?;
 
     #[derive(Serialize)]
     struct Created {
@@ -125,35 +108,79 @@ pub async fn create(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> 
     ))
 }
 
-/// Decodes and checks a `POST /jobs` body: its items (from `items` and from the share links found
-/// in `text`) and the ones rejected. Linear in the body; runs on the blocking pool.
-fn parse_submission(
-    body: &[u8],
+/// Stores a job of `items` for `key` and starts it: within the key's open-jobs cap and its
+/// plan's stored-item quota.
+pub(super) async fn submit(
+    app: &Jobs,
+    key: &AuthedKey,
+    items: Vec<ItemRecord>,
+    now: u64,
+) -> Result<JobRecord, ApiError> {
+    let open = app.engine.open_jobs_of(&key.record.id);
+    if open >= app.config.max_open_jobs_per_key {
+        return Err(ApiError::TooManyOpenJobs {
+            limit: app.config.max_open_jobs_per_key,
+        });
+    }
+    let quota = StoredItemQuota {
+        items: match key.record.plan {
+            crate::keys::record::Plan::Free => app.config.free_max_stored_items,
+            crate::keys::record::Plan::Premium => app.config.premium_max_stored_items,
+        },
+        window: quota::Window {
+            retention_ms: u64::try_from(app.config.retention.as_millis()).unwrap_or(u64::MAX),
+        },
+    };
+    match app
+        .engine
+        .submit(key.record.id.clone(), items, quota, now)
+        .await
+    {
+        Ok(job) => Ok(job),
+        Err(SubmitError::OverQuota { used }) => {
+            metrics::counter!("panlink_jobs_refused_total", "reason" => "item_quota").increment(1);
+            Err(ApiError::ItemQuotaExceeded {
+                quota: quota.items,
+                used,
+            })
+        }
+        Err(SubmitError::Store(err)) => Err(err.into()),
+        Err(SubmitError::Interrupted) => Err(ApiError::ShuttingDown),
+    }
+}
+
+/// Checks the items of a submission (from `items` and from the share links found in `text`),
+/// setting aside the ones rejected. Linear in the body; callers run it on the blocking pool.
+pub(super) fn parse_submission(
+    values: Vec<Value>,
+    text: Option<&str>,
     limits: SubmissionLimits,
 ) -> Result<(Vec<ItemRecord>, Vec<Rejected>), ApiError> {
-    let body: CreateBody = crate::http::request::parse_json(body)?;
     let limit = limits.max_items;
-    if body.items.len() > limit {
-        return Err(ApiError::field("items", format!("最多 {limit} 个链接")));
+    let over = |what: &str| {
+        ApiError::field(
+            "items",
+            format!("最多 {limit} 个链接{what}{}", limits.over_limit_hint),
+        )
+    };
+    if values.len() > limit {
+        return Err(over(""));
     }
-    let mut items: Vec<ItemRecord> = Vec::with_capacity(body.items.len());
+    let mut items: Vec<ItemRecord> = Vec::with_capacity(values.len());
     let mut rejected = Vec::new();
-    for (index, value) in body.items.into_iter().enumerate() {
+    for (index, value) in values.into_iter().enumerate() {
         match item_from_json(value, limits) {
             Ok(item) => items.push(item),
             Err(reason) => rejected.push(Rejected { index, reason }),
         }
     }
-    if let Some(text) = &body.text {
+    if let Some(text) = text {
         for found in extract::shares_in_text(text) {
             items.push(ItemRecord::of_share(found.url, found.share, None));
         }
     }
     if items.len() > limit {
-        return Err(ApiError::field(
-            "items",
-            format!("最多 {limit} 个链接（含 text 中提取的）"),
-        ));
+        return Err(over("（含 text 中提取的）"));
     }
     if items.is_empty() {
         return Err(ApiError::field(
@@ -219,13 +246,13 @@ fn item_from_json(value: Value, limits: SubmissionLimits) -> Result<ItemRecord, 
 }
 
 /// Where a job is: live in the engine, or only in storage.
-enum Found {
+pub(super) enum Found {
     Live(Arc<Job>),
     Stored(JobRecord),
 }
 
 /// The job `{id}` if it belongs to the caller; 404 otherwise (including other keys' jobs).
-fn find(app: &Jobs, req: &Req<'_>) -> Result<Found, ApiError> {
+pub(super) fn find(app: &Jobs, req: &Req<'_>) -> Result<Found, ApiError> {
     let key = req.caller.as_ref().ok_or(ApiError::MissingApiKey)?;
     let id = req.param("id");
     let not_found = ApiError::NotFound("任务");
@@ -603,6 +630,7 @@ mod tests {
             max_items: 10,
             max_url_bytes: 100,
             max_meta_bytes: 64,
+            over_limit_hint: "",
         };
         item_from_json(value, limits)
     }

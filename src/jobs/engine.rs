@@ -839,6 +839,15 @@ impl Engine {
         counts
     }
 
+    /// Moves every pending item of `job` to the urgent lanes (someone is waiting for all of it).
+    pub fn hurry_all(&self, job: &Arc<Job>) {
+        for item_id in 1..=job.total {
+            if let Promotion::Promoted(provider) = job.promote(item_id) {
+                self.lanes[provider.index()].push_urgent(job, item_id);
+            }
+        }
+    }
+
     /// Cancels `job`: pending items get a `cancelled` result; checks in flight finish.
     pub async fn cancel(&self, job: &Arc<Job>) {
         {

@@ -5,8 +5,10 @@
 //! gets exactly one result event; event ids of a job are 1, 2, 3 … without gaps.
 
 pub mod api;
+pub mod check;
 pub mod engine;
 pub mod event;
+pub mod export;
 pub mod health;
 pub mod pool;
 pub mod quota;
@@ -17,7 +19,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::JobsConfig;
+use crate::config::{CheckConfig, JobsConfig};
 use crate::http::slots::ConcurrencySlots;
 use crate::store::Store;
 
@@ -27,6 +29,8 @@ pub struct Jobs {
     pub engine: Arc<engine::Engine>,
     pub store: Arc<Store>,
     pub config: JobsConfig,
+    /// `check.*`: the bounds of the blocking `POST /check`.
+    pub check: CheckConfig,
     /// Event streams open per API key id (`jobs.max_streams_per_key`).
     pub key_streams: Arc<ConcurrencySlots<String>>,
     pub shutdown: CancellationToken,
@@ -37,6 +41,7 @@ impl Jobs {
         engine: Arc<engine::Engine>,
         store: Arc<Store>,
         config: &JobsConfig,
+        check: &CheckConfig,
         shutdown: CancellationToken,
     ) -> Jobs {
         Jobs {
@@ -44,6 +49,7 @@ impl Jobs {
             store,
             key_streams: ConcurrencySlots::new(config.max_streams_per_key),
             config: config.clone(),
+            check: check.clone(),
             shutdown,
         }
     }

@@ -37,6 +37,8 @@ pub const RESERVED: &[&str] = &[
     // `/api/v1/links/batch` is a literal route: a link coded `batch` could not be restored.
     "batch",
     "guide.md",
+    // `POST /check`, the blocking check.
+    "check",
 ];
 
 /// A code's characters and length as accepted anywhere (generated or alias): what the redirect

@@ -5,7 +5,8 @@
 //! `checker.upstream_override` and trusts the generated CA through `checker.extra_root_ca`, so it
 //! runs its production path: real host names in SNI and `Host`, verified TLS, the pooled client).
 //! Each provider answers with its real shapes (`docs/providers.md` §4); the share id's prefix picks the
-//! case ([`outcome::Case`]), or a transport fault ([`fault::Fault`]). `--latency-ms` holds every
+//! case ([`outcome::Case`]), a case that changes after a number of checks
+//! ([`outcome::Changing`]), or a transport fault ([`fault::Fault`]). `--latency-ms` holds every
 //! answer that long, exactly ([`hold`]). `/__mock/stats` on any host counts requests per provider
 //! and TLS connections accepted, and gives the mean time a request was held (`mean_hold_us`).
 //!
@@ -157,6 +158,15 @@ impl MockState {
             fault::choose(chosen);
             return Case::Ok;
         }
+        // A check asks its first step once, whatever the provider asks after it: counted here.
+        if let Some(changing) = outcome::Changing::of(id) {
+            let mut attempts = self.attempts.lock();
+            let checks = attempts
+                .entry(format!("check:{provider}:{id}"))
+                .or_insert(0);
+            *checks += 1;
+            return changing.case_at(*checks);
+        }
         match Case::of(id) {
             Case::Slow => {
                 tokio::time::sleep(outcome::SLOW_DELAY).await;
@@ -178,7 +188,8 @@ impl MockState {
 
     /// The case later steps of a check answer as (no waiting, no counting).
     pub fn case_after_first_step(id: &str) -> Case {
-        if fault::Fault::of(id).is_some() {
+        // A later step is asked only after a first step that answered `ok`.
+        if fault::Fault::of(id).is_some() || outcome::Changing::of(id).is_some() {
             return Case::Ok;
         }
         match Case::of(id) {

@@ -66,9 +66,57 @@ impl Case {
     }
 }
 
+/// A share whose answer changes after a number of checks of it: `flip<N>…` answers as `ok` for
+/// its first N checks, then as `gone` (it died); `back<N>…` answers as `gone` for its first N
+/// checks, then as `ok` (it came back). For the monitors' tests: a link that dies while watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changing {
+    Dies(u32),
+    Revives(u32),
+}
+
+impl Changing {
+    /// The changing case of share id `id`, if it names one (`flip2abc`, `back10x`).
+    pub fn of(id: &str) -> Option<Changing> {
+        let (make, rest): (fn(u32) -> Changing, &str) = if let Some(rest) = id.strip_prefix("flip")
+        {
+            (Changing::Dies, rest)
+        } else {
+            (Changing::Revives, id.strip_prefix("back")?)
+        };
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok().map(make)
+    }
+
+    /// What the `check`-th check (1 for the first) of this share answers as.
+    pub fn case_at(self, check: u32) -> Case {
+        match self {
+            Changing::Dies(n) if check <= n => Case::Ok,
+            Changing::Dies(_) => Case::Gone,
+            Changing::Revives(n) if check <= n => Case::Gone,
+            Changing::Revives(_) => Case::Ok,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changing_shares() {
+        assert_eq!(Changing::of("flip2abc"), Some(Changing::Dies(2)));
+        assert_eq!(Changing::of("back10x"), Some(Changing::Revives(10)));
+        assert_eq!(Changing::of("flipabc"), None);
+        assert_eq!(Changing::of("okflip2"), None);
+        let dies = Changing::Dies(2);
+        assert_eq!(
+            [1, 2, 3, 4].map(|n| dies.case_at(n)),
+            [Case::Ok, Case::Ok, Case::Gone, Case::Gone]
+        );
+        assert_eq!(Changing::Revives(1).case_at(1), Case::Gone);
+        assert_eq!(Changing::Revives(1).case_at(2), Case::Ok);
+    }
 
     #[test]
     fn prefixes() {

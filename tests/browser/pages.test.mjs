@@ -361,3 +361,27 @@ test("a path that is no page answers the site's 404 page to a browser", async ()
   assert.equal(await page.textContent("h1"), "页面不存在");
   await context.close();
 });
+
+test("粘贴检测: pasted text is checked live and its results download as CSV", async () => {
+  const { context, page, problems } = await open("/");
+  await page.fill("#key", KEY);
+  await page.fill("#paste-text", [
+    "资源一 https://pan.quark.cn/s/okPaste01 好用",
+    "资源二 https://pan.baidu.com/s/1gonePaste02",
+    "资源三 https://www.alipan.com/s/lockPaste03 提取码: abcd",
+  ].join("\n"));
+  await page.click("#paste-start");
+  await page.waitForFunction(() => document.getElementById("paste-status").textContent.startsWith("检测完成"), null, { timeout: 30_000 });
+  const states = await page.$$eval("#paste-results tbody tr", (trs) => trs.map((tr) => tr.dataset.state).sort());
+  assert.deepEqual(states, ["invalid", "valid", "valid"]);
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#paste-download")]);
+  assert.match(download.suggestedFilename(), /^panlink-\w+\.csv$/);
+  const path = await download.path();
+  const { readFileSync } = await import("node:fs");
+  const csv = readFileSync(path, "utf8");
+  assert.ok(csv.startsWith("\ufeffitem_id,url,provider,state,valid,reason"), csv.slice(0, 80));
+  assert.equal(csv.trim().split("\r\n").length, 4, csv);
+  await shot(page, "guide-paste-check");
+  assert.deepEqual(problems, []);
+  await context.close();
+});

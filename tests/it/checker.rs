@@ -222,6 +222,25 @@ async fn every_case_of_the_mock_table(provider: Provider) {
     }
     let after = check(&client, &url, None).await;
     assert_verdict(&after, Valid, Reason::AllChecksPassed, "limit, then");
+
+    // `flip1`: valid for one check, then gone; `back1`: gone for one check, then valid. Counted
+    // per check, not per request of the providers that ask twice.
+    let (_, _, gone_state, gone_reason) = expected_rows(provider)
+        .into_iter()
+        .find(|(id, ..)| id.starts_with("gone"))
+        .expect("the table has a gone row");
+    let flip = share_url(provider, "flip1AB01");
+    let alive = check(&client, &flip, None).await;
+    assert_verdict(&alive, Valid, Reason::AllChecksPassed, "flip, first check");
+    for _ in 0..2 {
+        let died = check(&client, &flip, None).await;
+        assert_verdict(&died, gone_state, gone_reason, "flip, later checks");
+    }
+    let back = share_url(provider, "back1AB01");
+    let dead = check(&client, &back, None).await;
+    assert_verdict(&dead, gone_state, gone_reason, "back, first check");
+    let revived = check(&client, &back, None).await;
+    assert_verdict(&revived, Valid, Reason::AllChecksPassed, "back, then");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod disk;
 mod edge;
+mod export;
 mod fairness;
 mod faults;
 mod harness;

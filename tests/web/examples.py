@@ -85,7 +85,8 @@ def main() -> int:
     assert {"curl", "Python（httpx，异步，流式 SSE）", node} <= blocks.keys(), blocks.keys()
     results = [
         run("curl", ["bash", "-euo", "pipefail"], blocks["curl"],
-            ["job: ", "event: result", "event: done", '"status":"done"']),
+            ["job: ", "event: result", "event: done", '"status":"done"',
+             "item_id,url,provider,state", '"results":[{"item_id":1']),
         run("Python", [sys.executable, "-"], blocks["Python（httpx，异步，流式 SSE）"],
             ["job ", "quark valid all_checks_passed", "done {"]),
         run("Node.js", ["node", "-"], blocks[node],

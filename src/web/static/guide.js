@@ -185,7 +185,44 @@ function addRow(id, event, data) {
   $("events").tBodies[0].appendChild(tr);
 }
 
-// SSE over fetch (EventSource cannot send X-API-Key), resuming with Last-Event-ID.
+// A job's SSE stream over fetch (EventSource cannot send X-API-Key), resuming with
+// Last-Event-ID after a dropped connection, until `done` or until `signal` aborts. Calls
+// onEvent(id, event, data) for each event; resolves to whether `done` arrived.
+async function followStream(streamUrl, signal, onEvent) {
+  let lastId = null;
+  let finished = false;
+  while (!finished && !signal.aborted) {
+    const headers = { "X-API-Key": key() };
+    if (lastId) headers["Last-Event-ID"] = lastId;
+    const response = await fetch(BASE + streamUrl, { headers, signal });
+    if (!response.ok) throw new Error(`HTTP ${response.status}：${await response.text()}`);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let id = null, event = "message";
+        const data = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith("id:")) id = line.slice(3).trim();
+          else if (line.startsWith("event:")) event = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(5).trim());
+        }
+        if (!data.length) continue;
+        if (id) lastId = id;
+        onEvent(id, event, JSON.parse(data.join("\n")));
+        if (event === "done") finished = true;
+      }
+    }
+  }
+  return finished;
+}
+
 async function tryStream() {
   if (!currentJob) return;
   if (streamAbort) streamAbort.abort();
@@ -193,46 +230,65 @@ async function tryStream() {
   streamAbort = controller;
   $("events").tBodies[0].innerHTML = "";
   $("stop-stream").disabled = false;
-  let lastId = null;
-  let finished = false;
   $("stream-status").textContent = "已连接，等待结果…";
   try {
-    while (!finished && !controller.signal.aborted) {
-      const headers = { "X-API-Key": key() };
-      if (lastId) headers["Last-Event-ID"] = lastId;
-      const response = await fetch(BASE + currentJob.stream_url, { headers, signal: controller.signal });
-      if (!response.ok) throw new Error(`HTTP ${response.status}：${await response.text()}`);
-      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value;
-        let end;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          let id = null, event = "message";
-          const data = [];
-          for (const line of block.split("\n")) {
-            if (line.startsWith("id:")) id = line.slice(3).trim();
-            else if (line.startsWith("event:")) event = line.slice(6).trim();
-            else if (line.startsWith("data:")) data.push(line.slice(5).trim());
-          }
-          if (!data.length) continue;
-          if (id) lastId = id;
-          const payload = JSON.parse(data.join("\n"));
-          addRow(id, event, payload);
-          if (event === "done") finished = true;
-        }
-      }
-    }
+    const finished = await followStream(currentJob.stream_url, controller.signal, addRow);
     $("stream-status").textContent = finished ? "任务完成，服务端已关闭连接" : "已停止";
   } catch (err) {
     $("stream-status").textContent = controller.signal.aborted ? "已停止" : `出错：${err.message}`;
   } finally {
     $("stop-stream").disabled = true;
     if (streamAbort === controller) streamAbort = null;
+  }
+}
+
+// --- paste and check -------------------------------------------------------------------------
+
+let pasteJob = null;
+
+// Checks every share link in the pasted text: the results appear as they come; when the job is
+// done, its CSV export can be downloaded.
+async function pasteCheck() {
+  $("paste-start").disabled = true;
+  $("paste-download").disabled = true;
+  const rows = $("paste-results").tBodies[0];
+  rows.innerHTML = "";
+  try {
+    pasteJob = await api("POST", "/jobs", { text: $("paste-text").value });
+    $("paste-status").textContent = `共 ${pasteJob.total} 个链接，检测中…`;
+    const finished = await followStream(pasteJob.stream_url, new AbortController().signal, (id, event, data) => {
+      if (event !== "result") return;
+      const tr = document.createElement("tr");
+      tr.dataset.state = data.state;
+      tr.innerHTML = `<td>${escapeHtml(data.item_id)}</td><td>${escapeHtml(data.url)}</td>` +
+        `<td>${escapeHtml(data.provider || "—")}</td><td>${resultText(data)}</td>`;
+      rows.appendChild(tr);
+    });
+    $("paste-status").textContent = finished ? `检测完成，共 ${rows.rows.length} 条结果` : "连接中断";
+    $("paste-download").disabled = false;
+  } catch (err) {
+    $("paste-status").textContent = `出错：${err.message}`;
+  } finally {
+    $("paste-start").disabled = false;
+  }
+}
+
+// The CSV export needs the API key, so it is fetched here and handed to the browser as a file.
+async function pasteDownload() {
+  if (!pasteJob) return;
+  try {
+    const response = await fetch(`${BASE}/jobs/${pasteJob.job_id}/results?format=csv`, { headers: { "X-API-Key": key() } });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const url = URL.createObjectURL(await response.blob());
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = `panlink-${pasteJob.job_id}.csv`;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (err) {
+    $("paste-status").textContent = `下载失败：${err.message}`;
   }
 }
 
@@ -355,6 +411,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("try-stream").addEventListener("click", tryStream);
   $("stop-stream").addEventListener("click", () => streamAbort && streamAbort.abort());
   $("try-urgent").addEventListener("click", tryUrgent);
+  $("paste-start").addEventListener("click", pasteCheck);
+  $("paste-download").addEventListener("click", pasteDownload);
   loadGuide();
   refreshPool();
   setInterval(refreshPool, 3000);
