@@ -15,6 +15,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::Jobs;
 use super::engine::{Job, JobSnapshot, ProviderProgress, Published};
+use super::event::Priority;
 use super::quota;
 use super::record::{self, ItemRecord, JOB_ID_LEN, JobRecord, JobStatus};
 use super::submission::{StoredItemQuota, SubmitError};
@@ -79,7 +80,7 @@ pub async fn create(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> 
     .await
     .map_err(|_| ApiError::Internal)??;
     let now = timefmt::now_ms();
-    let job = submit(app, &key, items, now).await?;
+    let job = submit(app, &key, items, now, Priority::Normal).await?;
 
     #[derive(Serialize)]
     struct Created {
@@ -108,13 +109,14 @@ pub async fn create(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> 
     ))
 }
 
-/// Stores a job of `items` for `key` and starts it: within the key's open-jobs cap and its
-/// plan's stored-item quota.
+/// Stores a job of `items` for `key` and starts it on `lane`: within the key's open-jobs cap and
+/// its plan's stored-item quota.
 pub(super) async fn submit(
     app: &Jobs,
     key: &AuthedKey,
     items: Vec<ItemRecord>,
     now: u64,
+    lane: Priority,
 ) -> Result<JobRecord, ApiError> {
     let open = app.engine.open_jobs_of(&key.record.id);
     if open >= app.config.max_open_jobs_per_key {
@@ -133,7 +135,7 @@ pub(super) async fn submit(
     };
     match app
         .engine
-        .submit(key.record.id.clone(), items, quota, now)
+        .submit(key.record.id.clone(), items, quota, now, lane)
         .await
     {
         Ok(job) => Ok(job),

@@ -1,6 +1,6 @@
 //! `POST /check`: the blocking check, for scripts that want JSON at once. The links become an
-//! ordinary job (same verdicts, cache, rate limits and quota as `POST /jobs`) whose items all go
-//! to the urgent lanes; the answer waits until the job is done or `wait_s` runs out and carries
+//! ordinary job (same verdicts, cache, rate limits and quota as `POST /jobs`) whose items all
+//! start on the urgent queues; the answer waits until the job is done or `wait_s` runs out and carries
 //! the results in input order, and the items still pending. The job goes on either way: a client
 //! that stops waiting, or disconnects, loses nothing and can follow `stream_url` or fetch
 //! `GET /jobs/{id}/results` later.
@@ -16,6 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::Jobs;
 use super::api::{self, Rejected, SubmissionLimits};
 use super::engine::Published;
+use super::event::Priority;
 use super::record;
 use crate::error::ApiError;
 use crate::http::response::{self, HttpResponse};
@@ -71,11 +72,10 @@ pub async fn check(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     })
     .await
     .map_err(|_| ApiError::Internal)??;
-    let job = api::submit(app, &key, items, timefmt::now_ms()).await?;
+    let job = api::submit(app, &key, items, timefmt::now_ms(), Priority::Urgent).await?;
     if let Some(live) = app.engine.job(&job.id) {
-        // Subscribe before hurrying, so that the end cannot slip by unseen.
+        // An end published before this subscription is seen by `is_finished`.
         let mut rx = live.subscribe();
-        app.engine.hurry_all(&live);
         let _ = tokio::time::timeout(wait, async {
             while !live.is_finished() {
                 match rx.recv().await {

@@ -632,13 +632,15 @@ impl Engine {
 
     /// Takes a new job of `items` for `owner` (a key id): lays it out off the async workers,
     /// stores it in one write that also counts its items against the owner's quota (nothing is
-    /// stored over it), answers the items it cannot check, and starts checking the rest.
+    /// stored over it), answers the items it cannot check, and starts checking the rest on the
+    /// `lane`'s queues (urgent: someone is waiting for the whole job).
     pub async fn submit(
         &self,
         owner: String,
         items: Vec<ItemRecord>,
         quota: StoredItemQuota,
         now: u64,
+        lane: Priority,
     ) -> Result<JobRecord, SubmitError> {
         let (items, layout) = tokio::task::spawn_blocking(move || {
             let layout = submission::lay_out(&items, owner, now);
@@ -687,7 +689,13 @@ impl Engine {
             .iter()
             .map(|(id, state, _)| (*id, *state))
             .collect();
-        self.admit(&layout.job, &layout.providers_of, layout.index, &immediate);
+        self.admit(
+            &layout.job,
+            &layout.providers_of,
+            layout.index,
+            &immediate,
+            lane,
+        );
         Ok(layout.job)
     }
 
@@ -699,6 +707,7 @@ impl Engine {
         providers_of: &[Option<Provider>],
         index: Vec<(u64, u32)>,
         immediate: &[(u32, State)],
+        lane: Priority,
     ) {
         let item_provider: Box<[u8]> = providers_of[1..]
             .iter()
@@ -706,7 +715,7 @@ impl Engine {
             .collect();
         let job = Arc::new(Job::new(record, item_provider, index));
         self.restore_progress(&job, immediate, immediate.len() as u32);
-        self.enqueue(&job);
+        self.enqueue(&job, lane);
         if !job.is_finished() {
             self.shard(&job.id)
                 .lock()
@@ -742,14 +751,22 @@ impl Engine {
         }
     }
 
-    /// Pushes every pending item onto its provider's lane.
-    fn enqueue(&self, job: &Arc<Job>) {
+    /// Pushes every pending item onto its provider's normal or urgent queue.
+    fn enqueue(&self, job: &Arc<Job>, lane: Priority) {
         for item_id in 1..=job.total {
             if job.slots[item_id as usize - 1].load(Ordering::Acquire) != PENDING {
                 continue;
             }
-            if let Some(provider) = job.provider_of(item_id) {
-                self.lanes[provider.index()].push_normal(job, item_id);
+            let Some(provider) = job.provider_of(item_id) else {
+                continue;
+            };
+            match lane {
+                Priority::Normal => self.lanes[provider.index()].push_normal(job, item_id),
+                Priority::Urgent => {
+                    if let Promotion::Promoted(provider) = job.promote(item_id) {
+                        self.lanes[provider.index()].push_urgent(job, item_id);
+                    }
+                }
             }
         }
     }
@@ -782,7 +799,7 @@ impl Engine {
                     .write_now(|txn, dbs| record::put_job(txn, dbs, &finished))?;
                 continue;
             }
-            self.enqueue(&job);
+            self.enqueue(&job, Priority::Normal);
             self.shard(&job.id).lock().insert(job.id.clone(), job);
         }
         Ok(())
@@ -837,15 +854,6 @@ impl Engine {
             }
         }
         counts
-    }
-
-    /// Moves every pending item of `job` to the urgent lanes (someone is waiting for all of it).
-    pub fn hurry_all(&self, job: &Arc<Job>) {
-        for item_id in 1..=job.total {
-            if let Promotion::Promoted(provider) = job.promote(item_id) {
-                self.lanes[provider.index()].push_urgent(job, item_id);
-            }
-        }
     }
 
     /// Cancels `job`: pending items get a `cancelled` result; checks in flight finish.
