@@ -2,17 +2,23 @@
 //! mock drives. Only the build line is skipped (this binary is the build), and the two ports
 //! become free ones so that the test runs beside others.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::wait_timeout;
 
+/// A free port below Linux's ephemeral range (32768 and up), where the other tests' servers,
+/// which bind port 0, never land between this check and the block's own bind.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .subsec_nanos();
+    (0..1000)
+        .map(|n| 20_000 + ((seed as usize + n * 7919) % 10_000) as u16)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port between 20000 and 30000")
 }
 
 /// The shell block between the README's quickstart markers.
@@ -49,6 +55,8 @@ fn the_readme_block_reaches_real_verdicts_from_the_mock() {
     let dir = tempfile::tempdir().unwrap();
     // The block leaves the mock and the server running; the wrapper stops them at the end.
     let wrapped = format!("set -e\n{script}\nkill $(jobs -p)\nwait\n");
+    // Its own process group: on a timeout the mock and the server it started go too (they hold
+    // the output pipes open, so waiting for the output would wait for them).
     let mut child = Command::new("bash")
         .arg("-c")
         .arg(&wrapped)
@@ -57,11 +65,14 @@ fn the_readme_block_reaches_real_verdicts_from_the_mock() {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .unwrap();
     let status = wait_timeout(&mut child, Duration::from_secs(60));
     if status.is_none() {
-        let _ = child.kill();
+        let _ = Command::new("kill")
+            .args(["-KILL", &format!("-{}", child.id())])
+            .status();
     }
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
