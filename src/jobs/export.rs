@@ -43,6 +43,10 @@ pub const CSV_COLUMNS: [&str; 11] = [
     "meta",
 ];
 
+/// The CSV's first line: a byte-order mark (Excel on Windows reads UTF-8 by it), then the columns.
+static CSV_HEADER: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("\u{feff}{}\r\n", CSV_COLUMNS.join(",")));
+
 /// The three output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -77,7 +81,7 @@ impl Format {
         match self {
             Format::Json => b"[",
             Format::JsonLines => b"",
-            Format::Csv => "\u{feff}item_id,url,provider,state,valid,reason,share_name,file_count,expiration_label,checked_at,meta\r\n".as_bytes(),
+            Format::Csv => CSV_HEADER.as_bytes(),
         }
     }
 
