@@ -4,8 +4,8 @@
 //! first-byte deadline (a socket that sends nothing is dropped), then hyper-util's `auto`
 //! builder, which reads the HTTP/2 prior-knowledge preface itself (anything else is HTTP/1.1),
 //! with both protocols' timers set. (A hand-made switch served the same redirect load at the
-//! same CPU per request, within 1 %; the builder the mock uses too is kept.) An idle watchdog closes connections with no request for
-//! `http.idle_timeout_ms`; a stall watchdog drops a connection whose client has taken none of
+//! same CPU per request, within 1 %; the builder the mock uses too is kept.) An idle watchdog
+//! closes connections with no request for `http.idle_timeout_ms`; a stall watchdog drops a connection whose client has taken none of
 //! its bytes for `http.write_stall_timeout_ms` (a client that stopped reading holds no task,
 //! buffer or stream forever). On shutdown every connection is told to finish its in-flight requests
 //! and close; [`serve`] returns once all have, or when the grace period ends.
