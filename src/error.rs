@@ -72,6 +72,9 @@ pub enum ApiError {
     ItemQuotaExceeded { quota: u64, used: u64 },
     /// The key has as many unfinished jobs as it may.
     TooManyOpenJobs { limit: usize },
+    /// The key has as many of something (monitors, monitored links, webhooks) as its plan
+    /// allows; `what` names it in Chinese.
+    LimitReached { what: &'static str, limit: u64 },
     /// Unexpected failure; details are in the log under the request id, never in the body.
     Internal,
     /// The server sheds load instead of queueing without bound.
@@ -249,6 +252,12 @@ impl ApiError {
                 format!("{scope}同时打开的事件流已达上限 ({limit} 个)，请先关闭不用的连接").into(),
                 Some(5),
             ),
+            LimitReached { what, limit } => (
+                StatusCode::BAD_REQUEST,
+                "limit_reached",
+                format!("{what}已达上限（{limit} 个）").into(),
+                None,
+            ),
             ItemQuotaExceeded { quota, used } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "item_quota_exceeded",
@@ -395,7 +404,10 @@ mod tests {
             },
             ApiError::ItemQuotaExceeded { quota: 1, used: 1 },
             ApiError::TooManyOpenJobs { limit: 1 },
-            ApiError::TooManyOpenJobs { limit: 1 },
+            ApiError::LimitReached {
+                what: "监控",
+                limit: 1,
+            },
             ApiError::Internal,
             ApiError::Overloaded { retry_after_s: 1 },
             ApiError::HandlerTimeout,

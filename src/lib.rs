@@ -25,3 +25,4 @@ pub mod sse;
 pub mod store;
 pub mod timefmt;
 pub mod web;
+pub mod webhooks;

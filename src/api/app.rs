@@ -23,6 +23,7 @@ use crate::security::SecurityChecker;
 use crate::store::Store;
 use crate::timefmt;
 use crate::web::Site;
+use crate::webhooks::Webhooks;
 
 pub struct App {
     pub config: Config,
@@ -43,6 +44,8 @@ pub struct App {
     pub links: LinkService,
     /// The URL security check.
     pub security: SecurityChecker,
+    /// Webhooks: their records, workers and the receiver client.
+    pub webhooks: Arc<Webhooks>,
     /// The web pages, built once.
     pub site: Site,
     /// Cancelled on SIGINT/SIGTERM: long-lived work (SSE streams, dispatchers) ends on it.
@@ -77,10 +80,17 @@ impl App {
         let links = LinkService::new(Arc::clone(&store), &config.links, &config.server);
         let security = SecurityChecker::new(&config.security)?;
         let client = UpstreamClient::new(&config.checker)?;
+        let webhooks = Webhooks::start(
+            Arc::clone(&store),
+            &config.webhooks,
+            config.checker.extra_root_ca.as_deref(),
+            shutdown.clone(),
+        )?;
         let engine = Engine::start(
             Arc::clone(&store),
             client,
             &config.checker,
+            Arc::clone(&webhooks),
             shutdown.clone(),
         )?;
         let jobs = Arc::new(Jobs::new(
@@ -99,6 +109,7 @@ impl App {
             metrics,
             links,
             security,
+            webhooks,
             site: Site::new(&config),
             in_flight: Semaphore::new(config.http.max_in_flight),
             public_body_reads: ConcurrencySlots::new(

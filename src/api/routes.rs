@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::http::response::HttpResponse;
 use crate::http::router::{RouteDef, Router, RouterError};
 use crate::keys::KeyReq as Req;
-use crate::{admin, jobs, keys, links, security, web};
+use crate::{admin, jobs, keys, links, security, web, webhooks};
 
 /// Which credentials a route needs; the pipeline checks them before dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +157,21 @@ routes! {
     ListGroups: GET "/api/v1/groups", ApiKey, Open => links::api::list_groups(&app.links, req);
     SecurityCheck: POST "/api/v1/tools/security-check", ApiKey, Open
         => security::api::check(&app.security, &app.links, req).await;
+
+    CreateWebhook: POST "/api/v1/webhooks", ApiKey, Open
+        => webhooks::api::create(&app.webhooks, req).await;
+    ListWebhooks: GET "/api/v1/webhooks", ApiKey, Open => webhooks::api::list(&app.webhooks, req);
+    GetWebhook: GET "/api/v1/webhooks/{id}", ApiKey, Open => webhooks::api::get(&app.webhooks, req);
+    PatchWebhook: PATCH "/api/v1/webhooks/{id}", ApiKey, Open
+        => webhooks::api::patch(&app.webhooks, req).await;
+    DeleteWebhook: DELETE "/api/v1/webhooks/{id}", ApiKey, Open
+        => webhooks::api::delete(&app.webhooks, req).await;
+    PingWebhook: POST "/api/v1/webhooks/{id}/ping", ApiKey, Open
+        => webhooks::api::ping(&app.webhooks, req).await;
+    WebhookDeliveries: GET "/api/v1/webhooks/{id}/deliveries", ApiKey, Open
+        => webhooks::api::deliveries(&app.webhooks, req);
+    RedeliverWebhook: POST "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", ApiKey, Open
+        => webhooks::api::redeliver(&app.webhooks, req).await;
 
     GuideMarkdown: GET "/guide.md", Public, Open => web::guide_markdown(&app.site, req);
     AdminPage: GET "/admin", Public, SameOrigin => web::admin_page(&app.site, req);

@@ -127,6 +127,96 @@ pub struct UpstreamClient {
     max_body: usize,
     user_agent: HeaderValue,
     sessions: Arc<Sessions>,
+    /// The DNS layer, kept for [`UpstreamClient::resolve`] (receiver clients only).
+    resolver: Option<UpstreamResolver>,
+}
+
+/// What a receiver client (see [`UpstreamClient::for_receivers`]) is allowed and given.
+pub struct Receivers<'a> {
+    pub allow_private: bool,
+    pub allow_http: bool,
+    pub timeout: Duration,
+    pub user_agent: &'a str,
+    /// A CA to trust beside the public roots (the checker's `extra_root_ca`).
+    pub extra_root_ca: Option<&'a std::path::Path>,
+}
+
+/// How a pool of connections is set up.
+struct Pooling<'a> {
+    connect_timeout: Duration,
+    extra_root_ca: Option<&'a std::path::Path>,
+    proxies: &'a [http::Uri],
+    max_idle_per_host: usize,
+    allow_http: bool,
+}
+
+/// One pooled client per egress (direct first, then each proxy).
+fn build_clients(
+    resolver: UpstreamResolver,
+    pooling: &Pooling<'_>,
+) -> Result<Vec<Client<Connector, Full<Bytes>>>, ClientError> {
+    let mut http = HttpConnector::new_with_resolver(resolver);
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(pooling.connect_timeout));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = pooling.extra_root_ca {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|err| ClientError(format!("reading {}: {err}", path.display())))?;
+        let mut added = 0;
+        for cert in certs {
+            let cert = cert.map_err(|err| ClientError(format!("{}: {err}", path.display())))?;
+            roots
+                .add(cert)
+                .map_err(|err| ClientError(format!("{}: {err}", path.display())))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(ClientError(format!(
+                "{} holds no certificate",
+                path.display()
+            )));
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|err| ClientError(err.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut egresses = vec![Egress::Direct(http.clone())];
+    for proxy in pooling.proxies {
+        let mut tunnel =
+            hyper_util::client::legacy::connect::proxy::Tunnel::new(proxy.clone(), http.clone());
+        if let Some(auth) = proxy_authorization(proxy) {
+            tunnel = tunnel.with_auth(auth);
+        }
+        egresses.push(Egress::Proxy(tunnel));
+    }
+    Ok(egresses
+        .into_iter()
+        .map(|egress| {
+            let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls.clone());
+            let https = if pooling.allow_http {
+                builder.https_or_http()
+            } else {
+                builder.https_only()
+            }
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(egress);
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(pooling.max_idle_per_host)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .build(https)
+        })
+        .collect())
 }
 
 /// Session values providers hand out (cookies, tokens), kept across checks as a browser keeps its
@@ -156,68 +246,17 @@ impl Sessions {
 
 impl UpstreamClient {
     pub fn new(config: &CheckerConfig) -> Result<UpstreamClient, ClientError> {
-        let resolver = UpstreamResolver::new(config.upstream_override)?;
-        let mut http = HttpConnector::new_with_resolver(resolver);
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.connect_timeout));
-        http.set_keepalive(Some(Duration::from_secs(60)));
-
-        let mut roots = RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = &config.extra_root_ca {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|err| ClientError(format!("reading {}: {err}", path.display())))?;
-            let mut added = 0;
-            for cert in certs {
-                let cert = cert.map_err(|err| ClientError(format!("{}: {err}", path.display())))?;
-                roots
-                    .add(cert)
-                    .map_err(|err| ClientError(format!("{}: {err}", path.display())))?;
-                added += 1;
-            }
-            if added == 0 {
-                return Err(ClientError(format!(
-                    "{} holds no certificate",
-                    path.display()
-                )));
-            }
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|err| ClientError(err.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let mut egresses = vec![Egress::Direct(http.clone())];
-        for proxy in &config.proxies {
-            let mut tunnel = hyper_util::client::legacy::connect::proxy::Tunnel::new(
-                proxy.clone(),
-                http.clone(),
-            );
-            if let Some(auth) = proxy_authorization(proxy) {
-                tunnel = tunnel.with_auth(auth);
-            }
-            egresses.push(Egress::Proxy(tunnel));
-        }
-        let clients = egresses
-            .into_iter()
-            .map(|egress| {
-                let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls.clone())
-                    .https_only()
-                    .enable_http1()
-                    .enable_http2()
-                    .wrap_connector(egress);
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    .pool_max_idle_per_host(config.pool_max_idle_per_host)
-                    .pool_timer(TokioTimer::new())
-                    .timer(TokioTimer::new())
-                    .build(https)
-            })
-            .collect();
+        let resolver = UpstreamResolver::new(config.upstream_override, false)?;
+        let clients = build_clients(
+            resolver,
+            &Pooling {
+                connect_timeout: config.connect_timeout,
+                extra_root_ca: config.extra_root_ca.as_deref(),
+                proxies: &config.proxies,
+                max_idle_per_host: config.pool_max_idle_per_host,
+                allow_http: false,
+            },
+        )?;
         let mut proxied = [false; crate::checker::share::Provider::ALL.len()];
         for provider in crate::checker::share::Provider::ALL {
             proxied[provider.index()] = !config.proxies.is_empty()
@@ -234,7 +273,48 @@ impl UpstreamClient {
             user_agent: HeaderValue::from_str(&config.user_agent)
                 .map_err(|err| ClientError(err.to_string()))?,
             sessions: Arc::new(Sessions::default()),
+            resolver: None,
         })
+    }
+
+    /// A client for receivers users name (webhooks): the same pooled stack, direct egress, a DNS
+    /// layer that drops private addresses unless `receivers.allow_private`, `http://` only when
+    /// `receivers.allow_http`, and the given per-exchange deadline. Also answers which
+    /// addresses a host would be reached at ([`UpstreamClient::resolve`]).
+    pub fn for_receivers(receivers: &Receivers<'_>) -> Result<UpstreamClient, ClientError> {
+        let resolver = UpstreamResolver::new(None, receivers.allow_private)?;
+        let clients = build_clients(
+            resolver.clone(),
+            &Pooling {
+                connect_timeout: receivers.timeout,
+                extra_root_ca: receivers.extra_root_ca,
+                proxies: &[],
+                max_idle_per_host: 8,
+                allow_http: receivers.allow_http,
+            },
+        )?;
+        Ok(UpstreamClient {
+            clients: Arc::new(clients),
+            proxied: [false; crate::checker::share::Provider::ALL.len()],
+            use_proxies: false,
+            next_proxy: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            timeout: receivers.timeout,
+            // Receivers' answers are read only for their status; keep little of a body.
+            max_body: 64 * 1024,
+            user_agent: HeaderValue::from_str(receivers.user_agent)
+                .map_err(|err| ClientError(err.to_string()))?,
+            sessions: Arc::new(Sessions::default()),
+            resolver: Some(resolver),
+        })
+    }
+
+    /// The addresses a receiver client would connect to for `host` (see
+    /// [`UpstreamResolver::lookup`]); for a provider client, an error.
+    pub async fn resolve(&self, host: &str) -> std::io::Result<Vec<SocketAddr>> {
+        match &self.resolver {
+            Some(resolver) => resolver.lookup(host).await,
+            None => Err(std::io::Error::other("not a receiver client")),
+        }
     }
 
     /// The handle to use for `provider`'s requests: through the proxies if configured for it.
@@ -323,6 +403,18 @@ impl UpstreamClient {
             Some(("application/x-www-form-urlencoded", Bytes::from(body))),
         )
         .await
+    }
+
+    /// `POST url` with `body` of `content_type` as it is.
+    pub async fn post_bytes(
+        &self,
+        url: &str,
+        headers: &[(&'static str, &str)],
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Result<Exchange, UpstreamError> {
+        self.send(Method::POST, url, headers, Some((content_type, body)))
+            .await
     }
 
     async fn send(
@@ -421,11 +513,18 @@ pub struct UpstreamResolver {
 
 enum ResolverMode {
     Override(SocketAddr),
-    Dns(Box<hickory_resolver::TokioResolver>),
+    /// hickory's answers; only public addresses unless `allow_private`.
+    Dns {
+        resolver: Box<hickory_resolver::TokioResolver>,
+        allow_private: bool,
+    },
 }
 
 impl UpstreamResolver {
-    fn new(upstream_override: Option<SocketAddr>) -> Result<UpstreamResolver, ClientError> {
+    fn new(
+        upstream_override: Option<SocketAddr>,
+        allow_private: bool,
+    ) -> Result<UpstreamResolver, ClientError> {
         let mode = match upstream_override {
             Some(addr) => ResolverMode::Override(addr),
             None => {
@@ -445,12 +544,51 @@ impl UpstreamResolver {
                 let resolver = builder
                     .build()
                     .map_err(|err| ClientError(err.to_string()))?;
-                ResolverMode::Dns(Box::new(resolver))
+                ResolverMode::Dns {
+                    resolver: Box::new(resolver),
+                    allow_private,
+                }
             }
         };
         Ok(UpstreamResolver {
             inner: Arc::new(mode),
         })
+    }
+}
+
+impl UpstreamResolver {
+    /// The addresses the client would connect to for `host`: the override, or the answers the
+    /// DNS layer allows (public ones unless private ones are allowed); an error when none is left.
+    pub async fn lookup(&self, host: &str) -> std::io::Result<Vec<SocketAddr>> {
+        match &*self.inner {
+            ResolverMode::Override(addr) => Ok(vec![*addr]),
+            ResolverMode::Dns {
+                resolver,
+                allow_private,
+            } => {
+                // A trailing dot: the name is absolute, no search-list guessing.
+                let absolute = if host.ends_with('.') {
+                    host.to_owned()
+                } else {
+                    format!("{host}.")
+                };
+                let lookup = resolver
+                    .lookup_ip(absolute)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                let addrs: Vec<SocketAddr> = lookup
+                    .iter()
+                    .filter(|ip| *allow_private || netguard::is_public(*ip))
+                    .map(|ip| SocketAddr::new(ip, 0))
+                    .collect();
+                if addrs.is_empty() {
+                    return Err(std::io::Error::other(format!(
+                        "{host} resolves to no public address"
+                    )));
+                }
+                Ok(addrs)
+            }
+        }
     }
 }
 
@@ -464,30 +602,10 @@ impl tower_service::Service<Name> for UpstreamResolver {
     }
 
     fn call(&mut self, name: Name) -> Self::Future {
-        let inner = Arc::clone(&self.inner);
+        let resolver = self.clone();
         Box::pin(async move {
-            match &*inner {
-                ResolverMode::Override(addr) => Ok(vec![*addr].into_iter()),
-                ResolverMode::Dns(resolver) => {
-                    // A trailing dot: the name is absolute, no search-list guessing.
-                    let lookup = resolver
-                        .lookup_ip(format!("{}.", name.as_str()))
-                        .await
-                        .map_err(std::io::Error::other)?;
-                    let addrs: Vec<SocketAddr> = lookup
-                        .iter()
-                        .filter(|ip| netguard::is_public(*ip))
-                        .map(|ip| SocketAddr::new(ip, 0))
-                        .collect();
-                    if addrs.is_empty() {
-                        return Err(std::io::Error::other(format!(
-                            "{} resolves to no public address",
-                            name.as_str()
-                        )));
-                    }
-                    Ok(addrs.into_iter())
-                }
-            }
+            let addrs = resolver.lookup(name.as_str()).await?;
+            Ok(addrs.into_iter())
         })
     }
 }

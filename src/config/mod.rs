@@ -18,7 +18,8 @@ use std::path::Path;
 
 pub use settings::{
     AdminConfig, CacheTtl, CheckConfig, CheckerConfig, Config, HttpConfig, JobsConfig, KeysConfig,
-    LinksConfig, LogFormat, RawConfig, SecurityConfig, ServerConfig, StorageConfig,
+    LinksConfig, LogFormat, MonitorsConfig, RawConfig, SecurityConfig, ServerConfig, StorageConfig,
+    WebhooksConfig,
 };
 
 /// A configuration problem that stops start-up. The message names the key and what it accepts.

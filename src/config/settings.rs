@@ -220,6 +220,48 @@ config_sections! {
         max_wait_s: u64 = 30, seconds_between(1, 300) => max_wait: Duration;
     }
 
+    [monitors] RawMonitors => MonitorsConfig {
+        /// The shortest re-check interval a monitor may ask for (`interval_s`; 400 below it).
+        min_interval_s: u64 = 3_600, range(1, 365 * 86_400).unit("s");
+        /// The interval of a monitor that does not name one (default one day).
+        default_interval_s: u64 = 86_400, range(1, 365 * 86_400).unit("s");
+        /// Monitors one API key may have (400 above).
+        max_per_key: usize = 100, range(1, 100_000);
+        /// Links a key on the free plan may have in all its monitors together (400 above).
+        free_max_links_per_key: u64 = 1_000, range(0, 1 << 32);
+        /// The same for keys on the premium plan.
+        premium_max_links_per_key: u64 = 100_000, range(0, 1 << 32);
+        /// The least time between two runs started by POST /api/v1/monitors/{id}/run (429
+        /// sooner).
+        run_min_gap_s: u64 = 60, seconds_between(0, 86_400) => run_min_gap: Duration;
+    }
+
+    [webhooks] RawWebhooks => WebhooksConfig {
+        /// Accept webhook URLs whose host resolves to a loopback, private, link-local, CGNAT or
+        /// multicast address. Off: such URLs are refused at creation and at every delivery.
+        allow_private: bool = false, any();
+        /// Accept `http://` webhook URLs (off: `https://` only).
+        allow_http: bool = false, any();
+        /// Webhooks one API key may have (400 above).
+        max_per_key: usize = 20, range(1, 10_000);
+        /// One delivery attempt (connect, send, answer) must end within this; else it failed.
+        timeout_ms: u64 = 10_000, millis_between(100, 120_000) => timeout: Duration;
+        /// Deliveries in flight at once to one webhook: a slow receiver only delays its own.
+        concurrency_per_receiver: usize = 4, range(1, 64);
+        /// The wait before the first retry; each later one waits twice as long (with up to 25 %
+        /// jitter).
+        retry_base_ms: u64 = 60_000, millis_between(10, 3_600_000) => retry_base: Duration;
+        /// A delivery is retried for this long after its event, then marked failed.
+        retry_window_s: u64 = 86_400, seconds_between(1, 30 * 86_400) => retry_window: Duration;
+        /// A webhook whose every delivery failed for this long (since its last success) is
+        /// disabled (`disabled_reason: failing`; PATCH `disabled: false` turns it back on).
+        disable_after_s: u64 = 3 * 86_400, seconds_between(1, 365 * 86_400)
+            => disable_after: Duration;
+        /// Finished deliveries (delivered or failed) are deleted this long after their event.
+        delivery_retention_s: u64 = 7 * 86_400, seconds_between(60, 365 * 86_400)
+            => delivery_retention: Duration;
+    }
+
     [links] RawLinks => LinksConfig {
         /// Characters of a generated short code (random base62; grows by itself if collisions
         /// repeat).

@@ -36,6 +36,7 @@ use crate::checker::verdict::{Reason, State, Verdict};
 use crate::config::CheckerConfig;
 use crate::store::{Store, StoreError};
 use crate::timefmt;
+use crate::webhooks::{self, EventType, Webhooks};
 
 const PENDING: u8 = 0;
 const URGENT: u8 = 1;
@@ -527,6 +528,8 @@ pub struct Engine {
     pub lanes: Vec<Arc<Lane>>,
     jobs: Box<[JobShard]>,
     sink: mpsc::Sender<Outcome>,
+    /// Told of finished jobs (`job.completed`), in the commit that records the end.
+    webhooks: Arc<Webhooks>,
     shutdown: CancellationToken,
     clock: Instant,
 }
@@ -543,6 +546,7 @@ impl Engine {
         store: Arc<Store>,
         client: UpstreamClient,
         config: &CheckerConfig,
+        webhooks: Arc<Webhooks>,
         shutdown: CancellationToken,
     ) -> Result<Arc<Engine>, StoreError> {
         let lanes: Vec<Arc<Lane>> = Provider::ALL
@@ -581,6 +585,7 @@ impl Engine {
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
             sink,
+            webhooks,
             shutdown,
             clock: Instant::now(),
         });
@@ -664,7 +669,7 @@ impl Engine {
                     now,
                 )?;
                 if let quota::Reservation::OverQuota { .. } = reservation {
-                    return Ok(reservation);
+                    return Ok((reservation, Vec::new()));
                 }
                 record::put_job(txn, dbs, &stored)?;
                 for (position, item) in items.iter().enumerate() {
@@ -678,9 +683,16 @@ impl Engine {
                     );
                     record::put_event(txn, dbs, &stored.id, event_id as u32 + 1, &json)?;
                 }
-                Ok(reservation)
+                let woken = if stored.status == JobStatus::Done {
+                    completed_event(txn, dbs, &stored)?
+                } else {
+                    Vec::new()
+                };
+                Ok((reservation, woken))
             })
             .await?;
+        let (reservation, woken) = reservation;
+        self.webhooks.wake(&woken);
         if let quota::Reservation::OverQuota { used } = reservation {
             return Err(SubmitError::OverQuota { used });
         }
@@ -795,8 +807,11 @@ impl Engine {
                 // Finished between its last result and the record update: store the end.
                 let progress = job.progress.lock().clone();
                 let finished = job.record(&progress);
-                self.store
-                    .write_now(|txn, dbs| record::put_job(txn, dbs, &finished))?;
+                let woken = self.store.write_now(|txn, dbs| {
+                    record::put_job(txn, dbs, &finished)?;
+                    completed_event(txn, dbs, &finished)
+                })?;
+                self.webhooks.wake(&woken);
                 continue;
             }
             self.enqueue(&job, Priority::Normal);
@@ -889,13 +904,38 @@ impl Engine {
             progress.finished_at_ms.get_or_insert_with(timefmt::now_ms);
             job.record(&progress)
         };
-        self.store
-            .write(move |txn, dbs| record::put_job(txn, dbs, &record))
+        let woken = self
+            .store
+            .write(move |txn, dbs| {
+                record::put_job(txn, dbs, &record)?;
+                completed_event(txn, dbs, &record)
+            })
             .await?;
+        self.webhooks.wake(&woken);
         let _ = job.live.send(Published::Done);
         self.shard(&job.id).lock().remove(&job.id);
         Ok(())
     }
+}
+
+/// Queues `job.completed` for the owner's webhooks, in the transaction that records the end of
+/// `job`; answers the webhooks to wake after the commit.
+fn completed_event(
+    txn: &mut heed::RwTxn,
+    dbs: &crate::store::Dbs,
+    job: &JobRecord,
+) -> Result<Vec<String>, StoreError> {
+    let data = serde_json::json!({
+        "job_id": job.id,
+        "status": job.status,
+        "total": job.total,
+        "counts": job.counts,
+        "created_at": timefmt::rfc3339_ms(job.created_at_ms),
+        "finished_at": job.finished_at_ms.map(timefmt::rfc3339_ms),
+        "results_url": format!("/jobs/{}/results", job.id),
+    });
+    let now = timefmt::now_ms();
+    webhooks::record::enqueue_for_owner(txn, dbs, &job.owner, EventType::JobCompleted, &data, now)
 }
 
 /// How far a start may run ahead of the exact 1/rate schedule. tokio's timer counts whole

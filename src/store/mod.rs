@@ -191,6 +191,16 @@ pub struct Dbs {
     pub link_refs: RawDb,
     /// Click journal: sequence (u64 BE) → the deltas of one flush (`links::clicks`).
     pub link_click_log: RawDb,
+    /// Webhooks and their deliveries (layout in `webhooks::record`).
+    pub webhooks: RawDb,
+    pub webhook_owner: RawDb,
+    pub deliveries: RawDb,
+    pub delivery_due: RawDb,
+    /// Monitors and their links (layout in `monitors::record`).
+    pub monitors: RawDb,
+    pub monitor_owner: RawDb,
+    pub monitor_links: RawDb,
+    pub monitor_urls: RawDb,
 }
 
 /// The storage handle shared by the whole process.
@@ -224,6 +234,14 @@ impl Store {
             link_days: lmdb::create_db(&env, "link_days")?,
             link_refs: lmdb::create_db(&env, "link_refs")?,
             link_click_log: lmdb::create_db(&env, "link_click_log")?,
+            webhooks: lmdb::create_db(&env, "webhooks")?,
+            webhook_owner: lmdb::create_db(&env, "webhook_owner")?,
+            deliveries: lmdb::create_db(&env, "deliveries")?,
+            delivery_due: lmdb::create_db(&env, "delivery_due")?,
+            monitors: lmdb::create_db(&env, "monitors")?,
+            monitor_owner: lmdb::create_db(&env, "monitor_owner")?,
+            monitor_links: lmdb::create_db(&env, "monitor_links")?,
+            monitor_urls: lmdb::create_db(&env, "monitor_urls")?,
         };
         let writer = writer::WriterHandle::spawn(env.clone(), dbs, config.max_batch_ops);
         Ok(Arc::new(Store { env, dbs, writer }))

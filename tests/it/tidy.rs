@@ -120,7 +120,7 @@ const LAYERS: &[&[&str]] = &[
     &["error"],
     &["checker"],
     &["http"],
-    &["keys", "sse", "observability", "mock"],
+    &["keys", "sse", "observability", "mock", "webhooks"],
     &["links", "jobs", "admin", "web"],
     &["security"],
     &["cli"],

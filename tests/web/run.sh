@@ -21,6 +21,7 @@ admin_token=web-test-admin-token-000000
 procs_init
 start_mock "$bin"
 PROCS_ADMIN_TOKEN=$admin_token start_server "$bin" PANLINK_KEYS_DEFAULT_RATE_PER_S=100000 \
+  PANLINK_WEBHOOKS_ALLOW_PRIVATE=true PANLINK_WEBHOOKS_ALLOW_HTTP=true \
   PANLINK_KEYS_DEFAULT_BURST=100000
 fuzz_key=$(PANLINK_DATA_DIR="$work/data" "$bin" keys create --name schemathesis --points 100000 --plan premium)
 

@@ -1,0 +1,434 @@
+//! Webhooks and deliveries in LMDB, and the outbox: a delivery is written in the same write
+//! transaction as the change that causes it, so a committed change always has its deliveries.
+//!
+//! Layout:
+//! - `webhooks`: webhook id → [`WebhookRecord`].
+//! - `webhook_owner`: owner key id ++ 0x00 ++ webhook id → empty: a key's webhooks.
+//! - `deliveries`: webhook id ++ 0x00 ++ sequence (u64 BE) → [`DeliveryRecord`]: a webhook's
+//!   deliveries, oldest first.
+//! - `delivery_due`: webhook id ++ 0x00 ++ due time (ms, u64 BE) ++ sequence (u64 BE) → empty:
+//!   the pending attempts of a webhook, soonest first.
+//! - `meta` `webhooks.delivery_seq`: the last sequence number given (ids are never reused).
+
+use std::ops::Bound;
+
+use heed::{RoTxn, RwTxn};
+use serde::{Deserialize, Serialize};
+
+use super::event::{self, EventType};
+use crate::store::{Dbs, StoreError, codec};
+
+const SEQ_KEY: &[u8] = b"webhooks.delivery_seq";
+
+/// A webhook as stored. The secret is kept: every delivery is signed with it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookRecord {
+    pub id: String,
+    pub owner: String,
+    pub url: String,
+    pub events: Vec<EventType>,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub secret: String,
+    #[serde(default)]
+    pub disabled: bool,
+    /// `manual` (PATCH) or `failing` (every delivery failed for `webhooks.disable_after_s`).
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    /// The first failure since the last success.
+    #[serde(default)]
+    pub failing_since_ms: Option<u64>,
+    #[serde(default)]
+    pub last_success_ms: Option<u64>,
+}
+
+impl WebhookRecord {
+    pub fn wants(&self, kind: EventType) -> bool {
+        self.events.contains(&kind)
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn parse(text: &str) -> Option<DeliveryStatus> {
+        match text {
+            "pending" => Some(DeliveryStatus::Pending),
+            "delivered" => Some(DeliveryStatus::Delivered),
+            "failed" => Some(DeliveryStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One event on its way to one webhook.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub seq: u64,
+    pub webhook_id: String,
+    pub event: EventType,
+    pub created_at_ms: u64,
+    /// The exact body every attempt sends.
+    pub body: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    /// Retries go on until this plus `webhooks.retry_window_s` (the event's time, or the time of
+    /// a redelivery).
+    pub retry_from_ms: u64,
+    #[serde(default)]
+    pub next_attempt_at_ms: Option<u64>,
+    #[serde(default)]
+    pub last_attempt_at_ms: Option<u64>,
+    #[serde(default)]
+    pub last_status_code: Option<u16>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub delivered_at_ms: Option<u64>,
+}
+
+fn prefixed(id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.len() + 1 + 16);
+    key.extend_from_slice(id.as_bytes());
+    key.push(0);
+    key
+}
+
+fn owner_key(owner: &str, id: &str) -> Vec<u8> {
+    let mut key = prefixed(owner);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn delivery_key(webhook_id: &str, seq: u64) -> Vec<u8> {
+    let mut key = prefixed(webhook_id);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn due_key(webhook_id: &str, due_ms: u64, seq: u64) -> Vec<u8> {
+    let mut key = prefixed(webhook_id);
+    key.extend_from_slice(&due_ms.to_be_bytes());
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The `(due, seq)` of a `delivery_due` key of `webhook_id`.
+fn parse_due(webhook_id: &str, key: &[u8]) -> Option<(u64, u64)> {
+    let tail = key.get(webhook_id.len() + 1..)?;
+    let due = u64::from_be_bytes(tail.get(..8)?.try_into().ok()?);
+    let seq = u64::from_be_bytes(tail.get(8..16)?.try_into().ok()?);
+    Some((due, seq))
+}
+
+fn seq_of(key: &[u8]) -> Option<u64> {
+    let tail = key.get(key.len().checked_sub(8)?..)?;
+    Some(u64::from_be_bytes(tail.try_into().ok()?))
+}
+
+/// The range of keys that start with `prefix`.
+fn prefix_range(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let mut end = prefix.to_vec();
+    // Ids never hold 0xff: the prefix followed by 0xff bounds every key under it.
+    end.push(0xff);
+    (Bound::Included(prefix.to_vec()), Bound::Excluded(end))
+}
+
+fn as_slices(range: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> (Bound<&[u8]>, Bound<&[u8]>) {
+    fn map(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+        match b {
+            Bound::Included(k) => Bound::Included(k.as_slice()),
+            Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+            Bound::Unbounded => Bound::Unbounded,
+        }
+    }
+    (map(&range.0), map(&range.1))
+}
+
+pub fn put_webhook(txn: &mut RwTxn, dbs: &Dbs, hook: &WebhookRecord) -> Result<(), StoreError> {
+    dbs.webhooks
+        .put(txn, hook.id.as_bytes(), &codec::encode(hook))?;
+    dbs.webhook_owner
+        .put(txn, &owner_key(&hook.owner, &hook.id), &[])?;
+    Ok(())
+}
+
+pub fn get_webhook(txn: &RoTxn, dbs: &Dbs, id: &str) -> Result<Option<WebhookRecord>, StoreError> {
+    dbs.webhooks
+        .get(txn, id.as_bytes())?
+        .map(|bytes| codec::decode(bytes, "webhook"))
+        .transpose()
+}
+
+/// `owner`'s webhooks, in id order.
+pub fn webhooks_of(txn: &RoTxn, dbs: &Dbs, owner: &str) -> Result<Vec<WebhookRecord>, StoreError> {
+    let prefix = prefixed(owner);
+    let range = prefix_range(&prefix);
+    let mut out = Vec::new();
+    for entry in dbs.webhook_owner.range(txn, &as_slices(&range))? {
+        let (key, _) = entry?;
+        let id = std::str::from_utf8(&key[prefix.len()..])
+            .map_err(|_| StoreError::Corrupt("webhook owner index"))?;
+        if let Some(hook) = get_webhook(txn, dbs, id)? {
+            out.push(hook);
+        }
+    }
+    Ok(out)
+}
+
+/// Every webhook (at start-up, to find pending deliveries).
+pub fn all_webhook_ids(txn: &RoTxn, dbs: &Dbs) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for entry in dbs.webhooks.iter(txn)? {
+        let (key, _) = entry?;
+        out.push(String::from_utf8_lossy(key).into_owned());
+    }
+    Ok(out)
+}
+
+/// Deletes a webhook with its deliveries.
+pub fn delete_webhook(txn: &mut RwTxn, dbs: &Dbs, hook: &WebhookRecord) -> Result<(), StoreError> {
+    dbs.webhooks.delete(txn, hook.id.as_bytes())?;
+    dbs.webhook_owner
+        .delete(txn, &owner_key(&hook.owner, &hook.id))?;
+    let range = prefix_range(&prefixed(&hook.id));
+    dbs.deliveries.delete_range(txn, &as_slices(&range))?;
+    dbs.delivery_due.delete_range(txn, &as_slices(&range))?;
+    Ok(())
+}
+
+fn next_seq(txn: &mut RwTxn, dbs: &Dbs) -> Result<u64, StoreError> {
+    let last = dbs
+        .meta
+        .get(txn, SEQ_KEY)?
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+        .map_or(0, u64::from_be_bytes);
+    let next = last + 1;
+    dbs.meta.put(txn, SEQ_KEY, &next.to_be_bytes())?;
+    Ok(next)
+}
+
+pub fn put_delivery(txn: &mut RwTxn, dbs: &Dbs, d: &DeliveryRecord) -> Result<(), StoreError> {
+    dbs.deliveries
+        .put(txn, &delivery_key(&d.webhook_id, d.seq), &codec::encode(d))?;
+    Ok(())
+}
+
+pub fn get_delivery(
+    txn: &RoTxn,
+    dbs: &Dbs,
+    webhook_id: &str,
+    seq: u64,
+) -> Result<Option<DeliveryRecord>, StoreError> {
+    dbs.deliveries
+        .get(txn, &delivery_key(webhook_id, seq))?
+        .map(|bytes| codec::decode(bytes, "delivery"))
+        .transpose()
+}
+
+/// Sets (or clears, with `None`) when `d` is next attempted, in the record and the due index.
+pub fn schedule(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    d: &mut DeliveryRecord,
+    at_ms: Option<u64>,
+) -> Result<(), StoreError> {
+    if let Some(old) = d.next_attempt_at_ms {
+        dbs.delivery_due
+            .delete(txn, &due_key(&d.webhook_id, old, d.seq))?;
+    }
+    d.next_attempt_at_ms = at_ms;
+    if let Some(at) = at_ms {
+        dbs.delivery_due
+            .put(txn, &due_key(&d.webhook_id, at, d.seq), &[])?;
+    }
+    put_delivery(txn, dbs, d)
+}
+
+/// Queues an event for one webhook, due at once: the outbox write. Answers the delivery.
+pub fn enqueue(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    hook: &WebhookRecord,
+    kind: EventType,
+    data: &serde_json::Value,
+    now_ms: u64,
+) -> Result<DeliveryRecord, StoreError> {
+    let seq = next_seq(txn, dbs)?;
+    let mut delivery = DeliveryRecord {
+        seq,
+        webhook_id: hook.id.clone(),
+        event: kind,
+        created_at_ms: now_ms,
+        body: event::body(seq, kind, now_ms, data),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        retry_from_ms: now_ms,
+        next_attempt_at_ms: None,
+        last_attempt_at_ms: None,
+        last_status_code: None,
+        last_error: None,
+        delivered_at_ms: None,
+    };
+    schedule(txn, dbs, &mut delivery, Some(now_ms))?;
+    Ok(delivery)
+}
+
+/// Queues an event for every enabled webhook of `owner` subscribed to it; answers their ids
+/// (to wake their workers after the commit).
+pub fn enqueue_for_owner(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    owner: &str,
+    kind: EventType,
+    data: &serde_json::Value,
+    now_ms: u64,
+) -> Result<Vec<String>, StoreError> {
+    let hooks = webhooks_of(txn, dbs, owner)?;
+    let mut woken = Vec::new();
+    for hook in hooks.iter().filter(|h| !h.disabled && h.wants(kind)) {
+        enqueue(txn, dbs, hook, kind, data, now_ms)?;
+        woken.push(hook.id.clone());
+    }
+    Ok(woken)
+}
+
+/// Queues an event for the webhooks `ids` (a monitor's) that belong to `owner`, are enabled and
+/// subscribed to it.
+pub fn enqueue_for_ids(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    owner: &str,
+    ids: &[String],
+    kind: EventType,
+    data: &serde_json::Value,
+    now_ms: u64,
+) -> Result<Vec<String>, StoreError> {
+    let mut woken = Vec::new();
+    for id in ids {
+        let Some(hook) = get_webhook(txn, dbs, id)? else {
+            continue;
+        };
+        if hook.owner == owner && !hook.disabled && hook.wants(kind) {
+            enqueue(txn, dbs, &hook, kind, data, now_ms)?;
+            woken.push(hook.id);
+        }
+    }
+    Ok(woken)
+}
+
+/// Up to `limit` deliveries of `webhook_id` due at `now_ms` or before, soonest first, skipping
+/// the sequence numbers `skip` (attempts in flight); and the time the next one after those is due.
+pub fn due(
+    txn: &RoTxn,
+    dbs: &Dbs,
+    webhook_id: &str,
+    now_ms: u64,
+    limit: usize,
+    skip: &[u64],
+) -> Result<(Vec<u64>, Option<u64>), StoreError> {
+    let range = prefix_range(&prefixed(webhook_id));
+    let mut ready = Vec::new();
+    for entry in dbs.delivery_due.range(txn, &as_slices(&range))? {
+        let (key, _) = entry?;
+        let (due, seq) = parse_due(webhook_id, key).ok_or(StoreError::Corrupt("delivery due"))?;
+        if skip.contains(&seq) {
+            continue;
+        }
+        if due > now_ms || ready.len() == limit {
+            return Ok((ready, Some(due)));
+        }
+        ready.push(seq);
+    }
+    Ok((ready, None))
+}
+
+/// A page of `webhook_id`'s deliveries, newest first, older than `before` (a sequence number);
+/// `status` filters.
+pub fn deliveries_page(
+    txn: &RoTxn,
+    dbs: &Dbs,
+    webhook_id: &str,
+    before: Option<u64>,
+    status: Option<DeliveryStatus>,
+    limit: usize,
+) -> Result<(Vec<DeliveryRecord>, Option<u64>), StoreError> {
+    let prefix = prefixed(webhook_id);
+    let start = Bound::Included(prefix.clone());
+    let end = match before {
+        Some(seq) => Bound::Excluded(delivery_key(webhook_id, seq)),
+        None => prefix_range(&prefix).1,
+    };
+    let range = (start, end);
+    let mut out = Vec::new();
+    for entry in dbs.deliveries.rev_range(txn, &as_slices(&range))? {
+        let (key, value) = entry?;
+        if out.len() == limit {
+            return Ok((out, seq_of(key).map(|seq| seq + 1)));
+        }
+        let d: DeliveryRecord = codec::decode(value, "delivery")?;
+        if status.is_none_or(|s| s == d.status) {
+            out.push(d);
+        }
+    }
+    Ok((out, None))
+}
+
+/// Deletes `webhook_id`'s finished deliveries whose event is older than `cutoff_ms`, at most
+/// `max` of them; answers how many.
+pub fn purge_finished(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    webhook_id: &str,
+    cutoff_ms: u64,
+    max: usize,
+) -> Result<usize, StoreError> {
+    let range = prefix_range(&prefixed(webhook_id));
+    let mut doomed = Vec::new();
+    for entry in dbs.deliveries.range(txn, &as_slices(&range))? {
+        let (key, value) = entry?;
+        let d: DeliveryRecord = codec::decode(value, "delivery")?;
+        if d.created_at_ms >= cutoff_ms || doomed.len() == max {
+            break;
+        }
+        if d.status != DeliveryStatus::Pending {
+            doomed.push(key.to_vec());
+        }
+    }
+    for key in &doomed {
+        dbs.deliveries.delete(txn, key)?;
+    }
+    Ok(doomed.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_keys_sort_by_time_within_a_webhook_and_parse_back() {
+        let a = due_key("wh_a", 5, 9);
+        let b = due_key("wh_a", 6, 1);
+        let c = due_key("wh_b", 1, 1);
+        assert!(a < b && b < c);
+        assert_eq!(parse_due("wh_a", &a), Some((5, 9)));
+        assert_eq!(seq_of(&delivery_key("wh_a", 77)), Some(77));
+        // A webhook id that is a prefix of another does not share its range.
+        let (lo, hi) = prefix_range(&prefixed("wh_a"));
+        let other = due_key("wh_ab", 1, 1);
+        let inside = |k: &Vec<u8>| {
+            matches!(&lo, Bound::Included(l) if k >= l)
+                && matches!(&hi, Bound::Excluded(h) if k < h)
+        };
+        assert!(inside(&a) && !inside(&other));
+    }
+}
