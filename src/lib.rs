@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod keys;
 pub mod links;
 pub mod mock;
+pub mod monitors;
 pub mod netguard;
 pub mod observability;
 pub mod security;

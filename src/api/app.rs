@@ -18,6 +18,7 @@ use crate::jobs::Jobs;
 use crate::jobs::engine::Engine;
 use crate::keys::KeyGate;
 use crate::links::LinkService;
+use crate::monitors::Monitors;
 use crate::observability::metrics::Metrics;
 use crate::security::SecurityChecker;
 use crate::store::Store;
@@ -44,6 +45,8 @@ pub struct App {
     pub links: LinkService,
     /// The URL security check.
     pub security: SecurityChecker,
+    /// Monitors: their records and the scheduler.
+    pub monitors: Monitors,
     /// Webhooks: their records, workers and the receiver client.
     pub webhooks: Arc<Webhooks>,
     /// The web pages, built once.
@@ -93,6 +96,13 @@ impl App {
             Arc::clone(&webhooks),
             shutdown.clone(),
         )?;
+        let monitors = Monitors::start(
+            Arc::clone(&store),
+            &config.monitors,
+            Arc::clone(&engine),
+            Arc::clone(&webhooks),
+            shutdown.clone(),
+        );
         let jobs = Arc::new(Jobs::new(
             engine,
             Arc::clone(&store),
@@ -109,6 +119,7 @@ impl App {
             metrics,
             links,
             security,
+            monitors,
             webhooks,
             site: Site::new(&config),
             in_flight: Semaphore::new(config.http.max_in_flight),

@@ -92,8 +92,17 @@ pub fn metrics(app: &App, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
             .set(load(&stats.queued));
         gauge!("panlink_checker_queued", "provider" => provider, "lane" => "urgent")
             .set(load(&stats.urgent_queued));
+        gauge!("panlink_checker_queued", "provider" => provider, "lane" => "background")
+            .set(load(&stats.background_queued));
         gauge!("panlink_checker_in_flight", "provider" => provider).set(load(&stats.in_flight));
     }
+    let monitors = &app.monitors.stats;
+    let read =
+        |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    gauge!("panlink_monitor_scheduled_links").set(read(&monitors.entries));
+    gauge!("panlink_monitor_schedule_bytes").set(read(&monitors.heap_bytes));
+    gauge!("panlink_monitor_checks_in_flight").set(read(&monitors.in_flight));
+    gauge!("panlink_monitor_checks_recorded").set(read(&monitors.checked));
     Ok(response::with_body(
         StatusCode::OK,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::http::response::HttpResponse;
 use crate::http::router::{RouteDef, Router, RouterError};
 use crate::keys::KeyReq as Req;
-use crate::{admin, jobs, keys, links, security, web, webhooks};
+use crate::{admin, jobs, keys, links, monitors, security, web, webhooks};
 
 /// Which credentials a route needs; the pipeline checks them before dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +157,20 @@ routes! {
     ListGroups: GET "/api/v1/groups", ApiKey, Open => links::api::list_groups(&app.links, req);
     SecurityCheck: POST "/api/v1/tools/security-check", ApiKey, Open
         => security::api::check(&app.security, &app.links, req).await;
+
+    CreateMonitor: POST "/api/v1/monitors", ApiKey, Open, body: Jobs
+        => monitors::api::create(&app.monitors, req).await;
+    ListMonitors: GET "/api/v1/monitors", ApiKey, Open => monitors::api::list(&app.monitors, req);
+    GetMonitor: GET "/api/v1/monitors/{id}", ApiKey, Open
+        => monitors::api::get(&app.monitors, req).await;
+    PatchMonitor: PATCH "/api/v1/monitors/{id}", ApiKey, Open, body: Jobs
+        => monitors::api::patch(&app.monitors, req).await;
+    DeleteMonitor: DELETE "/api/v1/monitors/{id}", ApiKey, Open
+        => monitors::api::delete(&app.monitors, req).await;
+    MonitorLinks: GET "/api/v1/monitors/{id}/links", ApiKey, Open
+        => monitors::api::links(&app.monitors, req).await;
+    RunMonitor: POST "/api/v1/monitors/{id}/run", ApiKey, Open
+        => monitors::api::run(&app.monitors, req).await;
 
     CreateWebhook: POST "/api/v1/webhooks", ApiKey, Open
         => webhooks::api::create(&app.webhooks, req).await;

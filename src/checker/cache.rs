@@ -121,6 +121,33 @@ impl CheckCache {
         let _ = lead.sender.send(Some(verdict.clone()));
     }
 
+    /// Keeps a verdict reached outside [`lookup`](Self::lookup) (a monitor's re-check, which
+    /// never answers from the cache): a cacheable one replaces a kept verdict; a check in flight
+    /// is left to finish; an `unknown` one changes nothing (it says nothing new).
+    pub fn refresh(&self, share: &ShareRef, verdict: &Verdict) {
+        let Some(ttl) = self.ttl.of(verdict.state) else {
+            return;
+        };
+        let key = share.key();
+        let mut shard = self.shard(&key).lock();
+        if matches!(shard.get(&key), Some(Entry::InFlight(r)) if r.has_changed().is_ok()) {
+            return;
+        }
+        if shard.len() >= self.max_per_shard
+            && !shard.contains_key(&key)
+            && let Some(victim) = eviction_victim(&shard, Instant::now())
+        {
+            shard.remove(&victim);
+        }
+        shard.insert(
+            key,
+            Entry::Done {
+                verdict: verdict.clone(),
+                expires: Instant::now() + ttl,
+            },
+        );
+    }
+
     /// Entries held (for tests and metrics).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()
@@ -221,6 +248,26 @@ mod tests {
         };
         drop(lead);
         assert!(matches!(cache.lookup(&share("c")), Lookup::Lead(_)));
+    }
+
+    #[tokio::test]
+    async fn a_refresh_replaces_a_kept_verdict_but_not_a_check_in_flight_nor_with_unknown() {
+        let cache = CheckCache::new(ttl(), 1000);
+        let valid = Verdict::new(State::Valid, Reason::AllChecksPassed);
+        let gone = Verdict::new(State::Invalid, Reason::ShareNotFound);
+        cache.refresh(&share("r"), &valid);
+        assert!(matches!(cache.lookup(&share("r")), Lookup::Hit(v) if v == valid));
+        cache.refresh(&share("r"), &gone);
+        assert!(matches!(cache.lookup(&share("r")), Lookup::Hit(v) if v == gone));
+        cache.refresh(&share("r"), &Verdict::new(State::Unknown, Reason::Timeout));
+        assert!(matches!(cache.lookup(&share("r")), Lookup::Hit(v) if v == gone));
+        let Lookup::Lead(lead) = cache.lookup(&share("f")) else {
+            panic!()
+        };
+        cache.refresh(&share("f"), &valid);
+        assert!(matches!(cache.lookup(&share("f")), Lookup::Wait(_)));
+        cache.finish(lead, &gone);
+        assert!(matches!(cache.lookup(&share("f")), Lookup::Hit(v) if v == gone));
     }
 
     #[test]

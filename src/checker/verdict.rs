@@ -4,10 +4,10 @@
 //! answer that is known to mean "gone" produces it. Anything unrecognised, an HTML shell, a
 //! timeout or a rate limit is [`State::Unknown`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The coarse outcome: only `Invalid` means the link is dead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Valid,
@@ -19,7 +19,7 @@ pub enum State {
 }
 
 /// The fine-grained reason of a verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     AllChecksPassed,

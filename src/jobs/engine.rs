@@ -303,6 +303,9 @@ pub struct LaneStats {
     pub queued: AtomicI64,
     pub urgent_queued: AtomicI64,
     pub in_flight: AtomicI64,
+    /// Monitors' re-checks waiting and running (running ones count in `in_flight` too).
+    pub background_queued: AtomicI64,
+    pub background_in_flight: AtomicI64,
     pub checked_total: AtomicU64,
     pub retries_total: AtomicU64,
     /// Results by state: valid, invalid, locked, unknown.
@@ -408,6 +411,8 @@ pub struct Lane {
     metrics: LaneMetrics,
     urgent: SegQueue<(Arc<Job>, u32)>,
     ring: SegQueue<Arc<Job>>,
+    /// Monitors' re-checks: taken only when urgent and normal work leave a slot.
+    background: SegQueue<BackgroundCheck>,
     wake: Notify,
     pub permits: Arc<Semaphore>,
     pub concurrency: usize,
@@ -469,6 +474,13 @@ impl Lane {
         None
     }
 
+    /// The next monitor re-check.
+    fn next_background(&self) -> Option<BackgroundCheck> {
+        let check = self.background.pop()?;
+        self.stats.background_queued.fetch_sub(1, Ordering::Relaxed);
+        Some(check)
+    }
+
     fn push_urgent(&self, job: &Arc<Job>, item_id: u32) {
         self.urgent.push((Arc::clone(job), item_id));
         self.stats.urgent_queued.fetch_add(1, Ordering::Relaxed);
@@ -490,6 +502,27 @@ struct Work {
     job: Arc<Job>,
     item_id: u32,
     priority: Priority,
+}
+
+/// A re-check for a monitor: asked of the provider below urgent and normal work, never answered
+/// from the cache (it exists to see changes), and its verdict refreshes the cache.
+pub struct BackgroundCheck {
+    pub share: ShareRef,
+    /// The asker's handle, given back with the verdict.
+    pub tag: u64,
+    pub reply: mpsc::UnboundedSender<(u64, Verdict)>,
+}
+
+/// What a dispatcher starts next.
+enum Next {
+    Item(Work),
+    Background(BackgroundCheck),
+}
+
+/// Slots of a lane's adaptive limit that monitors' re-checks may hold at once: the other half
+/// stays free for a job that arrives, which starts at once instead of waiting for them.
+pub fn background_limit(limit: usize) -> usize {
+    (limit / 2).max(1)
 }
 
 /// A result on its way to the sink.
@@ -557,6 +590,7 @@ impl Engine {
                     metrics: LaneMetrics::new(provider),
                     urgent: SegQueue::new(),
                     ring: SegQueue::new(),
+                    background: SegQueue::new(),
                     wake: Notify::new(),
                     permits: Arc::new(Semaphore::new(
                         config.concurrency + urgent_headroom(config.concurrency),
@@ -820,6 +854,28 @@ impl Engine {
         Ok(())
     }
 
+    /// Queues a monitor's re-check on its provider's background lane; the verdict goes to
+    /// `check.reply`. The caller bounds how many it has queued ([`Engine::background_queued`]).
+    pub fn check_in_background(&self, check: BackgroundCheck) {
+        let lane = &self.lanes[check.share.provider.index()];
+        lane.background.push(check);
+        lane.stats.background_queued.fetch_add(1, Ordering::Relaxed);
+        lane.wake.notify_one();
+    }
+
+    /// Re-checks queued or running on `provider`'s background lane.
+    pub fn background_queued(&self, provider: Provider) -> usize {
+        let stats = &self.lanes[provider.index()].stats;
+        let queued = stats.background_queued.load(Ordering::Relaxed)
+            + stats.background_in_flight.load(Ordering::Relaxed);
+        usize::try_from(queued).unwrap_or(0)
+    }
+
+    /// The concurrency a provider's lane is configured with.
+    pub fn lane_concurrency(&self, provider: Provider) -> usize {
+        self.lanes[provider.index()].concurrency
+    }
+
     /// Moves the pending items of `job` matching `keys` (see [`record::match_key`]) to the urgent lanes;
     /// items being checked are not interrupted.
     /// What [`Engine::hurry`] answers for a job that has finished (only in storage): every item
@@ -979,7 +1035,7 @@ async fn dispatch(engine: Arc<Engine>, lane: Arc<Lane>) {
             },
             () = engine.shutdown.cancelled() => return,
         };
-        let Some(work) = next_allowed_work(&engine, &lane).await else {
+        let Some(next) = next_allowed_work(&engine, &lane).await else {
             return;
         };
         if let Some(at) = pacer.take(tokio::time::Instant::now()) {
@@ -988,12 +1044,33 @@ async fn dispatch(engine: Arc<Engine>, lane: Arc<Lane>) {
         let engine = Arc::clone(&engine);
         let lane = Arc::clone(&lane);
         lane.stats.in_flight.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
-            let outcome = run_check(&engine, &lane, work, permit).await;
-            lane.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-            lane.slot_freed.notify_one();
-            let _ = engine.sink.send(outcome).await;
-        });
+        match next {
+            Next::Item(work) => {
+                tokio::spawn(async move {
+                    let outcome = run_check(&engine, &lane, work, permit).await;
+                    lane.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    lane.slot_freed.notify_one();
+                    let _ = engine.sink.send(outcome).await;
+                });
+            }
+            Next::Background(check) => {
+                lane.stats
+                    .background_in_flight
+                    .fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let (verdict, _) = ask_with_retries(&engine, &lane, &check.share).await;
+                    lane.health.record(verdict.reason, engine.now_ms());
+                    engine.cache.refresh(&check.share, &verdict);
+                    drop(permit);
+                    lane.stats
+                        .background_in_flight
+                        .fetch_sub(1, Ordering::Relaxed);
+                    lane.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    lane.slot_freed.notify_one();
+                    let _ = check.reply.send((check.tag, verdict));
+                });
+            }
+        }
     }
 }
 
@@ -1005,8 +1082,9 @@ pub fn urgent_headroom(limit: usize) -> usize {
 
 /// The next work the lane may start: waits while the breaker is open, while the lane is at its
 /// adaptive limit (urgent links may go over it by [`urgent_headroom`]; one check while the lane
-/// warms up, see `health.rs`), and while there is no work. `None` on shutdown.
-async fn next_allowed_work(engine: &Engine, lane: &Lane) -> Option<Work> {
+/// warms up, see `health.rs`), and while there is no work. Monitors' re-checks go only when no
+/// urgent or normal work waits, within [`background_limit`]. `None` on shutdown.
+async fn next_allowed_work(engine: &Engine, lane: &Lane) -> Option<Next> {
     loop {
         match lane.health.gate(engine.now_ms()) {
             Gate::Go | Gate::Probe => {}
@@ -1030,12 +1108,19 @@ async fn next_allowed_work(engine: &Engine, lane: &Lane) -> Option<Work> {
         if in_flight < limit + urgent_headroom(limit)
             && let Some(work) = lane.next_urgent()
         {
-            return Some(work);
+            return Some(Next::Item(work));
         }
         if in_flight < limit
             && let Some(work) = lane.next_normal()
         {
-            return Some(work);
+            return Some(Next::Item(work));
+        }
+        let background = lane.stats.background_in_flight.load(Ordering::Acquire);
+        if in_flight < limit
+            && usize::try_from(background).unwrap_or(0) < background_limit(limit)
+            && let Some(check) = lane.next_background()
+        {
+            return Some(Next::Background(check));
         }
         let warmup_over = async {
             match warming_until {
@@ -1381,6 +1466,7 @@ mod tests {
                 metrics: LaneMetrics::new(provider),
                 urgent: SegQueue::new(),
                 ring: SegQueue::new(),
+                background: SegQueue::new(),
                 wake: Notify::new(),
                 permits: Arc::new(Semaphore::new(1)),
                 concurrency: 1,

@@ -125,6 +125,27 @@ fn describe() {
         "Size of the LMDB data file"
     );
     describe_gauge!(
+        "panlink_monitor_scheduled_links",
+        "Entries of the monitors' schedule (links waiting for their next check)"
+    );
+    describe_gauge!(
+        "panlink_monitor_schedule_bytes",
+        metrics::Unit::Bytes,
+        "Heap the monitors' schedule holds"
+    );
+    describe_gauge!(
+        "panlink_monitor_checks_in_flight",
+        "Monitor re-checks handed to the background lanes and not yet recorded"
+    );
+    describe_gauge!(
+        "panlink_monitor_checks_recorded",
+        "Monitor re-checks recorded since start"
+    );
+    describe_counter!(
+        "panlink_webhook_attempts_total",
+        "Webhook delivery attempts, by outcome (delivered, refused, failed)"
+    );
+    describe_gauge!(
         "panlink_uptime_seconds",
         metrics::Unit::Seconds,
         "Seconds since the server started"

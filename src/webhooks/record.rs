@@ -135,11 +135,13 @@ fn seq_of(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(tail.try_into().ok()?))
 }
 
-/// The range of keys that start with `prefix`.
+/// The keys under `prefix`, which ends in the 0x00 separator: up to the same bytes with 0x01
+/// there, exclusive (whatever bytes follow the separator).
 fn prefix_range(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let mut end = prefix.to_vec();
-    // Ids never hold 0xff: the prefix followed by 0xff bounds every key under it.
-    end.push(0xff);
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
     (Bound::Included(prefix.to_vec()), Bound::Excluded(end))
 }
 
@@ -163,6 +165,10 @@ pub fn put_webhook(txn: &mut RwTxn, dbs: &Dbs, hook: &WebhookRecord) -> Result<(
 }
 
 pub fn get_webhook(txn: &RoTxn, dbs: &Dbs, id: &str) -> Result<Option<WebhookRecord>, StoreError> {
+    // LMDB refuses empty and very long keys; no such id was ever stored.
+    if id.is_empty() || id.len() > 128 {
+        return Ok(None);
+    }
     dbs.webhooks
         .get(txn, id.as_bytes())?
         .map(|bytes| codec::decode(bytes, "webhook"))
@@ -430,5 +436,6 @@ mod tests {
                 && matches!(&hi, Bound::Excluded(h) if k < h)
         };
         assert!(inside(&a) && !inside(&other));
+        assert!(inside(&due_key("wh_a", u64::MAX, u64::MAX)));
     }
 }

@@ -67,7 +67,7 @@ test("the guide page loads with no console errors and shows the whole guide", as
   // Tables and examples come from the guide document.
   assert.ok(await page.locator("#endpoints table").count() >= 5);
   assert.ok((await page.textContent("#fields")).includes("all_checks_passed"));
-  assert.equal(await page.locator("#example-tabs button").count(), 4);
+  assert.equal(await page.locator("#example-tabs button").count(), 5);
   assert.ok((await page.textContent("#example-code")).includes(`BASE=${BASE}`));
   await page.click("#copy-guide");
   await page.waitForFunction(() => document.getElementById("copy-guide-status").textContent === "已复制");
@@ -260,7 +260,7 @@ test("in Swagger UI, every operation with a request body executes its example wi
       await block.locator(".opblock-summary").click();
     }
   }
-  assert.equal(answers.length, 11, answers.join(", "));
+  assert.equal(answers.length, 15, answers.join(", "));
   assert.deepEqual(problems.filter((p) => !/\b(401|403|404)\b/.test(p)), []);
   await context.close();
 });

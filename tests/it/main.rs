@@ -16,6 +16,7 @@ mod hostile;
 mod jobs;
 mod lifecycle;
 mod links;
+mod monitors;
 mod observability;
 mod readme;
 mod receiver;

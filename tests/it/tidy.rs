@@ -121,7 +121,7 @@ const LAYERS: &[&[&str]] = &[
     &["checker"],
     &["http"],
     &["keys", "sse", "observability", "mock", "webhooks"],
-    &["links", "jobs", "admin", "web"],
+    &["links", "jobs", "admin", "web", "monitors"],
     &["security"],
     &["cli"],
     &["api"],

@@ -18,6 +18,28 @@ import httpx
 
 EXAMPLE_BASE = "http://127.0.0.1:8080"
 EXAMPLE_KEY = "sk_your_key"
+# The guide's webhook URL; the examples post to a receiver started here instead.
+EXAMPLE_HOOK = "https://hooks.example.com/panlink"
+
+
+def start_receiver() -> tuple[str, list]:
+    """A loopback webhook receiver that answers 204 and keeps every body it gets."""
+    import http.server
+    import threading
+    bodies: list = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/hook", bodies
 
 
 def examples(guide: str) -> dict[str, str]:
@@ -79,19 +101,27 @@ def openapi_examples(base: str, key: str, admin_token: str) -> bool:
 def main() -> int:
     base, key, admin_token = sys.argv[1], sys.argv[2], sys.argv[3]
     guide = urllib.request.urlopen(f"{base}/guide.md").read().decode()
-    blocks = {title: code.replace(EXAMPLE_BASE, base).replace(EXAMPLE_KEY, key)
+    hook_url, hook_bodies = start_receiver()
+    blocks = {title: code.replace(EXAMPLE_BASE, base).replace(EXAMPLE_KEY, key).replace(EXAMPLE_HOOK, hook_url)
               for title, code in examples(guide).items()}
     node = "Node.js 18+（fetch + ReadableStream）"
-    assert {"curl", "Python（httpx，异步，流式 SSE）", node} <= blocks.keys(), blocks.keys()
+    monitors = "curl：定时复检与 webhook"
+    assert {"curl", monitors, "Python（httpx，异步，流式 SSE）", node} <= blocks.keys(), blocks.keys()
     results = [
         run("curl", ["bash", "-euo", "pipefail"], blocks["curl"],
             ["job: ", "event: result", "event: done", '"status":"done"',
              "item_id,url,provider,state", '"results":[{"item_id":1']),
+        run("curl monitors and webhooks", ["bash", "-euo", "pipefail"], blocks[monitors],
+            ["webhook: wh_", "secret: whsec_", "monitor: mon_", '"state":"valid"', '"event":"ping"',
+             '"status":"delivered"']),
         run("Python", [sys.executable, "-"], blocks["Python（httpx，异步，流式 SSE）"],
             ["job ", "quark valid all_checks_passed", "done {"]),
         run("Node.js", ["node", "-"], blocks[node],
             ["job ", "quark valid all_checks_passed", "baidu valid all_checks_passed", "done {"]),
     ]
+    if not any(b'"type":"ping"' in body for body in hook_bodies):
+        print(f"FAILED: the receiver got no ping ({hook_bodies})")
+        results.append(False)
     results.append(openapi_examples(base, key, admin_token))
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")

@@ -1,0 +1,477 @@
+//! The scheduler: one task that hands due links to the engine's background lanes, at most
+//! twice a lane's concurrency per provider at a time, and records their verdicts in batches (one
+//! write per batch: link states, transitions, run counts, and the webhook deliveries they cause).
+//!
+//! Its memory is the [`Schedule`] (twelve bytes a link) and the checks in flight. An entry is
+//! valid when its due second is at least the link's stored `next_due_s` (older entries were
+//! overtaken by a later check), or when it is the start of a run requested for the monitor and
+//! the link was not checked since. Everything it needs survives a restart: the stored
+//! `next_due_s` of each link and the monitor's `run_requested_at_ms`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use heed::RwTxn;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::record::{self, FinishedRun, LinkRecord, MonitorRecord, Run};
+use super::schedule::{self, Schedule};
+use crate::checker::share::Provider;
+use crate::checker::verdict::{State, Verdict};
+use crate::jobs::engine::{BackgroundCheck, Engine};
+use crate::store::{Dbs, Store, StoreError};
+use crate::timefmt;
+use crate::webhooks::{self, EventType, Webhooks};
+
+/// Results recorded in one write at most.
+const BATCH: usize = 256;
+/// How long a result waits for others to share its write.
+const BATCH_WAIT: Duration = Duration::from_millis(20);
+/// When recording fails, the links are asked again this much later.
+const RETRY_AFTER_S: u32 = 30;
+
+/// What the API tells the scheduler after its commit.
+pub enum Command {
+    /// Put links of a monitor on the schedule: `(link id, provider, due second)`. `run_from_ms`:
+    /// a run was requested then, so entries due at its second are valid for links not checked
+    /// since.
+    Schedule {
+        monitor: String,
+        links: Vec<(u32, Provider, u32)>,
+        run_from_ms: Option<u64>,
+    },
+    /// The monitor was paused or deleted: its entries are dropped as they come due.
+    Forget { monitor: String },
+}
+
+/// What `/metrics` and the load script read.
+#[derive(Default)]
+pub struct SchedulerStats {
+    pub entries: AtomicU64,
+    pub heap_bytes: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub checked: AtomicU64,
+}
+
+struct Slot {
+    id: String,
+    /// The run requested last (unix ms).
+    run_from_ms: Option<u64>,
+}
+
+impl Slot {
+    /// Whether an entry due at `due_s` starts the requested run for `link`.
+    fn starts_run(&self, due_s: u32, link: &LinkRecord) -> bool {
+        self.run_from_ms.is_some_and(|ms| {
+            second_of(ms) == due_s && link.last_checked_ms.is_none_or(|checked| checked < ms)
+        })
+    }
+}
+
+fn second_of(ms: u64) -> u32 {
+    u32::try_from(ms / 1000).unwrap_or(u32::MAX)
+}
+
+/// Monitors by slot number (never reused while the process runs, so an old entry cannot be
+/// taken for another monitor's link).
+#[derive(Default)]
+struct Table {
+    slots: Vec<Option<Slot>>,
+    by_id: HashMap<String, u32>,
+}
+
+impl Table {
+    fn slot_of(&mut self, id: &str) -> u32 {
+        if let Some(&n) = self.by_id.get(id) {
+            return n;
+        }
+        let n = self.slots.len() as u32;
+        self.slots.push(Some(Slot {
+            id: id.to_owned(),
+            run_from_ms: None,
+        }));
+        self.by_id.insert(id.to_owned(), n);
+        n
+    }
+
+    fn forget(&mut self, id: &str) {
+        if let Some(n) = self.by_id.remove(id) {
+            self.slots[n as usize] = None;
+        }
+    }
+}
+
+/// A check handed to the engine.
+struct Pending {
+    slot: u32,
+    link: u32,
+    provider: Provider,
+}
+
+/// A verdict on its way to storage.
+struct Checked {
+    monitor: String,
+    link: u32,
+    provider: Provider,
+    verdict: Verdict,
+}
+
+fn now_s() -> u32 {
+    u32::try_from(timefmt::now_ms() / 1000).unwrap_or(u32::MAX)
+}
+
+/// The schedule as storage says it is.
+fn rebuild(store: &Store) -> Result<(Schedule, Table), StoreError> {
+    let mut schedule = Schedule::default();
+    let mut table = Table::default();
+    let monitors = store.read(record::all_monitors)?;
+    for monitor in monitors.iter().filter(|m| !m.paused) {
+        let slot = table.slot_of(&monitor.id);
+        let run = Slot {
+            id: monitor.id.clone(),
+            run_from_ms: monitor.run_requested_at_ms,
+        };
+        store.read(|txn, dbs| {
+            record::walk_links(txn, dbs, &monitor.id, 0, |link| {
+                let run_s = run.run_from_ms.map(second_of);
+                let due = match run_s {
+                    Some(s) if run.starts_run(s, &link) => link.next_due_s.min(s),
+                    _ => link.next_due_s,
+                };
+                schedule.push(link.provider, due, slot, link.id);
+                true
+            })
+        })?;
+        table.slots[slot as usize] = Some(run);
+    }
+    Ok((schedule, table))
+}
+
+/// Runs the scheduler until shutdown.
+pub async fn run(
+    store: Arc<Store>,
+    engine: Arc<Engine>,
+    webhooks: Arc<Webhooks>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    stats: Arc<SchedulerStats>,
+    shutdown: CancellationToken,
+) {
+    let rebuilt = {
+        let store = Arc::clone(&store);
+        tokio::task::spawn_blocking(move || rebuild(&store)).await
+    };
+    let (mut schedule, mut table) = match rebuilt {
+        Ok(Ok(found)) => found,
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "reading monitors failed; no monitor will run");
+            return;
+        }
+        Err(_) => return,
+    };
+    tracing::info!(links = schedule.len(), "monitor schedule loaded");
+    let (reply, mut replies) = mpsc::unbounded_channel::<(u64, Verdict)>();
+    let mut pending: HashMap<u64, Pending> = HashMap::new();
+    let mut per_provider = [0usize; Provider::ALL.len()];
+    let mut next_tag = 0u64;
+    let mut batch: Vec<Checked> = Vec::with_capacity(BATCH);
+    let mut batch_due: Option<tokio::time::Instant> = None;
+    loop {
+        let now = now_s();
+        for provider in Provider::ALL {
+            let cap = engine.lane_concurrency(provider) * 2;
+            while per_provider[provider.index()] < cap {
+                let Some((due, slot, link)) = schedule.pop_due(provider, now) else {
+                    break;
+                };
+                let Some(Some(s)) = table.slots.get(slot as usize) else {
+                    continue;
+                };
+                let found = store.read(|txn, dbs| record::get_link(txn, dbs, &s.id, link));
+                let record = match found {
+                    Ok(Some(record)) => record,
+                    Ok(None) => continue,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "reading a monitored link failed");
+                        schedule.push(provider, now.saturating_add(RETRY_AFTER_S), slot, link);
+                        continue;
+                    }
+                };
+                let is_run = s.starts_run(due, &record);
+                if due < record.next_due_s && !is_run {
+                    continue;
+                }
+                next_tag += 1;
+                pending.insert(
+                    next_tag,
+                    Pending {
+                        slot,
+                        link,
+                        provider,
+                    },
+                );
+                per_provider[provider.index()] += 1;
+                engine.check_in_background(BackgroundCheck {
+                    share: record.share(),
+                    tag: next_tag,
+                    reply: reply.clone(),
+                });
+            }
+        }
+        stats
+            .entries
+            .store(schedule.len() as u64, Ordering::Relaxed);
+        stats
+            .heap_bytes
+            .store(schedule.heap_bytes() as u64, Ordering::Relaxed);
+        stats
+            .in_flight
+            .store(pending.len() as u64, Ordering::Relaxed);
+        let wake_s = Provider::ALL
+            .iter()
+            .filter(|p| per_provider[p.index()] < engine.lane_concurrency(**p) * 2)
+            .filter_map(|p| schedule.next_due(*p))
+            .min();
+        let wake = async {
+            match wake_s {
+                Some(at) => {
+                    let ms = (u64::from(at) * 1000).saturating_sub(timefmt::now_ms());
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let flush_due = async {
+            match batch_due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(Command::Schedule { monitor, links, run_from_ms }) => {
+                    let slot = table.slot_of(&monitor);
+                    if let (Some(run), Some(Some(s))) = (run_from_ms, table.slots.get_mut(slot as usize)) {
+                        s.run_from_ms = Some(run);
+                    }
+                    for (link, provider, due) in links {
+                        schedule.push(provider, due, slot, link);
+                    }
+                }
+                Some(Command::Forget { monitor }) => {
+                    table.forget(&monitor);
+                    schedule.shrink();
+                }
+                None => return,
+            },
+            Some((tag, verdict)) = replies.recv() => {
+                if let Some(p) = pending.remove(&tag) {
+                    per_provider[p.provider.index()] -= 1;
+                    if let Some(Some(s)) = table.slots.get(p.slot as usize) {
+                        batch.push(Checked { monitor: s.id.clone(), link: p.link, provider: p.provider, verdict });
+                    }
+                    batch_due.get_or_insert_with(|| tokio::time::Instant::now() + BATCH_WAIT);
+                }
+                if batch.len() >= BATCH {
+                    flush(&store, &webhooks, &mut batch, &mut schedule, &mut table, &stats).await;
+                    batch_due = None;
+                }
+            }
+            () = flush_due => {
+                flush(&store, &webhooks, &mut batch, &mut schedule, &mut table, &stats).await;
+                batch_due = None;
+            }
+            () = wake => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Records a batch of verdicts in one write and puts the links back on the schedule.
+async fn flush(
+    store: &Store,
+    webhooks: &Arc<Webhooks>,
+    batch: &mut Vec<Checked>,
+    schedule: &mut Schedule,
+    table: &mut Table,
+    stats: &SchedulerStats,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let results = std::mem::take(batch);
+    let retry: Vec<(String, u32, Provider)> = results
+        .iter()
+        .map(|c| (c.monitor.clone(), c.link, c.provider))
+        .collect();
+    let now = timefmt::now_ms();
+    let count = results.len() as u64;
+    match store
+        .write(move |txn, dbs| record_results(txn, dbs, &results, now))
+        .await
+    {
+        Ok(recorded) => {
+            stats.checked.fetch_add(count, Ordering::Relaxed);
+            webhooks.wake(&recorded.woken);
+            for (monitor, link, provider, due) in recorded.next {
+                if let Some(&slot) = table.by_id.get(&monitor) {
+                    schedule.push(provider, due, slot, link);
+                }
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, results = retry.len(), "recording monitor results failed; asking again later");
+            let later = now_s().saturating_add(RETRY_AFTER_S);
+            for (monitor, link, provider) in retry {
+                if let Some(&slot) = table.by_id.get(&monitor) {
+                    schedule.push(provider, later, slot, link);
+                }
+            }
+        }
+    }
+}
+
+/// What a batch's write did.
+struct Recorded {
+    /// `(monitor, link, provider, next due second)` of links still scheduled.
+    next: Vec<(String, u32, Provider, u32)>,
+    /// Webhooks with new deliveries.
+    woken: Vec<String>,
+}
+
+fn record_results(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    results: &[Checked],
+    now_ms: u64,
+) -> Result<Recorded, StoreError> {
+    let mut monitors: HashMap<&str, MonitorRecord> = HashMap::new();
+    let mut recorded = Recorded {
+        next: Vec::with_capacity(results.len()),
+        woken: Vec::new(),
+    };
+    let now_s = now_ms / 1000;
+    for checked in results {
+        let id = checked.monitor.as_str();
+        if !monitors.contains_key(id) {
+            let Some(m) = record::get_monitor(txn, dbs, id)? else {
+                continue;
+            };
+            monitors.insert(id, m);
+        }
+        let Some(monitor) = monitors.get_mut(id) else {
+            continue;
+        };
+        let Some(mut link) = record::get_link(txn, dbs, id, checked.link)? else {
+            continue;
+        };
+        let changed = link.apply(&checked.verdict, now_ms);
+        if let Some(from) = changed {
+            monitor.counts.remove(from);
+            monitor.counts.add(link.state);
+            monitor.run.changed += 1;
+            let kind = if link.state == State::Invalid {
+                Some(EventType::LinkDead)
+            } else if from == State::Invalid {
+                Some(EventType::LinkRevived)
+            } else {
+                None
+            };
+            if let Some(kind) = kind {
+                let data = serde_json::json!({
+                    "monitor_id": monitor.id,
+                    "monitor_name": monitor.name,
+                    "link_id": link.id,
+                    "url": link.url,
+                    "provider": link.provider,
+                    "old_state": from,
+                    "new_state": link.state,
+                    "reason": link.reason,
+                    "share_name": link.share_name,
+                    "checked_at": timefmt::rfc3339_ms(now_ms),
+                });
+                let woken = webhooks::record::enqueue_for_ids(
+                    txn,
+                    dbs,
+                    &monitor.owner,
+                    &monitor.webhook_ids,
+                    kind,
+                    &data,
+                    now_ms,
+                )?;
+                recorded.woken.extend(woken);
+            }
+        }
+        if link.run != monitor.run.number {
+            link.run = monitor.run.number;
+            monitor.run.checked += 1;
+        }
+        let offset = schedule::offset(&monitor.id, link.id, monitor.interval_s);
+        let next = schedule::next_slot(now_s, monitor.interval_s, offset);
+        link.next_due_s = u32::try_from(next).unwrap_or(u32::MAX);
+        record::put_link(txn, dbs, id, &link)?;
+        if !monitor.paused {
+            recorded.next.push((
+                monitor.id.clone(),
+                link.id,
+                checked.provider,
+                link.next_due_s,
+            ));
+        }
+        if monitor.run.checked >= monitor.links {
+            let woken = finish_run(txn, dbs, monitor, now_ms)?;
+            recorded.woken.extend(woken);
+        }
+    }
+    for monitor in monitors.values() {
+        record::put_monitor(txn, dbs, monitor)?;
+    }
+    recorded.woken.sort_unstable();
+    recorded.woken.dedup();
+    Ok(recorded)
+}
+
+/// Ends the monitor's run: keeps it as the last run, tells the webhooks, starts the next.
+fn finish_run(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    monitor: &mut MonitorRecord,
+    now_ms: u64,
+) -> Result<Vec<String>, StoreError> {
+    let finished = FinishedRun {
+        number: monitor.run.number,
+        started_at_ms: monitor.run.started_at_ms,
+        finished_at_ms: now_ms,
+        checked: monitor.run.checked,
+        changed: monitor.run.changed,
+        counts: monitor.counts,
+    };
+    let data = serde_json::json!({
+        "monitor_id": monitor.id,
+        "monitor_name": monitor.name,
+        "run": finished.number,
+        "checked": finished.checked,
+        "changed": finished.changed,
+        "counts": finished.counts,
+        "started_at": timefmt::rfc3339_ms(finished.started_at_ms),
+        "finished_at": timefmt::rfc3339_ms(now_ms),
+    });
+    monitor.last_run = Some(finished);
+    monitor.run = Run {
+        number: monitor.run.number + 1,
+        started_at_ms: now_ms,
+        checked: 0,
+        changed: 0,
+    };
+    webhooks::record::enqueue_for_ids(
+        txn,
+        dbs,
+        &monitor.owner,
+        &monitor.webhook_ids,
+        EventType::MonitorRunCompleted,
+        &data,
+        now_ms,
+    )
+}
