@@ -182,7 +182,8 @@ def export_csv(args, job):
         if not block:
             break
         size += len(block)
-        lines += block.count(b"\r\n")
+        # Rows end in CRLF; a block can end between the two, so count the LFs.
+        lines += block.count(b"\n")
     elapsed = time.monotonic() - started
     done.set()
     sampler.join()

@@ -30,6 +30,12 @@
 #            events/s; and exports its results as CSV (GET /jobs/{id}/results?format=csv) while
 #            sampling the server's heap: the export streams from storage, so the heap must not
 #            grow with the job (the growth is printed beside the CSV's size).
+#   monitors-memory  the mock never answers in time; 10 monitors of ITEMS links each (default
+#            100000: 1 000 000 monitored links); the schedule's heap per monitored link (target
+#            <= 64 bytes) and the server's anonymous RSS growth per link.
+#   monitors-lane  mock adds 50 ms per request, C=32; a normal job of ITEMS links (default 20000)
+#            timed alone and beside a monitor of 100 000 due links, twice each, alternately.
+#            Target: beside / alone <= 1.05.
 #   k6-redirect | k6-create | k6-security | k6-jobs | k6-jobs-large | k6-urgent: the k6 scenarios
 #            (loadtest/k6.sh), each failing on a breached threshold.
 #   shortlinks-redirect | shortlinks-create: the wrk runs (loadtest/shortlinks.sh); redirect
@@ -62,13 +68,16 @@ case "$scenario" in
   fanout)  latency=50; concurrency=2;   items=${items:-1000};   mode=fanout ;;
   memory)  latency=600000; concurrency=1; items=${items:-100000}; mode=memory ;;
   cost)    latency=0;  concurrency=256; items=${items:-20000};  mode=cost ;;
+  monitors-memory) latency=600000; concurrency=4; items=${items:-100000}; mode=monitors-memory ;;
+  monitors-lane)   latency=50; concurrency=32; items=${items:-20000}; mode=monitors-lane ;;
   *) echo "unknown scenario $scenario (engine | latency | urgent | fanout | memory | cost)"; exit 2 ;;
 esac
 
 start_mock "${MOCK_BIN:-$bin}" "$latency"
 start_server "$bin" ${SERVER_ENV:-} PANLINK_CHECKER_CONCURRENCY="$concurrency" PANLINK_CHECKER_RATE_PER_S=1000000 \
   PANLINK_CHECKER_POOL_MAX_IDLE_PER_HOST=512 PANLINK_JOBS_MAX_ITEMS=1000000 PANLINK_JOBS_MAX_BODY_BYTES=268435456 \
-  PANLINK_JOBS_FREE_MAX_STORED_ITEMS=1000000000 PANLINK_JOBS_MAX_STREAMS_PER_KEY=100000
+  PANLINK_JOBS_FREE_MAX_STORED_ITEMS=1000000000 PANLINK_JOBS_MAX_STREAMS_PER_KEY=100000 \
+  PANLINK_MONITORS_FREE_MAX_LINKS_PER_KEY=10000000 PANLINK_STORAGE_MAP_SIZE_MB=16384
 key=$(PANLINK_DATA_DIR="$work/data" "$bin" keys create --name loadtest)
 curl -s -X PATCH "http://127.0.0.1:$port/admin/api/keys/$(PANLINK_DATA_DIR="$work/data" "$bin" keys list | awk 'NR==2{print $1}')" \
   -H "Authorization: Bearer loadtest-admin-token-0000" -H 'Content-Type: application/json' \
@@ -78,6 +87,30 @@ curl -s -X PATCH "http://127.0.0.1:$port/admin/api/keys/$(PANLINK_DATA_DIR="$wor
 mock_stats() {
   curl -s --cacert "$work/ca.pem" --resolve "pan.baidu.com:${mock##*:}:127.0.0.1" "https://pan.baidu.com:${mock##*:}/__mock/stats"
 }
+case "$mode" in
+  monitors-memory)
+    result=$(timeout 1200 python3 loadtest/monitors.py --port "$port" --key "$key" --pid "$server" --mode memory --monitors 10 --per "$items")
+    echo "$result"
+    python3 - "$result" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+print(f'\nmonitors-memory:\n  monitored links            {r["links"]}\n  created in                 {r["create_s"]} s'
+      f'\n  schedule entries           {r["scheduled_entries"]}\n  schedule heap per link     {r["schedule_bytes_per_link"]} bytes (the heaps\' capacity)'
+      f'\n  heap growth per link       {r["heap_bytes_per_link"]} bytes (allocator\'s count; target <= 64)'
+      f'\n  RSS growth per link        {r["rss_bytes_per_link"]} bytes (pages the allocator keeps included)')
+PY
+    exit 0 ;;
+  monitors-lane)
+    result=$(timeout 1200 python3 loadtest/monitors.py --port "$port" --key "$key" --pid "$server" --mode lane --items "$items" --per 100000)
+    echo "$result"
+    python3 - "$result" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+print(f'\nmonitors-lane:\n  job alone (s)               {r["alone_s"]}\n  job beside the monitor (s)  {r["beside_monitors_s"]}'
+      f'\n  monitor checks meanwhile    {r["monitor_checks_recorded"]}\n  ratio beside / alone        {r["ratio"]} (target <= 1.05)')
+PY
+    exit 0 ;;
+esac
 if [ "$mode" = cost ]; then
   requests() { mock_stats | python3 -c "import json,sys; print(json.load(sys.stdin)['requests'].get('$1', 0))"; }
   printf '\ncost per check (%s links each, mock answering at once):\n' "$items"

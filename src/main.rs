@@ -15,6 +15,14 @@ use panlink::observability::logging;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's count of allocated bytes (after advancing its epoch, which refreshes the stats).
+fn heap_allocated() -> Option<u64> {
+    tikv_jemalloc_ctl::epoch::advance().ok()?;
+    tikv_jemalloc_ctl::stats::allocated::read()
+        .ok()
+        .map(|bytes| bytes as u64)
+}
+
 fn run_mock(options: panlink::mock::MockOptions) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -26,6 +34,7 @@ fn main() -> ExitCode {
     // Exactly one rustls crypto provider is compiled in (ring); install it before anything
     // builds a TLS config: with two providers compiled in, rustls cannot pick one by itself.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    panlink::observability::metrics::set_heap_reader(heap_allocated);
     let cli = Cli::parse();
     if let Command::DefaultConfig = cli.command {
         print!("{}", panlink::config::default_config_toml());

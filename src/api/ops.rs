@@ -82,6 +82,9 @@ pub fn metrics(app: &App, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
     gauge!("panlink_http_in_flight")
         .set((app.config.http.max_in_flight - app.in_flight.available_permits()) as f64);
     gauge!("panlink_uptime_seconds").set(app.uptime_ms() as f64 / 1000.0);
+    if let Some(bytes) = crate::observability::metrics::heap_allocated() {
+        gauge!("panlink_heap_allocated_bytes").set(bytes as f64);
+    }
     for lane in &app.jobs.engine.lanes {
         let provider = lane.provider.as_str();
         let stats = &lane.stats;

@@ -21,6 +21,20 @@ const BATCH_BUCKETS: &[f64] = &[
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Reads the bytes the process's allocator has handed out; the binary, which chooses the
+/// allocator, installs it (the library does not know which allocator it runs on).
+static HEAP_READER: OnceLock<fn() -> Option<u64>> = OnceLock::new();
+
+/// Installs the reader of `panlink_heap_allocated_bytes`.
+pub fn set_heap_reader(reader: fn() -> Option<u64>) {
+    let _ = HEAP_READER.set(reader);
+}
+
+/// Bytes allocated on the heap now, if the binary said how to read it.
+pub fn heap_allocated() -> Option<u64> {
+    HEAP_READER.get().and_then(|read| read())
+}
+
 /// Per worker thread: (route address, route length, method, status class) → its metric handles.
 type RequestHandles = FxHashMap<(usize, usize, &'static str, &'static str), (Counter, Histogram)>;
 
@@ -123,6 +137,11 @@ fn describe() {
         "panlink_lmdb_disk_bytes",
         metrics::Unit::Bytes,
         "Size of the LMDB data file"
+    );
+    describe_gauge!(
+        "panlink_heap_allocated_bytes",
+        metrics::Unit::Bytes,
+        "Bytes the allocator has handed out and not taken back (jemalloc's stats.allocated)"
     );
     describe_gauge!(
         "panlink_monitor_scheduled_links",

@@ -234,3 +234,55 @@ fn results_export_as_json_lines_and_csv_with_filters_and_paging() {
         .get(&format!("/jobs/{job}/results"), &[("X-API-Key", &other)])
         .assert_error(404, "not_found");
 }
+
+#[test]
+#[ignore = "heavy tier (scripts/test.sh): a 100 000-link job"]
+fn a_hundred_thousand_results_export_as_a_csv_table() {
+    let mock = Mock::start(0);
+    let server = Server::with_mock(
+        &mock,
+        &[
+            ("PANLINK_CHECKER_CONCURRENCY", "64"),
+            ("PANLINK_CHECKER_RATE_PER_S", "1000000"),
+        ],
+    );
+    let key = server.job_key("big-export");
+    let links: Vec<String> = (0..100_000)
+        .map(|n| format!("https://www.123684.com/s/ok{n:06}big"))
+        .collect();
+    let job = server.submit(&key, &json!({ "items": links }));
+    wait_until(Duration::from_secs(300), "the job", || {
+        (server.job(&key, &job).json()["status"] == "done").then_some(())
+    });
+    let answer = server.get(
+        &format!("/jobs/{job}/results?format=csv"),
+        &[("X-API-Key", &key)],
+    );
+    assert_eq!(answer.status, 200);
+    let text = answer.text();
+    let table = parse_csv(text.trim_start_matches('\u{feff}'));
+    assert_eq!(table.len(), 100_001, "a header and a row per link");
+    assert_eq!(table[0][0], "item_id");
+    let state = table[0].iter().position(|c| c == "state").unwrap();
+    let url = table[0].iter().position(|c| c == "url").unwrap();
+    let mut ids: Vec<u32> = table[1..]
+        .iter()
+        .map(|row| row[0].parse().unwrap())
+        .collect();
+    assert!(
+        table[1..]
+            .iter()
+            .all(|row| row.len() == table[0].len() && row[state] == "valid")
+    );
+    assert!(
+        table[1..]
+            .iter()
+            .all(|row| links[row[0].parse::<usize>().unwrap() - 1] == row[url])
+    );
+    ids.sort_unstable();
+    assert!(ids.iter().enumerate().all(|(n, id)| *id as usize == n + 1));
+    crate::harness::figure(&format!(
+        "export: 100 000 results as CSV, {:.1} MiB",
+        text.len() as f64 / 1_048_576.0
+    ));
+}
