@@ -244,6 +244,11 @@ config_sections! {
         allow_http: bool = false, any();
         /// Webhooks one API key may have (400 above).
         max_per_key: usize = 20, range(1, 10_000);
+        /// Deliveries stored per webhook at most (each is its event's body and its attempts; about
+        /// 1 KB). A new event over it deletes the oldest delivery: a finished one, or, when a
+        /// receiver has been down long enough, the oldest still waiting (logged as
+        /// `webhook.delivery_dropped`).
+        max_stored_deliveries: u64 = 10_000, range(1, 10_000_000);
         /// One delivery attempt (connect, send, answer) must end within this; else it failed.
         timeout_ms: u64 = 10_000, millis_between(100, 120_000) => timeout: Duration;
         /// Deliveries in flight at once to one webhook: a slow receiver only delays its own.

@@ -689,6 +689,7 @@ impl Engine {
         .map_err(|_| SubmitError::Interrupted)?;
         let stored = layout.job.clone();
         let immediate = layout.immediate.clone();
+        let deliveries_cap = self.webhooks.config.max_stored_deliveries;
         let reservation = self
             .store
             .write(move |txn, dbs| {
@@ -718,7 +719,7 @@ impl Engine {
                     record::put_event(txn, dbs, &stored.id, event_id as u32 + 1, &json)?;
                 }
                 let woken = if stored.status == JobStatus::Done {
-                    completed_event(txn, dbs, &stored)?
+                    completed_event(txn, dbs, &stored, deliveries_cap)?
                 } else {
                     Vec::new()
                 };
@@ -841,9 +842,10 @@ impl Engine {
                 // Finished between its last result and the record update: store the end.
                 let progress = job.progress.lock().clone();
                 let finished = job.record(&progress);
+                let cap = self.webhooks.config.max_stored_deliveries;
                 let woken = self.store.write_now(|txn, dbs| {
                     record::put_job(txn, dbs, &finished)?;
-                    completed_event(txn, dbs, &finished)
+                    completed_event(txn, dbs, &finished, cap)
                 })?;
                 self.webhooks.wake(&woken);
                 continue;
@@ -960,11 +962,12 @@ impl Engine {
             progress.finished_at_ms.get_or_insert_with(timefmt::now_ms);
             job.record(&progress)
         };
+        let cap = self.webhooks.config.max_stored_deliveries;
         let woken = self
             .store
             .write(move |txn, dbs| {
                 record::put_job(txn, dbs, &record)?;
-                completed_event(txn, dbs, &record)
+                completed_event(txn, dbs, &record, cap)
             })
             .await?;
         self.webhooks.wake(&woken);
@@ -980,6 +983,7 @@ fn completed_event(
     txn: &mut heed::RwTxn,
     dbs: &crate::store::Dbs,
     job: &JobRecord,
+    cap: u64,
 ) -> Result<Vec<String>, StoreError> {
     let data = serde_json::json!({
         "job_id": job.id,
@@ -991,7 +995,12 @@ fn completed_event(
         "results_url": format!("/jobs/{}/results", job.id),
     });
     let now = timefmt::now_ms();
-    webhooks::record::enqueue_for_owner(txn, dbs, &job.owner, EventType::JobCompleted, &data, now)
+    let event = webhooks::record::Event {
+        kind: EventType::JobCompleted,
+        data: &data,
+        at_ms: now,
+    };
+    webhooks::record::enqueue_for_owner(txn, dbs, &job.owner, &event, cap)
 }
 
 /// How far a start may run ahead of the exact 1/rate schedule. tokio's timer counts whole

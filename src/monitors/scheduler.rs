@@ -308,8 +308,9 @@ async fn flush(
         .collect();
     let now = timefmt::now_ms();
     let count = results.len() as u64;
+    let cap = webhooks.config.max_stored_deliveries;
     match store
-        .write(move |txn, dbs| record_results(txn, dbs, &results, now))
+        .write(move |txn, dbs| record_results(txn, dbs, &results, now, cap))
         .await
     {
         Ok(recorded) => {
@@ -346,6 +347,7 @@ fn record_results(
     dbs: &Dbs,
     results: &[Checked],
     now_ms: u64,
+    cap: u64,
 ) -> Result<Recorded, StoreError> {
     let mut monitors: HashMap<&str, MonitorRecord> = HashMap::new();
     let mut recorded = Recorded {
@@ -392,14 +394,18 @@ fn record_results(
                     "share_name": link.share_name,
                     "checked_at": timefmt::rfc3339_ms(now_ms),
                 });
+                let event = webhooks::record::Event {
+                    kind,
+                    data: &data,
+                    at_ms: now_ms,
+                };
                 let woken = webhooks::record::enqueue_for_ids(
                     txn,
                     dbs,
                     &monitor.owner,
                     &monitor.webhook_ids,
-                    kind,
-                    &data,
-                    now_ms,
+                    &event,
+                    cap,
                 )?;
                 recorded.woken.extend(woken);
             }
@@ -421,7 +427,7 @@ fn record_results(
             ));
         }
         if monitor.run.checked >= monitor.links {
-            let woken = finish_run(txn, dbs, monitor, now_ms)?;
+            let woken = finish_run(txn, dbs, monitor, now_ms, cap)?;
             recorded.woken.extend(woken);
         }
     }
@@ -439,6 +445,7 @@ fn finish_run(
     dbs: &Dbs,
     monitor: &mut MonitorRecord,
     now_ms: u64,
+    cap: u64,
 ) -> Result<Vec<String>, StoreError> {
     let finished = FinishedRun {
         number: monitor.run.number,
@@ -465,13 +472,10 @@ fn finish_run(
         checked: 0,
         changed: 0,
     };
-    webhooks::record::enqueue_for_ids(
-        txn,
-        dbs,
-        &monitor.owner,
-        &monitor.webhook_ids,
-        EventType::MonitorRunCompleted,
-        &data,
-        now_ms,
-    )
+    let event = webhooks::record::Event {
+        kind: EventType::MonitorRunCompleted,
+        data: &data,
+        at_ms: now_ms,
+    };
+    webhooks::record::enqueue_for_ids(txn, dbs, &monitor.owner, &monitor.webhook_ids, &event, cap)
 }

@@ -177,6 +177,7 @@ pub async fn create(hooks: &Arc<Webhooks>, req: Req<'_>) -> Result<HttpResponse,
         updated_at_ms: now,
         failing_since_ms: None,
         last_success_ms: None,
+        stored_deliveries: 0,
     };
     let limit = hooks.config.max_per_key;
     let stored = hook.clone();
@@ -347,10 +348,23 @@ pub async fn ping(hooks: &Arc<Webhooks>, req: Req<'_>) -> Result<HttpResponse, A
     let now = timefmt::now_ms();
     let data = serde_json::json!({ "webhook_id": hook.id });
     let id = hook.id.clone();
+    let cap = hooks.config.max_stored_deliveries;
     let delivery = hooks
         .store
-        .write(move |txn, dbs| record::enqueue(txn, dbs, &hook, EventType::Ping, &data, now))
-        .await?;
+        .write(move |txn, dbs| {
+            // The stored record, not the one read before: its delivery count is current.
+            let Some(mut hook) = record::get_webhook(txn, dbs, &hook.id)? else {
+                return Ok(None);
+            };
+            let event = record::Event {
+                kind: EventType::Ping,
+                data: &data,
+                at_ms: now,
+            };
+            record::enqueue(txn, dbs, &mut hook, &event, cap).map(Some)
+        })
+        .await?
+        .ok_or(ApiError::NotFound("webhook"))?;
     hooks.wake(&[id]);
     Ok(response::envelope(
         StatusCode::ACCEPTED,

@@ -42,6 +42,9 @@ pub struct WebhookRecord {
     pub failing_since_ms: Option<u64>,
     #[serde(default)]
     pub last_success_ms: Option<u64>,
+    /// Deliveries stored for it (bounded by `webhooks.max_stored_deliveries`).
+    #[serde(default)]
+    pub stored_deliveries: u64,
 }
 
 impl WebhookRecord {
@@ -260,22 +263,66 @@ pub fn schedule(
     put_delivery(txn, dbs, d)
 }
 
-/// Queues an event for one webhook, due at once: the outbox write. Answers the delivery.
+/// Deletes `hook`'s oldest stored delivery to make room for a new one: a finished one, or, when a
+/// receiver has been down long enough for `cap` events to wait, the oldest waiting one (logged and
+/// counted: the bound on stored bytes wins over keeping every event of a dead receiver).
+fn evict_oldest(txn: &mut RwTxn, dbs: &Dbs, hook: &mut WebhookRecord) -> Result<(), StoreError> {
+    let range = prefix_range(&prefixed(&hook.id));
+    let oldest = match dbs.deliveries.range(txn, &as_slices(&range))?.next() {
+        Some(entry) => codec::decode::<DeliveryRecord>(entry?.1, "delivery")?,
+        None => {
+            hook.stored_deliveries = 0;
+            return Ok(());
+        }
+    };
+    let status = match oldest.status {
+        DeliveryStatus::Pending => {
+            tracing::warn!(
+                webhook = %hook.id,
+                delivery = %event::delivery_id(oldest.seq),
+                "webhook.delivery_dropped: the webhook holds as many deliveries as it may; the oldest, still waiting, is dropped"
+            );
+            "pending"
+        }
+        DeliveryStatus::Delivered => "delivered",
+        DeliveryStatus::Failed => "failed",
+    };
+    metrics::counter!("panlink_webhook_deliveries_evicted_total", "status" => status).increment(1);
+    let mut doomed = oldest;
+    schedule(txn, dbs, &mut doomed, None)?;
+    dbs.deliveries
+        .delete(txn, &delivery_key(&hook.id, doomed.seq))?;
+    hook.stored_deliveries = hook.stored_deliveries.saturating_sub(1);
+    Ok(())
+}
+
+/// An event to queue: its kind, its `data`, when it happened.
+pub struct Event<'a> {
+    pub kind: EventType,
+    pub data: &'a serde_json::Value,
+    pub at_ms: u64,
+}
+
+/// Queues an event for one webhook, due at once: the outbox write. Keeps at most `cap`
+/// deliveries per webhook (the oldest go first). Answers the delivery.
 pub fn enqueue(
     txn: &mut RwTxn,
     dbs: &Dbs,
-    hook: &WebhookRecord,
-    kind: EventType,
-    data: &serde_json::Value,
-    now_ms: u64,
+    hook: &mut WebhookRecord,
+    event: &Event<'_>,
+    cap: u64,
 ) -> Result<DeliveryRecord, StoreError> {
+    let (kind, now_ms) = (event.kind, event.at_ms);
+    while hook.stored_deliveries >= cap.max(1) {
+        evict_oldest(txn, dbs, hook)?;
+    }
     let seq = next_seq(txn, dbs)?;
     let mut delivery = DeliveryRecord {
         seq,
         webhook_id: hook.id.clone(),
         event: kind,
         created_at_ms: now_ms,
-        body: event::body(seq, kind, now_ms, data),
+        body: event::body(seq, kind, now_ms, event.data),
         status: DeliveryStatus::Pending,
         attempts: 0,
         retry_from_ms: now_ms,
@@ -286,6 +333,8 @@ pub fn enqueue(
         delivered_at_ms: None,
     };
     schedule(txn, dbs, &mut delivery, Some(now_ms))?;
+    hook.stored_deliveries += 1;
+    put_webhook(txn, dbs, hook)?;
     Ok(delivery)
 }
 
@@ -295,14 +344,16 @@ pub fn enqueue_for_owner(
     txn: &mut RwTxn,
     dbs: &Dbs,
     owner: &str,
-    kind: EventType,
-    data: &serde_json::Value,
-    now_ms: u64,
+    event: &Event<'_>,
+    cap: u64,
 ) -> Result<Vec<String>, StoreError> {
     let hooks = webhooks_of(txn, dbs, owner)?;
     let mut woken = Vec::new();
-    for hook in hooks.iter().filter(|h| !h.disabled && h.wants(kind)) {
-        enqueue(txn, dbs, hook, kind, data, now_ms)?;
+    for mut hook in hooks
+        .into_iter()
+        .filter(|h| !h.disabled && h.wants(event.kind))
+    {
+        enqueue(txn, dbs, &mut hook, event, cap)?;
         woken.push(hook.id.clone());
     }
     Ok(woken)
@@ -315,17 +366,16 @@ pub fn enqueue_for_ids(
     dbs: &Dbs,
     owner: &str,
     ids: &[String],
-    kind: EventType,
-    data: &serde_json::Value,
-    now_ms: u64,
+    event: &Event<'_>,
+    cap: u64,
 ) -> Result<Vec<String>, StoreError> {
     let mut woken = Vec::new();
     for id in ids {
-        let Some(hook) = get_webhook(txn, dbs, id)? else {
+        let Some(mut hook) = get_webhook(txn, dbs, id)? else {
             continue;
         };
-        if hook.owner == owner && !hook.disabled && hook.wants(kind) {
-            enqueue(txn, dbs, &hook, kind, data, now_ms)?;
+        if hook.owner == owner && !hook.disabled && hook.wants(event.kind) {
+            enqueue(txn, dbs, &mut hook, event, cap)?;
             woken.push(hook.id);
         }
     }
@@ -412,6 +462,12 @@ pub fn purge_finished(
     }
     for key in &doomed {
         dbs.deliveries.delete(txn, key)?;
+    }
+    if !doomed.is_empty()
+        && let Some(mut hook) = get_webhook(txn, dbs, webhook_id)?
+    {
+        hook.stored_deliveries = hook.stored_deliveries.saturating_sub(doomed.len() as u64);
+        put_webhook(txn, dbs, &hook)?;
     }
     Ok(doomed.len())
 }

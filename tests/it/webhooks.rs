@@ -469,3 +469,33 @@ fn a_receiver_that_fails_every_delivery_long_enough_is_disabled() {
     });
     assert!(receiver.received().len() > attempts);
 }
+
+#[test]
+fn a_webhook_keeps_a_bounded_number_of_deliveries_the_oldest_go_first() {
+    let server = Server::start_with(&[
+        ("PANLINK_WEBHOOKS_ALLOW_PRIVATE", "true"),
+        ("PANLINK_WEBHOOKS_ALLOW_HTTP", "true"),
+        ("PANLINK_WEBHOOKS_MAX_STORED_DELIVERIES", "3"),
+    ]);
+    let receiver = Receiver::start(Mode::Status(200));
+    let key = server.job_key("bounded");
+    let (hook, _) = create_webhook(&server, &key, &receiver.url("/b"), &["link.dead"]);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let ping = call(
+            &server,
+            &key,
+            "POST",
+            &format!("/api/v1/webhooks/{hook}/ping"),
+            None,
+        );
+        assert_eq!(ping.status, 202);
+        ids.push(ping.json()["data"]["id"].as_str().unwrap().to_owned());
+    }
+    let kept: Vec<String> = deliveries(&server, &key, &hook)
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    let newest: Vec<String> = ids[2..].iter().rev().cloned().collect();
+    assert_eq!(kept, newest);
+}

@@ -30,7 +30,8 @@ def start_receiver() -> tuple[str, list]:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
-            bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            bodies.append((self.headers.get("X-Panlink-Signature", ""), body))
             self.send_response(204)
             self.end_headers()
 
@@ -53,9 +54,13 @@ def examples(guide: str) -> dict[str, str]:
     return found
 
 
+OUTPUTS: dict[str, str] = {}
+
+
 def run(name: str, argv: list[str], code: str, must_contain: list[str]) -> bool:
     result = subprocess.run(argv, input=code, capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
+    OUTPUTS[name] = output
     missing = [needle for needle in must_contain if needle not in output]
     ok = result.returncode == 0 and not missing
     print(f"{'ok' if ok else 'FAILED'}: {name} example (exit {result.returncode})")
@@ -98,6 +103,38 @@ def openapi_examples(base: str, key: str, admin_token: str) -> bool:
     return ok
 
 
+def signature_example(guide: str, received: list) -> bool:
+    """The guide's Python signature check, run on what the receiver got from the monitors
+    example (its secret is in that example's output): every delivery verifies, a changed body
+    does not."""
+    section = guide.split("### 投递的格式与签名", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    secret = re.search(r"secret: (whsec_\w+)", OUTPUTS.get("curl monitors and webhooks", ""))
+    pings = [(sig, body) for sig, body in received if b'"type":"ping"' in body]
+    if not secret or not pings:
+        print(f"FAILED: signature example: secret {bool(secret)}, pings received {len(pings)}")
+        return False
+    scope: dict = {}
+    exec(code, scope)
+    verify = scope["verify"]
+    ok = all(verify(secret.group(1), sig, body) for sig, body in pings)
+    ok = ok and not verify(secret.group(1), pings[0][0], pings[0][1] + b" ")
+    print(f"{'ok' if ok else 'FAILED'}: the guide's Python signature check on {len(pings)} deliveries")
+    # The PHP function, the same way (the snippet's request handling after it is left out).
+    php = re.search(r"```php\n(.*?)```", section, re.S).group(1).split("$body = file_get_contents")[0]
+    php += "\necho panlink_verify(getenv('S'), getenv('SIG'), base64_decode(getenv('BODY'))) ? 'valid' : 'invalid';\n"
+    import base64
+
+    def php_verify(sig: str, body: bytes) -> str:
+        env = {"PATH": "/usr/bin:/bin", "S": secret.group(1), "SIG": sig, "BODY": base64.b64encode(body).decode()}
+        return subprocess.run(["php"], input=php, capture_output=True, text=True, env=env, timeout=30).stdout.strip()
+
+    php_ok = all(php_verify(sig, body) == "valid" for sig, body in pings)
+    php_ok = php_ok and php_verify(pings[0][0], pings[0][1] + b" ") == "invalid"
+    print(f"{'ok' if php_ok else 'FAILED'}: the guide's PHP signature check on {len(pings)} deliveries")
+    return ok and php_ok
+
+
 def main() -> int:
     base, key, admin_token = sys.argv[1], sys.argv[2], sys.argv[3]
     guide = urllib.request.urlopen(f"{base}/guide.md").read().decode()
@@ -119,9 +156,7 @@ def main() -> int:
         run("Node.js", ["node", "-"], blocks[node],
             ["job ", "quark valid all_checks_passed", "baidu valid all_checks_passed", "done {"]),
     ]
-    if not any(b'"type":"ping"' in body for body in hook_bodies):
-        print(f"FAILED: the receiver got no ping ({hook_bodies})")
-        results.append(False)
+    results.append(signature_example(guide, hook_bodies))
     results.append(openapi_examples(base, key, admin_token))
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")

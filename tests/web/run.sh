@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The web face against a live server: the OpenAPI document through openapi-spec-validator, the
-# guide's curl, Python and Node.js examples run for real, and the pages in headless Chromium (Playwright).
-# Installs what it needs: Debian's chromium, httpx and openapi-spec-validator from PyPI,
+# guide's curl, Python and Node.js examples and its webhook signature checks (Python, PHP) run
+# for real, and the pages in headless Chromium (Playwright).
+# Installs what it needs: Debian's chromium and php-cli, httpx and openapi-spec-validator from PyPI,
 # playwright-core from npm (tests/browser/package-lock.json). Uses target/debug/panlink, which
 # `cargo test` builds. Screenshots go to target/screenshots/ (not committed).
 set -euo pipefail
@@ -11,6 +12,9 @@ if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/opentype/noto ]; then
   (apt-get install -y chromium fonts-noto-cjk fonts-noto-color-emoji >/dev/null 2>&1 ||
     { apt-get update >/dev/null && apt-get install -y chromium fonts-noto-cjk fonts-noto-color-emoji >/dev/null; })
 fi
+# PHP runs the guide's webhook signature check.
+command -v php >/dev/null || apt-get install -y php-cli >/dev/null 2>&1 ||
+  { apt-get update >/dev/null && apt-get install -y php-cli >/dev/null; }
 python3 -m pip install --quiet --disable-pip-version-check httpx openapi-spec-validator schemathesis
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
 
