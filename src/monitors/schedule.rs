@@ -27,7 +27,8 @@ pub fn offset(monitor_id: &str, link: u32, interval_s: u32) -> u32 {
 /// interval and one and a half apart, once per interval on average, each at its own place.
 pub fn next_slot(checked_s: u64, interval_s: u32, offset: u32) -> u64 {
     let interval = u64::from(interval_s.max(1));
-    let earliest = checked_s + interval / 2;
+    // At least a second on: an interval of 1 s must not make a link due again in the same second.
+    let earliest = checked_s + (interval / 2).max(1);
     let offset = u64::from(offset) % interval;
     let base = earliest - earliest % interval + offset;
     if base >= earliest {
@@ -118,6 +119,13 @@ mod tests {
                 at = next;
             }
         }
+    }
+
+    #[test]
+    fn a_one_second_interval_still_waits_a_second() {
+        assert_eq!(next_slot(100, 1, 0), 101);
+        assert_eq!(next_slot(100, 2, 1), 101);
+        assert_eq!(next_slot(100, 2, 0), 102);
     }
 
     #[test]

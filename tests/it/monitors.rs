@@ -493,3 +493,45 @@ fn checks_cut_short_by_kill_9_are_made_after_the_restart() {
         assert!(next > link["last_checked_at"].as_str().unwrap(), "{link}");
     }
 }
+
+#[test]
+fn a_link_dead_event_committed_before_kill_9_is_delivered_after_the_restart_with_its_id() {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let mock = Mock::start(0);
+    let mut server = Server::with_mock_at(&mock, &data_dir, FAST);
+    // The receiver reads the delivery and never answers: the transition is committed, its
+    // delivery is in the air.
+    let receiver = Receiver::start(Mode::Silent);
+    let key = server.job_key("outbox");
+    let hook = call(
+        &server,
+        &key,
+        "POST",
+        "/api/v1/webhooks",
+        Some(&json!({"url": receiver.url("/o"), "events": ["link.dead"]})),
+    )
+    .json()["data"]["id"]
+        .clone();
+    let url = "https://pan.quark.cn/s/flip1outbox";
+    create_monitor(
+        &server,
+        &key,
+        &json!({"name": "m", "urls": [url], "interval_s": 1, "webhook_ids": [hook]}),
+    );
+    let first = wait_until(WAIT, "the link.dead attempt", || {
+        receiver.of_event("link.dead").into_iter().next()
+    });
+    server.kill9();
+    receiver.set(Mode::Status(200));
+    let _server = Server::with_mock_at(&mock, &data_dir, FAST);
+    let again = wait_until(WAIT, "link.dead after the restart", || {
+        receiver.of_event("link.dead").into_iter().nth(1)
+    });
+    assert_eq!(
+        again.header("x-panlink-delivery"),
+        first.header("x-panlink-delivery")
+    );
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.json()["data"]["url"], url);
+}
