@@ -38,6 +38,8 @@ fn store_with_links(dir: &std::path::Path) -> (Arc<Store>, Vec<String>) {
                     expire_at_ms: None,
                     access: AccessType::Open,
                     password_hash: None,
+                    fallback_url: None,
+                    watch_target: true,
                 };
                 if let InsertOutcome::Created(link) =
                     repo::insert(txn, dbs, "benchkey0001", new, 6, 1)?

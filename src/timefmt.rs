@@ -18,6 +18,24 @@ pub fn rfc3339_ms(ms: u64) -> String {
         .unwrap_or_default()
 }
 
+/// `ms` as Beijing time for people, e.g. `2026-11-22 16:00（北京时间）` (pages for visitors in
+/// China; the API keeps RFC 3339 in UTC).
+pub fn beijing_minute(ms: u64) -> String {
+    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    let Ok(at) = OffsetDateTime::from_unix_timestamp(secs) else {
+        return String::new();
+    };
+    let at = at.to_offset(time::macros::offset!(+8));
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}（北京时间）",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute()
+    )
+}
+
 /// RFC 3339 text as unix milliseconds (`None` if it is not RFC 3339 or before 1970).
 pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
     let at = OffsetDateTime::parse(text.trim(), &Rfc3339).ok()?;
@@ -42,5 +60,9 @@ mod tests {
             Some(1_798_761_599_500)
         );
         assert_eq!(parse_rfc3339_ms("-1"), None);
+        assert_eq!(
+            beijing_minute(1_798_761_599_999),
+            "2027-01-01 07:59（北京时间）"
+        );
     }
 }

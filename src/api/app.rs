@@ -80,7 +80,13 @@ impl App {
         let router = routes::router()?;
         let metrics = Metrics::install();
         LinkService::recover_clicks(&store)?;
-        let links = LinkService::new(Arc::clone(&store), &config.links, &config.server);
+        let mut monitors = Monitors::new(Arc::clone(&store), &config.monitors);
+        let links = LinkService::new(
+            Arc::clone(&store),
+            &config.links,
+            &config.server,
+            monitors.watch_handle(config.links.target_check_interval_s),
+        );
         let security = SecurityChecker::new(&config.security)?;
         let client = UpstreamClient::new(&config.checker)?;
         let webhooks = Webhooks::start(
@@ -96,11 +102,10 @@ impl App {
             Arc::clone(&webhooks),
             shutdown.clone(),
         )?;
-        let monitors = Monitors::start(
-            Arc::clone(&store),
-            &config.monitors,
+        monitors.start(
             Arc::clone(&engine),
             Arc::clone(&webhooks),
+            links.target_watcher(),
             shutdown.clone(),
         );
         let jobs = Arc::new(Jobs::new(

@@ -304,6 +304,10 @@ config_sections! {
         /// server.public_base_url, the Host of the request that creates it, the listen address or
         /// any loopback name: such a link would lead back here, maybe in a loop.
         own_hosts: Vec<String> = Vec::new(), check(host_names, "host names");
+        /// A link whose target is a share of a supported drive is checked soon after it is made
+        /// and then this often (on the checker's background lane); a dead share makes the
+        /// redirect answer 410 (or go to the link's fallback_url).
+        target_check_interval_s: u32 = 86_400, range(1, 365 * 86_400).unit("s");
     }
 
     [security] RawSecurity => SecurityConfig {

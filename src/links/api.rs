@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::record::{AccessType, ClickTotals, GroupRecord, LinkRecord, day_of};
 use super::repo::{self, ChangeOutcome, InsertOutcome, LinkPatch, NewLink};
-use super::{code, password, qr, target};
+use super::{code, password, qr, target, watch};
 use http::request::Parts;
 
 use super::LinkService;
@@ -47,6 +47,10 @@ pub struct CreateBody {
     access_type: Option<String>,
     #[serde(default)]
     password: Option<String>,
+    #[serde(default)]
+    fallback_url: Option<String>,
+    #[serde(default)]
+    watch_target: Option<bool>,
 }
 
 /// A validated create body; the password is hashed just before the write.
@@ -176,6 +180,10 @@ fn validate(body: CreateBody, ctx: &Context<'_>, prefix: &str) -> Result<Validat
         }
         (AccessType::Open, _) => None,
     };
+    let fallback_url = nonempty(body.fallback_url);
+    if let Some(fallback) = &fallback_url {
+        check_url(fallback, ctx, &field(prefix, "fallback_url"))?;
+    }
     Ok(Validated {
         new: NewLink {
             url,
@@ -185,6 +193,8 @@ fn validate(body: CreateBody, ctx: &Context<'_>, prefix: &str) -> Result<Validat
             expire_at_ms,
             access,
             password_hash: None,
+            fallback_url,
+            watch_target: body.watch_target.unwrap_or(true),
         },
         password,
     })
@@ -265,10 +275,24 @@ struct LinkView<'a> {
     created_at: String,
     updated_at: String,
     expire_at: Option<String>,
+    fallback_url: Option<&'a str>,
+    watch_target: bool,
+    /// The target share's state: null when the target is no share or not checked yet.
+    target: Option<TargetView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     click: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     clicks: Option<ClickView>,
+}
+
+#[derive(Serialize)]
+struct TargetView {
+    provider: crate::checker::share::Provider,
+    state: crate::checker::verdict::State,
+    reason: Option<crate::checker::verdict::Reason>,
+    share_name: Option<String>,
+    checked_at: String,
+    since: String,
 }
 
 fn view<'a>(link: &'a LinkRecord, base: &str, totals: Option<ClickTotals>) -> LinkView<'a> {
@@ -284,6 +308,16 @@ fn view<'a>(link: &'a LinkRecord, base: &str, totals: Option<ClickTotals>) -> Li
         created_at: timefmt::rfc3339_ms(link.created_at_ms),
         updated_at: timefmt::rfc3339_ms(link.updated_at_ms),
         expire_at: link.expire_at_ms.map(timefmt::rfc3339_ms),
+        fallback_url: link.fallback_url.as_deref(),
+        watch_target: link.watch_target,
+        target: link.target.as_ref().map(|t| TargetView {
+            provider: t.provider,
+            state: t.state,
+            reason: t.reason,
+            share_name: t.share_name.clone(),
+            checked_at: timefmt::rfc3339_ms(t.checked_at_ms),
+            since: timefmt::rfc3339_ms(t.since_ms),
+        }),
         click: totals.map(|t| t.human),
         clicks: totals.map(|t| ClickView {
             human: t.human,
@@ -335,12 +369,20 @@ pub async fn create(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
     hash_password(links, &mut item).await?;
     let owner = key.record.id.clone();
     let code_len = links.config.code_length;
-    let outcome = links
+    let targets = links.targets.clone();
+    let (outcome, scheduled) = links
         .store
         .write(move |txn, dbs| {
-            repo::insert(txn, dbs, &owner, item.new, code_len, timefmt::now_ms())
+            let now = timefmt::now_ms();
+            let outcome = repo::insert(txn, dbs, &owner, item.new, code_len, now)?;
+            let scheduled = match &outcome {
+                InsertOutcome::Created(link) => watch::watch(&targets, txn, dbs, link, now)?,
+                _ => None,
+            };
+            Ok((outcome, scheduled))
         })
         .await?;
+    links.targets.schedule(scheduled.into_iter().collect());
     if let Some(err) = insert_error(&outcome, "") {
         return Err(err);
     }
@@ -451,17 +493,24 @@ pub async fn create_batch(links: &LinkService, req: Req<'_>) -> Result<HttpRespo
         .collect();
     let owner = key.record.id.clone();
     let code_len = links.config.code_length;
-    let outcomes = links
+    let targets = links.targets.clone();
+    let (outcomes, scheduled) = links
         .store
         .write(move |txn, dbs| {
             let now = timefmt::now_ms();
             let mut out = Vec::with_capacity(valid.len());
+            let mut scheduled = Vec::new();
             for (index, new) in valid {
-                out.push((index, repo::insert(txn, dbs, &owner, new, code_len, now)?));
+                let outcome = repo::insert(txn, dbs, &owner, new, code_len, now)?;
+                if let InsertOutcome::Created(link) = &outcome {
+                    scheduled.extend(watch::watch(&targets, txn, dbs, link, now)?);
+                }
+                out.push((index, outcome));
             }
-            Ok(out)
+            Ok((out, scheduled))
         })
         .await?;
+    links.targets.schedule(scheduled);
     let mut created: Vec<Option<LinkRecord>> = (0..count).map(|_| None).collect();
     for (index, outcome) in outcomes {
         match insert_error(&outcome, &format!("items[{index}]")) {
@@ -631,6 +680,10 @@ struct PatchBody {
     status: Option<String>,
     #[serde(default)]
     group_id: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    fallback_url: Option<Option<String>>,
+    #[serde(default)]
+    watch_target: Option<bool>,
 }
 
 /// `PATCH /api/v1/links/{code}` (owner only).
@@ -665,6 +718,14 @@ pub async fn patch(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, Ap
         });
     }
     patch.group_id = body.group_id;
+    if let Some(fallback) = body.fallback_url {
+        let fallback = nonempty(fallback);
+        if let Some(text) = &fallback {
+            check_url(text, &ctx, "fallback_url")?;
+        }
+        patch.fallback_url = Some(fallback);
+    }
+    patch.watch_target = body.watch_target;
     let access = match body.access_type.as_deref() {
         None => None,
         Some(text) => Some(
@@ -703,18 +764,32 @@ pub async fn patch(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, Ap
         && patch.disabled.is_none()
         && patch.group_id.is_none()
         && patch.access.is_none()
+        && patch.fallback_url.is_none()
+        && patch.watch_target.is_none()
         && access.is_none();
     if empty {
         return Err(ApiError::field("body", "没有要修改的字段"));
     }
     let owner = key.record.id.clone();
     let target_code = code.clone();
-    let outcome = links
+    let targets = links.targets.clone();
+    let (outcome, scheduled) = links
         .store
         .write(move |txn, dbs| {
-            repo::update(txn, dbs, &owner, &target_code, patch, timefmt::now_ms())
+            let now = timefmt::now_ms();
+            let before = repo::get(txn, dbs, &target_code)?;
+            let outcome = repo::update(txn, dbs, &owner, &target_code, patch, now)?;
+            let mut scheduled = None;
+            if let (ChangeOutcome::Done(after), Some(before)) = (&outcome, before)
+                && (before.url != after.url || before.watch_target != after.watch_target)
+            {
+                watch::unwatch(txn, dbs, &before)?;
+                scheduled = watch::watch(&targets, txn, dbs, after, now)?;
+            }
+            Ok((outcome, scheduled))
         })
         .await?;
+    links.targets.schedule(scheduled.into_iter().collect());
     links.cache.invalidate(&code);
     match outcome {
         ChangeOutcome::Done(link) => {
@@ -741,7 +816,13 @@ pub async fn delete(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
     let target_code = code.clone();
     let outcome = links
         .store
-        .write(move |txn, dbs| repo::delete(txn, dbs, &owner, &target_code))
+        .write(move |txn, dbs| {
+            let outcome = repo::delete(txn, dbs, &owner, &target_code)?;
+            if let ChangeOutcome::Done(link) = &outcome {
+                watch::unwatch(txn, dbs, link)?;
+            }
+            Ok(outcome)
+        })
         .await?;
     links.cache.invalidate(&code);
     match outcome {

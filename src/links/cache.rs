@@ -27,14 +27,25 @@ pub struct CachedLink {
     pub record: LinkRecord,
     /// The target, normalized (punycode host, percent-encoded) so that it is a valid header.
     pub location: Option<HeaderValue>,
+    /// The fallback target (while the target share is dead), the same way.
+    pub fallback: Option<HeaderValue>,
+}
+
+fn header_of(url: &str) -> Option<HeaderValue> {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|url| HeaderValue::from_str(url.as_str()).ok())
 }
 
 impl CachedLink {
     pub fn new(record: LinkRecord) -> CachedLink {
-        let location = url::Url::parse(&record.url)
-            .ok()
-            .and_then(|url| HeaderValue::from_str(url.as_str()).ok());
-        CachedLink { record, location }
+        let location = header_of(&record.url);
+        let fallback = record.fallback_url.as_deref().and_then(header_of);
+        CachedLink {
+            record,
+            location,
+            fallback,
+        }
     }
 }
 

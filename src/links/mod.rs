@@ -20,6 +20,7 @@ pub mod record;
 pub mod redirect;
 pub mod repo;
 pub mod target;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -54,10 +55,14 @@ pub enum RedirectOutcome {
     PasswordOk,
     PasswordWrong,
     PasswordLimited,
+    /// The target share is dead: the 410 page.
+    TargetDead,
+    /// The target share is dead: to the link's fallback.
+    TargetFallback,
 }
 
 impl RedirectOutcome {
-    const ALL: [RedirectOutcome; 8] = [
+    const ALL: [RedirectOutcome; 10] = [
         RedirectOutcome::Found,
         RedirectOutcome::NotFound,
         RedirectOutcome::Expired,
@@ -66,6 +71,8 @@ impl RedirectOutcome {
         RedirectOutcome::PasswordOk,
         RedirectOutcome::PasswordWrong,
         RedirectOutcome::PasswordLimited,
+        RedirectOutcome::TargetDead,
+        RedirectOutcome::TargetFallback,
     ];
 
     fn label(self) -> &'static str {
@@ -78,6 +85,8 @@ impl RedirectOutcome {
             RedirectOutcome::PasswordOk => "password_ok",
             RedirectOutcome::PasswordWrong => "password_wrong",
             RedirectOutcome::PasswordLimited => "password_limited",
+            RedirectOutcome::TargetDead => "target_dead",
+            RedirectOutcome::TargetFallback => "target_fallback",
         }
     }
 }
@@ -96,7 +105,9 @@ pub struct LinkService {
     /// `links.own_hosts`, the listen address (unless it is every address) and `localhost`,
     /// which stands for every loopback name and address ([`target::canonical_host`]).
     pub own_hosts: Vec<String>,
-    pub cache: cache::LinkCache,
+    pub cache: Arc<cache::LinkCache>,
+    /// Watching share targets through the monitors' scheduler.
+    pub targets: crate::monitors::watch::WatchHandle,
     pub clicks: Arc<clicks::ClickCounter>,
     pub attempts: password::AttemptLimiter,
     pub hasher: password::Hasher,
@@ -124,14 +135,20 @@ fn own_hosts(server: &ServerConfig, config: &LinksConfig) -> Vec<String> {
 
 impl LinkService {
     /// Builds the service; call after the metrics recorder is installed.
-    pub fn new(store: Arc<Store>, config: &LinksConfig, server: &ServerConfig) -> LinkService {
+    pub fn new(
+        store: Arc<Store>,
+        config: &LinksConfig,
+        server: &ServerConfig,
+        targets: crate::monitors::watch::WatchHandle,
+    ) -> LinkService {
         LinkService {
+            targets,
             store,
             config: config.clone(),
             public_base_url: server.public_base_url.clone(),
             listen: server.listen,
             own_hosts: own_hosts(server, config),
-            cache: cache::LinkCache::new(config.cache_max_entries),
+            cache: Arc::new(cache::LinkCache::new(config.cache_max_entries)),
             clicks: Arc::default(),
             attempts: password::AttemptLimiter::new(
                 config.password_max_failures,
@@ -146,6 +163,13 @@ impl LinkService {
             redirects: RedirectOutcome::ALL
                 .map(|o| metrics::counter!("panlink_redirects_total", "outcome" => o.label())),
         }
+    }
+
+    /// What the monitors' scheduler tells of every verdict on a watched target.
+    pub fn target_watcher(&self) -> Arc<dyn crate::monitors::watch::TargetWatcher> {
+        Arc::new(watch::LinkTargets {
+            cache: Arc::clone(&self.cache),
+        })
     }
 
     /// Counts one redirect request by outcome.

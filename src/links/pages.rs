@@ -68,6 +68,31 @@ pub fn disabled() -> HttpResponse {
     )
 }
 
+/// 410: the link's target share is dead (and the link has no fallback): the link's title, the
+/// drive, since when.
+pub fn share_dead(link: &super::record::LinkRecord) -> HttpResponse {
+    let Some(target) = &link.target else {
+        return expired();
+    };
+    let title = link
+        .title
+        .as_deref()
+        .map(|t| format!("<p>链接：<strong>{}</strong></p>", escape(t)))
+        .unwrap_or_default();
+    let share = target
+        .share_name
+        .as_deref()
+        .map(|n| format!("<p class=\"muted\">分享名：{}</p>", escape(n)))
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>该网盘分享已失效</h1>{title}<p>这个短链接指向的{drive}分享已失效（被取消、过期或不存在），\
+自 {since} 起无法访问。</p>{share}<p class=\"muted\">如果分享恢复，短链接会自动恢复跳转。</p>",
+        drive = escape(target.provider.display_name()),
+        since = escape(&crate::timefmt::beijing_minute(target.since_ms)),
+    );
+    page(StatusCode::GONE, "该网盘分享已失效", &body)
+}
+
 /// 404 for a path that is no page of this site (a browser asked; API clients get JSON).
 pub fn page_not_found() -> HttpResponse {
     page(

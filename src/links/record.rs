@@ -16,6 +16,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::checker::share::Provider;
+use crate::checker::verdict::{Reason, State};
+
 /// Who may follow a link without more ado.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -83,9 +86,39 @@ pub struct LinkRecord {
     pub password_hash: Option<String>,
     #[serde(default)]
     pub disabled: bool,
+    /// Where visitors go while the target share is dead.
+    #[serde(default)]
+    pub fallback_url: Option<String>,
+    /// The target is a share and its state is watched.
+    #[serde(default)]
+    pub watch_target: bool,
+    /// The watched share's state, once checked (boxed: most links have none).
+    #[serde(default)]
+    pub target: Option<Box<TargetState>>,
+}
+
+/// What the checker last concluded about a link's target share (`unknown` never replaces a
+/// definite state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetState {
+    pub provider: Provider,
+    pub state: State,
+    #[serde(default)]
+    pub reason: Option<Reason>,
+    #[serde(default)]
+    pub share_name: Option<String>,
+    pub checked_at_ms: u64,
+    /// When it entered `state`.
+    pub since_ms: u64,
 }
 
 impl LinkRecord {
+    /// Whether the target share is known to be dead.
+    pub fn target_dead(&self) -> bool {
+        self.target
+            .as_ref()
+            .is_some_and(|t| t.state == State::Invalid)
+    }
     /// The link's status at `now_ms`: disabled wins over expired.
     pub fn status_at(&self, now_ms: u64) -> LinkStatus {
         if self.disabled {
@@ -287,6 +320,9 @@ mod tests {
             access: AccessType::Open,
             password_hash: None,
             disabled: false,
+            fallback_url: None,
+            watch_target: true,
+            target: None,
         };
         assert_eq!(link.status_at(999), LinkStatus::Active);
         assert_eq!(link.status_at(1_000), LinkStatus::Expired);

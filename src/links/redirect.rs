@@ -27,6 +27,16 @@ pub fn follow(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiErro
         Ok(link) => link,
         Err(page) => return Ok(page),
     };
+    if let Some(fallback) = dead_target_fallback(links, &link) {
+        return redirect(
+            links,
+            &link,
+            fallback,
+            req.parts,
+            links.config.redirect_status,
+            now,
+        );
+    }
     if link.record.access == AccessType::Password {
         links.count(RedirectOutcome::PasswordForm);
         return Ok(pages::password_form(
@@ -37,7 +47,33 @@ pub fn follow(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiErro
         ));
     }
     links.count(RedirectOutcome::Found);
-    redirect(links, &link, req.parts, links.config.redirect_status, now)
+    let location = target_location(&link)?;
+    redirect(
+        links,
+        &link,
+        location,
+        req.parts,
+        links.config.redirect_status,
+        now,
+    )
+}
+
+/// The fallback to send a visitor to when the link's target share is dead and it has one.
+fn dead_target_fallback<'a>(links: &LinkService, link: &'a CachedLink) -> Option<&'a HeaderValue> {
+    if !link.record.target_dead() {
+        return None;
+    }
+    let fallback = link.fallback.as_ref()?;
+    links.count(RedirectOutcome::TargetFallback);
+    Some(fallback)
+}
+
+/// The link's target as a `Location`.
+fn target_location(link: &CachedLink) -> Result<&HeaderValue, ApiError> {
+    link.location.as_ref().ok_or_else(|| {
+        tracing::error!(code = link.record.code, "stored target is not a valid URL");
+        ApiError::Internal
+    })
 }
 
 #[derive(Deserialize)]
@@ -53,9 +89,27 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
         Err(page) => return Ok(page),
     };
     let code = link.record.code.as_str();
+    if let Some(fallback) = dead_target_fallback(links, &link) {
+        return redirect(
+            links,
+            &link,
+            fallback,
+            req.parts,
+            StatusCode::SEE_OTHER,
+            now,
+        );
+    }
     if link.record.access == AccessType::Open {
         links.count(RedirectOutcome::Found);
-        return redirect(links, &link, req.parts, StatusCode::SEE_OTHER, now);
+        let location = target_location(&link)?;
+        return redirect(
+            links,
+            &link,
+            location,
+            req.parts,
+            StatusCode::SEE_OTHER,
+            now,
+        );
     }
     let ip = req.peer.ip();
     if let Some(wait_s) = links.attempts.blocked(code, ip) {
@@ -84,9 +138,11 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
     if !password.is_empty() && links.hasher.verify(password, hash).await? {
         links.attempts.succeeded(code, ip);
         links.count(RedirectOutcome::PasswordOk);
+        let location = target_location(&link)?;
         return redirect(
             links,
             &link,
+            location,
             parts,
             StatusCode::SEE_OTHER,
             timefmt::now_ms(),
@@ -118,6 +174,10 @@ fn usable_link(
         return Ok(Err(pages::not_found()));
     };
     match link.record.status_at(now_ms) {
+        LinkStatus::Active if link.record.target_dead() && link.fallback.is_none() => {
+            links.count(RedirectOutcome::TargetDead);
+            Ok(Err(pages::share_dead(&link.record)))
+        }
         LinkStatus::Active => Ok(Ok(link)),
         LinkStatus::Expired => {
             links.count(RedirectOutcome::Expired);
@@ -130,18 +190,15 @@ fn usable_link(
     }
 }
 
-/// Counts the visit and answers the redirect.
+/// Counts the visit and answers the redirect to `location`.
 fn redirect(
     links: &LinkService,
     link: &CachedLink,
+    location: &HeaderValue,
     parts: &http::request::Parts,
     status: StatusCode,
     now_ms: u64,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(location) = &link.location else {
-        tracing::error!(code = link.record.code, "stored target is not a valid URL");
-        return Err(ApiError::Internal);
-    };
     let headers = &parts.headers;
     let visit = if parts.method == Method::HEAD {
         Visit::Head

@@ -31,6 +31,9 @@ pub struct NewLink {
     pub expire_at_ms: Option<u64>,
     pub access: AccessType,
     pub password_hash: Option<String>,
+    pub fallback_url: Option<String>,
+    /// Watch the target if it is a share (the owner's wish; default yes).
+    pub watch_target: bool,
 }
 
 /// The outcome of [`insert`].
@@ -76,6 +79,9 @@ pub fn insert(
         access: new.access,
         password_hash: new.password_hash,
         disabled: false,
+        fallback_url: new.fallback_url,
+        watch_target: new.watch_target,
+        target: None,
     };
     match new.alias {
         Some(alias) => {
@@ -188,6 +194,9 @@ pub struct LinkPatch {
     pub access: Option<(AccessType, Option<String>)>,
     pub disabled: Option<bool>,
     pub group_id: Option<u64>,
+    /// `Some(None)` clears the fallback.
+    pub fallback_url: Option<Option<String>>,
+    pub watch_target: Option<bool>,
 }
 
 /// The outcome of [`update`] and [`delete`].
@@ -224,7 +233,20 @@ pub fn update(
         }
     }
     if let Some(url) = patch.url {
+        if url != link.url {
+            // Another target: what was known of the old one does not hold.
+            link.target = None;
+        }
         link.url = url;
+    }
+    if let Some(fallback) = patch.fallback_url {
+        link.fallback_url = fallback;
+    }
+    if let Some(watch) = patch.watch_target {
+        if !watch {
+            link.target = None;
+        }
+        link.watch_target = watch;
     }
     if let Some(title) = patch.title {
         link.title = title;

@@ -101,7 +101,7 @@ async fn parse_links_off_workers(
         .map_err(|_| ApiError::Internal)
 }
 
-fn new_link(id: u32, url: String, share: ShareRef, now_ms: u64) -> LinkRecord {
+pub(super) fn new_link(id: u32, url: String, share: ShareRef, now_ms: u64) -> LinkRecord {
     LinkRecord {
         id,
         url,
@@ -120,6 +120,7 @@ fn new_link(id: u32, url: String, share: ShareRef, now_ms: u64) -> LinkRecord {
         next_due_s: now_s(now_ms),
         run: 0,
         transitions: Vec::new(),
+        watchers: Vec::new(),
     }
 }
 
@@ -202,6 +203,7 @@ fn links_of_owner(
 ) -> Result<u64, crate::store::StoreError> {
     Ok(record::monitors_of(txn, dbs, owner)?
         .iter()
+        .filter(|m| !m.hidden)
         .map(|m| m.links)
         .sum())
 }
@@ -367,7 +369,10 @@ pub async fn create(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, A
     let outcome = monitors
         .store
         .write(move |txn, dbs| {
-            let existing = record::monitors_of(txn, dbs, &owner)?;
+            let existing: Vec<MonitorRecord> = record::monitors_of(txn, dbs, &owner)?
+                .into_iter()
+                .filter(|m| !m.hidden)
+                .collect();
             if existing.len() as u64 >= max_monitors {
                 return Ok(Err(Refusal::Monitors(max_monitors)));
             }
@@ -386,6 +391,7 @@ pub async fn create(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, A
                 name,
                 interval_s,
                 paused: false,
+                hidden: false,
                 webhook_ids,
                 created_at_ms: now,
                 updated_at_ms: now,
@@ -438,7 +444,7 @@ pub fn list(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, ApiError>
     struct Listing<'a> {
         items: Vec<MonitorView<'a>>,
     }
-    let items = all.iter().map(view).collect();
+    let items = all.iter().filter(|m| !m.hidden).map(view).collect();
     Ok(response::envelope(
         StatusCode::OK,
         &Listing { items },
@@ -456,7 +462,7 @@ fn own_monitor(monitors: &Monitors, req: &Req<'_>) -> Result<MonitorRecord, ApiE
     monitors
         .store
         .read(|txn, dbs| record::get_monitor(txn, dbs, id))?
-        .filter(|m| m.owner == key.record.id)
+        .filter(|m| m.owner == key.record.id && !m.hidden)
         .ok_or(ApiError::NotFound("监控"))
 }
 

@@ -9,6 +9,7 @@ pub mod api;
 pub mod record;
 pub mod schedule;
 pub mod scheduler;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -20,40 +21,60 @@ use crate::jobs::engine::Engine;
 use crate::store::Store;
 use crate::webhooks::Webhooks;
 use scheduler::{Command, SchedulerStats};
+use watch::{TargetWatcher, WatchHandle};
 
 /// The monitors service.
 pub struct Monitors {
     store: Arc<Store>,
     pub config: MonitorsConfig,
     commands: mpsc::UnboundedSender<Command>,
+    /// Taken by [`Monitors::start`].
+    receiver: Option<mpsc::UnboundedReceiver<Command>>,
     pub stats: Arc<SchedulerStats>,
 }
 
 impl Monitors {
-    /// Builds the service and starts the scheduler (it loads the schedule from storage).
-    pub fn start(
-        store: Arc<Store>,
-        config: &MonitorsConfig,
-        engine: Arc<Engine>,
-        webhooks: Arc<Webhooks>,
-        shutdown: CancellationToken,
-    ) -> Monitors {
+    /// The service, its scheduler not yet running (other products take a [`WatchHandle`] first).
+    pub fn new(store: Arc<Store>, config: &MonitorsConfig) -> Monitors {
         let (commands, receiver) = mpsc::unbounded_channel();
-        let stats = Arc::new(SchedulerStats::default());
-        tokio::spawn(scheduler::run(
-            Arc::clone(&store),
-            engine,
-            webhooks,
-            receiver,
-            Arc::clone(&stats),
-            shutdown,
-        ));
         Monitors {
             store,
             config: config.clone(),
             commands,
-            stats,
+            receiver: Some(receiver),
+            stats: Arc::new(SchedulerStats::default()),
         }
+    }
+
+    /// What another product needs to watch shares, checked every `interval_s`.
+    pub fn watch_handle(&self, interval_s: u32) -> WatchHandle {
+        WatchHandle {
+            commands: self.commands.clone(),
+            interval_s,
+        }
+    }
+
+    /// Starts the scheduler (it loads the schedule from storage); `watcher` hears of every
+    /// verdict on a watched share.
+    pub fn start(
+        &mut self,
+        engine: Arc<Engine>,
+        webhooks: Arc<Webhooks>,
+        watcher: Arc<dyn TargetWatcher>,
+        shutdown: CancellationToken,
+    ) {
+        let Some(receiver) = self.receiver.take() else {
+            return;
+        };
+        let parts = scheduler::Parts {
+            store: Arc::clone(&self.store),
+            engine,
+            webhooks,
+            watcher,
+            stats: Arc::clone(&self.stats),
+            shutdown,
+        };
+        tokio::spawn(scheduler::run(parts, receiver));
     }
 
     fn tell(&self, command: Command) {

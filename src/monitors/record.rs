@@ -87,6 +87,10 @@ pub struct MonitorRecord {
     pub interval_s: u32,
     #[serde(default)]
     pub paused: bool,
+    /// Kept by the short links for their share targets (`watch.rs`): never listed by the
+    /// monitors API, not counted in its limits.
+    #[serde(default)]
+    pub hidden: bool,
     #[serde(default)]
     pub webhook_ids: Vec<String>,
     pub created_at_ms: u64,
@@ -145,6 +149,9 @@ pub struct LinkRecord {
     pub run: u32,
     #[serde(default)]
     pub transitions: Vec<Transition>,
+    /// Who else is told of its verdicts (short codes, for a hidden monitor; `watch.rs`).
+    #[serde(default)]
+    pub watchers: Vec<String>,
 }
 
 impl LinkRecord {
@@ -419,6 +426,7 @@ mod tests {
             next_due_s: 0,
             run: 0,
             transitions: Vec::new(),
+            watchers: Vec::new(),
         }
     }
 

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::record::{self, FinishedRun, LinkRecord, MonitorRecord, Run};
 use super::schedule::{self, Schedule};
+use super::watch::TargetWatcher;
 use crate::checker::share::Provider;
 use crate::checker::verdict::{State, Verdict};
 use crate::jobs::engine::{BackgroundCheck, Engine};
@@ -151,14 +152,25 @@ fn rebuild(store: &Store) -> Result<(Schedule, Table), StoreError> {
 }
 
 /// Runs the scheduler until shutdown.
-pub async fn run(
-    store: Arc<Store>,
-    engine: Arc<Engine>,
-    webhooks: Arc<Webhooks>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-    stats: Arc<SchedulerStats>,
-    shutdown: CancellationToken,
-) {
+/// What the scheduler works with.
+pub struct Parts {
+    pub store: Arc<Store>,
+    pub engine: Arc<Engine>,
+    pub webhooks: Arc<Webhooks>,
+    pub watcher: Arc<dyn TargetWatcher>,
+    pub stats: Arc<SchedulerStats>,
+    pub shutdown: CancellationToken,
+}
+
+pub async fn run(parts: Parts, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let Parts {
+        store,
+        engine,
+        webhooks,
+        watcher,
+        stats,
+        shutdown,
+    } = parts;
     let rebuilt = {
         let store = Arc::clone(&store);
         tokio::task::spawn_blocking(move || rebuild(&store)).await
@@ -275,12 +287,12 @@ pub async fn run(
                     batch_due.get_or_insert_with(|| tokio::time::Instant::now() + BATCH_WAIT);
                 }
                 if batch.len() >= BATCH {
-                    flush(&store, &webhooks, &mut batch, &mut schedule, &mut table, &stats).await;
+                    flush(&store, &webhooks, &watcher, &mut batch, &mut schedule, &mut table, &stats).await;
                     batch_due = None;
                 }
             }
             () = flush_due => {
-                flush(&store, &webhooks, &mut batch, &mut schedule, &mut table, &stats).await;
+                flush(&store, &webhooks, &watcher, &mut batch, &mut schedule, &mut table, &stats).await;
                 batch_due = None;
             }
             () = wake => {}
@@ -293,6 +305,7 @@ pub async fn run(
 async fn flush(
     store: &Store,
     webhooks: &Arc<Webhooks>,
+    watcher: &Arc<dyn TargetWatcher>,
     batch: &mut Vec<Checked>,
     schedule: &mut Schedule,
     table: &mut Table,
@@ -309,13 +322,17 @@ async fn flush(
     let now = timefmt::now_ms();
     let count = results.len() as u64;
     let cap = webhooks.config.max_stored_deliveries;
+    let told = Arc::clone(watcher);
     match store
-        .write(move |txn, dbs| record_results(txn, dbs, &results, now, cap))
+        .write(move |txn, dbs| record_results(txn, dbs, &results, now, cap, &*told))
         .await
     {
         Ok(recorded) => {
             stats.checked.fetch_add(count, Ordering::Relaxed);
             webhooks.wake(&recorded.woken);
+            if !recorded.tags.is_empty() {
+                watcher.committed(&recorded.tags);
+            }
             for (monitor, link, provider, due) in recorded.next {
                 if let Some(&slot) = table.by_id.get(&monitor) {
                     schedule.push(provider, due, slot, link);
@@ -340,6 +357,8 @@ struct Recorded {
     next: Vec<(String, u32, Provider, u32)>,
     /// Webhooks with new deliveries.
     woken: Vec<String>,
+    /// Watchers' tags of the links checked (see `watch.rs`).
+    tags: Vec<String>,
 }
 
 fn record_results(
@@ -348,11 +367,13 @@ fn record_results(
     results: &[Checked],
     now_ms: u64,
     cap: u64,
+    watcher: &dyn TargetWatcher,
 ) -> Result<Recorded, StoreError> {
     let mut monitors: HashMap<&str, MonitorRecord> = HashMap::new();
     let mut recorded = Recorded {
         next: Vec::with_capacity(results.len()),
         woken: Vec::new(),
+        tags: Vec::new(),
     };
     let now_s = now_ms / 1000;
     for checked in results {
@@ -413,6 +434,18 @@ fn record_results(
         if link.run != monitor.run.number {
             link.run = monitor.run.number;
             monitor.run.checked += 1;
+        }
+        if !link.watchers.is_empty() {
+            let verdict = super::watch::Verdict {
+                owner: &monitor.owner,
+                share: &link,
+                changed,
+                now_ms,
+                deliveries_cap: cap,
+            };
+            let woken = watcher.checked(txn, dbs, &verdict)?;
+            recorded.woken.extend(woken);
+            recorded.tags.extend(link.watchers.iter().cloned());
         }
         let offset = schedule::offset(&monitor.id, link.id, monitor.interval_s);
         let next = schedule::next_slot(now_s, monitor.interval_s, offset);

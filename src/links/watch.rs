@@ -1,0 +1,152 @@
+//! Short links whose target is a share: the links' side of watching it. The monitors' scheduler
+//! checks the share on the background lane and calls [`LinkTargets::checked`] inside its write:
+//! each link watching the share gets the new state in its record, and a change to or from dead
+//! queues `shortlink.target_dead` / `shortlink.target_revived` in the same commit. After the
+//! commit the links' cache entries are dropped, so the redirect sees the state at its next
+//! lookup; the redirect's hot path itself reads nothing new (the state is in the cached record).
+
+use std::sync::Arc;
+
+use heed::RwTxn;
+
+use super::cache::LinkCache;
+use super::record::TargetState;
+use super::repo;
+use crate::checker::verdict::State;
+use crate::monitors::watch::{Scheduled, Target, TargetWatcher, Verdict, WatchHandle};
+use crate::store::{Dbs, StoreError, codec};
+use crate::timefmt;
+use crate::webhooks::{self, EventType};
+
+/// The links' [`TargetWatcher`].
+pub struct LinkTargets {
+    pub cache: Arc<LinkCache>,
+}
+
+impl TargetWatcher for LinkTargets {
+    fn checked(
+        &self,
+        txn: &mut RwTxn,
+        dbs: &Dbs,
+        verdict: &Verdict<'_>,
+    ) -> Result<Vec<String>, StoreError> {
+        let Verdict {
+            owner,
+            share,
+            changed,
+            now_ms,
+            deliveries_cap,
+        } = *verdict;
+        let mut woken = Vec::new();
+        for code in &share.watchers {
+            let Some(mut link) = repo::get(txn, dbs, code)?.filter(|l| l.owner == owner) else {
+                continue;
+            };
+            let was = link.target.as_ref().map(|t| t.state);
+            let since_ms = match (&link.target, changed) {
+                (Some(t), None) if t.state == share.state => t.since_ms,
+                _ => share.since_ms,
+            };
+            link.target = Some(Box::new(TargetState {
+                provider: share.provider,
+                state: share.state,
+                reason: share.reason,
+                share_name: share.share_name.clone(),
+                checked_at_ms: now_ms,
+                since_ms,
+            }));
+            dbs.links.put(txn, code.as_bytes(), &codec::encode(&link))?;
+            let kind = match (was, share.state) {
+                (Some(State::Invalid), State::Invalid) => None,
+                (_, State::Invalid) => Some(EventType::ShortlinkTargetDead),
+                (Some(State::Invalid), _) => Some(EventType::ShortlinkTargetRevived),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                let data = serde_json::json!({
+                    "code": link.code,
+                    "url": link.url,
+                    "title": link.title,
+                    "fallback_url": link.fallback_url,
+                    "provider": share.provider,
+                    "state": share.state,
+                    "reason": share.reason,
+                    "share_name": share.share_name,
+                    "since": timefmt::rfc3339_ms(since_ms),
+                });
+                let event = webhooks::record::Event {
+                    kind,
+                    data: &data,
+                    at_ms: now_ms,
+                };
+                woken.extend(webhooks::record::enqueue_for_owner(
+                    txn,
+                    dbs,
+                    owner,
+                    &event,
+                    deliveries_cap,
+                )?);
+            }
+        }
+        Ok(woken)
+    }
+
+    fn committed(&self, tags: &[String]) {
+        for code in tags {
+            self.cache.invalidate(code);
+        }
+    }
+}
+
+/// The share a link's target is, when the link watches it.
+pub fn watched_share(link: &super::record::LinkRecord) -> Option<crate::checker::share::ShareRef> {
+    if !link.watch_target {
+        return None;
+    }
+    match crate::checker::providers::recognize(&link.url, None) {
+        crate::checker::providers::Recognized::Share(share) => Some(share),
+        _ => None,
+    }
+}
+
+/// Starts watching `link`'s target in the caller's write (a new or changed link).
+pub fn watch(
+    handle: &WatchHandle,
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    link: &super::record::LinkRecord,
+    now_ms: u64,
+) -> Result<Option<Scheduled>, StoreError> {
+    match watched_share(link) {
+        Some(share) => {
+            let target = Target {
+                owner: &link.owner,
+                url: &link.url,
+                share: &share,
+                tag: &link.code,
+            };
+            handle.watch(txn, dbs, &target, now_ms)
+        }
+        None => Ok(None),
+    }
+}
+
+/// Stops watching `link`'s target in the caller's write (a deleted or changed link).
+pub fn unwatch(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    link: &super::record::LinkRecord,
+) -> Result<(), StoreError> {
+    match watched_share(link) {
+        Some(share) => {
+            let target = Target {
+                owner: &link.owner,
+                url: &link.url,
+                share: &share,
+                tag: &link.code,
+            };
+            WatchHandle::unwatch(txn, dbs, &target)
+        }
+        None => Ok(()),
+    }
+}
