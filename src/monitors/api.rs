@@ -7,8 +7,8 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::Monitors;
+use super::command::Command;
 use super::record::{self, FinishedRun, LinkRecord, MonitorRecord, Run, StateCounts};
-use super::scheduler::Command;
 use crate::checker::extract;
 use crate::checker::providers::{self, Recognized};
 use crate::checker::share::{Provider, ShareRef};
@@ -99,29 +99,6 @@ async fn parse_links_off_workers(
     tokio::task::spawn_blocking(move || parse_links(urls, text))
         .await
         .map_err(|_| ApiError::Internal)
-}
-
-pub(super) fn new_link(id: u32, url: String, share: ShareRef, now_ms: u64) -> LinkRecord {
-    LinkRecord {
-        id,
-        url,
-        provider: share.provider,
-        share_id: share.id,
-        passcode: share.passcode,
-        share_host: share.host.map(str::to_owned),
-        state: State::Unknown,
-        reason: None,
-        share_name: None,
-        since_ms: now_ms,
-        added_at_ms: now_ms,
-        last_checked_ms: None,
-        last_result: None,
-        // New links are checked at once, then at their place in the interval.
-        next_due_s: now_s(now_ms),
-        run: 0,
-        transitions: Vec::new(),
-        watchers: Vec::new(),
-    }
 }
 
 fn checked_name(name: &str) -> Result<String, ApiError> {
@@ -240,7 +217,7 @@ fn add_links(
 ) -> Result<Vec<(u32, Provider, u32)>, crate::store::StoreError> {
     let mut added = Vec::with_capacity(fresh.len());
     for (url, share) in fresh {
-        let link = new_link(monitor.next_link_id, url, share, now_ms);
+        let link = LinkRecord::new(monitor.next_link_id, url, share, now_ms);
         if record::add_link(txn, dbs, &monitor.id, &link)? {
             monitor.next_link_id += 1;
             monitor.links += 1;

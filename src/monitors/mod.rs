@@ -6,6 +6,7 @@
 //! deliver webhooks itself: it writes their deliveries into its own transactions and wakes them.
 
 pub mod api;
+pub mod command;
 pub mod record;
 pub mod schedule;
 pub mod scheduler;
@@ -20,7 +21,8 @@ use crate::config::MonitorsConfig;
 use crate::jobs::engine::Engine;
 use crate::store::Store;
 use crate::webhooks::Webhooks;
-use scheduler::{Command, SchedulerStats};
+use command::Command;
+use scheduler::SchedulerStats;
 use watch::{TargetWatcher, WatchHandle};
 
 /// The monitors service.

@@ -155,6 +155,30 @@ pub struct LinkRecord {
 }
 
 impl LinkRecord {
+    /// A link just added: `unknown`, due now (new links are checked at once, then at their place
+    /// in the interval).
+    pub fn new(id: u32, url: String, share: ShareRef, now_ms: u64) -> LinkRecord {
+        LinkRecord {
+            id,
+            url,
+            provider: share.provider,
+            share_id: share.id,
+            passcode: share.passcode,
+            share_host: share.host.map(str::to_owned),
+            state: State::Unknown,
+            reason: None,
+            share_name: None,
+            since_ms: now_ms,
+            added_at_ms: now_ms,
+            last_checked_ms: None,
+            last_result: None,
+            next_due_s: u32::try_from(now_ms / 1000).unwrap_or(u32::MAX),
+            run: 0,
+            transitions: Vec::new(),
+            watchers: Vec::new(),
+        }
+    }
+
     pub fn share(&self) -> ShareRef {
         ShareRef {
             provider: self.provider,

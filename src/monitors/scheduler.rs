@@ -17,6 +17,7 @@ use heed::RwTxn;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::command::Command;
 use super::record::{self, FinishedRun, LinkRecord, MonitorRecord, Run};
 use super::schedule::{self, Schedule};
 use super::watch::TargetWatcher;
@@ -33,20 +34,6 @@ const BATCH: usize = 256;
 const BATCH_WAIT: Duration = Duration::from_millis(20);
 /// When recording fails, the links are asked again this much later.
 const RETRY_AFTER_S: u32 = 30;
-
-/// What the API tells the scheduler after its commit.
-pub enum Command {
-    /// Put links of a monitor on the schedule: `(link id, provider, due second)`. `run_from_ms`:
-    /// a run was requested then, so entries due at its second are valid for links not checked
-    /// since.
-    Schedule {
-        monitor: String,
-        links: Vec<(u32, Provider, u32)>,
-        run_from_ms: Option<u64>,
-    },
-    /// The monitor was paused or deleted: its entries are dropped as they come due.
-    Forget { monitor: String },
-}
 
 /// What `/metrics` and the load script read.
 #[derive(Default)]

@@ -8,8 +8,8 @@
 use heed::{RoTxn, RwTxn};
 use tokio::sync::mpsc;
 
+use super::command::Command;
 use super::record::{self, LinkRecord, MonitorRecord, Run, StateCounts};
-use super::scheduler::Command;
 use crate::checker::share::{Provider, ShareRef};
 use crate::checker::verdict::State;
 use crate::store::{Dbs, StoreError};
@@ -136,8 +136,7 @@ impl WatchHandle {
             record::put_monitor(txn, dbs, &monitor)?;
             return Ok(None);
         }
-        let mut link =
-            super::api::new_link(monitor.next_link_id, url.to_owned(), share.clone(), now_ms);
+        let mut link = LinkRecord::new(monitor.next_link_id, url.to_owned(), share.clone(), now_ms);
         link.watchers.push(tag.to_owned());
         record::add_link(txn, dbs, &id, &link)?;
         monitor.next_link_id += 1;
