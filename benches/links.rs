@@ -40,6 +40,9 @@ fn store_with_links(dir: &std::path::Path) -> (Arc<Store>, Vec<String>) {
                     password_hash: None,
                     fallback_url: None,
                     watch_target: true,
+                    max_clicks: None,
+                    tags: Vec::new(),
+                    utm: None,
                 };
                 if let InsertOutcome::Created(link) =
                     repo::insert(txn, dbs, "benchkey0001", new, 6, 1)?

@@ -10,7 +10,7 @@ use http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use super::record::{AccessType, ClickTotals, GroupRecord, LinkRecord, day_of};
+use super::record::{AccessType, ClickTotals, GroupRecord, LinkRecord, LinkStatus, Utm, day_of};
 use super::repo::{self, ChangeOutcome, InsertOutcome, LinkPatch, NewLink};
 use super::{code, password, qr, target, watch};
 use http::request::Parts;
@@ -51,6 +51,81 @@ pub struct CreateBody {
     fallback_url: Option<String>,
     #[serde(default)]
     watch_target: Option<bool>,
+    #[serde(default)]
+    max_clicks: Option<u64>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    utm: Option<UtmBody>,
+}
+
+/// UTM parameters as a request gives them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UtmBody {
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    medium: Option<String>,
+    #[serde(default)]
+    campaign: Option<String>,
+    #[serde(default)]
+    term: Option<String>,
+    #[serde(default)]
+    content: Option<String>,
+}
+
+const MAX_TAGS: usize = 10;
+const MAX_TAG_CHARS: usize = 32;
+const MAX_UTM_CHARS: usize = 256;
+
+fn check_tags(tags: Vec<String>, name: &str) -> Result<Vec<String>, ApiError> {
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::field(
+            name.to_owned(),
+            format!("最多 {MAX_TAGS} 个标签"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for (i, tag) in tags.into_iter().enumerate() {
+        let tag = tag.trim().to_owned();
+        if tag.is_empty()
+            || tag.chars().count() > MAX_TAG_CHARS
+            || tag.chars().any(char::is_control)
+        {
+            return Err(ApiError::field(
+                format!("{name}[{i}]"),
+                format!("须为 1 到 {MAX_TAG_CHARS} 个字符，且不能包含控制字符"),
+            ));
+        }
+        if !out.contains(&tag) {
+            out.push(tag);
+        }
+    }
+    Ok(out)
+}
+
+fn check_utm(body: UtmBody, name: &str) -> Result<Option<Utm>, ApiError> {
+    let one = |value: Option<String>, part: &str| -> Result<Option<String>, ApiError> {
+        let value = nonempty(value);
+        if let Some(v) = &value
+            && (v.chars().count() > MAX_UTM_CHARS || v.chars().any(char::is_control))
+        {
+            return Err(ApiError::field(
+                format!("{name}.{part}"),
+                format!("最多 {MAX_UTM_CHARS} 个字符，且不能包含控制字符"),
+            ));
+        }
+        Ok(value)
+    };
+    let utm = Utm {
+        source: one(body.source, "source")?,
+        medium: one(body.medium, "medium")?,
+        campaign: one(body.campaign, "campaign")?,
+        term: one(body.term, "term")?,
+        content: one(body.content, "content")?,
+    };
+    Ok((utm != Utm::default()).then_some(utm))
 }
 
 /// A validated create body; the password is hashed just before the write.
@@ -111,6 +186,13 @@ fn check_title(title: Option<String>, name: &str) -> Result<Option<String>, ApiE
         ));
     }
     Ok(title)
+}
+
+fn check_max_clicks(max: Option<u64>, name: &str) -> Result<Option<u64>, ApiError> {
+    match max {
+        Some(0) => Err(ApiError::field(name.to_owned(), "至少为 1")),
+        other => Ok(other),
+    }
 }
 
 fn check_expiry(text: &str, name: &str) -> Result<u64, ApiError> {
@@ -195,6 +277,13 @@ fn validate(body: CreateBody, ctx: &Context<'_>, prefix: &str) -> Result<Validat
             password_hash: None,
             fallback_url,
             watch_target: body.watch_target.unwrap_or(true),
+            max_clicks: check_max_clicks(body.max_clicks, &field(prefix, "max_clicks"))?,
+            tags: check_tags(body.tags.unwrap_or_default(), &field(prefix, "tags"))?,
+            utm: body
+                .utm
+                .map(|utm| check_utm(utm, &field(prefix, "utm")))
+                .transpose()?
+                .flatten(),
         },
         password,
     })
@@ -271,6 +360,12 @@ struct LinkView<'a> {
     full_short_url: String,
     access_type: &'static str,
     status: &'static str,
+    /// Why an expired link expired: `expire_at` or `max_clicks`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expired_reason: Option<&'static str>,
+    max_clicks: Option<u64>,
+    tags: &'a [String],
+    utm: Option<&'a Utm>,
     group_id: u64,
     created_at: String,
     updated_at: String,
@@ -296,6 +391,15 @@ struct TargetView {
 }
 
 fn view<'a>(link: &'a LinkRecord, base: &str, totals: Option<ClickTotals>) -> LinkView<'a> {
+    let mut status = link.status_at(timefmt::now_ms());
+    let mut expired_reason = (status == LinkStatus::Expired).then_some("expire_at");
+    if status == LinkStatus::Active
+        && let (Some(max), Some(totals)) = (link.max_clicks, totals)
+        && totals.human >= max
+    {
+        status = LinkStatus::Expired;
+        expired_reason = Some("max_clicks");
+    }
     LinkView {
         code: &link.code,
         alias: link.custom.then_some(link.code.as_str()),
@@ -303,7 +407,11 @@ fn view<'a>(link: &'a LinkRecord, base: &str, totals: Option<ClickTotals>) -> Li
         title: link.title.as_deref(),
         full_short_url: format!("{base}/{}", link.code),
         access_type: link.access.as_str(),
-        status: link.status_at(timefmt::now_ms()).as_str(),
+        status: status.as_str(),
+        expired_reason,
+        max_clicks: link.max_clicks,
+        tags: &link.tags,
+        utm: link.utm.as_ref(),
         group_id: link.group_id,
         created_at: timefmt::rfc3339_ms(link.created_at_ms),
         updated_at: timefmt::rfc3339_ms(link.updated_at_ms),
@@ -518,7 +626,7 @@ pub async fn create_batch(links: &LinkService, req: Req<'_>) -> Result<HttpRespo
             None => {
                 if let InsertOutcome::Created(link) = outcome {
                     links.cache.invalidate(&link.code);
-                    created[index] = Some(link);
+                    created[index] = Some(*link);
                 }
             }
         }
@@ -627,9 +735,19 @@ pub fn list(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError>
         ),
     };
     let owner = key.record.id.as_str();
-    let (total, listed) = links
-        .store
-        .read(|txn, dbs| repo::list(txn, dbs, owner, group, page, page_size))?;
+    // Tags are often Chinese: the query carries them percent-encoded (or with `+` for spaces).
+    let tag = query_param(req.parts.uri.query(), "tag")
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            url::form_urlencoded::parse(format!("t={t}").as_bytes())
+                .next()
+                .map(|(_, v)| v.trim().to_owned())
+                .unwrap_or_default()
+        });
+    let (total, listed) = links.store.read(|txn, dbs| match tag.as_deref() {
+        Some(tag) => repo::list_tagged(txn, dbs, owner, tag, group, page, page_size),
+        None => repo::list(txn, dbs, owner, group, page, page_size),
+    })?;
     let base = base_url(links, req.parts);
     let mut items = Vec::with_capacity(listed.len());
     for link in &listed {
@@ -684,6 +802,12 @@ struct PatchBody {
     fallback_url: Option<Option<String>>,
     #[serde(default)]
     watch_target: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    max_clicks: Option<Option<u64>>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    utm: Option<Option<UtmBody>>,
 }
 
 /// `PATCH /api/v1/links/{code}` (owner only).
@@ -726,6 +850,15 @@ pub async fn patch(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, Ap
         patch.fallback_url = Some(fallback);
     }
     patch.watch_target = body.watch_target;
+    if let Some(max) = body.max_clicks {
+        patch.max_clicks = Some(check_max_clicks(max, "max_clicks")?);
+    }
+    if let Some(tags) = body.tags {
+        patch.tags = Some(check_tags(tags, "tags")?);
+    }
+    if let Some(utm) = body.utm {
+        patch.utm = Some(utm.map(|u| check_utm(u, "utm")).transpose()?.flatten());
+    }
     let access = match body.access_type.as_deref() {
         None => None,
         Some(text) => Some(
@@ -766,6 +899,9 @@ pub async fn patch(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, Ap
         && patch.access.is_none()
         && patch.fallback_url.is_none()
         && patch.watch_target.is_none()
+        && patch.max_clicks.is_none()
+        && patch.tags.is_none()
+        && patch.utm.is_none()
         && access.is_none();
     if empty {
         return Err(ApiError::field("body", "没有要修改的字段"));
@@ -791,6 +927,7 @@ pub async fn patch(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, Ap
         .await?;
     links.targets.schedule(scheduled.into_iter().collect());
     links.cache.invalidate(&code);
+    links.limits.forget(&code);
     match outcome {
         ChangeOutcome::Done(link) => {
             let totals = totals_of(links, &link.code)?;
@@ -828,6 +965,7 @@ pub async fn delete(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
     match outcome {
         ChangeOutcome::Done(link) => {
             links.clicks.forget(&link.code);
+            links.limits.forget(&link.code);
             #[derive(Serialize)]
             struct Deleted<'a> {
                 code: &'a str,

@@ -39,7 +39,12 @@ fn header_of(url: &str) -> Option<HeaderValue> {
 
 impl CachedLink {
     pub fn new(record: LinkRecord) -> CachedLink {
-        let location = header_of(&record.url);
+        let location = match &record.utm {
+            None => header_of(&record.url),
+            Some(utm) => url::Url::parse(&record.url)
+                .ok()
+                .and_then(|url| HeaderValue::from_str(utm.apply(&url).as_str()).ok()),
+        };
         let fallback = record.fallback_url.as_deref().and_then(header_of);
         CachedLink {
             record,

@@ -13,6 +13,7 @@ pub mod api;
 pub mod cache;
 pub mod clicks;
 pub mod code;
+pub mod limit;
 pub mod pages;
 pub mod password;
 pub mod qr;
@@ -109,6 +110,8 @@ pub struct LinkService {
     /// Watching share targets through the monitors' scheduler.
     pub targets: crate::monitors::watch::WatchHandle,
     pub clicks: Arc<clicks::ClickCounter>,
+    /// Exact click counts of the links with `max_clicks`.
+    pub limits: limit::ClickLimits,
     pub attempts: password::AttemptLimiter,
     pub hasher: password::Hasher,
     /// `Cache-Control` of redirects, e.g. `private, max-age=90`.
@@ -150,6 +153,7 @@ impl LinkService {
             own_hosts: own_hosts(server, config),
             cache: Arc::new(cache::LinkCache::new(config.cache_max_entries)),
             clicks: Arc::default(),
+            limits: limit::ClickLimits::default(),
             attempts: password::AttemptLimiter::new(
                 config.password_max_failures,
                 config.password_window,
@@ -170,6 +174,16 @@ impl LinkService {
         Arc::new(watch::LinkTargets {
             cache: Arc::clone(&self.cache),
         })
+    }
+
+    /// Human clicks of `code` counted so far: stored and still in memory.
+    pub fn human_clicks(&self, code: &str) -> u64 {
+        let stored = self
+            .store
+            .read(|txn, dbs| repo::click_totals(txn, dbs, code))
+            .map(|t| t.human)
+            .unwrap_or(0);
+        stored + self.clicks.pending(code).totals.human
     }
 
     /// Counts one redirect request by outcome.

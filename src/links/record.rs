@@ -11,6 +11,8 @@
 //! - `link_days`: code ++ 0x00 ++ day number (u32 BE, days since 1970) → human, bot, head (u64 LE)
 //!   of the days before the row's current day.
 //! - `link_refs`: code ++ 0x00 ++ referrer host → human clicks from it (u64 LE).
+//! - `link_tags`: owner key id ++ 0x00 ++ tag ++ 0x00 ++ created_at_ms (u64 BE) ++ code → empty: a
+//!   key's links with a tag, newest first (tags hold no control characters, so no 0x00).
 //!
 //! Codes never contain 0x00, so `code ++ 0x00` is an exact prefix.
 
@@ -92,9 +94,86 @@ pub struct LinkRecord {
     /// The target is a share and its state is watched.
     #[serde(default)]
     pub watch_target: bool,
+    /// After this many human clicks the link answers like an expired one.
+    #[serde(default)]
+    pub max_clicks: Option<u64>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// UTM parameters added to the target's query at redirect.
+    #[serde(default)]
+    pub utm: Option<Utm>,
     /// The watched share's state, once checked (boxed: most links have none).
     #[serde(default)]
     pub target: Option<Box<TargetState>>,
+}
+
+/// UTM parameters of a link (each optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Utm {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medium: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+impl Utm {
+    /// `(utm_<name>, value)` of the parameters given.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("utm_source", &self.source),
+            ("utm_medium", &self.medium),
+            ("utm_campaign", &self.campaign),
+            ("utm_term", &self.term),
+            ("utm_content", &self.content),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+    }
+
+    /// `url` with these parameters in its query, replacing any it had under the same names.
+    pub fn apply(&self, url: &url::Url) -> url::Url {
+        let names: Vec<&str> = self.pairs().map(|(name, _)| name).collect();
+        if names.is_empty() {
+            return url.clone();
+        }
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(name, _)| !names.contains(&name.as_ref()))
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect();
+        let mut out = url.clone();
+        {
+            let mut query = out.query_pairs_mut();
+            query.clear();
+            query.extend_pairs(kept);
+            query.extend_pairs(self.pairs());
+        }
+        out
+    }
+}
+
+/// Key of `link_tags`.
+pub fn tag_key(owner: &str, tag: &str, created_at_ms: u64, code: &str) -> Vec<u8> {
+    let mut key = tag_prefix(owner, tag);
+    key.extend_from_slice(&created_at_ms.to_be_bytes());
+    key.extend_from_slice(code.as_bytes());
+    key
+}
+
+/// `owner ++ 0x00 ++ tag ++ 0x00`: the prefix of a key's links with `tag` in `link_tags`.
+pub fn tag_prefix(owner: &str, tag: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(owner.len() + tag.len() + 2 + 8 + 16);
+    key.extend_from_slice(owner.as_bytes());
+    key.push(0);
+    key.extend_from_slice(tag.as_bytes());
+    key.push(0);
+    key
 }
 
 /// What the checker last concluded about a link's target share (`unknown` never replaces a
@@ -306,6 +385,22 @@ mod tests {
     }
 
     #[test]
+    fn utm_parameters_replace_the_targets_own_and_keep_the_rest() {
+        let utm = Utm {
+            source: Some("forum".into()),
+            campaign: Some("双十一".into()),
+            ..Utm::default()
+        };
+        let url = url::Url::parse("https://example.com/p?a=1&utm_source=old&b=2#top").unwrap();
+        assert_eq!(
+            utm.apply(&url).as_str(),
+            "https://example.com/p?a=1&b=2&utm_source=forum&utm_campaign=%E5%8F%8C%E5%8D%81%E4%B8%80#top"
+        );
+        let plain = url::Url::parse("https://example.com/").unwrap();
+        assert_eq!(Utm::default().apply(&plain), plain);
+    }
+
+    #[test]
     fn status_prefers_disabled_then_expiry() {
         let mut link = LinkRecord {
             code: "abc".into(),
@@ -322,6 +417,9 @@ mod tests {
             disabled: false,
             fallback_url: None,
             watch_target: true,
+            max_clicks: None,
+            tags: Vec::new(),
+            utm: None,
             target: None,
         };
         assert_eq!(link.status_at(999), LinkStatus::Active);

@@ -207,6 +207,18 @@ fn redirect(
     } else {
         Visit::Human
     };
+    if let Some(max) = link.record.max_clicks {
+        let code = link.record.code.as_str();
+        let counted = || links.human_clicks(code);
+        let allowed = match visit {
+            Visit::Human => links.limits.take(code, max, counted),
+            Visit::Bot | Visit::Head => !links.limits.exhausted(code, max, counted),
+        };
+        if !allowed {
+            links.count(RedirectOutcome::Expired);
+            return Ok(pages::expired());
+        }
+    }
     let referrer = headers
         .get(REFERER)
         .and_then(|value| clicks::referrer_host(value.as_bytes()));

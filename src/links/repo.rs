@@ -34,12 +34,16 @@ pub struct NewLink {
     pub fallback_url: Option<String>,
     /// Watch the target if it is a share (the owner's wish; default yes).
     pub watch_target: bool,
+    pub max_clicks: Option<u64>,
+    pub tags: Vec<String>,
+    pub utm: Option<record::Utm>,
 }
 
 /// The outcome of [`insert`].
 #[derive(Debug)]
 pub enum InsertOutcome {
-    Created(LinkRecord),
+    /// Boxed: the other outcomes carry nothing.
+    Created(Box<LinkRecord>),
     AliasTaken,
     GroupNotFound,
 }
@@ -81,6 +85,9 @@ pub fn insert(
         disabled: false,
         fallback_url: new.fallback_url,
         watch_target: new.watch_target,
+        max_clicks: new.max_clicks,
+        tags: new.tags,
+        utm: new.utm,
         target: None,
     };
     match new.alias {
@@ -121,10 +128,11 @@ pub fn insert(
         &record::owner_key(owner, now_ms, &record.code),
         &group_id.to_be_bytes(),
     )?;
+    put_tags(txn, dbs, &record)?;
     // No click row yet: the first flush that counts a click writes it. (A deleted link's rows are
     // removed with it, so a code used again starts from nothing.) Two puts per create, one of
     // them at a random place in the B-tree, keep group commits small.
-    Ok(InsertOutcome::Created(record))
+    Ok(InsertOutcome::Created(Box::new(record)))
 }
 
 /// Puts `record` under its code unless the code is taken; `false` when taken.
@@ -197,12 +205,18 @@ pub struct LinkPatch {
     /// `Some(None)` clears the fallback.
     pub fallback_url: Option<Option<String>>,
     pub watch_target: Option<bool>,
+    /// `Some(None)` removes the limit.
+    pub max_clicks: Option<Option<u64>>,
+    pub tags: Option<Vec<String>>,
+    /// `Some(None)` removes the UTM parameters.
+    pub utm: Option<Option<record::Utm>>,
 }
 
 /// The outcome of [`update`] and [`delete`].
 #[derive(Debug)]
 pub enum ChangeOutcome {
-    Done(LinkRecord),
+    /// Boxed: the other outcomes carry nothing.
+    Done(Box<LinkRecord>),
     NotFound,
     GroupNotFound,
 }
@@ -242,6 +256,17 @@ pub fn update(
     if let Some(fallback) = patch.fallback_url {
         link.fallback_url = fallback;
     }
+    if let Some(max) = patch.max_clicks {
+        link.max_clicks = max;
+    }
+    if let Some(tags) = patch.tags {
+        delete_tags(txn, dbs, &link)?;
+        link.tags = tags;
+        put_tags(txn, dbs, &link)?;
+    }
+    if let Some(utm) = patch.utm {
+        link.utm = utm;
+    }
     if let Some(watch) = patch.watch_target {
         if !watch {
             link.target = None;
@@ -263,7 +288,7 @@ pub fn update(
     }
     link.updated_at_ms = now_ms;
     dbs.links.put(txn, code.as_bytes(), &codec::encode(&link))?;
-    Ok(ChangeOutcome::Done(link))
+    Ok(ChangeOutcome::Done(Box::new(link)))
 }
 
 /// Deletes `owner`'s link `code` with its counters and statistics.
@@ -280,8 +305,59 @@ pub fn delete(
     dbs.link_owner
         .delete(txn, &record::owner_key(owner, link.created_at_ms, code))?;
     dbs.link_clicks.delete(txn, code.as_bytes())?;
+    delete_tags(txn, dbs, &link)?;
     clear_stats(txn, dbs, code)?;
-    Ok(ChangeOutcome::Done(link))
+    Ok(ChangeOutcome::Done(Box::new(link)))
+}
+
+fn put_tags(txn: &mut RwTxn, dbs: &Dbs, link: &LinkRecord) -> Result<(), StoreError> {
+    for tag in &link.tags {
+        let key = record::tag_key(&link.owner, tag, link.created_at_ms, &link.code);
+        dbs.link_tags.put(txn, &key, &[])?;
+    }
+    Ok(())
+}
+
+fn delete_tags(txn: &mut RwTxn, dbs: &Dbs, link: &LinkRecord) -> Result<(), StoreError> {
+    for tag in &link.tags {
+        let key = record::tag_key(&link.owner, tag, link.created_at_ms, &link.code);
+        dbs.link_tags.delete(txn, &key)?;
+    }
+    Ok(())
+}
+
+/// A page of `owner`'s links with `tag`, newest first, in `group` if given: `(total, page)`.
+pub fn list_tagged(
+    txn: &RoTxn,
+    dbs: &Dbs,
+    owner: &str,
+    tag: &str,
+    group: Option<u64>,
+    page: usize,
+    page_size: usize,
+) -> Result<(usize, Vec<LinkRecord>), StoreError> {
+    let prefix = record::tag_prefix(owner, tag);
+    let skip = page.saturating_sub(1).saturating_mul(page_size);
+    let mut total = 0;
+    let mut out = Vec::with_capacity(page_size.min(1024));
+    for entry in dbs.link_tags.rev_prefix_iter(txn, &prefix)? {
+        let (key, _) = entry?;
+        let code = key
+            .get(prefix.len() + 8..)
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .ok_or(StoreError::Corrupt("link tag index"))?;
+        let Some(link) = get(txn, dbs, code)? else {
+            continue;
+        };
+        if group.is_some_and(|g| g != link.group_id) {
+            continue;
+        }
+        total += 1;
+        if total > skip && out.len() < page_size {
+            out.push(link);
+        }
+    }
+    Ok((total, out))
 }
 
 /// Deletes the per-day and referrer rows of `code`.

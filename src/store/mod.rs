@@ -191,6 +191,8 @@ pub struct Dbs {
     pub link_refs: RawDb,
     /// Click journal: sequence (u64 BE) → the deltas of one flush (`links::clicks`).
     pub link_click_log: RawDb,
+    /// A key's links by tag (`links::record::tag_key`).
+    pub link_tags: RawDb,
     /// Webhooks and their deliveries (layout in `webhooks::record`).
     pub webhooks: RawDb,
     pub webhook_owner: RawDb,
@@ -234,6 +236,7 @@ impl Store {
             link_days: lmdb::create_db(&env, "link_days")?,
             link_refs: lmdb::create_db(&env, "link_refs")?,
             link_click_log: lmdb::create_db(&env, "link_click_log")?,
+            link_tags: lmdb::create_db(&env, "link_tags")?,
             webhooks: lmdb::create_db(&env, "webhooks")?,
             webhook_owner: lmdb::create_db(&env, "webhook_owner")?,
             deliveries: lmdb::create_db(&env, "deliveries")?,
