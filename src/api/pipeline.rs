@@ -20,7 +20,7 @@ use http::{HeaderValue, Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 use super::App;
-use super::routes::{self, Access, Cors, Route};
+use super::routes::{self, Access, Route};
 use crate::error::ApiError;
 use crate::http::body::ResponseBody;
 use crate::http::connection::ConnActivity;
@@ -56,14 +56,14 @@ pub async fn handle(
         } => {
             let response =
                 run_route(&app, *handler, &request_id, &parts, params, body, &activity).await;
-            (pattern, handler.cors == Cors::Open, response)
+            (pattern, handler.cors.is_open(), response)
         }
         Match::Options {
             allow,
             pattern,
             handlers,
         } => {
-            let cors = handlers.iter().any(|(_, route)| route.cors == Cors::Open);
+            let cors = handlers.iter().any(|(_, route)| route.cors.is_open());
             (pattern, cors, preflight(allow, cors))
         }
         Match::MethodNotAllowed {
@@ -74,7 +74,7 @@ pub async fn handle(
             let err = ApiError::MethodNotAllowed {
                 allow: allow.clone(),
             };
-            let cors = handlers.iter().any(|(_, route)| route.cors == Cors::Open);
+            let cors = handlers.iter().any(|(_, route)| route.cors.is_open());
             (pattern, cors, response::error_response(&err, &request_id))
         }
         Match::NotFound if prefers_html(&parts) => {

@@ -33,6 +33,13 @@ pub enum Cors {
     SameOrigin,
 }
 
+impl Cors {
+    /// Whether pages of other origins may call the route.
+    pub fn is_open(self) -> bool {
+        self == Cors::Open
+    }
+}
+
 /// A route's handler and its requirements.
 #[derive(Debug, Clone, Copy)]
 pub struct Route {
