@@ -1,6 +1,6 @@
 //! Every JSON body, through the real server: the first byte picks a route (jobs, urgent, links,
-//! batch, link edit, groups, security check, admin create and edit, password unlock), the rest is
-//! the body. The server runs in this process on a temp LMDB and a loopback port (its checker
+//! batch, link edit, groups, security check, admin create and edit, monitor create and edit,
+//! password unlock), the rest is the body. The server runs in this process on a temp LMDB and a loopback port (its checker
 //! and DNS pointed at closed loopback ports, so nothing leaves the machine); each input is one
 //! HTTP/1.1 request on a fresh connection. Properties: never a 5xx, and every error is the JSON
 //! envelope whose `code` is the HTTP status.
@@ -20,6 +20,7 @@ struct Target {
     key: String,
     job: String,
     code: String,
+    monitor: String,
     spare_key_id: String,
     _runtime: tokio::runtime::Runtime,
 }
@@ -131,11 +132,21 @@ fn start() -> Target {
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
     let code = json(&answer)["data"]["code"].as_str().unwrap().to_owned();
+    let (status, answer) = send(
+        addr,
+        "POST",
+        "/api/v1/monitors",
+        &auth,
+        br#"{"name": "fuzz", "urls": ["https://pan.quark.cn/s/abcdef123456"]}"#,
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&answer));
+    let monitor = json(&answer)["data"]["id"].as_str().unwrap().to_owned();
     Target {
         addr,
         key,
         job,
         code,
+        monitor,
         spare_key_id,
         _runtime: runtime,
     }
@@ -149,7 +160,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let user = format!("X-API-Key: {}\r\n", target.key);
     let admin = format!("Authorization: Bearer {ADMIN_TOKEN}\r\n");
-    let (method, path, auth) = match which % 10 {
+    let (method, path, auth) = match which % 12 {
         0 => ("POST", "/jobs".to_owned(), &user),
         1 => ("POST", format!("/jobs/{}/urgent", target.job), &user),
         2 => ("POST", "/api/v1/links".to_owned(), &user),
@@ -159,6 +170,8 @@ fuzz_target!(|data: &[u8]| {
         6 => ("POST", "/api/v1/tools/security-check".to_owned(), &user),
         7 => ("POST", "/admin/api/keys".to_owned(), &admin),
         8 => ("PATCH", format!("/admin/api/keys/{}", target.spare_key_id), &admin),
+        9 => ("POST", "/api/v1/monitors".to_owned(), &user),
+        10 => ("PATCH", format!("/api/v1/monitors/{}", target.monitor), &user),
         _ => ("POST", format!("/{}", target.code), &String::new()),
     };
     let (status, answer) = send(target.addr, method, &path, auth, body);
@@ -167,7 +180,7 @@ fuzz_target!(|data: &[u8]| {
         "{method} {path} answered {status}: {}",
         String::from_utf8_lossy(&answer)
     );
-    if status >= 400 && which % 10 != 9 {
+    if status >= 400 && which % 12 != 11 {
         let error = json(&answer);
         assert_eq!(error["code"], status, "{method} {path}: {error}");
         assert!(error["error"].is_string(), "{method} {path}: {error}");
