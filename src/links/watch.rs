@@ -109,6 +109,19 @@ pub fn watched_share(link: &super::record::LinkRecord) -> Option<crate::checker:
     }
 }
 
+/// What the monitors watch for `link`: its share, tagged with its code.
+fn target_of<'a>(
+    link: &'a super::record::LinkRecord,
+    share: &'a crate::checker::share::ShareRef,
+) -> Target<'a> {
+    Target {
+        owner: &link.owner,
+        url: &link.url,
+        share,
+        tag: &link.code,
+    }
+}
+
 /// Starts watching `link`'s target in the caller's write (a new or changed link).
 pub fn watch(
     handle: &WatchHandle,
@@ -118,15 +131,7 @@ pub fn watch(
     now_ms: u64,
 ) -> Result<Option<Scheduled>, StoreError> {
     match watched_share(link) {
-        Some(share) => {
-            let target = Target {
-                owner: &link.owner,
-                url: &link.url,
-                share: &share,
-                tag: &link.code,
-            };
-            handle.watch(txn, dbs, &target, now_ms)
-        }
+        Some(share) => handle.watch(txn, dbs, &target_of(link, &share), now_ms),
         None => Ok(None),
     }
 }
@@ -138,15 +143,7 @@ pub fn unwatch(
     link: &super::record::LinkRecord,
 ) -> Result<(), StoreError> {
     match watched_share(link) {
-        Some(share) => {
-            let target = Target {
-                owner: &link.owner,
-                url: &link.url,
-                share: &share,
-                tag: &link.code,
-            };
-            WatchHandle::unwatch(txn, dbs, &target)
-        }
+        Some(share) => WatchHandle::unwatch(txn, dbs, &target_of(link, &share)),
         None => Ok(()),
     }
 }

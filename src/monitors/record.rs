@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::checker::providers;
 use crate::checker::share::{Provider, ShareRef};
 use crate::checker::verdict::{Reason, State, Verdict};
+use crate::store::keys::{borrowed, prefixed, under};
 use crate::store::{Dbs, StoreError, codec};
 
 /// Transitions kept per link.
@@ -229,13 +230,6 @@ impl LinkRecord {
     }
 }
 
-fn prefixed(id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(id.len() + 1 + 12);
-    key.extend_from_slice(id.as_bytes());
-    key.push(0);
-    key
-}
-
 fn link_key(monitor: &str, link: u32) -> Vec<u8> {
     let mut key = prefixed(monitor);
     key.extend_from_slice(&link.to_be_bytes());
@@ -252,27 +246,6 @@ fn owner_key(owner: &str, monitor: &str) -> Vec<u8> {
     let mut key = prefixed(owner);
     key.extend_from_slice(monitor.as_bytes());
     key
-}
-
-/// The keys under `prefix`, which ends in the 0x00 separator: up to the same bytes with 0x01
-/// there, exclusive (whatever bytes follow the separator).
-fn under(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-    let mut end = prefix.to_vec();
-    if let Some(last) = end.last_mut() {
-        *last += 1;
-    }
-    (Bound::Included(prefix.to_vec()), Bound::Excluded(end))
-}
-
-fn borrowed(range: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> (Bound<&[u8]>, Bound<&[u8]>) {
-    fn map(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-        match b {
-            Bound::Included(k) => Bound::Included(k.as_slice()),
-            Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
-            Bound::Unbounded => Bound::Unbounded,
-        }
-    }
-    (map(&range.0), map(&range.1))
 }
 
 pub fn put_monitor(txn: &mut RwTxn, dbs: &Dbs, m: &MonitorRecord) -> Result<(), StoreError> {

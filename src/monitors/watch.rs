@@ -5,7 +5,7 @@
 //!
 //! It must not know what a tag means: the watcher does.
 
-use heed::{RoTxn, RwTxn};
+use heed::RwTxn;
 use tokio::sync::mpsc;
 
 use super::command::Command;
@@ -61,6 +61,15 @@ pub struct Target<'a> {
     pub tag: &'a str,
 }
 
+impl Target<'_> {
+    /// The owner's hidden monitor and the key of the share's link in it.
+    fn place(&self) -> (String, u64) {
+        let key =
+            crate::jobs::record::match_key(Some((self.share.provider, &self.share.id)), self.url);
+        (hidden_monitor_id(self.owner), key)
+    }
+}
+
 /// A watched link to put on the schedule after the commit.
 #[derive(Debug, Clone)]
 pub struct Scheduled {
@@ -98,7 +107,7 @@ impl WatchHandle {
             share,
             tag,
         } = *target;
-        let id = hidden_monitor_id(owner);
+        let (id, key) = target.place();
         let mut monitor = match record::get_monitor(txn, dbs, &id)? {
             Some(m) => m,
             None => MonitorRecord {
@@ -125,7 +134,6 @@ impl WatchHandle {
             },
         };
         monitor.interval_s = self.interval_s;
-        let key = crate::jobs::record::match_key(Some((share.provider, &share.id)), url);
         if let Some(existing) = record::link_of_share(txn, dbs, &id, key)?
             && let Some(mut link) = record::get_link(txn, dbs, &id, existing)?
         {
@@ -153,14 +161,8 @@ impl WatchHandle {
 
     /// Stops watching `target`; the link goes when nobody watches it.
     pub fn unwatch(txn: &mut RwTxn, dbs: &Dbs, target: &Target<'_>) -> Result<(), StoreError> {
-        let Target {
-            owner,
-            url,
-            share,
-            tag,
-        } = *target;
-        let id = hidden_monitor_id(owner);
-        let key = crate::jobs::record::match_key(Some((share.provider, &share.id)), url);
+        let (id, key) = target.place();
+        let tag = target.tag;
         let Some(link_id) = record::link_of_share(txn, dbs, &id, key)? else {
             return Ok(());
         };
@@ -180,21 +182,5 @@ impl WatchHandle {
             record::put_link(txn, dbs, &id, &link)?;
         }
         Ok(())
-    }
-}
-
-/// The state `owner`'s hidden monitor holds for `share`, if it watches it.
-pub fn watched_state(
-    txn: &RoTxn,
-    dbs: &Dbs,
-    owner: &str,
-    url: &str,
-    share: &ShareRef,
-) -> Result<Option<LinkRecord>, StoreError> {
-    let id = hidden_monitor_id(owner);
-    let key = crate::jobs::record::match_key(Some((share.provider, &share.id)), url);
-    match record::link_of_share(txn, dbs, &id, key)? {
-        Some(link) => record::get_link(txn, dbs, &id, link),
-        None => Ok(None),
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod datafile;
+pub mod keys;
 pub mod lmdb;
 mod writer;
 

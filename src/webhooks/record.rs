@@ -16,6 +16,7 @@ use heed::{RoTxn, RwTxn};
 use serde::{Deserialize, Serialize};
 
 use super::event::{self, EventType};
+use crate::store::keys::{borrowed, prefixed, under};
 use crate::store::{Dbs, StoreError, codec};
 
 const SEQ_KEY: &[u8] = b"webhooks.delivery_seq";
@@ -99,13 +100,6 @@ pub struct DeliveryRecord {
     pub delivered_at_ms: Option<u64>,
 }
 
-fn prefixed(id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(id.len() + 1 + 16);
-    key.extend_from_slice(id.as_bytes());
-    key.push(0);
-    key
-}
-
 fn owner_key(owner: &str, id: &str) -> Vec<u8> {
     let mut key = prefixed(owner);
     key.extend_from_slice(id.as_bytes());
@@ -138,27 +132,6 @@ fn seq_of(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(tail.try_into().ok()?))
 }
 
-/// The keys under `prefix`, which ends in the 0x00 separator: up to the same bytes with 0x01
-/// there, exclusive (whatever bytes follow the separator).
-fn prefix_range(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-    let mut end = prefix.to_vec();
-    if let Some(last) = end.last_mut() {
-        *last += 1;
-    }
-    (Bound::Included(prefix.to_vec()), Bound::Excluded(end))
-}
-
-fn as_slices(range: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> (Bound<&[u8]>, Bound<&[u8]>) {
-    fn map(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-        match b {
-            Bound::Included(k) => Bound::Included(k.as_slice()),
-            Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
-            Bound::Unbounded => Bound::Unbounded,
-        }
-    }
-    (map(&range.0), map(&range.1))
-}
-
 pub fn put_webhook(txn: &mut RwTxn, dbs: &Dbs, hook: &WebhookRecord) -> Result<(), StoreError> {
     dbs.webhooks
         .put(txn, hook.id.as_bytes(), &codec::encode(hook))?;
@@ -181,9 +154,9 @@ pub fn get_webhook(txn: &RoTxn, dbs: &Dbs, id: &str) -> Result<Option<WebhookRec
 /// `owner`'s webhooks, in id order.
 pub fn webhooks_of(txn: &RoTxn, dbs: &Dbs, owner: &str) -> Result<Vec<WebhookRecord>, StoreError> {
     let prefix = prefixed(owner);
-    let range = prefix_range(&prefix);
+    let range = under(&prefix);
     let mut out = Vec::new();
-    for entry in dbs.webhook_owner.range(txn, &as_slices(&range))? {
+    for entry in dbs.webhook_owner.range(txn, &borrowed(&range))? {
         let (key, _) = entry?;
         let id = std::str::from_utf8(&key[prefix.len()..])
             .map_err(|_| StoreError::Corrupt("webhook owner index"))?;
@@ -209,9 +182,9 @@ pub fn delete_webhook(txn: &mut RwTxn, dbs: &Dbs, hook: &WebhookRecord) -> Resul
     dbs.webhooks.delete(txn, hook.id.as_bytes())?;
     dbs.webhook_owner
         .delete(txn, &owner_key(&hook.owner, &hook.id))?;
-    let range = prefix_range(&prefixed(&hook.id));
-    dbs.deliveries.delete_range(txn, &as_slices(&range))?;
-    dbs.delivery_due.delete_range(txn, &as_slices(&range))?;
+    let range = under(&prefixed(&hook.id));
+    dbs.deliveries.delete_range(txn, &borrowed(&range))?;
+    dbs.delivery_due.delete_range(txn, &borrowed(&range))?;
     Ok(())
 }
 
@@ -267,8 +240,8 @@ pub fn schedule(
 /// receiver has been down long enough for `cap` events to wait, the oldest waiting one (logged and
 /// counted: the bound on stored bytes wins over keeping every event of a dead receiver).
 fn evict_oldest(txn: &mut RwTxn, dbs: &Dbs, hook: &mut WebhookRecord) -> Result<(), StoreError> {
-    let range = prefix_range(&prefixed(&hook.id));
-    let oldest = match dbs.deliveries.range(txn, &as_slices(&range))?.next() {
+    let range = under(&prefixed(&hook.id));
+    let oldest = match dbs.deliveries.range(txn, &borrowed(&range))?.next() {
         Some(entry) => codec::decode::<DeliveryRecord>(entry?.1, "delivery")?,
         None => {
             hook.stored_deliveries = 0;
@@ -392,9 +365,9 @@ pub fn due(
     limit: usize,
     skip: &[u64],
 ) -> Result<(Vec<u64>, Option<u64>), StoreError> {
-    let range = prefix_range(&prefixed(webhook_id));
+    let range = under(&prefixed(webhook_id));
     let mut ready = Vec::new();
-    for entry in dbs.delivery_due.range(txn, &as_slices(&range))? {
+    for entry in dbs.delivery_due.range(txn, &borrowed(&range))? {
         let (key, _) = entry?;
         let (due, seq) = parse_due(webhook_id, key).ok_or(StoreError::Corrupt("delivery due"))?;
         if skip.contains(&seq) {
@@ -422,11 +395,11 @@ pub fn deliveries_page(
     let start = Bound::Included(prefix.clone());
     let end = match before {
         Some(seq) => Bound::Excluded(delivery_key(webhook_id, seq)),
-        None => prefix_range(&prefix).1,
+        None => under(&prefix).1,
     };
     let range = (start, end);
     let mut out = Vec::new();
-    for entry in dbs.deliveries.rev_range(txn, &as_slices(&range))? {
+    for entry in dbs.deliveries.rev_range(txn, &borrowed(&range))? {
         let (key, value) = entry?;
         if out.len() == limit {
             return Ok((out, seq_of(key).map(|seq| seq + 1)));
@@ -448,9 +421,9 @@ pub fn purge_finished(
     cutoff_ms: u64,
     max: usize,
 ) -> Result<usize, StoreError> {
-    let range = prefix_range(&prefixed(webhook_id));
+    let range = under(&prefixed(webhook_id));
     let mut doomed = Vec::new();
-    for entry in dbs.deliveries.range(txn, &as_slices(&range))? {
+    for entry in dbs.deliveries.range(txn, &borrowed(&range))? {
         let (key, value) = entry?;
         let d: DeliveryRecord = codec::decode(value, "delivery")?;
         if d.created_at_ms >= cutoff_ms || doomed.len() == max {
@@ -485,7 +458,7 @@ mod tests {
         assert_eq!(parse_due("wh_a", &a), Some((5, 9)));
         assert_eq!(seq_of(&delivery_key("wh_a", 77)), Some(77));
         // A webhook id that is a prefix of another does not share its range.
-        let (lo, hi) = prefix_range(&prefixed("wh_a"));
+        let (lo, hi) = under(&prefixed("wh_a"));
         let other = due_key("wh_ab", 1, 1);
         let inside = |k: &Vec<u8>| {
             matches!(&lo, Bound::Included(l) if k >= l)

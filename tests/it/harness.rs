@@ -691,6 +691,22 @@ impl Server {
         SseStream::open(self.addr, &format!("/jobs/{job}/events"), key, extra)
     }
 
+    /// `method path` as `key`, with `body` as JSON when given.
+    pub fn call(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Response {
+        let text = body.map(serde_json::Value::to_string);
+        let mut headers = vec![("X-API-Key", key)];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        self.send(method, path, &headers, text.as_deref())
+    }
+
     /// A fresh key with a high rate, for job tests.
     pub fn job_key(&self, name: &str) -> String {
         self.create_key(&format!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Mock, Response, Server, wait_until};
+use crate::harness::{Mock, Server, wait_until};
 use crate::receiver::{Mode, Receiver};
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -17,23 +17,16 @@ const WATCH_FAST: &[(&str, &str)] = &[
     ("PANLINK_WEBHOOKS_ALLOW_HTTP", "true"),
 ];
 
-fn call(server: &Server, key: &str, method: &str, path: &str, body: Option<&Value>) -> Response {
-    let text = body.map(Value::to_string);
-    let mut headers = vec![("X-API-Key", key)];
-    if body.is_some() {
-        headers.push(("Content-Type", "application/json"));
-    }
-    server.send(method, path, &headers, text.as_deref())
-}
-
 fn create(server: &Server, key: &str, body: &Value) -> String {
-    let answer = call(server, key, "POST", "/api/v1/links", Some(body));
+    let answer = server.call(key, "POST", "/api/v1/links", Some(body));
     assert_eq!(answer.status, 200, "{}", answer.text());
     answer.json()["data"]["code"].as_str().unwrap().to_owned()
 }
 
 fn target(server: &Server, key: &str, code: &str) -> Value {
-    call(server, key, "GET", &format!("/api/v1/links/{code}"), None).json()["data"]["target"]
+    server
+        .call(key, "GET", &format!("/api/v1/links/{code}"), None)
+        .json()["data"]["target"]
         .clone()
 }
 
@@ -50,8 +43,7 @@ fn a_dead_share_stops_the_redirect_and_a_revived_one_resumes_it() {
     let server = Server::with_mock(&mock, WATCH_FAST);
     let receiver = Receiver::start(Mode::Status(200));
     let key = server.job_key("targets");
-    let hook = call(
-        &server,
+    let hook = server.call(
         &key,
         "POST",
         "/api/v1/webhooks",
@@ -121,7 +113,7 @@ fn a_dead_share_stops_the_redirect_and_a_revived_one_resumes_it() {
     });
     assert_eq!(revived.json()["data"]["code"], returning.as_str());
     // The links' hidden monitor is nobody's business in the monitors API.
-    let monitors = call(&server, &key, "GET", "/api/v1/monitors", None).json();
+    let monitors = server.call(&key, "GET", "/api/v1/monitors", None).json();
     assert_eq!(monitors["data"]["items"], json!([]));
 }
 
@@ -168,18 +160,12 @@ fn unknown_answers_never_stop_a_redirect_and_unwatched_targets_are_not_checked()
         assert_eq!(target(&server, &key, code), Value::Null);
         assert_eq!(server.get(&format!("/{code}"), &[]).status, 302);
     }
-    let restored = call(
-        &server,
-        &key,
-        "GET",
-        &format!("/api/v1/links/{quiet}"),
-        None,
-    )
-    .json();
+    let restored = server
+        .call(&key, "GET", &format!("/api/v1/links/{quiet}"), None)
+        .json();
     assert_eq!(restored["data"]["watch_target"], false);
     // Pointing a watched link elsewhere forgets what was known of the old target.
-    let patched = call(
-        &server,
+    let patched = server.call(
         &key,
         "PATCH",
         &format!("/api/v1/links/{watched}"),
@@ -188,8 +174,7 @@ fn unknown_answers_never_stop_a_redirect_and_unwatched_targets_are_not_checked()
     assert_eq!(patched.status, 200, "{}", patched.text());
     assert_eq!(patched.json()["data"]["target"], Value::Null);
     // A bad fallback names the field.
-    let bad = call(
-        &server,
+    let bad = server.call(
         &key,
         "POST",
         "/api/v1/links",

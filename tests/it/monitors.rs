@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Mock, Response, Server, wait_until};
+use crate::harness::{Mock, Server, wait_until};
 use crate::receiver::{Mode, Receiver};
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -18,24 +18,14 @@ const FAST: &[(&str, &str)] = &[
     ("PANLINK_WEBHOOKS_ALLOW_HTTP", "true"),
 ];
 
-fn call(server: &Server, key: &str, method: &str, path: &str, body: Option<&Value>) -> Response {
-    let text = body.map(Value::to_string);
-    let mut headers = vec![("X-API-Key", key)];
-    if body.is_some() {
-        headers.push(("Content-Type", "application/json"));
-    }
-    server.send(method, path, &headers, text.as_deref())
-}
-
 fn create_monitor(server: &Server, key: &str, body: &Value) -> Value {
-    let answer = call(server, key, "POST", "/api/v1/monitors", Some(body));
+    let answer = server.call(key, "POST", "/api/v1/monitors", Some(body));
     assert_eq!(answer.status, 201, "{}", answer.text());
     answer.json()["data"].clone()
 }
 
 fn links(server: &Server, key: &str, monitor: &str, query: &str) -> Vec<Value> {
-    let answer = call(
-        server,
+    let answer = server.call(
         key,
         "GET",
         &format!("/api/v1/monitors/{monitor}/links{query}"),
@@ -51,28 +41,13 @@ fn link_by_url<'a>(all: &'a [Value], url: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{url} in {all:?}"))
 }
 
-fn verify(secret: &str, received: &crate::receiver::Received) -> bool {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    panlink::webhooks::signature::verify(
-        secret,
-        received.header("x-panlink-signature"),
-        &received.body,
-        now,
-        300,
-    )
-}
-
 #[test]
 fn a_monitor_sees_a_share_die_and_revive_and_says_so_in_signed_webhooks() {
     let mock = Mock::start(0);
     let server = Server::with_mock(&mock, FAST);
     let receiver = Receiver::start(Mode::Status(200));
     let key = server.job_key("monitor");
-    let hook = call(
-        &server,
+    let hook = server.call(
         &key,
         "POST",
         "/api/v1/webhooks",
@@ -113,7 +88,7 @@ fn a_monitor_sees_a_share_die_and_revive_and_says_so_in_signed_webhooks() {
             .find(|r| r.json()["data"]["url"] == dies)
     });
     assert!(
-        verify(&secret, &dead),
+        dead.signed_by(&secret),
         "{}",
         dead.header("x-panlink-signature")
     );
@@ -147,7 +122,7 @@ fn a_monitor_sees_a_share_die_and_revive_and_says_so_in_signed_webhooks() {
             .into_iter()
             .nth(1)
     });
-    assert!(verify(&secret, &run));
+    assert!(run.signed_by(&secret));
     assert_eq!(run.json()["data"]["checked"], 6);
     let dead_urls: Vec<Value> = receiver
         .of_event("link.dead")
@@ -186,14 +161,9 @@ fn a_monitor_sees_a_share_die_and_revive_and_says_so_in_signed_webhooks() {
     assert_eq!(link_by_url(&all, fine)["state"], "valid");
     let invalid = links(&server, &key, &id, "?state=invalid");
     assert_eq!(invalid.len(), 1, "{invalid:?}");
-    let overview = call(
-        &server,
-        &key,
-        "GET",
-        &format!("/api/v1/monitors/{id}"),
-        None,
-    )
-    .json()["data"]
+    let overview = server
+        .call(&key, "GET", &format!("/api/v1/monitors/{id}"), None)
+        .json()["data"]
         .clone();
     assert_eq!(overview["counts"]["invalid"], 1, "{overview}");
     assert_eq!(overview["counts"]["valid"], 3, "{overview}");
@@ -253,20 +223,17 @@ fn a_run_can_be_started_now_at_most_once_per_gap() {
     );
     let id = monitor["id"].as_str().unwrap();
     let overview = |server: &Server| {
-        call(server, &key, "GET", &format!("/api/v1/monitors/{id}"), None).json()["data"].clone()
+        server
+            .call(&key, "GET", &format!("/api/v1/monitors/{id}"), None)
+            .json()["data"]
+            .clone()
     };
     wait_until(WAIT, "the first run", || {
         (overview(&server)["last_run"]["number"] == 1).then_some(())
     });
     let asked = |mock: &Mock| mock.stats()["requests"]["quark"].as_u64().unwrap();
     let after_first = asked(&mock);
-    let run = call(
-        &server,
-        &key,
-        "POST",
-        &format!("/api/v1/monitors/{id}/run"),
-        None,
-    );
+    let run = server.call(&key, "POST", &format!("/api/v1/monitors/{id}/run"), None);
     assert_eq!(run.status, 202, "{}", run.text());
     assert_eq!(run.json()["data"]["run"], 2);
     assert_eq!(run.json()["data"]["links"], 2);
@@ -275,13 +242,7 @@ fn a_run_can_be_started_now_at_most_once_per_gap() {
     });
     // Both links were asked again (quark takes two requests a check).
     assert_eq!(asked(&mock), after_first * 2);
-    let refused = call(
-        &server,
-        &key,
-        "POST",
-        &format!("/api/v1/monitors/{id}/run"),
-        None,
-    );
+    let refused = server.call(&key, "POST", &format!("/api/v1/monitors/{id}/run"), None);
     refused.assert_error(429, "rate_limited");
     assert!(refused.header("retry-after").is_some());
 }
@@ -300,8 +261,7 @@ fn monitors_and_their_links_are_bounded_per_key_and_checked_on_input() {
             .map(|i| format!("https://pan.quark.cn/s/oklimit{i}"))
             .collect()
     };
-    let over = call(
-        &server,
+    let over = server.call(
         &key,
         "POST",
         "/api/v1/monitors",
@@ -313,22 +273,21 @@ fn monitors_and_their_links_are_bounded_per_key_and_checked_on_input() {
     let second = create_monitor(&server, &key, &json!({"name": "b", "urls": urls(1)}));
     // Two links of the first and one of the second: no room for another.
     let id = second["id"].as_str().unwrap();
-    let patch = call(
-        &server,
+    let patch = server.call(
         &key,
         "PATCH",
         &format!("/api/v1/monitors/{id}"),
         Some(&json!({"add_urls": ["https://pan.quark.cn/s/okmore"]})),
     );
     patch.assert_error(400, "limit_reached");
-    call(
-        &server,
-        &key,
-        "POST",
-        "/api/v1/monitors",
-        Some(&json!({"name": "c"})),
-    )
-    .assert_error(400, "limit_reached");
+    server
+        .call(
+            &key,
+            "POST",
+            "/api/v1/monitors",
+            Some(&json!({"name": "c"})),
+        )
+        .assert_error(400, "limit_reached");
     // Input rules.
     for (body, field) in [
         (json!({"name": "x", "interval_s": 599}), "interval_s"),
@@ -343,21 +302,16 @@ fn monitors_and_their_links_are_bounded_per_key_and_checked_on_input() {
         ),
         (json!({"name": "x", "webhook_ids": [""]}), "webhook_ids[0]"),
     ] {
-        let answer = call(&server, &other, "POST", "/api/v1/monitors", Some(&body));
+        let answer = server.call(&other, "POST", "/api/v1/monitors", Some(&body));
         let error = answer.assert_error(400, "invalid_field");
         assert!(error["msg"].as_str().unwrap().contains(field), "{error}");
     }
     // Another key sees none of them.
-    call(
-        &server,
-        &other,
-        "GET",
-        &format!("/api/v1/monitors/{id}"),
-        None,
-    )
-    .assert_error(404, "not_found");
+    server
+        .call(&other, "GET", &format!("/api/v1/monitors/{id}"), None)
+        .assert_error(404, "not_found");
     assert_eq!(
-        call(&server, &other, "GET", "/api/v1/monitors", None).json()["data"]["items"],
+        server.call(&other, "GET", "/api/v1/monitors", None).json()["data"]["items"],
         json!([])
     );
 }
@@ -374,8 +328,7 @@ fn a_monitor_is_edited_paused_resumed_and_deleted() {
     );
     assert_eq!(monitor["added"], 2, "{monitor}");
     let id = monitor["id"].as_str().unwrap();
-    let patched = call(
-        &server,
+    let patched = server.call(
         &key,
         "PATCH",
         &format!("/api/v1/monitors/{id}"),
@@ -413,16 +366,10 @@ fn a_monitor_is_edited_paused_resumed_and_deleted() {
         ]
     );
     // Paused: no run; resumed: every link gets checked.
-    call(
-        &server,
-        &key,
-        "POST",
-        &format!("/api/v1/monitors/{id}/run"),
-        None,
-    )
-    .assert_error(409, "conflict");
-    let resumed = call(
-        &server,
+    server
+        .call(&key, "POST", &format!("/api/v1/monitors/{id}/run"), None)
+        .assert_error(409, "conflict");
+    let resumed = server.call(
         &key,
         "PATCH",
         &format!("/api/v1/monitors/{id}"),
@@ -435,30 +382,14 @@ fn a_monitor_is_edited_paused_resumed_and_deleted() {
             .all(|l| l["state"] == "valid")
             .then_some(())
     });
-    let deleted = call(
-        &server,
-        &key,
-        "DELETE",
-        &format!("/api/v1/monitors/{id}"),
-        None,
-    );
+    let deleted = server.call(&key, "DELETE", &format!("/api/v1/monitors/{id}"), None);
     assert_eq!(deleted.status, 200);
-    call(
-        &server,
-        &key,
-        "GET",
-        &format!("/api/v1/monitors/{id}"),
-        None,
-    )
-    .assert_error(404, "not_found");
-    call(
-        &server,
-        &key,
-        "GET",
-        &format!("/api/v1/monitors/{id}/links"),
-        None,
-    )
-    .assert_error(404, "not_found");
+    server
+        .call(&key, "GET", &format!("/api/v1/monitors/{id}"), None)
+        .assert_error(404, "not_found");
+    server
+        .call(&key, "GET", &format!("/api/v1/monitors/{id}/links"), None)
+        .assert_error(404, "not_found");
 }
 
 #[test]
@@ -504,14 +435,14 @@ fn a_link_dead_event_committed_before_kill_9_is_delivered_after_the_restart_with
     // delivery is in the air.
     let receiver = Receiver::start(Mode::Silent);
     let key = server.job_key("outbox");
-    let hook = call(
-        &server,
-        &key,
-        "POST",
-        "/api/v1/webhooks",
-        Some(&json!({"url": receiver.url("/o"), "events": ["link.dead"]})),
-    )
-    .json()["data"]["id"]
+    let hook = server
+        .call(
+            &key,
+            "POST",
+            "/api/v1/webhooks",
+            Some(&json!({"url": receiver.url("/o"), "events": ["link.dead"]})),
+        )
+        .json()["data"]["id"]
         .clone();
     let url = "https://pan.quark.cn/s/flip1outbox";
     create_monitor(

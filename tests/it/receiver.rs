@@ -34,6 +34,21 @@ impl Received {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
+
+    /// Whether its `X-Panlink-Signature` is `secret`'s signature of its body, made now.
+    pub fn signed_by(&self, secret: &str) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        panlink::webhooks::signature::verify(
+            secret,
+            self.header("x-panlink-signature"),
+            &self.body,
+            now,
+            300,
+        )
+    }
 }
 
 pub struct Receiver {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Mock, Response, Server, wait_until};
+use crate::harness::{Mock, Server, wait_until};
 use crate::receiver::{Mode, Receiver};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -18,18 +18,8 @@ const LOOPBACK_RECEIVERS: &[(&str, &str)] = &[
     ("PANLINK_WEBHOOKS_RETRY_BASE_MS", "100"),
 ];
 
-fn call(server: &Server, key: &str, method: &str, path: &str, body: Option<&Value>) -> Response {
-    let text = body.map(Value::to_string);
-    let mut headers = vec![("X-API-Key", key)];
-    if body.is_some() {
-        headers.push(("Content-Type", "application/json"));
-    }
-    server.send(method, path, &headers, text.as_deref())
-}
-
 fn create_webhook(server: &Server, key: &str, url: &str, events: &[&str]) -> (String, String) {
-    let answer = call(
-        server,
+    let answer = server.call(
         key,
         "POST",
         "/api/v1/webhooks",
@@ -44,8 +34,7 @@ fn create_webhook(server: &Server, key: &str, url: &str, events: &[&str]) -> (St
 }
 
 fn deliveries(server: &Server, key: &str, hook: &str) -> Vec<Value> {
-    let answer = call(
-        server,
+    let answer = server.call(
         key,
         "GET",
         &format!("/api/v1/webhooks/{hook}/deliveries"),
@@ -53,20 +42,6 @@ fn deliveries(server: &Server, key: &str, hook: &str) -> Vec<Value> {
     );
     assert_eq!(answer.status, 200, "{}", answer.text());
     answer.json()["data"]["items"].as_array().unwrap().clone()
-}
-
-fn verify(secret: &str, received: &crate::receiver::Received) -> bool {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    panlink::webhooks::signature::verify(
-        secret,
-        received.header("x-panlink-signature"),
-        &received.body,
-        now,
-        300,
-    )
 }
 
 #[test]
@@ -84,38 +59,27 @@ fn webhooks_are_managed_per_key_and_the_secret_is_shown_once() {
         id.starts_with("wh_") && secret.starts_with("whsec_"),
         "{id} {secret}"
     );
-    let read = call(
-        &server,
-        &key,
-        "GET",
-        &format!("/api/v1/webhooks/{id}"),
-        None,
-    )
-    .json();
+    let read = server
+        .call(&key, "GET", &format!("/api/v1/webhooks/{id}"), None)
+        .json();
     assert_eq!(
         read["data"]["events"],
         json!(["job.completed", "link.dead"])
     );
     assert!(read["data"].get("secret").is_none(), "{read}");
-    let listed = call(&server, &key, "GET", "/api/v1/webhooks", None).json();
+    let listed = server.call(&key, "GET", "/api/v1/webhooks", None).json();
     assert_eq!(listed["data"]["items"].as_array().unwrap().len(), 1);
     assert!(!listed.to_string().contains(&secret));
     // Another key sees nothing of it.
-    call(
-        &server,
-        &other,
-        "GET",
-        &format!("/api/v1/webhooks/{id}"),
-        None,
-    )
-    .assert_error(404, "not_found");
+    server
+        .call(&other, "GET", &format!("/api/v1/webhooks/{id}"), None)
+        .assert_error(404, "not_found");
     assert_eq!(
-        call(&server, &other, "GET", "/api/v1/webhooks", None).json()["data"]["items"],
+        server.call(&other, "GET", "/api/v1/webhooks", None).json()["data"]["items"],
         json!([])
     );
     // Edits.
-    let patched = call(
-        &server,
+    let patched = server.call(
         &key,
         "PATCH",
         &format!("/api/v1/webhooks/{id}"),
@@ -137,27 +101,16 @@ fn webhooks_are_managed_per_key_and_the_secret_is_shown_once() {
         json!({"url": "ftp://example.com/", "events": ["link.dead"]}),
         json!({"url": "http://u:p@127.0.0.1:9/", "events": ["link.dead"]}),
     ] {
-        let answer = call(&server, &key, "POST", "/api/v1/webhooks", Some(&body));
+        let answer = server.call(&key, "POST", "/api/v1/webhooks", Some(&body));
         let error = answer.assert_error(400, "invalid_field");
         assert!(error["msg"].as_str().unwrap().contains('`'), "{error}");
     }
     // Delete.
-    let deleted = call(
-        &server,
-        &key,
-        "DELETE",
-        &format!("/api/v1/webhooks/{id}"),
-        None,
-    );
+    let deleted = server.call(&key, "DELETE", &format!("/api/v1/webhooks/{id}"), None);
     assert_eq!(deleted.status, 200);
-    call(
-        &server,
-        &key,
-        "GET",
-        &format!("/api/v1/webhooks/{id}"),
-        None,
-    )
-    .assert_error(404, "not_found");
+    server
+        .call(&key, "GET", &format!("/api/v1/webhooks/{id}"), None)
+        .assert_error(404, "not_found");
 }
 
 #[test]
@@ -172,8 +125,7 @@ fn private_and_loopback_receivers_are_refused_unless_allowed() {
         "https://localhost/hook",
         "http://2130706433/hook",
     ] {
-        let answer = call(
-            &server,
+        let answer = server.call(
             &key,
             "POST",
             "/api/v1/webhooks",
@@ -188,8 +140,7 @@ fn private_and_loopback_receivers_are_refused_unless_allowed() {
     // https only unless allowed.
     let strict = Server::start();
     let key = strict.job_key("https");
-    let answer = call(
-        &strict,
+    let answer = strict.call(
         &key,
         "POST",
         "/api/v1/webhooks",
@@ -224,11 +175,11 @@ fn a_finished_job_is_delivered_signed_to_the_keys_subscribed_webhooks() {
     });
     assert_eq!(got.path, "/jobs");
     assert!(
-        verify(&secret, &got),
+        got.signed_by(&secret),
         "signature {}",
         got.header("x-panlink-signature")
     );
-    assert!(!verify("whsec_wrong", &got));
+    assert!(!got.signed_by("whsec_wrong"));
     let body = got.json();
     assert_eq!(body["type"], "job.completed");
     assert_eq!(body["id"], got.header("x-panlink-delivery"));
@@ -259,27 +210,21 @@ fn a_receiver_that_fails_gets_retries_then_succeeds_and_a_ping_can_be_redelivere
     let receiver = Receiver::start(Mode::Status(503));
     let key = server.job_key("retry");
     let (hook, secret) = create_webhook(&server, &key, &receiver.url("/r"), &["link.dead"]);
-    let ping = call(
-        &server,
-        &key,
-        "POST",
-        &format!("/api/v1/webhooks/{hook}/ping"),
-        None,
-    );
+    let ping = server.call(&key, "POST", &format!("/api/v1/webhooks/{hook}/ping"), None);
     assert_eq!(ping.status, 202, "{}", ping.text());
     let delivery = ping.json()["data"]["id"].as_str().unwrap().to_owned();
     // Three refused attempts, each with the same delivery id, then the receiver recovers.
     wait_until(WAIT, "three attempts", || {
         (receiver.received().len() >= 3).then_some(())
     });
-    let seen = call(
-        &server,
-        &key,
-        "GET",
-        &format!("/api/v1/webhooks/{hook}/deliveries"),
-        None,
-    )
-    .json();
+    let seen = server
+        .call(
+            &key,
+            "GET",
+            &format!("/api/v1/webhooks/{hook}/deliveries"),
+            None,
+        )
+        .json();
     let first = &seen["data"]["items"][0];
     assert_eq!(first["status"], "pending", "{first}");
     assert_eq!(first["last_status_code"], 503);
@@ -297,12 +242,11 @@ fn a_receiver_that_fails_gets_retries_then_succeeds_and_a_ping_can_be_redelivere
         all.iter()
             .all(|r| r.header("x-panlink-delivery") == delivery)
     );
-    assert!(all.iter().all(|r| verify(&secret, r)));
+    assert!(all.iter().all(|r| r.signed_by(&secret)));
     assert_eq!(all[0].json()["type"], "ping");
     // Redelivery: the same id and body once more.
     let before = receiver.received().len();
-    let again = call(
-        &server,
+    let again = server.call(
         &key,
         "POST",
         &format!("/api/v1/webhooks/{hook}/deliveries/{delivery}/redeliver"),
@@ -314,14 +258,14 @@ fn a_receiver_that_fails_gets_retries_then_succeeds_and_a_ping_can_be_redelivere
     });
     assert_eq!(repeat.header("x-panlink-delivery"), delivery);
     assert_eq!(repeat.body, all[0].body);
-    call(
-        &server,
-        &key,
-        "POST",
-        &format!("/api/v1/webhooks/{hook}/deliveries/dlv_00000000000fffff/redeliver"),
-        None,
-    )
-    .assert_error(404, "not_found");
+    server
+        .call(
+            &key,
+            "POST",
+            &format!("/api/v1/webhooks/{hook}/deliveries/dlv_00000000000fffff/redeliver"),
+            None,
+        )
+        .assert_error(404, "not_found");
 }
 
 #[test]
@@ -338,8 +282,7 @@ fn a_silent_receiver_does_not_delay_another_receivers_deliveries() {
     let (fast_hook, _) = create_webhook(&server, &key, &lively.url("/f"), &["link.dead"]);
     // Ten pings to the silent one first: four hang, six wait behind them.
     for _ in 0..10 {
-        let answer = call(
-            &server,
+        let answer = server.call(
             &key,
             "POST",
             &format!("/api/v1/webhooks/{slow_hook}/ping"),
@@ -352,8 +295,7 @@ fn a_silent_receiver_does_not_delay_another_receivers_deliveries() {
     });
     let started = std::time::Instant::now();
     for _ in 0..10 {
-        let answer = call(
-            &server,
+        let answer = server.call(
             &key,
             "POST",
             &format!("/api/v1/webhooks/{fast_hook}/ping"),
@@ -384,13 +326,7 @@ fn a_delivery_interrupted_by_kill_9_is_sent_again_with_the_same_id() {
     let receiver = Receiver::start(Mode::Silent);
     let key = server.job_key("crash");
     let (hook, _) = create_webhook(&server, &key, &receiver.url("/c"), &["link.dead"]);
-    let ping = call(
-        &server,
-        &key,
-        "POST",
-        &format!("/api/v1/webhooks/{hook}/ping"),
-        None,
-    );
+    let ping = server.call(&key, "POST", &format!("/api/v1/webhooks/{hook}/ping"), None);
     let delivery = ping.json()["data"]["id"].as_str().unwrap().to_owned();
     // The event is committed (202 came after the commit); the attempt is in the air.
     wait_until(WAIT, "the first attempt", || {
@@ -426,22 +362,11 @@ fn a_receiver_that_fails_every_delivery_long_enough_is_disabled() {
     let receiver = Receiver::start(Mode::Status(500));
     let key = server.job_key("dead");
     let (hook, _) = create_webhook(&server, &key, &receiver.url("/d"), &["link.dead"]);
-    call(
-        &server,
-        &key,
-        "POST",
-        &format!("/api/v1/webhooks/{hook}/ping"),
-        None,
-    );
+    server.call(&key, "POST", &format!("/api/v1/webhooks/{hook}/ping"), None);
     let data = wait_until(WAIT, "disabled", || {
-        let data = call(
-            &server,
-            &key,
-            "GET",
-            &format!("/api/v1/webhooks/{hook}"),
-            None,
-        )
-        .json()["data"]
+        let data = server
+            .call(&key, "GET", &format!("/api/v1/webhooks/{hook}"), None)
+            .json()["data"]
             .clone();
         (data["disabled"] == true).then_some(data)
     });
@@ -455,8 +380,7 @@ fn a_receiver_that_fails_every_delivery_long_enough_is_disabled() {
     // No attempt goes out while it is off; turning it on resumes the pending delivery.
     let attempts = receiver.received().len();
     receiver.set(Mode::Status(200));
-    let on = call(
-        &server,
+    let on = server.call(
         &key,
         "PATCH",
         &format!("/api/v1/webhooks/{hook}"),
@@ -482,13 +406,7 @@ fn a_webhook_keeps_a_bounded_number_of_deliveries_the_oldest_go_first() {
     let (hook, _) = create_webhook(&server, &key, &receiver.url("/b"), &["link.dead"]);
     let mut ids = Vec::new();
     for _ in 0..5 {
-        let ping = call(
-            &server,
-            &key,
-            "POST",
-            &format!("/api/v1/webhooks/{hook}/ping"),
-            None,
-        );
+        let ping = server.call(&key, "POST", &format!("/api/v1/webhooks/{hook}/ping"), None);
         assert_eq!(ping.status, 202);
         ids.push(ping.json()["data"]["id"].as_str().unwrap().to_owned());
     }
