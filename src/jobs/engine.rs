@@ -857,20 +857,13 @@ impl Engine {
     }
 
     /// Queues a monitor's re-check on its provider's background lane; the verdict goes to
-    /// `check.reply`. The caller bounds how many it has queued ([`Engine::background_queued`]).
+    /// `check.reply`. The caller bounds how many it has queued (the monitors' scheduler: twice
+    /// the lane's concurrency per provider).
     pub fn check_in_background(&self, check: BackgroundCheck) {
         let lane = &self.lanes[check.share.provider.index()];
         lane.background.push(check);
         lane.stats.background_queued.fetch_add(1, Ordering::Relaxed);
         lane.wake.notify_one();
-    }
-
-    /// Re-checks queued or running on `provider`'s background lane.
-    pub fn background_queued(&self, provider: Provider) -> usize {
-        let stats = &self.lanes[provider.index()].stats;
-        let queued = stats.background_queued.load(Ordering::Relaxed)
-            + stats.background_in_flight.load(Ordering::Relaxed);
-        usize::try_from(queued).unwrap_or(0)
     }
 
     /// The concurrency a provider's lane is configured with.
