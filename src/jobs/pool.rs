@@ -23,7 +23,11 @@ pub struct ProviderPool {
     pub supports_passcode: bool,
     pub queued: u64,
     pub urgent_queued: u64,
+    /// Monitors' re-checks waiting on the background lane.
+    pub background_queued: u64,
     pub in_flight: u64,
+    /// Of `in_flight`, the monitors' re-checks.
+    pub background_in_flight: u64,
     /// The current (adaptive) concurrency limit.
     pub concurrency: usize,
     pub max_concurrency: usize,
@@ -54,7 +58,9 @@ pub struct Latency {
 pub struct Totals {
     pub queued: u64,
     pub urgent_queued: u64,
+    pub background_queued: u64,
     pub in_flight: u64,
+    pub background_in_flight: u64,
     pub concurrency: usize,
     pub checked_total: u64,
     pub retries_total: u64,
@@ -82,7 +88,9 @@ fn provider_pool(engine: &Engine, lane: &Lane) -> ProviderPool {
         supports_passcode: true,
         queued: load(&stats.queued),
         urgent_queued: load(&stats.urgent_queued),
+        background_queued: load(&stats.background_queued),
         in_flight: load(&stats.in_flight),
+        background_in_flight: load(&stats.background_in_flight),
         concurrency: lane.health.limit(),
         max_concurrency: lane.concurrency,
         circuit: lane.health.circuit(engine.now_ms()),
@@ -110,7 +118,9 @@ pub fn snapshot(engine: &Engine) -> Pool {
     for pool in providers.values() {
         totals.queued += pool.queued;
         totals.urgent_queued += pool.urgent_queued;
+        totals.background_queued += pool.background_queued;
         totals.in_flight += pool.in_flight;
+        totals.background_in_flight += pool.background_in_flight;
         totals.concurrency += pool.concurrency;
         totals.checked_total += pool.checked_total;
         totals.retries_total += pool.retries_total;

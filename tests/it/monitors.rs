@@ -412,6 +412,13 @@ fn checks_cut_short_by_kill_9_are_made_after_the_restart() {
     wait_until(WAIT, "checks in flight", || {
         (mock.stats()["requests"]["quark"].as_u64().unwrap_or(0) >= 1).then_some(())
     });
+    // /pool shows them as the background lane's.
+    let pool = server.get("/pool/quark", &[]).json();
+    assert!(
+        pool["background_in_flight"].as_u64().unwrap() >= 1,
+        "{pool}"
+    );
+    assert_eq!(pool["queued"], 0);
     server.kill9();
     let server = Server::with_mock_at(&mock, &data_dir, FAST);
     let checked = wait_until(WAIT, "every link checked after the restart", || {
