@@ -43,6 +43,7 @@ fn store_with_links(dir: &std::path::Path) -> (Arc<Store>, Vec<String>) {
                     max_clicks: None,
                     tags: Vec::new(),
                     utm: None,
+                    rules: Vec::new(),
                 };
                 if let InsertOutcome::Created(link) =
                     repo::insert(txn, dbs, "benchkey0001", new, 6, 1)?

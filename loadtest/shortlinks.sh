@@ -10,6 +10,12 @@
 #             Prints requests/s, p50/p99 and server CPU per request (utime+stime from /proc over
 #             the requests answered) and the panlink/nginx ratios. Targets: CPU per redirect
 #             <= 1.25 x nginx's, requests/s >= 0.9 x nginx's, p99 < 2 ms at 64 connections.
+#   rules     10 000 plain links and 10 000 links with 3 visitor rules (app, OS, language), GET
+#             /{code} of one set or the other in interleaved rounds, with a desktop Chrome user
+#             agent and Accept-Language that match none of the rules (so all three are evaluated,
+#             the worst case). Prints CPU per request of each and the difference. Target: a link
+#             with 3 rules costs at most 1 µs more CPU per redirect than a plain one. Pinned like
+#             redirect.
 #   create    POST /api/v1/links from 64 connections for DURATION s (each answer follows its
 #             commit); prints durable creates/s against the 20 000/s target, CPU per create and
 #             the writer's batch sizes (mean, from /metrics). Nothing is pinned here: the target
@@ -53,11 +59,13 @@ cpu_ticks() { # utime+stime of every given pid, in clock ticks
   echo "$total"
 }
 hz=$(getconf CLK_TCK)
+# wrk_headers: -H options for every wrk run of a scenario.
+wrk_headers=()
 
 # wrk_run NAME PORT LUA -> prints "NAME rps p50_ms p99_ms requests non2xx3xx"
 wrk_run() {
   local out
-  out=$(${WRK_WRAP-taskset -c 1} wrk -t1 -c64 -d"${duration}s" --latency -s "$3" "http://127.0.0.1:$2" 2>&1)
+  out=$(${WRK_WRAP-taskset -c 1} wrk -t1 -c64 -d"${duration}s" --latency "${wrk_headers[@]}" -s "$3" "http://127.0.0.1:$2" 2>&1)
   echo "$out" > "$work/wrk-$1.txt"
   python3 - "$1" "$work/wrk-$1.txt" <<'PY'
 import re, sys
@@ -174,6 +182,65 @@ print(f"  ratios panlink/nginx (medians): CPU per request {p['cpu_us'] / n['cpu_
       f"per-round CPU ratios {', '.join(f'{r:.2f}' for r in ratio)}; panlink p99 {p['p99']:.2f} ms (target < 2)")
 PY
   ;;
+rules)
+  start_panlink
+  n=${RULE_LINKS:-10000}
+  python3 - "$port" "$key" "$n" "$work" <<'PY'
+import json, sys, http.client
+port, key, total, work = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+rules = [{"if": {"app": ["wechat", "qq"]}, "action": "open_in_browser"},
+         {"if": {"os": ["ios"]}, "url": "https://example.com/ios"},
+         {"if": {"language": ["ja"]}, "url": "https://example.com/ja"}]
+conn = http.client.HTTPConnection("127.0.0.1", port)
+for name, extra in (("plain", {}), ("rules", {"rules": rules})):
+    codes = []
+    for start in range(0, total, 1000):
+        items = [dict(url=f"https://example.com/target/{i}?ref=load", **extra)
+                 for i in range(start, min(total, start + 1000))]
+        conn.request("POST", "/api/v1/links/batch", json.dumps({"items": items}),
+                     {"X-API-Key": key, "Content-Type": "application/json"})
+        data = json.loads(conn.getresponse().read())["data"]
+        assert data["failed"] == 0, data
+        codes += [item["data"]["code"] for item in data["items"]]
+    open(f"{work}/codes-{name}.txt", "w").write("\n".join(codes) + "\n")
+PY
+  wrk_headers=(-H "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+    -H "Accept-Language: zh-CN,zh;q=0.9,en;q=0.8")
+  first=$(head -1 "$work/codes-rules.txt")
+  curl -s -o /dev/null "${wrk_headers[@]}" -w "rules link: %{http_code} -> %{redirect_url}\n" "http://127.0.0.1:$port/$first"
+  for set in plain rules; do
+    CODES_FILE="$work/codes-$set.txt" taskset -c 1 wrk -t1 -c64 -d3s "${wrk_headers[@]}" -s loadtest/wrk/redirect-warm.lua "http://127.0.0.1:$port" > /dev/null
+  done
+  results=()
+  for round in $(seq "${ROUNDS:-3}"); do
+    for set in plain rules; do
+      before=$(cpu_ticks "$server")
+      line=$(CODES_FILE="$work/codes-$set.txt" wrk_run "$set" "$port" loadtest/wrk/redirect.lua)
+      after=$(cpu_ticks "$server")
+      results+=("$line $((after - before))")
+    done
+  done
+  python3 - "$hz" "${results[@]}" <<'PY'
+import statistics, sys
+hz = int(sys.argv[1])
+runs = {}
+for line in sys.argv[2:]:
+    name, rps, p50, p99, total, bad, ticks = line.split()
+    runs.setdefault(name, []).append(dict(rps=float(rps), p99=float(p99), total=int(total), bad=int(bad),
+                                          cpu_us=int(ticks) / hz * 1e6 / max(1, int(total))))
+print("\nGET /{code}: plain links against links with 3 visitor rules (none matching), 64 connections,"
+      f" server on core 0, wrk on core 1; {len(runs['plain'])} interleaved rounds")
+print(f"  {'links':6} {'round':>5} {'req/s':>10} {'p99 ms':>8} {'CPU µs/req':>11} {'non-3xx':>8}")
+for name, rounds in runs.items():
+    for i, r in enumerate(rounds, 1):
+        print(f"  {name:6} {i:5d} {r['rps']:10.0f} {r['p99']:8.3f} {r['cpu_us']:11.2f} {r['bad']:8d}")
+diffs = [r["cpu_us"] - p["cpu_us"] for p, r in zip(runs["plain"], runs["rules"])]
+plain = statistics.median(r["cpu_us"] for r in runs["plain"])
+rules = statistics.median(r["cpu_us"] for r in runs["rules"])
+print(f"\n  medians: plain {plain:.2f} µs/req, 3 rules {rules:.2f} µs/req; extra CPU per redirect "
+      f"{rules - plain:+.2f} µs (target <= 1.00; per round {', '.join(f'{d:+.2f}' for d in diffs)})")
+PY
+  ;;
 create)
   : "${SERVER_WRAP=}" "${WRK_WRAP=}" "${WORKERS:=0}"
   start_panlink
@@ -200,5 +267,5 @@ print(f"  server CPU per create {int(ticks) / hz * 1e6 / max(1, ok):.1f} µs; wr
       f"{c1 - c0:.0f} commits, mean {((s1 - s0) / max(1, c1 - c0)):.1f} operations per commit")
 PY
   ;;
-*) echo "unknown scenario $scenario (redirect | create)"; exit 2 ;;
+*) echo "unknown scenario $scenario (redirect | rules | create)"; exit 2 ;;
 esac

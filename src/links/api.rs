@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::record::{AccessType, ClickTotals, GroupRecord, LinkRecord, LinkStatus, Utm, day_of};
 use super::repo::{self, ChangeOutcome, InsertOutcome, LinkPatch, NewLink};
-use super::{code, password, qr, target, watch};
+use super::{code, password, qr, rules, target, watch};
 use http::request::Parts;
 
 use super::LinkService;
@@ -57,6 +57,9 @@ pub struct CreateBody {
     tags: Option<Vec<String>>,
     #[serde(default)]
     utm: Option<UtmBody>,
+    /// Read by [`rules::parse`], which names the path of a bad value.
+    #[serde(default)]
+    rules: Option<Value>,
 }
 
 /// UTM parameters as a request gives them.
@@ -188,6 +191,13 @@ fn check_title(title: Option<String>, name: &str) -> Result<Option<String>, ApiE
     Ok(title)
 }
 
+fn check_rules(value: &Value, ctx: &Context<'_>, name: &str) -> Result<Vec<rules::Rule>, ApiError> {
+    if value.is_null() {
+        return Ok(Vec::new());
+    }
+    rules::parse(value, name, |url, path| check_url(url, ctx, path))
+}
+
 fn check_max_clicks(max: Option<u64>, name: &str) -> Result<Option<u64>, ApiError> {
     match max {
         Some(0) => Err(ApiError::field(name.to_owned(), "至少为 1")),
@@ -284,6 +294,11 @@ fn validate(body: CreateBody, ctx: &Context<'_>, prefix: &str) -> Result<Validat
                 .map(|utm| check_utm(utm, &field(prefix, "utm")))
                 .transpose()?
                 .flatten(),
+            rules: body
+                .rules
+                .map(|value| check_rules(&value, ctx, &field(prefix, "rules")))
+                .transpose()?
+                .unwrap_or_default(),
         },
         password,
     })
@@ -366,6 +381,7 @@ struct LinkView<'a> {
     max_clicks: Option<u64>,
     tags: &'a [String],
     utm: Option<&'a Utm>,
+    rules: &'a [rules::Rule],
     group_id: u64,
     created_at: String,
     updated_at: String,
@@ -412,6 +428,7 @@ fn view<'a>(link: &'a LinkRecord, base: &str, totals: Option<ClickTotals>) -> Li
         max_clicks: link.max_clicks,
         tags: &link.tags,
         utm: link.utm.as_ref(),
+        rules: &link.rules,
         group_id: link.group_id,
         created_at: timefmt::rfc3339_ms(link.created_at_ms),
         updated_at: timefmt::rfc3339_ms(link.updated_at_ms),
@@ -808,6 +825,9 @@ struct PatchBody {
     tags: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     utm: Option<Option<UtmBody>>,
+    /// `[]` or `null` removes every rule.
+    #[serde(default, deserialize_with = "present")]
+    rules: Option<Option<Value>>,
 }
 
 /// `PATCH /api/v1/links/{code}` (owner only).
@@ -859,6 +879,12 @@ pub async fn patch(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, Ap
     if let Some(utm) = body.utm {
         patch.utm = Some(utm.map(|u| check_utm(u, "utm")).transpose()?.flatten());
     }
+    if let Some(value) = body.rules {
+        patch.rules = Some(match value {
+            None => Vec::new(),
+            Some(value) => check_rules(&value, &ctx, "rules")?,
+        });
+    }
     let access = match body.access_type.as_deref() {
         None => None,
         Some(text) => Some(
@@ -902,6 +928,7 @@ pub async fn patch(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, Ap
         && patch.max_clicks.is_none()
         && patch.tags.is_none()
         && patch.utm.is_none()
+        && patch.rules.is_none()
         && access.is_none();
     if empty {
         return Err(ApiError::field("body", "没有要修改的字段"));

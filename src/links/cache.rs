@@ -29,6 +29,9 @@ pub struct CachedLink {
     pub location: Option<HeaderValue>,
     /// The fallback target (while the target share is dead), the same way.
     pub fallback: Option<HeaderValue>,
+    /// Each visitor rule's `url` the same way, with the link's UTM parameters (`None` for a rule
+    /// that shows a page).
+    pub rule_locations: Box<[Option<HeaderValue>]>,
 }
 
 fn header_of(url: &str) -> Option<HeaderValue> {
@@ -37,19 +40,31 @@ fn header_of(url: &str) -> Option<HeaderValue> {
         .and_then(|url| HeaderValue::from_str(url.as_str()).ok())
 }
 
+/// `url` with the link's UTM parameters, as a header.
+fn target_header(url: &str, utm: Option<&super::record::Utm>) -> Option<HeaderValue> {
+    match utm {
+        None => header_of(url),
+        Some(utm) => url::Url::parse(url)
+            .ok()
+            .and_then(|url| HeaderValue::from_str(utm.apply(&url).as_str()).ok()),
+    }
+}
+
 impl CachedLink {
     pub fn new(record: LinkRecord) -> CachedLink {
-        let location = match &record.utm {
-            None => header_of(&record.url),
-            Some(utm) => url::Url::parse(&record.url)
-                .ok()
-                .and_then(|url| HeaderValue::from_str(utm.apply(&url).as_str()).ok()),
-        };
+        let utm = record.utm.as_ref();
+        let location = target_header(&record.url, utm);
         let fallback = record.fallback_url.as_deref().and_then(header_of);
+        let rule_locations = record
+            .rules
+            .iter()
+            .map(|rule| rule.url.as_deref().and_then(|url| target_header(url, utm)))
+            .collect();
         CachedLink {
             record,
             location,
             fallback,
+            rule_locations,
         }
     }
 }

@@ -20,7 +20,9 @@ pub mod qr;
 pub mod record;
 pub mod redirect;
 pub mod repo;
+pub mod rules;
 pub mod target;
+pub mod visitor;
 pub mod watch;
 
 use std::sync::Arc;
@@ -60,10 +62,14 @@ pub enum RedirectOutcome {
     TargetDead,
     /// The target share is dead: to the link's fallback.
     TargetFallback,
+    /// A visitor rule sent the visitor to its own URL.
+    Rule,
+    /// A visitor rule showed the "open in your browser" page.
+    OpenInBrowser,
 }
 
 impl RedirectOutcome {
-    const ALL: [RedirectOutcome; 10] = [
+    const ALL: [RedirectOutcome; 12] = [
         RedirectOutcome::Found,
         RedirectOutcome::NotFound,
         RedirectOutcome::Expired,
@@ -74,6 +80,8 @@ impl RedirectOutcome {
         RedirectOutcome::PasswordLimited,
         RedirectOutcome::TargetDead,
         RedirectOutcome::TargetFallback,
+        RedirectOutcome::Rule,
+        RedirectOutcome::OpenInBrowser,
     ];
 
     fn label(self) -> &'static str {
@@ -88,6 +96,8 @@ impl RedirectOutcome {
             RedirectOutcome::PasswordLimited => "password_limited",
             RedirectOutcome::TargetDead => "target_dead",
             RedirectOutcome::TargetFallback => "target_fallback",
+            RedirectOutcome::Rule => "rule",
+            RedirectOutcome::OpenInBrowser => "open_in_browser",
         }
     }
 }

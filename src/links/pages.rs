@@ -1,5 +1,6 @@
-//! The small HTML pages of the redirect: not found, gone (expired or disabled), and the password
-//! form. Chinese, in the site's look (the embedded `/static/site.css`), no script, never cached.
+//! The small HTML pages of the redirect: not found, gone (expired or disabled), the password
+//! form and the "open in your browser" page. Chinese, in the site's look (the embedded
+//! `/static/site.css`), never cached; no script but the copy button's (`/static/open.js`).
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
@@ -26,11 +27,15 @@ pub fn escape(text: &str) -> String {
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
+    page_with_head(status, title, "", body)
+}
+
+fn page_with_head(status: StatusCode, title: &str, head: &str, body: &str) -> HttpResponse {
     let html = format!(
         "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <meta name=\"robots\" content=\"noindex\"><title>{title}</title><link rel=\"icon\" href=\"data:,\">\
-<link rel=\"stylesheet\" href=\"/static/site.css\"></head><body>\
+<link rel=\"stylesheet\" href=\"/static/site.css\">{head}</head><body>\
 <header class=\"site\"><span class=\"brand\">panlink 短链接</span></header>\
 <main class=\"narrow\">{body}</main></body></html>\n"
     );
@@ -91,6 +96,32 @@ pub fn share_dead(link: &super::record::LinkRecord) -> HttpResponse {
         since = escape(&crate::timefmt::beijing_minute(target.since_ms)),
     );
     page(StatusCode::GONE, "该网盘分享已失效", &body)
+}
+
+/// 200: a visitor rule asks the visitor to leave the in-app browser (WeChat, QQ and others block
+/// many drive domains): where the app's menu is, the short link, and a button that copies it.
+pub fn open_in_browser(short_url: &str, title: Option<&str>) -> HttpResponse {
+    let title = title
+        .map(|t| format!("<p>链接：<strong>{}</strong></p>", escape(t)))
+        .unwrap_or_default();
+    let body = format!(
+        "<div class=\"open-hint\" aria-hidden=\"true\">↗</div>\
+<h1>请在浏览器中打开</h1>{title}\
+<p>当前应用内置的浏览器无法打开这个链接（网盘等页面常被拦截）。</p>\
+<ol><li>点击右上角的 <strong>···</strong> 按钮；</li>\
+<li>选择 <strong>在浏览器打开</strong>（或“在默认浏览器中打开”）。</li></ol>\
+<div class=\"card\"><p class=\"muted\">也可以复制链接，粘贴到手机浏览器的地址栏：</p>\
+<code id=\"short-link\" class=\"open-link\">{url}</code>\
+<div class=\"row\"><button type=\"button\" id=\"copy-link\" class=\"primary\" hidden>复制链接</button>\
+<span id=\"copy-status\" class=\"muted\" role=\"status\"></span></div></div>",
+        url = escape(short_url),
+    );
+    page_with_head(
+        StatusCode::OK,
+        "请在浏览器中打开",
+        "<script src=\"/static/copy.js\" defer></script><script src=\"/static/open.js\" defer></script>",
+        &body,
+    )
 }
 
 /// 404 for a path that is no page of this site (a browser asked; API clients get JSON).

@@ -102,6 +102,9 @@ pub struct LinkRecord {
     /// UTM parameters added to the target's query at redirect.
     #[serde(default)]
     pub utm: Option<Utm>,
+    /// Visitor rules, first match wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<super::rules::Rule>,
     /// The watched share's state, once checked (boxed: most links have none).
     #[serde(default)]
     pub target: Option<Box<TargetState>>,
@@ -420,6 +423,7 @@ mod tests {
             max_clicks: None,
             tags: Vec::new(),
             utm: None,
+            rules: Vec::new(),
             target: None,
         };
         assert_eq!(link.status_at(999), LinkStatus::Active);

@@ -3,9 +3,11 @@
 //! The lookup is the link cache (memory, else one short LMDB read); the click is one increment of
 //! an in-memory counter. Expiry is checked on every lookup. A password link shows a form; the form
 //! posts back here and a right password answers `303 See Other` to the target (never 307/308,
-//! which would make the browser post the password to the target).
+//! which would make the browser post the password to the target). A link's visitor rules are
+//! read after the target's state and before the password form: a rule's page (open in your
+//! browser) comes first, a rule's URL replaces the target once the password is right.
 
-use http::header::{CACHE_CONTROL, LOCATION, REFERER, RETRY_AFTER, USER_AGENT};
+use http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, LOCATION, REFERER, RETRY_AFTER, USER_AGENT};
 use http::{HeaderValue, Method, StatusCode};
 use serde::Deserialize;
 
@@ -13,7 +15,7 @@ use super::LinkService;
 use super::cache::CachedLink;
 use super::clicks::{self, Visit};
 use super::record::{AccessType, LinkStatus};
-use super::{RedirectOutcome, code, pages};
+use super::{RedirectOutcome, api, code, pages, rules};
 use crate::error::ApiError;
 use crate::http::request;
 use crate::http::response::{self, HttpResponse};
@@ -37,6 +39,10 @@ pub fn follow(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiErro
             now,
         );
     }
+    let location = match visitor_rule(links, &link, req.parts) {
+        RuleChoice::Page(page) => return Ok(page),
+        RuleChoice::Location(location) => location,
+    };
     if link.record.access == AccessType::Password {
         links.count(RedirectOutcome::PasswordForm);
         return Ok(pages::password_form(
@@ -46,8 +52,13 @@ pub fn follow(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiErro
             None,
         ));
     }
-    links.count(RedirectOutcome::Found);
-    let location = target_location(&link)?;
+    let location = match location {
+        Some(location) => location,
+        None => {
+            links.count(RedirectOutcome::Found);
+            target_location(&link)?
+        }
+    };
     redirect(
         links,
         &link,
@@ -66,6 +77,49 @@ fn dead_target_fallback<'a>(links: &LinkService, link: &'a CachedLink) -> Option
     let fallback = link.fallback.as_ref()?;
     links.count(RedirectOutcome::TargetFallback);
     Some(fallback)
+}
+
+/// What the visitor rules say for this request.
+enum RuleChoice<'a> {
+    /// A page instead of a redirect.
+    Page(HttpResponse),
+    /// A rule's own target, or `None`: the link's target.
+    Location(Option<&'a HeaderValue>),
+}
+
+/// The first visitor rule that matches this request's visitor, if the link has rules. A plain
+/// link costs one emptiness test here.
+fn visitor_rule<'a>(
+    links: &LinkService,
+    link: &'a CachedLink,
+    parts: &http::request::Parts,
+) -> RuleChoice<'a> {
+    let rules = &link.record.rules;
+    if rules.is_empty() {
+        return RuleChoice::Location(None);
+    }
+    let headers = &parts.headers;
+    let Some(index) = rules::first_match(
+        rules,
+        headers.get(USER_AGENT).map(HeaderValue::as_bytes),
+        headers.get(ACCEPT_LANGUAGE).map(HeaderValue::as_bytes),
+    ) else {
+        return RuleChoice::Location(None);
+    };
+    match &link.rule_locations[index] {
+        Some(location) => {
+            links.count(RedirectOutcome::Rule);
+            RuleChoice::Location(Some(location))
+        }
+        None => {
+            links.count(RedirectOutcome::OpenInBrowser);
+            let short_url = format!("{}/{}", api::base_url(links, parts), link.record.code);
+            RuleChoice::Page(pages::open_in_browser(
+                &short_url,
+                link.record.title.as_deref(),
+            ))
+        }
+    }
 }
 
 /// The link's target as a `Location`.
@@ -99,9 +153,18 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
             now,
         );
     }
+    let rule_location = match visitor_rule(links, &link, req.parts) {
+        RuleChoice::Page(page) => return Ok(page),
+        RuleChoice::Location(location) => location,
+    };
     if link.record.access == AccessType::Open {
-        links.count(RedirectOutcome::Found);
-        let location = target_location(&link)?;
+        let location = match rule_location {
+            Some(location) => location,
+            None => {
+                links.count(RedirectOutcome::Found);
+                target_location(&link)?
+            }
+        };
         return redirect(
             links,
             &link,
@@ -138,7 +201,10 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
     if !password.is_empty() && links.hasher.verify(password, hash).await? {
         links.attempts.succeeded(code, ip);
         links.count(RedirectOutcome::PasswordOk);
-        let location = target_location(&link)?;
+        let location = match rule_location {
+            Some(location) => location,
+            None => target_location(&link)?,
+        };
         return redirect(
             links,
             &link,

@@ -37,6 +37,7 @@ pub struct NewLink {
     pub max_clicks: Option<u64>,
     pub tags: Vec<String>,
     pub utm: Option<record::Utm>,
+    pub rules: Vec<super::rules::Rule>,
 }
 
 /// The outcome of [`insert`].
@@ -88,6 +89,7 @@ pub fn insert(
         max_clicks: new.max_clicks,
         tags: new.tags,
         utm: new.utm,
+        rules: new.rules,
         target: None,
     };
     match new.alias {
@@ -210,6 +212,8 @@ pub struct LinkPatch {
     pub tags: Option<Vec<String>>,
     /// `Some(None)` removes the UTM parameters.
     pub utm: Option<Option<record::Utm>>,
+    /// `Some(vec![])` removes every rule.
+    pub rules: Option<Vec<super::rules::Rule>>,
 }
 
 /// The outcome of [`update`] and [`delete`].
@@ -263,6 +267,9 @@ pub fn update(
         delete_tags(txn, dbs, &link)?;
         link.tags = tags;
         put_tags(txn, dbs, &link)?;
+    }
+    if let Some(rules) = patch.rules {
+        link.rules = rules;
     }
     if let Some(utm) = patch.utm {
         link.utm = utm;

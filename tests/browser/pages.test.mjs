@@ -307,6 +307,48 @@ test("short-link pages share the site's look: password form (wrong, then right),
   await context.close();
 });
 
+test("in WeChat, a link with an open_in_browser rule shows the page with the link and a working copy button", async () => {
+  const made = await fetch(`${BASE}/api/v1/links`, {
+    method: "POST",
+    headers: { "X-API-Key": KEY, "Content-Type": "application/json" },
+    body: JSON.stringify({
+      url: TARGET,
+      title: "资源合集（夸克网盘）",
+      rules: [{ if: { app: ["wechat", "qq"] }, action: "open_in_browser" }],
+    }),
+  });
+  assert.equal(made.status, 200, await made.clone().text());
+  const { code, full_short_url: shortUrl } = (await made.json()).data;
+  // WeChat on Android (a real string: tests/fixtures/user_agents.tsv), on a phone-sized screen.
+  const wechat = "Mozilla/5.0 (Linux; Android 7.1.1; MI 6 Build/NMF26X; wv) AppleWebKit/537.36 (KHTML, like Gecko) " +
+    "Version/4.0 Chrome/57.0.2987.132 MQQBrowser/6.2 TBS/043807 Mobile Safari/537.36 MicroMessenger/6.6.1.1220(0x26060135) NetType/4G Language/zh_CN";
+  const context = await browser.newContext({ userAgent: wechat, viewport: { width: 390, height: 760 }, isMobile: true });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("console", (msg) => { if (msg.type() === "error") problems.push(`console: ${msg.text()}`); });
+  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+  const answer = await page.goto(`${BASE}/${code}`, { waitUntil: "load" });
+  assert.equal(answer.status(), 200, "a page, not a redirect");
+  assert.equal(await page.textContent("h1"), "请在浏览器中打开");
+  assert.match(await page.textContent("main"), /资源合集（夸克网盘）/);
+  assert.equal((await page.textContent("#short-link")).trim(), shortUrl);
+  const hint = await page.$eval(".open-hint", (el) => { const r = el.getBoundingClientRect(); return { right: r.right, top: r.top }; });
+  assert.ok(hint.right > 330 && hint.top < 40, `the arrow points at the menu in the top right: ${JSON.stringify(hint)}`);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no sideways scrolling on a phone: ${overflow}px`);
+  await page.click("#copy-link");
+  await page.waitForFunction(() => document.getElementById("copy-status").textContent !== "");
+  assert.match(await page.textContent("#copy-status"), /已复制/);
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), shortUrl);
+  await shot(page, "link-open-in-browser");
+  assert.deepEqual(problems, []);
+  await context.close();
+  // The same link in a desktop browser redirects as usual.
+  const plain = await fetch(`${BASE}/${code}`, { redirect: "manual" });
+  assert.equal(plain.status, 302);
+});
+
 async function adminLogin(page) {
   await page.fill("#token", ADMIN_TOKEN);
   await page.click('#login-form button[type="submit"]');

@@ -16,6 +16,7 @@ mod hostile;
 mod jobs;
 mod lifecycle;
 mod link_limits;
+mod link_rules;
 mod link_targets;
 mod links;
 mod monitors;
