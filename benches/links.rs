@@ -34,6 +34,7 @@ fn store_with_links(dir: &std::path::Path) -> (Arc<Store>, Vec<String>) {
                     url: format!("https://example.com/target/{i}?ref=bench"),
                     title: None,
                     alias: None,
+                    domain: None,
                     group_id: None,
                     expire_at_ms: None,
                     access: AccessType::Open,

@@ -55,9 +55,11 @@ macro_rules! config_sections {
         impl Config {
             /// Validates raw values into typed ones. Every error names the key and what it accepts.
             pub fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
-                Ok(Config {
+                let config = Config {
                     $( $section: $Typed::from_raw(raw.$section)?, )*
-                })
+                };
+                config.check_together()?;
+                Ok(config)
             }
         }
 

@@ -97,6 +97,28 @@ mod tests {
     }
 
     #[test]
+    fn short_domains_are_checked_alone_and_together() {
+        let load = |text: &str| Config::from_raw(sources::merge(text, "t", &no_env).unwrap());
+        let config = load("[links]\ndomains = [\"S.Example.com.\", \"go.example.cn\"]\n").unwrap();
+        assert_eq!(config.links.domains, ["s.example.com", "go.example.cn"]);
+        assert_eq!(config.links.default_domain, None);
+        let err = load("[links]\ndomains = [\"a.example\"]\ndefault_domain = \"b.example\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("links.default_domain"), "{err}");
+        for bad in ["a.example:8080", "https://a.example", "a.example/x"] {
+            let err = load(&format!("[links]\ndomains = [{bad:?}]\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("links.domains"), "{bad}: {err}");
+        }
+        let long = format!("{}.example", "a".repeat(200));
+        assert!(load(&format!("[links]\ndomains = [{long:?}]\n")).is_err());
+        assert!(load("[links]\ndomains = [\"a.example\", \"A.example\"]\n").is_err());
+        assert!(load("[links]\ndomain_scheme = \"ftp\"\n").is_err());
+    }
+
+    #[test]
     fn bad_listen_and_log_format_are_named() {
         let raw = sources::merge("[server]\nlisten = \"nope\"\n", "t", &no_env).unwrap();
         assert!(

@@ -308,6 +308,21 @@ config_sections! {
         /// and then this often (on the checker's background lane); a dead share makes the
         /// redirect answer 410 (or go to the link's fallback_url).
         target_check_interval_s: u32 = 86_400, range(1, 365 * 86_400).unit("s");
+        /// Short-link domains served by this instance, e.g. ["s.example.com", "go.example.cn"]:
+        /// a link lives on one of them (its `domain`), and the same code may exist on each. The
+        /// redirect picks the domain from the request's Host. Empty: one nameless domain, short
+        /// URLs built from server.public_base_url or the request's Host.
+        domains: Vec<String> = Vec::new(), check(short_domains, "host names, lowercase, no port");
+        /// The domain of links created without one, and of requests whose Host is none of
+        /// `domains` (unless strict_host). Empty: the first of `domains`. Links on the default
+        /// domain are stored without a domain: changing this moves them to the new default.
+        default_domain: String = String::new(), check(optional_short_domain, "empty, or one of links.domains")
+            => default_domain: Option<String>;
+        /// A request whose Host is none of `domains` gets 404 instead of the default domain's
+        /// link (with `domains` set).
+        strict_host: bool = false, any();
+        /// Scheme of the short URLs handed out for `domains` (full_short_url, QR codes).
+        domain_scheme: String = "https".into(), check(url_scheme, "\"https\" or \"http\"");
     }
 
     [security] RawSecurity => SecurityConfig {
@@ -504,6 +519,64 @@ fn host_names(key: &str, names: Vec<String>) -> Result<Vec<String>, ConfigError>
             Ok(name)
         })
         .collect()
+}
+
+/// Longest short-link domain (see `short_domains`).
+pub const MAX_SHORT_DOMAIN_LEN: usize = 190;
+
+fn short_domains(key: &str, names: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    let names = host_names(key, names)?;
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if name.contains('/') || name.contains(':') || out.contains(&name) {
+            return Err(ConfigError(format!(
+                "`{key}` has {name:?}: each must be a distinct host name, without port"
+            )));
+        }
+        // A link's id is `domain/code` (code up to 64 bytes) and the click journal gives an id
+        // one length byte.
+        if name.len() > MAX_SHORT_DOMAIN_LEN {
+            return Err(ConfigError(format!(
+                "`{key}` has {name:?}: at most {MAX_SHORT_DOMAIN_LEN} characters"
+            )));
+        }
+        out.push(name);
+    }
+    Ok(out)
+}
+
+fn optional_short_domain(key: &str, name: String) -> Result<Option<String>, ConfigError> {
+    let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    Ok(short_domains(key, vec![name])?.pop())
+}
+
+fn url_scheme(key: &str, text: String) -> Result<String, ConfigError> {
+    match text.as_str() {
+        "https" | "http" => Ok(text),
+        other => Err(ConfigError(format!(
+            "`{key}` = {other:?}: must be \"https\" or \"http\""
+        ))),
+    }
+}
+
+impl Config {
+    /// Rules between keys, checked after each key alone.
+    pub(super) fn check_together(&self) -> Result<(), ConfigError> {
+        let links = &self.links;
+        if let Some(default) = &links.default_domain
+            && !links.domains.contains(default)
+        {
+            return Err(ConfigError(format!(
+                "`links.default_domain` = {default:?} is not one of `links.domains` ({:?})",
+                links.domains
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn redirect_status(key: &str, status: u16) -> Result<http::StatusCode, ConfigError> {

@@ -10,6 +10,7 @@ use http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+use super::domains::{self, Domains};
 use super::record::{AccessType, ClickTotals, GroupRecord, LinkRecord, LinkStatus, Utm, day_of};
 use super::repo::{self, ChangeOutcome, InsertOutcome, LinkPatch, NewLink};
 use super::{code, password, qr, rules, target, watch};
@@ -39,6 +40,9 @@ pub struct CreateBody {
     title: Option<String>,
     #[serde(default)]
     alias: Option<String>,
+    /// One of `links.domains`; absent: the default domain.
+    #[serde(default)]
+    domain: Option<String>,
     #[serde(default)]
     group_id: Option<u64>,
     #[serde(default)]
@@ -142,6 +146,7 @@ struct Context<'a> {
     plan: Plan,
     max_url_len: usize,
     own_hosts: Vec<&'a str>,
+    domains: &'a Domains,
 }
 
 impl<'a> Context<'a> {
@@ -150,8 +155,36 @@ impl<'a> Context<'a> {
             plan: key.record.plan,
             max_url_len: links.config.max_url_len,
             own_hosts: own_hosts(links, parts),
+            domains: &links.domains,
         }
     }
+}
+
+/// The domain a create body names, as stored (`None`: the default domain).
+fn check_domain(
+    given: Option<String>,
+    ctx: &Context<'_>,
+    name: &str,
+) -> Result<Option<String>, ApiError> {
+    let given = nonempty(given).map(|d| d.trim_end_matches('.').to_ascii_lowercase());
+    if given.is_some() && !ctx.domains.configured() {
+        return Err(ApiError::field(
+            name.to_owned(),
+            "本服务只有一个短链接域名（未配置 links.domains），不用填写",
+        ));
+    }
+    ctx.domains
+        .stored(given.as_deref())
+        .map(|d| d.map(str::to_owned))
+        .map_err(|_| {
+            ApiError::field(
+                name.to_owned(),
+                format!(
+                    "不是本服务的短链接域名；可用：{}",
+                    ctx.domains.names().join("、")
+                ),
+            )
+        })
 }
 
 fn nonempty(text: Option<String>) -> Option<String> {
@@ -281,6 +314,7 @@ fn validate(body: CreateBody, ctx: &Context<'_>, prefix: &str) -> Result<Validat
             url,
             title,
             alias,
+            domain: check_domain(body.domain, ctx, &field(prefix, "domain"))?,
             group_id: body.group_id,
             expire_at_ms,
             access,
@@ -369,6 +403,8 @@ struct ClickView {
 #[derive(Serialize)]
 struct LinkView<'a> {
     code: &'a str,
+    /// The link's domain (`links.domains`); null when none are configured.
+    domain: Option<&'a str>,
     alias: Option<&'a str>,
     url: &'a str,
     title: Option<&'a str>,
@@ -406,7 +442,25 @@ struct TargetView {
     since: String,
 }
 
-fn view<'a>(link: &'a LinkRecord, base: &str, totals: Option<ClickTotals>) -> LinkView<'a> {
+/// The short URL of `link`: on its domain when domains are configured, else under the base URL
+/// of the service ([`base_url`]).
+pub fn full_short_url(links: &LinkService, link: &LinkRecord, parts: &Parts) -> String {
+    short_url(links, link, || base_url(links, parts))
+}
+
+fn short_url(links: &LinkService, link: &LinkRecord, base: impl FnOnce() -> String) -> String {
+    links
+        .domains
+        .short_url(link.domain(), link.short_code())
+        .unwrap_or_else(|| format!("{}/{}", base(), link.short_code()))
+}
+
+fn view<'a>(
+    links: &'a LinkService,
+    link: &'a LinkRecord,
+    base: &str,
+    totals: Option<ClickTotals>,
+) -> LinkView<'a> {
     let mut status = link.status_at(timefmt::now_ms());
     let mut expired_reason = (status == LinkStatus::Expired).then_some("expire_at");
     if status == LinkStatus::Active
@@ -417,11 +471,12 @@ fn view<'a>(link: &'a LinkRecord, base: &str, totals: Option<ClickTotals>) -> Li
         expired_reason = Some("max_clicks");
     }
     LinkView {
-        code: &link.code,
-        alias: link.custom.then_some(link.code.as_str()),
+        code: link.short_code(),
+        domain: link.domain().or(links.domains.default_name()),
+        alias: link.custom.then_some(link.short_code()),
         url: &link.url,
         title: link.title.as_deref(),
-        full_short_url: format!("{base}/{}", link.code),
+        full_short_url: short_url(links, link, || base.to_owned()),
         access_type: link.access.as_str(),
         status: status.as_str(),
         expired_reason,
@@ -518,7 +573,7 @@ pub async fn create(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
     metrics::counter!("panlink_links_created_total", "via" => "single").increment(1);
     Ok(response::envelope(
         StatusCode::OK,
-        &view(&link, &base, None),
+        &view(links, &link, &base, None),
         request_id,
     ))
 }
@@ -657,7 +712,7 @@ pub async fn create_batch(links: &LinkService, req: Req<'_>) -> Result<HttpRespo
         .map(|(index, (link, err))| BatchItem {
             index,
             ok: link.is_some(),
-            data: link.as_ref().map(|l| view(l, &base, None)),
+            data: link.as_ref().map(|l| view(links, l, &base, None)),
             error: err.as_ref().map(batch_error),
         })
         .collect();
@@ -680,20 +735,54 @@ pub async fn create_batch(links: &LinkService, req: Req<'_>) -> Result<HttpRespo
     ))
 }
 
-/// The link `code` as the API sees it (404 for an unknown or malformed code).
-fn load(links: &LinkService, code: &str) -> Result<LinkRecord, ApiError> {
+/// The id of the link a request's path names: its `{code}` on the domain of `?domain=` (absent:
+/// the default domain). 404 for a malformed code, 400 for a domain that is not configured.
+fn requested_id(links: &LinkService, req: &Req<'_>) -> Result<String, ApiError> {
+    let code = req.param("code");
     if !code::is_code_shape(code) {
         return Err(ApiError::NotFound("短码"));
     }
+    let domain = query_param(req.parts.uri.query(), "domain")
+        .filter(|d| !d.is_empty())
+        .map(|d| d.trim_end_matches('.').to_ascii_lowercase());
+    let stored = match domain.as_deref() {
+        None => None,
+        Some(_) if !links.domains.configured() => {
+            return Err(ApiError::InvalidParameter {
+                name: "domain",
+                reason: "本服务只有一个短链接域名（未配置 links.domains），不用填写".into(),
+            });
+        }
+        Some(given) => {
+            links
+                .domains
+                .stored(Some(given))
+                .map_err(|_| ApiError::InvalidParameter {
+                    name: "domain",
+                    reason: format!(
+                        "不是本服务的短链接域名；可用：{}",
+                        links.domains.names().join("、")
+                    )
+                    .into(),
+                })?
+        }
+    };
+    Ok(domains::link_id(stored, code).into_owned())
+}
+
+/// The link of the request's path as the API sees it (404 for an unknown or malformed code).
+fn load(links: &LinkService, req: &Req<'_>) -> Result<LinkRecord, ApiError> {
+    let id = requested_id(links, req)?;
     links
         .store
-        .read(|txn, dbs| repo::get(txn, dbs, code))?
+        .read(|txn, dbs| repo::get(txn, dbs, &id))?
         .ok_or(ApiError::NotFound("短码"))
 }
 
-/// The link `code` if `key` owns it (else 404: another key's link is not disclosed).
-fn load_owned(links: &LinkService, code: &str, key: &AuthedKey) -> Result<LinkRecord, ApiError> {
-    load(links, code).and_then(|link| {
+/// The link of the request's path if `key` owns it (else 404: another key's link is not
+/// disclosed).
+fn load_owned(links: &LinkService, req: &Req<'_>, key: &AuthedKey) -> Result<LinkRecord, ApiError> {
+    load(links, req).and_then(|link| {
         if link.owner == key.record.id {
             Ok(link)
         } else {
@@ -705,14 +794,14 @@ fn load_owned(links: &LinkService, code: &str, key: &AuthedKey) -> Result<LinkRe
 /// `GET /api/v1/links/{code}` ("restore").
 pub fn restore(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let key = key_of(&req)?;
-    let link = load(links, req.param("code"))?;
+    let link = load(links, &req)?;
     if link.access == AccessType::Password && link.owner != key.record.id {
         return Err(ApiError::PasswordProtected);
     }
     let totals = totals_of(links, &link.code)?;
     Ok(response::envelope(
         StatusCode::OK,
-        &view(&link, &base_url(links, req.parts), Some(totals)),
+        &view(links, &link, &base_url(links, req.parts), Some(totals)),
         req.request_id,
     ))
 }
@@ -768,7 +857,12 @@ pub fn list(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError>
     let base = base_url(links, req.parts);
     let mut items = Vec::with_capacity(listed.len());
     for link in &listed {
-        items.push(view(link, &base, Some(totals_of(links, &link.code)?)));
+        items.push(view(
+            links,
+            link,
+            &base,
+            Some(totals_of(links, &link.code)?),
+        ));
     }
     #[derive(Serialize)]
     struct ListView<'a> {
@@ -836,8 +930,8 @@ pub async fn patch(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, Ap
     let base = base_url(links, req.parts);
     let ctx = Context::of(links, req.parts, &key);
     let request_id = req.request_id;
-    let code = req.param("code").to_owned();
-    let current = load_owned(links, &code, &key)?;
+    let current = load_owned(links, &req, &key)?;
+    let code = current.code.clone();
     let body: PatchBody = req.json()?;
     let mut patch = LinkPatch::default();
     if let Some(url) = body.url {
@@ -960,7 +1054,7 @@ pub async fn patch(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, Ap
             let totals = totals_of(links, &link.code)?;
             Ok(response::envelope(
                 StatusCode::OK,
-                &view(&link, &base, Some(totals)),
+                &view(links, &link, &base, Some(totals)),
                 request_id,
             ))
         }
@@ -972,10 +1066,7 @@ pub async fn patch(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, Ap
 /// `DELETE /api/v1/links/{code}` (owner only; others get 404).
 pub async fn delete(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let key = key_of(&req)?;
-    let code = req.param("code").to_owned();
-    if !code::is_code_shape(&code) {
-        return Err(ApiError::NotFound("短码"));
-    }
+    let code = requested_id(links, &req)?;
     let owner = key.record.id.clone();
     let target_code = code.clone();
     let outcome = links
@@ -996,12 +1087,14 @@ pub async fn delete(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
             #[derive(Serialize)]
             struct Deleted<'a> {
                 code: &'a str,
+                domain: Option<&'a str>,
                 deleted: bool,
             }
             Ok(response::envelope(
                 StatusCode::OK,
                 &Deleted {
-                    code: &link.code,
+                    code: link.short_code(),
+                    domain: link.domain().or(links.domains.default_name()),
                     deleted: true,
                 },
                 req.request_id,
@@ -1028,7 +1121,7 @@ struct ReferrerView {
 /// `GET /api/v1/links/{code}/stats` (owner only): totals, the last 30 days, top referrer hosts.
 pub fn stats(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let key = key_of(&req)?;
-    let link = load_owned(links, req.param("code"), &key)?;
+    let link = load_owned(links, &req, &key)?;
     let code = link.code.as_str();
     let today = day_of(timefmt::now_ms());
     let first = today.saturating_sub(STATS_DAYS - 1);
@@ -1080,7 +1173,7 @@ pub fn stats(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError
     Ok(response::envelope(
         StatusCode::OK,
         &StatsView {
-            code,
+            code: link.short_code(),
             status: link.status_at(timefmt::now_ms()).as_str(),
             totals: ClickView {
                 human: totals.human,
@@ -1101,7 +1194,7 @@ pub fn stats(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError
 pub fn qr_code(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     key_of(&req)?;
     // Any key may have the QR of any link: it carries only the short URL, not the target.
-    let link = load(links, req.param("code"))?;
+    let link = load(links, &req)?;
     let query = req.parts.uri.query();
     let format = match query_param(query, "format") {
         None | Some("") => qr::Format::Svg,
@@ -1121,7 +1214,7 @@ pub fn qr_code(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiErr
                 reason: format!("必须是 {} 到 {} 之间的整数", qr::MIN_SIZE, qr::MAX_SIZE).into(),
             })?,
     };
-    let url = format!("{}/{}", base_url(links, req.parts), link.code);
+    let url = full_short_url(links, &link, req.parts);
     let image = qr::render(&url, format, size).map_err(|err| {
         tracing::error!(error = %err, "QR encoding failed");
         ApiError::Internal

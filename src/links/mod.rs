@@ -6,6 +6,8 @@
 //! ([`clicks::ClickCounter`]) and flushed in batches.
 //!
 //! Invariant: the redirect never waits on the writer and never opens a write transaction.
+//! Invariant: a link is keyed everywhere by its id ([`domains`]): its code on the default domain,
+//! `domain/code` on another; what a user sees is the code and the domain apart.
 //! Invariant: a link's target, password hash and statistics are shown only to the key that owns
 //! it, except the target of an open link, which any key may restore.
 
@@ -13,6 +15,7 @@ pub mod api;
 pub mod cache;
 pub mod clicks;
 pub mod code;
+pub mod domains;
 pub mod limit;
 pub mod pages;
 pub mod password;
@@ -116,6 +119,8 @@ pub struct LinkService {
     /// `links.own_hosts`, the listen address (unless it is every address) and `localhost`,
     /// which stands for every loopback name and address ([`target::canonical_host`]).
     pub own_hosts: Vec<String>,
+    /// `links.domains`: the domain of each request and link.
+    pub domains: domains::Domains,
     pub cache: Arc<cache::LinkCache>,
     /// Watching share targets through the monitors' scheduler.
     pub targets: crate::monitors::watch::WatchHandle,
@@ -133,6 +138,7 @@ pub struct LinkService {
 /// See [`LinkService::own_hosts`].
 fn own_hosts(server: &ServerConfig, config: &LinksConfig) -> Vec<String> {
     let mut hosts: Vec<String> = config.own_hosts.clone();
+    hosts.extend(config.domains.iter().cloned());
     hosts.push("localhost".to_owned());
     if let Some(base) = &server.public_base_url {
         let authority = base.split_once("://").map_or("", |(_, rest)| rest);
@@ -161,6 +167,7 @@ impl LinkService {
             public_base_url: server.public_base_url.clone(),
             listen: server.listen,
             own_hosts: own_hosts(server, config),
+            domains: domains::Domains::new(config),
             cache: Arc::new(cache::LinkCache::new(config.cache_max_entries)),
             clicks: Arc::default(),
             limits: limit::ClickLimits::default(),
@@ -183,6 +190,7 @@ impl LinkService {
     pub fn target_watcher(&self) -> Arc<dyn crate::monitors::watch::TargetWatcher> {
         Arc::new(watch::LinkTargets {
             cache: Arc::clone(&self.cache),
+            default_domain: self.domains.default_name().map(str::to_owned),
         })
     }
 

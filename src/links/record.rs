@@ -67,6 +67,8 @@ impl LinkStatus {
 /// A short link as stored under its code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkRecord {
+    /// The link's id: its code, or `domain/code` on a domain other than the default
+    /// ([`super::domains`]); every table and map of links is keyed by it.
     pub code: String,
     /// The target as the owner gave it (validated absolute http(s) URL).
     pub url: String,
@@ -195,6 +197,16 @@ pub struct TargetState {
 }
 
 impl LinkRecord {
+    /// The code visitors type, without the domain.
+    pub fn short_code(&self) -> &str {
+        super::domains::split_id(&self.code).1
+    }
+
+    /// The link's domain; `None` for the default domain.
+    pub fn domain(&self) -> Option<&str> {
+        super::domains::split_id(&self.code).0
+    }
+
     /// Whether the target share is known to be dead.
     pub fn target_dead(&self) -> bool {
         self.target

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::LinkService;
 use super::cache::CachedLink;
 use super::clicks::{self, Visit};
+use super::domains::{self, HostDomain};
 use super::record::{AccessType, LinkStatus};
 use super::{RedirectOutcome, api, code, pages, rules};
 use crate::error::ApiError;
@@ -25,7 +26,7 @@ use crate::timefmt;
 /// `GET /{code}`.
 pub fn follow(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let now = timefmt::now_ms();
-    let link = match usable_link(links, req.param("code"), now)? {
+    let link = match usable_link(links, req.parts, req.param("code"), now)? {
         Ok(link) => link,
         Err(page) => return Ok(page),
     };
@@ -46,7 +47,7 @@ pub fn follow(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiErro
     if link.record.access == AccessType::Password {
         links.count(RedirectOutcome::PasswordForm);
         return Ok(pages::password_form(
-            &link.record.code,
+            link.record.short_code(),
             link.record.title.as_deref(),
             StatusCode::OK,
             None,
@@ -113,7 +114,7 @@ fn visitor_rule<'a>(
         }
         None => {
             links.count(RedirectOutcome::OpenInBrowser);
-            let short_url = format!("{}/{}", api::base_url(links, parts), link.record.code);
+            let short_url = api::full_short_url(links, &link.record, parts);
             RuleChoice::Page(pages::open_in_browser(
                 &short_url,
                 link.record.title.as_deref(),
@@ -138,11 +139,12 @@ struct PasswordBody {
 /// `POST /{code}`: the password form's submission.
 pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let now = timefmt::now_ms();
-    let link = match usable_link(links, req.param("code"), now)? {
+    let link = match usable_link(links, req.parts, req.param("code"), now)? {
         Ok(link) => link,
         Err(page) => return Ok(page),
     };
-    let code = link.record.code.as_str();
+    let id = link.record.code.as_str();
+    let code = link.record.short_code();
     if let Some(fallback) = dead_target_fallback(links, &link) {
         return redirect(
             links,
@@ -175,7 +177,7 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
         );
     }
     let ip = req.peer.ip();
-    if let Some(wait_s) = links.attempts.blocked(code, ip) {
+    if let Some(wait_s) = links.attempts.blocked(id, ip) {
         links.count(RedirectOutcome::PasswordLimited);
         let mut page = pages::password_form(
             code,
@@ -199,7 +201,7 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
     };
     let hash = link.record.password_hash.clone().unwrap_or_default();
     if !password.is_empty() && links.hasher.verify(password, hash).await? {
-        links.attempts.succeeded(code, ip);
+        links.attempts.succeeded(id, ip);
         links.count(RedirectOutcome::PasswordOk);
         let location = match rule_location {
             Some(location) => location,
@@ -214,7 +216,7 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
             timefmt::now_ms(),
         );
     }
-    links.attempts.failed(code, ip);
+    links.attempts.failed(id, ip);
     links.count(RedirectOutcome::PasswordWrong);
     Ok(pages::password_form(
         code,
@@ -224,16 +226,24 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
     ))
 }
 
-/// The link under `code` if it can be followed now, else the page to answer.
+/// The link under `code` on the request's domain if it can be followed now, else the page to
+/// answer.
 fn usable_link(
     links: &LinkService,
+    parts: &http::request::Parts,
     code: &str,
     now_ms: u64,
 ) -> Result<Result<std::sync::Arc<CachedLink>, HttpResponse>, ApiError> {
-    let found = if code::is_code_shape(code) {
-        links.cache.lookup(&links.store, code)?
-    } else {
-        None
+    let mut buffer = [0u8; domains::MAX_ID_LEN];
+    let id = match links.domains.of_request(parts) {
+        _ if !code::is_code_shape(code) => None,
+        HostDomain::Default => Some(code),
+        HostDomain::Other(domain) => domains::link_id_in(domain, code, &mut buffer),
+        HostDomain::Refused => None,
+    };
+    let found = match id {
+        Some(id) => links.cache.lookup(&links.store, id)?,
+        None => None,
     };
     let Some(link) = found else {
         links.count(RedirectOutcome::NotFound);

@@ -27,6 +27,8 @@ pub struct NewLink {
     pub url: String,
     pub title: Option<String>,
     pub alias: Option<String>,
+    /// A domain of `links.domains` other than the default (`None`: the default domain).
+    pub domain: Option<String>,
     pub group_id: Option<u64>,
     pub expire_at_ms: Option<u64>,
     pub access: AccessType,
@@ -92,9 +94,10 @@ pub fn insert(
         rules: new.rules,
         target: None,
     };
-    match new.alias {
+    let id = |code: &str| super::domains::link_id(new.domain.as_deref(), code).into_owned();
+    match &new.alias {
         Some(alias) => {
-            record.code = alias;
+            record.code = id(alias);
             if !put_new(txn, dbs, &record)? {
                 return Ok(InsertOutcome::AliasTaken);
             }
@@ -103,10 +106,11 @@ pub fn insert(
             let mut stored = false;
             'lengths: for extra in 0..=MAX_EXTRA_LENGTH {
                 for _ in 0..TRIES_PER_LENGTH {
-                    record.code = code::generate(code_len + extra);
-                    if code::is_reserved(&record.code) {
+                    let code = code::generate(code_len + extra);
+                    if code::is_reserved(&code) {
                         continue;
                     }
+                    record.code = id(&code);
                     if put_new(txn, dbs, &record)? {
                         stored = true;
                         if extra > 0 {

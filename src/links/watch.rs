@@ -21,6 +21,8 @@ use crate::webhooks::{self, EventType};
 /// The links' [`TargetWatcher`].
 pub struct LinkTargets {
     pub cache: Arc<LinkCache>,
+    /// The default domain's name for the events (`None`: no domains configured).
+    pub default_domain: Option<String>,
 }
 
 impl TargetWatcher for LinkTargets {
@@ -64,7 +66,8 @@ impl TargetWatcher for LinkTargets {
             };
             if let Some(kind) = kind {
                 let data = serde_json::json!({
-                    "code": link.code,
+                    "code": link.short_code(),
+                    "domain": link.domain().or(self.default_domain.as_deref()),
                     "url": link.url,
                     "title": link.title,
                     "fallback_url": link.fallback_url,

@@ -15,6 +15,7 @@ mod harness;
 mod hostile;
 mod jobs;
 mod lifecycle;
+mod link_domains;
 mod link_limits;
 mod link_rules;
 mod link_targets;
