@@ -54,7 +54,10 @@ pub fn follow(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiErro
         ));
     }
     let location = match location {
-        Some(location) => location,
+        Some(location) => {
+            links.count(RedirectOutcome::Rule);
+            location
+        }
         None => {
             links.count(RedirectOutcome::Found);
             target_location(&link)?
@@ -88,8 +91,9 @@ enum RuleChoice<'a> {
     Location(Option<&'a HeaderValue>),
 }
 
-/// The first visitor rule that matches this request's visitor, if the link has rules. A plain
-/// link costs one emptiness test here.
+/// The first visitor rule that matches this request's visitor, if the link has rules (its page
+/// is counted here; a redirect to its URL where it happens). A plain link costs one emptiness
+/// test here.
 fn visitor_rule<'a>(
     links: &LinkService,
     link: &'a CachedLink,
@@ -108,10 +112,7 @@ fn visitor_rule<'a>(
         return RuleChoice::Location(None);
     };
     match &link.rule_locations[index] {
-        Some(location) => {
-            links.count(RedirectOutcome::Rule);
-            RuleChoice::Location(Some(location))
-        }
+        Some(location) => RuleChoice::Location(Some(location)),
         None => {
             links.count(RedirectOutcome::OpenInBrowser);
             let short_url = api::full_short_url(links, &link.record, parts);
@@ -161,7 +162,10 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
     };
     if link.record.access == AccessType::Open {
         let location = match rule_location {
-            Some(location) => location,
+            Some(location) => {
+                links.count(RedirectOutcome::Rule);
+                location
+            }
             None => {
                 links.count(RedirectOutcome::Found);
                 target_location(&link)?
