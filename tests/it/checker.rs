@@ -248,6 +248,26 @@ async fn quark_every_case_of_the_mock_table() {
     every_case_of_the_mock_table(Provider::Quark).await;
 }
 
+/// Quark's own answers beside the shared table, over the production TLS path: risk control is a
+/// rate limit, an unexplained share status is unknown, the `pan.qoark.cn` short host is quark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quark_risk_control_odd_status_and_short_host() {
+    let mock = Mock::start(0);
+    let client = UpstreamClient::new(&mock.checker_config(Duration::from_secs(3))).unwrap();
+    let risk = check(&client, "https://pan.quark.cn/s/riskAAA1", None).await;
+    assert_verdict(&risk, Unknown, Reason::RateLimited, "risk control");
+    assert_eq!(risk.provider_code.as_deref(), Some("14021"));
+    let odd = check(&client, "https://pan.quark.cn/s/oddstatus1", None).await;
+    assert_verdict(
+        &odd,
+        Unknown,
+        Reason::UnrecognizedResponse,
+        "share status 3",
+    );
+    let short = check(&client, "https://pan.qoark.cn/s/okQOARK1", None).await;
+    assert_verdict(&short, Valid, Reason::AllChecksPassed, "pan.qoark.cn");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uc_every_case_of_the_mock_table() {
     every_case_of_the_mock_table(Provider::Uc).await;
@@ -296,7 +316,8 @@ async fn baidu_with_a_pass_code_tells_dead_shares_apart() {
     let cases = [
         ("goneAA", State::Invalid, Reason::ShareCancelled),
         ("expAAA", State::Invalid, Reason::ShareExpired),
-        ("noneAA", State::Unknown, Reason::UnrecognizedResponse),
+        // 105 啊哦，链接错误没找到文件 (docs/providers.md §3.3).
+        ("noneAA", State::Invalid, Reason::ShareNotFound),
     ];
     for (id, state, reason) in cases {
         let verdict = check(&client, &format!("{base}{id}"), Some("abcd")).await;

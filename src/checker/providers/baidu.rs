@@ -166,7 +166,9 @@ pub fn shorturlinfo_outcome(status: u16, body: &[u8]) -> Result<(), Verdict> {
         -21 => (State::Invalid, Reason::ShareNotFound),
         // Locked, and a locked share may be dead or alive: not a verdict on existence.
         -9 => (State::Unknown, Reason::PasswordRequired),
-        -62 => (State::Unknown, Reason::RateLimited),
+        RATE_LIMITED_62 | RATE_LIMITED_64 | RATE_LIMITED_65 => {
+            (State::Unknown, Reason::RateLimited)
+        }
         _ => (State::Unknown, Reason::UnrecognizedResponse),
     };
     Err(Verdict::new(state, reason).with_code(errno.to_string()))
@@ -185,11 +187,21 @@ pub fn verify_outcome(exchange: &Exchange) -> Result<String, Verdict> {
         }
         -9 => (State::Locked, Reason::PasswordWrong),
         -12 => (State::Locked, Reason::PasswordRequired),
-        -62 => (State::Unknown, Reason::RateLimited),
+        RATE_LIMITED_62 | RATE_LIMITED_64 | RATE_LIMITED_65 => {
+            (State::Unknown, Reason::RateLimited)
+        }
         _ => (State::Unknown, Reason::UnrecognizedResponse),
     };
     Err(Verdict::new(state, reason).with_code(errno.to_string()))
 }
+
+/// `-62`: a captcha is wanted (too many requests).
+const RATE_LIMITED_62: i64 = -62;
+/// `-64`: too many tries of pass codes on this share; a logged-in cookie gets past it, a proxy
+/// does not (`docs/providers.md` §3.3).
+const RATE_LIMITED_64: i64 = -64;
+/// `-65`: the account's or address's request frequency limit.
+const RATE_LIMITED_65: i64 = -65;
 
 /// The list step's verdict.
 pub fn list_verdict(status: u16, body: &[u8]) -> Verdict {
@@ -227,8 +239,12 @@ pub fn list_verdict(status: u16, body: &[u8]) -> Verdict {
         115 => (State::Invalid, Reason::ShareViolation),
         -9 => (State::Locked, Reason::PasswordWrong),
         -12 => (State::Locked, Reason::PasswordRequired),
-        -62 => (State::Unknown, Reason::RateLimited),
-        // 105, 117, 145 and the rest: other checkers disagree on them; stay conservative.
+        // 啊哦，链接错误没找到文件 (baidu's own message, and PanSou's reading).
+        105 => (State::Invalid, Reason::ShareNotFound),
+        RATE_LIMITED_62 | RATE_LIMITED_64 | RATE_LIMITED_65 => {
+            (State::Unknown, Reason::RateLimited)
+        }
+        // 117, 145 and the rest: no source explains them; stay conservative.
         _ => (State::Unknown, Reason::UnrecognizedResponse),
     };
     Verdict::new(state, reason).with_code(code)
@@ -371,6 +387,14 @@ mod tests {
             (needed.state, needed.reason),
             (State::Locked, Reason::PasswordRequired)
         );
+        for errno in [-64, -65] {
+            let body = format!(r#"{{"errno":{errno},"err_msg":"","request_id":1}}"#);
+            let limited = verify_outcome(&exchange(200, &body, None)).unwrap_err();
+            assert_eq!(
+                (limited.state, limited.reason),
+                (State::Unknown, Reason::RateLimited)
+            );
+        }
         let limited = verify_outcome(&exchange(200, r#"{"errno":-62}"#, None)).unwrap_err();
         assert_eq!(limited.reason, Reason::RateLimited);
         let odd = verify_outcome(&exchange(200, r#"{"errno":0}"#, None)).unwrap_err();
@@ -405,7 +429,9 @@ mod tests {
             (-9, State::Locked, Reason::PasswordWrong),
             (-12, State::Locked, Reason::PasswordRequired),
             (-62, State::Unknown, Reason::RateLimited),
-            (105, State::Unknown, Reason::UnrecognizedResponse),
+            (-64, State::Unknown, Reason::RateLimited),
+            (-65, State::Unknown, Reason::RateLimited),
+            (105, State::Invalid, Reason::ShareNotFound),
             (117, State::Unknown, Reason::UnrecognizedResponse),
             (145, State::Unknown, Reason::UnrecognizedResponse),
             (-6, State::Unknown, Reason::UnrecognizedResponse),

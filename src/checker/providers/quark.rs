@@ -18,8 +18,9 @@ use crate::checker::client::UpstreamClient;
 use crate::checker::share::ShareRef;
 use crate::checker::verdict::{Expiry, Reason, State, Verdict};
 
-/// Hosts of quark share links.
-pub const SHARE_HOSTS: &[&str] = &["pan.quark.cn", "quark.cn"];
+/// Hosts of quark share links. `pan.qoark.cn` is a short host that link-search sites hand out and
+/// that redirects to `pan.quark.cn` with the same id (`docs/providers.md` §3.1).
+pub const SHARE_HOSTS: &[&str] = &["pan.quark.cn", "quark.cn", "pan.qoark.cn"];
 
 /// A drive of the quark family: its API prefix, fixed query and the page its requests come from.
 #[derive(Debug)]
@@ -126,11 +127,17 @@ struct DetailData {
     /// Only counted: each entry is skipped, not built.
     list: Option<Vec<serde::de::IgnoredAny>>,
     share: Option<DetailShare>,
+    #[serde(default)]
+    is_expire: bool,
 }
 
 #[derive(Debug, Deserialize)]
 struct DetailShare {
     title: Option<String>,
+    /// 1 on every public capture of a working share; other values are not explained anywhere.
+    status: Option<i64>,
+    #[serde(default)]
+    partial_violation: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,7 +188,9 @@ pub fn token_outcome(status: u16, body: &[u8]) -> Result<Token, Verdict> {
         41010 | 41031 => (State::Invalid, Reason::ShareViolation),
         41008 => (State::Locked, Reason::PasswordRequired),
         41007 => (State::Locked, Reason::PasswordWrong),
-        41021 => (State::Unknown, Reason::RateLimited),
+        // Throttling, and `14021 file not found` with HTTP 400 for a live share under risk
+        // control: both count toward the provider's breaker.
+        41021 | 14021 => (State::Unknown, Reason::RateLimited),
         _ => unlisted_code(status),
     };
     Err(Verdict::new(state, reason).with_code(raw))
@@ -204,15 +213,36 @@ pub fn detail_verdict(status: u16, body: &[u8], token: Token) -> Verdict {
     let Some(list) = data.list else {
         return Verdict::unknown(Reason::UnrecognizedResponse, raw);
     };
+    let share_status = data.share.as_ref().and_then(|s| s.status);
+    let partial_violation = data.share.as_ref().is_some_and(|s| s.partial_violation);
     let name = data
         .share
         .and_then(|s| s.title)
         .filter(|t| !t.is_empty())
         .or(token.title);
     if list.is_empty() {
-        let mut verdict = Verdict::new(State::Invalid, Reason::EmptyShare).with_code(raw);
+        // Nothing to take either way; the flags only say why.
+        let reason = if data.is_expire {
+            Reason::ShareExpired
+        } else if partial_violation && share_status.is_some_and(|s| s > 1) {
+            Reason::ShareViolation
+        } else {
+            Reason::EmptyShare
+        };
+        let mut verdict = Verdict::new(State::Invalid, reason).with_code(raw);
         verdict.share_name = name;
         verdict.file_count = Some(0);
+        return verdict;
+    }
+    // Files listed, but a share status no source explains, or the share says it has expired:
+    // not proof of life (`docs/providers.md` §3.1).
+    if data.is_expire || share_status.is_some_and(|s| s != 1) {
+        let code = match share_status {
+            Some(s) if s != 1 => format!("share.status={s}"),
+            _ => "is_expire".to_owned(),
+        };
+        let mut verdict = Verdict::unknown(Reason::UnrecognizedResponse, Some(code));
+        verdict.share_name = name;
         return verdict;
     }
     let total = envelope
@@ -275,6 +305,10 @@ mod tests {
                 Some(("39749e1fb630", None)),
             ),
             ("https://quark.cn/s/abc123def", Some(("abc123def", None))),
+            (
+                "https://pan.qoark.cn/s/39749e1fb630?pwd=ab12",
+                Some(("39749e1fb630", Some("ab12"))),
+            ),
             (
                 "https://pan.quark.cn/s/39749e1fb630/",
                 Some(("39749e1fb630", None)),
@@ -405,6 +439,13 @@ mod tests {
                 Reason::PasswordWrong,
             ),
             (404, 41021, "", State::Unknown, Reason::RateLimited),
+            (
+                400,
+                14021,
+                "file not found",
+                State::Unknown,
+                Reason::RateLimited,
+            ),
             // Uncertain codes stay unknown (`docs/providers.md` §3.1).
             (404, 41013, "", State::Unknown, Reason::UnrecognizedResponse),
             (
@@ -501,5 +542,67 @@ mod tests {
             State::Unknown,
             "a detail error after a good token is not proof of death"
         );
+    }
+
+    /// The risk-control answer of a live share, verbatim from a public report (the token step).
+    #[test]
+    fn risk_control_file_not_found_is_a_rate_limit() {
+        let (state, reason, code) = err(
+            400,
+            r#"{"status":400,"code":14021,"message":"file not found","req_id":"97q4la-24b3a39641bc34","timestamp":1735306930,"metadata":{"_t_group":"0:_s_vp:1","_g_group":"3:_s_vtp:1;0:_s_vp:1;4:_s_wl:1;2:_s_bp:1"}}"#,
+        );
+        assert_eq!((state, reason), (State::Unknown, Reason::RateLimited));
+        assert_eq!(code.as_deref(), Some("14021"));
+    }
+
+    /// Share status and expiry flags of the detail step (bodies reconstructed from the fields
+    /// public checkers read; a working share's `"share":{"status":1,"partial_violation":false}`
+    /// is verbatim from a public test fixture).
+    #[test]
+    fn detail_share_status_and_expiry() {
+        let detail = |body: &str| detail_verdict(200, body.as_bytes(), some_token());
+        let listed = |share: &str, extra: &str| {
+            detail(&format!(
+                r#"{{"status":200,"code":0,"data":{{"list":[{{"fid":"0ba1aa9545d6424db4205113426181f2"}}],"share":{share}{extra}}}}}"#
+            ))
+        };
+        let ok = listed(
+            r#"{"status":1,"partial_violation":false,"size":42704901049}"#,
+            "",
+        );
+        assert_eq!(
+            (ok.state, ok.reason),
+            (State::Valid, Reason::AllChecksPassed)
+        );
+        let some_blocked = listed(r#"{"status":1,"partial_violation":true}"#, "");
+        assert_eq!(some_blocked.state, State::Valid, "other files remain");
+        for share in [
+            r#"{"status":3}"#,
+            r#"{"status":2,"partial_violation":true}"#,
+            r#"{"status":7}"#,
+        ] {
+            let v = listed(share, "");
+            assert_eq!(
+                (v.state, v.reason),
+                (State::Unknown, Reason::UnrecognizedResponse),
+                "{share}"
+            );
+            assert!(v.provider_code.unwrap().starts_with("share.status="));
+        }
+        let expired = listed(r#"{"status":1}"#, r#","is_expire":true"#);
+        assert_eq!(expired.state, State::Unknown);
+        assert_eq!(expired.provider_code.as_deref(), Some("is_expire"));
+        let empty = |extra: &str| {
+            detail(&format!(
+                r#"{{"status":200,"code":0,"data":{{"list":[]{extra}}}}}"#
+            ))
+        };
+        assert_eq!(empty("").reason, Reason::EmptyShare);
+        assert_eq!(empty(r#","is_expire":true"#).reason, Reason::ShareExpired);
+        assert_eq!(
+            empty(r#","share":{"status":2,"partial_violation":true}"#).reason,
+            Reason::ShareViolation
+        );
+        assert_eq!(empty(r#","share":{"status":3}"#).state, State::Invalid);
     }
 }
