@@ -129,6 +129,9 @@ pub struct UpstreamClient {
     sessions: Arc<Sessions>,
     /// The DNS layer, kept for [`UpstreamClient::resolve`] (receiver clients only).
     resolver: Option<UpstreamResolver>,
+    /// `checker.cookies`, and the one of this handle's provider ([`UpstreamClient::for_provider`]).
+    cookies: Arc<crate::config::ProviderCookies>,
+    login_cookie: Option<Arc<str>>,
 }
 
 /// What a receiver client (see [`UpstreamClient::for_receivers`]) is allowed and given.
@@ -274,6 +277,8 @@ impl UpstreamClient {
                 .map_err(|err| ClientError(err.to_string()))?,
             sessions: Arc::new(Sessions::default()),
             resolver: None,
+            cookies: Arc::new(config.cookies.clone()),
+            login_cookie: None,
         })
     }
 
@@ -305,6 +310,8 @@ impl UpstreamClient {
                 .map_err(|err| ClientError(err.to_string()))?,
             sessions: Arc::new(Sessions::default()),
             resolver: Some(resolver),
+            cookies: Arc::default(),
+            login_cookie: None,
         })
     }
 
@@ -321,7 +328,13 @@ impl UpstreamClient {
     pub fn for_provider(&self, provider: crate::checker::share::Provider) -> UpstreamClient {
         let mut handle = self.clone();
         handle.use_proxies = self.proxied[provider.index()];
+        handle.login_cookie = self.cookies.of(provider).map(Arc::from);
         handle
+    }
+
+    /// The logged-in cookie configured for this handle's provider (`checker.cookies`).
+    pub fn login_cookie(&self) -> Option<&str> {
+        self.login_cookie.as_deref()
     }
 
     fn pick(&self) -> &Client<Connector, Full<Bytes>> {

@@ -18,8 +18,8 @@ use std::path::Path;
 
 pub use settings::{
     AdminConfig, CacheTtl, CheckConfig, CheckerConfig, Config, HttpConfig, JobsConfig, KeysConfig,
-    LinksConfig, LogFormat, MonitorsConfig, RawConfig, SecurityConfig, ServerConfig, StorageConfig,
-    WebhooksConfig,
+    LinksConfig, LogFormat, MonitorsConfig, ProviderCookies, RawConfig, SecurityConfig,
+    ServerConfig, StorageConfig, WebhooksConfig,
 };
 
 /// A configuration problem that stops start-up. The message names the key and what it accepts.
@@ -94,6 +94,29 @@ mod tests {
         let err = Config::from_raw(raw).unwrap_err().to_string();
         assert!(err.contains("http.listen_backlog"), "{err}");
         assert!(err.contains("between 1 and 65535"), "{err}");
+    }
+
+    #[test]
+    fn provider_cookies_are_checked_and_never_printed() {
+        let load = |text: &str| Config::from_raw(sources::merge(text, "t", &no_env).unwrap());
+        let config = load("[checker]\ncookies = [\"baidu=BDUSS=secret-1; STOKEN=x\"]\n").unwrap();
+        let cookies = &config.checker.cookies;
+        assert_eq!(
+            cookies.of(crate::drive::Provider::Baidu),
+            Some("BDUSS=secret-1; STOKEN=x")
+        );
+        assert_eq!(cookies.of(crate::drive::Provider::Quark), None);
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("secret-1"), "{printed}");
+        assert!(printed.contains("baidu=<redacted>"), "{printed}");
+        for bad in ["nodrive=a", "baidu", "baidu=", "baidu=a\\u0007b"] {
+            let err = load(&format!("[checker]\ncookies = [\"{bad}\"]\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("checker.cookies"), "{bad}: {err}");
+            assert!(!err.contains("a\u{7}b"), "{err}");
+        }
+        assert!(load("[checker]\ncookies = [\"baidu=a\", \"baidu=b\"]\n").is_err());
     }
 
     #[test]

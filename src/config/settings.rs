@@ -170,6 +170,12 @@ config_sections! {
         /// Which providers go through the proxies, e.g. ["baidu", "aliyun"]; empty: all of them.
         proxy_providers: Vec<String> = Vec::new(), check(providers, "")
             => proxy_providers: Vec<crate::drive::Provider>;
+        /// A logged-in cookie per provider, sent with that provider's requests, e.g.
+        /// ["baidu=BDUSS=…; STOKEN=…"]: baidu answers -64 (too many pass-code tries on a share)
+        /// to anonymous checks only. Never logged, never shown by /pool or /health. Empty: every
+        /// check is anonymous. Env: PANLINK_CHECKER_COOKIES='["baidu=BDUSS=…"]'.
+        cookies: Vec<String> = Vec::new(), check(provider_cookies, "\"<provider>=<Cookie header value>\" each")
+            => cookies: ProviderCookies;
     }
 
     [jobs] RawJobs => JobsConfig {
@@ -504,6 +510,62 @@ fn providers(key: &str, names: Vec<String>) -> Result<Vec<crate::drive::Provider
             })
         })
         .collect()
+}
+
+/// Logged-in cookies by provider (`checker.cookies`); `Debug` shows which providers have one,
+/// never the cookie.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ProviderCookies(Vec<(crate::drive::Provider, String)>);
+
+impl ProviderCookies {
+    /// Reads entries as `checker.cookies` does (`"baidu=BDUSS=…"`).
+    pub fn parse(entries: &[&str]) -> Result<ProviderCookies, ConfigError> {
+        provider_cookies(
+            "checker.cookies",
+            entries.iter().map(|e| (*e).to_owned()).collect(),
+        )
+    }
+
+    /// The cookie configured for `provider`.
+    pub fn of(&self, provider: crate::drive::Provider) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(p, _)| *p == provider)
+            .map(|(_, cookie)| cookie.as_str())
+    }
+}
+
+impl std::fmt::Debug for ProviderCookies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(
+                self.0
+                    .iter()
+                    .map(|(p, _)| format!("{}=<redacted>", p.as_str())),
+            )
+            .finish()
+    }
+}
+
+fn provider_cookies(key: &str, entries: Vec<String>) -> Result<ProviderCookies, ConfigError> {
+    let mut out: Vec<(crate::drive::Provider, String)> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let (name, cookie) = entry.split_once('=').unwrap_or((entry.as_str(), ""));
+        let name = name.trim();
+        let cookie = cookie.trim();
+        let provider = providers(key, vec![name.to_owned()])?.remove(0);
+        // The value goes into a header: printable ASCII only, and something to send.
+        if cookie.is_empty() || !cookie.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(ConfigError(format!(
+                "`{key}` has an entry for {name}: the cookie after `=` must be non-empty printable ASCII"
+            )));
+        }
+        if out.iter().any(|(p, _)| *p == provider) {
+            return Err(ConfigError(format!("`{key}` has two entries for {name}")));
+        }
+        out.push((provider, cookie.to_owned()));
+    }
+    Ok(ProviderCookies(out))
 }
 
 fn host_names(key: &str, names: Vec<String>) -> Result<Vec<String>, ConfigError> {

@@ -87,6 +87,11 @@ async fn verify(state: &MockState, req: &MockRequest) -> Response<Full<Bytes>> {
         }
         response
     };
+    // `locktries…`: too many pass-code tries on this share; only a logged-in (BDUSS) visitor
+    // may try again.
+    if id.starts_with("locktries") && req.cookie("BDUSS").is_none() {
+        return errno(-64, json!({"err_msg": ""}));
+    }
     match state.settle("baidu", &id).await {
         Case::Locked if pwd == LOCK_CODE => accepted(),
         Case::Locked => errno(-9, json!({"err_msg": "提取码错误"})),

@@ -337,6 +337,46 @@ async fn baidu_with_a_pass_code_tells_dead_shares_apart() {
     );
 }
 
+/// Baidu's -64 (too many pass-code tries) is a rate limit for an anonymous check, and a
+/// configured login cookie (`checker.cookies`) gets past it; other providers never see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_login_cookie_gets_past_baidus_lock() {
+    let mock = Mock::start(0);
+    let config = mock.checker_config(Duration::from_secs(3));
+    let anonymous = UpstreamClient::new(&config).unwrap();
+    let url = "https://pan.baidu.com/s/1locktries1";
+    let locked = check(&anonymous, url, Some("abcd")).await;
+    assert_verdict(&locked, Unknown, Reason::RateLimited, "-64 without a login");
+    assert_eq!(locked.provider_code.as_deref(), Some("-64"));
+    let mut with_login = config.clone();
+    with_login.cookies =
+        panlink::config::ProviderCookies::parse(&["baidu=BDUSS=test-login; STOKEN=s"]).unwrap();
+    let logged_in = UpstreamClient::new(&with_login).unwrap();
+    let open = check(&logged_in, url, Some("abcd")).await;
+    assert_verdict(
+        &open,
+        Valid,
+        Reason::AllChecksPassed,
+        "-64 with a login cookie",
+    );
+    let quark = check(&logged_in, "https://pan.quark.cn/s/okCOOKIE1", None).await;
+    assert_verdict(&quark, Valid, Reason::AllChecksPassed, "quark beside it");
+    // Each provider's handle carries its own cookie only.
+    assert_eq!(
+        logged_in.for_provider(Provider::Baidu).login_cookie(),
+        Some("BDUSS=test-login; STOKEN=s")
+    );
+    for provider in Provider::ALL {
+        if provider != Provider::Baidu {
+            assert_eq!(
+                logged_in.for_provider(provider).login_cookie(),
+                None,
+                "{provider:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_specific_paths() {
     let mock = Mock::start(0);

@@ -71,6 +71,7 @@ impl Mock {
             breaker_cooldown: Duration::from_secs(30),
             proxies: Vec::new(),
             proxy_providers: Vec::new(),
+            cookies: Default::default(),
             retry_budget_ratio: 0.2,
         }
     }

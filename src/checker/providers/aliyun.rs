@@ -178,7 +178,8 @@ fn error_verdict(code: &str, status: u16) -> Verdict {
         "NotFound.ShareLink" | "ShareLink.NotFound" | "NotFound.Drive" => {
             (State::Invalid, Reason::ShareNotFound)
         }
-        "TooManyRequests" => (State::Unknown, Reason::RateLimited),
+        // ParamFlowException: Alibaba Sentinel's hot-parameter flow limit, a rate limit.
+        "TooManyRequests" | "ParamFlowException" => (State::Unknown, Reason::RateLimited),
         // ShareLink.Forbidden: "blocked" to one source, "exists but forbidden" to another.
         _ => unlisted_code(status),
     };
@@ -342,6 +343,19 @@ mod tests {
                 Reason::UnrecognizedResponse,
             ),
             (429, "TooManyRequests", State::Unknown, Reason::RateLimited),
+            // HTTP 200 or 400 alike: the code decides.
+            (
+                400,
+                "ParamFlowException",
+                State::Unknown,
+                Reason::RateLimited,
+            ),
+            (
+                200,
+                "ParamFlowException",
+                State::Unknown,
+                Reason::RateLimited,
+            ),
             (
                 401,
                 "ShareLinkTokenInvalid",

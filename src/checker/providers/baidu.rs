@@ -48,6 +48,14 @@ pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
     };
     let baiduid = client.session(SESSION_COOKIE, warm_up).await;
     let mut cookie = baiduid.map(|v| format!("BAIDUID={v}")).unwrap_or_default();
+    // A logged-in cookie (`checker.cookies`) gets past -64, which locks anonymous checks of a
+    // share after too many pass-code tries.
+    if let Some(login) = client.login_cookie() {
+        if !cookie.is_empty() {
+            cookie.push_str("; ");
+        }
+        cookie.push_str(login);
+    }
     let verdict = check_with_cookie(client, share, &share_url, &mut cookie).await;
     if verdict
         .provider_code

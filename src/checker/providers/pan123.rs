@@ -36,6 +36,15 @@ pub const SHARE_HOSTS: &[&str] = &[
     "www.123957.com",
     "123957.com",
 ];
+/// The same hosts without `www.`, as links in the wild spell them (`docs/providers.md` §3.5); asked
+/// on their `www.` name.
+const BARE_HOSTS: &[(&str, &str)] = &[
+    ("123684.com", "www.123684.com"),
+    ("123685.com", "www.123685.com"),
+    ("123865.com", "www.123865.com"),
+    ("123912.com", "www.123912.com"),
+    ("123592.com", "www.123592.com"),
+];
 /// Where links with no API host of their own are asked.
 pub const FALLBACK_HOST: &str = "www.123912.com";
 /// The suffix of personal share hosts (`<n>.share.123pan.cn`).
@@ -46,6 +55,8 @@ pub fn parse(url: &Url) -> Option<Parsed> {
     let host = url.host_str()?.to_ascii_lowercase();
     let (api_host, key) = if let Some(known) = SHARE_HOSTS.iter().find(|h| **h == host) {
         (*known, url.path().strip_prefix("/s/")?)
+    } else if let Some((_, www)) = BARE_HOSTS.iter().find(|(bare, _)| *bare == host) {
+        (*www, url.path().strip_prefix("/s/")?)
     } else if let Some(number) = host.strip_suffix(PERSONAL_SUFFIX) {
         if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
             return None;
@@ -221,6 +232,18 @@ mod tests {
             ),
             ("https://123957.com/s/abCD-1234", Some(("abCD-1234", None))),
             (
+                "https://123684.com/s/oec7Vv-61IWh?提取码:ZY4K",
+                Some(("oec7Vv-61IWh", Some("ZY4K"))),
+            ),
+            (
+                "https://123912.com/s/U8f2Td-X8OX",
+                Some(("U8f2Td-X8OX", None)),
+            ),
+            (
+                "https://123865.com/s/u9izjv-mISWv",
+                Some(("u9izjv-mISWv", None)),
+            ),
+            (
                 "https://1814435971.share.123pan.cn/123pan/abCD-1234",
                 Some(("abCD-1234", None)),
             ),
@@ -251,6 +274,10 @@ mod tests {
             Some("www.123684.com")
         );
         assert_eq!(host("https://123PAN.cn/s/abCD-1234"), Some("123pan.cn"));
+        assert_eq!(
+            host("https://123912.com/s/abCD-1234"),
+            Some("www.123912.com")
+        );
         assert_eq!(
             host("https://7.share.123pan.cn/123pan/abCD-1234"),
             Some(FALLBACK_HOST)
