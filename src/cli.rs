@@ -59,6 +59,9 @@ pub enum Command {
         /// Delay added to every answer, in milliseconds.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
+        /// Offer and speak HTTP/1.1 only (no h2 in ALPN), as some providers' hosts and CDNs do.
+        #[arg(long)]
+        http1_only: bool,
     },
 }
 

@@ -72,12 +72,14 @@ fn main() -> ExitCode {
             listen,
             ca_out,
             latency_ms,
+            http1_only,
         } => {
             logging::init(config.server.log_format, "warn");
             run_mock(panlink::mock::MockOptions {
                 listen,
                 ca_out,
                 latency: std::time::Duration::from_millis(latency_ms),
+                http1_only,
             })
         }
         Command::Keys(args) => {

@@ -53,6 +53,8 @@ pub struct MockOptions {
     pub listen: SocketAddr,
     pub ca_out: PathBuf,
     pub latency: Duration,
+    /// Offer and speak HTTP/1.1 only, as some providers' hosts and CDNs do.
+    pub http1_only: bool,
 }
 
 /// Each provider's API hosts, under the name its requests are counted by.
@@ -116,6 +118,8 @@ pub struct MockState {
     held: std::sync::atomic::AtomicU64,
     /// Captcha tokens issued (xunlei).
     tokens: Mutex<std::collections::HashSet<String>>,
+    /// Requests per HTTP version (`HTTP/1.1`, `HTTP/2.0`).
+    versions: Mutex<BTreeMap<String, u64>>,
 }
 
 impl MockState {
@@ -134,6 +138,7 @@ impl MockState {
             held_ns: std::sync::atomic::AtomicU64::new(0),
             held: std::sync::atomic::AtomicU64::new(0),
             tokens: Mutex::new(std::collections::HashSet::new()),
+            versions: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -205,7 +210,7 @@ impl MockState {
 
 /// Runs the mock until SIGINT or SIGTERM.
 pub async fn run(options: MockOptions) -> anyhow::Result<()> {
-    let tls = tls::generate(&hosts())?;
+    let tls = tls::generate(&hosts(), options.http1_only)?;
     std::fs::write(&options.ca_out, &tls.ca_pem)
         .with_context(|| format!("writing the CA certificate to {}", options.ca_out.display()))?;
     let listener = TcpListener::bind(options.listen)
@@ -231,6 +236,7 @@ pub async fn run(options: MockOptions) -> anyhow::Result<()> {
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let state = Arc::clone(&state);
+        let http1_only = options.http1_only;
         tokio::spawn(async move {
             let Ok(stream) = acceptor.accept(stream).await else {
                 return;
@@ -239,7 +245,11 @@ pub async fn run(options: MockOptions) -> anyhow::Result<()> {
                 .connections
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let service = service_fn(move |req| handle(Arc::clone(&state), req));
-            let _ = auto::Builder::new(TokioExecutor::new())
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            if http1_only {
+                builder = builder.http1_only();
+            }
+            let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
@@ -268,6 +278,11 @@ async fn answer(state: Arc<MockState>, req: Request<Incoming>) -> Response<Full<
         })
         .unwrap_or_default()
         .to_ascii_lowercase();
+    *state
+        .versions
+        .lock()
+        .entry(format!("{:?}", req.version()))
+        .or_insert(0) += 1;
     let (parts, body) = req.into_parts();
     let body = Limited::new(body, 1 << 20)
         .collect()
@@ -292,6 +307,7 @@ async fn answer(state: Arc<MockState>, req: Request<Incoming>) -> Response<Full<
             StatusCode::OK,
             &serde_json::json!({
                 "requests": counts,
+                "http_versions": state.versions.lock().clone(),
                 "tls_connections": connections,
                 "mean_hold_us": held_ns.checked_div(held).map_or(0, |ns| ns / 1000),
             }),

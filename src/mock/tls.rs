@@ -16,7 +16,7 @@ pub struct MockTls {
 }
 
 /// Generates a CA and a certificate valid for every name in `hosts`.
-pub fn generate(hosts: &[&str]) -> anyhow::Result<MockTls> {
+pub fn generate(hosts: &[&str], http1_only: bool) -> anyhow::Result<MockTls> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -51,7 +51,11 @@ pub fn generate(hosts: &[&str]) -> anyhow::Result<MockTls> {
     .with_safe_default_protocol_versions()?
     .with_no_client_auth()
     .with_single_cert(vec![leaf.der().clone(), ca_cert.der().clone()], key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = if http1_only {
+        vec![b"http/1.1".to_vec()]
+    } else {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    };
     Ok(MockTls {
         ca_pem: ca_cert.pem(),
         server_config: Arc::new(config),

@@ -337,6 +337,46 @@ async fn baidu_with_a_pass_code_tells_dead_shares_apart() {
     );
 }
 
+/// Hosts and CDNs that speak only HTTP/1.1 (no h2 in ALPN) are checked as well as the others,
+/// over the same TLS client; the mock counts the versions it was spoken to in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_that_speak_only_http1_are_checked_like_the_others() {
+    let stats = |client: UpstreamClient| async move {
+        let exchange = client
+            .get("https://drive-pc.quark.cn/__mock/stats", &[])
+            .await
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&exchange.body).unwrap()
+    };
+    let mock = Mock::start_with(0, &["--http1-only"]);
+    let client = UpstreamClient::new(&mock.checker_config(Duration::from_secs(3))).unwrap();
+    for provider in Provider::ALL {
+        let verdict = check(&client, &share_url(provider, "okHTTP1A"), None).await;
+        assert_verdict(
+            &verdict,
+            Valid,
+            Reason::AllChecksPassed,
+            &format!("{provider:?} over HTTP/1.1"),
+        );
+    }
+    let seen = stats(client).await;
+    assert!(
+        seen["http_versions"]["HTTP/1.1"].as_u64().unwrap() >= 9,
+        "{seen}"
+    );
+    assert!(seen["http_versions"].get("HTTP/2.0").is_none(), "{seen}");
+    // Where h2 is offered, the client takes it.
+    let both = Mock::start(0);
+    let client = UpstreamClient::new(&both.checker_config(Duration::from_secs(3))).unwrap();
+    let verdict = check(&client, "https://pan.quark.cn/s/okHTTP2A", None).await;
+    assert_verdict(&verdict, Valid, Reason::AllChecksPassed, "quark over h2");
+    let seen = stats(client).await;
+    assert!(
+        seen["http_versions"]["HTTP/2.0"].as_u64().unwrap() >= 2,
+        "{seen}"
+    );
+}
+
 /// Baidu's -64 (too many pass-code tries) is a rate limit for an anonymous check, and a
 /// configured login cookie (`checker.cookies`) gets past it; other providers never see it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,12 +22,18 @@ pub struct Mock {
 
 impl Mock {
     pub fn start(latency_ms: u64) -> Mock {
+        Mock::start_with(latency_ms, &[])
+    }
+
+    /// [`Mock::start`] with more `mock-upstream` arguments (`--http1-only`).
+    pub fn start_with(latency_ms: u64, extra: &[&str]) -> Mock {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("mock-ca.pem");
         let mut child = Command::new(env!("CARGO_BIN_EXE_panlink"))
             .args(["mock-upstream", "--listen", "127.0.0.1:0", "--ca-out"])
             .arg(&ca)
             .args(["--latency-ms", &latency_ms.to_string()])
+            .args(extra)
             .env_clear()
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
