@@ -48,7 +48,13 @@ fn captcha_init(state: &MockState, req: &MockRequest) -> Response<Full<Bytes>> {
         && body["client_id"].as_str().is_some_and(|c| !c.is_empty())
         && body["device_id"].as_str().is_some_and(|d| !d.is_empty())
         && body["action"] == "get:/drive/v1/share";
-    if !signed {
+    // One client's group throughout: the header names the client the body signs as.
+    let one_group = req
+        .headers
+        .get("x-client-id")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|id| Some(id) == body["client_id"].as_str());
+    if !signed || !one_group {
         return invalid_argument("请求参数错误");
     }
     let token = state.issue_token();

@@ -27,22 +27,24 @@ pub const CAPTCHA_URL: &str = "https://xluser-ssl.xunlei.com/v1/shield/captcha/i
 /// The share API.
 pub const API: &str = "https://api-pan.xunlei.com/drive/v1/share";
 
-/// The public web client's identity, as the open-source checkers send it.
-const CLIENT_ID: &str = "ZUBzD9J_XPXfn7f7";
+/// The web client's group (`pan.xunlei.com`): its id, version, package name and the salts of its
+/// `captcha_sign` belong together; a request mixing them with another client's group is refused
+/// (`docs/providers.md` §3.8). The device id is any 32 hex digits.
+const CLIENT_ID: &str = "Xqp0kJBXWhwaTpB6";
 const DEVICE_ID: &str = "5505bd0cab8c9469b98e5891d9fb3e0d";
-const CLIENT_VERSION: &str = "1.10.0.2633";
-const PACKAGE_NAME: &str = "com.xunlei.browser";
-/// One salt per MD5 round of `captcha_sign`.
+const CLIENT_VERSION: &str = "1.92.91";
+const PACKAGE_NAME: &str = "pan.xunlei.com";
+/// One salt per MD5 round of the web client's `captcha_sign`.
 const SIGN_SALTS: [&str; 9] = [
-    "uWRwO7gPfdPB/0NfPtfQO+71",
-    "F93x+qPluYy6jdgNpq+lwdH1ap6WOM+nfz8/V",
-    "0HbpxvpXFsBK5CoTKam",
-    "dQhzbhzFRcawnsZqRETT9AuPAJ+wTQso82mRv",
-    "SAH98AmLZLRa6DB2u68sGhyiDh15guJpXhBzI",
-    "unqfo7Z64Rie9RNHMOB",
-    "7yxUdFADp3DOBvXdz0DPuKNVT35wqa5z0DEyEvf",
-    "RBG",
-    "ThTWPG5eC0UBqlbQ+04nZAptqGCdpv9o55A",
+    "tkPbM0TLWT+eMvAdV2FbXEEQ/Qx5QrfO895+47hmDDPdRZ98xm",
+    "7EBc6XKuI6YGw19anZHmnE4d8W18zjrJU+F",
+    "stEQvsO6eeP93DdrX7mfYA7G",
+    "edXgGCdIaqdZJZH5k",
+    "J9SB6D864S1B",
+    "xlAs2Oo28sr",
+    "21+f+kgyrbIcwUUo+xaPD4GYHkpRGv5i4wOnyHrkH4ehKti",
+    "08kltU1bp6eV5bEdlgSEU0GpzjD7/j5X3FwbiiraEzar",
+    "hX6tf7kBT/DS",
 ];
 /// The session name of the captcha token in the client.
 const SESSION_TOKEN: &str = "xunlei.captcha_token";
@@ -58,10 +60,11 @@ pub fn parse(url: &Url) -> Option<Parsed> {
     is_share_id(id, 4, 64, b"-_").then(|| Parsed::id(id))
 }
 
-/// `captcha_sign` for `timestamp` (unix milliseconds as text): `1.` and the last round of MD5
-/// (hex) over the client identity and the time, one salt appended per round.
-pub fn captcha_sign(timestamp: &str) -> String {
-    let mut text = format!("{CLIENT_ID}{CLIENT_VERSION}{PACKAGE_NAME}{DEVICE_ID}{timestamp}");
+/// `captcha_sign` of `device_id` for `timestamp` (unix milliseconds as text): `1.` and the last
+/// round of MD5 (hex) over the client identity, the device and the time, one salt appended per
+/// round.
+pub fn captcha_sign(device_id: &str, timestamp: &str) -> String {
+    let mut text = format!("{CLIENT_ID}{CLIENT_VERSION}{PACKAGE_NAME}{device_id}{timestamp}");
     for salt in SIGN_SALTS {
         text.push_str(salt);
         text = hex(&Md5::digest(text.as_bytes()));
@@ -126,22 +129,23 @@ async fn fetch_token(
     failure: &mut Option<Verdict>,
 ) -> Option<(String, Option<Duration>)> {
     let timestamp = crate::timefmt::now_ms().to_string();
+    // The web page's request: no app-only fields (`redirect_uri`, user fields in `meta`).
     let body = serde_json::json!({
         "action": "get:/drive/v1/share",
         "captcha_token": "",
         "client_id": CLIENT_ID,
         "device_id": DEVICE_ID,
         "meta": {
-            "username": "", "phone_number": "", "email": "", "user_id": "0",
             "package_name": PACKAGE_NAME,
             "client_version": CLIENT_VERSION,
             "timestamp": timestamp,
-            "captcha_sign": captcha_sign(&timestamp),
+            "captcha_sign": captcha_sign(DEVICE_ID, &timestamp),
         },
-        "redirect_uri": "xlaccsdk01://xunlei.com/callback?state=harbor",
     });
     let headers = [
         ("accept", "application/json;charset=UTF-8"),
+        ("origin", "https://pan.xunlei.com"),
+        ("referer", "https://pan.xunlei.com/"),
         ("x-device-id", DEVICE_ID),
         ("x-client-id", CLIENT_ID),
         ("x-client-version", CLIENT_VERSION),
@@ -316,12 +320,26 @@ mod tests {
 
     #[test]
     fn captcha_sign_is_an_md5_chain() {
-        let sign = captcha_sign("1700000000000");
+        let sign = captcha_sign(DEVICE_ID, "1700000000000");
         assert!(sign.starts_with("1."), "{sign}");
         assert_eq!(sign.len(), 2 + 32);
         assert!(sign[2..].bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(sign, captcha_sign("1700000000000"), "deterministic");
-        assert_ne!(sign, captcha_sign("1700000000001"), "depends on the time");
+        assert_eq!(
+            sign,
+            captcha_sign(DEVICE_ID, "1700000000000"),
+            "deterministic"
+        );
+        assert_ne!(
+            sign,
+            captcha_sign(DEVICE_ID, "1700000000001"),
+            "depends on the time"
+        );
+        // A signature the live service accepted (a public reimplementation's sample of 2026-01,
+        // verbatim): the group and the salts are right only if this holds.
+        assert_eq!(
+            captcha_sign("adb1a76709f6584a13b58baaf6e1d871", "1787409379387"),
+            "1.2546227cbfbcf07eeba5df575fac2085"
+        );
         // The first round alone, checked against an independent MD5 value: md5("a") .
         assert_eq!(hex(&Md5::digest(b"a")), "0cc175b9c0f1b6a831c399e269772661");
     }
