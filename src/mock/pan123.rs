@@ -38,6 +38,13 @@ pub async fn answer(state: &MockState, req: &MockRequest, host: &str) -> Respons
             &json!({"code": 5103, "message": message, "data": null}),
         )
     };
+    // `badkey…`: a key 123pan does not take as one of its keys (no hyphen, as made-up keys have).
+    if id.starts_with("badkey") {
+        return super::json(
+            StatusCode::OK,
+            &json!({"code": 400, "message": "ShareKey格式异常", "data": null}),
+        );
+    }
     match state.settle("pan123", &id).await {
         Case::Ok | Case::OkExpiring(_) => listing(3),
         Case::Empty => listing(0),

@@ -248,10 +248,10 @@ async fn quark_every_case_of_the_mock_table() {
     every_case_of_the_mock_table(Provider::Quark).await;
 }
 
-/// Quark's own answers beside the shared table, over the production TLS path: risk control is a
+/// Answers beside the shared table, over the production TLS path: quark's risk control is a
 /// rate limit, an unexplained share status is unknown, the `pan.qoark.cn` short host is quark.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quark_risk_control_odd_status_and_short_host() {
+async fn answers_beside_the_shared_table_risk_control_odd_status_short_host_bad_key() {
     let mock = Mock::start(0);
     let client = UpstreamClient::new(&mock.checker_config(Duration::from_secs(3))).unwrap();
     let risk = check(&client, "https://pan.quark.cn/s/riskAAA1", None).await;
@@ -266,6 +266,14 @@ async fn quark_risk_control_odd_status_and_short_host() {
     );
     let short = check(&client, "https://pan.qoark.cn/s/okQOARK1", None).await;
     assert_verdict(&short, Valid, Reason::AllChecksPassed, "pan.qoark.cn");
+    // 123pan: a key it does not take is no verdict on any share.
+    let bad_key = check(&client, "https://123912.com/s/badkeyAAA1", None).await;
+    assert_verdict(
+        &bad_key,
+        Unknown,
+        Reason::InvalidUrl,
+        "123pan ShareKey格式异常",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

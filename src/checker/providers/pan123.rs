@@ -172,8 +172,13 @@ pub fn verdict(status: u16, body: &[u8], has_passcode: bool) -> Verdict {
             (State::Locked, Reason::PasswordWrong)
         }
         5103 if message.contains("提取码错误") => (State::Locked, Reason::PasswordRequired),
-        // 400 ShareKey格式异常, 50001, 404, 1001, 5113, and 5103 with another message: other
-        // checkers disagree on them; stay conservative.
+        // 分享链接已失效 and 分享页面不存在, with their messages (`docs/providers.md` §3.5).
+        5104 if message.contains("失效") => (State::Invalid, Reason::ShareExpired),
+        5107 if message.contains("不存在") => (State::Invalid, Reason::ShareNotFound),
+        // ShareKey格式异常: 123pan does not take the key as one of its keys (a made-up or cut
+        // key): nothing is known of a share.
+        400 if message.contains("ShareKey") => (State::Unknown, Reason::InvalidUrl),
+        // 50001, 404, 1001, 5113, and 5103 with another message: no source explains them.
         _ => unlisted_code(status),
     };
     Verdict::new(state, reason).with_code(raw)
@@ -348,7 +353,27 @@ mod tests {
             ),
             (State::Unknown, Reason::UnrecognizedResponse)
         );
-        for code in [400, 50001, 404, 1001, 5113] {
+        let answer = |code: i64, message: &str| {
+            let body = format!(r#"{{"code":{code},"message":"{message}","data":null}}"#);
+            v(200, &body, false)
+        };
+        assert_eq!(
+            answer(5104, "分享链接已失效"),
+            (State::Invalid, Reason::ShareExpired)
+        );
+        assert_eq!(
+            answer(5107, "分享页面不存在"),
+            (State::Invalid, Reason::ShareNotFound)
+        );
+        assert_eq!(
+            answer(5104, "其他"),
+            (State::Unknown, Reason::UnrecognizedResponse)
+        );
+        assert_eq!(
+            answer(400, "ShareKey格式异常"),
+            (State::Unknown, Reason::InvalidUrl)
+        );
+        for code in [50001, 404, 1001, 5113] {
             let body = format!(r#"{{"code":{code},"message":"ShareKey格式异常","data":null}}"#);
             assert_eq!(
                 v(200, &body, false),
