@@ -42,11 +42,14 @@ pub enum Reason {
     UnsupportedProvider,
     InvalidUrl,
     Cancelled,
+    /// The provider refused the form of panlink's request itself (not the share): every check of
+    /// that provider is blind until the adapter is fixed.
+    RequestRejected,
 }
 
 impl Reason {
     /// Every reason, in declaration order ([`index`](Self::index) is the position here).
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Reason::AllChecksPassed,
         Reason::EmptyShare,
         Reason::ShareCancelled,
@@ -64,6 +67,7 @@ impl Reason {
         Reason::UnsupportedProvider,
         Reason::InvalidUrl,
         Reason::Cancelled,
+        Reason::RequestRejected,
     ];
 
     /// The reason's position in [`ALL`](Self::ALL).
@@ -101,6 +105,7 @@ impl Reason {
             Reason::UnsupportedProvider => "unsupported_provider",
             Reason::InvalidUrl => "invalid_url",
             Reason::Cancelled => "cancelled",
+            Reason::RequestRejected => "request_rejected",
         }
     }
 }
@@ -187,7 +192,7 @@ mod tests {
             assert_eq!(reason.index(), at, "{reason:?}");
         }
         // A reason added to the enum but not to `ALL` would index past its end.
-        assert_eq!(Reason::Cancelled.index() + 1, Reason::ALL.len());
+        assert_eq!(Reason::RequestRejected.index() + 1, Reason::ALL.len());
     }
 
     #[test]

@@ -187,7 +187,10 @@ impl ProviderHealth {
                 }
                 self.close_if_probing();
             }
-            Reason::Timeout | Reason::UpstreamError | Reason::UpstreamUnreachable => {
+            Reason::Timeout
+            | Reason::UpstreamError
+            | Reason::UpstreamUnreachable
+            | Reason::RequestRejected => {
                 let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
                 if self.probing.load(Ordering::Acquire) {
                     // The probe failed: open again for longer.

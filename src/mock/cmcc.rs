@@ -39,6 +39,11 @@ pub async fn answer(state: &MockState, req: &MockRequest) -> Response<Full<Bytes
             .collect();
         json!({"nodNum": folders + files, "caLst": ca, "coLst": co, "nextPageCursor": ""})
     };
+    // `okgw…`: the gateway refuses the encrypted form with 9530 and answers the plain one;
+    // `refuse…`: it refuses both (its message is not public: left empty).
+    if (encrypted && id.starts_with("okgw")) || id.starts_with("refuse") {
+        return reply(encrypted, "9530", "", serde_json::Value::Null);
+    }
     match state.settle("cmcc", &id).await {
         Case::Ok | Case::OkExpiring(_) => reply(encrypted, "0", "", content(1, 2)),
         Case::Empty => reply(encrypted, "0", "", content(0, 0)),

@@ -266,6 +266,23 @@ async fn answers_beside_the_shared_table_risk_control_odd_status_short_host_bad_
     );
     let short = check(&client, "https://pan.qoark.cn/s/okQOARK1", None).await;
     assert_verdict(&short, Valid, Reason::AllChecksPassed, "pan.qoark.cn");
+    // cmcc: a gateway that refuses the encrypted form is asked in the plain one; refusing both
+    // is its own reason, never a verdict on the share.
+    let plain = check(&client, "https://caiyun.139.com/m/i?okgwAAA1", None).await;
+    assert_verdict(
+        &plain,
+        Valid,
+        Reason::AllChecksPassed,
+        "cmcc plain fallback",
+    );
+    let refused = check(&client, "https://caiyun.139.com/m/i?refuseAA1", None).await;
+    assert_verdict(
+        &refused,
+        Unknown,
+        Reason::RequestRejected,
+        "cmcc 9530 twice",
+    );
+    assert_eq!(refused.provider_code.as_deref(), Some("9530"));
     // 123pan: a key it does not take is no verdict on any share.
     let bad_key = check(&client, "https://123912.com/s/badkeyAAA1", None).await;
     assert_verdict(

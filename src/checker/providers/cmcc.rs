@@ -64,20 +64,47 @@ pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
         "commonAccountInfo": { "account": "", "accountType": 1 },
     });
     let body = serde_json::Value::String(encrypt(request.to_string().as_bytes()));
+    // The web page's headers; `x-huawei-channelSrc` and `Origin` as every public web client of
+    // the 139 gateway sends them (`docs/providers.md` §3.9).
     let headers = [
         ("accept", "application/json, text/plain, */*"),
+        ("origin", "https://yun.139.com"),
         ("referer", "https://yun.139.com/"),
         ("hcy-cool-flag", "1"),
+        ("x-huawei-channelsrc", "10000034"),
         (
             "x-deviceinfo",
             "||3|12.27.0|chrome|131.0.0.0|5c7f6d3b2a1908e4f6a5b4c3d2e1f0a9||windows 10|1536X695|zh-CN|||",
         ),
     ];
-    match client.post_json(API, &headers, &body).await {
-        Ok(exchange) => verdict(exchange.status, &exchange.body, share.passcode.is_some()),
+    let has_passcode = share.passcode.is_some();
+    let encrypted = match client.post_json(API, &headers, &body).await {
+        Ok(exchange) => verdict(exchange.status, &exchange.body, has_passcode),
+        Err(err) => return transport_failure(&err),
+    };
+    if encrypted.provider_code.as_deref() != Some(GATEWAY_REFUSED) {
+        return encrypted;
+    }
+    // The gateway refused the encrypted request's form: ask once more in the plain form a
+    // live-probe checker used in 2026.
+    let plain = serde_json::json!({
+        "getOutLinkInfoReq": {
+            "linkID": share.id, "pCaID": "root",
+            "passwd": share.passcode.as_deref().unwrap_or(""),
+        },
+    });
+    let headers = [
+        ("accept", "application/json, text/plain, */*"),
+        ("referer", "https://yun.139.com/"),
+    ];
+    match client.post_json(API, &headers, &plain).await {
+        Ok(exchange) => verdict(exchange.status, &exchange.body, has_passcode),
         Err(err) => transport_failure(&err),
     }
 }
+
+/// The gateway's answer to a request whose form (headers, envelope) it does not accept.
+const GATEWAY_REFUSED: &str = "9530";
 
 /// Base64 of a random IV and `plain` encrypted with AES-128-CBC and PKCS#7.
 pub fn encrypt(plain: &[u8]) -> String {
@@ -170,6 +197,7 @@ pub fn verdict(status: u16, body: &[u8], has_passcode: bool) -> Verdict {
         "200000728" => (State::Locked, Reason::PasswordWrong),
         "200000727" => (State::Invalid, Reason::ShareNotFound),
         "200000732" => (State::Invalid, Reason::ShareExpired),
+        GATEWAY_REFUSED => (State::Unknown, Reason::RequestRejected),
         _ => unlisted_code(status),
     };
     Verdict::new(state, reason).with_code(code)
@@ -363,6 +391,21 @@ mod tests {
                 false,
                 State::Invalid,
                 Reason::EmptyShare,
+            ),
+            // The gateway refusing the request's form (reconstructed: the code as reported, no
+            // public body).
+            (
+                r#"{"success":false,"code":"9530","desc":"","data":null}"#,
+                false,
+                State::Unknown,
+                Reason::RequestRejected,
+            ),
+            // 外链已过期 under a code no source explains beside its message.
+            (
+                r#"{"success":false,"code":"200000401","desc":"外链已过期","data":null}"#,
+                false,
+                State::Unknown,
+                Reason::UnrecognizedResponse,
             ),
             (
                 r#"{"success":false,"code":"1909011501","desc":"?","data":null}"#,
