@@ -103,13 +103,25 @@ async fn verify(state: &MockState, req: &MockRequest) -> Response<Full<Bytes>> {
 }
 
 fn list(req: &MockRequest) -> Response<Full<Bytes>> {
-    let id = req.query("shorturl");
+    // Old links ask by shareid and uk (digits): the shareid's first digit picks the case.
+    let old_case = match req.query("shareid").chars().next() {
+        Some('1') => Some(Case::Ok),
+        Some('2') => Some(Case::Gone),
+        Some('3') => Some(Case::Expired),
+        Some('4') => Some(Case::NotFound),
+        Some('5') => Some(Case::Locked),
+        _ => None,
+    };
+    let id = match old_case {
+        Some(_) => req.query("shareid"),
+        None => req.query("shorturl"),
+    };
     let files = |n: usize| -> Vec<serde_json::Value> {
         (1..=n)
             .map(|i| json!({"server_filename": format!("file-{i}.mp4"), "isdir": "0", "size": (1024 * i).to_string(), "fs_id": i}))
             .collect()
     };
-    match MockState::case_after_first_step(id) {
+    match old_case.unwrap_or_else(|| MockState::case_after_first_step(id)) {
         Case::Locked if req.cookie("BDCLND") != Some(&format!("RSK-{id}")) => errno(-12, json!({})),
         Case::Ok | Case::OkExpiring(_) | Case::Locked => {
             errno(0, json!({"title": format!("/mock-{id}"), "list": files(3)}))

@@ -283,6 +283,17 @@ async fn answers_beside_the_shared_table_risk_control_odd_status_short_host_bad_
         "cmcc 9530 twice",
     );
     assert_eq!(refused.provider_code.as_deref(), Some("9530"));
+    // baidu's old `share/link?shareid=&uk=` links are asked by shareid and uk.
+    for (shareid, state, reason) in [
+        ("1001", Valid, Reason::AllChecksPassed),
+        ("2001", Invalid, Reason::ShareCancelled),
+        ("4001", Invalid, Reason::ShareNotFound),
+        ("5001", Locked, Reason::PasswordRequired),
+    ] {
+        let url = format!("https://pan.baidu.com/share/link?shareid={shareid}&uk=2636470911");
+        let verdict = check(&client, &url, None).await;
+        assert_verdict(&verdict, state, reason, &url);
+    }
     // 123pan: a key it does not take is no verdict on any share.
     let bad_key = check(&client, "https://123912.com/s/badkeyAAA1", None).await;
     assert_verdict(

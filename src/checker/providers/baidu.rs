@@ -1,5 +1,7 @@
 //! Baidu (百度网盘): `https://pan.baidu.com/s/1<surl>` (`?pwd=`), `…/share/init?surl=<surl>`, and the
-//! `yun.baidu.com` alias. The id is kept without the leading `1`.
+//! `yun.baidu.com` alias. The id is kept without the leading `1`. Old links,
+//! `…/share/link?shareid=<n>&uk=<n>`, have no surl: their id is `<shareid>.<uk>` and they are
+//! asked with `GET /share/list?shareid=&uk=` alone (a dot is never part of a surl).
 //!
 //! The check (`docs/providers.md` §3.3): a cookie warm-up (`GET /` gives `BAIDUID`; without it the API
 //! answers with a redirect to an anti-bot page; the cookie is kept across checks and fetched again
@@ -28,6 +30,10 @@ pub fn parse(url: &Url) -> Option<Parsed> {
     host_in(url, SHARE_HOSTS)?;
     let id = if let Some(rest) = url.path().strip_prefix("/s/") {
         rest.split('/').next()?.strip_prefix('1')?.to_owned()
+    } else if url.path() == "/share/link"
+        && let Some(old) = old_link_id(url)
+    {
+        return Some(Parsed::id(old));
     } else if url.path() == "/share/init" || url.path() == "/share/link" {
         url.query_pairs()
             .find(|(k, _)| k == "surl")
@@ -38,9 +44,23 @@ pub fn parse(url: &Url) -> Option<Parsed> {
     is_share_id(&id, 4, 64, b"_-").then(|| Parsed::id(id))
 }
 
+/// `<shareid>.<uk>` of an old `share/link?shareid=&uk=` link (both all digits).
+fn old_link_id(url: &Url) -> Option<String> {
+    let value = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .filter(|v| (1..=20).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit()))
+    };
+    Some(format!("{}.{}", value("shareid")?, value("uk")?))
+}
+
 /// Asks baidu about `share`.
 pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
-    let share_url = format!("{ORIGIN}/s/1{}", share.id);
+    let share_url = match share.id.split_once('.') {
+        Some((shareid, uk)) => format!("{ORIGIN}/share/link?shareid={shareid}&uk={uk}"),
+        None => format!("{ORIGIN}/s/1{}", share.id),
+    };
     // The BAIDUID cookie is kept across checks, as a browser keeps it; one warm-up fetches it.
     let warm_up = || async {
         let exchange = client.get(&format!("{ORIGIN}/"), &[]).await.ok()?;
@@ -77,6 +97,17 @@ async fn check_with_cookie(
     share_url: &str,
     cookie: &mut String,
 ) -> Verdict {
+    // An old link has no surl for verify or shorturlinfo: the list answers alone (with a pass
+    // code it can only say locked).
+    if let Some((shareid, uk)) = share.id.split_once('.') {
+        return list_step(
+            client,
+            &format!("shareid={shareid}&uk={uk}"),
+            share_url,
+            cookie,
+        )
+        .await;
+    }
     match share.passcode.as_deref() {
         Some(passcode) => {
             let url = format!(
@@ -118,13 +149,23 @@ async fn check_with_cookie(
         }
     }
 
+    list_step(
+        client,
+        &format!("shorturl={}", query_value(&share.id)),
+        share_url,
+        cookie,
+    )
+    .await
+}
+
+/// `GET /share/list` for the share named by `which` (`shorturl=…` or `shareid=…&uk=…`).
+async fn list_step(client: &UpstreamClient, which: &str, share_url: &str, cookie: &str) -> Verdict {
     let url = format!(
-        "{ORIGIN}/share/list?web=5&app_id=250528&desc=1&showempty=0&page=1&num=20&order=time&shorturl={}&root=1&view_mode=1&channel=chunlei&clienttype=0",
-        query_value(&share.id)
+        "{ORIGIN}/share/list?web=5&app_id=250528&desc=1&showempty=0&page=1&num=20&order=time&{which}&root=1&view_mode=1&channel=chunlei&clienttype=0"
     );
     let headers = [
         ("referer", share_url),
-        ("cookie", cookie.as_str()),
+        ("cookie", cookie),
         ("accept", "application/json, text/plain, */*"),
     ];
     match client.get(&url, &headers).await {
@@ -310,6 +351,17 @@ mod tests {
             // Near misses.
             ("https://pan.baidu.com/s/AbCd9xyz", None),
             ("https://pan.baidu.com/share/init", None),
+            // Old links: shareid and uk, both digits.
+            (
+                "https://pan.baidu.com/share/link?shareid=44750878449&uk=1102487041658",
+                Some(("44750878449.1102487041658", None)),
+            ),
+            (
+                "http://yun.baidu.com/share/link?uk=2636470911&shareid=3921178",
+                Some(("3921178.2636470911", None)),
+            ),
+            ("https://pan.baidu.com/share/link?shareid=12a&uk=3", None),
+            ("https://pan.baidu.com/share/link?shareid=12", None),
             ("https://pan.baidu.com/disk/home", None),
             ("https://baidu.com/s/1AbCd9xyz", None),
             ("https://pan.baidu.com.cn/s/1AbCd9xyz", None),
