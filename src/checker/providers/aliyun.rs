@@ -343,7 +343,8 @@ mod tests {
                 Reason::UnrecognizedResponse,
             ),
             (429, "TooManyRequests", State::Unknown, Reason::RateLimited),
-            // HTTP 200 or 400 alike: the code decides.
+            // Reconstructed (the code's name is the evidence, no body is public); HTTP 200 or
+            // 400 alike: the code decides.
             (
                 400,
                 "ParamFlowException",

@@ -447,6 +447,7 @@ mod tests {
             (needed.state, needed.reason),
             (State::Locked, Reason::PasswordRequired)
         );
+        // Reconstructed: the sources give the codes, not whole bodies.
         for errno in [-64, -65] {
             let body = format!(r#"{{"errno":{errno},"err_msg":"","request_id":1}}"#);
             let limited = verify_outcome(&exchange(200, &body, None)).unwrap_err();
