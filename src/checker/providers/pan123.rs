@@ -357,6 +357,8 @@ mod tests {
             let body = format!(r#"{{"code":{code},"message":"{message}","data":null}}"#);
             v(200, &body, false)
         };
+        // Verbatim: `{"code": 400, "message": "ShareKey格式异常", "data": null}` in a public
+        // capture; 5104 and 5107 with the messages public checkers' tests give.
         assert_eq!(
             answer(5104, "分享链接已失效"),
             (State::Invalid, Reason::ShareExpired)
