@@ -53,16 +53,7 @@ pub fn follow(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiErro
             None,
         ));
     }
-    let location = match location {
-        Some(location) => {
-            links.count(RedirectOutcome::Rule);
-            location
-        }
-        None => {
-            links.count(RedirectOutcome::Found);
-            target_location(&link)?
-        }
-    };
+    let location = counted_location(links, &link, location)?;
     redirect(
         links,
         &link,
@@ -124,6 +115,24 @@ fn visitor_rule<'a>(
     }
 }
 
+/// Where an open link sends its visitor: a matched rule's URL, else the link's target; counted.
+fn counted_location<'a>(
+    links: &LinkService,
+    link: &'a CachedLink,
+    rule_location: Option<&'a HeaderValue>,
+) -> Result<&'a HeaderValue, ApiError> {
+    match rule_location {
+        Some(location) => {
+            links.count(RedirectOutcome::Rule);
+            Ok(location)
+        }
+        None => {
+            links.count(RedirectOutcome::Found);
+            target_location(link)
+        }
+    }
+}
+
 /// The link's target as a `Location`.
 fn target_location(link: &CachedLink) -> Result<&HeaderValue, ApiError> {
     link.location.as_ref().ok_or_else(|| {
@@ -161,16 +170,7 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
         RuleChoice::Location(location) => location,
     };
     if link.record.access == AccessType::Open {
-        let location = match rule_location {
-            Some(location) => {
-                links.count(RedirectOutcome::Rule);
-                location
-            }
-            None => {
-                links.count(RedirectOutcome::Found);
-                target_location(&link)?
-            }
-        };
+        let location = counted_location(links, &link, rule_location)?;
         return redirect(
             links,
             &link,
