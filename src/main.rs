@@ -65,7 +65,11 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve => {
-            logging::init(config.server.log_format, &config.server.log_level);
+            logging::init(
+                config.server.log_format,
+                config.server.log_color,
+                &config.server.log_level,
+            );
             panlink::api::serve::run(config)
         }
         Command::MockUpstream {
@@ -74,7 +78,7 @@ fn main() -> ExitCode {
             latency_ms,
             http1_only,
         } => {
-            logging::init(config.server.log_format, "warn");
+            logging::init(config.server.log_format, config.server.log_color, "warn");
             run_mock(panlink::mock::MockOptions {
                 listen,
                 ca_out,
@@ -83,7 +87,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Keys(args) => {
-            logging::init(config.server.log_format, "warn");
+            logging::init(config.server.log_format, config.server.log_color, "warn");
             panlink::cli::run_keys(&config, args)
         }
         Command::DefaultConfig => unreachable!("answered before the configuration is loaded"),

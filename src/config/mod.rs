@@ -18,7 +18,7 @@ use std::path::Path;
 
 pub use settings::{
     AdminConfig, CacheTtl, CheckConfig, CheckerConfig, Config, HttpConfig, JobsConfig, KeysConfig,
-    LinksConfig, LogFormat, MonitorsConfig, ProviderCookies, RawConfig, SecurityConfig,
+    LinksConfig, LogColor, LogFormat, MonitorsConfig, ProviderCookies, RawConfig, SecurityConfig,
     ServerConfig, StorageConfig, WebhooksConfig,
 };
 

@@ -24,6 +24,9 @@ config_sections! {
             => public_base_url: Option<String>;
         /// "human" (coloured, one line per event) or "json" (one JSON object per line), on stderr.
         log_format: String = "human".into(), check(log_format, "") => log_format: LogFormat;
+        /// Colours in the "human" format: "auto" (only when stderr is a terminal, so journald
+        /// and files get plain text), "always" or "never".
+        log_color: String = "auto".into(), check(log_color, "") => log_color: LogColor;
         /// What is logged: a level, or target=level pairs, e.g. "info", "debug",
         /// "info,panlink=debug,hyper=warn". Levels: trace, debug, info, warn, error, off.
         log_level: String = "info".into(), check(tracing_filter, "");
@@ -355,6 +358,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// Whether the human log format writes ANSI colour codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogColor {
+    /// When stderr is a terminal.
+    Auto,
+    Always,
+    Never,
+}
+
 /// How long the checker keeps verdicts, by state (zero: not kept).
 #[derive(Debug, Clone, Copy)]
 pub struct CacheTtl {
@@ -407,6 +419,17 @@ fn base_url(key: &str, text: String) -> Result<Option<String>, ConfigError> {
         }
         url => Err(ConfigError(format!(
             "`{key}` = {url:?}: must be empty or start with http:// or https://"
+        ))),
+    }
+}
+
+fn log_color(key: &str, text: String) -> Result<LogColor, ConfigError> {
+    match text.as_str() {
+        "auto" => Ok(LogColor::Auto),
+        "always" => Ok(LogColor::Always),
+        "never" => Ok(LogColor::Never),
+        other => Err(ConfigError(format!(
+            "`{key}` = {other:?}: must be \"auto\", \"always\" or \"never\""
         ))),
     }
 }

@@ -92,3 +92,20 @@ fn json_log_format_writes_one_json_object_per_line() {
     }
     assert!(log.contains("panlink started"));
 }
+
+#[test]
+fn a_log_that_is_not_a_terminal_has_no_colour_codes_unless_asked() {
+    // The harness sends stderr to a file, as journald or a shell redirect would.
+    let mut plain = Server::start();
+    plain.get("/health", &[]);
+    plain.stop();
+    let log = plain.log();
+    assert!(log.contains("panlink started"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "an escape byte in a piped log: {log:?}"
+    );
+    let mut coloured = Server::start_with(&[("PANLINK_SERVER_LOG_COLOR", "always")]);
+    coloured.stop();
+    assert!(coloured.log().contains('\u{1b}'), "log_color = always");
+}
