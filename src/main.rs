@@ -90,6 +90,18 @@ fn main() -> ExitCode {
             logging::init(config.server.log_format, config.server.log_color, "warn");
             panlink::cli::run_keys(&config, args)
         }
+        Command::Backup { to } => {
+            logging::init(config.server.log_format, config.server.log_color, "warn");
+            panlink::cli::run_backup(&config, &to)
+        }
+        Command::Restore { from, replace } => {
+            logging::init(config.server.log_format, config.server.log_color, "warn");
+            panlink::cli::run_restore(&config, &from, replace)
+        }
+        Command::Verify => {
+            logging::init(config.server.log_format, config.server.log_color, "warn");
+            panlink::cli::run_verify(&config)
+        }
         Command::DefaultConfig => unreachable!("answered before the configuration is loaded"),
     };
     match result {

@@ -106,6 +106,19 @@ fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
     Ok(file)
 }
 
+/// Whether a server holds the data dir now (its `serve.lock` is locked).
+pub fn data_dir_in_use(data_dir: &std::path::Path) -> bool {
+    use rustix::fs::{FlockOperation, flock};
+    let Ok(file) = std::fs::File::open(data_dir.join(SERVE_LOCK_FILE)) else {
+        return false;
+    };
+    if flock(&file, FlockOperation::NonBlockingLockShared).is_err() {
+        return true;
+    }
+    let _ = flock(&file, FlockOperation::Unlock);
+    false
+}
+
 /// The listening socket, with `backlog` queued connections at most (`TcpListener::bind` would
 /// give tokio's fixed 1024: a burst of thousands of new connections then overflows the queue and
 /// the rest wait for SYN retransmits, a second and more apart).

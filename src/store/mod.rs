@@ -6,6 +6,7 @@
 //! tools that run beside a server use [`Store::write_now`]: LMDB's lock file serialises writers
 //! across processes, so both see each other's commits at once.
 
+pub mod backup;
 pub mod codec;
 pub mod datafile;
 pub mod keys;
@@ -205,6 +206,32 @@ pub struct Dbs {
     pub monitor_links: RawDb,
     pub monitor_urls: RawDb,
 }
+
+/// The name of every table [`Store::open`] creates (for tools that read them all).
+pub const TABLES: [&str; 22] = [
+    "keys",
+    "key_ids",
+    "meta",
+    "jobs",
+    "items",
+    "events",
+    "links",
+    "link_owner",
+    "link_groups",
+    "link_clicks",
+    "link_days",
+    "link_refs",
+    "link_click_log",
+    "link_tags",
+    "webhooks",
+    "webhook_owner",
+    "deliveries",
+    "delivery_due",
+    "monitors",
+    "monitor_owner",
+    "monitor_links",
+    "monitor_urls",
+];
 
 /// The storage handle shared by the whole process.
 pub struct Store {

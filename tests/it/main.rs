@@ -3,6 +3,7 @@
 
 mod admin_api;
 mod auth;
+mod backup;
 mod checker;
 mod cli;
 mod crash;
