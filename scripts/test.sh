@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the README: everything the project checks, on a fresh machine of this kind.
-# Beyond what cargo fetches, tests/web/run.sh installs what the web tests need (Debian's chromium
+# Beyond what cargo fetches, it installs Debian's systemd package when systemd-analyze is missing,
+# and tests/web/run.sh installs what the web tests need (Debian's chromium
 # and a CJK font, httpx and openapi-spec-validator from PyPI, playwright-core from npm).
 # tests/it/disk.rs mounts a tmpfs and an ext4 loop image: it needs root (as CI runs) and
 # util-linux's mount and e2fsprogs, which the machine image has.
@@ -11,6 +12,12 @@
 # tier's time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# tests/it/systemd.rs runs systemd-analyze and systemd-socket-activate (Debian's systemd package;
+# nothing is started under systemd itself).
+if ! command -v systemd-analyze >/dev/null || ! command -v systemd-socket-activate >/dev/null; then
+  (apt-get install -y systemd >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y systemd >/dev/null; })
+fi
 
 figures=target/tmp/figures.txt
 mkdir -p target/tmp

@@ -9,5 +9,6 @@ pub mod ops;
 pub mod pipeline;
 pub mod routes;
 pub mod serve;
+mod systemd;
 
 pub use app::{App, AppError};

@@ -36,8 +36,15 @@ async fn run_async(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.storage)
         .with_context(|| format!("opening LMDB in {}", config.storage.lmdb_dir().display()))?;
     let admin_token = admin::token::resolve(&config).context("resolving the admin token")?;
-    let listener = listen(config.server.listen, config.http.listen_backlog)
-        .with_context(|| format!("binding {}", config.server.listen))?;
+    let listener = match super::systemd::activated_listener()? {
+        // Socket activation: systemd bound the address; `server.listen` is not used.
+        Some(std) => {
+            std.set_nonblocking(true)?;
+            TcpListener::from_std(std)?
+        }
+        None => listen(config.server.listen, config.http.listen_backlog)
+            .with_context(|| format!("binding {}", config.server.listen))?,
+    };
     let local = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let app = App::new(config, store, &admin_token, shutdown.clone())?;
@@ -55,6 +62,7 @@ async fn run_async(config: Config) -> anyhow::Result<()> {
     }
 
     tokio::spawn(watch_signals(shutdown.clone()));
+    super::systemd::ready(&shutdown);
     let background = tokio::spawn(background_tasks(Arc::clone(&app), shutdown.clone()));
 
     http::server::serve(

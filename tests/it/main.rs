@@ -27,6 +27,7 @@ mod readme;
 mod receiver;
 mod security;
 mod storage;
+mod systemd;
 mod tidy;
 mod web;
 mod webhooks;
