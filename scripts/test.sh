@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the README: everything the project checks, on a fresh machine of this kind.
-# Beyond what cargo fetches, it installs Debian's systemd package when systemd-analyze is missing,
+# Beyond what cargo fetches, it installs Debian's systemd package when systemd-analyze is missing
+# and its prometheus package for promtool,
 # and tests/web/run.sh installs what the web tests need (Debian's chromium
 # and a CJK font, httpx and openapi-spec-validator from PyPI, playwright-core from npm).
 # tests/it/disk.rs mounts a tmpfs and an ext4 loop image: it needs root (as CI runs) and
@@ -30,6 +31,12 @@ tier() {
   "$@"
   times+=("$name: $((SECONDS - started)) s")
 }
+
+echo "== contrib: the Prometheus alert rules (promtool, from Debian's prometheus package)"
+if ! command -v promtool >/dev/null; then
+  (apt-get install -y prometheus >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y prometheus >/dev/null; })
+fi
+promtool check rules contrib/prometheus/alerts.yml
 
 echo "== fast tier: unit and integration tests (and every criterion bench once, in test mode)"
 # --all-targets includes benches/: each bench function runs once as a test, so they are built and

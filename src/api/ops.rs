@@ -82,6 +82,18 @@ pub fn metrics(app: &App, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
     gauge!("panlink_http_in_flight")
         .set((app.config.http.max_in_flight - app.in_flight.available_permits()) as f64);
     gauge!("panlink_uptime_seconds").set(app.uptime_ms() as f64 / 1000.0);
+    // One series per condition, 1 for the current one: alerts ask `== 1` of the bad ones.
+    let condition = app.store.condition();
+    for (name, this) in [
+        ("ok", crate::store::Condition::Ok),
+        ("full", crate::store::Condition::Full),
+        ("read_only", crate::store::Condition::ReadOnly),
+        ("failing", crate::store::Condition::Failing),
+    ] {
+        gauge!("panlink_storage_condition", "condition" => name)
+            .set(f64::from(u8::from(condition == this)));
+    }
+    let now_ms = app.jobs.engine.now_ms();
     if let Some(bytes) = crate::observability::metrics::heap_allocated() {
         gauge!("panlink_heap_allocated_bytes").set(bytes as f64);
     }
@@ -98,6 +110,9 @@ pub fn metrics(app: &App, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
         gauge!("panlink_checker_queued", "provider" => provider, "lane" => "background")
             .set(load(&stats.background_queued));
         gauge!("panlink_checker_in_flight", "provider" => provider).set(load(&stats.in_flight));
+        let open = lane.health.circuit(now_ms) != crate::jobs::health::Circuit::Closed;
+        gauge!("panlink_checker_circuit_open", "provider" => provider)
+            .set(f64::from(u8::from(open)));
     }
     let monitors = &app.monitors.stats;
     let read =

@@ -109,3 +109,81 @@ fn a_log_that_is_not_a_terminal_has_no_colour_codes_unless_asked() {
     coloured.stop();
     assert!(coloured.log().contains('\u{1b}'), "log_color = always");
 }
+
+/// Every metric the shipped alert rules and Grafana dashboard ask for exists in a live /metrics
+/// once the server has redirected, checked, committed and delivered a webhook (`up` is
+/// Prometheus's own).
+#[test]
+fn the_shipped_alerts_and_dashboard_name_only_metrics_that_exist() {
+    use crate::harness::{Mock, wait_until};
+    use crate::receiver::{Mode, Receiver};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut wanted = std::collections::BTreeSet::new();
+    let name = regex::Regex::new(r"panlink_[a-z_]+").unwrap();
+    for file in [
+        "contrib/prometheus/alerts.yml",
+        "contrib/grafana/panlink.json",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for m in name.find_iter(&text) {
+            let metric = m.as_str();
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| metric.strip_suffix(suffix))
+                .unwrap_or(metric);
+            wanted.insert(base.to_owned());
+        }
+    }
+    assert!(wanted.len() >= 12, "{wanted:?}");
+    let mock = Mock::start(0);
+    let server = Server::with_mock(
+        &mock,
+        &[
+            ("PANLINK_WEBHOOKS_ALLOW_PRIVATE", "true"),
+            ("PANLINK_WEBHOOKS_ALLOW_HTTP", "true"),
+        ],
+    );
+    let key = server.job_key("metrics");
+    let job = server.submit(
+        &key,
+        &serde_json::json!({"items": ["https://pan.quark.cn/s/okMETRIC1"]}),
+    );
+    server
+        .events(&key, &job, &[])
+        .until_done(std::time::Duration::from_secs(20));
+    let link = server.call(
+        &key,
+        "POST",
+        "/api/v1/links",
+        Some(&serde_json::json!({"url": "https://example.com/m"})),
+    );
+    let code = link.json()["data"]["code"].as_str().unwrap().to_owned();
+    assert_eq!(server.get(&format!("/{code}"), &[]).status, 302);
+    let receiver = Receiver::start(Mode::Status(200));
+    let hook = server.call(
+        &key,
+        "POST",
+        "/api/v1/webhooks",
+        Some(&serde_json::json!({"url": receiver.url("/m"), "events": ["link.dead"]})),
+    );
+    let hook = hook.json()["data"]["id"].as_str().unwrap().to_owned();
+    server.call(&key, "POST", &format!("/api/v1/webhooks/{hook}/ping"), None);
+    wait_until(
+        std::time::Duration::from_secs(10),
+        "the ping delivered",
+        || (!receiver.received().is_empty()).then_some(()),
+    );
+    let text = wait_until(std::time::Duration::from_secs(10), "every metric", || {
+        let text = server.get("/metrics", &[]).text();
+        wanted
+            .iter()
+            .all(|m| text.lines().any(|l| l.starts_with(m.as_str())))
+            .then_some(text)
+    });
+    for metric in &wanted {
+        assert!(
+            text.contains(metric.as_str()),
+            "{metric} missing from /metrics"
+        );
+    }
+}
