@@ -320,10 +320,8 @@ pub fn run_backup(config: &Config, to: &std::path::Path) -> anyhow::Result<()> {
 
 /// `panlink restore --from DIR [--replace]`.
 pub fn run_restore(config: &Config, from: &std::path::Path, replace: bool) -> anyhow::Result<()> {
-    let in_use = crate::api::serve::data_dir_in_use(&config.storage.data_dir);
-    let copied =
-        crate::store::backup::restore(&config.storage, from, DATA_DIR_FILES, in_use, replace)
-            .map_err(anyhow::Error::msg)?;
+    let copied = crate::store::backup::restore(&config.storage, from, DATA_DIR_FILES, replace)
+        .map_err(anyhow::Error::msg)?;
     eprintln!(
         "restored {} into {}: {} bytes of LMDB{}",
         from.display(),

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::App;
 use crate::config::Config;
 use crate::store::Store;
+use crate::store::backup::SERVE_LOCK_FILE;
 use crate::{admin, http};
 
 /// Runs the server until a termination signal, then shuts down in order.
@@ -79,9 +80,6 @@ async fn run_async(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The file whose exclusive lock marks a data dir as served.
-pub const SERVE_LOCK_FILE: &str = "serve.lock";
-
 /// Takes the data dir for this server: an exclusive `flock` on `<data_dir>/serve.lock`, or an
 /// error naming the dir when another server holds it. Two servers on one data dir would each keep
 /// their own caches (a link disabled through one would still redirect on the other). The CLI's
@@ -112,19 +110,6 @@ fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
     let _ = file.set_len(0);
     let _ = writeln!(file, "{}", std::process::id());
     Ok(file)
-}
-
-/// Whether a server holds the data dir now (its `serve.lock` is locked).
-pub fn data_dir_in_use(data_dir: &std::path::Path) -> bool {
-    use rustix::fs::{FlockOperation, flock};
-    let Ok(file) = std::fs::File::open(data_dir.join(SERVE_LOCK_FILE)) else {
-        return false;
-    };
-    if flock(&file, FlockOperation::NonBlockingLockShared).is_err() {
-        return true;
-    }
-    let _ = flock(&file, FlockOperation::Unlock);
-    false
 }
 
 /// The listening socket, with `backlog` queued connections at most (`TcpListener::bind` would

@@ -166,25 +166,10 @@ fn check_domain(
     ctx: &Context<'_>,
     name: &str,
 ) -> Result<Option<String>, ApiError> {
-    let given = nonempty(given).map(|d| d.trim_end_matches('.').to_ascii_lowercase());
-    if given.is_some() && !ctx.domains.configured() {
-        return Err(ApiError::field(
-            name.to_owned(),
-            "本服务只有一个短链接域名（未配置 links.domains），不用填写",
-        ));
-    }
     ctx.domains
         .stored(given.as_deref())
         .map(|d| d.map(str::to_owned))
-        .map_err(|_| {
-            ApiError::field(
-                name.to_owned(),
-                format!(
-                    "不是本服务的短链接域名；可用：{}",
-                    ctx.domains.names().join("、")
-                ),
-            )
-        })
+        .map_err(|why| ApiError::field(name.to_owned(), why))
 }
 
 fn nonempty(text: Option<String>) -> Option<String> {
@@ -742,31 +727,13 @@ fn requested_id(links: &LinkService, req: &Req<'_>) -> Result<String, ApiError> 
     if !code::is_code_shape(code) {
         return Err(ApiError::NotFound("短码"));
     }
-    let domain = query_param(req.parts.uri.query(), "domain")
-        .filter(|d| !d.is_empty())
-        .map(|d| d.trim_end_matches('.').to_ascii_lowercase());
-    let stored = match domain.as_deref() {
-        None => None,
-        Some(_) if !links.domains.configured() => {
-            return Err(ApiError::InvalidParameter {
-                name: "domain",
-                reason: "本服务只有一个短链接域名（未配置 links.domains），不用填写".into(),
-            });
-        }
-        Some(given) => {
-            links
-                .domains
-                .stored(Some(given))
-                .map_err(|_| ApiError::InvalidParameter {
-                    name: "domain",
-                    reason: format!(
-                        "不是本服务的短链接域名；可用：{}",
-                        links.domains.names().join("、")
-                    )
-                    .into(),
-                })?
-        }
-    };
+    let stored = links
+        .domains
+        .stored(query_param(req.parts.uri.query(), "domain"))
+        .map_err(|why| ApiError::InvalidParameter {
+            name: "domain",
+            reason: why.into(),
+        })?;
     Ok(domains::link_id(stored, code).into_owned())
 }
 

@@ -38,10 +38,6 @@ pub enum HostDomain<'a> {
     Refused,
 }
 
-/// A domain a request body or query names that is not configured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnknownDomain;
-
 impl Domains {
     pub fn new(config: &LinksConfig) -> Domains {
         let default = config
@@ -111,29 +107,35 @@ impl Domains {
         }
     }
 
-    /// The domain to store for a link created on `given` (`None`: the default domain, which is
-    /// stored as no domain).
-    pub fn stored<'a>(&self, given: Option<&'a str>) -> Result<Option<&'a str>, UnknownDomain> {
-        let Some(given) = given else {
+    /// The domain to store for a link on the domain a request names (`None` or empty: the
+    /// default domain, which is stored as no domain); else why it cannot be used, in Chinese.
+    pub fn stored(&self, given: Option<&str>) -> Result<Option<&str>, String> {
+        let Some(given) = given.map(str::trim).filter(|d| !d.is_empty()) else {
             return Ok(None);
         };
-        if self.default.as_deref() == Some(given) {
+        if !self.configured() {
+            return Err("本服务只有一个短链接域名（未配置 links.domains），不用填写".to_owned());
+        }
+        let given = given.trim_end_matches('.');
+        if self
+            .default
+            .as_deref()
+            .is_some_and(|d| d.eq_ignore_ascii_case(given))
+        {
             return Ok(None);
         }
-        if self.others.iter().any(|d| &**d == given) {
-            Ok(Some(given))
-        } else {
-            Err(UnknownDomain)
+        match self.others.iter().find(|d| d.eq_ignore_ascii_case(given)) {
+            Some(domain) => Ok(Some(domain)),
+            None => Err(format!(
+                "不是本服务的短链接域名；可用：{}",
+                self.default
+                    .iter()
+                    .chain(self.others.iter())
+                    .map(|d| &**d)
+                    .collect::<Vec<_>>()
+                    .join("、")
+            )),
         }
-    }
-
-    /// Every configured domain, the default first (for error messages).
-    pub fn names(&self) -> Vec<&str> {
-        self.default
-            .iter()
-            .chain(self.others.iter())
-            .map(|d| &**d)
-            .collect()
     }
 
     /// The short URL of the link `code` on `domain` (`None`: the default), when domains are
@@ -223,8 +225,11 @@ mod tests {
     fn ids_and_short_urls() {
         let two = domains(&["a.example", "b.example"], "", false);
         assert_eq!(two.stored(Some("a.example")), Ok(None));
-        assert_eq!(two.stored(Some("b.example")), Ok(Some("b.example")));
-        assert_eq!(two.stored(Some("c.example")), Err(UnknownDomain));
+        assert_eq!(two.stored(Some("B.Example.")), Ok(Some("b.example")));
+        assert_eq!(two.stored(Some(" ")), Ok(None));
+        let unknown = two.stored(Some("c.example")).unwrap_err();
+        assert!(unknown.contains("a.example、b.example"), "{unknown}");
+        assert!(domains(&[], "", false).stored(Some("a.example")).is_err());
         assert_eq!(link_id(None, "abc"), "abc");
         assert_eq!(link_id(Some("b.example"), "abc"), "b.example/abc");
         let mut buffer = [0u8; MAX_ID_LEN];

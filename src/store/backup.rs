@@ -15,6 +15,22 @@ use heed::CompactionOption;
 use super::{StoreError, lmdb};
 use crate::config::StorageConfig;
 
+/// The file whose exclusive lock marks a data dir as served (taken by `panlink serve`).
+pub const SERVE_LOCK_FILE: &str = "serve.lock";
+
+/// Whether a server holds the data dir now (its `serve.lock` is locked).
+pub fn served(data_dir: &Path) -> bool {
+    use rustix::fs::{FlockOperation, flock};
+    let Ok(file) = std::fs::File::open(data_dir.join(SERVE_LOCK_FILE)) else {
+        return false;
+    };
+    if flock(&file, FlockOperation::NonBlockingLockShared).is_err() {
+        return true;
+    }
+    let _ = flock(&file, FlockOperation::Unlock);
+    false
+}
+
 /// Where LMDB's file sits inside a data dir or a backup.
 const LMDB_SUBDIR: &str = "lmdb";
 const DATA_FILE: &str = "data.mdb";
@@ -60,13 +76,11 @@ pub fn backup(config: &StorageConfig, to: &Path, extra_files: &[&str]) -> Result
 }
 
 /// Puts the backup in `from` into the data dir of `config`. Refuses when a server holds the data
-/// dir (`lock_held` says whether one does), when `from` is no backup, and when the data dir
-/// already holds data, unless `replace`.
+/// dir, when `from` is no backup, and when the data dir already holds data, unless `replace`.
 pub fn restore(
     config: &StorageConfig,
     from: &Path,
     extra_files: &[&str],
-    lock_held: bool,
     replace: bool,
 ) -> Result<Copied, String> {
     let backup_file = from.join(LMDB_SUBDIR).join(DATA_FILE);
@@ -77,7 +91,7 @@ pub fn restore(
             backup_file.display()
         ));
     }
-    if lock_held {
+    if served(&config.data_dir) {
         return Err(format!(
             "a panlink server is serving {}: stop it before restoring into it",
             config.data_dir.display()
