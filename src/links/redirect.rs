@@ -102,17 +102,24 @@ fn visitor_rule<'a>(
     ) else {
         return RuleChoice::Location(None);
     };
-    match &link.rule_locations[index] {
-        Some(location) => RuleChoice::Location(Some(location)),
-        None => {
-            links.count(RedirectOutcome::OpenInBrowser);
-            let short_url = api::full_short_url(links, &link.record, parts);
-            RuleChoice::Page(pages::open_in_browser(
-                &short_url,
-                link.record.title.as_deref(),
-            ))
-        }
+    if rules[index].action == Some(rules::Action::OpenInBrowser) {
+        links.count(RedirectOutcome::OpenInBrowser);
+        let short_url = api::full_short_url(links, &link.record, parts);
+        return RuleChoice::Page(pages::open_in_browser(
+            &short_url,
+            link.record.title.as_deref(),
+        ));
     }
+    // A rule's URL is validated at creation; one that still makes no header sends the visitor
+    // to the link's own target rather than nowhere.
+    if link.rule_locations[index].is_none() {
+        tracing::error!(
+            code = link.record.code,
+            rule = index,
+            "rule target is not a valid URL"
+        );
+    }
+    RuleChoice::Location(link.rule_locations[index].as_ref())
 }
 
 /// Where an open link sends its visitor: a matched rule's URL, else the link's target; counted.
