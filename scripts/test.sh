@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the README: everything the project checks, on a fresh machine of this kind.
-# Beyond what cargo fetches, it installs Debian's systemd package when systemd-analyze is missing
-# and its prometheus package for promtool,
+# Beyond what cargo fetches, it installs Debian's systemd package when systemd-analyze is missing,
+# its prometheus package for promtool, podman and runc for the container test,
 # and tests/web/run.sh installs what the web tests need (Debian's chromium
 # and a CJK font, httpx and openapi-spec-validator from PyPI, playwright-core from npm).
 # tests/it/disk.rs mounts a tmpfs and an ext4 loop image: it needs root (as CI runs) and
@@ -31,6 +31,11 @@ tier() {
   "$@"
   times+=("$name: $((SECONDS - started)) s")
 }
+
+# tests/it/container.rs (heavy tier) builds and runs the FROM scratch image with podman and runc.
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
+  (apt-get install -y podman runc >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y podman runc >/dev/null; })
+fi
 
 echo "== contrib: the Prometheus alert rules (promtool, from Debian's prometheus package)"
 if ! command -v promtool >/dev/null; then

@@ -6,6 +6,7 @@ mod auth;
 mod backup;
 mod checker;
 mod cli;
+mod container;
 mod crash;
 mod disk;
 mod edge;
