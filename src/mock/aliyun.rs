@@ -55,6 +55,14 @@ async fn info(state: &MockState, id: &str) -> Response<Full<Bytes>> {
         }
         super::json(StatusCode::OK, &body)
     };
+    // `flow…`: Alibaba Sentinel's hot-parameter flow limit refuses the request.
+    if id.starts_with("flow") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "ParamFlowException",
+            "ParamFlowException",
+        );
+    }
     match state.settle("aliyun", id).await {
         Case::Ok => share(String::new(), 3, false),
         Case::OkExpiring(days) => share(crate::timefmt::rfc3339_ms(super::in_days(days)), 3, false),

@@ -92,6 +92,10 @@ async fn verify(state: &MockState, req: &MockRequest) -> Response<Full<Bytes>> {
     if id.starts_with("locktries") && req.cookie("BDUSS").is_none() {
         return errno(-64, json!({"err_msg": ""}));
     }
+    // `lockfreq…`: the address's request frequency limit.
+    if id.starts_with("lockfreq") {
+        return errno(-65, json!({"err_msg": ""}));
+    }
     match state.settle("baidu", &id).await {
         Case::Locked if pwd == LOCK_CODE => accepted(),
         Case::Locked => errno(-9, json!({"err_msg": "提取码错误"})),

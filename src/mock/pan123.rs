@@ -49,6 +49,15 @@ pub async fn answer(state: &MockState, req: &MockRequest, host: &str) -> Respons
         Case::Ok | Case::OkExpiring(_) => listing(3),
         Case::Empty => listing(0),
         // 123pan answers every dead share alike.
+        // `gone5104…` and `gone5107…`: the two other dead answers public checkers' tests show.
+        Case::Gone if id.starts_with("gone5104") => super::json(
+            StatusCode::OK,
+            &json!({"code": 5104, "message": "分享链接已失效", "data": null}),
+        ),
+        Case::Gone if id.starts_with("gone5107") => super::json(
+            StatusCode::OK,
+            &json!({"code": 5107, "message": "分享页面不存在", "data": null}),
+        ),
         Case::Gone | Case::Expired | Case::NotFound | Case::Banned => error("此分享不存在"),
         Case::Locked if req.query("SharePwd") == LOCK_CODE => listing(3),
         Case::Locked => error("提取码错误"),

@@ -294,6 +294,21 @@ async fn answers_beside_the_shared_table_risk_control_odd_status_short_host_bad_
         let verdict = check(&client, &url, None).await;
         assert_verdict(&verdict, state, reason, &url);
     }
+    // baidu -65 (frequency limit) and aliyun ParamFlowException are rate limits; 123pan's 5104
+    // and 5107 are dead.
+    let freq = check(&client, "https://pan.baidu.com/s/1lockfreqA1", Some("abcd")).await;
+    assert_verdict(&freq, Unknown, Reason::RateLimited, "baidu -65");
+    let flow = check(&client, "https://www.alipan.com/s/flowAAAAAAA1", None).await;
+    assert_verdict(
+        &flow,
+        Unknown,
+        Reason::RateLimited,
+        "aliyun ParamFlowException",
+    );
+    let gone = check(&client, "https://www.123912.com/s/gone5104-AA1", None).await;
+    assert_verdict(&gone, Invalid, Reason::ShareExpired, "123pan 5104");
+    let gone = check(&client, "https://www.123912.com/s/gone5107-AA1", None).await;
+    assert_verdict(&gone, Invalid, Reason::ShareNotFound, "123pan 5107");
     // 123pan: a key it does not take is no verdict on any share.
     let bad_key = check(&client, "https://123912.com/s/badkeyAAA1", None).await;
     assert_verdict(
