@@ -66,6 +66,18 @@ pub enum Command {
     },
     /// Read every table of the data dir and decode every record; exit 1 if any does not decode.
     Verify,
+    /// Check share links without a server: the links (one per line, or forum text) from FILE or
+    /// `-` (stdin), one result per link. Exit status 0 when every link is valid, 1 when some are
+    /// not, 2 on an error.
+    Check {
+        /// The file to read, or `-` for standard input.
+        #[arg(default_value = "-")]
+        input: String,
+        /// `jsonl` (one JSON object per line, as the results export), `csv` (UTF-8 with BOM) or
+        /// `table`.
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv", "table"])]
+        format: String,
+    },
     /// Serve the nine providers' web APIs on one TLS port, for tests and load runs (see
     /// checker.upstream_override and checker.extra_root_ca).
     MockUpstream {
@@ -280,9 +292,14 @@ fn print_table(keys: &[(crate::keys::secret::SecretHash, crate::keys::KeyRecord)
         "LAST USED",
         "REQUESTS",
     ];
+    print_columns(header, &rows);
+}
+
+/// Rows under a header, each column as wide as its widest cell.
+fn print_columns<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
     // Display columns, not characters: a Chinese name takes two columns per character.
     let mut widths = header.map(UnicodeWidthStr::width);
-    for row in &rows {
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.width());
         }
@@ -296,7 +313,7 @@ fn print_table(keys: &[(crate::keys::secret::SecretHash, crate::keys::KeyRecord)
         println!("{}", padded.join("  ").trim_end());
     };
     line(&header);
-    for row in &rows {
+    for row in rows {
         line(&row.each_ref().map(String::as_str));
     }
 }
@@ -395,4 +412,92 @@ pub fn run_verify(config: &Config) -> anyhow::Result<()> {
         storage.data_dir.display()
     );
     Ok(())
+}
+
+/// `panlink check [FILE|-] [--format jsonl|csv|table]`: 0 when every link is valid, 1 when some
+/// are not, 2 on an error.
+pub fn run_check(config: &Config, input: &str, format: &str) -> std::process::ExitCode {
+    use std::io::{IsTerminal, Read, Write};
+    let text = if input == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map(|_| text)
+    } else {
+        std::fs::read_to_string(input)
+    };
+    let text = match text {
+        Ok(text) => text,
+        Err(err) => {
+            eprintln!("panlink: reading {input}: {err}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("panlink: starting the runtime: {err}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let interactive = std::io::stderr().is_terminal();
+    let results = runtime.block_on(async {
+        let checker = crate::jobs::local::LocalChecker::start(config)?;
+        let results = checker
+            .check_text(&text, |done, total| {
+                // A progress line only where a person watches.
+                if interactive {
+                    eprint!("\rchecked {done}/{total}");
+                    let _ = std::io::stderr().flush();
+                }
+            })
+            .await;
+        checker.close();
+        if interactive {
+            eprintln!();
+        }
+        results
+    });
+    let results = match results {
+        Ok(results) => results,
+        Err(err) => {
+            eprintln!("panlink: {err:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let mut all_valid = true;
+    let mut rows: Vec<[String; 4]> = Vec::with_capacity(results.len());
+    for (_, json) in &results {
+        let value: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
+        all_valid &= value["state"] == "valid";
+        let text = |key: &str| value[key].as_str().unwrap_or("").to_owned();
+        rows.push([
+            text("state"),
+            text("reason"),
+            text("url"),
+            text("share_name"),
+        ]);
+    }
+    let mut out = std::io::stdout().lock();
+    match format {
+        "table" => print_columns(["STATE", "REASON", "URL", "NAME"], &rows),
+        "csv" => {
+            let _ = out.write_all(&crate::jobs::export::render(
+                crate::jobs::export::Format::Csv,
+                &results,
+            ));
+        }
+        _ => {
+            let _ = out.write_all(&crate::jobs::export::render(
+                crate::jobs::export::Format::JsonLines,
+                &results,
+            ));
+        }
+    }
+    if all_valid {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    }
 }

@@ -98,6 +98,10 @@ fn main() -> ExitCode {
             logging::init(config.server.log_format, config.server.log_color, "warn");
             panlink::cli::run_restore(&config, &from, replace)
         }
+        Command::Check { input, format } => {
+            logging::init(config.server.log_format, config.server.log_color, "warn");
+            return panlink::cli::run_check(&config, &input, &format);
+        }
         Command::Verify => {
             logging::init(config.server.log_format, config.server.log_color, "warn");
             panlink::cli::run_verify(&config)

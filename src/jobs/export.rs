@@ -226,6 +226,26 @@ pub fn results(app: &Arc<Jobs>, req: Req<'_>) -> Result<HttpResponse, ApiError> 
     Ok(response)
 }
 
+/// Every result of `events` (event id, stored JSON) in `format`, whole: the export's own shape,
+/// for the command line's `panlink check`.
+pub fn render(format: Format, events: &[(u32, Vec<u8>)]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    out.put_slice(format.prologue());
+    let mut first = true;
+    for (event_id, json) in events {
+        append(
+            &mut out,
+            format,
+            &States::default(),
+            *event_id,
+            json,
+            &mut first,
+        );
+    }
+    out.put_slice(format.epilogue());
+    out.to_vec()
+}
+
 /// Appends one stored result in `format`, unless its state is filtered out.
 fn append(
     out: &mut BytesMut,

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod event;
 pub mod export;
 pub mod health;
+pub mod local;
 pub mod pool;
 pub mod quota;
 pub mod record;

@@ -286,3 +286,75 @@ fn a_busy_port_is_named_by_mock_upstream() {
         "{stderr}"
     );
 }
+
+/// `panlink check` runs the engine in its own process against the mock: results in input order,
+/// exit status 0 / 1 / 2, and the three formats.
+#[test]
+fn check_reads_links_from_stdin_and_answers_in_input_order_with_an_exit_status() {
+    use std::io::Write;
+    let mock = crate::harness::Mock::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |input: &str, args: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_panlink"))
+            .arg("check")
+            .args(args)
+            .env_clear()
+            .envs(mock.server_env())
+            // The configured data dir is never opened: a check uses a store of its own.
+            .env("PANLINK_DATA_DIR", dir.path().join("never"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let links = "https://pan.quark.cn/s/goneCLI1\n看这里 https://pan.baidu.com/s/1okCLIAA2 提取码: abcd\nhttps://pan.quark.cn/s/okCLI3\n";
+    let out = run(links, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["url"], "https://pan.quark.cn/s/goneCLI1");
+    assert_eq!(lines[0]["state"], "invalid");
+    assert_eq!(lines[1]["provider"], "baidu");
+    assert_eq!(lines[1]["state"], "valid");
+    assert_eq!(lines[2]["state"], "valid");
+    assert!(
+        !dir.path().join("never").exists(),
+        "the configured data dir was opened"
+    );
+    // All valid: 0; csv and table.
+    let out = run("https://pan.quark.cn/s/okCLI4\n", &["--format", "csv"]);
+    assert_eq!(out.status.code(), Some(0));
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        csv.starts_with("\u{feff}item_id,url,provider,state"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("https://pan.quark.cn/s/okCLI4,quark,valid"),
+        "{csv}"
+    );
+    let out = run("https://pan.quark.cn/s/okCLI5\n", &["--format", "table"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("STATE"), "{table}");
+    assert!(table.contains("all_checks_passed"), "{table}");
+    // Nothing to check: 2.
+    let out = run("no links here\n", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no share link"));
+}
