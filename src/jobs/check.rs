@@ -135,8 +135,8 @@ fn wait_of(wait_s: Option<f64>, default: Duration, max: Duration) -> Result<Dura
     Ok(Duration::from_secs_f64(seconds))
 }
 
-/// The `item_id` of a stored result event.
-fn item_id_of(json: &[u8]) -> Option<u32> {
+/// The `item_id` of a stored result event (other events have none).
+pub(super) fn item_id_of(json: &[u8]) -> Option<u32> {
     #[derive(Deserialize)]
     struct ItemId {
         item_id: u32,

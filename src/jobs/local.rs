@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use super::check::item_id_of;
 use super::engine::{Engine, Published};
 use super::event::Priority;
 use super::quota::Window;
@@ -137,16 +138,4 @@ impl LocalChecker {
         drop(self.engine);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// The `item_id` of a stored result (other events have none).
-fn item_id_of(json: &[u8]) -> Option<u32> {
-    #[derive(serde::Deserialize)]
-    struct ItemId {
-        item_id: u32,
-    }
-    serde_json::from_slice::<ItemId>(json)
-        .ok()
-        .map(|e| e.item_id)
-        .filter(|id| *id > 0)
 }
