@@ -40,8 +40,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server until SIGINT or SIGTERM.
-    Serve,
+    /// Run the HTTP server until SIGINT or SIGTERM (or until a new server takes over).
+    Serve {
+        /// A server already serves this data dir: take over its listener and its place without
+        /// refusing a connection or losing a request; it finishes what it is doing and exits.
+        /// (SIGUSR2 to a running server starts one like this.)
+        #[arg(long)]
+        take_over: bool,
+    },
     /// Manage API keys (works while a server runs on the same data dir).
     Keys(KeysArgs),
     /// Print a config.toml with every key at its built-in default, each with its doc and what it

@@ -83,6 +83,8 @@ pub enum ApiError {
     HandlerTimeout,
     /// The server is shutting down and takes no new work.
     ShuttingDown,
+    /// The job is still with the server this one is taking over from (a handover is under way).
+    JobHandingOver,
     /// LMDB's map or the disk is full: nothing was written.
     StorageFull,
     /// The data dir's file system is read-only: nothing was written.
@@ -297,6 +299,12 @@ impl ApiError {
                 "服务器正在关闭，请稍后重试".into(),
                 Some(5),
             ),
+            JobHandingOver => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "job_handing_over",
+                "服务正在平滑重启，该任务仍由旧进程处理，请稍后重试".into(),
+                Some(1),
+            ),
             StorageFull => (
                 StatusCode::INSUFFICIENT_STORAGE,
                 "storage_full",
@@ -412,6 +420,7 @@ mod tests {
             ApiError::Overloaded { retry_after_s: 1 },
             ApiError::HandlerTimeout,
             ApiError::ShuttingDown,
+            ApiError::JobHandingOver,
             ApiError::StorageFull,
             ApiError::StorageReadOnly,
         ];

@@ -64,13 +64,13 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve => {
+        Command::Serve { take_over } => {
             logging::init(
                 config.server.log_format,
                 config.server.log_color,
                 &config.server.log_level,
             );
-            panlink::api::serve::run(config)
+            panlink::api::serve::run(config, take_over)
         }
         Command::MockUpstream {
             listen,

@@ -95,8 +95,10 @@ fn start() -> Target {
         let addr = listener.local_addr().unwrap();
         let shutdown = tokio_util::sync::CancellationToken::new();
         let http = config.http.clone();
-        let app = panlink::api::App::new(config, store, ADMIN_TOKEN, shutdown.clone()).unwrap();
-        tokio::spawn(panlink::http::server::serve(Arc::clone(&app), http, listener, shutdown));
+        let app = panlink::api::App::new(config, store, ADMIN_TOKEN, shutdown).unwrap();
+        app.take_over().unwrap();
+        let stop = panlink::http::server::Stop::default();
+        tokio::spawn(panlink::http::server::serve(Arc::clone(&app), http, listener, stop));
         addr
     });
     let admin = format!("Authorization: Bearer {ADMIN_TOKEN}\r\n");

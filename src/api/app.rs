@@ -70,7 +70,9 @@ pub enum AppError {
 }
 
 impl App {
-    /// Builds the app and starts the engine (on the current tokio runtime).
+    /// Builds the app and starts the engine (on the current tokio runtime). It serves requests
+    /// at once, but what only the server in charge of the data dir may do waits for
+    /// [`App::take_over`].
     pub fn new(
         config: Config,
         store: Arc<Store>,
@@ -79,8 +81,7 @@ impl App {
     ) -> Result<Arc<App>, AppError> {
         let router = routes::router()?;
         let metrics = Metrics::install();
-        LinkService::recover_clicks(&store)?;
-        let mut monitors = Monitors::new(Arc::clone(&store), &config.monitors);
+        let monitors = Monitors::new(Arc::clone(&store), &config.monitors);
         let links = LinkService::new(
             Arc::clone(&store),
             &config.links,
@@ -89,7 +90,7 @@ impl App {
         );
         let security = SecurityChecker::new(&config.security)?;
         let client = UpstreamClient::new(&config.checker)?;
-        let webhooks = Webhooks::start(
+        let webhooks = Webhooks::new(
             Arc::clone(&store),
             &config.webhooks,
             config.checker.extra_root_ca.as_deref(),
@@ -102,18 +103,15 @@ impl App {
             Arc::clone(&webhooks),
             shutdown.clone(),
         )?;
-        monitors.start(
-            Arc::clone(&engine),
-            Arc::clone(&webhooks),
-            links.target_watcher(),
-            shutdown.clone(),
-        );
+        // Until `take_over`, another server may still serve the same data dir.
+        links.share_data_dir(true);
         let jobs = Arc::new(Jobs::new(
             engine,
             Arc::clone(&store),
             &config.jobs,
             &config.check,
-            shutdown.clone(),
+            // Event streams also end on their own at a handover.
+            shutdown.child_token(),
         ));
         Ok(Arc::new(App {
             keys: KeyGate::new(Arc::clone(&store), &config.keys),
@@ -136,6 +134,33 @@ impl App {
             store,
             config,
         }))
+    }
+
+    /// Starts what only the one server in charge of the data dir may do, once it is: fold a click
+    /// journal left behind, resume unfinished jobs, run the monitors' scheduler, deliver
+    /// webhooks, and cache links again. (Before, a server it took over from may still be doing
+    /// all of it.)
+    pub fn take_over(&self) -> Result<(), AppError> {
+        LinkService::recover_clicks(&self.store)?;
+        self.links.share_data_dir(false);
+        self.jobs.engine.resume()?;
+        self.monitors.start(
+            Arc::clone(&self.jobs.engine),
+            Arc::clone(&self.webhooks),
+            self.links.target_watcher(),
+            self.shutdown.clone(),
+        );
+        self.webhooks.deliver();
+        Ok(())
+    }
+
+    /// The listener went to a new server, which serves the same data dir from now on: links are
+    /// read from storage on every redirect this server still answers (a change made through the
+    /// new one counts here at once), and event streams end.
+    pub fn hand_over(&self) {
+        self.links.share_data_dir(true);
+        // Clients reconnect to the new server with `Last-Event-ID`.
+        self.jobs.shutdown.cancel();
     }
 
     /// Milliseconds since this server started (monotonic).

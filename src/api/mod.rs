@@ -5,6 +5,7 @@
 //! Invariant: nothing outside `api/` imports it; it may import every other module.
 
 mod app;
+pub mod handover;
 pub mod ops;
 pub mod pipeline;
 pub mod routes;

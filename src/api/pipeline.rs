@@ -4,8 +4,8 @@
 //! the body, read at a minimum rate and before any permit (a slow sender holds only its own
 //! connection; one address without credentials sends few bodies at once) → in-flight permit (503 +
 //! `Retry-After` when the server is full, instead of queueing) → handler under the per-request
-//! deadline → error rendering → `X-Request-Id`, CORS and `HEAD`
-//! treatment → metrics by route template and status class.
+//! deadline → error rendering → `X-Request-Id`, CORS, `Connection: close` after a handover and
+//! `HEAD` treatment → metrics by route template and status class.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ALLOW, CONTENT_LENGTH,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ALLOW, CONNECTION, CONTENT_LENGTH,
 };
 use http::{HeaderValue, Method, Request, StatusCode};
 use hyper::body::Incoming;
@@ -34,6 +34,7 @@ const EXPOSED_HEADERS: HeaderValue =
     HeaderValue::from_static("X-Request-Id, Retry-After, Last-Event-ID");
 const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
 const PREFLIGHT_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
+const CLOSE: HeaderValue = HeaderValue::from_static("close");
 
 /// Serves one request. Never fails: every error becomes a JSON response. (The `Result` is
 /// hyper's service shape, returned as is so that no wrapper future moves this one per request.)
@@ -92,6 +93,11 @@ pub async fn handle(
     if cors {
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
         headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED_HEADERS);
+    }
+    // After a handover, this answer ends the HTTP/1.1 connection (hyper closes it once written);
+    // the client's next request opens a connection to the new server.
+    if activity.draining() && parts.version < http::Version::HTTP_2 {
+        headers.insert(CONNECTION, CLOSE);
     }
     if is_head {
         strip_body_for_head(&mut response);

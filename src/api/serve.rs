@@ -14,41 +14,77 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::App;
+use super::{App, handover};
 use crate::config::Config;
 use crate::store::Store;
 use crate::store::backup::SERVE_LOCK_FILE;
 use crate::{admin, http};
 
-/// Runs the server until a termination signal, then shuts down in order.
-pub fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the server until a termination signal (or until it hands over to a new server), then
+/// shuts down in order. `take_over`: a server already holds the data dir; take its listener and
+/// its place (see [`super::handover`]).
+pub fn run(config: Config, take_over: bool) -> anyhow::Result<()> {
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all().thread_name("panlink-worker");
     if config.server.worker_threads > 0 {
         runtime.worker_threads(config.server.worker_threads);
     }
     let runtime = runtime.build().context("starting the tokio runtime")?;
-    runtime.block_on(run_async(config))
+    runtime.block_on(run_async(config, take_over))
 }
 
-async fn run_async(config: Config) -> anyhow::Result<()> {
+async fn run_async(config: Config, take_over: bool) -> anyhow::Result<()> {
+    let data_dir = config.storage.data_dir.clone();
     // Held until the process exits: the kernel releases it even after `kill -9`.
-    let _serving = lock_data_dir(&config.storage.data_dir)?;
+    let (lock, held) = lock_data_dir(&data_dir)?;
+    let handover = match (held, take_over) {
+        (true, _) => None,
+        (false, true) => Some(handover::request(&data_dir)?),
+        (false, false) => {
+            let holder =
+                std::fs::read_to_string(data_dir.join(SERVE_LOCK_FILE)).unwrap_or_default();
+            anyhow::bail!(
+                "another panlink server is already serving the data dir {} (pid {}, it holds {}); \
+                 stop it first, give this server its own storage.data_dir, or start this one with \
+                 `panlink serve --take-over` to replace it without downtime",
+                data_dir.display(),
+                holder.trim(),
+                data_dir.join(SERVE_LOCK_FILE).display()
+            );
+        }
+    };
     let store = Store::open(&config.storage)
         .with_context(|| format!("opening LMDB in {}", config.storage.lmdb_dir().display()))?;
     let admin_token = admin::token::resolve(&config).context("resolving the admin token")?;
-    let listener = match super::systemd::activated_listener()? {
-        // Socket activation: systemd bound the address; `server.listen` is not used.
-        Some(std) => {
-            std.set_nonblocking(true)?;
-            TcpListener::from_std(std)?
+    let listener = match &handover {
+        Some(received) => {
+            let listener = received.listener.try_clone()?;
+            listener.set_nonblocking(true)?;
+            let listener = TcpListener::from_std(listener)?;
+            let at = listener.local_addr()?;
+            let wanted = config.server.listen;
+            if wanted.port() != 0 && wanted != at {
+                tracing::warn!(%at, %wanted, "taking over the running server's address; server.listen is not used");
+            }
+            listener
         }
-        None => listen(config.server.listen, config.http.listen_backlog)
-            .with_context(|| format!("binding {}", config.server.listen))?,
+        None => match super::systemd::activated_listener()? {
+            // Socket activation: systemd bound the address; `server.listen` is not used.
+            Some(std) => {
+                std.set_nonblocking(true)?;
+                TcpListener::from_std(std)?
+            }
+            None => listen(config.server.listen, config.http.listen_backlog)
+                .with_context(|| format!("binding {}", config.server.listen))?,
+        },
     };
     let local = listener.local_addr()?;
     let shutdown = CancellationToken::new();
+    let stop = http::server::Stop::default();
     let app = App::new(config, store, &admin_token, shutdown.clone())?;
+    if handover.is_none() {
+        app.take_over()?;
+    }
 
     // One stable line on stdout tells scripts and tests where the server listens.
     println!("panlink listening on http://{local}");
@@ -62,54 +98,161 @@ async fn run_async(config: Config) -> anyhow::Result<()> {
         tracing::info!(ca = %ca.display(), "checker.extra_root_ca: trusting these root certificates besides the built-in ones");
     }
 
-    tokio::spawn(watch_signals(shutdown.clone()));
-    super::systemd::ready(&shutdown);
-    let background = tokio::spawn(background_tasks(Arc::clone(&app), shutdown.clone()));
+    tokio::spawn(watch_signals(shutdown.clone(), stop.clone()));
+    let duties = CancellationToken::new();
+    let in_charge = tokio::spawn(take_charge(
+        Arc::clone(&app),
+        lock,
+        handover,
+        HandoverParts {
+            listener: listener_fd(&listener)?,
+            local,
+            stop: stop.clone(),
+            duties: duties.clone(),
+        },
+    ));
+    super::systemd::ready(&stop);
 
-    http::server::serve(
+    let serving = http::server::serve(
         Arc::clone(&app),
         app.config.http.clone(),
         listener,
-        shutdown.clone(),
-    )
-    .await;
+        stop.clone(),
+    );
+    serving.await;
+    // Connections are drained: now the rest stops (the engine, monitors, webhooks) and what is
+    // counted in memory is written.
+    shutdown.cancel();
+    duties.cancel();
     tracing::info!("connections drained; flushing state");
-    let _ = background.await;
+    let in_charge = in_charge.await.ok().flatten();
     app.store.close(Duration::from_secs(30));
+    // Now a server taking over may begin (it waits for the lock this releases).
+    drop(in_charge);
     tracing::info!("panlink stopped");
     Ok(())
 }
 
-/// Takes the data dir for this server: an exclusive `flock` on `<data_dir>/serve.lock`, or an
-/// error naming the dir when another server holds it. Two servers on one data dir would each keep
-/// their own caches (a link disabled through one would still redirect on the other). The CLI's
-/// `keys` commands do not take it: LMDB serialises their writes with the server's.
-fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+/// What the server in charge of the data dir holds until it has closed storage.
+struct InCharge {
+    _offer: Option<handover::Offer>,
+    _lock: std::fs::File,
+}
+
+/// What [`take_charge`] needs to offer this server's place to a next one.
+struct HandoverParts {
+    /// A duplicate of the listener: closed as soon as the server shuts down, so that the port
+    /// refuses connections then, as it does without a handover.
+    listener: std::os::fd::OwnedFd,
+    local: std::net::SocketAddr,
+    stop: http::server::Stop,
+    /// Cancelled once the connections are drained: the background duties end (with their last
+    /// flushes) and the handover offer is withdrawn.
+    duties: CancellationToken,
+}
+
+/// Becomes the server in charge of the data dir: at once when nobody held it, else once the
+/// server handing over has exited (its lock is released). Then runs the background duties until
+/// `duties` ends them, and offers its own place to a next server meanwhile. Returns the lock and
+/// the offer, to be dropped once storage is closed; `None` if this server never took charge.
+async fn take_charge(
+    app: Arc<App>,
+    lock: std::fs::File,
+    handover: Option<handover::Received>,
+    parts: HandoverParts,
+) -> Option<InCharge> {
+    let data_dir = app.config.storage.data_dir.clone();
+    let lock = match handover {
+        None => lock,
+        Some(received) => {
+            if let Err(err) = received.ready() {
+                tracing::error!(error = %err, "the running server did not take the handover; stopping");
+                parts.stop.shutdown.cancel();
+                return None;
+            }
+            tracing::info!("accepting connections; waiting for the server before to stop");
+            let waited = tokio::select! {
+                waited = tokio::task::spawn_blocking(move || wait_for_lock(lock)) => waited,
+                () = parts.stop.shutdown.cancelled() => return None,
+            };
+            let Ok(Ok(lock)) = waited else {
+                tracing::error!("waiting for the data dir's lock failed; stopping");
+                parts.stop.shutdown.cancel();
+                return None;
+            };
+            if let Err(err) = app.take_over() {
+                tracing::error!(error = %err, "taking charge of the data dir failed; stopping");
+                parts.stop.shutdown.cancel();
+                return None;
+            }
+            tracing::info!("the server before has stopped; this one is in charge of the data dir");
+            lock
+        }
+    };
+    write_pid(&lock);
+    let handing_over = Arc::clone(&app);
+    let handed_over = parts.stop.handed_over.clone();
+    let on_handover = move || {
+        handing_over.hand_over();
+        handed_over.cancel();
+    };
+    let offer = match handover::Offer::start(
+        &data_dir,
+        parts.listener,
+        parts.local,
+        Box::new(on_handover),
+        parts.stop.shutdown.clone(),
+    ) {
+        Ok(offer) => Some(offer),
+        Err(err) => {
+            tracing::warn!(error = %err, "no handover socket: `panlink serve --take-over` cannot replace this server");
+            None
+        }
+    };
+    background_tasks(Arc::clone(&app), parts.duties).await;
+    Some(InCharge {
+        _offer: offer,
+        _lock: lock,
+    })
+}
+
+fn listener_fd(listener: &TcpListener) -> anyhow::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsFd;
+    Ok(listener.as_fd().try_clone_to_owned()?)
+}
+
+/// Opens `<data_dir>/serve.lock` and tries to take it: `(file, true)` when this server holds the
+/// data dir now, `(file, false)` when another server does. Two servers on one data dir would each
+/// keep their own caches (a link disabled through one would still redirect on the other) unless
+/// they hand over. The CLI's `keys` commands do not take it: LMDB serialises their writes with
+/// the server's.
+fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<(std::fs::File, bool)> {
     use rustix::fs::{FlockOperation, flock};
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
     let path = data_dir.join(SERVE_LOCK_FILE);
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .read(true)
         .write(true)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
-        let holder = std::fs::read_to_string(&path).unwrap_or_default();
-        anyhow::bail!(
-            "another panlink server is already serving the data dir {} (pid {}, it holds {}); \
-             stop it first, or give this server its own storage.data_dir",
-            data_dir.display(),
-            holder.trim(),
-            path.display()
-        );
-    }
-    // Only a courtesy for the message above: a full disk must not stop the server here.
+    let held = flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok();
+    Ok((file, held))
+}
+
+/// Blocks until the data dir's lock is free and takes it.
+fn wait_for_lock(file: std::fs::File) -> std::io::Result<std::fs::File> {
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+    Ok(file)
+}
+
+/// Writes this process's id into the lock file: only a courtesy for the message a second server
+/// prints, so a full disk must not stop the server here.
+fn write_pid(mut file: &std::fs::File) {
     let _ = file.set_len(0);
     let _ = writeln!(file, "{}", std::process::id());
-    Ok(file)
 }
 
 /// The listening socket, with `backlog` queued connections at most (`TcpListener::bind` would
@@ -126,26 +269,85 @@ fn listen(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListen
     socket.listen(backlog)
 }
 
-/// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn watch_signals(shutdown: CancellationToken) {
+/// On SIGINT or SIGTERM: cancels `shutdown` (streams end, the engine stops) and stops the
+/// server. On SIGUSR2: starts a new server of the same executable and arguments with
+/// `--take-over`, which takes this one's place (the upgrade path under systemd's `ExecReload`).
+async fn watch_signals(shutdown: CancellationToken, stop: http::server::Stop) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut usr2)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::user_defined2()),
     ) else {
         tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    let executable = std::env::current_exe();
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                break;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: shutting down");
+                break;
+            }
+            _ = usr2.recv() => match &executable {
+                Ok(path) => start_successor(path),
+                Err(err) => tracing::error!(error = %err, "SIGUSR2: cannot tell this executable's path"),
+            },
+            () = stop.handed_over.cancelled() => {
+                // Streams end now (their clients reconnect to the new server); connections close
+                // as the server module says.
+                wait_for_termination(&mut term, &mut int, &stop).await;
+                return;
+            }
+        }
     }
     shutdown.cancel();
+    stop.shutdown.cancel();
 }
 
-/// Periodic work: key usage flushes, metrics upkeep, the purge of expired jobs. Flushes usage once
-/// more on shutdown.
-async fn background_tasks(app: Arc<App>, shutdown: CancellationToken) {
+/// After a handover, a SIGTERM or SIGINT still closes the remaining connections at once.
+async fn wait_for_termination(
+    term: &mut tokio::signal::unix::Signal,
+    int: &mut tokio::signal::unix::Signal,
+    stop: &http::server::Stop,
+) {
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    stop.shutdown.cancel();
+}
+
+/// Starts `executable` with this process's arguments plus `--take-over`. Its output goes where
+/// this one's goes; it is not waited for (it outlives this process).
+fn start_successor(executable: &std::path::Path) {
+    // A replaced binary leaves " (deleted)" on /proc/self/exe; the path now holds the new one.
+    let path = executable
+        .to_str()
+        .and_then(|p| p.strip_suffix(" (deleted)"))
+        .map_or_else(|| executable.to_path_buf(), std::path::PathBuf::from);
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if !args.iter().any(|arg| arg == "--take-over") {
+        args.push("--take-over".into());
+    }
+    match std::process::Command::new(&path).args(&args).spawn() {
+        Ok(child) => {
+            tracing::info!(pid = child.id(), path = %path.display(), "SIGUSR2: started a new server to take over")
+        }
+        Err(err) => {
+            tracing::error!(error = %err, path = %path.display(), "SIGUSR2: could not start a new server")
+        }
+    }
+}
+
+/// Periodic work: key usage flushes, metrics upkeep, the purge of expired jobs, click flushes.
+/// When `stop` fires (after the connections are drained, so no request counts anything later),
+/// flushes once more.
+async fn background_tasks(app: Arc<App>, stop: CancellationToken) {
     let mut flush = tokio::time::interval(app.config.keys.usage_flush_interval);
     let mut upkeep = tokio::time::interval(Duration::from_secs(5));
     let mut purge = tokio::time::interval(app.config.jobs.purge_interval);
@@ -161,7 +363,7 @@ async fn background_tasks(app: Arc<App>, shutdown: CancellationToken) {
             _ = purge.tick() => crate::jobs::purge_expired(&app.jobs).await,
             _ = clicks.tick() => { let _ = app.links.flush_clicks(&app.store).await; }
             _ = compact.tick() => app.links.compact_clicks(&app.store).await,
-            () = shutdown.cancelled() => break,
+            () = stop.cancelled() => break,
         }
     }
     app.keys.flush_usage().await;

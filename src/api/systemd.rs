@@ -1,5 +1,5 @@
-//! Running under systemd: `READY=1` once the listener is bound and storage is open, `STOPPING=1`
-//! when shutdown begins, `WATCHDOG=1` at half the unit's `WatchdogSec` while the runtime still
+//! Running under systemd: `READY=1` (and `MAINPID`) once the listener is bound and storage is
+//! open, `STOPPING=1` when shutdown begins (not after a handover), `WATCHDOG=1` at half the unit's `WatchdogSec` while the runtime still
 //! schedules tasks, and a listening socket handed over by socket activation (`LISTEN_FDS`).
 //!
 //! Everything here is a no-op outside systemd (no `NOTIFY_SOCKET`, no `LISTEN_FDS`).
@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
+use crate::http::server::Stop;
 
 /// The listening socket systemd passed (socket activation), if any: the first of `LISTEN_FDS`.
 pub fn activated_listener() -> anyhow::Result<Option<std::net::TcpListener>> {
@@ -22,26 +22,35 @@ pub fn activated_listener() -> anyhow::Result<Option<std::net::TcpListener>> {
     Ok(listener)
 }
 
-/// Tells systemd the service is ready, and starts the watchdog and stopping notifications.
-pub fn ready(shutdown: &CancellationToken) {
-    notify(&[sd_notify::NotifyState::Ready]);
+/// Tells systemd the service is ready (with `MAINPID`: after a handover this process is the
+/// service's main one, which the unit's `NotifyAccess=all` lets it say), and starts the watchdog
+/// and stopping notifications. A server that handed over says nothing more: the service goes on
+/// in the new one.
+pub fn ready(stop: &Stop) {
+    notify(&[
+        sd_notify::NotifyState::MainPid(std::process::id()),
+        sd_notify::NotifyState::Ready,
+    ]);
     if let Some(usec) = watchdog_usec() {
         let every = Duration::from_micros(usec / 2);
-        let shutdown = shutdown.clone();
+        let stop = stop.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tokio::select! {
                     _ = tick.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
-                    _ = shutdown.cancelled() => return,
+                    () = stop.shutdown.cancelled() => return,
+                    () = stop.handed_over.cancelled() => return,
                 }
             }
         });
     }
-    let shutdown = shutdown.clone();
+    let stop = stop.clone();
     tokio::spawn(async move {
-        shutdown.cancelled().await;
-        notify(&[sd_notify::NotifyState::Stopping]);
+        tokio::select! {
+            () = stop.shutdown.cancelled() => notify(&[sd_notify::NotifyState::Stopping]),
+            () = stop.handed_over.cancelled() => {}
+        }
     });
 }
 

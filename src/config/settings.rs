@@ -79,6 +79,11 @@ config_sections! {
         /// On SIGTERM/SIGINT, how long in-flight requests may take to finish before the server
         /// exits.
         shutdown_grace_ms: u64 = 10_000, millis() => shutdown_grace: Duration;
+        /// After handing its listener to a new server (`panlink serve --take-over`), how long
+        /// the old one keeps an idle HTTP/1.1 keep-alive connection open for its client's next
+        /// request (answered with `Connection: close`) before closing it. Within
+        /// shutdown_grace_ms.
+        handover_linger_ms: u64 = 2_000, millis() => handover_linger: Duration;
         /// Seconds suggested in Retry-After when the server sheds load.
         retry_after_s: u32 = 1, range(1, 3600);
     }
@@ -658,6 +663,14 @@ impl Config {
             return Err(ConfigError(format!(
                 "`links.default_domain` = {default:?} is not one of `links.domains` ({:?})",
                 links.domains
+            )));
+        }
+        if self.http.handover_linger > self.http.shutdown_grace {
+            return Err(ConfigError(format!(
+                "`http.handover_linger_ms` = {} is longer than `http.shutdown_grace_ms` = {}: \
+                 the old server would be stopped before its idle connections were closed",
+                self.http.handover_linger.as_millis(),
+                self.http.shutdown_grace.as_millis()
             )));
         }
         Ok(())

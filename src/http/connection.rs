@@ -1,8 +1,9 @@
 //! What the server knows of one connection while it lives: its client's address, the requests
 //! running on it (for the idle watchdog), when it was last active, and the event streams open on
-//! it (a per-connection cap: HTTP/2 carries many streams on one connection).
+//! it (a per-connection cap: HTTP/2 carries many streams on one connection), and whether it is
+//! being closed after a handover (its next HTTP/1.1 response then says `Connection: close`).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
@@ -22,6 +23,8 @@ pub struct ConnActivity {
     last_active_ms: AtomicU64,
     /// Event streams open on this connection.
     streams: AtomicUsize,
+    /// The listener went to another server: answer what comes, then close.
+    draining: AtomicBool,
 }
 
 /// One event stream counted on its connection, until dropped.
@@ -40,7 +43,20 @@ impl ConnActivity {
             in_flight: AtomicU32::new(0),
             last_active_ms: AtomicU64::new(0),
             streams: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
         }
+    }
+
+    /// From now on, this connection's responses should end it (`Connection: close` on HTTP/1.1):
+    /// a client then learns of the close from a response, never from a request it sent into a
+    /// closing socket.
+    pub fn begin_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the connection is being closed after a handover.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Counts one more event stream on this connection, unless it already has `limit`.

@@ -9,6 +9,12 @@
 //! its bytes for `http.write_stall_timeout_ms` (a client that stopped reading holds no task,
 //! buffer or stream forever). On shutdown every connection is told to finish its in-flight requests
 //! and close; [`serve`] returns once all have, or when the grace period ends.
+//!
+//! After a handover (the listener now belongs to another server) the loop stops accepting and
+//! each connection is closed without a request lost: HTTP/2 at once with GOAWAY (which tells the
+//! client what was not served), HTTP/1.1 by `Connection: close` on its next response, and if it
+//! stays idle, after `http.handover_linger_ms`. (Closing an idle HTTP/1.1 connection at once
+//! races with a request its client may be sending into it.)
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -77,13 +83,23 @@ fn builder(config: &HttpConfig) -> auto::Builder<TokioExecutor> {
     }
 }
 
-/// Accepts connections until `shutdown` fires, then drains them within the grace period. At most
+/// What ends the accept loop, and how its connections then close.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    /// Shutting down: every connection finishes its in-flight requests and closes now.
+    pub shutdown: CancellationToken,
+    /// The listener was handed to another server, which accepts from now on: connections close
+    /// as their clients learn of it (see the module doc).
+    pub handed_over: CancellationToken,
+}
+
+/// Accepts connections until `stop` fires, then drains them within the grace period. At most
 /// `http.max_connections` are open at once; over it, a connection gets a canned 503.
 pub async fn serve<H: Handler>(
     handler: Arc<H>,
     config: HttpConfig,
     listener: TcpListener,
-    shutdown: CancellationToken,
+    stop: Stop,
 ) {
     let config = Arc::new(config);
     let builder = Arc::new(builder(&config));
@@ -92,7 +108,8 @@ pub async fn serve<H: Handler>(
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = shutdown.cancelled() => break,
+            () = stop.shutdown.cancelled() => break,
+            () = stop.handed_over.cancelled() => break,
         };
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
@@ -113,7 +130,7 @@ pub async fn serve<H: Handler>(
                     stream,
                     peer,
                     permit,
-                    shutdown.clone(),
+                    stop.clone(),
                 ));
             }
             Err(_) => {
@@ -158,19 +175,21 @@ async fn connection<H: Handler>(
     stream: TcpStream,
     peer: SocketAddr,
     _permit: OwnedSemaphorePermit,
-    shutdown: CancellationToken,
+    stop: Stop,
 ) {
     let _open = OpenConnection::count();
     // A socket that sends nothing within the deadline is dropped before hyper sees it.
-    let first = tokio::time::timeout(config.first_byte_timeout, stream.peek(&mut [0u8; 1])).await;
-    match first {
-        Ok(Ok(n)) if n > 0 => {}
+    let mut head = [0u8; 3];
+    let first = tokio::time::timeout(config.first_byte_timeout, stream.peek(&mut head)).await;
+    let http2 = match first {
+        // The start of HTTP/2's preface; only a handover needs to know.
+        Ok(Ok(n)) if n > 0 => config.http2 && head[..n] == *b"PRI",
         Ok(_) => return,
         Err(_elapsed) => {
             tracing::debug!(%peer, "closing a connection that sent nothing in time");
             return;
         }
-    }
+    };
     let stall = WriteStall::new();
     let io = TokioIo::new(WatchedIo::new(stream, Arc::clone(&stall)));
     let activity = Arc::new(ConnActivity::new(peer));
@@ -187,8 +206,9 @@ async fn connection<H: Handler>(
         Watched {
             activity: &activity,
             stall: &stall,
+            http2,
         },
-        &shutdown,
+        &stop,
         peer,
     )
     .await;
@@ -198,19 +218,26 @@ async fn connection<H: Handler>(
 struct Watched<'a> {
     activity: &'a ConnActivity,
     stall: &'a WriteStall,
+    /// The client spoke HTTP/2 (so a GOAWAY ends it without losing a request).
+    http2: bool,
 }
 
 /// Runs a connection to its end, closing it gracefully on shutdown or when idle too long, and
 /// dropping it when its client has taken none of its bytes for `http.write_stall_timeout`.
+/// After a handover it closes as the module doc says.
 async fn drive<E: std::fmt::Display, C: Future<Output = Result<(), E>>>(
     conn: C,
     begin_graceful_shutdown: impl Fn(Pin<&mut C>),
     config: &HttpConfig,
     watched: Watched<'_>,
-    shutdown: &CancellationToken,
+    stop: &Stop,
     peer: SocketAddr,
 ) {
-    let Watched { activity, stall } = watched;
+    let Watched {
+        activity,
+        stall,
+        http2,
+    } = watched;
     let mut conn = pin!(conn);
     let idle_ms = u64::try_from(config.idle_timeout.as_millis()).unwrap_or(u64::MAX);
     let watchdog = tokio::time::sleep(config.idle_timeout);
@@ -218,6 +245,9 @@ async fn drive<E: std::fmt::Display, C: Future<Output = Result<(), E>>>(
     let stall_limit = config.write_stall_timeout;
     let stall_check = tokio::time::sleep(stall_limit);
     let mut stall_check = pin!(stall_check);
+    let linger = tokio::time::sleep(Duration::MAX);
+    let mut linger = pin!(linger);
+    let mut lingering = false;
     let mut closing = false;
     loop {
         tokio::select! {
@@ -236,7 +266,21 @@ async fn drive<E: std::fmt::Display, C: Future<Output = Result<(), E>>>(
                 }
                 return;
             }
-            () = shutdown.cancelled(), if !closing => {
+            () = stop.shutdown.cancelled(), if !closing => {
+                begin_graceful_shutdown(conn.as_mut());
+                closing = true;
+            }
+            () = stop.handed_over.cancelled(), if !closing && !lingering => {
+                activity.begin_draining();
+                if http2 {
+                    begin_graceful_shutdown(conn.as_mut());
+                    closing = true;
+                } else {
+                    linger.as_mut().reset(tokio::time::Instant::now() + config.handover_linger);
+                    lingering = true;
+                }
+            }
+            () = &mut linger, if lingering && !closing => {
                 begin_graceful_shutdown(conn.as_mut());
                 closing = true;
             }

@@ -253,6 +253,17 @@ pub(super) enum Found {
     Stored(JobRecord),
 }
 
+impl Found {
+    /// An unfinished job this engine does not hold: the server it is taking over from still
+    /// works on it (the engine resumes it once that server has stopped).
+    fn handing_over(&self) -> bool {
+        matches!(
+            self,
+            Found::Stored(record) if matches!(record.status, JobStatus::Queued | JobStatus::Running)
+        )
+    }
+}
+
 /// The job `{id}` if it belongs to the caller; 404 otherwise (including other keys' jobs).
 pub(super) fn find(app: &Jobs, req: &Req<'_>) -> Result<Found, ApiError> {
     let key = req.caller.as_ref().ok_or(ApiError::MissingApiKey)?;
@@ -340,6 +351,9 @@ pub fn get(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> {
 /// stream ends with `done`. Cancelling a finished job changes nothing.
 pub async fn cancel(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let found = find(app, &req)?;
+    if found.handing_over() {
+        return Err(ApiError::JobHandingOver);
+    }
     if let Found::Live(job) = &found {
         app.engine.cancel(job).await;
     }
@@ -358,6 +372,9 @@ struct UrgentBody {
 /// `POST /jobs/{id}/urgent`.
 pub async fn urgent(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let found = find(app, &req)?;
+    if found.handing_over() {
+        return Err(ApiError::JobHandingOver);
+    }
     let limit = app.config.max_items;
     let body: UrgentBody = req.json()?;
     if body.urls.is_empty() || body.urls.len() > limit {
@@ -440,6 +457,7 @@ async fn stream_events(
     {
         return;
     }
+    let handing_over = found.handing_over();
     let (job_id, live) = match &found {
         Found::Live(job) => (job.id.clone(), Some(Arc::clone(job))),
         Found::Stored(record) => (record.id.clone(), None),
@@ -501,16 +519,18 @@ async fn stream_events(
                 () = app.shutdown.cancelled() => {
                     // A clean end the client can tell from a broken connection: it resumes
                     // from `last_event_id` once the server is back.
-                    let retry_ms = app.config.sse_retry.as_millis() as u64;
-                    let data = format!(
-                        r#"{{"reason":"shutting_down","last_event_id":{last},"retry_ms":{retry_ms}}}"#
-                    );
-                    let _ = tx.send(sse::frame(None, "shutdown", data.as_bytes())).await;
+                    let _ = tx.send(reconnect_frame(&app, "shutting_down", last)).await;
                     return;
                 }
                 () = tx.closed() => return,
             }
         }
+    }
+    if handing_over {
+        // What is stored so far has been sent; the rest comes from this server once it has
+        // resumed the job, so the client asks again after `retry_ms`.
+        let _ = tx.send(reconnect_frame(&app, "handover", last)).await;
+        return;
     }
     // The job has ended: anything not yet sent, then the summary.
     if !replay(&app, &job_id, &mut last, &tx).await {
@@ -528,6 +548,14 @@ async fn stream_events(
     };
     let summary = serde_json::to_vec(&overview(&snapshot)).expect("overviews serialize");
     let _ = tx.send(sse::frame(None, "done", &summary)).await;
+}
+
+/// `event: shutdown`: the stream ends before the job; the client reconnects after `retry_ms`
+/// with `Last-Event-ID: last` and misses nothing. `reason` says why (`shutting_down`, `handover`).
+fn reconnect_frame(app: &Jobs, reason: &str, last: u32) -> Bytes {
+    let retry_ms = app.config.sse_retry.as_millis() as u64;
+    let data = format!(r#"{{"reason":"{reason}","last_event_id":{last},"retry_ms":{retry_ms}}}"#);
+    sse::frame(None, "shutdown", data.as_bytes())
 }
 
 /// Bytes of frames gathered into one chunk, live or replayed, before it is sent.

@@ -573,8 +573,8 @@ const JOB_SHARDS: usize = 16;
 type JobShard = Mutex<HashMap<String, Arc<Job>>>;
 
 impl Engine {
-    /// Builds the engine, resumes unfinished jobs from storage and starts the dispatchers and
-    /// the sink on the current runtime.
+    /// Builds the engine and starts the dispatchers and the sink on the current runtime; the
+    /// unfinished jobs in storage wait for [`Engine::resume`].
     pub fn start(
         store: Arc<Store>,
         client: UpstreamClient,
@@ -630,7 +630,6 @@ impl Engine {
                 "job owners rewritten from secret hashes to key ids"
             );
         }
-        engine.resume()?;
         for lane in &engine.lanes {
             tokio::spawn(dispatch(Arc::clone(&engine), Arc::clone(lane)));
         }
@@ -819,7 +818,9 @@ impl Engine {
     }
 
     /// Reloads unfinished jobs after a restart: recorded results are kept, the rest re-queued.
-    fn resume(&self) -> Result<(), StoreError> {
+    /// Call once, when this server alone serves the data dir (another one may still be working
+    /// on them before).
+    pub fn resume(&self) -> Result<(), StoreError> {
         let records = self.store.read(record::unfinished_jobs)?;
         for record in records {
             let ((providers_of, index), recorded, last) = self.store.read(|txn, dbs| {

@@ -48,7 +48,8 @@ impl LocalChecker {
         storage.map_size_bytes = storage.map_size_bytes.min(1 << 30);
         let store = Store::open(&storage)?;
         let shutdown = CancellationToken::new();
-        let webhooks = Webhooks::start(
+        // A private store has no webhooks: nothing is ever delivered from here.
+        let webhooks = Webhooks::new(
             Arc::clone(&store),
             &config.webhooks,
             config.checker.extra_root_ca.as_deref(),

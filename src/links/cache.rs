@@ -6,10 +6,14 @@
 //! epoch did not move while it read, so a reader that saw the old record can never put it back
 //! after the change (the read transaction began after the epoch was read).
 //!
+//! While another server serves the same data dir (the overlap of a handover), nothing is cached:
+//! every lookup reads LMDB, so a change made through either server is seen by the other at once.
+//!
 //! Invariant: the cache never answers a record older than the last committed change of its code
 //! once the change's API call has returned.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::HeaderValue;
 use parking_lot::Mutex;
@@ -79,6 +83,8 @@ struct Shard {
 pub struct LinkCache {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
+    /// Another server may change links behind this one's back: read through, keep nothing.
+    shared: AtomicBool,
 }
 
 impl LinkCache {
@@ -87,11 +93,35 @@ impl LinkCache {
         LinkCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard: max_entries.div_ceil(SHARDS),
+            shared: AtomicBool::new(false),
         }
+    }
+
+    /// Whether another server may be changing links in the same data dir. On, the cache empties
+    /// and keeps nothing until it is turned off again.
+    pub fn set_shared(&self, shared: bool) {
+        self.shared.store(shared, Ordering::Release);
+        if shared {
+            // Bumped epochs also stop lookups already under way from filling.
+            for shard in self.shards.iter() {
+                let mut shard = shard.lock();
+                shard.epoch += 1;
+                shard.map.clear();
+            }
+        }
+    }
+
+    /// Whether lookups read through (see [`LinkCache::set_shared`]).
+    pub fn is_shared(&self) -> bool {
+        self.shared.load(Ordering::Acquire)
     }
 
     /// The link under `code`, from memory or from LMDB.
     pub fn lookup(&self, store: &Store, code: &str) -> Result<Option<Arc<CachedLink>>, StoreError> {
+        if self.shared.load(Ordering::Relaxed) {
+            let record = store.read(|txn, dbs| repo::get(txn, dbs, code))?;
+            return Ok(record.map(|record| Arc::new(CachedLink::new(record))));
+        }
         let shard = self.shard(code);
         let epoch = {
             let shard = shard.lock();

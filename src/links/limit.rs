@@ -56,6 +56,14 @@ impl ClickLimits {
         self.counter(code, counted).load(Ordering::Acquire) >= max
     }
 
+    /// Drops every counter: the next click of each link starts from the counts (after another
+    /// server that counted clicks of the same data dir has stopped).
+    pub fn forget_all(&self) {
+        for shard in self.shards.iter() {
+            shard.lock().clear();
+        }
+    }
+
     /// Drops `code`'s counter (the link changed or went); the next click starts from the counts.
     pub fn forget(&self, code: &str) {
         self.shards[super::shard_of(code, SHARDS)]

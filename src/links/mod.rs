@@ -194,14 +194,32 @@ impl LinkService {
         })
     }
 
-    /// Human clicks of `code` counted so far: stored and still in memory.
+    /// Human clicks of `code` counted so far: stored and still in memory (and, while another
+    /// server shares the data dir, what its click journal holds: this server does not fold it).
     pub fn human_clicks(&self, code: &str) -> u64 {
+        let shared = self.cache.is_shared();
         let stored = self
             .store
-            .read(|txn, dbs| repo::click_totals(txn, dbs, code))
-            .map(|t| t.human)
+            .read(|txn, dbs| {
+                let mut human = repo::click_totals(txn, dbs, code)?.human;
+                if shared {
+                    human += repo::journaled_human_clicks(txn, dbs, code)?;
+                }
+                Ok(human)
+            })
             .unwrap_or(0);
         stored + self.clicks.pending(code).totals.human
+    }
+
+    /// Whether another server serves the same data dir now (the overlap of a handover): links
+    /// are then read from storage on every redirect. Turned off once this server is the only
+    /// one, when the click limits also start again from the stored counts (the other server's
+    /// last clicks are in them by then).
+    pub fn share_data_dir(&self, shared: bool) {
+        self.cache.set_shared(shared);
+        if !shared {
+            self.limits.forget_all();
+        }
     }
 
     /// Counts one redirect request by outcome.

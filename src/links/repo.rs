@@ -627,6 +627,20 @@ pub fn clear_journal(txn: &mut RwTxn, dbs: &Dbs) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Human clicks of `code` in the click journal (counted, not yet folded into its row).
+pub fn journaled_human_clicks(txn: &RoTxn, dbs: &Dbs, code: &str) -> Result<u64, StoreError> {
+    let mut human = 0;
+    for entry in dbs.link_click_log.iter(txn)? {
+        let deltas = decode_journal(entry?.1).unwrap_or_default();
+        human += deltas
+            .iter()
+            .filter(|delta| delta.code == code)
+            .map(|delta| delta.counts.human)
+            .sum::<u64>();
+    }
+    Ok(human)
+}
+
 /// Folds a journal left by a crash into the rows and empties it; the number of records folded.
 /// Undecodable records are skipped (and logged), never fatal.
 pub fn replay_journal(txn: &mut RwTxn, dbs: &Dbs) -> Result<usize, StoreError> {

@@ -31,7 +31,7 @@ pub struct Monitors {
     pub config: MonitorsConfig,
     commands: mpsc::UnboundedSender<Command>,
     /// Taken by [`Monitors::start`].
-    receiver: Option<mpsc::UnboundedReceiver<Command>>,
+    receiver: parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
     pub stats: Arc<SchedulerStats>,
 }
 
@@ -43,7 +43,7 @@ impl Monitors {
             store,
             config: config.clone(),
             commands,
-            receiver: Some(receiver),
+            receiver: parking_lot::Mutex::new(Some(receiver)),
             stats: Arc::new(SchedulerStats::default()),
         }
     }
@@ -56,16 +56,16 @@ impl Monitors {
         }
     }
 
-    /// Starts the scheduler (it loads the schedule from storage); `watcher` hears of every
-    /// verdict on a watched share.
+    /// Starts the scheduler (it loads the schedule from storage; what the API told it before is
+    /// waiting in its channel); `watcher` hears of every verdict on a watched share. Once.
     pub fn start(
-        &mut self,
+        &self,
         engine: Arc<Engine>,
         webhooks: Arc<Webhooks>,
         watcher: Arc<dyn TargetWatcher>,
         shutdown: CancellationToken,
     ) {
-        let Some(receiver) = self.receiver.take() else {
+        let Some(receiver) = self.receiver.lock().take() else {
             return;
         };
         let parts = scheduler::Parts {

@@ -16,6 +16,7 @@ pub mod target;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -37,6 +38,8 @@ pub struct Webhooks {
     client: UpstreamClient,
     workers: Mutex<HashMap<String, Worker>>,
     shutdown: CancellationToken,
+    /// Deliveries go out (see [`Webhooks::deliver`]); until then the outbox only fills.
+    delivering: AtomicBool,
 }
 
 struct Worker {
@@ -45,9 +48,9 @@ struct Worker {
 }
 
 impl Webhooks {
-    /// Builds the service and starts a worker for every stored webhook (pending deliveries left
-    /// by a stop or a crash go out again) and the purge of old deliveries.
-    pub fn start(
+    /// Builds the service. Nothing is delivered until [`Webhooks::deliver`]: a server that is
+    /// taking over a data dir must not send what the server before it is still sending.
+    pub fn new(
         store: Arc<Store>,
         config: &WebhooksConfig,
         extra_root_ca: Option<&std::path::Path>,
@@ -61,18 +64,28 @@ impl Webhooks {
             user_agent: &user_agent,
             extra_root_ca,
         })?;
-        let hooks = Arc::new(Webhooks {
+        Ok(Arc::new(Webhooks {
             store,
             config: config.clone(),
             client,
             workers: Mutex::new(HashMap::new()),
             shutdown,
-        });
-        match hooks.store.read(record::all_webhook_ids) {
-            Ok(ids) => hooks.wake(&ids),
+            delivering: AtomicBool::new(false),
+        }))
+    }
+
+    /// Starts delivering: a worker for every stored webhook (pending deliveries left by a stop or
+    /// a crash go out again), and the purge of old deliveries.
+    pub fn deliver(self: &Arc<Self>) {
+        if self.delivering.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // After the flag: a delivery queued from now on wakes its worker itself.
+        match self.store.read(record::all_webhook_ids) {
+            Ok(ids) => self.wake(&ids),
             Err(err) => tracing::error!(error = %err, "reading webhooks at start failed"),
         }
-        let purging = Arc::clone(&hooks);
+        let purging = Arc::clone(self);
         tokio::spawn(async move {
             loop {
                 deliver::purge(&purging).await;
@@ -82,13 +95,12 @@ impl Webhooks {
                 }
             }
         });
-        Ok(hooks)
     }
 
     /// Tells the workers of `ids` that deliveries may be due (starting workers that are not
     /// running). Call after the commit that queued them.
     pub fn wake(self: &Arc<Self>, ids: &[String]) {
-        if ids.is_empty() {
+        if ids.is_empty() || !self.delivering.load(Ordering::Acquire) {
             return;
         }
         let mut workers = self.workers.lock();

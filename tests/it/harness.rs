@@ -176,7 +176,22 @@ impl Server {
         next
     }
 
+    /// Starts `panlink serve --take-over` on this server's data dir and settings: it takes this
+    /// one's listener and place. Returns once the new one accepts connections.
+    pub fn take_over(&self) -> Server {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Server::spawn_with(&self.data_dir, &env, false, &["--take-over"])
+    }
+
     fn spawn(data_dir: &Path, env: &[(&str, &str)], fresh: bool) -> Server {
+        Server::spawn_with(data_dir, env, fresh, &[])
+    }
+
+    fn spawn_with(data_dir: &Path, env: &[(&str, &str)], fresh: bool, args: &[&str]) -> Server {
         if fresh {
             std::fs::create_dir_all(data_dir).expect("data dir");
         }
@@ -187,6 +202,7 @@ impl Server {
             .expect("log file");
         let mut command = serve_command(data_dir, env);
         command
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(log)
             .stdin(Stdio::null());
@@ -235,6 +251,13 @@ impl Server {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Sends the signal `name` (as `kill -NAME` spells it) without waiting.
+    pub fn signal(&self, name: &str) {
+        if let Some(child) = &self.child {
+            signal(child, name);
         }
     }
 
@@ -555,6 +578,19 @@ impl Conn {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Response {
+        self.try_send(method, path, headers, body)
+            .expect("a response")
+    }
+
+    /// Sends a request and reads its response; `None` if the connection failed first (the
+    /// server closed it, or reset it).
+    pub fn try_send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Option<Response> {
         let mut head = format!("{method} {path} HTTP/1.1\r\n");
         if !headers
             .iter()
@@ -569,11 +605,10 @@ impl Conn {
             head.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         head.push_str("\r\n");
-        self.write(head.as_bytes());
-        if let Some(body) = body {
-            self.write(body);
-        }
-        self.read_response(method == "HEAD").expect("a response")
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body.unwrap_or_default());
+        self.stream.write_all(&bytes).ok()?;
+        self.read_response(method == "HEAD")
     }
 
     /// Reads one response; `None` if the server closed the connection first.

@@ -13,6 +13,7 @@ mod edge;
 mod export;
 mod fairness;
 mod faults;
+mod handover;
 mod harness;
 mod hostile;
 mod jobs;
