@@ -31,12 +31,12 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::http::server::Stop;
 use anyhow::{Context, bail};
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags,
 };
-use tokio_util::sync::CancellationToken;
 
 /// The socket's file name in the data dir.
 pub const SOCKET_FILE: &str = "handover.sock";
@@ -113,7 +113,7 @@ pub fn request(data_dir: &Path) -> anyhow::Result<Received> {
 }
 
 /// The running server's side: answers one new server on the handover socket and calls
-/// `on_handover` once it says `ready`. Ends when `stop` fires or after a handover.
+/// `on_handover` once it says `ready`. Ends when the server shuts down or after a handover.
 pub struct Offer {
     path: PathBuf,
 }
@@ -121,13 +121,13 @@ pub struct Offer {
 impl Offer {
     /// Listens on the handover socket of `data_dir` (a stale file from a killed server is
     /// replaced: whoever calls this holds the data dir's lock). `listener` is what will be
-    /// handed over (closed here when `stop` fires), `address` is where it listens.
+    /// handed over (closed here when the server shuts down), `address` is where it listens.
     pub fn start(
         data_dir: &Path,
         listener: OwnedFd,
         address: SocketAddr,
         on_handover: Box<dyn FnOnce() + Send>,
-        stop: CancellationToken,
+        stop: Stop,
     ) -> anyhow::Result<Offer> {
         let path = socket_path(data_dir);
         let _ = std::fs::remove_file(&path);
@@ -141,7 +141,7 @@ impl Offer {
             loop {
                 let accepted = tokio::select! {
                     accepted = socket.accept() => accepted,
-                    () = stop.cancelled() => return,
+                    () = stop.shutting_down() => return,
                 };
                 let Ok((peer, _)) = accepted else { continue };
                 let Ok(peer) = peer.into_std() else { continue };

@@ -167,22 +167,22 @@ async fn take_charge(
         Some(received) => {
             if let Err(err) = received.ready() {
                 tracing::error!(error = %err, "the running server did not take the handover; stopping");
-                parts.stop.shutdown.cancel();
+                parts.stop.shut_down();
                 return None;
             }
             tracing::info!("accepting connections; waiting for the server before to stop");
             let waited = tokio::select! {
                 waited = tokio::task::spawn_blocking(move || wait_for_lock(lock)) => waited,
-                () = parts.stop.shutdown.cancelled() => return None,
+                () = parts.stop.shutting_down() => return None,
             };
             let Ok(Ok(lock)) = waited else {
                 tracing::error!("waiting for the data dir's lock failed; stopping");
-                parts.stop.shutdown.cancel();
+                parts.stop.shut_down();
                 return None;
             };
             if let Err(err) = app.take_over() {
                 tracing::error!(error = %err, "taking charge of the data dir failed; stopping");
-                parts.stop.shutdown.cancel();
+                parts.stop.shut_down();
                 return None;
             }
             tracing::info!("the server before has stopped; this one is in charge of the data dir");
@@ -191,17 +191,17 @@ async fn take_charge(
     };
     write_pid(&lock);
     let handing_over = Arc::clone(&app);
-    let handed_over = parts.stop.handed_over.clone();
+    let stop = parts.stop.clone();
     let on_handover = move || {
         handing_over.hand_over();
-        handed_over.cancel();
+        stop.hand_over();
     };
     let offer = match handover::Offer::start(
         &data_dir,
         parts.listener,
         parts.local,
         Box::new(on_handover),
-        parts.stop.shutdown.clone(),
+        parts.stop.clone(),
     ) {
         Ok(offer) => Some(offer),
         Err(err) => {
@@ -297,7 +297,7 @@ async fn watch_signals(shutdown: CancellationToken, stop: http::server::Stop) {
                 Ok(path) => start_successor(path),
                 Err(err) => tracing::error!(error = %err, "SIGUSR2: cannot tell this executable's path"),
             },
-            () = stop.handed_over.cancelled() => {
+            () = stop.handing_over() => {
                 // Streams end now (their clients reconnect to the new server); connections close
                 // as the server module says.
                 wait_for_termination(&mut term, &mut int, &stop).await;
@@ -306,7 +306,7 @@ async fn watch_signals(shutdown: CancellationToken, stop: http::server::Stop) {
         }
     }
     shutdown.cancel();
-    stop.shutdown.cancel();
+    stop.shut_down();
 }
 
 /// After a handover, a SIGTERM or SIGINT still closes the remaining connections at once.
@@ -319,7 +319,7 @@ async fn wait_for_termination(
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    stop.shutdown.cancel();
+    stop.shut_down();
 }
 
 /// Starts `executable` with this process's arguments plus `--take-over`. Its output goes where

@@ -39,8 +39,8 @@ pub fn ready(stop: &Stop) {
             loop {
                 tokio::select! {
                     _ = tick.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
-                    () = stop.shutdown.cancelled() => return,
-                    () = stop.handed_over.cancelled() => return,
+                    () = stop.shutting_down() => return,
+                    () = stop.handing_over() => return,
                 }
             }
         });
@@ -48,8 +48,8 @@ pub fn ready(stop: &Stop) {
     let stop = stop.clone();
     tokio::spawn(async move {
         tokio::select! {
-            () = stop.shutdown.cancelled() => notify(&[sd_notify::NotifyState::Stopping]),
-            () = stop.handed_over.cancelled() => {}
+            () = stop.shutting_down() => notify(&[sd_notify::NotifyState::Stopping]),
+            () = stop.handing_over() => {}
         }
     });
 }

@@ -12,5 +12,6 @@ pub mod request;
 pub mod response;
 pub mod router;
 pub mod server;
+pub mod signal;
 pub mod slots;
 pub mod watched_io;

@@ -29,12 +29,13 @@ use hyper_util::server::conn::auto;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::connection::{self, ConnActivity};
 use super::request::RequestId;
 use super::response::{self, HttpResponse};
+use super::signal::{Fired, Signal};
+
 use super::watched_io::{WatchedIo, WriteStall};
 use crate::config::HttpConfig;
 use crate::error::ApiError;
@@ -83,14 +84,46 @@ fn builder(config: &HttpConfig) -> auto::Builder<TokioExecutor> {
     }
 }
 
-/// What ends the accept loop, and how its connections then close.
+/// What ends the accept loop, and how its connections then close. Cheap to watch: every
+/// connection polls it on each wake-up (see [`super::signal`]).
 #[derive(Debug, Clone, Default)]
 pub struct Stop {
     /// Shutting down: every connection finishes its in-flight requests and closes now.
-    pub shutdown: CancellationToken,
+    shutdown: Arc<Signal>,
     /// The listener was handed to another server, which accepts from now on: connections close
     /// as their clients learn of it (see the module doc).
-    pub handed_over: CancellationToken,
+    handed_over: Arc<Signal>,
+    /// Whichever of the two came first: the one signal a connection polls until then.
+    either: Arc<Signal>,
+}
+
+impl Stop {
+    /// Shut down: stop accepting, close every connection once its in-flight requests are done.
+    pub fn shut_down(&self) {
+        self.shutdown.fire();
+        self.either.fire();
+    }
+
+    /// The listener now belongs to another server: stop accepting, close connections as their
+    /// clients learn of it.
+    pub fn hand_over(&self) {
+        self.handed_over.fire();
+        self.either.fire();
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_fired()
+    }
+
+    /// Completes once [`Stop::shut_down`] was called.
+    pub fn shutting_down(&self) -> Fired {
+        self.shutdown.fired()
+    }
+
+    /// Completes once [`Stop::hand_over`] was called.
+    pub fn handing_over(&self) -> Fired {
+        self.handed_over.fired()
+    }
 }
 
 /// Accepts connections until `stop` fires, then drains them within the grace period. At most
@@ -105,11 +138,11 @@ pub async fn serve<H: Handler>(
     let builder = Arc::new(builder(&config));
     let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let tracker = TaskTracker::new();
+    let mut stopped = stop.either.fired();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = stop.shutdown.cancelled() => break,
-            () = stop.handed_over.cancelled() => break,
+            () = &mut stopped => break,
         };
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
@@ -249,6 +282,9 @@ async fn drive<E: std::fmt::Display, C: Future<Output = Result<(), E>>>(
     let mut linger = pin!(linger);
     let mut lingering = false;
     let mut closing = false;
+    let mut stopped = stop.either.fired();
+    // Polled only after a handover, while lingering.
+    let mut shutting_down = stop.shutting_down();
     loop {
         tokio::select! {
             () = &mut stall_check => match stall.blocked_for() {
@@ -266,19 +302,20 @@ async fn drive<E: std::fmt::Display, C: Future<Output = Result<(), E>>>(
                 }
                 return;
             }
-            () = stop.shutdown.cancelled(), if !closing => {
-                begin_graceful_shutdown(conn.as_mut());
-                closing = true;
-            }
-            () = stop.handed_over.cancelled(), if !closing && !lingering => {
-                activity.begin_draining();
-                if http2 {
+            () = &mut stopped, if !closing && !lingering => {
+                if stop.is_shutting_down() || http2 {
                     begin_graceful_shutdown(conn.as_mut());
                     closing = true;
                 } else {
+                    // Handed over: this HTTP/1.1 connection's next answer closes it.
+                    activity.begin_draining();
                     linger.as_mut().reset(tokio::time::Instant::now() + config.handover_linger);
                     lingering = true;
                 }
+            }
+            () = &mut shutting_down, if lingering && !closing => {
+                begin_graceful_shutdown(conn.as_mut());
+                closing = true;
             }
             () = &mut linger, if lingering && !closing => {
                 begin_graceful_shutdown(conn.as_mut());
