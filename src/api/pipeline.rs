@@ -4,7 +4,8 @@
 //! the body, read at a minimum rate and before any permit (a slow sender holds only its own
 //! connection; one address without credentials sends few bodies at once) → in-flight permit (503 +
 //! `Retry-After` when the server is full, instead of queueing) → handler under the per-request
-//! deadline → error rendering → `X-Request-Id`, CORS, `Connection: close` after a handover and
+//! deadline (in a `request` span carrying the request id, so that every line a handler logs
+//! names it) → error rendering → `X-Request-Id`, CORS, `Connection: close` after a handover and
 //! `HEAD` treatment → metrics by route template and status class.
 
 use std::convert::Infallible;
@@ -18,6 +19,7 @@ use http::header::{
 };
 use http::{HeaderValue, Method, Request, StatusCode};
 use hyper::body::Incoming;
+use tracing::Instrument;
 
 use super::App;
 use super::routes::{self, Access, Route};
@@ -159,9 +161,12 @@ async fn run_route(
     let outcome = if route.id == routes::RouteId::Redirect {
         Ok(routes::dispatch(app, route.id, req).await)
     } else {
+        // Every line a handler logs carries its request's id. (Not the redirect's: a span costs
+        // about a microsecond there, and its rare error lines name the id themselves.)
+        let span = tracing::info_span!("request", request_id = %request_id.as_str());
         tokio::time::timeout(
             app.config.http.handler_timeout,
-            routes::dispatch(app, route.id, req),
+            routes::dispatch(app, route.id, req).instrument(span),
         )
         .await
     };

@@ -18,7 +18,7 @@ use super::domains::{self, HostDomain};
 use super::record::{AccessType, LinkStatus};
 use super::{RedirectOutcome, api, code, pages, rules};
 use crate::error::ApiError;
-use crate::http::request;
+use crate::http::request::{self, RequestId};
 use crate::http::response::{self, HttpResponse};
 use crate::keys::KeyReq as Req;
 use crate::timefmt;
@@ -40,7 +40,7 @@ pub fn follow(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiErro
             now,
         );
     }
-    let location = match visitor_rule(links, &link, req.parts) {
+    let location = match visitor_rule(links, &link, req.parts, req.request_id) {
         RuleChoice::Page(page) => return Ok(page),
         RuleChoice::Location(location) => location,
     };
@@ -53,7 +53,7 @@ pub fn follow(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiErro
             None,
         ));
     }
-    let location = counted_location(links, &link, location)?;
+    let location = counted_location(links, &link, location, req.request_id)?;
     redirect(
         links,
         &link,
@@ -89,6 +89,7 @@ fn visitor_rule<'a>(
     links: &LinkService,
     link: &'a CachedLink,
     parts: &http::request::Parts,
+    request_id: &RequestId,
 ) -> RuleChoice<'a> {
     let rules = &link.record.rules;
     if rules.is_empty() {
@@ -114,6 +115,7 @@ fn visitor_rule<'a>(
     // to the link's own target rather than nowhere.
     if link.rule_locations[index].is_none() {
         tracing::error!(
+            request_id = request_id.as_str(),
             code = link.record.code,
             rule = index,
             "rule target is not a valid URL"
@@ -127,6 +129,7 @@ fn counted_location<'a>(
     links: &LinkService,
     link: &'a CachedLink,
     rule_location: Option<&'a HeaderValue>,
+    request_id: &RequestId,
 ) -> Result<&'a HeaderValue, ApiError> {
     match rule_location {
         Some(location) => {
@@ -135,15 +138,22 @@ fn counted_location<'a>(
         }
         None => {
             links.count(RedirectOutcome::Found);
-            target_location(link)
+            target_location(link, request_id)
         }
     }
 }
 
 /// The link's target as a `Location`.
-fn target_location(link: &CachedLink) -> Result<&HeaderValue, ApiError> {
+fn target_location<'a>(
+    link: &'a CachedLink,
+    request_id: &RequestId,
+) -> Result<&'a HeaderValue, ApiError> {
     link.location.as_ref().ok_or_else(|| {
-        tracing::error!(code = link.record.code, "stored target is not a valid URL");
+        tracing::error!(
+            request_id = request_id.as_str(),
+            code = link.record.code,
+            "stored target is not a valid URL"
+        );
         ApiError::Internal
     })
 }
@@ -172,12 +182,12 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
             now,
         );
     }
-    let rule_location = match visitor_rule(links, &link, req.parts) {
+    let rule_location = match visitor_rule(links, &link, req.parts, req.request_id) {
         RuleChoice::Page(page) => return Ok(page),
         RuleChoice::Location(location) => location,
     };
     if link.record.access == AccessType::Open {
-        let location = counted_location(links, &link, rule_location)?;
+        let location = counted_location(links, &link, rule_location, req.request_id)?;
         return redirect(
             links,
             &link,
@@ -216,7 +226,7 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
         links.count(RedirectOutcome::PasswordOk);
         let location = match rule_location {
             Some(location) => location,
-            None => target_location(&link)?,
+            None => target_location(&link, req.request_id)?,
         };
         return redirect(
             links,

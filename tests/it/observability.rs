@@ -94,6 +94,32 @@ fn json_log_format_writes_one_json_object_per_line() {
 }
 
 #[test]
+fn a_line_logged_while_handling_a_request_carries_its_request_id() {
+    for format in ["json", "human"] {
+        let mut server = Server::start_with(&[("PANLINK_SERVER_LOG_FORMAT", format)]);
+        // Creating a key logs "API key created" from inside its handler.
+        let response = server.admin("POST", "/admin/api/keys", Some(r#"{"name": "logged"}"#));
+        assert_eq!(response.status, 201, "{}", response.text());
+        let id = response.header("x-request-id").unwrap().to_owned();
+        server.stop();
+        let log = server.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("API key created"))
+            .unwrap_or_else(|| panic!("{log}"));
+        if format == "json" {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(value["span"]["request_id"], id.as_str(), "{line}");
+        } else {
+            assert!(line.contains(&format!("request_id={id}")), "{line}");
+        }
+        // Lines outside a request carry none.
+        let started = log.lines().find(|l| l.contains("panlink started")).unwrap();
+        assert!(!started.contains("request_id"), "{started}");
+    }
+}
+
+#[test]
 fn a_log_that_is_not_a_terminal_has_no_colour_codes_unless_asked() {
     // The harness sends stderr to a file, as journald or a shell redirect would.
     let mut plain = Server::start();
