@@ -100,6 +100,7 @@ impl App {
             Arc::clone(&store),
             client,
             &config.checker,
+            &config.drives,
             Arc::clone(&webhooks),
             shutdown.clone(),
         )?;

@@ -16,10 +16,11 @@ pub mod sources;
 
 use std::path::Path;
 
+pub use declare::{PerDrive, PerDriveRaw};
 pub use settings::{
-    AdminConfig, CacheTtl, CheckConfig, CheckerConfig, Config, HttpConfig, JobsConfig, KeysConfig,
-    LinksConfig, LogColor, LogFormat, MonitorsConfig, ProviderCookies, RawConfig, SecurityConfig,
-    ServerConfig, StorageConfig, WebhooksConfig,
+    AdminConfig, CacheTtl, CheckConfig, CheckerConfig, Config, DriveConfig, HttpConfig, JobsConfig,
+    KeysConfig, LinksConfig, LogColor, LogFormat, MonitorsConfig, ProviderCookies, RawConfig,
+    SecurityConfig, ServerConfig, StorageConfig, WebhooksConfig,
 };
 
 /// A configuration problem that stops start-up. The message names the key and what it accepts.
@@ -31,7 +32,8 @@ pub struct ConfigError(pub String);
 const TEMPLATE_HEADER: &str = "\
 panlink configuration. Every key is shown with its built-in default: delete any line and the
 default applies. Every key can be overridden by an environment variable PANLINK_<SECTION>_<KEY>,
-e.g. PANLINK_HTTP_MAX_CONNECTIONS=5000; the short forms PANLINK_LISTEN, PANLINK_DATA_DIR,
+e.g. PANLINK_HTTP_MAX_CONNECTIONS=5000, or in a drive's section
+PANLINK_DRIVES_BAIDU_ENABLED=false; the short forms PANLINK_LISTEN, PANLINK_DATA_DIR,
 PANLINK_ADMIN_TOKEN and PANLINK_PUBLIC_BASE_URL also work. An invalid value stops start-up with
 a message naming the key and what it accepts. This file is printed by `panlink default-config`.";
 
@@ -94,6 +96,29 @@ mod tests {
         let err = Config::from_raw(raw).unwrap_err().to_string();
         assert!(err.contains("http.listen_backlog"), "{err}");
         assert!(err.contains("between 1 and 65535"), "{err}");
+    }
+
+    #[test]
+    fn each_drive_has_its_own_section_from_the_file_or_the_environment() {
+        use crate::drive::Provider;
+        let env = |name: &str| (name == "PANLINK_DRIVES_QUARK_RATE_PER_S").then(|| "7".to_owned());
+        let raw = sources::merge("[drives.baidu]\nenabled = false\n", "t", &env).unwrap();
+        let config = Config::from_raw(raw).unwrap();
+        assert!(!config.drives.of(Provider::Baidu).enabled);
+        assert_eq!(config.drives.of(Provider::Baidu).rate_per_s, 0);
+        assert_eq!(config.drives.of(Provider::Quark).rate_per_s, 7);
+        assert!(config.drives.of(Provider::Cmcc).enabled);
+        let err = sources::merge("[drives.nodrive]\nenabled = false\n", "t", &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nodrive"), "{err}");
+        let raw = sources::merge("[drives.uc]\nconcurrency = 20000\n", "t", &no_env).unwrap();
+        let err = Config::from_raw(raw).unwrap_err().to_string();
+        assert!(err.contains("drives.uc.concurrency"), "{err}");
+        let err = sources::check_env_names(["PANLINK_DRIVES_UC_SPEED"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PANLINK_DRIVES_UC_RATE_PER_S"), "{err}");
     }
 
     #[test]

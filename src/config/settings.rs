@@ -354,6 +354,16 @@ config_sections! {
         blocklist_file: String = String::new(), check(optional_path, "")
             => blocklist_file: Option<PathBuf>;
     }
+
+    per_drive [drives] RawDrive => DriveConfig {
+        /// Check this drive's links. false: they are answered `unknown` with reason
+        /// `unsupported_provider` and a message naming this setting; the drive is never asked.
+        enabled: bool = true, any();
+        /// Checks started per second at most against this drive; 0: checker.rate_per_s.
+        rate_per_s: u32 = 0, range(0, 1_000_000);
+        /// Checks running at once against this drive; 0: checker.concurrency.
+        concurrency: usize = 0, range(0, 10_000);
+    }
 }
 
 /// How log lines are written to stderr.

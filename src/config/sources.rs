@@ -16,20 +16,42 @@ pub const SHORT_ENV_ALIASES: &[(&str, &str, &str)] = &[
     ("PANLINK_PUBLIC_BASE_URL", "server", "public_base_url"),
 ];
 
-/// The environment variable that overrides `section.key`.
+/// The environment variable that overrides `section.key` (a per-drive section `drives.quark`
+/// gives `PANLINK_DRIVES_QUARK_<KEY>`).
 pub fn env_name(section: &str, key: &str) -> String {
-    format!("PANLINK_{}_{}", section.to_uppercase(), key.to_uppercase())
+    format!(
+        "PANLINK_{}_{}",
+        section.replace('.', "_").to_uppercase(),
+        key.to_uppercase()
+    )
+}
+
+/// Every section of `defaults` with its table, by its dotted name: a table whose values are all
+/// tables (the per-drive sections) gives one section per inner table.
+fn sections(defaults: &Table) -> Vec<(String, &Table)> {
+    let mut out = Vec::new();
+    for (name, value) in defaults {
+        let Value::Table(table) = value else { continue };
+        if !table.is_empty() && table.values().all(Value::is_table) {
+            for (inner, value) in table {
+                if let Value::Table(inner_table) = value {
+                    out.push((format!("{name}.{inner}"), inner_table));
+                }
+            }
+        } else {
+            out.push((name.clone(), table));
+        }
+    }
+    out
 }
 
 /// Every `(section, key)` of the configuration, in definition order.
 pub fn all_keys() -> Vec<(String, String)> {
     let defaults = default_table();
     let mut keys = Vec::new();
-    for (section, table) in &defaults {
-        if let Value::Table(table) = table {
-            for key in table.keys() {
-                keys.push((section.clone(), key.clone()));
-            }
+    for (section, table) in sections(&defaults) {
+        for key in table.keys() {
+            keys.push((section.clone(), key.clone()));
         }
     }
     keys
@@ -56,10 +78,9 @@ pub fn check_env_names<'a>(
         if known(name) {
             continue;
         }
-        let section = keys
-            .iter()
-            .map(|(section, _)| section)
-            .find(|section| rest.starts_with(&format!("{}_", section.to_uppercase())));
+        let section = keys.iter().map(|(section, _)| section).find(|section| {
+            rest.starts_with(&format!("{}_", section.replace('.', "_").to_uppercase()))
+        });
         if let Some(section) = section {
             let mut choices: Vec<String> = keys
                 .iter()
@@ -87,16 +108,13 @@ pub fn merge(
         .parse()
         .map_err(|err| ConfigError(format!("{origin}: {err}")))?;
     let defaults = default_table();
-    for (section, section_defaults) in &defaults {
-        let Value::Table(section_defaults) = section_defaults else {
-            continue;
-        };
+    for (section, section_defaults) in sections(&defaults) {
         for (key, default) in section_defaults {
-            let mut names = vec![env_name(section, key)];
+            let mut names = vec![env_name(&section, key)];
             names.extend(
                 SHORT_ENV_ALIASES
                     .iter()
-                    .filter(|(_, s, k)| s == section && k == key)
+                    .filter(|(_, s, k)| *s == section && k == key)
                     .map(|(name, _, _)| (*name).to_owned()),
             );
             // The long form wins over a short alias when both are set.
@@ -109,14 +127,18 @@ pub fn merge(
                     describe(default)
                 ))
             })?;
-            let section_table = table
-                .entry(section.clone())
-                .or_insert_with(|| Value::Table(Table::new()));
-            let Value::Table(section_table) = section_table else {
-                return Err(ConfigError(format!(
-                    "{origin}: `{section}` must be a table"
-                )));
-            };
+            let mut section_table = &mut table;
+            for part in section.split('.') {
+                let entry = section_table
+                    .entry(part.to_owned())
+                    .or_insert_with(|| Value::Table(Table::new()));
+                let Value::Table(inner) = entry else {
+                    return Err(ConfigError(format!(
+                        "{origin}: `{section}` must be a table"
+                    )));
+                };
+                section_table = inner;
+            }
             section_table.insert(key.clone(), value);
         }
     }

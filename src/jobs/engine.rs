@@ -33,7 +33,7 @@ use crate::checker::client::UpstreamClient;
 use crate::checker::providers;
 use crate::checker::share::{Provider, ShareRef};
 use crate::checker::verdict::{Reason, State, Verdict};
-use crate::config::CheckerConfig;
+use crate::config::{CheckerConfig, DriveConfig, PerDrive};
 use crate::store::{Store, StoreError};
 use crate::timefmt;
 use crate::webhooks::{self, EventType, Webhooks};
@@ -417,6 +417,8 @@ pub struct Lane {
     pub permits: Arc<Semaphore>,
     pub concurrency: usize,
     pub rate_per_s: u32,
+    /// `drives.<name>.enabled`: when false, its links are answered without asking the drive.
+    pub enabled: bool,
     pub stats: LaneStats,
     /// Adaptive limit and circuit breaker.
     pub health: ProviderHealth,
@@ -579,12 +581,22 @@ impl Engine {
         store: Arc<Store>,
         client: UpstreamClient,
         config: &CheckerConfig,
+        drives: &PerDrive<DriveConfig>,
         webhooks: Arc<Webhooks>,
         shutdown: CancellationToken,
     ) -> Result<Arc<Engine>, StoreError> {
         let lanes: Vec<Arc<Lane>> = Provider::ALL
             .iter()
             .map(|&provider| {
+                let drive = drives.of(provider);
+                let concurrency = match drive.concurrency {
+                    0 => config.concurrency,
+                    own => own,
+                };
+                let rate_per_s = match drive.rate_per_s {
+                    0 => config.rate_per_s,
+                    own => own,
+                };
                 Arc::new(Lane {
                     provider,
                     metrics: LaneMetrics::new(provider),
@@ -592,14 +604,13 @@ impl Engine {
                     ring: SegQueue::new(),
                     background: SegQueue::new(),
                     wake: Notify::new(),
-                    permits: Arc::new(Semaphore::new(
-                        config.concurrency + urgent_headroom(config.concurrency),
-                    )),
-                    concurrency: config.concurrency,
-                    rate_per_s: config.rate_per_s,
+                    permits: Arc::new(Semaphore::new(concurrency + urgent_headroom(concurrency))),
+                    concurrency,
+                    rate_per_s,
+                    enabled: drive.enabled,
                     stats: LaneStats::default(),
                     health: ProviderHealth::new(
-                        config.concurrency,
+                        concurrency,
                         config.breaker_failures,
                         u64::try_from(config.breaker_cooldown.as_millis()).unwrap_or(u64::MAX),
                         config.retry_budget_ratio,
@@ -1235,6 +1246,11 @@ fn shared_outcome(
 
 /// Asks the provider, retrying transient outcomes with exponential backoff and jitter.
 async fn ask_with_retries(engine: &Engine, lane: &Lane, share: &ShareRef) -> (Verdict, u32) {
+    if !lane.enabled {
+        // The setting that turned the drive off stands where a provider's code would.
+        let setting = format!("drives.{}.enabled=false", lane.provider.as_str());
+        return (Verdict::unknown(Reason::UnsupportedProvider, setting), 0);
+    }
     let mut attempts = 0;
     let verdict = loop {
         attempts += 1;
@@ -1474,6 +1490,7 @@ mod tests {
                 permits: Arc::new(Semaphore::new(1)),
                 concurrency: 1,
                 rate_per_s: 1,
+                enabled: true,
                 stats: LaneStats::default(),
                 health: ProviderHealth::new(1, 1, 1, 0.2),
                 slot_freed: Notify::new(),

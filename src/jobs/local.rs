@@ -60,6 +60,7 @@ impl LocalChecker {
             Arc::clone(&store),
             client,
             &config.checker,
+            &config.drives,
             webhooks,
             shutdown.clone(),
         )?;

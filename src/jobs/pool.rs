@@ -21,6 +21,8 @@ pub struct ProviderPool {
     pub name: &'static str,
     pub hosts: &'static [&'static str],
     pub supports_passcode: bool,
+    /// `drives.<name>.enabled`.
+    pub enabled: bool,
     pub queued: u64,
     pub urgent_queued: u64,
     /// Monitors' re-checks waiting on the background lane.
@@ -86,6 +88,7 @@ fn provider_pool(engine: &Engine, lane: &Lane) -> ProviderPool {
         name: lane.provider.display_name(),
         hosts: providers::share_hosts(lane.provider),
         supports_passcode: true,
+        enabled: lane.enabled,
         queued: load(&stats.queued),
         urgent_queued: load(&stats.urgent_queued),
         background_queued: load(&stats.background_queued),

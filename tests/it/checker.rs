@@ -776,3 +776,51 @@ fn every_provider_every_case_through_a_job_and_its_stream() {
         }
     }
 }
+
+/// A drive turned off in its section is never asked: its links are answered `unknown` /
+/// `unsupported_provider` naming the setting, and `/pool` says so; a drive's own concurrency and
+/// rate stand beside the others' defaults.
+#[test]
+fn a_drive_turned_off_in_its_section_is_never_asked() {
+    let mock = Mock::start(0);
+    let server = crate::harness::Server::with_mock(
+        &mock,
+        &[
+            ("PANLINK_DRIVES_BAIDU_ENABLED", "false"),
+            ("PANLINK_DRIVES_QUARK_CONCURRENCY", "3"),
+            ("PANLINK_DRIVES_QUARK_RATE_PER_S", "9"),
+        ],
+    );
+    let key = server.job_key("drives");
+    let before = mock.stats()["requests"]["baidu"].as_u64().unwrap_or(0);
+    let answer = server.send(
+        "POST",
+        "/check",
+        &[("X-API-Key", &key), ("Content-Type", "application/json")],
+        Some(
+            &serde_json::json!({"items": ["https://pan.baidu.com/s/1okDRIVE", "https://pan.quark.cn/s/okDRIVE1"], "wait_s": 20})
+                .to_string(),
+        ),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let results = answer.json()["results"].clone();
+    assert_eq!(results[0]["state"], "unknown", "{results}");
+    assert_eq!(results[0]["reason"], "unsupported_provider", "{results}");
+    assert_eq!(
+        results[0]["provider_code"], "drives.baidu.enabled=false",
+        "{results}"
+    );
+    assert_eq!(results[1]["state"], "valid", "{results}");
+    assert_eq!(
+        mock.stats()["requests"]["baidu"].as_u64().unwrap_or(0),
+        before,
+        "baidu was asked"
+    );
+    let pool = server.get("/pool", &[]).json();
+    let providers = &pool["providers"];
+    assert_eq!(providers["baidu"]["enabled"], false, "{pool}");
+    assert_eq!(providers["quark"]["enabled"], true, "{pool}");
+    assert_eq!(providers["quark"]["max_concurrency"], 3, "{pool}");
+    assert_eq!(providers["quark"]["rate_per_s"], 9, "{pool}");
+    assert_eq!(providers["uc"]["max_concurrency"], 16, "{pool}");
+}
