@@ -28,6 +28,7 @@ URL_SHAPES = {
     "aliyun": "https://www.alipan.com/s/{id}",
     "xunlei": "https://pan.xunlei.com/s/{id}",
     "cmcc": "https://caiyun.139.com/w/i/{id}",
+    "lanzou": "https://wwi.lanzoux.com/{id}",
 }
 
 

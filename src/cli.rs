@@ -21,9 +21,9 @@ use crate::timefmt;
 #[command(
     name = "panlink",
     version,
-    about = "Share-link checker for nine Chinese cloud drives, and a short-link service",
+    about = "Share-link checker for Chinese cloud drives, and a short-link service",
     long_about = "panlink: one binary that checks cloud-drive share links (quark, uc, baidu, tianyi, 123pan, \
-115, aliyun, xunlei, cmcc) and serves short links, over an HTTP API backed by LMDB.\n\n\
+115, aliyun, xunlei, cmcc, lanzou) and serves short links, over an HTTP API backed by LMDB.\n\n\
 Configuration comes from --config PATH, else ./config.toml if present, else built-in defaults; \
 every key can be overridden with an environment variable PANLINK_<SECTION>_<KEY> \
 (for example PANLINK_HTTP_MAX_CONNECTIONS=5000), plus the short forms PANLINK_LISTEN, \
@@ -84,7 +84,7 @@ pub enum Command {
         #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv", "table"])]
         format: String,
     },
-    /// Serve the nine providers' web APIs on one TLS port, for tests and load runs (see
+    /// Serve the providers' web APIs on one TLS port, for tests and load runs (see
     /// checker.upstream_override and checker.extra_root_ca).
     MockUpstream {
         /// Address to listen on (port 0 picks a free one; the chosen address is printed).

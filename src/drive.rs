@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The nine cloud drives panlink knows.
+/// The cloud drives panlink knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
@@ -18,10 +18,11 @@ pub enum Provider {
     Aliyun,
     Xunlei,
     Cmcc,
+    Lanzou,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 9] = [
+    pub const ALL: [Provider; 10] = [
         Provider::Quark,
         Provider::Uc,
         Provider::Baidu,
@@ -31,6 +32,7 @@ impl Provider {
         Provider::Aliyun,
         Provider::Xunlei,
         Provider::Cmcc,
+        Provider::Lanzou,
     ];
 
     /// The API name (`quark`, `pan123`, …).
@@ -45,6 +47,7 @@ impl Provider {
             Provider::Aliyun => "aliyun",
             Provider::Xunlei => "xunlei",
             Provider::Cmcc => "cmcc",
+            Provider::Lanzou => "lanzou",
         }
     }
 
@@ -60,6 +63,7 @@ impl Provider {
             Provider::Aliyun => "阿里云盘",
             Provider::Xunlei => "迅雷云盘",
             Provider::Cmcc => "中国移动云盘",
+            Provider::Lanzou => "蓝奏云",
         }
     }
 

@@ -24,6 +24,7 @@ const PROVIDER_URLS = [
   (n) => `https://drive.uc.cn/s/okK6u${n}`,
   (n) => `https://www.123pan.com/s/okK6c-${n}`,
   (n) => `https://caiyun.139.com/m/i?okK6m${n}`,
+  (n) => `https://wwi.lanzoux.com/okK6l${n}`,
 ];
 
 const sseResults = new Counter("sse_results");

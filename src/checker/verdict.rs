@@ -45,11 +45,17 @@ pub enum Reason {
     /// The provider refused the form of panlink's request itself (not the share): every check of
     /// that provider is blind until the adapter is fixed.
     RequestRejected,
+    /// The provider answered with an anti-bot challenge panlink could not pass (a shape it does
+    /// not know, or a second challenge after solving one).
+    AntiBotChallenge,
+    /// The provider's public evidence does not tell what this answer means for the share, so
+    /// panlink does not guess.
+    ProviderUnverified,
 }
 
 impl Reason {
     /// Every reason, in declaration order ([`index`](Self::index) is the position here).
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 20] = [
         Reason::AllChecksPassed,
         Reason::EmptyShare,
         Reason::ShareCancelled,
@@ -68,6 +74,8 @@ impl Reason {
         Reason::InvalidUrl,
         Reason::Cancelled,
         Reason::RequestRejected,
+        Reason::AntiBotChallenge,
+        Reason::ProviderUnverified,
     ];
 
     /// The reason's position in [`ALL`](Self::ALL).
@@ -106,6 +114,8 @@ impl Reason {
             Reason::InvalidUrl => "invalid_url",
             Reason::Cancelled => "cancelled",
             Reason::RequestRejected => "request_rejected",
+            Reason::AntiBotChallenge => "anti_bot_challenge",
+            Reason::ProviderUnverified => "provider_unverified",
         }
     }
 }
@@ -192,7 +202,7 @@ mod tests {
             assert_eq!(reason.index(), at, "{reason:?}");
         }
         // A reason added to the enum but not to `ALL` would index past its end.
-        assert_eq!(Reason::RequestRejected.index() + 1, Reason::ALL.len());
+        assert_eq!(Reason::ProviderUnverified.index() + 1, Reason::ALL.len());
     }
 
     #[test]

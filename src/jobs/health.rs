@@ -190,7 +190,8 @@ impl ProviderHealth {
             Reason::Timeout
             | Reason::UpstreamError
             | Reason::UpstreamUnreachable
-            | Reason::RequestRejected => {
+            | Reason::RequestRejected
+            | Reason::AntiBotChallenge => {
                 let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
                 if self.probing.load(Ordering::Acquire) {
                     // The probe failed: open again for longer.

@@ -17,6 +17,7 @@ pub mod baidu;
 pub mod cmcc;
 pub mod fault;
 pub mod hold;
+pub mod lanzou;
 pub mod outcome;
 pub mod pan115;
 pub mod pan123;
@@ -58,7 +59,7 @@ pub struct MockOptions {
 }
 
 /// Each provider's API hosts, under the name its requests are counted by.
-const ROUTES: [(&str, &[&str]); 9] = [
+const ROUTES: [(&str, &[&str]); 10] = [
     ("quark", quark::HOSTS),
     ("uc", quark::UC_HOSTS),
     ("baidu", baidu::HOSTS),
@@ -68,6 +69,7 @@ const ROUTES: [(&str, &[&str]); 9] = [
     ("aliyun", aliyun::HOSTS),
     ("xunlei", xunlei::HOSTS),
     ("cmcc", cmcc::HOSTS),
+    ("lanzou", lanzou::HOSTS),
 ];
 
 /// Every host the mock has a certificate for and answers on.
@@ -336,6 +338,7 @@ async fn answer(state: Arc<MockState>, req: Request<Incoming>) -> Response<Full<
         "pan115" => pan115::answer(&state, &request).await,
         "aliyun" => aliyun::answer(&state, &request).await,
         "xunlei" => xunlei::answer(&state, &request).await,
+        "lanzou" => lanzou::answer(&state, &request).await,
         _ => cmcc::answer(&state, &request).await,
     };
     let held_ns = u64::try_from(arrived.elapsed().as_nanos()).unwrap_or(u64::MAX);

@@ -54,6 +54,7 @@ pub fn share_url(provider: Provider, id: &str) -> String {
         Provider::Aliyun => format!("https://www.alipan.com/s/{id}"),
         Provider::Xunlei => format!("https://pan.xunlei.com/s/{id}"),
         Provider::Cmcc => format!("https://caiyun.139.com/w/i/{id}"),
+        Provider::Lanzou => format!("https://wwi.lanzoux.com/{id}"),
     }
 }
 
@@ -66,53 +67,19 @@ pub fn expected_rows(
     provider: Provider,
 ) -> Vec<(&'static str, Option<&'static str>, State, Reason)> {
     use Reason::*;
-    let dead = |quark_family: Reason,
-                baidu: Reason,
-                tianyi: Reason,
-                pan123: Reason,
-                pan115: Reason,
-                aliyun: Reason,
-                xunlei: Reason,
-                cmcc: Reason| match provider {
-        Provider::Quark | Provider::Uc => quark_family,
-        Provider::Baidu => baidu,
-        Provider::Tianyi => tianyi,
-        Provider::Pan123 => pan123,
-        Provider::Pan115 => pan115,
-        Provider::Aliyun => aliyun,
-        Provider::Xunlei => xunlei,
-        Provider::Cmcc => cmcc,
+    // What each provider's answers say of the dead cases: (gone, expired, banned).
+    let (gone, expired, banned) = match provider {
+        Provider::Quark | Provider::Uc => (ShareCancelled, ShareExpired, ShareViolation),
+        Provider::Baidu => (ShareNotFound, ShareNotFound, ShareViolation),
+        Provider::Tianyi => (ShareCancelled, ShareExpired, ShareViolation),
+        Provider::Pan123 => (ShareNotFound, ShareNotFound, ShareNotFound),
+        Provider::Pan115 => (ShareCancelled, ShareExpired, ShareViolation),
+        Provider::Aliyun => (ShareCancelled, ShareExpired, ShareViolation),
+        Provider::Xunlei => (ShareCancelled, ShareExpired, ShareViolation),
+        Provider::Cmcc => (ShareNotFound, ShareExpired, ShareNotFound),
+        // Lanzou has no page of its own for a blocked share: the mock answers "文件不存在".
+        Provider::Lanzou => (ShareCancelled, ShareExpired, ShareNotFound),
     };
-    let gone = dead(
-        ShareCancelled,
-        ShareNotFound,
-        ShareCancelled,
-        ShareNotFound,
-        ShareCancelled,
-        ShareCancelled,
-        ShareCancelled,
-        ShareNotFound,
-    );
-    let expired = dead(
-        ShareExpired,
-        ShareNotFound,
-        ShareExpired,
-        ShareNotFound,
-        ShareExpired,
-        ShareExpired,
-        ShareExpired,
-        ShareExpired,
-    );
-    let banned = dead(
-        ShareViolation,
-        ShareViolation,
-        ShareViolation,
-        ShareNotFound,
-        ShareViolation,
-        ShareViolation,
-        ShareViolation,
-        ShareNotFound,
-    );
     let mut rows = vec![
         ("okAAAA01", None, Valid, AllChecksPassed),
         ("okexp7AA", None, Valid, AllChecksPassed),
@@ -125,8 +92,8 @@ pub fn expected_rows(
         ("junkAA01", None, Unknown, UnrecognizedResponse),
     ];
     rows.push(match provider {
-        // Tianyi's share info carries no file list.
-        Provider::Tianyi => ("emptyA01", None, Valid, AllChecksPassed),
+        // Tianyi's share info carries no file list; lanzou's folder page lists nothing itself.
+        Provider::Tianyi | Provider::Lanzou => ("emptyA01", None, Valid, AllChecksPassed),
         _ => ("emptyA01", None, Invalid, EmptyShare),
     });
     rows.push(match provider {
@@ -186,8 +153,11 @@ async fn every_case_of_the_mock_table(provider: Provider) {
             "{provider:?}: {ok:?}"
         );
     }
-    if provider != Provider::Tianyi {
-        assert_eq!(ok.file_count, Some(3), "{provider:?}: {ok:?}");
+    match provider {
+        Provider::Tianyi => {}
+        // A lanzou file page is one file.
+        Provider::Lanzou => assert_eq!(ok.file_count, Some(1), "{ok:?}"),
+        _ => assert_eq!(ok.file_count, Some(3), "{provider:?}: {ok:?}"),
     }
     let dated = matches!(
         provider,
@@ -241,6 +211,37 @@ async fn every_case_of_the_mock_table(provider: Provider) {
     assert_verdict(&dead, gone_state, gone_reason, "back, first check");
     let revived = check(&client, &back, None).await;
     assert_verdict(&revived, Valid, Reason::AllChecksPassed, "back, then");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lanzou_every_case_of_the_mock_table() {
+    every_case_of_the_mock_table(Provider::Lanzou).await;
+}
+
+/// Lanzou's WAF challenge over the production TLS path: solved once from the page's `arg1`; a
+/// challenge without `arg1`, or one that comes again, is `anti_bot_challenge` and never dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lanzou_challenge_is_solved_once_and_a_changed_one_is_unknown() {
+    let mock = Mock::start(0);
+    let client = UpstreamClient::new(&mock.checker_config(Duration::from_secs(3))).unwrap();
+    let solved = check(&client, "https://wwi.lanzoux.com/acwokAAAA1", None).await;
+    assert_verdict(&solved, Valid, Reason::AllChecksPassed, "challenge solved");
+    let dead = check(&client, "https://wwi.lanzoux.com/acwgoneAA1", None).await;
+    assert_verdict(
+        &dead,
+        Invalid,
+        Reason::ShareCancelled,
+        "challenge, then gone",
+    );
+    let changed = check(&client, "https://wwi.lanzoux.com/acwbadAAA1", None).await;
+    assert_verdict(&changed, Unknown, Reason::AntiBotChallenge, "no arg1");
+    let again = check(&client, "https://wwi.lanzoux.com/acwloopAA1", None).await;
+    assert_verdict(
+        &again,
+        Unknown,
+        Reason::AntiBotChallenge,
+        "challenged twice",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

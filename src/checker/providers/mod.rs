@@ -7,6 +7,7 @@
 pub mod aliyun;
 pub mod baidu;
 pub mod cmcc;
+pub mod lanzou;
 pub mod pan115;
 pub mod pan123;
 pub mod quark;
@@ -58,7 +59,7 @@ impl Parsed {
 type Parser = fn(&Url) -> Option<Parsed>;
 
 /// Each provider's URL parser, in the order they are tried (their hosts do not overlap).
-const PARSERS: [(Provider, Parser); 9] = [
+const PARSERS: [(Provider, Parser); 10] = [
     (Provider::Quark, quark::parse),
     (Provider::Uc, uc::parse),
     (Provider::Baidu, baidu::parse),
@@ -68,6 +69,7 @@ const PARSERS: [(Provider, Parser); 9] = [
     (Provider::Aliyun, aliyun::parse),
     (Provider::Xunlei, xunlei::parse),
     (Provider::Cmcc, cmcc::parse),
+    (Provider::Lanzou, lanzou::parse),
 ];
 
 /// Recognizes a share URL. The pass code is the client's `passcode` if given, else one the
@@ -111,6 +113,7 @@ pub fn share_hosts(provider: Provider) -> &'static [&'static str] {
         Provider::Aliyun => aliyun::SHARE_HOSTS,
         Provider::Xunlei => xunlei::SHARE_HOSTS,
         Provider::Cmcc => cmcc::SHARE_HOSTS,
+        Provider::Lanzou => lanzou::SHARE_HOSTS,
     }
 }
 
@@ -146,6 +149,7 @@ pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
         Provider::Aliyun => aliyun::check(client, share).await,
         Provider::Xunlei => xunlei::check(client, share).await,
         Provider::Cmcc => cmcc::check(client, share).await,
+        Provider::Lanzou => lanzou::check(client, share).await,
     }
 }
 
