@@ -29,6 +29,7 @@ URL_SHAPES = {
     "xunlei": "https://pan.xunlei.com/s/{id}",
     "cmcc": "https://caiyun.139.com/w/i/{id}",
     "lanzou": "https://wwi.lanzoux.com/{id}",
+    "pikpak": "https://mypikpak.com/s/{id}",
 }
 
 

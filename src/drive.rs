@@ -19,10 +19,11 @@ pub enum Provider {
     Xunlei,
     Cmcc,
     Lanzou,
+    Pikpak,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 10] = [
+    pub const ALL: [Provider; 11] = [
         Provider::Quark,
         Provider::Uc,
         Provider::Baidu,
@@ -33,6 +34,7 @@ impl Provider {
         Provider::Xunlei,
         Provider::Cmcc,
         Provider::Lanzou,
+        Provider::Pikpak,
     ];
 
     /// The API name (`quark`, `pan123`, …).
@@ -48,6 +50,7 @@ impl Provider {
             Provider::Xunlei => "xunlei",
             Provider::Cmcc => "cmcc",
             Provider::Lanzou => "lanzou",
+            Provider::Pikpak => "pikpak",
         }
     }
 
@@ -64,6 +67,7 @@ impl Provider {
             Provider::Xunlei => "迅雷云盘",
             Provider::Cmcc => "中国移动云盘",
             Provider::Lanzou => "蓝奏云",
+            Provider::Pikpak => "PikPak",
         }
     }
 

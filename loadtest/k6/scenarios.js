@@ -25,6 +25,7 @@ const PROVIDER_URLS = [
   (n) => `https://www.123pan.com/s/okK6c-${n}`,
   (n) => `https://caiyun.139.com/m/i?okK6m${n}`,
   (n) => `https://wwi.lanzoux.com/okK6l${n}`,
+  (n) => `https://mypikpak.com/s/okK6k${n}`,
 ];
 
 const sseResults = new Counter("sse_results");

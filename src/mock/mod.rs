@@ -59,7 +59,7 @@ pub struct MockOptions {
 }
 
 /// Each provider's API hosts, under the name its requests are counted by.
-const ROUTES: [(&str, &[&str]); 10] = [
+const ROUTES: [(&str, &[&str]); 11] = [
     ("quark", quark::HOSTS),
     ("uc", quark::UC_HOSTS),
     ("baidu", baidu::HOSTS),
@@ -70,6 +70,7 @@ const ROUTES: [(&str, &[&str]); 10] = [
     ("xunlei", xunlei::HOSTS),
     ("cmcc", cmcc::HOSTS),
     ("lanzou", lanzou::HOSTS),
+    ("pikpak", xunlei::PIKPAK_HOSTS),
 ];
 
 /// Every host the mock has a certificate for and answers on.
@@ -339,6 +340,7 @@ async fn answer(state: Arc<MockState>, req: Request<Incoming>) -> Response<Full<
         "aliyun" => aliyun::answer(&state, &request).await,
         "xunlei" => xunlei::answer(&state, &request).await,
         "lanzou" => lanzou::answer(&state, &request).await,
+        "pikpak" => xunlei::answer_pikpak(&state, &request).await,
         _ => cmcc::answer(&state, &request).await,
     };
     let held_ns = u64::try_from(arrived.elapsed().as_nanos()).unwrap_or(u64::MAX);

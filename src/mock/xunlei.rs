@@ -1,6 +1,7 @@
 //! The mock of xunlei's share API (`docs/providers.md` §3.8 and §4): captcha tokens, then the share.
 //! A token is good only if this mock issued it; a request without a good one gets
-//! `captcha_invalid` (HTTP 400), and one without `x-device-id` gets `invalid_argument`.
+//! `captcha_invalid` (HTTP 400), and one without `x-device-id` gets `invalid_argument`. PikPak,
+//! the same service under other hosts (§3.11), is answered here too.
 
 use bytes::Bytes;
 use http::{Method, Response, StatusCode};
@@ -12,11 +13,26 @@ use super::{MockRequest, MockState};
 
 /// Hosts xunlei's APIs answer on.
 pub const HOSTS: &[&str] = &["xluser-ssl.xunlei.com", "api-pan.xunlei.com"];
+/// Hosts PikPak's APIs answer on.
+pub const PIKPAK_HOSTS: &[&str] = &["user.mypikpak.net", "api-drive.mypikpak.net"];
 
 pub async fn answer(state: &MockState, req: &MockRequest) -> Response<Full<Bytes>> {
+    answer_as(state, req, "xunlei").await
+}
+
+/// PikPak's answers: xunlei's, counted as PikPak's.
+pub async fn answer_pikpak(state: &MockState, req: &MockRequest) -> Response<Full<Bytes>> {
+    answer_as(state, req, "pikpak").await
+}
+
+async fn answer_as(
+    state: &MockState,
+    req: &MockRequest,
+    provider: &'static str,
+) -> Response<Full<Bytes>> {
     match (&req.method, req.path.as_str()) {
         (&Method::POST, "/v1/shield/captcha/init") => captcha_init(state, req),
-        (&Method::GET, "/drive/v1/share") => share(state, req).await,
+        (&Method::GET, "/drive/v1/share") => share(state, req, provider).await,
         _ => error("not_found", 5, "not found", StatusCode::NOT_FOUND),
     }
 }
@@ -47,7 +63,9 @@ fn captcha_init(state: &MockState, req: &MockRequest) -> Response<Full<Bytes>> {
             .is_some_and(|t| !t.is_empty())
         && body["client_id"].as_str().is_some_and(|c| !c.is_empty())
         && body["device_id"].as_str().is_some_and(|d| !d.is_empty())
-        && body["action"] == "get:/drive/v1/share";
+        && body["action"]
+            .as_str()
+            .is_some_and(|a| a.eq_ignore_ascii_case("get:/drive/v1/share"));
     // One client's group throughout: the header names the client the body signs as.
     let one_group = req
         .headers
@@ -64,7 +82,11 @@ fn captcha_init(state: &MockState, req: &MockRequest) -> Response<Full<Bytes>> {
     )
 }
 
-async fn share(state: &MockState, req: &MockRequest) -> Response<Full<Bytes>> {
+async fn share(
+    state: &MockState,
+    req: &MockRequest,
+    provider: &'static str,
+) -> Response<Full<Bytes>> {
     if req.headers.get("x-device-id").is_none() {
         return invalid_argument("device_id is empty");
     }
@@ -94,7 +116,7 @@ async fn share(state: &MockState, req: &MockRequest) -> Response<Full<Bytes>> {
                     "user_info": {"user_id": "1", "nickname": "mock"}, "next_page_token": ""}),
         )
     };
-    match state.settle("xunlei", &id).await {
+    match state.settle(provider, &id).await {
         Case::Ok => valid(3, "-1".to_owned()),
         Case::OkExpiring(days) => valid(3, crate::timefmt::rfc3339_ms(super::in_days(days))),
         Case::Empty => valid(0, "-1".to_owned()),

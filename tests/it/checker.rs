@@ -55,6 +55,7 @@ pub fn share_url(provider: Provider, id: &str) -> String {
         Provider::Xunlei => format!("https://pan.xunlei.com/s/{id}"),
         Provider::Cmcc => format!("https://caiyun.139.com/w/i/{id}"),
         Provider::Lanzou => format!("https://wwi.lanzoux.com/{id}"),
+        Provider::Pikpak => format!("https://mypikpak.com/s/{id}"),
     }
 }
 
@@ -75,7 +76,7 @@ pub fn expected_rows(
         Provider::Pan123 => (ShareNotFound, ShareNotFound, ShareNotFound),
         Provider::Pan115 => (ShareCancelled, ShareExpired, ShareViolation),
         Provider::Aliyun => (ShareCancelled, ShareExpired, ShareViolation),
-        Provider::Xunlei => (ShareCancelled, ShareExpired, ShareViolation),
+        Provider::Xunlei | Provider::Pikpak => (ShareCancelled, ShareExpired, ShareViolation),
         Provider::Cmcc => (ShareNotFound, ShareExpired, ShareNotFound),
         // Lanzou has no page of its own for a blocked share: the mock answers "文件不存在".
         Provider::Lanzou => (ShareCancelled, ShareExpired, ShareNotFound),
@@ -114,7 +115,7 @@ fn limit_code(provider: Provider) -> &'static str {
     match provider {
         Provider::Baidu => "-62",
         Provider::Tianyi => "InvalidVerifyCode",
-        Provider::Xunlei => "captcha_invalid",
+        Provider::Xunlei | Provider::Pikpak => "captcha_invalid",
         _ => "HTTP 429",
     }
 }
@@ -161,7 +162,12 @@ async fn every_case_of_the_mock_table(provider: Provider) {
     }
     let dated = matches!(
         provider,
-        Provider::Quark | Provider::Uc | Provider::Pan115 | Provider::Aliyun | Provider::Xunlei
+        Provider::Quark
+            | Provider::Uc
+            | Provider::Pan115
+            | Provider::Aliyun
+            | Provider::Xunlei
+            | Provider::Pikpak
     );
     let expiring = check(&client, &share_url(provider, "okexp7AB"), None).await;
     let now = panlink::timefmt::now_ms();
@@ -184,7 +190,11 @@ async fn every_case_of_the_mock_table(provider: Provider) {
     // `limit`: rate limited (with the provider's signal) for two requests, then valid. Xunlei
     // spends both in one check: it asks again once with a fresh captcha token.
     let url = share_url(provider, "limitA01");
-    let limited_checks = if provider == Provider::Xunlei { 1 } else { 2 };
+    let limited_checks = if matches!(provider, Provider::Xunlei | Provider::Pikpak) {
+        1
+    } else {
+        2
+    };
     for _ in 0..limited_checks {
         let limited = check(&client, &url, None).await;
         assert_verdict(&limited, Unknown, Reason::RateLimited, "limit");
@@ -211,6 +221,11 @@ async fn every_case_of_the_mock_table(provider: Provider) {
     assert_verdict(&dead, gone_state, gone_reason, "back, first check");
     let revived = check(&client, &back, None).await;
     assert_verdict(&revived, Valid, Reason::AllChecksPassed, "back, then");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pikpak_every_case_of_the_mock_table() {
+    every_case_of_the_mock_table(Provider::Pikpak).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ pub mod cmcc;
 pub mod lanzou;
 pub mod pan115;
 pub mod pan123;
+pub mod pikpak;
 pub mod quark;
 pub mod tianyi;
 pub mod uc;
@@ -59,7 +60,7 @@ impl Parsed {
 type Parser = fn(&Url) -> Option<Parsed>;
 
 /// Each provider's URL parser, in the order they are tried (their hosts do not overlap).
-const PARSERS: [(Provider, Parser); 10] = [
+const PARSERS: [(Provider, Parser); 11] = [
     (Provider::Quark, quark::parse),
     (Provider::Uc, uc::parse),
     (Provider::Baidu, baidu::parse),
@@ -70,6 +71,7 @@ const PARSERS: [(Provider, Parser); 10] = [
     (Provider::Xunlei, xunlei::parse),
     (Provider::Cmcc, cmcc::parse),
     (Provider::Lanzou, lanzou::parse),
+    (Provider::Pikpak, pikpak::parse),
 ];
 
 /// Recognizes a share URL. The pass code is the client's `passcode` if given, else one the
@@ -114,6 +116,7 @@ pub fn share_hosts(provider: Provider) -> &'static [&'static str] {
         Provider::Xunlei => xunlei::SHARE_HOSTS,
         Provider::Cmcc => cmcc::SHARE_HOSTS,
         Provider::Lanzou => lanzou::SHARE_HOSTS,
+        Provider::Pikpak => pikpak::SHARE_HOSTS,
     }
 }
 
@@ -150,6 +153,7 @@ pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
         Provider::Xunlei => xunlei::check(client, share).await,
         Provider::Cmcc => cmcc::check(client, share).await,
         Provider::Lanzou => lanzou::check(client, share).await,
+        Provider::Pikpak => pikpak::check(client, share).await,
     }
 }
 

@@ -22,32 +22,54 @@ use crate::checker::verdict::{Expiry, Reason, State, Verdict};
 
 /// Hosts of xunlei share links.
 pub const SHARE_HOSTS: &[&str] = &["pan.xunlei.com", "lixian.vip.xunlei.com"];
-/// Where captcha tokens come from.
-pub const CAPTCHA_URL: &str = "https://xluser-ssl.xunlei.com/v1/shield/captcha/init";
-/// The share API.
-pub const API: &str = "https://api-pan.xunlei.com/drive/v1/share";
 
-/// The web client's group (`pan.xunlei.com`): its id, version, package name and the salts of its
-/// `captcha_sign` belong together; a request mixing them with another client's group is refused
-/// (`docs/providers.md` §3.8). The device id is any 32 hex digits.
-const CLIENT_ID: &str = "Xqp0kJBXWhwaTpB6";
-const DEVICE_ID: &str = "5505bd0cab8c9469b98e5891d9fb3e0d";
-const CLIENT_VERSION: &str = "1.92.91";
-const PACKAGE_NAME: &str = "pan.xunlei.com";
-/// One salt per MD5 round of the web client's `captcha_sign`.
-const SIGN_SALTS: [&str; 9] = [
-    "tkPbM0TLWT+eMvAdV2FbXEEQ/Qx5QrfO895+47hmDDPdRZ98xm",
-    "7EBc6XKuI6YGw19anZHmnE4d8W18zjrJU+F",
-    "stEQvsO6eeP93DdrX7mfYA7G",
-    "edXgGCdIaqdZJZH5k",
-    "J9SB6D864S1B",
-    "xlAs2Oo28sr",
-    "21+f+kgyrbIcwUUo+xaPD4GYHkpRGv5i4wOnyHrkH4ehKti",
-    "08kltU1bp6eV5bEdlgSEU0GpzjD7/j5X3FwbiiraEzar",
-    "hX6tf7kBT/DS",
-];
-/// The session name of the captcha token in the client.
-const SESSION_TOKEN: &str = "xunlei.captcha_token";
+/// One client of the xunlei drive service: where it asks, and its group of identity and
+/// `captcha_sign` salts. The id, version, package name and salts belong together; a request
+/// mixing them with another client's group is refused (`docs/providers.md` §3.8). PikPak is the
+/// same service under other hosts, with a client of its own (`pikpak.rs`).
+pub struct Family {
+    pub captcha_url: &'static str,
+    pub api: &'static str,
+    /// `Origin` (and, with a `/`, `Referer`) of the client's web page.
+    pub origin: &'static str,
+    pub referer: &'static str,
+    pub client_id: &'static str,
+    /// Any 32 hex digits.
+    pub device_id: &'static str,
+    pub client_version: &'static str,
+    pub package_name: &'static str,
+    /// One salt per MD5 round of `captcha_sign`.
+    pub salts: &'static [&'static str],
+    /// The captcha request's `action`: the share request it is for, as this client spells it.
+    pub action: &'static str,
+    /// The session name of the captcha token in the client.
+    pub session: &'static str,
+}
+
+/// The web client of `pan.xunlei.com`.
+pub const XUNLEI: Family = Family {
+    captcha_url: "https://xluser-ssl.xunlei.com/v1/shield/captcha/init",
+    api: "https://api-pan.xunlei.com/drive/v1/share",
+    origin: "https://pan.xunlei.com",
+    referer: "https://pan.xunlei.com/",
+    client_id: "Xqp0kJBXWhwaTpB6",
+    device_id: "5505bd0cab8c9469b98e5891d9fb3e0d",
+    client_version: "1.92.91",
+    package_name: "pan.xunlei.com",
+    salts: &[
+        "tkPbM0TLWT+eMvAdV2FbXEEQ/Qx5QrfO895+47hmDDPdRZ98xm",
+        "7EBc6XKuI6YGw19anZHmnE4d8W18zjrJU+F",
+        "stEQvsO6eeP93DdrX7mfYA7G",
+        "edXgGCdIaqdZJZH5k",
+        "J9SB6D864S1B",
+        "xlAs2Oo28sr",
+        "21+f+kgyrbIcwUUo+xaPD4GYHkpRGv5i4wOnyHrkH4ehKti",
+        "08kltU1bp6eV5bEdlgSEU0GpzjD7/j5X3FwbiiraEzar",
+        "hX6tf7kBT/DS",
+    ],
+    action: "get:/drive/v1/share",
+    session: "xunlei.captcha_token",
+};
 /// A token is replaced this long before it expires.
 const REFRESH_EARLY: Duration = Duration::from_secs(30);
 /// The provider code of a refused captcha token.
@@ -60,12 +82,15 @@ pub fn parse(url: &Url) -> Option<Parsed> {
     is_share_id(id, 4, 64, b"-_").then(|| Parsed::id(id))
 }
 
-/// `captcha_sign` of `device_id` for `timestamp` (unix milliseconds as text): `1.` and the last
-/// round of MD5 (hex) over the client identity, the device and the time, one salt appended per
-/// round.
-pub fn captcha_sign(device_id: &str, timestamp: &str) -> String {
-    let mut text = format!("{CLIENT_ID}{CLIENT_VERSION}{PACKAGE_NAME}{device_id}{timestamp}");
-    for salt in SIGN_SALTS {
+/// `captcha_sign` of `family`'s client on `device_id` for `timestamp` (unix milliseconds as
+/// text): `1.` and the last round of MD5 (hex) over the client identity, the device and the
+/// time, one salt appended per round.
+pub fn captcha_sign(family: &Family, device_id: &str, timestamp: &str) -> String {
+    let mut text = format!(
+        "{}{}{}{device_id}{timestamp}",
+        family.client_id, family.client_version, family.package_name
+    );
+    for salt in family.salts {
         text.push_str(salt);
         text = hex(&Md5::digest(text.as_bytes()));
     }
@@ -84,37 +109,43 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Asks xunlei about `share`.
 pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
+    check_family(client, share, &XUNLEI).await
+}
+
+/// Asks `family`'s service about `share`.
+pub async fn check_family(client: &UpstreamClient, share: &ShareRef, family: &Family) -> Verdict {
     let mut verdict = Verdict::unknown(Reason::UpstreamError, None);
     for _ in 0..2 {
         let mut failure = None;
         let Some(token) = client
-            .session(SESSION_TOKEN, || fetch_token(client, &mut failure))
+            .session(family.session, || fetch_token(client, family, &mut failure))
             .await
         else {
             return failure.unwrap_or(verdict);
         };
-        verdict = ask(client, share, &token).await;
+        verdict = ask(client, share, family, &token).await;
         if verdict.provider_code.as_deref() != Some(CAPTCHA_INVALID) {
             break;
         }
-        client.forget_session(SESSION_TOKEN);
+        client.forget_session(family.session);
     }
     verdict
 }
 
-async fn ask(client: &UpstreamClient, share: &ShareRef, token: &str) -> Verdict {
+async fn ask(client: &UpstreamClient, share: &ShareRef, family: &Family, token: &str) -> Verdict {
     let url = format!(
-        "{API}?share_id={}&pass_code={}&limit=100&pass_code_token=&page_token=&thumbnail_size=SIZE_SMALL",
+        "{}?share_id={}&pass_code={}&limit=100&pass_code_token=&page_token=&thumbnail_size=SIZE_SMALL",
+        family.api,
         query_value(&share.id),
         query_value(share.passcode.as_deref().unwrap_or(""))
     );
     let headers = [
         ("accept", "*/*"),
         ("content-type", "application/json"),
-        ("origin", "https://pan.xunlei.com"),
-        ("referer", "https://pan.xunlei.com/"),
-        ("x-client-id", CLIENT_ID),
-        ("x-device-id", DEVICE_ID),
+        ("origin", family.origin),
+        ("referer", family.referer),
+        ("x-client-id", family.client_id),
+        ("x-device-id", family.device_id),
         ("x-captcha-token", token),
     ];
     match client.get(&url, &headers).await {
@@ -126,31 +157,32 @@ async fn ask(client: &UpstreamClient, share: &ShareRef, token: &str) -> Verdict 
 /// One captcha-token request; on failure, the verdict to give is left in `failure`.
 async fn fetch_token(
     client: &UpstreamClient,
+    family: &Family,
     failure: &mut Option<Verdict>,
 ) -> Option<(String, Option<Duration>)> {
     let timestamp = crate::timefmt::now_ms().to_string();
     // The web page's request: no app-only fields (`redirect_uri`, user fields in `meta`).
     let body = serde_json::json!({
-        "action": "get:/drive/v1/share",
+        "action": family.action,
         "captcha_token": "",
-        "client_id": CLIENT_ID,
-        "device_id": DEVICE_ID,
+        "client_id": family.client_id,
+        "device_id": family.device_id,
         "meta": {
-            "package_name": PACKAGE_NAME,
-            "client_version": CLIENT_VERSION,
+            "package_name": family.package_name,
+            "client_version": family.client_version,
             "timestamp": timestamp,
-            "captcha_sign": captcha_sign(DEVICE_ID, &timestamp),
+            "captcha_sign": captcha_sign(family, family.device_id, &timestamp),
         },
     });
     let headers = [
         ("accept", "application/json;charset=UTF-8"),
-        ("origin", "https://pan.xunlei.com"),
-        ("referer", "https://pan.xunlei.com/"),
-        ("x-device-id", DEVICE_ID),
-        ("x-client-id", CLIENT_ID),
-        ("x-client-version", CLIENT_VERSION),
+        ("origin", family.origin),
+        ("referer", family.referer),
+        ("x-device-id", family.device_id),
+        ("x-client-id", family.client_id),
+        ("x-client-version", family.client_version),
     ];
-    let outcome = match client.post_json(CAPTCHA_URL, &headers, &body).await {
+    let outcome = match client.post_json(family.captcha_url, &headers, &body).await {
         Ok(exchange) => token_outcome(exchange.status, &exchange.body),
         Err(err) => Err(transport_failure(&err)),
     };
@@ -202,6 +234,7 @@ struct ShareAnswer {
     files: Option<Vec<serde::de::IgnoredAny>>,
     expiration_at: Option<String>,
     error: Option<String>,
+    error_code: Option<i64>,
 }
 
 /// The share step's code table.
@@ -212,6 +245,8 @@ pub fn share_verdict(status: u16, body: &[u8]) -> Verdict {
     let Some(share_status) = answer.share_status.as_deref() else {
         let (reason, code) = match answer.error.as_deref() {
             Some(CAPTCHA_INVALID) => (Reason::RateLimited, CAPTCHA_INVALID.to_owned()),
+            // error_code 10: 操作频繁 (too many requests; OpenList's PikPak driver).
+            Some(error) if answer.error_code == Some(10) => (Reason::RateLimited, error.to_owned()),
             // invalid_argument: a bogus id to some, but also any request the API dislikes.
             Some(error) => (Reason::UnrecognizedResponse, error.to_owned()),
             None if status == 429 => (Reason::RateLimited, format!("HTTP {status}")),
@@ -320,24 +355,24 @@ mod tests {
 
     #[test]
     fn captcha_sign_is_an_md5_chain() {
-        let sign = captcha_sign(DEVICE_ID, "1700000000000");
+        let sign = captcha_sign(&XUNLEI, XUNLEI.device_id, "1700000000000");
         assert!(sign.starts_with("1."), "{sign}");
         assert_eq!(sign.len(), 2 + 32);
         assert!(sign[2..].bytes().all(|b| b.is_ascii_hexdigit()));
         assert_eq!(
             sign,
-            captcha_sign(DEVICE_ID, "1700000000000"),
+            captcha_sign(&XUNLEI, XUNLEI.device_id, "1700000000000"),
             "deterministic"
         );
         assert_ne!(
             sign,
-            captcha_sign(DEVICE_ID, "1700000000001"),
+            captcha_sign(&XUNLEI, XUNLEI.device_id, "1700000000001"),
             "depends on the time"
         );
         // A signature the live service accepted (a public reimplementation's sample of 2026-01,
         // verbatim): the group and the salts are right only if this holds.
         assert_eq!(
-            captcha_sign("adb1a76709f6584a13b58baaf6e1d871", "1787409379387"),
+            captcha_sign(&XUNLEI, "adb1a76709f6584a13b58baaf6e1d871", "1787409379387"),
             "1.2546227cbfbcf07eeba5df575fac2085"
         );
         // The first round alone, checked against an independent MD5 value: md5("a") .
