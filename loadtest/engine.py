@@ -30,6 +30,7 @@ URL_SHAPES = {
     "cmcc": "https://caiyun.139.com/w/i/{id}",
     "lanzou": "https://wwi.lanzoux.com/{id}",
     "pikpak": "https://mypikpak.com/s/{id}",
+    "ctfile": "https://url89.ctfile.com/f/55050874-1246660795-{id}",
 }
 
 

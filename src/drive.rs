@@ -20,10 +20,11 @@ pub enum Provider {
     Cmcc,
     Lanzou,
     Pikpak,
+    Ctfile,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 11] = [
+    pub const ALL: [Provider; 12] = [
         Provider::Quark,
         Provider::Uc,
         Provider::Baidu,
@@ -35,6 +36,7 @@ impl Provider {
         Provider::Cmcc,
         Provider::Lanzou,
         Provider::Pikpak,
+        Provider::Ctfile,
     ];
 
     /// The API name (`quark`, `pan123`, …).
@@ -51,6 +53,7 @@ impl Provider {
             Provider::Cmcc => "cmcc",
             Provider::Lanzou => "lanzou",
             Provider::Pikpak => "pikpak",
+            Provider::Ctfile => "ctfile",
         }
     }
 
@@ -68,6 +71,7 @@ impl Provider {
             Provider::Cmcc => "中国移动云盘",
             Provider::Lanzou => "蓝奏云",
             Provider::Pikpak => "PikPak",
+            Provider::Ctfile => "城通网盘",
         }
     }
 

@@ -26,6 +26,7 @@ const PROVIDER_URLS = [
   (n) => `https://caiyun.139.com/m/i?okK6m${n}`,
   (n) => `https://wwi.lanzoux.com/okK6l${n}`,
   (n) => `https://mypikpak.com/s/okK6k${n}`,
+  (n) => `https://url89.ctfile.com/f/1-2-okK6f${n}`,
 ];
 
 const sseResults = new Counter("sse_results");

@@ -15,6 +15,7 @@
 pub mod aliyun;
 pub mod baidu;
 pub mod cmcc;
+pub mod ctfile;
 pub mod fault;
 pub mod hold;
 pub mod lanzou;
@@ -59,7 +60,7 @@ pub struct MockOptions {
 }
 
 /// Each provider's API hosts, under the name its requests are counted by.
-const ROUTES: [(&str, &[&str]); 11] = [
+const ROUTES: [(&str, &[&str]); 12] = [
     ("quark", quark::HOSTS),
     ("uc", quark::UC_HOSTS),
     ("baidu", baidu::HOSTS),
@@ -71,6 +72,7 @@ const ROUTES: [(&str, &[&str]); 11] = [
     ("cmcc", cmcc::HOSTS),
     ("lanzou", lanzou::HOSTS),
     ("pikpak", xunlei::PIKPAK_HOSTS),
+    ("ctfile", ctfile::HOSTS),
 ];
 
 /// Every host the mock has a certificate for and answers on.
@@ -341,6 +343,7 @@ async fn answer(state: Arc<MockState>, req: Request<Incoming>) -> Response<Full<
         "xunlei" => xunlei::answer(&state, &request).await,
         "lanzou" => lanzou::answer(&state, &request).await,
         "pikpak" => xunlei::answer_pikpak(&state, &request).await,
+        "ctfile" => ctfile::answer(&state, &request).await,
         _ => cmcc::answer(&state, &request).await,
     };
     let held_ns = u64::try_from(arrived.elapsed().as_nanos()).unwrap_or(u64::MAX);

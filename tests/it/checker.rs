@@ -56,6 +56,7 @@ pub fn share_url(provider: Provider, id: &str) -> String {
         Provider::Cmcc => format!("https://caiyun.139.com/w/i/{id}"),
         Provider::Lanzou => format!("https://wwi.lanzoux.com/{id}"),
         Provider::Pikpak => format!("https://mypikpak.com/s/{id}"),
+        Provider::Ctfile => format!("https://url89.ctfile.com/f/55050874-1246660795-{id}"),
     }
 }
 
@@ -80,6 +81,8 @@ pub fn expected_rows(
         Provider::Cmcc => (ShareNotFound, ShareExpired, ShareNotFound),
         // Lanzou has no page of its own for a blocked share: the mock answers "文件不存在".
         Provider::Lanzou => (ShareCancelled, ShareExpired, ShareNotFound),
+        // Ctfile: no public source reads a failure code; see below.
+        Provider::Ctfile => (ProviderUnverified, ProviderUnverified, ProviderUnverified),
     };
     let mut rows = vec![
         ("okAAAA01", None, Valid, AllChecksPassed),
@@ -107,6 +110,18 @@ pub fn expected_rows(
         Provider::Baidu => ("lockAA01", None, Unknown, PasswordRequired),
         _ => ("lockAA01", None, Locked, PasswordRequired),
     });
+    if provider == Provider::Ctfile {
+        // Only `code` 200 is read: every other answer stays unknown, and a share that opens
+        // (with its code) is one file.
+        for row in &mut rows {
+            if row.2 != Valid && !row.0.starts_with("err") && !row.0.starts_with("junk") {
+                (row.2, row.3) = (Unknown, ProviderUnverified);
+            }
+            if row.0.starts_with("empty") {
+                (row.2, row.3) = (Valid, AllChecksPassed);
+            }
+        }
+    }
     rows
 }
 
@@ -156,8 +171,8 @@ async fn every_case_of_the_mock_table(provider: Provider) {
     }
     match provider {
         Provider::Tianyi => {}
-        // A lanzou file page is one file.
-        Provider::Lanzou => assert_eq!(ok.file_count, Some(1), "{ok:?}"),
+        // A lanzou file page is one file, and so is a ctfile file share.
+        Provider::Lanzou | Provider::Ctfile => assert_eq!(ok.file_count, Some(1), "{ok:?}"),
         _ => assert_eq!(ok.file_count, Some(3), "{provider:?}: {ok:?}"),
     }
     let dated = matches!(
@@ -221,6 +236,11 @@ async fn every_case_of_the_mock_table(provider: Provider) {
     assert_verdict(&dead, gone_state, gone_reason, "back, first check");
     let revived = check(&client, &back, None).await;
     assert_verdict(&revived, Valid, Reason::AllChecksPassed, "back, then");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctfile_every_case_of_the_mock_table() {
+    every_case_of_the_mock_table(Provider::Ctfile).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -540,12 +560,12 @@ async fn provider_specific_paths() {
             Some("a b\r\n\"码&x=1"),
         )
         .await;
-        assert_verdict(
-            &verdict,
-            Locked,
-            Reason::PasswordWrong,
-            &format!("{provider:?} odd code"),
-        );
+        // Ctfile's wrong code is one of the answers no source reads: unknown.
+        let (state, reason) = match provider {
+            Provider::Ctfile => (Unknown, Reason::ProviderUnverified),
+            _ => (Locked, Reason::PasswordWrong),
+        };
+        assert_verdict(&verdict, state, reason, &format!("{provider:?} odd code"));
     }
     // Cmcc's other URL forms.
     for url in [

@@ -7,6 +7,7 @@
 pub mod aliyun;
 pub mod baidu;
 pub mod cmcc;
+pub mod ctfile;
 pub mod lanzou;
 pub mod pan115;
 pub mod pan123;
@@ -60,7 +61,7 @@ impl Parsed {
 type Parser = fn(&Url) -> Option<Parsed>;
 
 /// Each provider's URL parser, in the order they are tried (their hosts do not overlap).
-const PARSERS: [(Provider, Parser); 11] = [
+const PARSERS: [(Provider, Parser); 12] = [
     (Provider::Quark, quark::parse),
     (Provider::Uc, uc::parse),
     (Provider::Baidu, baidu::parse),
@@ -72,6 +73,7 @@ const PARSERS: [(Provider, Parser); 11] = [
     (Provider::Cmcc, cmcc::parse),
     (Provider::Lanzou, lanzou::parse),
     (Provider::Pikpak, pikpak::parse),
+    (Provider::Ctfile, ctfile::parse),
 ];
 
 /// Recognizes a share URL. The pass code is the client's `passcode` if given, else one the
@@ -117,6 +119,7 @@ pub fn share_hosts(provider: Provider) -> &'static [&'static str] {
         Provider::Cmcc => cmcc::SHARE_HOSTS,
         Provider::Lanzou => lanzou::SHARE_HOSTS,
         Provider::Pikpak => pikpak::SHARE_HOSTS,
+        Provider::Ctfile => ctfile::SHARE_HOSTS,
     }
 }
 
@@ -154,6 +157,7 @@ pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
         Provider::Cmcc => cmcc::check(client, share).await,
         Provider::Lanzou => lanzou::check(client, share).await,
         Provider::Pikpak => pikpak::check(client, share).await,
+        Provider::Ctfile => ctfile::check(client, share).await,
     }
 }
 
