@@ -10,7 +10,7 @@
 use serde::Deserialize;
 use url::Url;
 
-use super::{Parsed, non_json_answer, query_value, transport_failure};
+use super::{Parsed, host_under, json_int, non_json_answer, query_value, transport_failure};
 use crate::checker::client::UpstreamClient;
 use crate::checker::share::ShareRef;
 use crate::checker::verdict::{Reason, State, Verdict};
@@ -25,10 +25,7 @@ const ORIGIN: &str = "https://ctfile.com";
 /// The id of a ctfile URL: `f-…` / `file-…` / `d-…` prefixed by the kind of share, so that a
 /// folder is told apart without a request.
 pub fn parse(url: &Url) -> Option<Parsed> {
-    let host = url.host_str()?.to_ascii_lowercase();
-    SHARE_HOSTS.iter().find(|base| {
-        host == **base || host.strip_suffix(**base).is_some_and(|s| s.ends_with('.'))
-    })?;
+    host_under(url, SHARE_HOSTS)?;
     let mut segments = url.path_segments()?;
     let kind = segments.next()?;
     let id = segments.next()?;
@@ -87,11 +84,7 @@ pub fn verdict(status: u16, body: &[u8]) -> Verdict {
     let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
         return non_json_answer(status);
     };
-    let code = match &answer.code {
-        Some(serde_json::Value::Number(n)) => n.as_i64(),
-        Some(serde_json::Value::String(s)) => s.parse().ok(),
-        _ => None,
-    };
+    let code = json_int(answer.code.as_ref());
     match (code, answer.file) {
         (Some(200), Some(file)) => {
             let mut verdict = Verdict::new(State::Valid, Reason::AllChecksPassed);

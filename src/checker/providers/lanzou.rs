@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use url::Url;
 
-use super::{Parsed, is_share_id, non_json_answer, transport_failure};
+use super::{Parsed, host_under, is_share_id, json_int, non_json_answer, transport_failure};
 use crate::checker::client::{Exchange, UpstreamClient};
 use crate::checker::share::ShareRef;
 use crate::checker::verdict::{Reason, State, Verdict};
@@ -56,10 +56,7 @@ pub const PAGE_HOST: &str = "pan.lanzoui.com";
 
 /// The share id of a lanzou URL.
 pub fn parse(url: &Url) -> Option<Parsed> {
-    let host = url.host_str()?.to_ascii_lowercase();
-    SHARE_HOSTS.iter().find(|base| {
-        host == **base || host.strip_suffix(**base).is_some_and(|s| s.ends_with('.'))
-    })?;
+    host_under(url, SHARE_HOSTS)?;
     let path = url.path();
     let rest = path
         .strip_prefix("/s/")
@@ -278,11 +275,7 @@ fn code_verdict(status: u16, body: &[u8]) -> Verdict {
     let Ok(answer) = serde_json::from_slice::<CodeAnswer>(body) else {
         return non_json_answer(status);
     };
-    let zt = answer.zt.as_ref().and_then(|z| match z {
-        serde_json::Value::Number(n) => n.as_i64(),
-        serde_json::Value::String(s) => s.parse().ok(),
-        _ => None,
-    });
+    let zt = json_int(answer.zt.as_ref());
     let inf = answer
         .inf
         .as_ref()

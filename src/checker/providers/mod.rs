@@ -134,6 +134,25 @@ pub(crate) fn host_in(url: &Url, hosts: &'static [&'static str]) -> Option<&'sta
     hosts.iter().find(|h| h.eq_ignore_ascii_case(host)).copied()
 }
 
+/// The domain of `bases` that `url`'s host is, or is a subdomain of (for drives whose links live
+/// on per-user subdomains).
+pub(crate) fn host_under(url: &Url, bases: &'static [&'static str]) -> Option<&'static str> {
+    let host = url.host_str()?.to_ascii_lowercase();
+    bases
+        .iter()
+        .find(|base| host == **base || host.strip_suffix(**base).is_some_and(|s| s.ends_with('.')))
+        .copied()
+}
+
+/// A JSON integer that some APIs send as a number and others as a string.
+pub(crate) fn json_int(value: Option<&serde_json::Value>) -> Option<i64> {
+    match value? {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
 /// Whether `id` is `min..=max` bytes of ASCII letters, digits and `extra`.
 pub(crate) fn is_share_id(id: &str, min: usize, max: usize, extra: &[u8]) -> bool {
     (min..=max).contains(&id.len())

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{
-    Parsed, host_in, is_share_id, non_json_answer, query_value, transport_failure, unlisted_code,
+    Parsed, host_in, is_share_id, json_int, non_json_answer, query_value, transport_failure,
+    unlisted_code,
 };
 use crate::checker::client::UpstreamClient;
 use crate::checker::share::ShareRef;
@@ -87,21 +88,12 @@ struct FileEntry {
     n: Option<String>,
 }
 
-/// `errno` as a number, whether sent as one or as a string.
-fn errno_of(value: Option<&serde_json::Value>) -> Option<i64> {
-    match value? {
-        serde_json::Value::Number(n) => n.as_i64(),
-        serde_json::Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
 /// 115's code table. `has_passcode`: whether a receive code was sent.
 pub fn verdict(status: u16, body: &[u8], has_passcode: bool) -> Verdict {
     let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
         return non_json_answer(status);
     };
-    let errno = errno_of(answer.errno.as_ref());
+    let errno = json_int(answer.errno.as_ref());
     match answer.state {
         Some(true) => snap_verdict(
             answer
