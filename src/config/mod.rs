@@ -119,6 +119,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("PANLINK_DRIVES_UC_RATE_PER_S"), "{err}");
+        let err = sources::check_env_names(["PANLINK_DRIVES_NODRIVE_ENABLED"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("quark") && err.contains("lanzou"), "{err}");
     }
 
     #[test]

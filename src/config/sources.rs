@@ -93,6 +93,22 @@ pub fn check_env_names<'a>(
                 choices.join(", ")
             )));
         }
+        // A family of sections (`drives.quark`, …) named with a member it does not have.
+        let family = keys
+            .iter()
+            .filter_map(|(section, _)| section.split_once('.').map(|(family, _)| family))
+            .find(|family| rest.starts_with(&format!("{}_", family.to_uppercase())));
+        if let Some(family) = family {
+            let mut members: Vec<&str> = keys
+                .iter()
+                .filter_map(|(section, _)| section.strip_prefix(&format!("{family}.")))
+                .collect();
+            members.dedup();
+            return Err(ConfigError(format!(
+                "environment variable {name} names no `{family}` section; they are {}",
+                members.join(", ")
+            )));
+        }
         ignored.push(name.to_owned());
     }
     Ok(ignored)
