@@ -17,7 +17,7 @@ use crate::http::slots::ConcurrencySlots;
 use crate::jobs::Jobs;
 use crate::jobs::engine::Engine;
 use crate::keys::KeyGate;
-use crate::links::LinkService;
+use crate::links::{DataDirRole, LinkService};
 use crate::monitors::Monitors;
 use crate::observability::metrics::Metrics;
 use crate::security::SecurityChecker;
@@ -105,7 +105,7 @@ impl App {
             shutdown.clone(),
         )?;
         // Until `take_over`, another server may still serve the same data dir.
-        links.share_data_dir(true);
+        links.set_role(DataDirRole::Standby);
         let jobs = Arc::new(Jobs::new(
             engine,
             Arc::clone(&store),
@@ -143,7 +143,7 @@ impl App {
     /// all of it.)
     pub fn take_over(&self) -> Result<(), AppError> {
         LinkService::recover_clicks(&self.store)?;
-        self.links.share_data_dir(false);
+        self.links.set_role(DataDirRole::InCharge);
         self.jobs.engine.resume()?;
         self.monitors.start(
             Arc::clone(&self.jobs.engine),
@@ -159,7 +159,7 @@ impl App {
     /// read from storage on every redirect this server still answers (a change made through the
     /// new one counts here at once), and event streams end.
     pub fn hand_over(&self) {
-        self.links.share_data_dir(true);
+        self.links.set_role(DataDirRole::HandedOver);
         // Clients reconnect to the new server with `Last-Event-ID`.
         self.jobs.shutdown.cancel();
     }

@@ -2,9 +2,15 @@
 //!
 //! Shutdown order (SIGINT or SIGTERM): stop accepting → every connection finishes its in-flight
 //! requests and closes (long-lived streams are told to end) within `http.shutdown_grace_ms` →
-//! background tasks stop, the key usage counters are flushed → the writer commits what is queued
-//! and stops → LMDB is synced. A request that was answered was committed first, so nothing
-//! acknowledged is lost.
+//! background tasks stop (only now: no request counts anything after their last flush), the key
+//! usage and click counters are flushed → the writer commits what is queued and stops → LMDB is
+//! synced → the data dir's lock is released. A request that was answered was committed first, so
+//! nothing acknowledged is lost.
+//!
+//! After a handover (`handover.rs`) the same order follows, except that connections close as
+//! their clients learn of it; a server started with `--take-over` serves at once but takes charge
+//! of the data dir (`App::take_over`, the background tasks, its own handover offer) only once
+//! the server before it has released the lock.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -113,13 +119,13 @@ async fn run_async(config: Config, take_over: bool) -> anyhow::Result<()> {
     ));
     super::systemd::ready(&stop);
 
-    let serving = http::server::serve(
+    http::server::serve(
         Arc::clone(&app),
         app.config.http.clone(),
         listener,
         stop.clone(),
-    );
-    serving.await;
+    )
+    .await;
     // Connections are drained: now the rest stops (the engine, monitors, webhooks) and what is
     // counted in memory is written.
     shutdown.cancel();

@@ -108,6 +108,8 @@ impl RedirectOutcome {
 /// The short-link state every request shares.
 pub struct LinkService {
     pub store: Arc<Store>,
+    /// [`DataDirRole`] as its number.
+    role: std::sync::atomic::AtomicU8,
     pub config: LinksConfig,
     /// `server.public_base_url`: the base of the short URLs handed out, and one of this service's
     /// own hosts (a link may not point at them).
@@ -161,6 +163,7 @@ impl LinkService {
         targets: crate::monitors::watch::WatchHandle,
     ) -> LinkService {
         LinkService {
+            role: std::sync::atomic::AtomicU8::new(DataDirRole::InCharge as u8),
             targets,
             store,
             config: config.clone(),
@@ -194,15 +197,16 @@ impl LinkService {
         })
     }
 
-    /// Human clicks of `code` counted so far: stored and still in memory (and, while another
-    /// server shares the data dir, what its click journal holds: this server does not fold it).
+    /// Human clicks of `code` counted so far: stored and still in memory (and, before this
+    /// server is in charge, what the click journal of the server before it holds: this one does
+    /// not fold it, and has not read it into memory).
     pub fn human_clicks(&self, code: &str) -> u64 {
-        let shared = self.cache.is_shared();
+        let foreign_journal = self.role() == DataDirRole::Standby;
         let stored = self
             .store
             .read(|txn, dbs| {
                 let mut human = repo::click_totals(txn, dbs, code)?.human;
-                if shared {
+                if foreign_journal {
                     human += repo::journaled_human_clicks(txn, dbs, code)?;
                 }
                 Ok(human)
@@ -211,14 +215,24 @@ impl LinkService {
         stored + self.clicks.pending(code).totals.human
     }
 
-    /// Whether another server serves the same data dir now (the overlap of a handover): links
-    /// are then read from storage on every redirect. Turned off once this server is the only
-    /// one, when the click limits also start again from the stored counts (the other server's
-    /// last clicks are in them by then).
-    pub fn share_data_dir(&self, shared: bool) {
-        self.cache.set_shared(shared);
-        if !shared {
+    /// Where this server stands toward the data dir (see [`DataDirRole`]). Links are read from
+    /// storage on every redirect unless it is in charge; taking charge also starts the click
+    /// limits again from the stored counts (the server before has written its last clicks by
+    /// then).
+    pub fn set_role(&self, role: DataDirRole) {
+        self.role
+            .store(role as u8, std::sync::atomic::Ordering::Release);
+        self.cache.set_shared(role != DataDirRole::InCharge);
+        if role == DataDirRole::InCharge {
             self.limits.forget_all();
+        }
+    }
+
+    fn role(&self) -> DataDirRole {
+        match self.role.load(std::sync::atomic::Ordering::Acquire) {
+            0 => DataDirRole::Standby,
+            1 => DataDirRole::InCharge,
+            _ => DataDirRole::HandedOver,
         }
     }
 
@@ -300,6 +314,18 @@ impl LinkService {
         }
         Ok(())
     }
+}
+
+/// Where a server stands toward its data dir during a handover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataDirRole {
+    /// Serving beside the server before it, which still runs the data dir's duties (and folds
+    /// its own click journal).
+    Standby = 0,
+    /// The only server: it caches links and folds the click journal.
+    InCharge = 1,
+    /// Its listener went to a new server; it finishes what it answers.
+    HandedOver = 2,
 }
 
 /// Whether a click write committed; a failure is logged (its counts stay in memory and are
