@@ -1052,7 +1052,10 @@ async fn dispatch(engine: Arc<Engine>, lane: Arc<Lane>) {
         let Some(next) = next_allowed_work(&engine, &lane).await else {
             return;
         };
-        if let Some(at) = pacer.take(tokio::time::Instant::now()) {
+        // A drive turned off is not asked: its answers need no pacing.
+        if lane.enabled
+            && let Some(at) = pacer.take(tokio::time::Instant::now())
+        {
             tokio::time::sleep_until(at).await;
         }
         let engine = Arc::clone(&engine);

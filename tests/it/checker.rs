@@ -823,12 +823,32 @@ fn a_drive_turned_off_in_its_section_is_never_asked() {
         &mock,
         &[
             ("PANLINK_DRIVES_BAIDU_ENABLED", "false"),
+            ("PANLINK_DRIVES_BAIDU_RATE_PER_S", "5"),
             ("PANLINK_DRIVES_QUARK_CONCURRENCY", "3"),
             ("PANLINK_DRIVES_QUARK_RATE_PER_S", "9"),
         ],
     );
     let key = server.job_key("drives");
     let before = mock.stats()["requests"]["baidu"].as_u64().unwrap_or(0);
+    // A drive turned off is answered at once, not at its rate: 100 links at its 5 per second
+    // would take 20 s.
+    let many: Vec<String> = (0..100)
+        .map(|n| format!("https://pan.baidu.com/s/1okMANY{n:04}"))
+        .collect();
+    let started = std::time::Instant::now();
+    let answer = server.send(
+        "POST",
+        "/check",
+        &[("X-API-Key", &key), ("Content-Type", "application/json")],
+        Some(&serde_json::json!({"items": many, "wait_s": 20}).to_string()),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["status"], "done", "{}", answer.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?} for 100 links of a drive turned off",
+        started.elapsed()
+    );
     let answer = server.send(
         "POST",
         "/check",
