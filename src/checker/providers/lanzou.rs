@@ -167,7 +167,10 @@ fn read_page(page: &Exchange) -> Page {
     if page.status != 200 {
         return Page::Verdict(non_json_answer(page.status));
     }
-    let body = &page.body;
+    // Comments may carry any text (a template's leftovers): markers count only outside them, as
+    // OpenList reads the page after its `RemoveNotes`.
+    let uncommented = without_comments(&page.body);
+    let body = uncommented.as_slice();
     // Dead: the owner cancelled it; it never existed or was deleted; the link was invalidated.
     if contains(body, "文件取消分享了") || contains(body, "取消分享") {
         return Page::Verdict(dead(Reason::ShareCancelled, "取消分享"));
@@ -196,6 +199,35 @@ fn read_page(page: &Exchange) -> Page {
     // A file page is one file; a folder's list comes from another request, not made here.
     verdict.file_count = file.then_some(1);
     Page::Verdict(verdict)
+}
+
+/// `body` without `<!-- … -->` and `/* … */` comments, nor `// …` to the end of a line (unless
+/// the `//` follows a `:`, as in `https://`).
+fn without_comments(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(&first) = rest.first() {
+        let end_of = |open: &[u8], close: &[u8]| {
+            rest.starts_with(open).then(|| {
+                memchr::memmem::find(&rest[open.len()..], close)
+                    .map_or(rest.len(), |at| open.len() + at + close.len())
+            })
+        };
+        let skip = end_of(b"<!--", b"-->")
+            .or_else(|| end_of(b"/*", b"*/"))
+            .or_else(|| {
+                (rest.starts_with(b"//") && out.last() != Some(&b':'))
+                    .then(|| memchr::memchr(b'\n', rest).unwrap_or(rest.len()))
+            });
+        match skip {
+            Some(n) => rest = &rest[n..],
+            None => {
+                out.push(first);
+                rest = &rest[1..];
+            }
+        }
+    }
+    out
 }
 
 fn dead(reason: Reason, marker: &str) -> Verdict {
@@ -408,6 +440,14 @@ mod tests {
         assert_eq!(
             verdict("<html><div id=\"app\"></div></html>"),
             (State::Unknown, Reason::UnrecognizedResponse)
+        );
+        // A marker inside a comment is not the page's word.
+        assert_eq!(
+            verdict(
+                "<title>a.zip - 蓝奏云</title><!-- 取消分享 --><script>/* 文件不存在 */\n\
+                 // 文件链接失效\nvar u = 'https://x';</script><div class=\"fileinfo\">"
+            ),
+            (State::Valid, Reason::AllChecksPassed)
         );
         let Page::Verdict(named) = read_page(&page(
             "<title>a.zip - 蓝奏云</title><div class=\"fileinfo\">",
