@@ -81,8 +81,8 @@ pub fn expected_rows(
         Provider::Cmcc => (ShareNotFound, ShareExpired, ShareNotFound),
         // Lanzou has no page of its own for a blocked share: the mock answers "文件不存在".
         Provider::Lanzou => (ShareCancelled, ShareExpired, ShareNotFound),
-        // Ctfile: no public source reads a failure code; see below.
-        Provider::Ctfile => (ProviderUnverified, ProviderUnverified, ProviderUnverified),
+        // Ctfile's one failure code is "gone" (404).
+        Provider::Ctfile => (ShareNotFound, ShareNotFound, ShareNotFound),
     };
     let mut rows = vec![
         ("okAAAA01", None, Valid, AllChecksPassed),
@@ -111,12 +111,8 @@ pub fn expected_rows(
         _ => ("lockAA01", None, Locked, PasswordRequired),
     });
     if provider == Provider::Ctfile {
-        // Only `code` 200 is read: every other answer stays unknown, and a share that opens
-        // (with its code) is one file.
+        // A ctfile file share is one file: it cannot be empty.
         for row in &mut rows {
-            if row.2 != Valid && !row.0.starts_with("err") && !row.0.starts_with("junk") {
-                (row.2, row.3) = (Unknown, ProviderUnverified);
-            }
             if row.0.starts_with("empty") {
                 (row.2, row.3) = (Valid, AllChecksPassed);
             }
@@ -560,12 +556,12 @@ async fn provider_specific_paths() {
             Some("a b\r\n\"码&x=1"),
         )
         .await;
-        // Ctfile's wrong code is one of the answers no source reads: unknown.
-        let (state, reason) = match provider {
-            Provider::Ctfile => (Unknown, Reason::ProviderUnverified),
-            _ => (Locked, Reason::PasswordWrong),
-        };
-        assert_verdict(&verdict, state, reason, &format!("{provider:?} odd code"));
+        assert_verdict(
+            &verdict,
+            Locked,
+            Reason::PasswordWrong,
+            &format!("{provider:?} odd code"),
+        );
     }
     // Cmcc's other URL forms.
     for url in [
@@ -576,6 +572,37 @@ async fn provider_specific_paths() {
     ] {
         let verdict = check(&client, url, None).await;
         assert_verdict(&verdict, Valid, Reason::AllChecksPassed, url);
+    }
+    // Ctfile's folders are asked at getdir.php, with the same codes.
+    for (url, code, state, reason) in [
+        (
+            "https://545c.com/dir/1-2-okDIR001",
+            None,
+            Valid,
+            Reason::AllChecksPassed,
+        ),
+        (
+            "https://url01.ctfile.com/d/1-2-goneDIR1",
+            None,
+            Invalid,
+            Reason::ShareNotFound,
+        ),
+        (
+            "https://ctfile.com/d/1-2-lockDIR1",
+            None,
+            Locked,
+            Reason::PasswordRequired,
+        ),
+        (
+            "https://ctfile.com/d/1-2-lockDIR1",
+            Some("abcd"),
+            Valid,
+            Reason::AllChecksPassed,
+        ),
+    ] {
+        let verdict = check(&client, url, code).await;
+        assert_verdict(&verdict, state, reason, url);
+        assert_eq!(verdict.file_count, None, "{url}");
     }
 }
 
