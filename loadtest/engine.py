@@ -31,6 +31,9 @@ URL_SHAPES = {
     "lanzou": "https://wwi.lanzoux.com/{id}",
     "pikpak": "https://mypikpak.com/s/{id}",
     "ctfile": "https://url89.ctfile.com/f/55050874-1246660795-{id}",
+    "weiyun": "https://share.weiyun.com/{id}",
+    "onedrive": "https://1drv.ms/f/c/0dbf39bbc36d89/{id}",
+    "guangya": "https://www.guangyapan.com/s/{id}",
 }
 
 

@@ -49,7 +49,7 @@ case "$scenario" in
   k6-*) exec loadtest/k6.sh "${scenario#k6-}" ;;
   shortlinks-*) exec loadtest/shortlinks.sh "${scenario#shortlinks-}" ;;
 esac
-all_providers=quark,uc,baidu,tianyi,pan123,pan115,aliyun,xunlei,cmcc,lanzou,pikpak,ctfile
+all_providers=quark,uc,baidu,tianyi,pan123,pan115,aliyun,xunlei,cmcc,lanzou,pikpak,ctfile,weiyun,onedrive,guangya
 providers=${PROVIDERS:-$all_providers}
 # PANLINK_BIN: another build of the server to measure (e.g. one with frame pointers, for perf);
 # MOCK_BIN: another build for the mock (A/B runs: which side a change helps); SERVER_ENV: more

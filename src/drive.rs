@@ -21,10 +21,13 @@ pub enum Provider {
     Lanzou,
     Pikpak,
     Ctfile,
+    Weiyun,
+    Onedrive,
+    Guangya,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 12] = [
+    pub const ALL: [Provider; 15] = [
         Provider::Quark,
         Provider::Uc,
         Provider::Baidu,
@@ -37,6 +40,9 @@ impl Provider {
         Provider::Lanzou,
         Provider::Pikpak,
         Provider::Ctfile,
+        Provider::Weiyun,
+        Provider::Onedrive,
+        Provider::Guangya,
     ];
 
     /// The API name (`quark`, `pan123`, …).
@@ -54,6 +60,9 @@ impl Provider {
             Provider::Lanzou => "lanzou",
             Provider::Pikpak => "pikpak",
             Provider::Ctfile => "ctfile",
+            Provider::Weiyun => "weiyun",
+            Provider::Onedrive => "onedrive",
+            Provider::Guangya => "guangya",
         }
     }
 
@@ -72,6 +81,9 @@ impl Provider {
             Provider::Lanzou => "蓝奏云",
             Provider::Pikpak => "PikPak",
             Provider::Ctfile => "城通网盘",
+            Provider::Weiyun => "腾讯微云",
+            Provider::Onedrive => "OneDrive",
+            Provider::Guangya => "光鸭云盘",
         }
     }
 

@@ -27,6 +27,9 @@ const PROVIDER_URLS = [
   (n) => `https://wwi.lanzoux.com/okK6l${n}`,
   (n) => `https://mypikpak.com/s/okK6k${n}`,
   (n) => `https://url89.ctfile.com/f/1-2-okK6f${n}`,
+  (n) => `https://share.weiyun.com/okK6w${n}`,
+  (n) => `https://1drv.ms/f/c/0dbf39bbc36d89/okK6o${n}`,
+  (n) => `https://www.guangyapan.com/s/okK6g${n}`,
 ];
 
 const sseResults = new Counter("sse_results");

@@ -96,7 +96,7 @@ mod tests {
     }
 
     #[test]
-    fn a_post_with_all_nine_drives() {
+    fn a_post_with_every_drive() {
         let post = "【合集】\n\
             1. https://pan.quark.cn/s/39749e1fb630 提取码：ab12\n\
             2. https://drive.uc.cn/s/e2d8a1c9f3b04?public=1\n\
@@ -106,7 +106,13 @@ mod tests {
             6. https://115cdn.com/s/swfsfjg3h7i?password=cd34#\n\
             7. 阿里 https://www.alipan.com/s/qLVgamB72nu/folder/6412a6b1 密码: 8x8x\n\
             8. https://pan.xunlei.com/s/VNxY3kq1rVhL6cQ8mAa1?pwd=x7x7#\n\
-            9. 移动云盘 https://caiyun.139.com/m/i?2qidGwZUXqwqo 提取码:5m5m";
+            9. 移动云盘 https://caiyun.139.com/m/i?2qidGwZUXqwqo 提取码:5m5m\n\
+            10. 蓝奏 https://wwi.lanzoux.com/iRwihgmkl0j 密码:a1b2\n\
+            11. https://mypikpak.com/s/VNabc123xyz?pwd=p1p1\n\
+            12. 城通 https://url89.ctfile.com/f/55050874-1246660795-6464f6?p=7548\n\
+            13. 微云：https://share.weiyun.com/5KMHVRY 密码：wy12\n\
+            14. OneDrive https://1drv.ms/f/c/0dbf39bbc36d89/EgAbCdEf?e=x1Y2z3\n\
+            15. 光鸭 https://www.guangyapan.com/s/1926585463106830337_al8cmYXLP9l33ld2#/share 提取码：iv5k";
         let summary: Vec<(Provider, String, Option<String>)> = shares_in_text(post)
             .into_iter()
             .map(|f| (f.share.provider, f.share.id, f.share.passcode))
@@ -121,6 +127,24 @@ mod tests {
             (Provider::Aliyun, "qLVgamB72nu", Some("8x8x")),
             (Provider::Xunlei, "VNxY3kq1rVhL6cQ8mAa1", Some("x7x7")),
             (Provider::Cmcc, "2qidGwZUXqwqo", Some("5m5m")),
+            (Provider::Lanzou, "iRwihgmkl0j", Some("a1b2")),
+            (Provider::Pikpak, "VNabc123xyz", Some("p1p1")),
+            (
+                Provider::Ctfile,
+                "f-55050874-1246660795-6464f6",
+                Some("7548"),
+            ),
+            (Provider::Weiyun, "5KMHVRY", Some("wy12")),
+            (
+                Provider::Onedrive,
+                "https://1drv.ms/f/c/0dbf39bbc36d89/EgAbCdEf?e=x1Y2z3",
+                None,
+            ),
+            (
+                Provider::Guangya,
+                "1926585463106830337_al8cmYXLP9l33ld2",
+                Some("iv5k"),
+            ),
         ]
         .map(|(p, id, code)| (p, id.to_owned(), code.map(str::to_owned)));
         assert_eq!(summary, expected);

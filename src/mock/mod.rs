@@ -17,14 +17,17 @@ pub mod baidu;
 pub mod cmcc;
 pub mod ctfile;
 pub mod fault;
+pub mod guangya;
 pub mod hold;
 pub mod lanzou;
+pub mod onedrive;
 pub mod outcome;
 pub mod pan115;
 pub mod pan123;
 pub mod quark;
 pub mod tianyi;
 pub mod tls;
+pub mod weiyun;
 pub mod xunlei;
 
 use std::collections::{BTreeMap, HashMap};
@@ -60,7 +63,7 @@ pub struct MockOptions {
 }
 
 /// Each provider's API hosts, under the name its requests are counted by.
-const ROUTES: [(&str, &[&str]); 12] = [
+const ROUTES: [(&str, &[&str]); 15] = [
     ("quark", quark::HOSTS),
     ("uc", quark::UC_HOSTS),
     ("baidu", baidu::HOSTS),
@@ -73,6 +76,9 @@ const ROUTES: [(&str, &[&str]); 12] = [
     ("lanzou", lanzou::HOSTS),
     ("pikpak", xunlei::PIKPAK_HOSTS),
     ("ctfile", ctfile::HOSTS),
+    ("weiyun", weiyun::HOSTS),
+    ("onedrive", onedrive::HOSTS),
+    ("guangya", guangya::HOSTS),
 ];
 
 /// Every host the mock has a certificate for and answers on.
@@ -125,6 +131,9 @@ pub struct MockState {
     tokens: Mutex<std::collections::HashSet<String>>,
     /// Requests per HTTP version (`HTTP/1.1`, `HTTP/2.0`).
     versions: Mutex<BTreeMap<String, u64>>,
+    /// The case a check's first step settled on, for a provider whose decisive answer comes at a
+    /// later step (taken by that step, so the map holds only checks in progress).
+    settled: Mutex<HashMap<String, Case>>,
 }
 
 impl MockState {
@@ -144,6 +153,7 @@ impl MockState {
             held: std::sync::atomic::AtomicU64::new(0),
             tokens: Mutex::new(std::collections::HashSet::new()),
             versions: Mutex::new(BTreeMap::new()),
+            settled: Mutex::new(HashMap::new()),
         })
     }
 
@@ -153,6 +163,19 @@ impl MockState {
         let token = format!("ck-{:04}", tokens.len() + 1);
         tokens.insert(token.clone());
         token
+    }
+
+    /// Forgets every token issued so far (they expired).
+    pub fn revoke_tokens(&self) {
+        self.tokens.lock().clear();
+    }
+
+    /// Whether this is the first time `key` is seen (for cases that act once).
+    pub fn first_time(&self, key: &str) -> bool {
+        let mut attempts = self.attempts.lock();
+        let seen = attempts.entry(key.to_owned()).or_insert(0);
+        *seen += 1;
+        *seen == 1
     }
 
     /// Whether `token` was issued by [`MockState::issue_token`].
@@ -194,6 +217,22 @@ impl MockState {
             }
             case => case,
         }
+    }
+
+    /// [`settle`](Self::settle), remembering the case for the check's later step
+    /// ([`settled_case`](Self::settled_case)).
+    pub async fn settle_for_later(&self, provider: &str, id: &str) -> Case {
+        let case = self.settle(provider, id).await;
+        self.settled.lock().insert(format!("{provider}:{id}"), case);
+        case
+    }
+
+    /// The case the first step of this check settled on, else what a later step answers as.
+    pub fn settled_case(&self, provider: &str, id: &str) -> Case {
+        self.settled
+            .lock()
+            .remove(&format!("{provider}:{id}"))
+            .unwrap_or_else(|| Self::case_after_first_step(id))
     }
 
     /// The case later steps of a check answer as (no waiting, no counting).
@@ -344,6 +383,9 @@ async fn answer(state: Arc<MockState>, req: Request<Incoming>) -> Response<Full<
         "lanzou" => lanzou::answer(&state, &request).await,
         "pikpak" => xunlei::answer_pikpak(&state, &request).await,
         "ctfile" => ctfile::answer(&state, &request).await,
+        "weiyun" => weiyun::answer(&state, &request).await,
+        "onedrive" => onedrive::answer(&state, &request).await,
+        "guangya" => guangya::answer(&state, &request).await,
         _ => cmcc::answer(&state, &request).await,
     };
     let held_ns = u64::try_from(arrived.elapsed().as_nanos()).unwrap_or(u64::MAX);

@@ -57,6 +57,9 @@ pub fn share_url(provider: Provider, id: &str) -> String {
         Provider::Lanzou => format!("https://wwi.lanzoux.com/{id}"),
         Provider::Pikpak => format!("https://mypikpak.com/s/{id}"),
         Provider::Ctfile => format!("https://url89.ctfile.com/f/55050874-1246660795-{id}"),
+        Provider::Weiyun => format!("https://share.weiyun.com/{id}"),
+        Provider::Onedrive => format!("https://1drv.ms/f/c/0dbf39bbc36d89/{id}"),
+        Provider::Guangya => format!("https://www.guangyapan.com/s/{id}#/share"),
     }
 }
 
@@ -81,8 +84,12 @@ pub fn expected_rows(
         Provider::Cmcc => (ShareNotFound, ShareExpired, ShareNotFound),
         // Lanzou has no page of its own for a blocked share: the mock answers "文件不存在".
         Provider::Lanzou => (ShareCancelled, ShareExpired, ShareNotFound),
-        // Ctfile's one failure code is "gone" (404).
-        Provider::Ctfile => (ShareNotFound, ShareNotFound, ShareNotFound),
+        // Ctfile's one failure code, OneDrive's `itemNotFound` and guangya's summary code 404 are
+        // "gone", whatever the cause.
+        Provider::Ctfile | Provider::Onedrive | Provider::Guangya => {
+            (ShareNotFound, ShareNotFound, ShareNotFound)
+        }
+        Provider::Weiyun => (ShareCancelled, ShareExpired, ShareViolation),
     };
     let mut rows = vec![
         ("okAAAA01", None, Valid, AllChecksPassed),
@@ -96,8 +103,13 @@ pub fn expected_rows(
         ("junkAA01", None, Unknown, UnrecognizedResponse),
     ];
     rows.push(match provider {
-        // Tianyi's share info carries no file list; lanzou's folder page lists nothing itself.
-        Provider::Tianyi | Provider::Lanzou => ("emptyA01", None, Valid, AllChecksPassed),
+        // Tianyi's share info carries no file list; lanzou's folder page lists nothing itself;
+        // guangya's files are not listed (a third request).
+        Provider::Tianyi | Provider::Lanzou | Provider::Guangya => {
+            ("emptyA01", None, Valid, AllChecksPassed)
+        }
+        // Nothing public says an empty weiyun listing is a dead share.
+        Provider::Weiyun => ("emptyA01", None, Unknown, ProviderUnverified),
         _ => ("emptyA01", None, Invalid, EmptyShare),
     });
     rows.push(match provider {
@@ -110,6 +122,19 @@ pub fn expected_rows(
         Provider::Baidu => ("lockAA01", None, Unknown, PasswordRequired),
         _ => ("lockAA01", None, Locked, PasswordRequired),
     });
+    if provider == Provider::Weiyun {
+        // No public source names weiyun's answer to a wrong pass code.
+        rows[5] = ("lockAA01", Some("zzzz"), Unknown, ProviderUnverified);
+    }
+    if provider == Provider::Onedrive {
+        // A personal OneDrive share has no pass code: one not shared with everyone is refused
+        // (403), which says nothing of the share's life.
+        for row in &mut rows {
+            if row.0.starts_with("lock") {
+                (row.2, row.3) = (Unknown, ProviderUnverified);
+            }
+        }
+    }
     if provider == Provider::Ctfile {
         // A ctfile file share is one file: it cannot be empty.
         for row in &mut rows {
@@ -127,6 +152,7 @@ fn limit_code(provider: Provider) -> &'static str {
         Provider::Baidu => "-62",
         Provider::Tianyi => "InvalidVerifyCode",
         Provider::Xunlei | Provider::Pikpak => "captcha_invalid",
+        Provider::Onedrive => "activityLimitReached",
         _ => "HTTP 429",
     }
 }
@@ -153,7 +179,9 @@ async fn every_case_of_the_mock_table(provider: Provider) {
         "pwd=abcd"
     });
     let in_url = check(&client, &with_code, None).await;
-    assert_verdict(&in_url, Valid, Reason::AllChecksPassed, &with_code);
+    if provider != Provider::Onedrive {
+        assert_verdict(&in_url, Valid, Reason::AllChecksPassed, &with_code);
+    }
 
     // Names, counts and expiry where the provider's answers carry them.
     let ok = check(&client, &share_url(provider, "okAAAA02"), None).await;
@@ -166,7 +194,7 @@ async fn every_case_of_the_mock_table(provider: Provider) {
         );
     }
     match provider {
-        Provider::Tianyi => {}
+        Provider::Tianyi | Provider::Guangya => {}
         // A lanzou file page is one file, and so is a ctfile file share.
         Provider::Lanzou | Provider::Ctfile => assert_eq!(ok.file_count, Some(1), "{ok:?}"),
         _ => assert_eq!(ok.file_count, Some(3), "{provider:?}: {ok:?}"),
@@ -232,6 +260,21 @@ async fn every_case_of_the_mock_table(provider: Provider) {
     assert_verdict(&dead, gone_state, gone_reason, "back, first check");
     let revived = check(&client, &back, None).await;
     assert_verdict(&revived, Valid, Reason::AllChecksPassed, "back, then");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weiyun_every_case_of_the_mock_table() {
+    every_case_of_the_mock_table(Provider::Weiyun).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onedrive_every_case_of_the_mock_table() {
+    every_case_of_the_mock_table(Provider::Onedrive).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guangya_every_case_of_the_mock_table() {
+    every_case_of_the_mock_table(Provider::Guangya).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -556,12 +599,12 @@ async fn provider_specific_paths() {
             Some("a b\r\n\"码&x=1"),
         )
         .await;
-        assert_verdict(
-            &verdict,
-            Locked,
-            Reason::PasswordWrong,
-            &format!("{provider:?} odd code"),
-        );
+        // Weiyun's refusal of a code is unverified, and OneDrive has no pass codes (§3.13–14).
+        let (state, reason) = match provider {
+            Provider::Weiyun | Provider::Onedrive => (Unknown, Reason::ProviderUnverified),
+            _ => (Locked, Reason::PasswordWrong),
+        };
+        assert_verdict(&verdict, state, reason, &format!("{provider:?} odd code"));
     }
     // Cmcc's other URL forms.
     for url in [
@@ -573,6 +616,15 @@ async fn provider_specific_paths() {
         let verdict = check(&client, url, None).await;
         assert_verdict(&verdict, Valid, Reason::AllChecksPassed, url);
     }
+    // A OneDrive business share lives on its tenant's host, which is never contacted.
+    let business = check(
+        &client,
+        "https://contoso-my.sharepoint.com/:u:/g/personal/alice_contoso_com/okBIZ001",
+        None,
+    )
+    .await;
+    assert_verdict(&business, Unknown, Reason::ProviderUnverified, "business");
+    assert_eq!(business.provider_code.as_deref(), Some("business share"));
     // Ctfile's folders are asked at getdir.php, with the same codes.
     for (url, code, state, reason) in [
         (
@@ -604,6 +656,69 @@ async fn provider_specific_paths() {
         assert_verdict(&verdict, state, reason, url);
         assert_eq!(verdict.file_count, None, "{url}");
     }
+}
+
+/// OneDrive's anonymous token is asked for once and shared by every check; one the share API
+/// refuses is dropped and a new one asked for, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onedrive_token_is_fetched_once_and_renewed_when_refused() {
+    let mock = Mock::start(0);
+    let client = UpstreamClient::new(&mock.checker_config(Duration::from_secs(3))).unwrap();
+    let checks = (0..8).map(|n| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            check(
+                &client,
+                &share_url(Provider::Onedrive, &format!("okTOKEN{n}")),
+                None,
+            )
+            .await
+        })
+    });
+    for handle in checks.collect::<Vec<_>>() {
+        let verdict = handle.await.unwrap();
+        assert_verdict(&verdict, Valid, Reason::AllChecksPassed, "onedrive");
+    }
+    let requests = |client: UpstreamClient| async move {
+        let stats = client
+            .get("https://api-badgerp.svc.ms/__mock/stats", &[])
+            .await
+            .unwrap();
+        let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
+        stats["requests"]["onedrive"].as_u64().unwrap()
+    };
+    assert_eq!(
+        requests(client.clone()).await,
+        9,
+        "one token for eight checks"
+    );
+    // `revoke…` makes the service drop every token it issued (as when they expire): the check is
+    // refused once, asks for a new token and answers.
+    let verdict = check(
+        &client,
+        &share_url(Provider::Onedrive, "revokeokTOKEN"),
+        None,
+    )
+    .await;
+    assert_verdict(
+        &verdict,
+        Valid,
+        Reason::AllChecksPassed,
+        "after a refused token",
+    );
+    assert_eq!(
+        requests(client.clone()).await,
+        12,
+        "refused, new token, asked again"
+    );
+    let later = check(&client, &share_url(Provider::Onedrive, "okTOKEN9"), None).await;
+    assert_verdict(
+        &later,
+        Valid,
+        Reason::AllChecksPassed,
+        "the new token is kept",
+    );
+    assert_eq!(requests(client).await, 13);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,13 +8,16 @@ pub mod aliyun;
 pub mod baidu;
 pub mod cmcc;
 pub mod ctfile;
+pub mod guangya;
 pub mod lanzou;
+pub mod onedrive;
 pub mod pan115;
 pub mod pan123;
 pub mod pikpak;
 pub mod quark;
 pub mod tianyi;
 pub mod uc;
+pub mod weiyun;
 pub mod xunlei;
 
 use url::Url;
@@ -61,7 +64,7 @@ impl Parsed {
 type Parser = fn(&Url) -> Option<Parsed>;
 
 /// Each provider's URL parser, in the order they are tried (their hosts do not overlap).
-const PARSERS: [(Provider, Parser); 12] = [
+const PARSERS: [(Provider, Parser); 15] = [
     (Provider::Quark, quark::parse),
     (Provider::Uc, uc::parse),
     (Provider::Baidu, baidu::parse),
@@ -74,6 +77,9 @@ const PARSERS: [(Provider, Parser); 12] = [
     (Provider::Lanzou, lanzou::parse),
     (Provider::Pikpak, pikpak::parse),
     (Provider::Ctfile, ctfile::parse),
+    (Provider::Weiyun, weiyun::parse),
+    (Provider::Onedrive, onedrive::parse),
+    (Provider::Guangya, guangya::parse),
 ];
 
 /// Recognizes a share URL. The pass code is the client's `passcode` if given, else one the
@@ -120,6 +126,9 @@ pub fn share_hosts(provider: Provider) -> &'static [&'static str] {
         Provider::Lanzou => lanzou::SHARE_HOSTS,
         Provider::Pikpak => pikpak::SHARE_HOSTS,
         Provider::Ctfile => ctfile::SHARE_HOSTS,
+        Provider::Weiyun => weiyun::SHARE_HOSTS,
+        Provider::Onedrive => onedrive::SHARE_HOSTS,
+        Provider::Guangya => guangya::SHARE_HOSTS,
     }
 }
 
@@ -177,6 +186,9 @@ pub async fn check(client: &UpstreamClient, share: &ShareRef) -> Verdict {
         Provider::Lanzou => lanzou::check(client, share).await,
         Provider::Pikpak => pikpak::check(client, share).await,
         Provider::Ctfile => ctfile::check(client, share).await,
+        Provider::Weiyun => weiyun::check(client, share).await,
+        Provider::Onedrive => onedrive::check(client, share).await,
+        Provider::Guangya => guangya::check(client, share).await,
     }
 }
 
