@@ -22,8 +22,8 @@ use crate::timefmt;
     name = "panlink",
     version,
     about = "Share-link checker for Chinese cloud drives, and a short-link service",
-    long_about = "panlink: one binary that checks cloud-drive share links (quark, uc, baidu, tianyi, 123pan, \
-115, aliyun, xunlei, cmcc, lanzou, pikpak, ctfile, weiyun, onedrive, guangya) and serves short links, over an HTTP API backed by LMDB.\n\n\
+    long_about = "panlink: one binary that checks cloud-drive share links (the \
+drives GET /pool lists) and serves short links, over an HTTP API backed by LMDB.\n\n\
 Configuration comes from --config PATH, else ./config.toml if present, else built-in defaults; \
 every key can be overridden with an environment variable PANLINK_<SECTION>_<KEY> \
 (for example PANLINK_HTTP_MAX_CONNECTIONS=5000), plus the short forms PANLINK_LISTEN, \
