@@ -13,7 +13,7 @@ use unicode_width::UnicodeWidthStr;
 
 use crate::config::Config;
 use crate::keys::repo::{self, KeyPatch, NewKey, UpdateOutcome};
-use crate::keys::{Plan, validate};
+use crate::keys::{Plan, Scopes, validate};
 use crate::store::Store;
 use crate::timefmt;
 
@@ -125,6 +125,10 @@ pub enum KeysCommand {
         /// Starting points balance.
         #[arg(long, default_value_t = 0)]
         points: u64,
+        /// What the key may do, comma-separated (links:read, links:write, checker, webhooks,
+        /// security_check, stats); every scope when omitted.
+        #[arg(long, value_parser = parse_scopes, value_name = "SCOPE,…")]
+        scopes: Option<Scopes>,
     },
     /// List keys as a table (never the secrets).
     List,
@@ -151,6 +155,15 @@ pub enum KeysCommand {
         #[arg(allow_negative_numbers = true)]
         points: i64,
     },
+    /// Change what the key may do.
+    SetScopes {
+        /// The key's id (the ID column of `keys list`).
+        id: String,
+        /// Comma-separated scopes (links:read, links:write, checker, webhooks, security_check,
+        /// stats).
+        #[arg(value_parser = parse_scopes, value_name = "SCOPE,…")]
+        scopes: Scopes,
+    },
     /// Change the key's plan.
     SetPlan {
         /// The key's id (the ID column of `keys list`).
@@ -159,6 +172,16 @@ pub enum KeysCommand {
         #[arg(value_parser = parse_plan, value_name = "free|premium")]
         plan: Plan,
     },
+}
+
+fn parse_scopes(text: &str) -> Result<Scopes, String> {
+    Scopes::parse(text.split(',')).map_err(|unknown| {
+        if unknown.is_empty() {
+            "name at least one scope".to_owned()
+        } else {
+            format!("unknown scope {unknown:?}: use {}", Scopes::known())
+        }
+    })
 }
 
 fn parse_plan(text: &str) -> Result<Plan, String> {
@@ -189,7 +212,12 @@ pub fn run_keys(config: &Config, args: KeysArgs) -> anyhow::Result<()> {
 
 fn run_keys_on(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
     let patch = match command {
-        KeysCommand::Create { name, plan, points } => {
+        KeysCommand::Create {
+            name,
+            plan,
+            points,
+            scopes,
+        } => {
             let new = NewKey {
                 name: validate::name(&name)
                     .map_err(|why| anyhow::anyhow!("--name {}", why.en()))?,
@@ -198,6 +226,7 @@ fn run_keys_on(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
                     .map_err(|why| anyhow::anyhow!("--points {}", why.en()))?,
                 rate_per_s: None,
                 burst: None,
+                scopes: scopes.unwrap_or_default(),
             };
             let now = timefmt::now_ms();
             let (secret, _record) = store.write_now(|txn, dbs| repo::create(txn, dbs, new, now))?;
@@ -240,6 +269,13 @@ fn run_keys_on(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
                 ..KeyPatch::default()
             },
         ),
+        KeysCommand::SetScopes { id, scopes } => (
+            id,
+            KeyPatch {
+                scopes: Some(scopes),
+                ..KeyPatch::default()
+            },
+        ),
         KeysCommand::SetPlan { id, plan } => (
             id,
             KeyPatch {
@@ -252,7 +288,7 @@ fn run_keys_on(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
     match store.write_now(|txn, dbs| repo::update(txn, dbs, &id, &patch))? {
         UpdateOutcome::Updated { record, .. } => {
             eprintln!(
-                "key {}: plan {}, points {}, {}",
+                "key {}: plan {}, points {}, {}, scopes {}",
                 record.id,
                 record.plan.as_str(),
                 record.points,
@@ -260,7 +296,8 @@ fn run_keys_on(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
                     "disabled"
                 } else {
                     "active"
-                }
+                },
+                record.scopes.names().join(",")
             );
             Ok(())
         }
@@ -272,7 +309,7 @@ fn run_keys_on(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
 }
 
 fn print_table(keys: &[(crate::keys::secret::SecretHash, crate::keys::KeyRecord)]) {
-    let rows: Vec<[String; 8]> = keys
+    let rows: Vec<[String; 9]> = keys
         .iter()
         .map(|(_, k)| {
             [
@@ -285,6 +322,11 @@ fn print_table(keys: &[(crate::keys::secret::SecretHash, crate::keys::KeyRecord)
                 k.last_used_at_ms
                     .map_or_else(|| "-".to_owned(), timefmt::rfc3339_ms),
                 k.requests.to_string(),
+                if k.scopes == Scopes::ALL {
+                    "all".to_owned()
+                } else {
+                    k.scopes.names().join(",")
+                },
             ]
         })
         .collect();
@@ -297,6 +339,7 @@ fn print_table(keys: &[(crate::keys::secret::SecretHash, crate::keys::KeyRecord)
         "CREATED",
         "LAST USED",
         "REQUESTS",
+        "SCOPES",
     ];
     print_columns(header, &rows);
 }

@@ -39,6 +39,8 @@ pub enum ApiError {
     AdminUnauthorized,
     /// The key exists but was disabled by an operator.
     KeyDisabled,
+    /// The key's scopes do not include the one this route needs (its name).
+    ScopeNotAllowed(&'static str),
     /// The key's plan does not include this feature.
     PlanNotAllowed(&'static str),
     /// The key's points balance is too low for this call.
@@ -172,6 +174,12 @@ impl ApiError {
                 StatusCode::FORBIDDEN,
                 "key_disabled",
                 "账户已禁用".into(),
+                None,
+            ),
+            ScopeNotAllowed(scope) => (
+                StatusCode::FORBIDDEN,
+                "scope_not_allowed",
+                format!("此密钥没有 `{scope}` 权限（管理员可在密钥的 scopes 中加上）").into(),
                 None,
             ),
             PlanNotAllowed(feature) => (
@@ -392,6 +400,7 @@ mod tests {
             ApiError::AdminUnauthorized,
             ApiError::KeyDisabled,
             ApiError::PlanNotAllowed("自定义短码"),
+            ApiError::ScopeNotAllowed("stats"),
             ApiError::InsufficientPoints,
             ApiError::AliasTaken,
             ApiError::AliasReserved,

@@ -8,7 +8,7 @@ use crate::http::response::{self, HttpResponse};
 use crate::keys::KeyGate;
 use crate::keys::KeyReq as Req;
 use crate::keys::repo::{self, KeyPatch, NewKey, UpdateOutcome};
-use crate::keys::{KeyView, Plan, secret, validate};
+use crate::keys::{KeyView, Plan, Scopes, secret, validate};
 use crate::timefmt;
 
 /// `GET /admin/api/keys`: every key with its usage (never a secret).
@@ -48,6 +48,22 @@ struct CreateBody {
     rate_per_s: Option<u32>,
     #[serde(default)]
     burst: Option<u32>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+}
+
+/// `scopes` of a request body: known names, at least one.
+fn scopes_field(names: &[String]) -> Result<Scopes, ApiError> {
+    Scopes::parse(names.iter().map(String::as_str)).map_err(|unknown| {
+        if unknown.is_empty() {
+            ApiError::field("scopes", "至少包含一项")
+        } else {
+            ApiError::field(
+                "scopes",
+                format!("不认识 {unknown:?}，可选：{}", Scopes::known()),
+            )
+        }
+    })
 }
 
 /// `POST /admin/api/keys`: 201 with the secret `key` (shown this once) and the key's record.
@@ -69,6 +85,12 @@ pub async fn create(keys: &KeyGate, req: Req<'_>) -> Result<HttpResponse, ApiErr
             .map(validate::rate)
             .transpose()
             .map_err(|why| ApiError::field("burst", why.zh()))?,
+        scopes: body
+            .scopes
+            .as_deref()
+            .map(scopes_field)
+            .transpose()?
+            .unwrap_or_default(),
     };
     let now = timefmt::now_ms();
     let (secret, record) = keys
@@ -108,9 +130,12 @@ struct PatchBody {
     rate_per_s: Option<u32>,
     #[serde(default)]
     burst: Option<u32>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
 }
 
-/// `PATCH /admin/api/keys/{id}`: `{disabled?, plan?, add_points?, name?, rate_per_s?, burst?}`.
+/// `PATCH /admin/api/keys/{id}`: `{disabled?, plan?, add_points?, name?, rate_per_s?, burst?,
+/// scopes?}`.
 pub async fn patch(keys: &KeyGate, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let request_id = req.request_id;
     let id = key_id(&req)?;
@@ -139,11 +164,12 @@ pub async fn patch(keys: &KeyGate, req: Req<'_>) -> Result<HttpResponse, ApiErro
             .map(validate::rate)
             .transpose()
             .map_err(|why| ApiError::field("burst", why.zh()))?,
+        scopes: body.scopes.as_deref().map(scopes_field).transpose()?,
     };
     if patch.is_empty() {
         return Err(ApiError::field(
             "body",
-            "至少提供 name、plan、disabled、add_points、rate_per_s、burst 之一",
+            "至少提供 name、plan、disabled、add_points、rate_per_s、burst、scopes 之一",
         ));
     }
     let outcome = {

@@ -205,7 +205,7 @@ async fn read_route_body(
                 limit: app.config.http.max_public_body_reads_per_peer,
             }
         })?),
-        Access::ApiKey | Access::Admin => None,
+        Access::ApiKey(_) | Access::Admin => None,
     };
     let http = &app.config.http;
     let limit = match route.body_limit {
@@ -232,7 +232,15 @@ fn check_access(
 ) -> Result<Option<crate::keys::AuthedKey>, ApiError> {
     match access {
         Access::Public => Ok(None),
-        Access::ApiKey => app.keys.authenticate(headers).map(Some),
+        Access::ApiKey(scope) => {
+            let key = app.keys.authenticate(headers)?;
+            match scope {
+                Some(scope) if !key.record.scopes.allows(scope) => {
+                    Err(ApiError::ScopeNotAllowed(scope.as_str()))
+                }
+                _ => Ok(Some(key)),
+            }
+        }
         Access::Admin => app.admin.check(headers).map(|()| None),
     }
 }

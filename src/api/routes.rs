@@ -12,14 +12,15 @@ use crate::error::ApiError;
 use crate::http::response::HttpResponse;
 use crate::http::router::{RouteDef, Router, RouterError};
 use crate::keys::KeyReq as Req;
+use crate::keys::Scope;
 use crate::{admin, jobs, keys, links, monitors, security, web, webhooks};
 
 /// Which credentials a route needs; the pipeline checks them before dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     Public,
-    /// A valid, enabled `X-API-Key` within its rate.
-    ApiKey,
+    /// A valid, enabled `X-API-Key` within its rate, holding the scope if one is named.
+    ApiKey(Option<Scope>),
     /// `Authorization: Bearer <admin token>`.
     Admin,
 }
@@ -69,15 +70,15 @@ impl BodyLimit {
 }
 
 /// Declares every route once, one line each:
-/// `Id: METHOD "/pattern", access, cors[, body: Limit] => handler call;`.
+/// `Id: METHOD "/pattern", access[(Scope)], cors[, body: Limit] => handler call;`.
 /// From those lines come the [`RouteId`] enum, [`table`] and [`dispatch`]. The handler
 /// expressions see the application as `app` and the request as `req`.
 macro_rules! routes {
     (
         fn dispatch($app:ident, $req:ident);
         $(
-            $id:ident: $method:ident $pattern:literal, $access:ident, $cors:ident
-                $(, body: $limit:ident)? => $handler:expr;
+            $id:ident: $method:ident $pattern:literal, $access:ident $(($scope:ident))?,
+                $cors:ident $(, body: $limit:ident)? => $handler:expr;
         )*
     ) => {
         /// Every handler of the service.
@@ -94,7 +95,7 @@ macro_rules! routes {
                     pattern: $pattern,
                     handler: Route {
                         id: RouteId::$id,
-                        access: Access::$access,
+                        access: routes!(@access $access $($scope)?),
                         cors: Cors::$cors,
                         body_limit: routes!(@limit $($limit)?),
                     },
@@ -113,6 +114,9 @@ macro_rules! routes {
             }
         }
     };
+    (@access ApiKey) => { Access::ApiKey(None) };
+    (@access ApiKey $scope:ident) => { Access::ApiKey(Some(Scope::$scope)) };
+    (@access $access:ident) => { Access::$access };
     (@limit) => { BodyLimit::Http };
     (@limit $limit:ident) => { BodyLimit::$limit };
 }
@@ -137,61 +141,61 @@ routes! {
     AdminDeleteKey: DELETE "/admin/api/keys/{id}", Admin, SameOrigin
         => admin::keys_api::delete(&app.keys, req).await;
 
-    CreateJob: POST "/jobs", ApiKey, Open, body: Jobs => jobs::api::create(&app.jobs, req).await;
-    GetJob: GET "/jobs/{id}", ApiKey, Open => jobs::api::get(&app.jobs, req);
-    CancelJob: DELETE "/jobs/{id}", ApiKey, Open => jobs::api::cancel(&app.jobs, req).await;
-    JobEvents: GET "/jobs/{id}/events", ApiKey, Open => jobs::api::events(&app.jobs, req);
-    UrgentJob: POST "/jobs/{id}/urgent", ApiKey, Open => jobs::api::urgent(&app.jobs, req).await;
-    JobResults: GET "/jobs/{id}/results", ApiKey, Open => jobs::export::results(&app.jobs, req);
-    Check: POST "/check", ApiKey, Open => jobs::check::check(&app.jobs, req).await;
+    CreateJob: POST "/jobs", ApiKey(Checker), Open, body: Jobs => jobs::api::create(&app.jobs, req).await;
+    GetJob: GET "/jobs/{id}", ApiKey(Checker), Open => jobs::api::get(&app.jobs, req);
+    CancelJob: DELETE "/jobs/{id}", ApiKey(Checker), Open => jobs::api::cancel(&app.jobs, req).await;
+    JobEvents: GET "/jobs/{id}/events", ApiKey(Checker), Open => jobs::api::events(&app.jobs, req);
+    UrgentJob: POST "/jobs/{id}/urgent", ApiKey(Checker), Open => jobs::api::urgent(&app.jobs, req).await;
+    JobResults: GET "/jobs/{id}/results", ApiKey(Checker), Open => jobs::export::results(&app.jobs, req);
+    Check: POST "/check", ApiKey(Checker), Open => jobs::check::check(&app.jobs, req).await;
     Pool: GET "/pool", Public, Open => jobs::pool::all(&app.jobs.engine, req);
     PoolProvider: GET "/pool/{provider}", Public, Open => jobs::pool::one(&app.jobs.engine, req);
 
-    CreateLink: POST "/api/v1/links", ApiKey, Open => links::api::create(&app.links, req).await;
-    ListLinks: GET "/api/v1/links", ApiKey, Open => links::api::list(&app.links, req);
-    CreateLinks: POST "/api/v1/links/batch", ApiKey, Open, body: LinkBatch
+    CreateLink: POST "/api/v1/links", ApiKey(LinksWrite), Open => links::api::create(&app.links, req).await;
+    ListLinks: GET "/api/v1/links", ApiKey(LinksRead), Open => links::api::list(&app.links, req);
+    CreateLinks: POST "/api/v1/links/batch", ApiKey(LinksWrite), Open, body: LinkBatch
         => links::api::create_batch(&app.links, req).await;
-    RestoreLink: GET "/api/v1/links/{code}", ApiKey, Open => links::api::restore(&app.links, req);
-    PatchLink: PATCH "/api/v1/links/{code}", ApiKey, Open
+    RestoreLink: GET "/api/v1/links/{code}", ApiKey(LinksRead), Open => links::api::restore(&app.links, req);
+    PatchLink: PATCH "/api/v1/links/{code}", ApiKey(LinksWrite), Open
         => links::api::patch(&app.links, req).await;
-    DeleteLink: DELETE "/api/v1/links/{code}", ApiKey, Open
+    DeleteLink: DELETE "/api/v1/links/{code}", ApiKey(LinksWrite), Open
         => links::api::delete(&app.links, req).await;
-    LinkStats: GET "/api/v1/links/{code}/stats", ApiKey, Open
+    LinkStats: GET "/api/v1/links/{code}/stats", ApiKey(Stats), Open
         => links::api::stats(&app.links, req);
-    LinkQr: GET "/api/v1/links/{code}/qr", ApiKey, Open => links::api::qr_code(&app.links, req);
-    CreateGroup: POST "/api/v1/groups", ApiKey, Open
+    LinkQr: GET "/api/v1/links/{code}/qr", ApiKey(LinksRead), Open => links::api::qr_code(&app.links, req);
+    CreateGroup: POST "/api/v1/groups", ApiKey(LinksWrite), Open
         => links::api::create_group(&app.links, req).await;
-    ListGroups: GET "/api/v1/groups", ApiKey, Open => links::api::list_groups(&app.links, req);
-    SecurityCheck: POST "/api/v1/tools/security-check", ApiKey, Open
+    ListGroups: GET "/api/v1/groups", ApiKey(LinksRead), Open => links::api::list_groups(&app.links, req);
+    SecurityCheck: POST "/api/v1/tools/security-check", ApiKey(SecurityCheck), Open
         => security::api::check(&app.security, &app.links, req).await;
 
-    CreateMonitor: POST "/api/v1/monitors", ApiKey, Open, body: Jobs
+    CreateMonitor: POST "/api/v1/monitors", ApiKey(Checker), Open, body: Jobs
         => monitors::api::create(&app.monitors, req).await;
-    ListMonitors: GET "/api/v1/monitors", ApiKey, Open => monitors::api::list(&app.monitors, req);
-    GetMonitor: GET "/api/v1/monitors/{id}", ApiKey, Open
+    ListMonitors: GET "/api/v1/monitors", ApiKey(Checker), Open => monitors::api::list(&app.monitors, req);
+    GetMonitor: GET "/api/v1/monitors/{id}", ApiKey(Checker), Open
         => monitors::api::get(&app.monitors, req).await;
-    PatchMonitor: PATCH "/api/v1/monitors/{id}", ApiKey, Open, body: Jobs
+    PatchMonitor: PATCH "/api/v1/monitors/{id}", ApiKey(Checker), Open, body: Jobs
         => monitors::api::patch(&app.monitors, req).await;
-    DeleteMonitor: DELETE "/api/v1/monitors/{id}", ApiKey, Open
+    DeleteMonitor: DELETE "/api/v1/monitors/{id}", ApiKey(Checker), Open
         => monitors::api::delete(&app.monitors, req).await;
-    MonitorLinks: GET "/api/v1/monitors/{id}/links", ApiKey, Open
+    MonitorLinks: GET "/api/v1/monitors/{id}/links", ApiKey(Checker), Open
         => monitors::api::links(&app.monitors, req).await;
-    RunMonitor: POST "/api/v1/monitors/{id}/run", ApiKey, Open
+    RunMonitor: POST "/api/v1/monitors/{id}/run", ApiKey(Checker), Open
         => monitors::api::run(&app.monitors, req).await;
 
-    CreateWebhook: POST "/api/v1/webhooks", ApiKey, Open
+    CreateWebhook: POST "/api/v1/webhooks", ApiKey(Webhooks), Open
         => webhooks::api::create(&app.webhooks, req).await;
-    ListWebhooks: GET "/api/v1/webhooks", ApiKey, Open => webhooks::api::list(&app.webhooks, req);
-    GetWebhook: GET "/api/v1/webhooks/{id}", ApiKey, Open => webhooks::api::get(&app.webhooks, req);
-    PatchWebhook: PATCH "/api/v1/webhooks/{id}", ApiKey, Open
+    ListWebhooks: GET "/api/v1/webhooks", ApiKey(Webhooks), Open => webhooks::api::list(&app.webhooks, req);
+    GetWebhook: GET "/api/v1/webhooks/{id}", ApiKey(Webhooks), Open => webhooks::api::get(&app.webhooks, req);
+    PatchWebhook: PATCH "/api/v1/webhooks/{id}", ApiKey(Webhooks), Open
         => webhooks::api::patch(&app.webhooks, req).await;
-    DeleteWebhook: DELETE "/api/v1/webhooks/{id}", ApiKey, Open
+    DeleteWebhook: DELETE "/api/v1/webhooks/{id}", ApiKey(Webhooks), Open
         => webhooks::api::delete(&app.webhooks, req).await;
-    PingWebhook: POST "/api/v1/webhooks/{id}/ping", ApiKey, Open
+    PingWebhook: POST "/api/v1/webhooks/{id}/ping", ApiKey(Webhooks), Open
         => webhooks::api::ping(&app.webhooks, req).await;
-    WebhookDeliveries: GET "/api/v1/webhooks/{id}/deliveries", ApiKey, Open
+    WebhookDeliveries: GET "/api/v1/webhooks/{id}/deliveries", ApiKey(Webhooks), Open
         => webhooks::api::deliveries(&app.webhooks, req);
-    RedeliverWebhook: POST "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", ApiKey, Open
+    RedeliverWebhook: POST "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", ApiKey(Webhooks), Open
         => webhooks::api::redeliver(&app.webhooks, req).await;
 
     GuideMarkdown: GET "/guide.md", Public, Open => web::guide_markdown(&app.site, req);

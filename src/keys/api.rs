@@ -1,4 +1,4 @@
-//! `GET /api/v1/me`: the calling key's own account (plan, points, effective rate limit).
+//! `GET /api/v1/me`: the calling key's own account (plan, points, effective rate limit, scopes).
 
 use http::StatusCode;
 use serde::Serialize;
@@ -18,6 +18,7 @@ pub fn me(config: &KeysConfig, req: Req<'_>) -> Result<HttpResponse, ApiError> {
         points: u64,
         rate_per_s: u32,
         burst: u32,
+        scopes: Vec<&'static str>,
     }
     let key = req.caller.as_ref().ok_or(ApiError::MissingApiKey)?;
     let record = &key.record;
@@ -30,6 +31,7 @@ pub fn me(config: &KeysConfig, req: Req<'_>) -> Result<HttpResponse, ApiError> {
             points: record.points,
             rate_per_s: record.rate_per_s.unwrap_or(config.default_rate_per_s),
             burst: record.burst.unwrap_or(config.default_burst),
+            scopes: record.scopes.names(),
         },
         req.request_id,
     ))

@@ -7,6 +7,7 @@ pub mod api;
 pub mod gate;
 pub mod record;
 pub mod repo;
+pub mod scope;
 pub mod secret;
 pub mod validate;
 
@@ -15,3 +16,4 @@ pub use gate::{AuthedKey, KeyGate};
 /// A request as the key routes' handlers see it: its caller is the API key it proved.
 pub type KeyReq<'a> = crate::http::request::Req<'a, AuthedKey>;
 pub use record::{KeyRecord, KeyView, Plan};
+pub use scope::{Scope, Scopes};

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::scope::Scopes;
 use crate::timefmt;
 
 /// What a key's owner paid for.
@@ -49,6 +50,9 @@ pub struct KeyRecord {
     /// Burst size for this key; `None` → `keys.default_burst`.
     #[serde(default)]
     pub burst: Option<u32>,
+    /// What the key may do (every scope for records made before scopes existed).
+    #[serde(default)]
+    pub scopes: Scopes,
 }
 
 /// The JSON shape of a key in the admin API: everything but the secret.
@@ -65,6 +69,7 @@ pub struct KeyView<'a> {
     pub requests: u64,
     pub rate_per_s: Option<u32>,
     pub burst: Option<u32>,
+    pub scopes: Vec<&'static str>,
 }
 
 impl KeyRecord {
@@ -86,6 +91,7 @@ impl KeyRecord {
             requests: self.requests + pending_requests,
             rate_per_s: self.rate_per_s,
             burst: self.burst,
+            scopes: self.scopes.names(),
         }
     }
 }

@@ -6,6 +6,7 @@
 use heed::{PutFlags, RoTxn, RwTxn};
 
 use super::record::{KeyRecord, Plan};
+use super::scope::Scopes;
 use super::secret::{self, SecretHash};
 use crate::store::{Dbs, StoreError, codec};
 
@@ -19,6 +20,7 @@ pub struct NewKey {
     pub points: u64,
     pub rate_per_s: Option<u32>,
     pub burst: Option<u32>,
+    pub scopes: Scopes,
 }
 
 /// A change to a key; absent fields stay as they are.
@@ -30,6 +32,7 @@ pub struct KeyPatch {
     pub add_points: Option<i64>,
     pub rate_per_s: Option<u32>,
     pub burst: Option<u32>,
+    pub scopes: Option<Scopes>,
 }
 
 impl KeyPatch {
@@ -41,6 +44,7 @@ impl KeyPatch {
             && self.add_points.is_none()
             && self.rate_per_s.is_none()
             && self.burst.is_none()
+            && self.scopes.is_none()
     }
 }
 
@@ -84,6 +88,7 @@ pub fn create(
             requests: 0,
             rate_per_s: new.rate_per_s,
             burst: new.burst,
+            scopes: new.scopes,
         };
         dbs.keys
             .put_with_flags(txn, PutFlags::NO_OVERWRITE, &hash, &codec::encode(&record))?;
@@ -155,6 +160,9 @@ pub fn update(
     }
     if let Some(plan) = patch.plan {
         record.plan = plan;
+    }
+    if let Some(scopes) = patch.scopes {
+        record.scopes = scopes;
     }
     if let Some(disabled) = patch.disabled {
         record.disabled = disabled;

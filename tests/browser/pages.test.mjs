@@ -158,6 +158,8 @@ test("/admin logs in, creates a key, disables it (the key then gets 403), adds p
   const name = `浏览器测试-${Date.now()}`;
   await page.fill("#new-name", name);
   await page.fill("#new-points", "30");
+  // A key without the webhooks scope.
+  await page.uncheck('#new-scopes input[value="webhooks"]');
   await page.click('#create-form button[type="submit"]');
   await page.waitForSelector("#secret-box:not([hidden])");
   const secret = (await page.textContent("#secret")).trim();
@@ -170,6 +172,11 @@ test("/admin logs in, creates a key, disables it (the key then gets 403), adds p
   assert.match(await row.textContent(), /30/);
   const me = () => fetch(`${BASE}/api/v1/me`, { headers: { "X-API-Key": secret } });
   assert.equal((await me()).status, 200);
+  assert.match(await row.textContent(), /links:write/);
+  assert.doesNotMatch(await row.textContent(), /webhooks/);
+  const hooks = await fetch(`${BASE}/api/v1/webhooks`, { headers: { "X-API-Key": secret } });
+  assert.equal(hooks.status, 403);
+  assert.equal((await hooks.json()).error, "scope_not_allowed");
   await row.locator('button[data-act="disable"]').click();
   await row.locator('button[data-act="enable"]').waitFor();
   assert.match(await row.textContent(), /已停用/);

@@ -33,6 +33,7 @@ fn version_and_help() {
         "delete",
         "add-points",
         "set-plan",
+        "set-scopes",
     ] {
         assert!(help.contains(word), "keys --help lacks {word}");
     }
@@ -98,6 +99,48 @@ fn a_key_created_by_the_cli_works_at_once_and_a_disabled_one_is_refused_at_once(
     assert_eq!(me["data"]["plan"], "free");
     let refused = server.cli(&["keys", "add-points", &id, "-51"]);
     assert!(!refused.status.success());
+
+    // Scopes: narrowed by the CLI, felt at once; the list shows them.
+    assert!(
+        server
+            .cli(&["keys", "set-scopes", &id, "links:read,stats"])
+            .status
+            .success()
+    );
+    server
+        .send(
+            "POST",
+            "/api/v1/links",
+            &[("X-API-Key", secret), ("Content-Type", "application/json")],
+            Some(r#"{"url":"https://example.com/"}"#),
+        )
+        .assert_error(403, "scope_not_allowed");
+    let table = String::from_utf8(server.cli(&["keys", "list"]).stdout).unwrap();
+    assert!(table.contains("links:read,stats"), "{table}");
+    let refused = server.cli(&["keys", "set-scopes", &id, "links:read,root"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown scope"));
+    let narrow = server.cli(&[
+        "keys",
+        "create",
+        "--name",
+        "reader",
+        "--scopes",
+        "links:read",
+    ]);
+    assert!(narrow.status.success());
+    let narrow = String::from_utf8(narrow.stdout).unwrap();
+    server
+        .send(
+            "POST",
+            "/jobs",
+            &[
+                ("X-API-Key", narrow.trim()),
+                ("Content-Type", "application/json"),
+            ],
+            Some(r#"{"items":["https://pan.quark.cn/s/abc"]}"#),
+        )
+        .assert_error(403, "scope_not_allowed");
 
     assert!(server.cli(&["keys", "delete", &id]).status.success());
     server

@@ -27,6 +27,7 @@ mod monitors;
 mod observability;
 mod readme;
 mod receiver;
+mod scopes;
 mod security;
 mod storage;
 mod systemd;

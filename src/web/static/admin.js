@@ -37,6 +37,13 @@ function showError(err) {
   if (err && err.status === 401) logout("管理令牌无效或已更换，请重新登录");
 }
 
+const SCOPES = ["links:read", "links:write", "checker", "webhooks", "security_check", "stats"];
+
+function scopesCell(k) {
+  const all = SCOPES.every((s) => k.scopes.includes(s));
+  return all ? '<span class="muted">全部</span>' : k.scopes.map((s) => `<code>${escapeHtml(s)}</code>`).join(" ");
+}
+
 function row(k) {
   const status = k.disabled ? '<span class="bad">已停用</span>' : '<span class="ok">启用</span>';
   const plan = `<select data-act="plan" aria-label="套餐">${["free", "premium"].map((p) => `<option${p === k.plan ? " selected" : ""}>${p}</option>`).join("")}</select>`;
@@ -46,7 +53,7 @@ function row(k) {
   return `<tr data-id="${escapeHtml(k.id)}" data-name="${escapeHtml(k.name)}">
     <td>${escapeHtml(k.name)}</td><td><code>${escapeHtml(k.id.slice(0, 12))}</code></td><td>${plan}</td>
     <td>${escapeHtml(k.points)}</td><td style="white-space:nowrap">${status}</td><td>${time(k.created_at)}</td><td>${time(k.last_used_at)}</td>
-    <td>${escapeHtml(k.requests)}</td>
+    <td>${escapeHtml(k.requests)}</td><td>${scopesCell(k)}</td>
     <td><div class="row">${toggle}
       <input type="number" data-field="points" min="1" placeholder="积分" style="width:6rem" aria-label="增加积分">
       <button type="button" data-act="points">加积分</button>
@@ -107,6 +114,7 @@ async function create(event) {
       name: $("new-name").value.trim(),
       plan: $("new-plan").value,
       points: Number($("new-points").value || 0),
+      scopes: SCOPES.filter((s) => document.querySelector(`#new-scopes input[value="${s}"]`).checked),
     });
     $("secret").textContent = created.key;
     $("secret-box").hidden = false;
