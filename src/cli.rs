@@ -50,6 +50,11 @@ pub enum Command {
     },
     /// Manage API keys (works while a server runs on the same data dir).
     Keys(KeysArgs),
+    /// Export or import a key's short links (works while a server runs on the same data dir).
+    Links {
+        #[command(subcommand)]
+        command: LinksCommand,
+    },
     /// Print a config.toml with every key at its built-in default, each with its doc and what it
     /// accepts (the shipped config.toml is this output).
     DefaultConfig,
@@ -174,6 +179,33 @@ pub enum KeysCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum LinksCommand {
+    /// Write every link of a key, oldest first, as CSV (the default) or JSON lines.
+    Export {
+        /// The key whose links to export (the ID column of `keys list`).
+        #[arg(long)]
+        owner: String,
+        #[arg(long, default_value = "csv", value_parser = ["csv", "jsonl"])]
+        format: String,
+        /// Where to write; standard output when omitted.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Import links from a CSV file (panlink's export, or Shlink's, YOURLS's or Kutt's) for a
+    /// key; prints the report (one line of JSON) and exits 1 if some rows failed.
+    Import {
+        /// The CSV file, or `-` for standard input.
+        file: String,
+        /// The key the links will belong to (the ID column of `keys list`).
+        #[arg(long)]
+        owner: String,
+        /// Run again with the same key after a failure: rows already imported are not made twice.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+}
+
 fn parse_scopes(text: &str) -> Result<Scopes, String> {
     Scopes::parse(text.split(',')).map_err(|unknown| {
         if unknown.is_empty() {
@@ -186,6 +218,143 @@ fn parse_scopes(text: &str) -> Result<Scopes, String> {
 
 fn parse_plan(text: &str) -> Result<Plan, String> {
     Plan::parse(text).ok_or_else(|| format!("unknown plan {text:?}: use free or premium"))
+}
+
+/// Runs a `panlink links …` command against the configured data dir (which must hold data).
+pub fn run_links(config: &Config, command: LinksCommand) -> anyhow::Result<bool> {
+    let database = config.storage.lmdb_dir().join("data.mdb");
+    eprintln!("panlink: data dir {}", config.storage.data_dir.display());
+    if !database.exists() {
+        bail!(
+            "{} holds no panlink data",
+            config.storage.data_dir.display()
+        );
+    }
+    let store = Store::open(&config.storage)
+        .with_context(|| format!("opening LMDB in {}", config.storage.lmdb_dir().display()))?;
+    let result = match command {
+        LinksCommand::Export { owner, format, out } => {
+            export_links(config, &store, &owner, &format, out.as_deref()).map(|()| true)
+        }
+        LinksCommand::Import {
+            file,
+            owner,
+            idempotency_key,
+        } => import_links(config, &store, &file, &owner, idempotency_key.as_deref()),
+    };
+    store.close(std::time::Duration::from_secs(5));
+    result
+}
+
+fn key_record(store: &Store, id: &str) -> anyhow::Result<crate::keys::KeyRecord> {
+    store
+        .read(|txn, dbs| repo::get_by_id(txn, dbs, id))?
+        .map(|(_, record)| record)
+        .ok_or_else(|| anyhow::anyhow!("no key with id {id}"))
+}
+
+fn export_links(
+    config: &Config,
+    store: &Store,
+    owner: &str,
+    format: &str,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use crate::links::transfer::{self, ExportContext, ExportFormat};
+    use std::io::Write as _;
+    key_record(store, owner)?;
+    let format = ExportFormat::parse(format).expect("clap checks the format");
+    let mut sink: Box<dyn std::io::Write> = match out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let domains = crate::links::domains::Domains::new(&config.links);
+    // Offline there are no clicks in memory: the stored counts are the whole count.
+    let pending = |_: &str| crate::links::record::ClickTotals::default();
+    let ctx = ExportContext {
+        owner,
+        format,
+        default_domain: domains.default_name(),
+        pending: &pending,
+    };
+    let groups = store.read(|txn, dbs| transfer::group_names(txn, dbs, owner))?;
+    sink.write_all(&format.prologue())?;
+    let mut cursor: Option<Vec<u8>> = None;
+    loop {
+        let mut page = Vec::new();
+        let next = store.read(|txn, dbs| {
+            transfer::export_page(txn, dbs, &ctx, &groups, cursor.as_deref(), &mut page)
+        })?;
+        sink.write_all(&page)?;
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    sink.flush()?;
+    Ok(())
+}
+
+fn import_links(
+    config: &Config,
+    store: &Store,
+    file: &str,
+    owner: &str,
+    idempotency: Option<&str>,
+) -> anyhow::Result<bool> {
+    use crate::links::transfer::{self, Batch, ImportReport};
+    use std::io::Read as _;
+    let key = key_record(store, owner)?;
+    let idempotency = idempotency
+        .map(transfer::idempotency_key)
+        .transpose()
+        .map_err(|_| {
+            anyhow::anyhow!("--idempotency-key must be 1 to 128 visible ASCII characters")
+        })?;
+    let mut body = Vec::new();
+    if file == "-" {
+        std::io::stdin().read_to_end(&mut body)?;
+    } else {
+        body = std::fs::read(file).with_context(|| format!("reading {file}"))?;
+    }
+    let domains = crate::links::domains::Domains::new(&config.links);
+    let own_hosts = crate::links::own_hosts(&config.server, &config.links);
+    let ctx = crate::links::api::Context {
+        plan: key.plan,
+        max_url_len: config.links.max_url_len,
+        own_hosts: own_hosts.iter().map(String::as_str).collect(),
+        domains: &domains,
+    };
+    let (source, rows) = transfer::parse(&body, &ctx, config.links.import_max_rows)
+        .map_err(|err| anyhow::anyhow!("{}", err.spec().message))?;
+    let (batches, mut outcomes) = transfer::batches(rows);
+    // Offline there is no scheduler: watched targets are stored, and the server schedules them
+    // when it starts.
+    let watch = crate::monitors::watch::WatchHandle::offline(config.links.target_check_interval_s);
+    let batch = Batch {
+        owner,
+        idempotency: idempotency.as_deref(),
+        code_len: config.links.code_length,
+        watch: &watch,
+    };
+    let mut groups = std::collections::HashMap::new();
+    for rows in batches {
+        let (done, _) = store
+            .write_now(|txn, dbs| transfer::commit_batch(txn, dbs, &batch, rows, &mut groups))?;
+        outcomes.extend(done);
+    }
+    outcomes.sort_by_key(|(row, _)| *row);
+    let report = ImportReport { source, outcomes };
+    println!("{}", transfer::report_json(&report));
+    let created = report.created();
+    eprintln!(
+        "imported {created} of {} rows ({} format) for key {owner}",
+        report.outcomes.len(),
+        source.as_str()
+    );
+    Ok(created == report.outcomes.len())
 }
 
 /// Runs a `panlink keys …` command against the configured data dir, which it names on stderr

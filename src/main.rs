@@ -90,6 +90,17 @@ fn main() -> ExitCode {
             logging::init(config.server.log_format, config.server.log_color, "warn");
             panlink::cli::run_keys(&config, args)
         }
+        Command::Links { command } => {
+            logging::init(config.server.log_format, config.server.log_color, "warn");
+            return match panlink::cli::run_links(&config, command) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(err) => {
+                    eprintln!("panlink: {err:#}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Command::Backup { to } => {
             logging::init(config.server.log_format, config.server.log_color, "warn");
             panlink::cli::run_backup(&config, &to)

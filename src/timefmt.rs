@@ -18,6 +18,16 @@ pub fn rfc3339_ms(ms: u64) -> String {
         .unwrap_or_default()
 }
 
+/// `ms` as RFC 3339 in UTC with millisecond precision, e.g. `2026-11-22T08:00:00.250Z` (exports
+/// that must keep the exact instant and the order of records made in the same second).
+pub fn rfc3339_millis(ms: u64) -> String {
+    let seconds = rfc3339_ms(ms);
+    match seconds.strip_suffix('Z') {
+        Some(head) => format!("{head}.{:03}Z", ms % 1000),
+        None => seconds,
+    }
+}
+
 /// `ms` as Beijing time for people, e.g. `2026-11-22 16:00（北京时间）` (pages for visitors in
 /// China; the API keeps RFC 3339 in UTC).
 pub fn beijing_minute(ms: u64) -> String {
@@ -50,6 +60,10 @@ mod tests {
     fn formats_utc_seconds() {
         assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339_ms(1_798_761_599_999), "2026-12-31T23:59:59Z");
+        assert_eq!(
+            rfc3339_millis(1_798_761_599_009),
+            "2026-12-31T23:59:59.009Z"
+        );
         assert!(now_ms() > 1_700_000_000_000);
         assert_eq!(
             parse_rfc3339_ms("2026-12-31T23:59:59Z"),

@@ -212,6 +212,7 @@ async fn read_route_body(
         routes::BodyLimit::Http => http.max_body_bytes,
         routes::BodyLimit::Jobs => app.config.jobs.max_body_bytes,
         routes::BodyLimit::LinkBatch => app.config.links.batch_max_body_bytes,
+        routes::BodyLimit::LinkImport => app.config.links.import_max_body_bytes,
         routes::BodyLimit::Form => routes::BodyLimit::FORM_BYTES,
     };
     let pace = BodyPace {

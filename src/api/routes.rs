@@ -60,6 +60,8 @@ pub enum BodyLimit {
     Jobs,
     /// `links.batch_max_body_bytes` (batch link creation).
     LinkBatch,
+    /// `links.import_max_body_bytes` (CSV imports).
+    LinkImport,
     /// [`BodyLimit::FORM_BYTES`]: the password form of a link, the one public route with a body.
     Form,
 }
@@ -155,6 +157,10 @@ routes! {
     ListLinks: GET "/api/v1/links", ApiKey(LinksRead), Open => links::api::list(&app.links, req);
     CreateLinks: POST "/api/v1/links/batch", ApiKey(LinksWrite), Open, body: LinkBatch
         => links::api::create_batch(&app.links, req).await;
+    ExportLinks: GET "/api/v1/links/export", ApiKey(LinksRead), Open
+        => links::transfer::export(&app.links, req);
+    ImportLinks: POST "/api/v1/links/import", ApiKey(LinksWrite), Open, body: LinkImport
+        => links::transfer::import(&app.links, req).await;
     RestoreLink: GET "/api/v1/links/{code}", ApiKey(LinksRead), Open => links::api::restore(&app.links, req);
     PatchLink: PATCH "/api/v1/links/{code}", ApiKey(LinksWrite), Open
         => links::api::patch(&app.links, req).await;

@@ -366,7 +366,10 @@ async fn background_tasks(app: Arc<App>, stop: CancellationToken) {
         tokio::select! {
             _ = flush.tick() => app.keys.flush_usage().await,
             _ = upkeep.tick() => app.metrics.run_upkeep(),
-            _ = purge.tick() => crate::jobs::purge_expired(&app.jobs).await,
+            _ = purge.tick() => {
+                crate::jobs::purge_expired(&app.jobs).await;
+                crate::links::transfer::purge(&app.store).await;
+            }
             _ = clicks.tick() => { let _ = app.links.flush_clicks(&app.store).await; }
             _ = compact.tick() => app.links.compact_clicks(&app.store).await,
             () = stop.cancelled() => break,

@@ -305,6 +305,10 @@ config_sections! {
         batch_max_items: usize = 1_000, range(1, 100_000);
         /// The size limit of a POST /api/v1/links/batch body.
         batch_max_body_bytes: usize = 8 << 20, range(1024, 1 << 30).unit("bytes");
+        /// Rows per POST /api/v1/links/import at most (committed 1 000 at a time).
+        import_max_rows: usize = 100_000, range(1, 1_000_000);
+        /// The size limit of a POST /api/v1/links/import body (CSV).
+        import_max_body_bytes: usize = 32 << 20, range(1024, 1 << 30).unit("bytes");
         /// Password links per batch at most (each is an argon2id hash of ~35 ms of one core; they
         /// run in parallel on the blocking pool). 0 forbids password links in batches.
         batch_max_password_links: usize = 200, range(0, 100_000);

@@ -136,21 +136,21 @@ fn check_utm(body: UtmBody, name: &str) -> Result<Option<Utm>, ApiError> {
 }
 
 /// A validated create body; the password is hashed just before the write.
-struct Validated {
-    new: NewLink,
-    password: Option<String>,
+pub(super) struct Validated {
+    pub(super) new: NewLink,
+    pub(super) password: Option<String>,
 }
 
 /// What validation needs to know about the caller and the request.
-struct Context<'a> {
-    plan: Plan,
-    max_url_len: usize,
-    own_hosts: Vec<&'a str>,
-    domains: &'a Domains,
+pub struct Context<'a> {
+    pub plan: Plan,
+    pub max_url_len: usize,
+    pub own_hosts: Vec<&'a str>,
+    pub domains: &'a Domains,
 }
 
 impl<'a> Context<'a> {
-    fn of(links: &'a LinkService, parts: &'a Parts, key: &AuthedKey) -> Context<'a> {
+    pub(super) fn of(links: &'a LinkService, parts: &'a Parts, key: &AuthedKey) -> Context<'a> {
         Context {
             plan: key.record.plan,
             max_url_len: links.config.max_url_len,
@@ -236,7 +236,38 @@ fn check_expiry(text: &str, name: &str) -> Result<u64, ApiError> {
     Ok(at)
 }
 
-fn validate(body: CreateBody, ctx: &Context<'_>, prefix: &str) -> Result<Validated, ApiError> {
+/// The create body of an imported row: what a CSV file can say of a link.
+pub(super) fn import_body(
+    url: String,
+    alias: Option<String>,
+    title: Option<String>,
+    tags: Vec<String>,
+    domain: Option<String>,
+    max_clicks: Option<u64>,
+) -> CreateBody {
+    CreateBody {
+        url,
+        title,
+        alias,
+        domain,
+        group_id: None,
+        expire_at: None,
+        access_type: None,
+        password: None,
+        fallback_url: None,
+        watch_target: None,
+        max_clicks,
+        tags: Some(tags),
+        utm: None,
+        rules: None,
+    }
+}
+
+pub(super) fn validate(
+    body: CreateBody,
+    ctx: &Context<'_>,
+    prefix: &str,
+) -> Result<Validated, ApiError> {
     let url = body.url.trim().to_owned();
     check_url(&url, ctx, &field(prefix, "url"))?;
     let title = check_title(body.title, &field(prefix, "title"))?;
@@ -501,7 +532,7 @@ fn totals_of(links: &LinkService, code: &str) -> Result<ClickTotals, ApiError> {
     Ok(totals)
 }
 
-fn key_of(req: &Req<'_>) -> Result<AuthedKey, ApiError> {
+pub(super) fn key_of(req: &Req<'_>) -> Result<AuthedKey, ApiError> {
     req.caller.clone().ok_or(ApiError::MissingApiKey)
 }
 
@@ -570,7 +601,7 @@ struct BatchBody {
 }
 
 #[derive(Serialize)]
-struct BatchError {
+pub(super) struct BatchError {
     code: u16,
     error: &'static str,
     msg: String,
@@ -586,7 +617,7 @@ struct BatchItem<'a> {
     error: Option<BatchError>,
 }
 
-fn batch_error(err: &ApiError) -> BatchError {
+pub(super) fn batch_error(err: &ApiError) -> BatchError {
     let spec = err.spec();
     BatchError {
         code: spec.code,

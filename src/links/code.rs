@@ -34,8 +34,11 @@ pub const RESERVED: &[&str] = &[
     "well-known",
     ".well-known",
     "sitemap.xml",
-    // `/api/v1/links/batch` is a literal route: a link coded `batch` could not be restored.
+    // `/api/v1/links/batch`, `/export` and `/import` are literal routes: a link coded so could
+    // not be restored.
     "batch",
+    "export",
+    "import",
     "guide.md",
     // `POST /check`, the blocking check.
     "check",

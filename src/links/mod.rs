@@ -25,6 +25,7 @@ pub mod redirect;
 pub mod repo;
 pub mod rules;
 pub mod target;
+pub mod transfer;
 pub mod visitor;
 pub mod watch;
 
@@ -138,7 +139,7 @@ pub struct LinkService {
 }
 
 /// See [`LinkService::own_hosts`].
-fn own_hosts(server: &ServerConfig, config: &LinksConfig) -> Vec<String> {
+pub fn own_hosts(server: &ServerConfig, config: &LinksConfig) -> Vec<String> {
     let mut hosts: Vec<String> = config.own_hosts.clone();
     hosts.extend(config.domains.iter().cloned());
     hosts.push("localhost".to_owned());

@@ -80,6 +80,16 @@ pub struct Scheduled {
 }
 
 impl WatchHandle {
+    /// A handle for a process without a scheduler (the command line): what it watches is
+    /// stored, and the server's scheduler loads it from storage when it starts.
+    pub fn offline(interval_s: u32) -> WatchHandle {
+        let (commands, _) = mpsc::unbounded_channel();
+        WatchHandle {
+            commands,
+            interval_s,
+        }
+    }
+
     /// Puts links watched in a committed write on the schedule.
     pub fn schedule(&self, entries: Vec<Scheduled>) {
         for entry in entries {

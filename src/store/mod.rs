@@ -195,6 +195,8 @@ pub struct Dbs {
     pub link_click_log: RawDb,
     /// A key's links by tag (`links::record::tag_key`).
     pub link_tags: RawDb,
+    /// Rows of imports made with an idempotency key (`links::transfer`).
+    pub link_imports: RawDb,
     /// Webhooks and their deliveries (layout in `webhooks::record`).
     pub webhooks: RawDb,
     pub webhook_owner: RawDb,
@@ -208,7 +210,7 @@ pub struct Dbs {
 }
 
 /// The name of every table [`Store::open`] creates (for tools that read them all).
-pub const TABLES: [&str; 22] = [
+pub const TABLES: [&str; 23] = [
     "keys",
     "key_ids",
     "meta",
@@ -223,6 +225,7 @@ pub const TABLES: [&str; 22] = [
     "link_refs",
     "link_click_log",
     "link_tags",
+    "link_imports",
     "webhooks",
     "webhook_owner",
     "deliveries",
@@ -265,6 +268,7 @@ impl Store {
             link_refs: lmdb::create_db(&env, "link_refs")?,
             link_click_log: lmdb::create_db(&env, "link_click_log")?,
             link_tags: lmdb::create_db(&env, "link_tags")?,
+            link_imports: lmdb::create_db(&env, "link_imports")?,
             webhooks: lmdb::create_db(&env, "webhooks")?,
             webhook_owner: lmdb::create_db(&env, "webhook_owner")?,
             deliveries: lmdb::create_db(&env, "deliveries")?,

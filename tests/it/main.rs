@@ -22,6 +22,7 @@ mod link_domains;
 mod link_limits;
 mod link_rules;
 mod link_targets;
+mod link_transfer;
 mod links;
 mod monitors;
 mod observability;
