@@ -89,8 +89,12 @@ def openapi_examples(base: str, key: str, admin_token: str) -> bool:
                     print(f"FAILED: {method.upper()} {path} has no request example")
                     ok = False
                     continue
-                data = (urllib.parse.urlencode(example) if content_type.endswith("urlencoded")
-                        else json.dumps(example))
+                if content_type.endswith("urlencoded"):
+                    data = urllib.parse.urlencode(example)
+                elif content_type.startswith("text/"):
+                    data = example  # a CSV file, say: sent as written
+                else:
+                    data = json.dumps(example)
                 answer = httpx.request(method.upper(), base + url, content=data.encode(),
                                        headers={**headers, "Content-Type": content_type}, timeout=30)
                 sent += 1
