@@ -16,14 +16,24 @@ use crate::timefmt;
 /// `GET /health`: status, version, uptime, and the same fields as `/pool` (kept for old clients).
 pub fn health(app: &App, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
     #[derive(Serialize)]
-    struct Health {
+    struct Health<'a> {
         status: &'static str,
         storage: crate::store::Condition,
         version: &'static str,
         uptime_seconds: f64,
         started_at: String,
+        /// The click statistics: their time zone, and whether an IP database gives them a
+        /// country and a region.
+        click_stats: ClickStats<'a>,
         #[serde(flatten)]
         pool: crate::jobs::pool::Pool,
+    }
+    #[derive(Serialize)]
+    struct ClickStats<'a> {
+        enabled: bool,
+        timezone: &'a str,
+        geo: bool,
+        geo_database: Option<&'a str>,
     }
     let storage = app.store.condition();
     Ok(response::json(
@@ -38,6 +48,12 @@ pub fn health(app: &App, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: app.uptime_ms() as f64 / 1000.0,
             started_at: timefmt::rfc3339_ms(app.started_at_ms),
+            click_stats: ClickStats {
+                enabled: app.links.config.analytics,
+                timezone: app.links.clock.name(),
+                geo: app.links.geo.is_some(),
+                geo_database: app.links.geo.as_ref().map(|g| g.kind()),
+            },
             pool: crate::jobs::pool::snapshot(&app.jobs.engine),
         },
     ))

@@ -167,7 +167,8 @@ routes! {
     DeleteLink: DELETE "/api/v1/links/{code}", ApiKey(LinksWrite), Open
         => links::api::delete(&app.links, req).await;
     LinkStats: GET "/api/v1/links/{code}/stats", ApiKey(Stats), Open
-        => links::api::stats(&app.links, req);
+        => links::stats::link(&app.links, req);
+    KeyStats: GET "/api/v1/stats", ApiKey(Stats), Open => links::stats::key(&app.links, req);
     LinkQr: GET "/api/v1/links/{code}/qr", ApiKey(LinksRead), Open => links::api::qr_code(&app.links, req);
     CreateGroup: POST "/api/v1/groups", ApiKey(LinksWrite), Open
         => links::api::create_group(&app.links, req).await;

@@ -341,6 +341,20 @@ config_sections! {
         strict_host: bool = false, any();
         /// Scheme of the short URLs handed out for `domains` (full_short_url, QR codes).
         domain_scheme: String = "https".into(), check(url_scheme, "\"https\" or \"http\"");
+        /// Count each human click's device, OS, browser, in-app browser, referrer host, language
+        /// (and country and region with geoip_db) per link and day. Only these coarse values are
+        /// kept; never an address or a user agent.
+        analytics: bool = true, any();
+        /// The time zone whose midnight starts a day of the click statistics (IANA name).
+        stats_timezone: String = "Asia/Shanghai".into(), check(time_zone, "an IANA time zone, e.g. Asia/Shanghai or UTC");
+        /// A MaxMind-format IP database (.mmdb: GeoLite2-City, GeoIP2-City or -Country, or any
+        /// with the same fields) for the country and region of clicks. Empty: no geo statistics.
+        /// Read at start-up; nothing is ever downloaded.
+        geoip_db: String = String::new(), check(optional_path, "") => geoip_db: Option<PathBuf>;
+        /// Proxies in front of this server (IP addresses): for a request from one of them, the
+        /// client's address is the first of X-Forwarded-For (for the geo statistics).
+        trusted_proxies: Vec<String> = Vec::new(), check(ip_addresses, "IP addresses")
+            => trusted_proxies: Vec<std::net::IpAddr>;
     }
 
     [security] RawSecurity => SecurityConfig {
@@ -494,6 +508,28 @@ fn directory(key: &str, text: String) -> Result<PathBuf, ConfigError> {
         )));
     }
     Ok(PathBuf::from(text))
+}
+
+fn time_zone(key: &str, text: String) -> Result<String, ConfigError> {
+    let name = text.trim();
+    jiff::tz::TimeZone::get(name)
+        .map(|_| name.to_owned())
+        .map_err(|_| {
+            ConfigError(format!(
+                "`{key}` = {text:?}: not an IANA time zone (e.g. Asia/Shanghai, UTC)"
+            ))
+        })
+}
+
+fn ip_addresses(key: &str, items: Vec<String>) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+    items
+        .into_iter()
+        .map(|item| {
+            item.trim().parse().map_err(|_| {
+                ConfigError(format!("`{key}` has {item:?}: each must be an IP address"))
+            })
+        })
+        .collect()
 }
 
 fn optional_path(_key: &str, text: String) -> Result<Option<PathBuf>, ConfigError> {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::domains::{self, Domains};
-use super::record::{AccessType, ClickTotals, GroupRecord, LinkRecord, LinkStatus, Utm, day_of};
+use super::record::{AccessType, ClickTotals, GroupRecord, LinkRecord, LinkStatus, Utm};
 use super::repo::{self, ChangeOutcome, InsertOutcome, LinkPatch, NewLink};
 use super::{code, password, qr, rules, target, watch};
 use http::request::Parts;
@@ -25,9 +25,7 @@ use crate::keys::{AuthedKey, Plan};
 use crate::timefmt;
 
 /// Days of the per-day statistics.
-const STATS_DAYS: u32 = 30;
 /// Referrer hosts in the statistics.
-const TOP_REFERRERS: usize = 10;
 const MAX_TITLE: usize = 512;
 const MAX_GROUP_NAME: usize = 64;
 
@@ -779,7 +777,11 @@ fn load(links: &LinkService, req: &Req<'_>) -> Result<LinkRecord, ApiError> {
 
 /// The link of the request's path if `key` owns it (else 404: another key's link is not
 /// disclosed).
-fn load_owned(links: &LinkService, req: &Req<'_>, key: &AuthedKey) -> Result<LinkRecord, ApiError> {
+pub(super) fn load_owned(
+    links: &LinkService,
+    req: &Req<'_>,
+    key: &AuthedKey,
+) -> Result<LinkRecord, ApiError> {
     load(links, req).and_then(|link| {
         if link.owner == key.record.id {
             Ok(link)
@@ -1100,92 +1102,6 @@ pub async fn delete(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
         }
         _ => Err(ApiError::NotFound("短码")),
     }
-}
-
-#[derive(Serialize)]
-struct DayView {
-    date: String,
-    human: u64,
-    bot: u64,
-    head: u64,
-}
-
-#[derive(Serialize)]
-struct ReferrerView {
-    host: String,
-    clicks: u64,
-}
-
-/// `GET /api/v1/links/{code}/stats` (owner only): totals, the last 30 days, top referrer hosts.
-pub fn stats(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let key = key_of(&req)?;
-    let link = load_owned(links, &req, &key)?;
-    let code = link.code.as_str();
-    let today = day_of(timefmt::now_ms());
-    let first = today.saturating_sub(STATS_DAYS - 1);
-    let (mut totals, stored_days, stored_refs) = links.store.read(|txn, dbs| {
-        Ok((
-            repo::click_totals(txn, dbs, code)?,
-            repo::click_days(txn, dbs, code, first)?,
-            repo::referrers(txn, dbs, code)?,
-        ))
-    })?;
-    let pending = links.clicks.pending(code);
-    totals.add(&pending.totals);
-    let (pending_days, pending_refs) = (pending.days, pending.referrers);
-    let mut days: Vec<DayView> = (first..=today)
-        .map(|day| DayView {
-            date: timefmt::rfc3339_ms(u64::from(day) * 86_400_000)[..10].to_owned(),
-            human: 0,
-            bot: 0,
-            head: 0,
-        })
-        .collect();
-    for (day, counts) in stored_days.iter().chain(&pending_days) {
-        if let Some(slot) = day
-            .checked_sub(first)
-            .and_then(|i| days.get_mut(i as usize))
-        {
-            slot.human += counts.human;
-            slot.bot += counts.bot;
-            slot.head += counts.head;
-        }
-    }
-    let mut refs = stored_refs;
-    for (host, clicks) in pending_refs {
-        match refs.iter_mut().find(|(h, _)| *h == host) {
-            Some((_, total)) => *total += clicks,
-            None => refs.push((host, clicks)),
-        }
-    }
-    refs.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    refs.truncate(TOP_REFERRERS);
-    #[derive(Serialize)]
-    struct StatsView<'a> {
-        code: &'a str,
-        status: &'static str,
-        totals: ClickView,
-        days: Vec<DayView>,
-        top_referrers: Vec<ReferrerView>,
-    }
-    Ok(response::envelope(
-        StatusCode::OK,
-        &StatsView {
-            code: link.short_code(),
-            status: link.status_at(timefmt::now_ms()).as_str(),
-            totals: ClickView {
-                human: totals.human,
-                bot: totals.bot,
-                head: totals.head,
-            },
-            days,
-            top_referrers: refs
-                .into_iter()
-                .map(|(host, clicks)| ReferrerView { host, clicks })
-                .collect(),
-        },
-        req.request_id,
-    ))
 }
 
 /// `GET /api/v1/links/{code}/qr?format=svg|png&size=`: the short URL as a QR image.

@@ -17,6 +17,11 @@
 //!
 //! `HEAD` requests are tallied apart and never count as clicks; requests whose `User-Agent` is a
 //! known bot or link previewer (or is missing) count as bot visits, not clicks.
+//!
+//! A human click may also bring its visitor's dimensions ([`analytics`](super::analytics): device,
+//! OS, browser, app, referrer, language, country, region): counted per link, day and value on the
+//! same way to storage. Memory stays bounded: per link, day and dimension at most
+//! [`DIM_VALUES_PER_FLUSH`] values between two flushes, the rest under "(other)".
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -25,13 +30,16 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
-use super::record::{ClickTotals, day_of};
+use super::analytics::{DIMS, Dim, Values};
+use super::record::ClickTotals;
 use super::repo::{ClickDelta, OTHER_REFERRERS, push_delta};
 
 /// Shards of the counters (a flush walks them one at a time).
 pub const SHARDS: usize = 64;
 /// Distinct referrer hosts kept per link between two flushes; more go to "(other)".
 const REFS_PER_FLUSH: usize = 16;
+/// Distinct values kept per link, day and dimension between two flushes; more go to "(other)".
+pub const DIM_VALUES_PER_FLUSH: usize = 16;
 
 /// What kind of visit a redirect request was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +162,14 @@ struct RefCount {
     n: [u64; STAGES],
 }
 
+/// Human clicks of one value of one dimension on one day.
+struct DimCount {
+    dim: Dim,
+    day: u32,
+    value: Box<str>,
+    n: [u64; STAGES],
+}
+
 #[derive(Default)]
 struct Entry {
     /// Its code (the map's key, shared).
@@ -161,6 +177,8 @@ struct Entry {
     /// Per stage: (day, counts).
     days: [Vec<(u32, ClickTotals)>; STAGES],
     refs: Vec<RefCount>,
+    /// Per dimension (so a click looks only among that dimension's values).
+    dims: [Vec<DimCount>; DIMS],
     /// Listed in its shard's `touched` (it has live counts the next flush must take).
     touched: bool,
     /// The flush that took this entry's "flushing" counts; once that flush is committed they
@@ -170,7 +188,23 @@ struct Entry {
 
 impl Entry {
     fn is_empty(&self) -> bool {
-        self.days.iter().all(Vec::is_empty) && self.refs.is_empty()
+        self.days.iter().all(Vec::is_empty)
+            && self.refs.is_empty()
+            && self.dims.iter().all(Vec::is_empty)
+    }
+
+    /// The counts of `stage` of day `day`, every dimension.
+    fn dims_of(&self, stage: Stage, day: u32) -> Vec<(Dim, &str, u64)> {
+        self.dims
+            .iter()
+            .flatten()
+            .filter(|d| d.day == day && d.n[stage as usize] > 0)
+            .map(|d| (d.dim, &*d.value, d.n[stage as usize]))
+            .collect()
+    }
+
+    fn has_dims(&self, stage: Stage) -> bool {
+        self.dims.iter().flatten().any(|d| d.n[stage as usize] > 0)
     }
 
     /// Moves the counts of `from` into `to`; the moved counts as a delta (`None`: nothing).
@@ -184,7 +218,29 @@ impl Entry {
                 day: *day,
                 counts: *counts,
                 referrers: Vec::new(),
+                dims: Vec::new(),
             });
+        }
+        for d in self.dims.iter_mut().flatten() {
+            let n = std::mem::take(&mut d.n[from as usize]);
+            if n == 0 {
+                continue;
+            }
+            d.n[to as usize] += n;
+            let at = match out[first..].iter().position(|delta| delta.day == d.day) {
+                Some(at) => first + at,
+                None => {
+                    out.push(ClickDelta {
+                        code: code.to_owned(),
+                        day: d.day,
+                        counts: ClickTotals::default(),
+                        referrers: Vec::new(),
+                        dims: Vec::new(),
+                    });
+                    out.len() - 1
+                }
+            };
+            out[at].dims.push((d.dim, d.value.to_string(), n));
         }
         let mut refs = Vec::new();
         for r in &mut self.refs {
@@ -202,6 +258,7 @@ impl Entry {
                     day: 0,
                     counts: ClickTotals::default(),
                     referrers: refs,
+                    dims: Vec::new(),
                 }),
             }
         }
@@ -209,7 +266,9 @@ impl Entry {
 
     /// Moves the counts of `from` into `to`, without reporting them.
     fn merge(&mut self, from: Stage, to: Stage) {
-        if self.days[from as usize].is_empty() && self.refs.iter().all(|r| r.n[from as usize] == 0)
+        if self.days[from as usize].is_empty()
+            && self.refs.iter().all(|r| r.n[from as usize] == 0)
+            && !self.has_dims(from)
         {
             return;
         }
@@ -219,6 +278,9 @@ impl Entry {
         }
         for r in &mut self.refs {
             r.n[to as usize] += std::mem::take(&mut r.n[from as usize]);
+        }
+        for d in self.dims.iter_mut().flatten() {
+            d.n[to as usize] += std::mem::take(&mut d.n[from as usize]);
         }
     }
 
@@ -236,6 +298,50 @@ impl Entry {
             r.n[stage as usize] = 0;
         }
         self.refs.retain(|r| r.n.iter().any(|&n| n > 0));
+        for values in &mut self.dims {
+            for d in values.iter_mut() {
+                d.n[stage as usize] = 0;
+            }
+            values.retain(|d| d.n.iter().any(|&n| n > 0));
+        }
+    }
+
+    /// Counts one human click's value of `dim` on `day` (live).
+    fn count_dim(&mut self, dim: Dim, day: u32, value: &str) {
+        let live = Stage::Live as usize;
+        let values = &mut self.dims[dim as usize];
+        if let Some(d) = values
+            .iter_mut()
+            .find(|d| d.day == day && *d.value == *value)
+        {
+            d.n[live] += 1;
+            return;
+        }
+        let kept = values
+            .iter()
+            .filter(|d| d.day == day && d.n[live] > 0)
+            .count();
+        let value = if kept < DIM_VALUES_PER_FLUSH {
+            value
+        } else {
+            OTHER_REFERRERS
+        };
+        match values
+            .iter_mut()
+            .find(|d| d.day == day && *d.value == *value)
+        {
+            Some(d) => d.n[live] += 1,
+            None => {
+                let mut n = [0; STAGES];
+                n[live] = 1;
+                values.push(DimCount {
+                    dim,
+                    day,
+                    value: value.into(),
+                    n,
+                });
+            }
+        }
     }
 }
 
@@ -269,6 +375,8 @@ pub struct Pending {
     pub totals: ClickTotals,
     pub days: Vec<(u32, ClickTotals)>,
     pub referrers: Vec<(String, u64)>,
+    /// Human clicks per day, dimension and value.
+    pub dims: Vec<(u32, Dim, String, u64)>,
 }
 
 /// The in-memory click counters.
@@ -291,9 +399,16 @@ impl Default for ClickCounter {
 }
 
 impl ClickCounter {
-    /// Counts one visit of `code` at `now_ms`.
-    pub fn record(&self, code: &str, visit: Visit, referrer: Option<&str>, now_ms: u64) {
-        let day = day_of(now_ms);
+    /// Counts one visit of `code` on `day` (of the statistics' calendar), and for a human click
+    /// its visitor's dimension `values` if given.
+    pub fn record(
+        &self,
+        code: &str,
+        visit: Visit,
+        referrer: Option<&str>,
+        values: Option<&Values<'_>>,
+        day: u32,
+    ) {
         let mut guard = self.shard(code).lock();
         let ShardState { map, touched } = &mut *guard;
         // One hash on the common path (the code was clicked before); two on a first click.
@@ -358,6 +473,15 @@ impl ClickCounter {
             };
             entry.refs[slot].n[Stage::Live as usize] += 1;
         }
+        if visit == Visit::Human
+            && let Some(values) = values
+        {
+            for (dim, value) in Dim::ALL.into_iter().zip(values) {
+                if let Some(value) = value {
+                    entry.count_dim(dim, day, value);
+                }
+            }
+        }
     }
 
     /// Counts of `code` still in memory (every stage: they are not in the link's rows yet).
@@ -376,6 +500,13 @@ impl ClickCounter {
             .iter()
             .map(|r| (r.host.to_string(), r.n.iter().sum::<u64>()))
             .filter(|(_, n)| *n > 0)
+            .collect();
+        pending.dims = entry
+            .dims
+            .iter()
+            .flatten()
+            .map(|d| (d.day, d.dim, d.value.to_string(), d.n.iter().sum::<u64>()))
+            .filter(|(.., n)| *n > 0)
             .collect();
         pending
     }
@@ -415,7 +546,9 @@ impl ClickCounter {
             };
             entry.touched = false;
             entry.settle_flushed(flush.committed);
-            let had = !entry.days[live].is_empty() || entry.refs.iter().any(|r| r.n[live] > 0);
+            let had = !entry.days[live].is_empty()
+                || entry.refs.iter().any(|r| r.n[live] > 0)
+                || entry.has_dims(Stage::Live);
             if !had {
                 continue;
             }
@@ -428,11 +561,12 @@ impl ClickCounter {
                 .collect();
             let days = &entry.days[live];
             if days.is_empty() {
-                push_delta(record, &code, 0, &ClickTotals::default(), &refs);
+                push_delta(record, &code, 0, &ClickTotals::default(), &refs, &[]);
             }
             for (i, (day, counts)) in days.iter().enumerate() {
                 let refs: &[(&str, u64)] = if i == 0 { &refs } else { &[] };
-                push_delta(record, &code, *day, counts, refs);
+                let dims = entry.dims_of(Stage::Live, *day);
+                push_delta(record, &code, *day, counts, refs, &dims);
                 visits += counts.human + counts.bot + counts.head;
             }
             entry.merge(Stage::Live, Stage::Flushing);
@@ -503,6 +637,7 @@ impl ClickCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::links::record::day_of;
     use crate::links::repo::decode_journal;
 
     /// A whole flush at once (the server's goes shard by shard, yielding in between).
@@ -528,7 +663,19 @@ mod tests {
                 .iter()
                 .map(|(host, n)| (host.as_str(), *n))
                 .collect();
-            push_delta(&mut out, &delta.code, delta.day, &delta.counts, &refs);
+            let dims: Vec<(Dim, &str, u64)> = delta
+                .dims
+                .iter()
+                .map(|(dim, value, n)| (*dim, value.as_str(), *n))
+                .collect();
+            push_delta(
+                &mut out,
+                &delta.code,
+                delta.day,
+                &delta.counts,
+                &refs,
+                &dims,
+            );
         }
         out
     }
@@ -580,15 +727,16 @@ mod tests {
     fn flush_moves_counts_once_and_failure_puts_them_back() {
         let counter = ClickCounter::default();
         let now = 86_400_000 * 100;
-        counter.record("abc", Visit::Human, Some("a.com"), now);
-        counter.record("abc", Visit::Human, Some("A.com"), now);
-        counter.record("abc", Visit::Bot, None, now);
-        counter.record("abc", Visit::Head, None, now);
-        counter.record("xyz", Visit::Human, None, now + 86_400_000);
+        counter.record("abc", Visit::Human, Some("a.com"), None, day_of(now));
+        counter.record("abc", Visit::Human, Some("A.com"), None, day_of(now));
+        counter.record("abc", Visit::Bot, None, None, day_of(now));
+        counter.record("abc", Visit::Head, None, None, day_of(now));
+        counter.record("xyz", Visit::Human, None, None, day_of(now + 86_400_000));
         let Pending {
             totals: total,
             days,
             referrers: refs,
+            ..
         } = counter.pending("abc");
         assert_eq!((total.human, total.bot, total.head), (2, 1, 1));
         assert_eq!(days, vec![(100, total)]);
@@ -611,7 +759,7 @@ mod tests {
         assert_eq!(counter.pending("abc").totals.human, 2);
         assert_eq!(counter.begin_flush().0, 0);
         counter.end_flush(true);
-        counter.record("abc", Visit::Human, None, now);
+        counter.record("abc", Visit::Human, None, None, day_of(now));
         let compacted = counter.begin_compaction();
         let abc = compacted.iter().find(|d| d.code == "abc").unwrap();
         assert_eq!(abc.counts.human, 2, "only journaled counts are compacted");
@@ -630,11 +778,51 @@ mod tests {
     fn referrers_beyond_the_bound_go_to_other() {
         let counter = ClickCounter::default();
         for i in 0..40 {
-            counter.record("c", Visit::Human, Some(&format!("h{i}.com")), 0);
+            counter.record(
+                "c",
+                Visit::Human,
+                Some(&format!("h{i}.com")),
+                None,
+                day_of(0),
+            );
         }
         let refs = counter.pending("c").referrers;
         assert_eq!(refs.len(), REFS_PER_FLUSH + 1);
         let other = refs.iter().find(|(h, _)| h == OTHER_REFERRERS).unwrap();
         assert_eq!(other.1, 40 - REFS_PER_FLUSH as u64);
+    }
+
+    #[test]
+    fn dimensions_are_counted_for_people_only_and_bounded_per_flush() {
+        let counter = ClickCounter::default();
+        let mut values: Values<'_> = [None; DIMS];
+        values[Dim::Os as usize] = Some("ios");
+        counter.record("d", Visit::Human, None, Some(&values), 5);
+        counter.record("d", Visit::Bot, None, Some(&values), 5);
+        counter.record("d", Visit::Head, None, Some(&values), 5);
+        let names: Vec<String> = (0..40).map(|i| format!("c{i}")).collect();
+        for name in &names {
+            let mut v: Values<'_> = [None; DIMS];
+            v[Dim::Country as usize] = Some(name);
+            counter.record("d", Visit::Human, None, Some(&v), 5);
+        }
+        let dims = counter.pending("d").dims;
+        let os: Vec<_> = dims.iter().filter(|d| d.1 == Dim::Os).collect();
+        assert_eq!(os.len(), 1);
+        assert_eq!(os[0].3, 1, "the bot and the HEAD are not in the dimensions");
+        let countries: Vec<_> = dims.iter().filter(|d| d.1 == Dim::Country).collect();
+        assert_eq!(countries.len(), DIM_VALUES_PER_FLUSH + 1);
+        let other = countries.iter().find(|d| d.2 == OTHER_REFERRERS).unwrap();
+        assert_eq!(other.3, 40 - DIM_VALUES_PER_FLUSH as u64);
+        // They travel with the day's delta through the journal.
+        let (_, record) = counter.begin_flush();
+        let deltas = decode_journal(&record).unwrap();
+        let sum: u64 = deltas[0].dims.iter().map(|d| d.2).sum();
+        assert_eq!(sum, 41);
+        counter.end_flush(true);
+        let compacted = counter.begin_compaction();
+        assert_eq!(compacted[0].dims.iter().map(|d| d.2).sum::<u64>(), 41);
+        counter.end_compaction(true);
+        assert!(counter.pending("d").dims.is_empty());
     }
 }

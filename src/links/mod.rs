@@ -11,6 +11,7 @@
 //! Invariant: a link's target, password hash and statistics are shown only to the key that owns
 //! it, except the target of an open link, which any key may restore.
 
+pub mod analytics;
 pub mod api;
 pub mod cache;
 pub mod clicks;
@@ -24,6 +25,7 @@ pub mod record;
 pub mod redirect;
 pub mod repo;
 pub mod rules;
+pub mod stats;
 pub mod target;
 pub mod transfer;
 pub mod visitor;
@@ -136,6 +138,10 @@ pub struct LinkService {
     pub redirect_cache_control: HeaderValue,
     /// Registered once: the redirect path does no metric-registry lookup.
     redirects: [Counter; RedirectOutcome::ALL.len()],
+    /// The statistics' calendar (`links.stats_timezone`).
+    pub clock: analytics::StatsClock,
+    /// `links.geoip_db`, when one is configured and opens.
+    pub geo: Option<analytics::GeoDb>,
 }
 
 /// See [`LinkService::own_hosts`].
@@ -187,6 +193,13 @@ impl LinkService {
             .expect("a number is a valid header value"),
             redirects: RedirectOutcome::ALL
                 .map(|o| metrics::counter!("panlink_redirects_total", "outcome" => o.label())),
+            clock: analytics::StatsClock::new(&config.stats_timezone)
+                .unwrap_or_else(|_| analytics::StatsClock::new("UTC").expect("UTC is a zone")),
+            geo: config.geoip_db.as_deref().and_then(|path| {
+                analytics::GeoDb::open(path)
+                    .inspect_err(|err| tracing::error!(error = %err, "cannot read links.geoip_db: no geo statistics"))
+                    .ok()
+            }),
         }
     }
 

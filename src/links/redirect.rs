@@ -16,7 +16,7 @@ use super::cache::CachedLink;
 use super::clicks::{self, Visit};
 use super::domains::{self, HostDomain};
 use super::record::{AccessType, LinkStatus};
-use super::{RedirectOutcome, api, code, pages, rules};
+use super::{RedirectOutcome, analytics, api, code, pages, rules};
 use crate::error::ApiError;
 use crate::http::request::{self, RequestId};
 use crate::http::response::{self, HttpResponse};
@@ -35,7 +35,7 @@ pub fn follow(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiErro
             links,
             &link,
             fallback,
-            req.parts,
+            &req,
             links.config.redirect_status,
             now,
         );
@@ -58,7 +58,7 @@ pub fn follow(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiErro
         links,
         &link,
         location,
-        req.parts,
+        &req,
         links.config.redirect_status,
         now,
     )
@@ -173,14 +173,7 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
     let id = link.record.code.as_str();
     let code = link.record.short_code();
     if let Some(fallback) = dead_target_fallback(links, &link) {
-        return redirect(
-            links,
-            &link,
-            fallback,
-            req.parts,
-            StatusCode::SEE_OTHER,
-            now,
-        );
+        return redirect(links, &link, fallback, &req, StatusCode::SEE_OTHER, now);
     }
     let rule_location = match visitor_rule(links, &link, req.parts, req.request_id) {
         RuleChoice::Page(page) => return Ok(page),
@@ -188,14 +181,7 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
     };
     if link.record.access == AccessType::Open {
         let location = counted_location(links, &link, rule_location, req.request_id)?;
-        return redirect(
-            links,
-            &link,
-            location,
-            req.parts,
-            StatusCode::SEE_OTHER,
-            now,
-        );
+        return redirect(links, &link, location, &req, StatusCode::SEE_OTHER, now);
     }
     let ip = req.peer.ip();
     if let Some(wait_s) = links.attempts.blocked(id, ip) {
@@ -232,7 +218,7 @@ pub async fn unlock(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
             links,
             &link,
             location,
-            parts,
+            &req,
             StatusCode::SEE_OTHER,
             timefmt::now_ms(),
         );
@@ -292,10 +278,11 @@ fn redirect(
     links: &LinkService,
     link: &CachedLink,
     location: &HeaderValue,
-    parts: &http::request::Parts,
+    req: &Req<'_>,
     status: StatusCode,
     now_ms: u64,
 ) -> Result<HttpResponse, ApiError> {
+    let parts = req.parts;
     let headers = &parts.headers;
     let visit = if parts.method == Method::HEAD {
         Visit::Head
@@ -319,9 +306,29 @@ fn redirect(
     let referrer = headers
         .get(REFERER)
         .and_then(|value| clicks::referrer_host(value.as_bytes()));
-    links
-        .clicks
-        .record(&link.record.code, visit, referrer, now_ms);
+    let day = links.clock.day_of(now_ms);
+    let code = link.record.code.as_str();
+    if visit == Visit::Human && links.config.analytics {
+        let ip = analytics::client_ip(
+            req.peer.ip(),
+            headers.get("x-forwarded-for").map(HeaderValue::as_bytes),
+            &links.config.trusted_proxies,
+        );
+        analytics::with_values(
+            headers.get(USER_AGENT).map(HeaderValue::as_bytes),
+            headers.get(ACCEPT_LANGUAGE).map(HeaderValue::as_bytes),
+            referrer,
+            ip,
+            links.geo.as_ref(),
+            |values| {
+                links
+                    .clicks
+                    .record(code, visit, referrer, Some(values), day)
+            },
+        );
+    } else {
+        links.clicks.record(code, visit, referrer, None, day);
+    }
     Ok(redirect_response(
         status,
         location,

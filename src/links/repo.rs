@@ -3,6 +3,7 @@
 
 use heed::{PutFlags, RoTxn, RwTxn};
 
+use super::analytics::Dim;
 use super::code;
 use super::record::{
     self, AccessType, ClickRow, ClickTotals, DEFAULT_GROUP_ID, DEFAULT_GROUP_NAME, GroupRecord,
@@ -196,6 +197,20 @@ pub fn list(
     Ok((total, out))
 }
 
+/// The ids of every link of `owner` (oldest first).
+pub fn codes_of(txn: &RoTxn, dbs: &Dbs, owner: &str) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for entry in dbs.link_owner.prefix_iter(txn, owner.as_bytes())? {
+        let (key, _) = entry?;
+        let code = key
+            .get(owner.len() + 8..)
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .ok_or(StoreError::Corrupt("link index"))?;
+        out.push(code.to_owned());
+    }
+    Ok(out)
+}
+
 /// A change to a link; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct LinkPatch {
@@ -371,10 +386,10 @@ pub fn list_tagged(
     Ok((total, out))
 }
 
-/// Deletes the per-day and referrer rows of `code`.
+/// Deletes the per-day, referrer and dimension rows of `code`.
 fn clear_stats(txn: &mut RwTxn, dbs: &Dbs, code: &str) -> Result<(), StoreError> {
     let prefix = record::code_prefix(code);
-    for db in [dbs.link_days, dbs.link_refs] {
+    for db in [dbs.link_days, dbs.link_refs, dbs.link_dims] {
         let keys: Vec<Vec<u8>> = db
             .prefix_iter(txn, &prefix)?
             .map(|entry| entry.map(|(key, _)| key.to_vec()))
@@ -534,6 +549,99 @@ pub struct ClickDelta {
     pub day: u32,
     pub counts: ClickTotals,
     pub referrers: Vec<(String, u64)>,
+    /// Human clicks per dimension and value, on `day`.
+    pub dims: Vec<(Dim, String, u64)>,
+}
+
+/// Values kept per link, day and dimension in storage, besides "(other)".
+pub const MAX_DIM_VALUES: usize = 20;
+
+/// Adds `clicks` of `value` to a link's day and dimension, keeping the most clicked values: a
+/// new value takes the place of the least clicked one when it already has more clicks, which then
+/// goes to "(other)" (the space-saving way to keep the top values in bounded room).
+fn add_dim(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    code: &str,
+    day: u32,
+    dim: Dim,
+    value: &str,
+    clicks: u64,
+) -> Result<(), StoreError> {
+    let key = record::dim_key(code, day, dim.byte(), value);
+    let read = |txn: &RwTxn, key: &[u8]| -> Result<u64, StoreError> {
+        Ok(dbs
+            .link_dims
+            .get(txn, key)?
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_le_bytes))
+    };
+    if let Some(stored) = dbs.link_dims.get(txn, &key)? {
+        let count = <[u8; 8]>::try_from(stored).map_or(0, u64::from_le_bytes) + clicks;
+        return Ok(dbs.link_dims.put(txn, &key, &count.to_le_bytes())?);
+    }
+    let prefix = record::dim_prefix(code, day, dim.byte());
+    let mut kept = 0;
+    let mut least: Option<(Vec<u8>, u64)> = None;
+    for entry in dbs.link_dims.prefix_iter(txn, &prefix)? {
+        let (k, v) = entry?;
+        if &k[prefix.len()..] == OTHER_REFERRERS.as_bytes() {
+            continue;
+        }
+        kept += 1;
+        let n = <[u8; 8]>::try_from(v).map_or(0, u64::from_le_bytes);
+        if least.as_ref().is_none_or(|(_, m)| n < *m) {
+            least = Some((k.to_vec(), n));
+        }
+    }
+    let other = record::dim_key(code, day, dim.byte(), OTHER_REFERRERS);
+    if kept < MAX_DIM_VALUES {
+        return Ok(dbs.link_dims.put(txn, &key, &clicks.to_le_bytes())?);
+    }
+    let mut to_other = clicks;
+    if let Some((least_key, least_n)) = least
+        && clicks > least_n
+    {
+        dbs.link_dims.delete(txn, &least_key)?;
+        dbs.link_dims.put(txn, &key, &clicks.to_le_bytes())?;
+        to_other = least_n;
+    }
+    let other_n = read(txn, &other)? + to_other;
+    Ok(dbs.link_dims.put(txn, &other, &other_n.to_le_bytes())?)
+}
+
+/// A link's clicks by dimension and value on days `from..=to`: `(day, dim, value, clicks)`.
+pub fn dims_between(
+    txn: &RoTxn,
+    dbs: &Dbs,
+    code: &str,
+    from: u32,
+    to: u32,
+) -> Result<Vec<(u32, Dim, String, u64)>, StoreError> {
+    let start = record::day_key(code, from);
+    let end = record::day_key(code, to.saturating_add(1));
+    let range = (
+        std::ops::Bound::Included(start.as_slice()),
+        std::ops::Bound::Excluded(end.as_slice()),
+    );
+    let prefix_len = record::code_prefix(code).len();
+    let mut out = Vec::new();
+    for entry in dbs.link_dims.range(txn, &range)? {
+        let (key, value) = entry?;
+        let rest = &key[prefix_len..];
+        let (Some(day), Some(dim)) = (
+            rest.get(..4)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes),
+            rest.get(4).copied().and_then(Dim::from_byte),
+        ) else {
+            return Err(StoreError::Corrupt("link dimension key"));
+        };
+        let text = String::from_utf8_lossy(&rest[5..]).into_owned();
+        let clicks = <[u8; 8]>::try_from(value).map_or(0, u64::from_le_bytes);
+        out.push((day, dim, text, clicks));
+    }
+    Ok(out)
 }
 
 /// Adds counted clicks to the stored totals, days and referrers; the clicks of a deleted link are
@@ -583,6 +691,9 @@ pub fn apply_clicks(txn: &mut RwTxn, dbs: &Dbs, deltas: &[ClickDelta]) -> Result
             };
             count += clicks;
             dbs.link_refs.put(txn, &key, &count.to_le_bytes())?;
+        }
+        for (dim, value, clicks) in &delta.dims {
+            add_dim(txn, dbs, &delta.code, delta.day, *dim, value, *clicks)?;
         }
         dbs.link_clicks
             .put(txn, delta.code.as_bytes(), &row.encode())?;
@@ -658,16 +769,25 @@ pub fn replay_journal(txn: &mut RwTxn, dbs: &Dbs) -> Result<usize, StoreError> {
     Ok(entries.len())
 }
 
+/// The first two bytes of a click journal record that carries dimensions (the second format):
+/// no record of the first format starts so (a code is never 255 bytes and never holds 0x02).
+pub const JOURNAL_V2: [u8; 2] = [0xFF, 0x02];
+
 /// Encodes one delta of the click journal: per delta, the code (u8 length + bytes), the day (u32),
-/// human, bot, head (u64), then the referrers (u16 count; u8 length + host, u64 clicks each);
-/// integers little-endian.
+/// human, bot, head (u64), then the referrers (u16 count; u8 length + host, u64 clicks each),
+/// then (second format) the dimensions (u16 count; dimension u8, u8 length + value, u64 clicks
+/// each); integers little-endian. A record of the second format starts with [`JOURNAL_V2`].
 pub fn push_delta(
     out: &mut Vec<u8>,
     code: &str,
     day: u32,
     counts: &ClickTotals,
     refs: &[(&str, u64)],
+    dims: &[(Dim, &str, u64)],
 ) {
+    if out.is_empty() {
+        out.extend_from_slice(&JOURNAL_V2);
+    }
     // Codes are at most 64 bytes and hosts at most 253 (both checked where they come from).
     let code = &code.as_bytes()[..code.len().min(255)];
     out.push(code.len() as u8);
@@ -684,6 +804,18 @@ pub fn push_delta(
         out.extend_from_slice(host);
         out.extend_from_slice(&n.to_le_bytes());
     }
+    let dims = &dims[..dims.len().min(usize::from(u16::MAX))];
+    out.extend_from_slice(&(dims.len() as u16).to_le_bytes());
+    for (dim, value, n) in dims {
+        out.push(dim.byte());
+        let mut end = value.len().min(255);
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push(end as u8);
+        out.extend_from_slice(&value.as_bytes()[..end]);
+        out.extend_from_slice(&n.to_le_bytes());
+    }
 }
 
 /// Decodes a click journal record (deltas as [`push_delta`] writes them); `None` if the bytes are
@@ -696,6 +828,10 @@ pub fn decode_journal(mut bytes: &[u8]) -> Option<Vec<ClickDelta>> {
     }
     fn u64_of(bytes: &mut &[u8]) -> Option<u64> {
         Some(u64::from_le_bytes(take(bytes, 8)?.try_into().ok()?))
+    }
+    let second = bytes.starts_with(&JOURNAL_V2);
+    if second {
+        bytes = &bytes[JOURNAL_V2.len()..];
     }
     let mut out = Vec::new();
     while !bytes.is_empty() {
@@ -715,12 +851,129 @@ pub fn decode_journal(mut bytes: &[u8]) -> Option<Vec<ClickDelta>> {
             let host = std::str::from_utf8(take(&mut bytes, len)?).ok()?.to_owned();
             referrers.push((host, u64_of(&mut bytes)?));
         }
+        let mut dims = Vec::new();
+        if second {
+            let count = u16::from_le_bytes(take(&mut bytes, 2)?.try_into().ok()?);
+            for _ in 0..count {
+                let dim = Dim::from_byte(take(&mut bytes, 1)?[0])?;
+                let len = usize::from(take(&mut bytes, 1)?[0]);
+                let value = std::str::from_utf8(take(&mut bytes, len)?).ok()?.to_owned();
+                dims.push((dim, value, u64_of(&mut bytes)?));
+            }
+        }
         out.push(ClickDelta {
             code,
             day,
             counts,
             referrers,
+            dims,
         });
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn store() -> (tempfile::TempDir, std::sync::Arc<Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&crate::config::StorageConfig {
+            data_dir: dir.path().to_owned(),
+            map_size_bytes: 16 << 20,
+            max_readers: 126,
+            max_batch_ops: 16,
+        })
+        .unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_dimension_keeps_its_most_clicked_values_and_the_rest_as_other() {
+        let (_dir, store) = store();
+        store
+            .write_now(|txn, dbs| {
+                // Twenty values with 2 clicks each fill the room.
+                for n in 0..MAX_DIM_VALUES {
+                    add_dim(txn, dbs, "c", 7, Dim::Os, &format!("v{n}"), 2)?;
+                }
+                // One click of a new value: less than the least kept, so it goes to "(other)".
+                add_dim(txn, dbs, "c", 7, Dim::Os, "rare", 1)?;
+                // Five clicks of another: it takes the least kept value's place, whose two clicks
+                // go to "(other)".
+                add_dim(txn, dbs, "c", 7, Dim::Os, "popular", 5)?;
+                // Another day and dimension have room of their own.
+                add_dim(txn, dbs, "c", 8, Dim::Os, "rare", 1)?;
+                add_dim(txn, dbs, "c", 7, Dim::Country, "CN", 4)
+            })
+            .unwrap();
+        let rows = store
+            .read(|txn, dbs| dims_between(txn, dbs, "c", 7, 8))
+            .unwrap();
+        let get = |day: u32, dim: Dim, value: &str| {
+            rows.iter()
+                .find(|(d, m, v, _)| *d == day && *m == dim && v == value)
+                .map(|r| r.3)
+        };
+        assert_eq!(get(7, Dim::Os, "popular"), Some(5));
+        assert_eq!(get(7, Dim::Os, "rare"), None);
+        assert_eq!(get(7, Dim::Os, OTHER_REFERRERS), Some(1 + 2));
+        let kept = rows
+            .iter()
+            .filter(|(d, m, v, _)| *d == 7 && *m == Dim::Os && v != OTHER_REFERRERS)
+            .count();
+        assert_eq!(kept, MAX_DIM_VALUES);
+        let total: u64 = rows
+            .iter()
+            .filter(|(d, m, ..)| *d == 7 && *m == Dim::Os)
+            .map(|r| r.3)
+            .sum();
+        assert_eq!(total, 2 * MAX_DIM_VALUES as u64 + 1 + 5, "no click is lost");
+        assert_eq!(get(8, Dim::Os, "rare"), Some(1));
+        assert_eq!(get(7, Dim::Country, "CN"), Some(4));
+        // Deleting the link's statistics takes these rows too.
+        store
+            .write_now(|txn, dbs| clear_stats(txn, dbs, "c"))
+            .unwrap();
+        assert!(
+            store
+                .read(|txn, dbs| dims_between(txn, dbs, "c", 0, 99))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn journal_records_of_both_formats_decode() {
+        let counts = ClickTotals {
+            human: 2,
+            bot: 1,
+            head: 0,
+            ref_hosts: 0,
+        };
+        let mut second = Vec::new();
+        push_delta(
+            &mut second,
+            "abc",
+            9,
+            &counts,
+            &[("x.com", 2)],
+            &[(Dim::Os, "ios", 2)],
+        );
+        assert!(second.starts_with(&JOURNAL_V2));
+        let decoded = decode_journal(&second).unwrap();
+        assert_eq!(decoded[0].dims, vec![(Dim::Os, "ios".to_owned(), 2)]);
+        // A record written before dimensions existed: no marker, no dimension section.
+        let mut first = vec![3];
+        first.extend_from_slice(b"abc");
+        first.extend_from_slice(&9u32.to_le_bytes());
+        for n in [2u64, 1, 0] {
+            first.extend_from_slice(&n.to_le_bytes());
+        }
+        first.extend_from_slice(&0u16.to_le_bytes());
+        let old = decode_journal(&first).unwrap();
+        assert_eq!((old[0].code.as_str(), old[0].counts.human), ("abc", 2));
+        assert!(old[0].dims.is_empty());
+    }
 }

@@ -1,5 +1,5 @@
-//! What the visitor rules know about a visitor: operating system, device class and in-app browser
-//! (from `User-Agent`), and language (from `Accept-Language`).
+//! What the visitor rules and the click statistics know about a visitor: operating system, device
+//! class, browser and in-app browser (from `User-Agent`), and language (from `Accept-Language`).
 //!
 //! The OS and the phone/desktop split come from the `woothee` crate, chosen by a benchmark against
 //! `uaparser` (docs/visitor-rules.md): both read the OS of every string of
@@ -9,9 +9,10 @@
 //! and an iPad is a tablet. In-app browsers are found by the token each app adds (no crate knows
 //! the Chinese ones). A parse is remembered in a small per-thread table keyed by the whole string,
 //! so the visitors of a popular link, who share a handful of user agents, cost a hash and a
-//! compare each; only links with rules ever ask.
+//! compare each. The browser is told by the tokens of the Chinese browsers first (woothee knows
+//! few of them), then by woothee's name.
 //!
-//! Must not: allocate on a remembered user agent, or be called for a link without rules.
+//! Must not: allocate on a remembered user agent.
 
 use std::cell::RefCell;
 use std::hash::BuildHasher;
@@ -50,6 +51,27 @@ pub enum App {
     Douyin,
 }
 
+/// A browser, for the statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Browser {
+    Chrome,
+    Safari,
+    Firefox,
+    Edge,
+    Ie,
+    Opera,
+    Uc,
+    Qq,
+    Quark,
+    Sogou,
+    Baidu,
+    Qihoo360,
+    Xiaomi,
+    Huawei,
+    Samsung,
+    Other,
+}
+
 macro_rules! names {
     ($ty:ty, $($variant:ident => $name:literal),+ $(,)?) => {
         impl $ty {
@@ -62,6 +84,13 @@ macro_rules! names {
                     _ => None,
                 }
             }
+
+            /// Its name (as the API and the statistics write it).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)+
+                }
+            }
         }
     };
 }
@@ -70,6 +99,10 @@ names!(Os, Ios => "ios", Android => "android", Windows => "windows", Macos => "m
 names!(Device, Mobile => "mobile", Tablet => "tablet", Desktop => "desktop");
 names!(App, Wechat => "wechat", Qq => "qq", Weibo => "weibo", Alipay => "alipay",
     Dingtalk => "dingtalk", Douyin => "douyin");
+names!(Browser, Chrome => "chrome", Safari => "safari", Firefox => "firefox", Edge => "edge",
+    Ie => "ie", Opera => "opera", Uc => "uc", Qq => "qqbrowser", Quark => "quark",
+    Sogou => "sogou", Baidu => "baidu", Qihoo360 => "360", Xiaomi => "xiaomi",
+    Huawei => "huawei", Samsung => "samsung", Other => "other");
 
 /// What a user agent says, as far as the rules care.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -77,6 +110,7 @@ pub struct Profile {
     pub os: Option<Os>,
     pub device: Option<Device>,
     pub app: Option<App>,
+    pub browser: Option<Browser>,
 }
 
 /// The tokens in-app browsers add to the system web view's user agent, first match wins. WeChat's
@@ -90,18 +124,60 @@ const APP_TOKENS: &[(&str, App)] = &[
     (" QQ/", App::Qq),
 ];
 
+/// Tokens of browsers woothee does not tell apart (most are Chrome or Safari to it), first match
+/// wins; Edge's own tokens come before Chrome's name.
+const BROWSER_TOKENS: &[(&str, Browser)] = &[
+    ("Quark/", Browser::Quark),
+    ("UCBrowser", Browser::Uc),
+    ("UCWEB", Browser::Uc),
+    ("MQQBrowser", Browser::Qq),
+    ("QQBrowser", Browser::Qq),
+    ("MetaSr", Browser::Sogou),
+    ("SogouMobileBrowser", Browser::Sogou),
+    ("baiduboxapp", Browser::Baidu),
+    ("BaiduBrowser", Browser::Baidu),
+    ("QihooBrowser", Browser::Qihoo360),
+    ("360SE", Browser::Qihoo360),
+    ("MiuiBrowser", Browser::Xiaomi),
+    ("HuaweiBrowser", Browser::Huawei),
+    ("HarmonyOS", Browser::Huawei),
+    ("SamsungBrowser", Browser::Samsung),
+    ("Edg/", Browser::Edge),
+    ("EdgA/", Browser::Edge),
+    ("EdgiOS/", Browser::Edge),
+    ("OPR/", Browser::Opera),
+    ("FxiOS/", Browser::Firefox),
+    ("CriOS/", Browser::Chrome),
+];
+
 /// Reads a user agent (no memory: see [`profile_of`]).
 pub fn parse(user_agent: &str) -> Profile {
     let app = APP_TOKENS
         .iter()
         .find(|(token, _)| user_agent.contains(token))
         .map(|&(_, app)| app);
+    let token_browser = BROWSER_TOKENS
+        .iter()
+        .find(|(token, _)| user_agent.contains(token))
+        .map(|&(_, browser)| browser);
     let Some(read) = woothee::parser::Parser::new().parse(user_agent) else {
         return Profile {
             app,
+            browser: token_browser,
             ..Profile::default()
         };
     };
+    let browser = token_browser.or(match read.name {
+        "Chrome" => Some(Browser::Chrome),
+        "Safari" => Some(Browser::Safari),
+        "Firefox" => Some(Browser::Firefox),
+        "Edge" => Some(Browser::Edge),
+        "Internet Explorer" => Some(Browser::Ie),
+        "Opera" => Some(Browser::Opera),
+        "UCBrowser" => Some(Browser::Uc),
+        "UNKNOWN" | "" => None,
+        _ => Some(Browser::Other),
+    });
     let os = match read.os {
         "iPhone" | "iPad" | "iPod" | "iOS" => Some(Os::Ios),
         "Android" => Some(Os::Android),
@@ -117,7 +193,12 @@ pub fn parse(user_agent: &str) -> Profile {
         ("pc", _) => Some(Device::Desktop),
         _ => None,
     };
-    Profile { os, device, app }
+    Profile {
+        os,
+        device,
+        app,
+        browser,
+    }
 }
 
 /// Remembered parses per thread (a power of two). Direct-mapped: a slot holds the last user agent

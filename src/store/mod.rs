@@ -197,6 +197,8 @@ pub struct Dbs {
     pub link_tags: RawDb,
     /// Rows of imports made with an idempotency key (`links::transfer`).
     pub link_imports: RawDb,
+    /// Human clicks per link, day, dimension and value (`links::record::dim_key`).
+    pub link_dims: RawDb,
     /// Webhooks and their deliveries (layout in `webhooks::record`).
     pub webhooks: RawDb,
     pub webhook_owner: RawDb,
@@ -210,7 +212,7 @@ pub struct Dbs {
 }
 
 /// The name of every table [`Store::open`] creates (for tools that read them all).
-pub const TABLES: [&str; 23] = [
+pub const TABLES: [&str; 24] = [
     "keys",
     "key_ids",
     "meta",
@@ -226,6 +228,7 @@ pub const TABLES: [&str; 23] = [
     "link_click_log",
     "link_tags",
     "link_imports",
+    "link_dims",
     "webhooks",
     "webhook_owner",
     "deliveries",
@@ -269,6 +272,7 @@ impl Store {
             link_click_log: lmdb::create_db(&env, "link_click_log")?,
             link_tags: lmdb::create_db(&env, "link_tags")?,
             link_imports: lmdb::create_db(&env, "link_imports")?,
+            link_dims: lmdb::create_db(&env, "link_dims")?,
             webhooks: lmdb::create_db(&env, "webhooks")?,
             webhook_owner: lmdb::create_db(&env, "webhook_owner")?,
             deliveries: lmdb::create_db(&env, "deliveries")?,

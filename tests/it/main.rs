@@ -2,6 +2,7 @@
 //! One test binary (faster linking on 2 cores), one module per area.
 
 mod admin_api;
+mod analytics;
 mod auth;
 mod backup;
 mod checker;
@@ -24,6 +25,7 @@ mod link_rules;
 mod link_targets;
 mod link_transfer;
 mod links;
+mod mmdb;
 mod monitors;
 mod observability;
 mod readme;
