@@ -16,6 +16,11 @@
 #             the worst case). Prints CPU per request of each and the difference. Target: a link
 #             with 3 rules costs at most 1 µs more CPU per redirect than a plain one. Pinned like
 #             redirect.
+#   analytics two servers of one build, click analytics on (the default) and off (counting only),
+#             LINKS links each; GET /{code} as a browser (user agent, language, referrer) against
+#             each in interleaved rounds. Target: CPU per redirect with analytics within 10 % of
+#             counting only. Prints the heap growth per code after a pass over every code, and
+#             after the counts are folded into storage (COMPACT_MS, default 20 000).
 #   create    POST /api/v1/links from 64 connections for DURATION s (each answer follows its
 #             commit); prints durable creates/s against the 20 000/s target, CPU per create and
 #             the writer's batch sizes (mean, from /metrics). Nothing is pinned here: the target
@@ -83,6 +88,20 @@ print(name, rps, ms("50%"), ms("99%"), total, int(bad.group(1)) if bad else 0)
 PY
 }
 
+# start_panlink_at DIR: start_panlink on another data dir (a second server beside the first).
+start_panlink_at() {
+  local saved=$work
+  # shellcheck disable=SC2086
+  PROCS_WRAP="${SERVER_WRAP-taskset -c 0}" start_server "$bin" PANLINK_SERVER_WORKER_THREADS=${WORKERS:-1} ${EXTRA_ENV:-}
+  key=$(PANLINK_DATA_DIR="$1" "$bin" keys create --name loadtest --plan premium)
+  local id
+  id=$(PANLINK_DATA_DIR="$1" "$bin" keys list | awk 'NR==2{print $1}')
+  curl -s -X PATCH "http://127.0.0.1:$port/admin/api/keys/$id" \
+    -H "Authorization: Bearer loadtest-admin-token-0000" -H 'Content-Type: application/json' \
+    -d '{"rate_per_s": 1000000, "burst": 1000000}' > /dev/null
+  work=$saved
+}
+
 start_panlink() {
   # EXTRA_ENV: more PANLINK_… settings for an experiment, e.g. "PANLINK_LINKS_CLICK_FLUSH_MS=1000".
   # shellcheck disable=SC2086
@@ -99,28 +118,7 @@ case "$scenario" in
 redirect)
   start_panlink
   echo "creating $links links through POST /api/v1/links/batch ..."
-  python3 - "$port" "$key" "$links" "$work/codes.txt" "$work/map.conf" <<'PY'
-import json, sys, http.client
-port, key, total, codes_path, map_path = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
-conn = http.client.HTTPConnection("127.0.0.1", port)
-codes, maps, seen = [], [], set()
-for start in range(0, total, 1000):
-    items = [{"url": f"https://example.com/target/{i}?ref=load"} for i in range(start, min(total, start + 1000))]
-    conn.request("POST", "/api/v1/links/batch", json.dumps({"items": items}),
-                 {"X-API-Key": key, "Content-Type": "application/json"})
-    data = json.loads(conn.getresponse().read())["data"]
-    assert data["failed"] == 0, data
-    for item in data["items"]:
-        # nginx's map compares strings ignoring case: codes equal but for case would clash there,
-        # so both servers are asked only for codes unique without case (a handful are dropped).
-        if item["data"]["code"].lower() in seen:
-            continue
-        seen.add(item["data"]["code"].lower())
-        codes.append(item["data"]["code"])
-        maps.append(f'    /{item["data"]["code"]} "{item["data"]["url"]}";')
-open(codes_path, "w").write("\n".join(codes) + "\n")
-open(map_path, "w").write("\n".join(maps) + "\n")
-PY
+  python3 loadtest/create_links.py "$port" "$key" "$links" "$work/codes.txt" "$work/map.conf"
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' > "$work/nginx.port"
   sed -e "s|@WORK@|$work|g" -e "s|@PORT@|$(cat "$work/nginx.port")|g" loadtest/nginx.conf.tpl > "$work/nginx.conf"
   mkdir -p "$work/nginx"
@@ -267,5 +265,67 @@ print(f"  server CPU per create {int(ticks) / hz * 1e6 / max(1, ok):.1f} µs; wr
       f"{c1 - c0:.0f} commits, mean {((s1 - s0) / max(1, c1 - c0)):.1f} operations per commit")
 PY
   ;;
-*) echo "unknown scenario $scenario (redirect | rules | create)"; exit 2 ;;
+analytics)
+  # Two servers of the same build, one counting every click's dimensions (links.analytics, the
+  # default) and one counting clicks only, each with LINKS links; the same browser-like requests
+  # (user agent, language, referrer: each click is a human one with every dimension) against
+  # each in turn, ROUNDS rounds; then the heap after a pass over every code, before and after the
+  # counts are folded into storage.
+  EXTRA_ENV="PANLINK_LINKS_CLICK_COMPACT_MS=${COMPACT_MS:-20000} ${EXTRA_ENV:-}" start_panlink
+  on_port=$port on_server=$server on_key=$key
+  python3 loadtest/create_links.py "$on_port" "$on_key" "$links" "$work/codes-on.txt"
+  mkdir -p "$work/plain"
+  EXTRA_ENV="PANLINK_LINKS_ANALYTICS=false PANLINK_DATA_DIR=$work/plain ${EXTRA_ENV:-}" start_panlink_at "$work/plain"
+  off_port=$port off_server=$server off_key=$key
+  python3 loadtest/create_links.py "$off_port" "$off_key" "$links" "$work/codes-off.txt"
+  wrk_headers=(-H "User-Agent: Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.40"
+    -H "Accept-Language: zh-CN,zh;q=0.9,en;q=0.8" -H "Referer: https://weibo.com/u/1")
+  heap() { curl -s "http://127.0.0.1:$1/metrics" | awk '$1 == "panlink_heap_allocated_bytes" {print $2}'; }
+  heap0=$(heap "$on_port")
+  for set in on off; do
+    if [ "$set" = on ]; then p=$on_port; else p=$off_port; fi
+    CODES_FILE="$work/codes-$set.txt" taskset -c 1 wrk -t1 -c64 -d5s "${wrk_headers[@]}" -s loadtest/wrk/redirect-warm.lua "http://127.0.0.1:$p" > /dev/null
+  done
+  sleep 1
+  heap1=$(heap "$on_port")
+  results=()
+  for round in $(seq "${ROUNDS:-3}"); do
+    for set in off on; do
+      if [ "$set" = on ]; then p=$on_port; watch=$on_server; else p=$off_port; watch=$off_server; fi
+      before=$(cpu_ticks "$watch")
+      line=$(CODES_FILE="$work/codes-$set.txt" wrk_run "$set" "$p" loadtest/wrk/redirect.lua)
+      after=$(cpu_ticks "$watch")
+      results+=("$line $((after - before))")
+    done
+  done
+  sleep "$(( ${COMPACT_MS:-20000} / 1000 + 2 ))"
+  heap2=$(heap "$on_port")
+  stats=$(curl -s -H "X-API-Key: $on_key" "http://127.0.0.1:$on_port/api/v1/links/$(head -1 "$work/codes-on.txt")/stats?dims=os,app,language,referrer")
+  python3 - "$hz" "$links" "${heap0:-0}" "${heap1:-0}" "${heap2:-0}" "$stats" "${results[@]}" <<'PY'
+import json, statistics, sys
+hz, links = int(sys.argv[1]), int(sys.argv[2])
+heap0, heap1, heap2 = (float(x) for x in sys.argv[3:6])
+stats = json.loads(sys.argv[6])["data"]
+runs = {}
+for line in sys.argv[7:]:
+    name, rps, p50, p99, total, bad, ticks = line.split()
+    runs.setdefault(name, []).append(dict(rps=float(rps), p99=float(p99), total=int(total), bad=int(bad),
+                                          cpu_us=int(ticks) / hz * 1e6 / max(1, int(total))))
+print(f"\nGET /{{code}} as a browser (user agent, language, referrer), {links} codes, 64 connections,"
+      f" server on core 0, wrk on core 1; analytics off and on in {len(runs['on'])} interleaved rounds")
+print(f"  {'analytics':9} {'round':>5} {'req/s':>10} {'p99 ms':>8} {'CPU µs/req':>11} {'non-3xx':>8}")
+for name, rounds in runs.items():
+    for i, r in enumerate(rounds, 1):
+        print(f"  {name:9} {i:5d} {r['rps']:10.0f} {r['p99']:8.3f} {r['cpu_us']:11.2f} {r['bad']:8d}")
+off = statistics.median(r["cpu_us"] for r in runs["off"])
+on = statistics.median(r["cpu_us"] for r in runs["on"])
+per_round = [o["cpu_us"] / f["cpu_us"] for f, o in zip(runs["off"], runs["on"])]
+print(f"\n  medians: counting only {off:.2f} µs/req, with analytics {on:.2f} µs/req: ratio {on / off:.3f}"
+      f" (target <= 1.10; per round {', '.join(f'{r:.3f}' for r in per_round)})")
+print(f"  heap (allocator's count): +{(heap1 - heap0) / links:.0f} bytes per code after a pass over all"
+      f" {links} codes; {(heap2 - heap0) / links:+.0f} bytes per code after the counts were folded into storage")
+print(f"  one link's dimensions: {json.dumps(stats['dimensions'], ensure_ascii=False)[:200]}")
+PY
+  ;;
+*) echo "unknown scenario $scenario (redirect | rules | create | analytics)"; exit 2 ;;
 esac

@@ -162,12 +162,46 @@ struct RefCount {
     n: [u64; STAGES],
 }
 
-/// Human clicks of one value of one dimension on one day.
+/// A dimension's value as the counters hold it: inline when short (most are: `ios`, `zh`,
+/// `weibo.com`, `广东`), so an entry's counts live in one allocation.
+enum DimValue {
+    Inline { len: u8, bytes: [u8; 22] },
+    Heap(Box<str>),
+}
+
+impl DimValue {
+    fn new(text: &str) -> DimValue {
+        if text.len() <= 22 {
+            let mut bytes = [0; 22];
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            DimValue::Inline {
+                len: text.len() as u8,
+                bytes,
+            }
+        } else {
+            DimValue::Heap(text.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// The bytes, for the comparison of every click (no UTF-8 check there).
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            DimValue::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            DimValue::Heap(text) => text.as_bytes(),
+        }
+    }
+}
+
+/// Human clicks of one value of one dimension on one day (48 bytes).
 struct DimCount {
-    dim: Dim,
+    value: DimValue,
     day: u32,
-    value: Box<str>,
-    n: [u64; STAGES],
+    dim: Dim,
+    n: [u32; STAGES],
 }
 
 #[derive(Default)]
@@ -177,8 +211,8 @@ struct Entry {
     /// Per stage: (day, counts).
     days: [Vec<(u32, ClickTotals)>; STAGES],
     refs: Vec<RefCount>,
-    /// Per dimension (so a click looks only among that dimension's values).
-    dims: [Vec<DimCount>; DIMS],
+    /// Every dimension's values, in one allocation (a click compares the dimension byte first).
+    dims: Vec<DimCount>,
     /// Listed in its shard's `touched` (it has live counts the next flush must take).
     touched: bool,
     /// The flush that took this entry's "flushing" counts; once that flush is committed they
@@ -188,23 +222,20 @@ struct Entry {
 
 impl Entry {
     fn is_empty(&self) -> bool {
-        self.days.iter().all(Vec::is_empty)
-            && self.refs.is_empty()
-            && self.dims.iter().all(Vec::is_empty)
+        self.days.iter().all(Vec::is_empty) && self.refs.is_empty() && self.dims.is_empty()
     }
 
     /// The counts of `stage` of day `day`, every dimension.
     fn dims_of(&self, stage: Stage, day: u32) -> Vec<(Dim, &str, u64)> {
         self.dims
             .iter()
-            .flatten()
             .filter(|d| d.day == day && d.n[stage as usize] > 0)
-            .map(|d| (d.dim, &*d.value, d.n[stage as usize]))
+            .map(|d| (d.dim, d.value.as_str(), u64::from(d.n[stage as usize])))
             .collect()
     }
 
     fn has_dims(&self, stage: Stage) -> bool {
-        self.dims.iter().flatten().any(|d| d.n[stage as usize] > 0)
+        self.dims.iter().any(|d| d.n[stage as usize] > 0)
     }
 
     /// Moves the counts of `from` into `to`; the moved counts as a delta (`None`: nothing).
@@ -221,12 +252,12 @@ impl Entry {
                 dims: Vec::new(),
             });
         }
-        for d in self.dims.iter_mut().flatten() {
+        for d in self.dims.iter_mut() {
             let n = std::mem::take(&mut d.n[from as usize]);
             if n == 0 {
                 continue;
             }
-            d.n[to as usize] += n;
+            d.n[to as usize] = d.n[to as usize].saturating_add(n);
             let at = match out[first..].iter().position(|delta| delta.day == d.day) {
                 Some(at) => first + at,
                 None => {
@@ -240,7 +271,9 @@ impl Entry {
                     out.len() - 1
                 }
             };
-            out[at].dims.push((d.dim, d.value.to_string(), n));
+            out[at]
+                .dims
+                .push((d.dim, d.value.as_str().to_owned(), u64::from(n)));
         }
         let mut refs = Vec::new();
         for r in &mut self.refs {
@@ -279,8 +312,9 @@ impl Entry {
         for r in &mut self.refs {
             r.n[to as usize] += std::mem::take(&mut r.n[from as usize]);
         }
-        for d in self.dims.iter_mut().flatten() {
-            d.n[to as usize] += std::mem::take(&mut d.n[from as usize]);
+        for d in self.dims.iter_mut() {
+            let n = std::mem::take(&mut d.n[from as usize]);
+            d.n[to as usize] = d.n[to as usize].saturating_add(n);
         }
     }
 
@@ -298,46 +332,45 @@ impl Entry {
             r.n[stage as usize] = 0;
         }
         self.refs.retain(|r| r.n.iter().any(|&n| n > 0));
-        for values in &mut self.dims {
-            for d in values.iter_mut() {
-                d.n[stage as usize] = 0;
-            }
-            values.retain(|d| d.n.iter().any(|&n| n > 0));
+        for d in self.dims.iter_mut() {
+            d.n[stage as usize] = 0;
         }
+        self.dims.retain(|d| d.n.iter().any(|&n| n > 0));
     }
 
     /// Counts one human click's value of `dim` on `day` (live).
     fn count_dim(&mut self, dim: Dim, day: u32, value: &str) {
         let live = Stage::Live as usize;
-        let values = &mut self.dims[dim as usize];
-        if let Some(d) = values
-            .iter_mut()
-            .find(|d| d.day == day && *d.value == *value)
-        {
-            d.n[live] += 1;
+        let same = |d: &DimCount, value: &str| {
+            d.dim == dim && d.day == day && d.value.as_bytes() == value.as_bytes()
+        };
+        if let Some(d) = self.dims.iter_mut().find(|d| same(d, value)) {
+            d.n[live] = d.n[live].saturating_add(1);
             return;
         }
-        let kept = values
+        let kept = self
+            .dims
             .iter()
-            .filter(|d| d.day == day && d.n[live] > 0)
+            .filter(|d| d.dim == dim && d.day == day && d.n[live] > 0)
             .count();
         let value = if kept < DIM_VALUES_PER_FLUSH {
             value
         } else {
             OTHER_REFERRERS
         };
-        match values
-            .iter_mut()
-            .find(|d| d.day == day && *d.value == *value)
-        {
-            Some(d) => d.n[live] += 1,
+        match self.dims.iter_mut().find(|d| same(d, value)) {
+            Some(d) => d.n[live] = d.n[live].saturating_add(1),
             None => {
+                if self.dims.capacity() == 0 {
+                    // One allocation for a typical click's dimensions.
+                    self.dims.reserve_exact(DIMS);
+                }
                 let mut n = [0; STAGES];
                 n[live] = 1;
-                values.push(DimCount {
-                    dim,
+                self.dims.push(DimCount {
+                    value: DimValue::new(value),
                     day,
-                    value: value.into(),
+                    dim,
                     n,
                 });
             }
@@ -504,8 +537,10 @@ impl ClickCounter {
         pending.dims = entry
             .dims
             .iter()
-            .flatten()
-            .map(|d| (d.day, d.dim, d.value.to_string(), d.n.iter().sum::<u64>()))
+            .map(|d| {
+                let n: u64 = d.n.iter().map(|&n| u64::from(n)).sum();
+                (d.day, d.dim, d.value.as_str().to_owned(), n)
+            })
             .filter(|(.., n)| *n > 0)
             .collect();
         pending
