@@ -371,13 +371,21 @@ async fn background_tasks(app: Arc<App>, stop: CancellationToken) {
                 crate::links::transfer::purge(&app.store).await;
             }
             _ = clicks.tick() => { let _ = app.links.flush_clicks(&app.store).await; }
-            _ = compact.tick() => app.links.compact_clicks(&app.store).await,
+            _ = compact.tick() => {
+                let cap = app.config.webhooks.max_stored_deliveries;
+                let woken = app.links.compact_clicks(&app.store, cap).await;
+                app.webhooks.wake(&woken);
+            }
             () = stop.cancelled() => break,
         }
     }
     app.keys.flush_usage().await;
     flush_clicks_before_exit(&app).await;
-    app.links.compact_clicks(&app.store).await;
+    let woken = app
+        .links
+        .compact_clicks(&app.store, app.config.webhooks.max_stored_deliveries)
+        .await;
+    app.webhooks.wake(&woken);
 }
 
 /// The last click flush: retried (a full disk may free up) until `http.shutdown_grace_ms` has

@@ -14,6 +14,7 @@
 pub mod analytics;
 pub mod api;
 pub mod cache;
+pub mod clicked;
 pub mod clicks;
 pub mod code;
 pub mod domains;
@@ -142,6 +143,8 @@ pub struct LinkService {
     pub clock: analytics::StatsClock,
     /// `links.geoip_db`, when one is configured and opens.
     pub geo: Option<analytics::GeoDb>,
+    /// When clicks were last folded into storage (the start of the next `link.clicked` period).
+    last_compaction_ms: std::sync::atomic::AtomicU64,
 }
 
 /// See [`LinkService::own_hosts`].
@@ -193,6 +196,7 @@ impl LinkService {
             .expect("a number is a valid header value"),
             redirects: RedirectOutcome::ALL
                 .map(|o| metrics::counter!("panlink_redirects_total", "outcome" => o.label())),
+            last_compaction_ms: std::sync::atomic::AtomicU64::new(crate::timefmt::now_ms()),
             clock: analytics::StatsClock::new(&config.stats_timezone)
                 .unwrap_or_else(|_| analytics::StatsClock::new("UTC").expect("UTC is a zone")),
             geo: config.geoip_db.as_deref().and_then(|path| {
@@ -292,29 +296,52 @@ impl LinkService {
         }
     }
 
-    /// Folds the journaled clicks into the links' rows and empties the journal: one write.
-    pub async fn compact_clicks(&self, store: &Store) {
+    /// Folds the journaled clicks into the links' rows and empties the journal: one write, in
+    /// which each key whose webhooks want `link.clicked` gets one delivery with its links' counts
+    /// since the last fold. Answers the webhooks to wake (after the commit).
+    pub async fn compact_clicks(&self, store: &Store, deliveries_cap: u64) -> Vec<String> {
         let counter = Arc::clone(&self.clicks);
         let Ok(deltas) = tokio::task::spawn_blocking(move || counter.begin_compaction()).await
         else {
-            return;
+            return Vec::new();
         };
         if deltas.is_empty() {
-            return;
+            return Vec::new();
         }
         let links = deltas.len();
-        let committed = committed_or_logged(
-            store
-                .write(move |txn, dbs| {
-                    repo::apply_clicks(txn, dbs, &deltas)?;
-                    repo::clear_journal(txn, dbs)
-                })
-                .await,
-            links,
-            "could not fold clicks into the rows; will retry",
-        );
+        let until = crate::timefmt::now_ms();
+        let since = self
+            .last_compaction_ms
+            .swap(until, std::sync::atomic::Ordering::AcqRel);
+        let default_domain = self.domains.default_name().map(str::to_owned);
+        let result = store
+            .write(move |txn, dbs| {
+                repo::apply_clicks(txn, dbs, &deltas)?;
+                repo::clear_journal(txn, dbs)?;
+                clicked::queue(
+                    txn,
+                    dbs,
+                    &deltas,
+                    (since, until),
+                    default_domain.as_deref(),
+                    deliveries_cap,
+                )
+            })
+            .await;
+        let (committed, woken) = match result {
+            Ok(woken) => (true, woken),
+            Err(err) => (
+                committed_or_logged(
+                    Err(err),
+                    links,
+                    "could not fold clicks into the rows; will retry",
+                ),
+                Vec::new(),
+            ),
+        };
         let counter = Arc::clone(&self.clicks);
         let _ = tokio::task::spawn_blocking(move || counter.end_compaction(committed)).await;
+        woken
     }
 
     /// Folds a click journal left by a crash into the rows (start-up, before serving).

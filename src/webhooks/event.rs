@@ -24,17 +24,20 @@ pub enum EventType {
     ShortlinkTargetDead,
     #[serde(rename = "shortlink.target_revived")]
     ShortlinkTargetRevived,
+    #[serde(rename = "link.clicked")]
+    LinkClicked,
 }
 
 impl EventType {
     /// The kinds a webhook may subscribe to.
-    pub const SUBSCRIBABLE: [EventType; 6] = [
+    pub const SUBSCRIBABLE: [EventType; 7] = [
         EventType::JobCompleted,
         EventType::LinkDead,
         EventType::LinkRevived,
         EventType::MonitorRunCompleted,
         EventType::ShortlinkTargetDead,
         EventType::ShortlinkTargetRevived,
+        EventType::LinkClicked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl EventType {
             EventType::MonitorRunCompleted => "monitor.run_completed",
             EventType::ShortlinkTargetDead => "shortlink.target_dead",
             EventType::ShortlinkTargetRevived => "shortlink.target_revived",
+            EventType::LinkClicked => "link.clicked",
         }
     }
 

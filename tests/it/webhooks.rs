@@ -417,3 +417,71 @@ fn a_webhook_keeps_a_bounded_number_of_deliveries_the_oldest_go_first() {
     let newest: Vec<String> = ids[2..].iter().rev().cloned().collect();
     assert_eq!(kept, newest);
 }
+
+#[test]
+fn clicks_reach_a_webhook_as_one_delivery_per_key_and_fold() {
+    let mut env = LOOPBACK_RECEIVERS.to_vec();
+    env.push(("PANLINK_LINKS_CLICK_FLUSH_MS", "100"));
+    env.push(("PANLINK_LINKS_CLICK_COMPACT_MS", "700"));
+    let server = Server::start_with(&env);
+    let receiver = Receiver::start(Mode::Status(200));
+    let (key, _) = server.create_key(r#"{"name":"clicks","plan":"premium"}"#);
+    let (_, secret) = create_webhook(&server, &key, &receiver.url("/clicks"), &["link.clicked"]);
+    // Another key's clicks, without a webhook, go nowhere.
+    let (other, _) = server.create_key(r#"{"name":"other","plan":"premium"}"#);
+    for (k, alias) in [(&key, "hot-1"), (&key, "hot-2"), (&other, "else-1")] {
+        let made = server.call(
+            k,
+            "POST",
+            "/api/v1/links",
+            Some(&json!({"url": "https://example.com/", "alias": alias})),
+        );
+        assert_eq!(made.status, 200, "{}", made.text());
+    }
+    let ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+    for (code, n) in [("hot-1", 5), ("hot-2", 2), ("else-1", 3)] {
+        for _ in 0..n {
+            assert_eq!(
+                server
+                    .get(&format!("/{code}"), &[("User-Agent", ua)])
+                    .status,
+                302
+            );
+        }
+    }
+    server.get("/hot-1", &[]); // no user agent: a bot visit
+    let got = wait_until(WAIT, "link.clicked", || {
+        receiver.of_event("link.clicked").into_iter().next()
+    });
+    assert!(got.signed_by(&secret));
+    let data = got.json()["data"].clone();
+    assert_eq!(data["totals"]["human"], 7, "{data}");
+    assert_eq!(data["totals"]["bot"], 1, "{data}");
+    let links = data["links"].as_array().unwrap();
+    assert_eq!(links.len(), 2, "only the key's own links: {data}");
+    assert_eq!(
+        (links[0]["code"].as_str(), links[0]["human"].as_u64()),
+        (Some("hot-1"), Some(5))
+    );
+    assert_eq!(
+        (links[1]["code"].as_str(), links[1]["human"].as_u64()),
+        (Some("hot-2"), Some(2))
+    );
+    assert_eq!(data["more_links"], 0);
+    // One delivery for all of it; a fold without clicks sends nothing.
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(
+        receiver.of_event("link.clicked").len(),
+        1,
+        "{:?}",
+        receiver.received()
+    );
+    // The next period's clicks make the next delivery.
+    server.get("/hot-2", &[("User-Agent", ua)]);
+    let second = wait_until(WAIT, "second link.clicked", || {
+        let all = receiver.of_event("link.clicked");
+        (all.len() == 2).then(|| all[1].json())
+    });
+    assert_eq!(second["data"]["totals"]["human"], 1, "{second}");
+    assert_eq!(second["data"]["since"], data["until"]);
+}
