@@ -88,9 +88,10 @@ print(name, rps, ms("50%"), ms("99%"), total, int(bad.group(1)) if bad else 0)
 PY
 }
 
-# start_panlink_at DIR: start_panlink on another data dir (a second server beside the first).
+# start_panlink_at DIR: a server on data dir DIR (EXTRA_ENV names it too, as
+# PANLINK_DATA_DIR=DIR, when it is not $work/data) and an unlimited premium key of it in $key.
 start_panlink_at() {
-  local saved=$work
+  # EXTRA_ENV: more PANLINK_… settings for an experiment, e.g. "PANLINK_LINKS_CLICK_FLUSH_MS=1000".
   # shellcheck disable=SC2086
   PROCS_WRAP="${SERVER_WRAP-taskset -c 0}" start_server "$bin" PANLINK_SERVER_WORKER_THREADS=${WORKERS:-1} ${EXTRA_ENV:-}
   key=$(PANLINK_DATA_DIR="$1" "$bin" keys create --name loadtest --plan premium)
@@ -99,19 +100,10 @@ start_panlink_at() {
   curl -s -X PATCH "http://127.0.0.1:$port/admin/api/keys/$id" \
     -H "Authorization: Bearer loadtest-admin-token-0000" -H 'Content-Type: application/json' \
     -d '{"rate_per_s": 1000000, "burst": 1000000}' > /dev/null
-  work=$saved
 }
 
 start_panlink() {
-  # EXTRA_ENV: more PANLINK_… settings for an experiment, e.g. "PANLINK_LINKS_CLICK_FLUSH_MS=1000".
-  # shellcheck disable=SC2086
-  PROCS_WRAP="${SERVER_WRAP-taskset -c 0}" start_server "$bin" PANLINK_SERVER_WORKER_THREADS=${WORKERS:-1} ${EXTRA_ENV:-}
-  key=$(PANLINK_DATA_DIR="$work/data" "$bin" keys create --name loadtest --plan premium)
-  local id
-  id=$(PANLINK_DATA_DIR="$work/data" "$bin" keys list | awk 'NR==2{print $1}')
-  curl -s -X PATCH "http://127.0.0.1:$port/admin/api/keys/$id" \
-    -H "Authorization: Bearer loadtest-admin-token-0000" -H 'Content-Type: application/json' \
-    -d '{"rate_per_s": 1000000, "burst": 1000000}' > /dev/null
+  start_panlink_at "$work/data"
 }
 
 case "$scenario" in

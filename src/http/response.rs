@@ -68,6 +68,18 @@ pub fn with_body(
     response
 }
 
+/// A streamed answer (an export) of `content_type`, which no cache keeps.
+pub fn streamed(content_type: &'static str, body: ResponseBody) -> HttpResponse {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
 /// An empty response.
 pub fn empty(status: StatusCode) -> HttpResponse {
     let mut response = Response::new(ResponseBody::empty());

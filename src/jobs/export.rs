@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::HeaderValue;
-use http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use http::header::CONTENT_DISPOSITION;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -210,13 +210,11 @@ pub fn results(app: &Arc<Jobs>, req: Req<'_>) -> Result<HttpResponse, ApiError> 
         }
         let _ = tx.send(Bytes::from_static(format.epilogue())).await;
     });
-    let mut response = http::Response::new(crate::http::body::ResponseBody::Stream(Box::pin(body)));
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
+    let mut response = crate::http::response::streamed(
+        format.content_type(),
+        crate::http::body::ResponseBody::Stream(Box::pin(body)),
     );
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let headers = response.headers_mut();
     if format == Format::Csv {
         let disposition = format!("attachment; filename=\"panlink-{job_id}.csv\"");
         if let Ok(value) = HeaderValue::from_str(&disposition) {

@@ -878,15 +878,7 @@ mod tests {
     use crate::store::Store;
 
     fn store() -> (tempfile::TempDir, std::sync::Arc<Store>) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&crate::config::StorageConfig {
-            data_dir: dir.path().to_owned(),
-            map_size_bytes: 16 << 20,
-            max_readers: 126,
-            max_batch_ops: 16,
-        })
-        .unwrap();
-        (dir, store)
+        Store::temporary()
     }
 
     #[test]

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use heed::{RoTxn, RwTxn};
 use http::HeaderValue;
 use http::StatusCode;
-use http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use http::header::CONTENT_DISPOSITION;
 use serde::Serialize;
 
 use super::LinkService;
@@ -308,13 +308,11 @@ pub fn export(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiErro
             }
         }
     });
-    let mut response = http::Response::new(crate::http::body::ResponseBody::Stream(Box::pin(body)));
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
+    let mut response = response::streamed(
+        format.content_type(),
+        crate::http::body::ResponseBody::Stream(Box::pin(body)),
     );
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let headers = response.headers_mut();
     let name = match format {
         ExportFormat::Csv => "attachment; filename=\"panlink-links.csv\"",
         ExportFormat::JsonLines => "attachment; filename=\"panlink-links.jsonl\"",

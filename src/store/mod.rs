@@ -247,6 +247,20 @@ pub struct Store {
 }
 
 impl Store {
+    /// A store in a new temporary directory (16 MiB map), for unit tests.
+    #[cfg(test)]
+    pub fn temporary() -> (tempfile::TempDir, Arc<Store>) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = Store::open(&crate::config::StorageConfig {
+            data_dir: dir.path().to_owned(),
+            map_size_bytes: 16 << 20,
+            max_readers: 126,
+            max_batch_ops: 16,
+        })
+        .expect("a temporary store opens");
+        (dir, store)
+    }
+
     /// Opens the environment under `config.data_dir` and starts the writer thread.
     pub fn open(config: &StorageConfig) -> Result<Arc<Store>, StoreError> {
         let env = lmdb::open_env(
