@@ -14,7 +14,9 @@ use super::repo::{self, ClickDelta};
 use crate::store::{Dbs, StoreError};
 use crate::timefmt;
 use crate::webhooks::EventType;
-use crate::webhooks::record::{Event, enqueue_for_owner, webhooks_of};
+use crate::webhooks::record::{
+    Event, all_webhook_ids, enqueue_for_owner, get_webhook, webhooks_of,
+};
 
 /// Links named in one delivery at most.
 pub const MAX_CODES: usize = 1000;
@@ -30,6 +32,19 @@ pub fn queue(
     default_domain: Option<&str>,
     deliveries_cap: u64,
 ) -> Result<Vec<String>, StoreError> {
+    // Most folds have no subscriber at all: then no link is read.
+    let mut subscribed = false;
+    for id in all_webhook_ids(txn, dbs)? {
+        if get_webhook(txn, dbs, &id)?
+            .is_some_and(|h| !h.disabled && h.wants(EventType::LinkClicked))
+        {
+            subscribed = true;
+            break;
+        }
+    }
+    if !subscribed {
+        return Ok(Vec::new());
+    }
     let mut per_link: BTreeMap<&str, ClickTotals> = BTreeMap::new();
     for delta in deltas {
         per_link.entry(&delta.code).or_default().add(&delta.counts);
