@@ -270,6 +270,9 @@ pub fn client_ip(peer: IpAddr, forwarded_for: Option<&[u8]>, trusted: &[IpAddr])
 pub struct StatsClock {
     zone: jiff::tz::TimeZone,
     name: String,
+    /// Told apart in the per-thread memory of the current day (an address could be reused by
+    /// another clock after this one is dropped).
+    id: u64,
 }
 
 /// A day's bounds as one thread last computed them: `[start, end)` in unix ms, and its number.
@@ -281,7 +284,7 @@ struct DaySpan {
 }
 
 thread_local! {
-    static DAY: std::cell::Cell<Option<(usize, DaySpan)>> = const { std::cell::Cell::new(None) };
+    static DAY: std::cell::Cell<Option<(u64, DaySpan)>> = const { std::cell::Cell::new(None) };
 }
 
 impl StatsClock {
@@ -289,9 +292,11 @@ impl StatsClock {
     pub fn new(name: &str) -> Result<StatsClock, String> {
         let zone = jiff::tz::TimeZone::get(name)
             .map_err(|err| format!("unknown time zone {name:?}: {err}"))?;
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(StatsClock {
             zone,
             name: name.to_owned(),
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -303,15 +308,14 @@ impl StatsClock {
     /// computed, so a click costs two comparisons.
     pub fn day_of(&self, ms: u64) -> u32 {
         let at = i64::try_from(ms).unwrap_or(i64::MAX);
-        let me = self as *const StatsClock as usize;
         if let Some((clock, span)) = DAY.get()
-            && clock == me
+            && clock == self.id
             && (span.start_ms..span.end_ms).contains(&at)
         {
             return span.day;
         }
         let span = self.span_of(at);
-        DAY.set(Some((me, span)));
+        DAY.set(Some((self.id, span)));
         span.day
     }
 
