@@ -18,7 +18,8 @@
 #             redirect.
 #   analytics two servers of one build, click analytics on (the default) and off (counting only),
 #             LINKS links each; GET /{code} as a browser (user agent, language, referrer) against
-#             each in interleaved rounds. Target: CPU per redirect with analytics within 10 % of
+#             each in interleaved rounds (ROUNDS, default 4; the order flips every round). Target:
+#             CPU per redirect with analytics within 10 % of
 #             counting only. Prints the heap growth per code after a pass over every code, and
 #             after the counts are folded into storage (COMPACT_MS, default 20 000).
 #   create    POST /api/v1/links from 64 connections for DURATION s (each answer follows its
@@ -281,8 +282,11 @@ analytics)
   sleep 1
   heap1=$(heap "$on_port")
   results=()
-  for round in $(seq "${ROUNDS:-3}"); do
-    for set in off on; do
+  for round in $(seq "${ROUNDS:-4}"); do
+    # ABBA: the order flips every round, so the VM's drift within a round favours neither side.
+    order="off on"
+    [ $((round % 2)) -eq 0 ] && order="on off"
+    for set in $order; do
       if [ "$set" = on ]; then p=$on_port; watch=$on_server; else p=$off_port; watch=$off_server; fi
       before=$(cpu_ticks "$watch")
       line=$(CODES_FILE="$work/codes-$set.txt" wrk_run "$set" "$p" loadtest/wrk/redirect.lua)

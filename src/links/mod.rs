@@ -145,6 +145,8 @@ pub struct LinkService {
     pub geo: Option<analytics::GeoDb>,
     /// When clicks were last folded into storage (the start of the next `link.clicked` period).
     last_compaction_ms: std::sync::atomic::AtomicU64,
+    /// The size of the last click journal record (the next one's first allocation).
+    last_journal_bytes: std::sync::atomic::AtomicUsize,
 }
 
 /// See [`LinkService::own_hosts`].
@@ -197,6 +199,7 @@ impl LinkService {
             redirects: RedirectOutcome::ALL
                 .map(|o| metrics::counter!("panlink_redirects_total", "outcome" => o.label())),
             last_compaction_ms: std::sync::atomic::AtomicU64::new(crate::timefmt::now_ms()),
+            last_journal_bytes: std::sync::atomic::AtomicUsize::new(0),
             clock: analytics::StatsClock::new(&config.stats_timezone)
                 .unwrap_or_else(|_| analytics::StatsClock::new("UTC").expect("UTC is a zone")),
             geo: config.geoip_db.as_deref().and_then(|path| {
@@ -268,7 +271,12 @@ impl LinkService {
         let flush = self.clicks.start_flush();
         let mut links = 0;
         let mut visits = 0;
-        let mut entry = Vec::new();
+        // Sized like the last record: a busy flush's record is megabytes, and growing it by
+        // doubling copies it over and over.
+        let mut entry = Vec::with_capacity(
+            self.last_journal_bytes
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
         for shard in 0..clicks::SHARDS {
             let (shard_links, shard_visits) = self.clicks.flush_shard(&flush, shard, &mut entry);
             links += shard_links;
@@ -278,6 +286,8 @@ impl LinkService {
         if links == 0 {
             return Ok(());
         }
+        self.last_journal_bytes
+            .store(entry.len(), std::sync::atomic::Ordering::Relaxed);
         let committed = committed_or_logged(
             store
                 .write(move |txn, dbs| repo::append_journal(txn, dbs, &entry))
