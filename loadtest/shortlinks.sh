@@ -89,6 +89,15 @@ print(name, rps, ms("50%"), ms("99%"), total, int(bad.group(1)) if bad else 0)
 PY
 }
 
+# measured NAME PORT PID CODES_FILE -> wrk_run's line and the server's CPU ticks over the run
+measured() {
+  local before after line
+  before=$(cpu_ticks "$3")
+  line=$(CODES_FILE="$4" wrk_run "$1" "$2" loadtest/wrk/redirect.lua)
+  after=$(cpu_ticks "$3")
+  echo "$line $((after - before))"
+}
+
 # start_panlink_at DIR: a server on data dir DIR (EXTRA_ENV names it too, as
 # PANLINK_DATA_DIR=DIR, when it is not $work/data) and an unlimited premium key of it in $key.
 start_panlink_at() {
@@ -205,10 +214,7 @@ PY
   results=()
   for round in $(seq "${ROUNDS:-3}"); do
     for set in plain rules; do
-      before=$(cpu_ticks "$server")
-      line=$(CODES_FILE="$work/codes-$set.txt" wrk_run "$set" "$port" loadtest/wrk/redirect.lua)
-      after=$(cpu_ticks "$server")
-      results+=("$line $((after - before))")
+      results+=("$(measured "$set" "$port" "$server" "$work/codes-$set.txt")")
     done
   done
   python3 - "$hz" "${results[@]}" <<'PY'
@@ -288,10 +294,7 @@ analytics)
     [ $((round % 2)) -eq 0 ] && order="on off"
     for set in $order; do
       if [ "$set" = on ]; then p=$on_port; watch=$on_server; else p=$off_port; watch=$off_server; fi
-      before=$(cpu_ticks "$watch")
-      line=$(CODES_FILE="$work/codes-$set.txt" wrk_run "$set" "$p" loadtest/wrk/redirect.lua)
-      after=$(cpu_ticks "$watch")
-      results+=("$line $((after - before))")
+      results+=("$(measured "$set" "$p" "$watch" "$work/codes-$set.txt")")
     done
   done
   sleep "$(( ${COMPACT_MS:-20000} / 1000 + 2 ))"

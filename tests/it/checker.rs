@@ -658,34 +658,39 @@ async fn provider_specific_paths() {
     }
 }
 
+/// Eight checks of `provider`'s valid shares at once, each answered valid.
+async fn eight_concurrent_valid_checks(client: &UpstreamClient, provider: Provider) {
+    let checks = (0..8).map(|n| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            check(&client, &share_url(provider, &format!("okTOKEN{n}")), None).await
+        })
+    });
+    for handle in checks.collect::<Vec<_>>() {
+        let verdict = handle.await.unwrap();
+        assert_verdict(&verdict, Valid, Reason::AllChecksPassed, provider.as_str());
+    }
+}
+
+/// The requests the mock counted under `name`, asked on `host` (any host of the mock answers).
+async fn mock_requests(client: &UpstreamClient, host: &str, name: &str) -> u64 {
+    let stats = client
+        .get(&format!("https://{host}/__mock/stats"), &[])
+        .await
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
+    stats["requests"][name].as_u64().unwrap_or(0)
+}
+
 /// OneDrive's anonymous token is asked for once and shared by every check; one the share API
 /// refuses is dropped and a new one asked for, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onedrive_token_is_fetched_once_and_renewed_when_refused() {
     let mock = Mock::start(0);
     let client = UpstreamClient::new(&mock.checker_config(Duration::from_secs(3))).unwrap();
-    let checks = (0..8).map(|n| {
-        let client = client.clone();
-        tokio::spawn(async move {
-            check(
-                &client,
-                &share_url(Provider::Onedrive, &format!("okTOKEN{n}")),
-                None,
-            )
-            .await
-        })
-    });
-    for handle in checks.collect::<Vec<_>>() {
-        let verdict = handle.await.unwrap();
-        assert_verdict(&verdict, Valid, Reason::AllChecksPassed, "onedrive");
-    }
+    eight_concurrent_valid_checks(&client, Provider::Onedrive).await;
     let requests = |client: UpstreamClient| async move {
-        let stats = client
-            .get("https://api-badgerp.svc.ms/__mock/stats", &[])
-            .await
-            .unwrap();
-        let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
-        stats["requests"]["onedrive"].as_u64().unwrap()
+        mock_requests(&client, "api-badgerp.svc.ms", "onedrive").await
     };
     assert_eq!(
         requests(client.clone()).await,
@@ -725,28 +730,12 @@ async fn onedrive_token_is_fetched_once_and_renewed_when_refused() {
 async fn xunlei_captcha_token_is_fetched_once_and_shared() {
     let mock = Mock::start(0);
     let client = UpstreamClient::new(&mock.checker_config(Duration::from_secs(3))).unwrap();
-    let checks = (0..8).map(|n| {
-        let client = client.clone();
-        tokio::spawn(async move {
-            check(
-                &client,
-                &share_url(Provider::Xunlei, &format!("okTOKEN{n}")),
-                None,
-            )
-            .await
-        })
-    });
-    for handle in checks.collect::<Vec<_>>() {
-        let verdict = handle.await.unwrap();
-        assert_verdict(&verdict, Valid, Reason::AllChecksPassed, "xunlei");
-    }
-    let stats = client
-        .get("https://api-pan.xunlei.com/__mock/stats", &[])
-        .await
-        .unwrap();
-    let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
+    eight_concurrent_valid_checks(&client, Provider::Xunlei).await;
     // One captcha init for eight concurrent checks, then one share request each.
-    assert_eq!(stats["requests"]["xunlei"], 1 + 8, "{stats}");
+    assert_eq!(
+        mock_requests(&client, "api-pan.xunlei.com", "xunlei").await,
+        1 + 8
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

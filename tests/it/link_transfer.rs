@@ -326,15 +326,18 @@ fn the_command_line_exports_and_imports_offline() {
 
     let new = Server::start();
     let (new_key, new_id) = new.create_key(r#"{"name":"target","plan":"premium"}"#);
-    let out = new.cli(&[
-        "links",
-        "import",
-        csv_file.to_str().unwrap(),
-        "--owner",
-        &new_id,
-        "--idempotency-key",
-        "m1",
-    ]);
+    let import = |owner: &str, extra: &[&str]| {
+        let mut args = vec![
+            "links",
+            "import",
+            csv_file.to_str().unwrap(),
+            "--owner",
+            owner,
+        ];
+        args.extend_from_slice(extra);
+        new.cli(&args)
+    };
+    let out = import(&new_id, &["--idempotency-key", "m1"]);
     assert!(
         out.status.success(),
         "{}",
@@ -349,32 +352,12 @@ fn the_command_line_exports_and_imports_offline() {
         "the running server sees them at once"
     );
     // Again with the same key: nothing twice; a row that fails makes the exit status 1.
-    let out = new.cli(&[
-        "links",
-        "import",
-        csv_file.to_str().unwrap(),
-        "--owner",
-        &new_id,
-        "--idempotency-key",
-        "m1",
-    ]);
+    let out = import(&new_id, &["--idempotency-key", "m1"]);
     assert!(out.status.success());
     assert_eq!(export(&new, &new_key, "jsonl").lines().count(), 3);
-    let out = new.cli(&[
-        "links",
-        "import",
-        csv_file.to_str().unwrap(),
-        "--owner",
-        &new_id,
-    ]);
+    let out = import(&new_id, &[]);
     assert_eq!(out.status.code(), Some(1), "the aliases are taken now");
-    let out = new.cli(&[
-        "links",
-        "import",
-        csv_file.to_str().unwrap(),
-        "--owner",
-        "nosuchkey",
-    ]);
+    let out = import("nosuchkey", &[]);
     assert_eq!(out.status.code(), Some(2));
 }
 
