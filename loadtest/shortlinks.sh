@@ -31,7 +31,7 @@
 # SERVER_WRAP / WRK_WRAP (default "taskset -c 0" / "taskset -c 1" for redirect, empty for create)
 # and WORKERS (server.worker_threads: 1 for redirect, 0 = one per core for create) override the
 # placement for an experiment. PROFILE=FILE records the server's first panlink round with perf;
-# PERF_CALLGRAPH (default -g) sets perf's unwinding, e.g. "--call-graph fp" with a PANLINK_BIN
+# (analytics: each server over every round, the counting-only one to FILE.off.) PERF_CALLGRAPH (default -g) sets perf's unwinding, e.g. "--call-graph fp" with a PANLINK_BIN
 # built with RUSTFLAGS="-C force-frame-pointers=yes".
 #
 # Needs wrk and nginx (installed with apt-get when missing). DURATION defaults to 10.
@@ -288,6 +288,11 @@ analytics)
   sleep 1
   heap1=$(heap "$on_port")
   results=()
+  if [ -n "${PROFILE:-}" ]; then
+    # The analytics server over every round (its folds fall anywhere in them).
+    perf record -e cpu-clock -F 1999 ${PERF_CALLGRAPH:--g} -p "$on_server" -o "$PROFILE" -- sleep "$((2 * ${ROUNDS:-4} * duration + 4))" > /dev/null 2>&1 &
+    perf record -e cpu-clock -F 1999 ${PERF_CALLGRAPH:--g} -p "$off_server" -o "$PROFILE.off" -- sleep "$((2 * ${ROUNDS:-4} * duration + 4))" > /dev/null 2>&1 &
+  fi
   for round in $(seq "${ROUNDS:-4}"); do
     # ABBA: the order flips every round, so the VM's drift within a round favours neither side.
     order="off on"

@@ -354,8 +354,16 @@ impl LinkService {
         woken
     }
 
-    /// Folds a click journal left by a crash into the rows (start-up, before serving).
+    /// Folds a click journal left by a crash into the rows, and moves dimension counts of the
+    /// earlier layout into the current one (start-up, before serving).
     pub fn recover_clicks(store: &Store) -> Result<(), crate::store::StoreError> {
+        let moved = store.write_now(repo::move_old_dims)?;
+        if moved > 0 {
+            tracing::info!(
+                rows = moved,
+                "moved click dimensions of the earlier layout into one row per link and day"
+            );
+        }
         let replayed = store.write_now(repo::replay_journal)?;
         if replayed > 0 {
             tracing::info!(

@@ -13,9 +13,12 @@
 //! - `link_refs`: code ++ 0x00 ++ referrer host → human clicks from it (u64 LE).
 //! - `link_tags`: owner key id ++ 0x00 ++ tag ++ 0x00 ++ created_at_ms (u64 BE) ++ code → empty: a
 //!   key's links with a tag, newest first (tags hold no control characters, so no 0x00).
-//! - `link_dims`: code ++ 0x00 ++ day (u32 BE, in the statistics' time zone) ++ dimension (u8) ++
-//!   value → human clicks (u64 LE); at most `MAX_DIM_VALUES` values per link, day and dimension
-//!   plus "(other)".
+//! - `link_day_dims`: code ++ 0x00 ++ day (u32 BE, in the statistics' time zone) → that day's
+//!   human clicks by dimension and value, one row (see `repo::DayDims`): at most
+//!   `MAX_DIM_VALUES` values per dimension plus "(other)". One read and one write per link and
+//!   day a compaction folds, whatever the number of dimensions.
+//! - `link_dims`: the earlier layout (one row per link, day, dimension and value: the day's key
+//!   ++ dimension (u8) ++ value → u64 LE); read only to move its rows into `link_day_dims`.
 //!
 //! Codes never contain 0x00, so `code ++ 0x00` is an exact prefix.
 
@@ -356,21 +359,6 @@ pub fn day_key(code: &str, day: u32) -> Vec<u8> {
 pub fn ref_key(code: &str, host: &str) -> Vec<u8> {
     let mut key = code_prefix(code);
     key.extend_from_slice(host.as_bytes());
-    key
-}
-
-/// Key of `link_dims`.
-pub fn dim_key(code: &str, day: u32, dim: u8, value: &str) -> Vec<u8> {
-    let mut key = dim_prefix(code, day, dim);
-    key.extend_from_slice(value.as_bytes());
-    key
-}
-
-/// The prefix of one link's values of one dimension on one day in `link_dims`.
-pub fn dim_prefix(code: &str, day: u32, dim: u8) -> Vec<u8> {
-    let mut key = code_prefix(code);
-    key.extend_from_slice(&day.to_be_bytes());
-    key.push(dim);
     key
 }
 

@@ -389,7 +389,7 @@ pub fn list_tagged(
 /// Deletes the per-day, referrer and dimension rows of `code`.
 fn clear_stats(txn: &mut RwTxn, dbs: &Dbs, code: &str) -> Result<(), StoreError> {
     let prefix = record::code_prefix(code);
-    for db in [dbs.link_days, dbs.link_refs, dbs.link_dims] {
+    for db in [dbs.link_days, dbs.link_refs, dbs.link_day_dims] {
         let keys: Vec<Vec<u8>> = db
             .prefix_iter(txn, &prefix)?
             .map(|entry| entry.map(|(key, _)| key.to_vec()))
@@ -556,58 +556,134 @@ pub struct ClickDelta {
 /// Values kept per link, day and dimension in storage, besides "(other)".
 pub const MAX_DIM_VALUES: usize = 20;
 
-/// Adds `clicks` of `value` to a link's day and dimension, keeping the most clicked values: a
-/// new value takes the place of the least clicked one when it already has more clicks, which then
-/// goes to "(other)" (the space-saving way to keep the top values in bounded room).
-fn add_dim(
+/// One link's clicks of one day by dimension and value, as the `link_day_dims` row holds them:
+/// per value, the dimension (u8), the clicks (u64 LE), the value's length (u8) and bytes. The
+/// values borrow the row's bytes or the counts being added.
+#[derive(Default)]
+struct DayDims<'a> {
+    values: Vec<(Dim, &'a [u8], u64)>,
+}
+
+impl<'a> DayDims<'a> {
+    fn decode(mut bytes: &'a [u8]) -> Option<DayDims<'a>> {
+        let mut values = Vec::with_capacity(bytes.len() / 16);
+        while let [dim, rest @ ..] = bytes {
+            let dim = Dim::from_byte(*dim)?;
+            let (clicks, rest) = rest.split_first_chunk::<8>()?;
+            let (len, rest) = rest.split_first()?;
+            let (value, rest) = rest.split_at_checked(usize::from(*len))?;
+            values.push((dim, value, u64::from_le_bytes(*clicks)));
+            bytes = rest;
+        }
+        Some(DayDims { values })
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.values.iter().map(|v| 10 + v.1.len()).sum());
+        for (dim, value, clicks) in &self.values {
+            // Values come cut to 255 bytes at a character boundary (the journal's bound).
+            let value = &value[..value.len().min(255)];
+            out.push(dim.byte());
+            out.extend_from_slice(&clicks.to_le_bytes());
+            out.push(value.len() as u8);
+            out.extend_from_slice(value);
+        }
+        out
+    }
+
+    /// Adds `clicks` of `value`, keeping the most clicked values of its dimension: a new value
+    /// takes the place of the least clicked one when it already has more clicks, which then goes
+    /// to "(other)" (the space-saving way to keep the top values in bounded room).
+    fn add(&mut self, dim: Dim, value: &'a [u8], clicks: u64) {
+        let other = OTHER_REFERRERS.as_bytes();
+        if let Some(kept) = self
+            .values
+            .iter_mut()
+            .find(|(d, v, _)| *d == dim && *v == value)
+        {
+            kept.2 += clicks;
+            return;
+        }
+        let mut kept = 0;
+        let mut least: Option<usize> = None;
+        for (i, (d, v, n)) in self.values.iter().enumerate() {
+            if *d == dim && *v != other {
+                kept += 1;
+                if least.is_none_or(|l| *n < self.values[l].2) {
+                    least = Some(i);
+                }
+            }
+        }
+        if value != other && kept < MAX_DIM_VALUES {
+            self.values.push((dim, value, clicks));
+            return;
+        }
+        let mut to_other = clicks;
+        if value != other
+            && let Some(least) = least
+            && clicks > self.values[least].2
+        {
+            to_other = std::mem::replace(&mut self.values[least], (dim, value, clicks)).2;
+        }
+        match self
+            .values
+            .iter_mut()
+            .find(|(d, v, _)| *d == dim && *v == other)
+        {
+            Some(bucket) => bucket.2 += to_other,
+            None => self.values.push((dim, other, to_other)),
+        }
+    }
+}
+
+/// Adds one link's clicks of `day` by dimension and value to its row: one read and one write.
+fn add_day_dims(
     txn: &mut RwTxn,
     dbs: &Dbs,
     code: &str,
     day: u32,
-    dim: Dim,
-    value: &str,
-    clicks: u64,
+    dims: &[(Dim, String, u64)],
 ) -> Result<(), StoreError> {
-    let key = record::dim_key(code, day, dim.byte(), value);
-    let read = |txn: &RwTxn, key: &[u8]| -> Result<u64, StoreError> {
-        Ok(dbs
-            .link_dims
-            .get(txn, key)?
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map_or(0, u64::from_le_bytes))
-    };
-    if let Some(stored) = dbs.link_dims.get(txn, &key)? {
-        let count = <[u8; 8]>::try_from(stored).map_or(0, u64::from_le_bytes) + clicks;
-        return Ok(dbs.link_dims.put(txn, &key, &count.to_le_bytes())?);
+    let key = record::day_key(code, day);
+    let stored = dbs
+        .link_day_dims
+        .get(txn, &key)?
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
+    let mut row = DayDims::decode(&stored).ok_or(StoreError::Corrupt("link day dimensions"))?;
+    for (dim, value, clicks) in dims {
+        row.add(*dim, value.as_bytes(), *clicks);
     }
-    let prefix = record::dim_prefix(code, day, dim.byte());
-    let mut kept = 0;
-    let mut least: Option<(Vec<u8>, u64)> = None;
-    for entry in dbs.link_dims.prefix_iter(txn, &prefix)? {
-        let (k, v) = entry?;
-        if &k[prefix.len()..] == OTHER_REFERRERS.as_bytes() {
-            continue;
+    Ok(dbs.link_day_dims.put(txn, &key, &row.encode())?)
+}
+
+/// Moves the rows of the earlier layout (`link_dims`: one per link, day, dimension and value)
+/// into `link_day_dims`; the number moved. Idempotent: moved rows are deleted in the same write.
+pub fn move_old_dims(txn: &mut RwTxn, dbs: &Dbs) -> Result<usize, StoreError> {
+    let mut old = Vec::new();
+    for entry in dbs.link_dims.iter(txn)? {
+        let (key, value) = entry?;
+        old.push((key.to_vec(), value.to_vec()));
+    }
+    for (key, value) in &old {
+        let parsed = key.iter().position(|&b| b == 0).and_then(|zero| {
+            let code = std::str::from_utf8(&key[..zero]).ok()?;
+            let rest = &key[zero + 1..];
+            let day = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+            let dim = Dim::from_byte(*rest.get(4)?)?;
+            let text = std::str::from_utf8(&rest[5..]).ok()?;
+            let clicks = u64::from_le_bytes(value.as_slice().try_into().ok()?);
+            Some((code, day, dim, text, clicks))
+        });
+        match parsed {
+            Some((code, day, dim, text, clicks)) => {
+                add_day_dims(txn, dbs, code, day, &[(dim, text.to_owned(), clicks)])?
+            }
+            None => tracing::error!("skipping an undecodable row of the earlier dimension layout"),
         }
-        kept += 1;
-        let n = <[u8; 8]>::try_from(v).map_or(0, u64::from_le_bytes);
-        if least.as_ref().is_none_or(|(_, m)| n < *m) {
-            least = Some((k.to_vec(), n));
-        }
     }
-    let other = record::dim_key(code, day, dim.byte(), OTHER_REFERRERS);
-    if kept < MAX_DIM_VALUES {
-        return Ok(dbs.link_dims.put(txn, &key, &clicks.to_le_bytes())?);
-    }
-    let mut to_other = clicks;
-    if let Some((least_key, least_n)) = least
-        && clicks > least_n
-    {
-        dbs.link_dims.delete(txn, &least_key)?;
-        dbs.link_dims.put(txn, &key, &clicks.to_le_bytes())?;
-        to_other = least_n;
-    }
-    let other_n = read(txn, &other)? + to_other;
-    Ok(dbs.link_dims.put(txn, &other, &other_n.to_le_bytes())?)
+    dbs.link_dims.clear(txn)?;
+    Ok(old.len())
 }
 
 /// A link's clicks by dimension and value on days `from..=to`: `(day, dim, value, clicks)`.
@@ -626,20 +702,23 @@ pub fn dims_between(
     );
     let prefix_len = record::code_prefix(code).len();
     let mut out = Vec::new();
-    for entry in dbs.link_dims.range(txn, &range)? {
-        let (key, value) = entry?;
-        let rest = &key[prefix_len..];
-        let (Some(day), Some(dim)) = (
-            rest.get(..4)
-                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                .map(u32::from_be_bytes),
-            rest.get(4).copied().and_then(Dim::from_byte),
-        ) else {
-            return Err(StoreError::Corrupt("link dimension key"));
+    for entry in dbs.link_day_dims.range(txn, &range)? {
+        let (key, bytes) = entry?;
+        let day = key
+            .get(prefix_len..)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes);
+        let (Some(day), Some(row)) = (day, DayDims::decode(bytes)) else {
+            return Err(StoreError::Corrupt("link day dimensions"));
         };
-        let text = String::from_utf8_lossy(&rest[5..]).into_owned();
-        let clicks = <[u8; 8]>::try_from(value).map_or(0, u64::from_le_bytes);
-        out.push((day, dim, text, clicks));
+        for (dim, value, clicks) in row.values {
+            out.push((
+                day,
+                dim,
+                String::from_utf8_lossy(value).into_owned(),
+                clicks,
+            ));
+        }
     }
     Ok(out)
 }
@@ -692,8 +771,8 @@ pub fn apply_clicks(txn: &mut RwTxn, dbs: &Dbs, deltas: &[ClickDelta]) -> Result
             count += clicks;
             dbs.link_refs.put(txn, &key, &count.to_le_bytes())?;
         }
-        for (dim, value, clicks) in &delta.dims {
-            add_dim(txn, dbs, &delta.code, delta.day, *dim, value, *clicks)?;
+        if !delta.dims.is_empty() {
+            add_day_dims(txn, dbs, &delta.code, delta.day, &delta.dims)?;
         }
         dbs.link_clicks
             .put(txn, delta.code.as_bytes(), &row.encode())?;
@@ -884,20 +963,25 @@ mod tests {
     #[test]
     fn a_dimension_keeps_its_most_clicked_values_and_the_rest_as_other() {
         let (_dir, store) = store();
+        let add = |txn: &mut RwTxn, dbs: &Dbs, day: u32, dim: Dim, value: &str, n: u64| {
+            add_day_dims(txn, dbs, "c", day, &[(dim, value.to_owned(), n)])
+        };
         store
             .write_now(|txn, dbs| {
                 // Twenty values with 2 clicks each fill the room.
                 for n in 0..MAX_DIM_VALUES {
-                    add_dim(txn, dbs, "c", 7, Dim::Os, &format!("v{n}"), 2)?;
+                    add(txn, dbs, 7, Dim::Os, &format!("v{n}"), 2)?;
                 }
                 // One click of a new value: less than the least kept, so it goes to "(other)".
-                add_dim(txn, dbs, "c", 7, Dim::Os, "rare", 1)?;
+                add(txn, dbs, 7, Dim::Os, "rare", 1)?;
                 // Five clicks of another: it takes the least kept value's place, whose two clicks
                 // go to "(other)".
-                add_dim(txn, dbs, "c", 7, Dim::Os, "popular", 5)?;
+                add(txn, dbs, 7, Dim::Os, "popular", 5)?;
+                // Clicks the counters already put in "(other)" join it, taking no value's place.
+                add(txn, dbs, 7, Dim::Os, OTHER_REFERRERS, 3)?;
                 // Another day and dimension have room of their own.
-                add_dim(txn, dbs, "c", 8, Dim::Os, "rare", 1)?;
-                add_dim(txn, dbs, "c", 7, Dim::Country, "CN", 4)
+                add(txn, dbs, 8, Dim::Os, "rare", 1)?;
+                add(txn, dbs, 7, Dim::Country, "CN", 4)
             })
             .unwrap();
         let rows = store
@@ -910,7 +994,7 @@ mod tests {
         };
         assert_eq!(get(7, Dim::Os, "popular"), Some(5));
         assert_eq!(get(7, Dim::Os, "rare"), None);
-        assert_eq!(get(7, Dim::Os, OTHER_REFERRERS), Some(1 + 2));
+        assert_eq!(get(7, Dim::Os, OTHER_REFERRERS), Some(1 + 2 + 3));
         let kept = rows
             .iter()
             .filter(|(d, m, v, _)| *d == 7 && *m == Dim::Os && v != OTHER_REFERRERS)
@@ -921,7 +1005,11 @@ mod tests {
             .filter(|(d, m, ..)| *d == 7 && *m == Dim::Os)
             .map(|r| r.3)
             .sum();
-        assert_eq!(total, 2 * MAX_DIM_VALUES as u64 + 1 + 5, "no click is lost");
+        assert_eq!(
+            total,
+            2 * MAX_DIM_VALUES as u64 + 1 + 5 + 3,
+            "no click is lost"
+        );
         assert_eq!(get(8, Dim::Os, "rare"), Some(1));
         assert_eq!(get(7, Dim::Country, "CN"), Some(4));
         // Deleting the link's statistics takes these rows too.
@@ -933,6 +1021,43 @@ mod tests {
                 .read(|txn, dbs| dims_between(txn, dbs, "c", 0, 99))
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn rows_of_the_earlier_dimension_layout_move_into_one_row_per_day() {
+        let (_dir, store) = store();
+        let old_key = |day: u32, dim: Dim, value: &str| {
+            let mut key = record::day_key("c", day);
+            key.push(dim.byte());
+            key.extend_from_slice(value.as_bytes());
+            key
+        };
+        store
+            .write_now(|txn, dbs| {
+                dbs.link_dims
+                    .put(txn, &old_key(7, Dim::Os, "ios"), &3u64.to_le_bytes())?;
+                dbs.link_dims
+                    .put(txn, &old_key(7, Dim::Os, "android"), &2u64.to_le_bytes())?;
+                dbs.link_dims
+                    .put(txn, &old_key(8, Dim::Country, "CN"), &1u64.to_le_bytes())?;
+                // The day also has counts in the current layout: they add up.
+                add_day_dims(txn, dbs, "c", 7, &[(Dim::Os, "ios".to_owned(), 1)])
+            })
+            .unwrap();
+        assert_eq!(store.write_now(move_old_dims).unwrap(), 3);
+        assert_eq!(store.write_now(move_old_dims).unwrap(), 0, "moved once");
+        let mut rows = store
+            .read(|txn, dbs| dims_between(txn, dbs, "c", 0, 99))
+            .unwrap();
+        rows.sort();
+        assert_eq!(
+            rows,
+            vec![
+                (7, Dim::Os, "android".to_owned(), 2),
+                (7, Dim::Os, "ios".to_owned(), 4),
+                (8, Dim::Country, "CN".to_owned(), 1),
+            ]
         );
     }
 

@@ -197,7 +197,9 @@ pub struct Dbs {
     pub link_tags: RawDb,
     /// Rows of imports made with an idempotency key (`links::transfer`).
     pub link_imports: RawDb,
-    /// Human clicks per link, day, dimension and value (`links::record::dim_key`).
+    /// Human clicks per link and day by dimension and value (layout in `links::record`).
+    pub link_day_dims: RawDb,
+    /// The earlier layout of the same, moved into `link_day_dims` at start-up.
     pub link_dims: RawDb,
     /// Webhooks and their deliveries (layout in `webhooks::record`).
     pub webhooks: RawDb,
@@ -212,7 +214,7 @@ pub struct Dbs {
 }
 
 /// The name of every table [`Store::open`] creates (for tools that read them all).
-pub const TABLES: [&str; 24] = [
+pub const TABLES: [&str; 25] = [
     "keys",
     "key_ids",
     "meta",
@@ -228,6 +230,7 @@ pub const TABLES: [&str; 24] = [
     "link_click_log",
     "link_tags",
     "link_imports",
+    "link_day_dims",
     "link_dims",
     "webhooks",
     "webhook_owner",
@@ -286,6 +289,7 @@ impl Store {
             link_click_log: lmdb::create_db(&env, "link_click_log")?,
             link_tags: lmdb::create_db(&env, "link_tags")?,
             link_imports: lmdb::create_db(&env, "link_imports")?,
+            link_day_dims: lmdb::create_db(&env, "link_day_dims")?,
             link_dims: lmdb::create_db(&env, "link_dims")?,
             webhooks: lmdb::create_db(&env, "webhooks")?,
             webhook_owner: lmdb::create_db(&env, "webhook_owner")?,
