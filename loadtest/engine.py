@@ -61,7 +61,7 @@ def main():
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--tag", default="run")
     ap.add_argument("--mode", choices=["throughput", "urgent", "fanout", "memory"], default="throughput")
-    ap.add_argument("--subscribers", type=int, default=2000)
+    ap.add_argument("--subscribers", type=int, default=10000)
     ap.add_argument("--tries", type=int, default=100)
     ap.add_argument("--providers", default=",".join(URL_SHAPES), help="comma-separated, in turn")
     args = ap.parse_args()
@@ -228,54 +228,83 @@ def memory(args):
 
 
 def fanout(args):
-    """One job, many subscribers: every subscriber must receive every event, then `done`."""
-    import socket
+    """One job, many subscribers: every subscriber must receive every event, then `done`; and the
+    server's heap per subscriber (its allocator's count, sampled while they are all connected)."""
+    import asyncio
+    import urllib.request
+
     items = links(args, "f")
     headers = {"X-API-Key": args.key, "Content-Type": "application/json"}
-    received = [0] * args.subscribers
-    complete = [False] * args.subscribers
-    connected = threading.Barrier(args.subscribers + 1, timeout=120)
-    job_box = {}
 
-    def subscriber(i):
-        # Every thread is up before any connects, then each sends its request at once: a socket
-        # left silent while 2000 threads start would be closed by the server's first-byte
-        # deadline (http.first_byte_timeout_ms), as a slowloris client should be.
-        connected.wait()
-        sock = socket.create_connection((args.host, args.port), timeout=300)
-        job = job_box["job"]
-        sock.sendall(f"GET /jobs/{job}/events HTTP/1.1\r\nHost: x\r\nX-API-Key: {args.key}\r\n\r\n".encode())
-        reader = sock.makefile("rb")
-        while True:
-            line = reader.readline()
-            if not line:
-                break
-            if line.startswith(b"id: "):
-                received[i] += 1
-            elif line.startswith(b"event: done"):
-                complete[i] = True
-                break
-        sock.close()
+    def heap():
+        with urllib.request.urlopen(f"http://{args.host}:{args.port}/metrics", timeout=30) as resp:
+            for line in resp.read().decode().splitlines():
+                if line.startswith("panlink_heap_allocated_bytes "):
+                    return float(line.split()[1])
+        return float("nan")
 
-    threads = [threading.Thread(target=subscriber, args=(i,), daemon=True) for i in range(args.subscribers)]
-    conn = http.client.HTTPConnection(args.host, args.port, timeout=600)
-    started = time.monotonic()
-    conn.request("POST", "/jobs", body=json.dumps({"items": items}), headers=headers)
-    job_box["job"] = json.loads(conn.getresponse().read())["job_id"]
-    for t in threads:
-        t.start()
-    connected.wait()
-    for t in threads:
-        t.join(timeout=600)
-    elapsed = time.monotonic() - started
-    print(json.dumps({
-        "items": args.items,
-        "subscribers": args.subscribers,
-        "subscribers_complete": sum(1 for i in range(args.subscribers) if complete[i] and received[i] == args.items),
-        "events_delivered": sum(received),
-        "total_s": round(elapsed, 2),
-        "events_per_s": round(sum(received) / elapsed),
-    }), flush=True)
+    async def run():
+        loop = asyncio.get_running_loop()
+        received = [0] * args.subscribers
+        complete = [False] * args.subscribers
+        connected = [0]
+        conn = http.client.HTTPConnection(args.host, args.port, timeout=600)
+        heap_before = await loop.run_in_executor(None, heap)
+        started = time.monotonic()
+        conn.request("POST", "/jobs", body=json.dumps({"items": items}), headers=headers)
+        job = json.loads(conn.getresponse().read())["job_id"]
+        request = f"GET /jobs/{job}/events HTTP/1.1\r\nHost: x\r\nX-API-Key: {args.key}\r\n\r\n".encode()
+
+        async def subscriber(i):
+            reader, writer = await asyncio.open_connection(args.host, args.port, limit=1 << 20)
+            writer.write(request)
+            await writer.drain()
+            connected[0] += 1
+            tail = b""
+            while True:
+                block = await reader.read(65536)
+                if not block:
+                    break
+                data = tail + block
+                # Counted per line start; a line cut between two blocks is finished by the next.
+                cut = data.rfind(b"\n") + 1
+                whole, tail = data[:cut], data[cut:]
+                received[i] += whole.count(b"\nid: ") + whole.startswith(b"id: ")
+                if b"\nevent: done\n" in whole or whole.startswith(b"event: done\n"):
+                    complete[i] = True
+                    break
+            writer.close()
+
+        # Connections open a few hundred at a time (the listen backlog), all while the job runs.
+        tasks = []
+        for i in range(args.subscribers):
+            tasks.append(asyncio.create_task(subscriber(i)))
+            if i % 200 == 199:
+                await asyncio.sleep(0.01)
+        # The heap with every subscriber connected and following: its peak over the job.
+        peak = heap_before
+        all_connected_s = None
+        while not all(t.done() for t in tasks):
+            if connected[0] == args.subscribers and all_connected_s is None:
+                all_connected_s = time.monotonic() - started
+            if connected[0] == args.subscribers:
+                peak = max(peak, await loop.run_in_executor(None, heap))
+            await asyncio.sleep(0.2)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        elapsed = time.monotonic() - started
+        return {
+            "items": args.items,
+            "subscribers": args.subscribers,
+            "subscribers_complete": sum(1 for i in range(args.subscribers)
+                                        if complete[i] and received[i] == args.items),
+            "events_delivered": sum(received),
+            "total_s": round(elapsed, 2),
+            "all_connected_s": round(all_connected_s or float("nan"), 2),
+            "events_per_s": round(sum(received) / elapsed),
+            "heap_per_subscriber_kib": round((peak - heap_before) / args.subscribers / 1024, 2),
+        }
+
+    print(json.dumps(asyncio.run(run())), flush=True)
 
 
 def urgent(args):

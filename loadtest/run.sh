@@ -19,8 +19,9 @@
 #            on SSE. Target: p99 within one upstream round trip (2 requests × 50 ms)
 #            plus 50 ms = 150 ms.
 #   fanout   one job of ITEMS links (default 1000; mock +50 ms, C=2, so it runs about 6 s) and
-#            2000 SSE subscribers that connect while it runs and follow it live; every subscriber
-#            must receive every event and `done`.
+#            SUBSCRIBERS SSE subscribers (default 10000) that connect while it runs and follow it
+#            live; every subscriber must receive every event and `done`. Prints the server's heap
+#            per subscriber (allocator's count, peak while all are connected; target <= 64 KiB).
 #   memory   the mock never answers in time; one job of ITEMS links (default 100000) queued;
 #            growth of the server's anonymous (heap) RSS per pending link; LMDB's file-backed pages
 #            are not counted. An upper bound: allocator slack from parsing the request is included.
@@ -128,7 +129,7 @@ PY
   exit 0
 fi
 
-result=$(timeout 900 python3 loadtest/engine.py --port "$port" --key "$key" --items "$items" --pid "$server" --tag "$scenario" --mode "$mode" --providers "$providers")
+result=$(timeout 900 python3 loadtest/engine.py --port "$port" --key "$key" --items "$items" --pid "$server" --tag "$scenario" --mode "$mode" --providers "$providers" --subscribers "${SUBSCRIBERS:-10000}")
 echo "$result"
 # Where the time goes in storage: mean group-commit latency and batch size over the run.
 curl -s "http://127.0.0.1:$port/metrics" | python3 -c '
@@ -157,6 +158,9 @@ if scenario == "fanout":
             ("subscribers that got every event and done", result["subscribers_complete"]),
             ("events delivered", result["events_delivered"]), ("time", f'{result["total_s"]} s'),
             ("events/s delivered", result["events_per_s"]),
+            ("all subscribers connected after", f'{result["all_connected_s"]} s'),
+            ("heap per subscriber (peak)", f'{result["heap_per_subscriber_kib"]} KiB'),
+            ("heap ratio to target 64 KiB", round(result["heap_per_subscriber_kib"] / 64, 3)),
             ("ratio complete (target 1.0)", round(result["subscribers_complete"] / result["subscribers"], 3))]
     width = max(len(r[0]) for r in rows)
     print(f"\n{scenario}:")

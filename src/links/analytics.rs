@@ -5,14 +5,16 @@
 //! time zone (`links.stats_timezone`).
 //!
 //! Privacy: only these coarse values are ever counted; the IP address and the user agent are read
-//! and forgotten. Cost: no allocation for a remembered user agent or address; each thread keeps
-//! its own small tables (no lock, no shared cache line).
+//! and forgotten. Cost: no allocation for a remembered user agent, address or visitor kind; each
+//! thread keeps its own small tables (no lock, no shared cache line), and a click counts a shared
+//! [`VisitorKind`], not its values one by one.
 //!
 //! Must not: store or log an address or a user agent.
 
 use std::cell::RefCell;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -79,7 +81,7 @@ pub const UNKNOWN: &str = "unknown";
 pub const NO_APP: &str = "none";
 
 /// The values of one click, by dimension (`None`: not counted, e.g. no geo database).
-pub type Values<'a> = [Option<&'a str>; DIMS];
+type Values<'a> = [Option<&'a str>; DIMS];
 
 /// Longest country or region value kept (a region's name is cut at a character boundary).
 const GEO_VALUE_MAX: usize = 48;
@@ -206,15 +208,61 @@ thread_local! {
         RefCell::new(vec![None; PLACE_SLOTS]);
 }
 
-/// Fills `values` for one click and calls `then` with them (the geo values live in this
-/// thread's table meanwhile).
-pub fn with_values<R>(
+/// The dimension values of one kind of visitor: every dimension but the referrer (which depends on
+/// the page the link was posted on, not on the visitor, and is counted apart). A human click
+/// counts a shared reference to its kind; the values are written out only when the counts travel
+/// to storage, so a click costs one pointer comparison however many dimensions there are.
+#[derive(Debug, PartialEq, Eq)]
+pub struct VisitorKind {
+    values: [Option<Box<str>>; DIMS],
+}
+
+impl VisitorKind {
+    /// The kind of a visitor with these values (the referrer's is ignored).
+    pub fn new(values: &Values<'_>) -> VisitorKind {
+        let mut kept: [Option<Box<str>>; DIMS] = Default::default();
+        for (dim, value) in Dim::ALL.into_iter().zip(values) {
+            if dim != Dim::Referrer {
+                kept[dim as usize] = value.map(Box::from);
+            }
+        }
+        VisitorKind { values: kept }
+    }
+
+    /// `(dimension, value)` of every dimension counted for this kind.
+    pub fn values(&self) -> impl Iterator<Item = (Dim, &str)> {
+        Dim::ALL
+            .into_iter()
+            .zip(&self.values)
+            .filter_map(|(dim, value)| value.as_deref().map(|v| (dim, v)))
+    }
+
+    fn matches(&self, values: &Values<'_>) -> bool {
+        self.values
+            .iter()
+            .zip(values)
+            .enumerate()
+            .all(|(dim, (kept, value))| dim == Dim::Referrer as usize || kept.as_deref() == *value)
+    }
+}
+
+/// Remembered visitor kinds per thread (a power of two), direct-mapped.
+const KIND_SLOTS: usize = 256;
+
+thread_local! {
+    static KINDS: RefCell<Vec<Option<Arc<VisitorKind>>>> =
+        RefCell::new(vec![None; KIND_SLOTS]);
+}
+
+/// Works out the visitor's kind for one human click and calls `then` with it: the user agent and
+/// the address are looked up in this thread's tables, then the kind itself (an allocation only
+/// for a kind this thread has not seen lately).
+pub fn with_visitor<R>(
     user_agent: Option<&[u8]>,
     accept_language: Option<&[u8]>,
-    referrer: Option<&str>,
     ip: IpAddr,
     geo: Option<&GeoDb>,
-    then: impl FnOnce(&Values<'_>) -> R,
+    then: impl FnOnce(&Arc<VisitorKind>) -> R,
 ) -> R {
     let profile = user_agent
         .and_then(|ua| std::str::from_utf8(ua).ok())
@@ -228,28 +276,46 @@ pub fn with_values<R>(
     values[Dim::Os as usize] = Some(profile.os.map_or(UNKNOWN, |o| o.name()));
     values[Dim::Browser as usize] = Some(profile.browser.map_or(UNKNOWN, |b| b.name()));
     values[Dim::App as usize] = Some(profile.app.map_or(NO_APP, |a| a.name()));
-    values[Dim::Referrer as usize] = referrer;
     values[Dim::Language as usize] = Some(language.unwrap_or(UNKNOWN));
-    let Some(geo) = geo else {
-        return then(&values);
-    };
-    let slot = rustc_hash::FxBuildHasher.hash_one(ip) as usize & (PLACE_SLOTS - 1);
-    let place = PLACES.with(|places| {
-        let mut places = places.borrow_mut();
-        match &places[slot] {
-            Some((id, seen, place)) if *id == geo.id && *seen == ip => *place,
-            _ => {
-                let place = geo.place(ip);
-                places[slot] = Some((geo.id, ip, place));
-                place
+    let place = geo.map(|geo| {
+        let slot = rustc_hash::FxBuildHasher.hash_one(ip) as usize & (PLACE_SLOTS - 1);
+        PLACES.with(|places| {
+            let mut places = places.borrow_mut();
+            match &places[slot] {
+                Some((id, seen, place)) if *id == geo.id && *seen == ip => *place,
+                _ => {
+                    let place = geo.place(ip);
+                    places[slot] = Some((geo.id, ip, place));
+                    place
+                }
             }
-        }
+        })
     });
-    let country = place.country.as_ref().map(Inline::as_str);
-    let region = place.region.as_ref().map(Inline::as_str);
-    values[Dim::Country as usize] = Some(country.unwrap_or(UNKNOWN));
-    values[Dim::Region as usize] = Some(region.unwrap_or(UNKNOWN));
-    then(&values)
+    if let Some(place) = &place {
+        let country = place.country.as_ref().map(Inline::as_str);
+        let region = place.region.as_ref().map(Inline::as_str);
+        values[Dim::Country as usize] = Some(country.unwrap_or(UNKNOWN));
+        values[Dim::Region as usize] = Some(region.unwrap_or(UNKNOWN));
+    }
+    let mut hasher = rustc_hash::FxHasher::default();
+    for value in &values {
+        match value {
+            Some(text) => {
+                hasher.write(text.as_bytes());
+                hasher.write_u8(0xFF);
+            }
+            None => hasher.write_u8(0),
+        }
+    }
+    let slot = hasher.finish() as usize & (KIND_SLOTS - 1);
+    KINDS.with(|kinds| {
+        let mut kinds = kinds.borrow_mut();
+        let kind = match &mut kinds[slot] {
+            Some(kind) if kind.matches(&values) => kind,
+            other => other.insert(Arc::new(VisitorKind::new(&values))),
+        };
+        then(kind)
+    })
 }
 
 /// The client address of a request: the left-most `X-Forwarded-For` entry when the peer is one
@@ -418,25 +484,40 @@ mod tests {
     #[test]
     fn values_of_a_click() {
         let ua = b"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.40";
-        let got = with_values(
+        let ip = "127.0.0.1".parse().unwrap();
+        let values_of = |kind: &Arc<VisitorKind>| -> Vec<(Dim, String)> {
+            kind.values().map(|(d, v)| (d, v.to_owned())).collect()
+        };
+        let first = with_visitor(
             Some(ua),
             Some(b"zh-CN,zh;q=0.9,en;q=0.8"),
-            Some("weibo.com"),
-            "127.0.0.1".parse().unwrap(),
+            ip,
             None,
-            |v| v.map(|x| x.map(str::to_owned)),
+            Arc::clone,
         );
-        assert_eq!(got[Dim::Device as usize].as_deref(), Some("mobile"));
-        assert_eq!(got[Dim::Os as usize].as_deref(), Some("ios"));
-        assert_eq!(got[Dim::App as usize].as_deref(), Some("wechat"));
-        assert_eq!(got[Dim::Referrer as usize].as_deref(), Some("weibo.com"));
-        assert_eq!(got[Dim::Language as usize].as_deref(), Some("zh"));
-        assert_eq!(got[Dim::Country as usize], None, "no database, no geo");
-        let bare = with_values(None, None, None, "::1".parse().unwrap(), None, |v| {
-            v.map(|x| x.map(str::to_owned))
-        });
-        assert_eq!(bare[Dim::Os as usize].as_deref(), Some(UNKNOWN));
-        assert_eq!(bare[Dim::App as usize].as_deref(), Some(NO_APP));
-        assert_eq!(bare[Dim::Referrer as usize], None);
+        let got = values_of(&first);
+        let get = |dim: Dim| got.iter().find(|(d, _)| *d == dim).map(|(_, v)| v.as_str());
+        assert_eq!(get(Dim::Device), Some("mobile"));
+        assert_eq!(get(Dim::Os), Some("ios"));
+        assert_eq!(get(Dim::App), Some("wechat"));
+        assert_eq!(get(Dim::Language), Some("zh"));
+        assert_eq!(get(Dim::Referrer), None, "the referrer is counted apart");
+        assert_eq!(get(Dim::Country), None, "no database, no geo");
+        // The same visitor again is the same kind, shared; another language is another kind.
+        let again = with_visitor(Some(ua), Some(b"zh-CN"), ip, None, Arc::clone);
+        assert!(Arc::ptr_eq(&first, &again));
+        let english = with_visitor(Some(ua), Some(b"en-US"), ip, None, Arc::clone);
+        assert!(!Arc::ptr_eq(&first, &english));
+        assert_eq!(
+            values_of(&english)
+                .iter()
+                .find(|(d, _)| *d == Dim::Language)
+                .map(|(_, v)| v.as_str()),
+            Some("en")
+        );
+        let bare = with_visitor(None, None, "::1".parse().unwrap(), None, |k| values_of(k));
+        let get = |dim: Dim| bare.iter().find(|(d, _)| *d == dim).map(|(_, v)| v.clone());
+        assert_eq!(get(Dim::Os).as_deref(), Some(UNKNOWN));
+        assert_eq!(get(Dim::App).as_deref(), Some(NO_APP));
     }
 }

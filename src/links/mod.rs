@@ -273,7 +273,7 @@ impl LinkService {
         let mut visits = 0;
         // Sized like the last record: a busy flush's record is megabytes, and growing it by
         // doubling copies it over and over.
-        let mut entry = Vec::with_capacity(
+        let mut entry = repo::JournalWriter::with_capacity(
             self.last_journal_bytes
                 .load(std::sync::atomic::Ordering::Relaxed),
         );
@@ -287,7 +287,8 @@ impl LinkService {
             return Ok(());
         }
         self.last_journal_bytes
-            .store(entry.len(), std::sync::atomic::Ordering::Relaxed);
+            .store(entry.deltas_bytes(), std::sync::atomic::Ordering::Relaxed);
+        let entry = entry.finish();
         let committed = committed_or_logged(
             store
                 .write(move |txn, dbs| repo::append_journal(txn, dbs, &entry))

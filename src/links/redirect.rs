@@ -314,17 +314,12 @@ fn redirect(
             headers.get("x-forwarded-for").map(HeaderValue::as_bytes),
             &links.config.trusted_proxies,
         );
-        analytics::with_values(
+        analytics::with_visitor(
             headers.get(USER_AGENT).map(HeaderValue::as_bytes),
             headers.get(ACCEPT_LANGUAGE).map(HeaderValue::as_bytes),
-            referrer,
             ip,
             links.geo.as_ref(),
-            |values| {
-                links
-                    .clicks
-                    .record(code, visit, referrer, Some(values), day)
-            },
+            |kind| links.clicks.record(code, visit, referrer, Some(kind), day),
         );
     } else {
         links.clicks.record(code, visit, referrer, None, day);

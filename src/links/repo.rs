@@ -3,7 +3,9 @@
 
 use heed::{PutFlags, RoTxn, RwTxn};
 
-use super::analytics::Dim;
+use std::sync::Arc;
+
+use super::analytics::{Dim, VisitorKind};
 use super::code;
 use super::record::{
     self, AccessType, ClickRow, ClickTotals, DEFAULT_GROUP_ID, DEFAULT_GROUP_NAME, GroupRecord,
@@ -848,57 +850,136 @@ pub fn replay_journal(txn: &mut RwTxn, dbs: &Dbs) -> Result<usize, StoreError> {
     Ok(entries.len())
 }
 
-/// The first two bytes of a click journal record that carries dimensions (the second format):
-/// no record of the first format starts so (a code is never 255 bytes and never holds 0x02).
+/// The first two bytes of a click journal record of the second format (with dimensions): no
+/// record of the first format starts so (a code is never 255 bytes and never holds 0x02).
 pub const JOURNAL_V2: [u8; 2] = [0xFF, 0x02];
+/// The first two bytes of a record of the third format (dimensions and visitor kinds).
+pub const JOURNAL_V3: [u8; 2] = [0xFF, 0x03];
 
-/// Encodes one delta of the click journal: per delta, the code (u8 length + bytes), the day (u32),
-/// human, bot, head (u64), then the referrers (u16 count; u8 length + host, u64 clicks each),
-/// then (second format) the dimensions (u16 count; dimension u8, u8 length + value, u64 clicks
-/// each); integers little-endian. A record of the second format starts with [`JOURNAL_V2`].
-pub fn push_delta(
-    out: &mut Vec<u8>,
-    code: &str,
-    day: u32,
-    counts: &ClickTotals,
-    refs: &[(&str, u64)],
-    dims: &[(Dim, &str, u64)],
-) {
-    if out.is_empty() {
-        out.extend_from_slice(&JOURNAL_V2);
-    }
-    // Codes are at most 64 bytes and hosts at most 253 (both checked where they come from).
-    let code = &code.as_bytes()[..code.len().min(255)];
-    out.push(code.len() as u8);
-    out.extend_from_slice(code);
-    out.extend_from_slice(&day.to_le_bytes());
-    for n in [counts.human, counts.bot, counts.head] {
-        out.extend_from_slice(&n.to_le_bytes());
-    }
-    let refs = &refs[..refs.len().min(usize::from(u16::MAX))];
-    out.extend_from_slice(&(refs.len() as u16).to_le_bytes());
-    for (host, n) in refs {
-        let host = &host.as_bytes()[..host.len().min(255)];
-        out.push(host.len() as u8);
-        out.extend_from_slice(host);
-        out.extend_from_slice(&n.to_le_bytes());
-    }
-    let dims = &dims[..dims.len().min(usize::from(u16::MAX))];
-    out.extend_from_slice(&(dims.len() as u16).to_le_bytes());
-    for (dim, value, n) in dims {
-        out.push(dim.byte());
-        let mut end = value.len().min(255);
-        while !value.is_char_boundary(end) {
-            end -= 1;
+/// A click journal record being written, in the third format:
+/// - [`JOURNAL_V3`], then the offset of the kinds' table (u32);
+/// - per delta: the code (u8 length + bytes), the day (u32), human, bot, head (u64); the
+///   referrers (u16 count; u8 length + host, u64 clicks each); the values counted one by one
+///   (u16 count; dimension u8, u8 length + value, u64 clicks each); the visitor kinds (u16 count;
+///   kind number u32, u64 clicks each: every value of the kind has these clicks);
+/// - the kinds' table: u32 count; per kind, u8 count of values, each a dimension u8 and u8 length
+///   + value.
+///
+/// Integers are little-endian. A kind is written once per record however many links it clicked:
+/// a click's six or eight values cost the journal a number, not their bytes.
+pub struct JournalWriter {
+    out: Vec<u8>,
+    /// Kinds by identity (the `Arc`'s address, kept alive by `kinds` meanwhile) → their number.
+    numbers: rustc_hash::FxHashMap<usize, u32>,
+    kinds: Vec<Arc<VisitorKind>>,
+}
+
+impl JournalWriter {
+    /// A record whose deltas are expected to take about `bytes`.
+    pub fn with_capacity(bytes: usize) -> JournalWriter {
+        let mut out = Vec::with_capacity(bytes.max(6));
+        out.extend_from_slice(&JOURNAL_V3);
+        out.extend_from_slice(&0u32.to_le_bytes());
+        JournalWriter {
+            out,
+            numbers: rustc_hash::FxHashMap::default(),
+            kinds: Vec::new(),
         }
-        out.push(end as u8);
-        out.extend_from_slice(&value.as_bytes()[..end]);
-        out.extend_from_slice(&n.to_le_bytes());
+    }
+
+    /// Appends one delta.
+    pub fn push<'a>(
+        &mut self,
+        code: &str,
+        day: u32,
+        counts: &ClickTotals,
+        refs: impl IntoIterator<Item = (&'a str, u64)>,
+        values: impl IntoIterator<Item = (Dim, &'a str, u64)>,
+        kinds: impl IntoIterator<Item = (&'a Arc<VisitorKind>, u64)>,
+    ) {
+        let out = &mut self.out;
+        // Codes are at most 64 bytes and hosts at most 253 (both checked where they come from).
+        push_text(out, code);
+        out.extend_from_slice(&day.to_le_bytes());
+        for n in [counts.human, counts.bot, counts.head] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        // Each list's count is written once its items are (they come from iterators).
+        let at = out.len();
+        out.extend_from_slice(&0u16.to_le_bytes());
+        let mut count: u16 = 0;
+        for (host, n) in refs.into_iter().take(usize::from(u16::MAX)) {
+            push_text(out, host);
+            out.extend_from_slice(&n.to_le_bytes());
+            count += 1;
+        }
+        out[at..at + 2].copy_from_slice(&count.to_le_bytes());
+        let at = out.len();
+        out.extend_from_slice(&0u16.to_le_bytes());
+        let mut count: u16 = 0;
+        for (dim, value, n) in values.into_iter().take(usize::from(u16::MAX)) {
+            out.push(dim.byte());
+            push_text(out, value);
+            out.extend_from_slice(&n.to_le_bytes());
+            count += 1;
+        }
+        out[at..at + 2].copy_from_slice(&count.to_le_bytes());
+        let at = out.len();
+        out.extend_from_slice(&0u16.to_le_bytes());
+        let mut count: u16 = 0;
+        for (kind, n) in kinds.into_iter().take(usize::from(u16::MAX)) {
+            let next = self.kinds.len() as u32;
+            let number = *self
+                .numbers
+                .entry(Arc::as_ptr(kind) as usize)
+                .or_insert_with(|| {
+                    self.kinds.push(Arc::clone(kind));
+                    next
+                });
+            out.extend_from_slice(&number.to_le_bytes());
+            out.extend_from_slice(&n.to_le_bytes());
+            count += 1;
+        }
+        out[at..at + 2].copy_from_slice(&count.to_le_bytes());
+    }
+
+    /// The deltas' bytes so far (the table not counted).
+    pub fn deltas_bytes(&self) -> usize {
+        self.out.len()
+    }
+
+    /// The record: the deltas, then the kinds' table.
+    pub fn finish(self) -> Vec<u8> {
+        let mut out = self.out;
+        let table = u32::try_from(out.len()).unwrap_or(u32::MAX);
+        out[2..6].copy_from_slice(&table.to_le_bytes());
+        out.extend_from_slice(&(self.kinds.len() as u32).to_le_bytes());
+        for kind in &self.kinds {
+            let at = out.len();
+            out.push(0);
+            let mut count = 0u8;
+            for (dim, value) in kind.values() {
+                out.push(dim.byte());
+                push_text(&mut out, value);
+                count += 1;
+            }
+            out[at] = count;
+        }
+        out
     }
 }
 
-/// Decodes a click journal record (deltas as [`push_delta`] writes them); `None` if the bytes are
-/// not one.
+/// A u8 length and the text, cut to 255 bytes at a character boundary.
+fn push_text(out: &mut Vec<u8>, text: &str) {
+    let mut end = text.len().min(255);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.push(end as u8);
+    out.extend_from_slice(&text.as_bytes()[..end]);
+}
+
+/// Decodes a click journal record of any format; `None` if the bytes are not one.
 pub fn decode_journal(mut bytes: &[u8]) -> Option<Vec<ClickDelta>> {
     fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         let (head, rest) = bytes.split_at_checked(n)?;
@@ -908,36 +989,71 @@ pub fn decode_journal(mut bytes: &[u8]) -> Option<Vec<ClickDelta>> {
     fn u64_of(bytes: &mut &[u8]) -> Option<u64> {
         Some(u64::from_le_bytes(take(bytes, 8)?.try_into().ok()?))
     }
-    let second = bytes.starts_with(&JOURNAL_V2);
-    if second {
+    fn u16_of(bytes: &mut &[u8]) -> Option<u16> {
+        Some(u16::from_le_bytes(take(bytes, 2)?.try_into().ok()?))
+    }
+    fn u32_of(bytes: &mut &[u8]) -> Option<u32> {
+        Some(u32::from_le_bytes(take(bytes, 4)?.try_into().ok()?))
+    }
+    fn text_of(bytes: &mut &[u8]) -> Option<String> {
+        let len = usize::from(take(bytes, 1)?[0]);
+        Some(std::str::from_utf8(take(bytes, len)?).ok()?.to_owned())
+    }
+    let format = if bytes.starts_with(&JOURNAL_V3) {
+        3
+    } else if bytes.starts_with(&JOURNAL_V2) {
+        2
+    } else {
+        1
+    };
+    let mut kinds: Vec<Vec<(Dim, String)>> = Vec::new();
+    if format == 3 {
+        let whole = bytes;
+        bytes = &bytes[JOURNAL_V3.len()..];
+        let table = usize::try_from(u32_of(&mut bytes)?).ok()?;
+        let mut rest = whole.get(table..)?;
+        bytes = whole.get(JOURNAL_V3.len() + 4..table)?;
+        for _ in 0..u32_of(&mut rest)? {
+            let count = take(&mut rest, 1)?[0];
+            let mut values = Vec::with_capacity(usize::from(count));
+            for _ in 0..count {
+                let dim = Dim::from_byte(take(&mut rest, 1)?[0])?;
+                values.push((dim, text_of(&mut rest)?));
+            }
+            kinds.push(values);
+        }
+    } else if format == 2 {
         bytes = &bytes[JOURNAL_V2.len()..];
     }
     let mut out = Vec::new();
     while !bytes.is_empty() {
-        let len = usize::from(take(&mut bytes, 1)?[0]);
-        let code = std::str::from_utf8(take(&mut bytes, len)?).ok()?.to_owned();
-        let day = u32::from_le_bytes(take(&mut bytes, 4)?.try_into().ok()?);
+        let code = text_of(&mut bytes)?;
+        let day = u32_of(&mut bytes)?;
         let counts = ClickTotals {
             human: u64_of(&mut bytes)?,
             bot: u64_of(&mut bytes)?,
             head: u64_of(&mut bytes)?,
             ref_hosts: 0,
         };
-        let refs = u16::from_le_bytes(take(&mut bytes, 2)?.try_into().ok()?);
+        let refs = u16_of(&mut bytes)?;
         let mut referrers = Vec::with_capacity(usize::from(refs));
         for _ in 0..refs {
-            let len = usize::from(take(&mut bytes, 1)?[0]);
-            let host = std::str::from_utf8(take(&mut bytes, len)?).ok()?.to_owned();
+            let host = text_of(&mut bytes)?;
             referrers.push((host, u64_of(&mut bytes)?));
         }
         let mut dims = Vec::new();
-        if second {
-            let count = u16::from_le_bytes(take(&mut bytes, 2)?.try_into().ok()?);
-            for _ in 0..count {
+        if format >= 2 {
+            for _ in 0..u16_of(&mut bytes)? {
                 let dim = Dim::from_byte(take(&mut bytes, 1)?[0])?;
-                let len = usize::from(take(&mut bytes, 1)?[0]);
-                let value = std::str::from_utf8(take(&mut bytes, len)?).ok()?.to_owned();
+                let value = text_of(&mut bytes)?;
                 dims.push((dim, value, u64_of(&mut bytes)?));
+            }
+        }
+        if format >= 3 {
+            for _ in 0..u16_of(&mut bytes)? {
+                let kind = kinds.get(usize::try_from(u32_of(&mut bytes)?).ok()?)?;
+                let n = u64_of(&mut bytes)?;
+                dims.extend(kind.iter().map(|(dim, value)| (*dim, value.clone(), n)));
             }
         }
         out.push(ClickDelta {
@@ -1062,26 +1178,45 @@ mod tests {
     }
 
     #[test]
-    fn journal_records_of_both_formats_decode() {
+    fn journal_records_of_every_format_decode() {
         let counts = ClickTotals {
             human: 2,
             bot: 1,
             head: 0,
             ref_hosts: 0,
         };
-        let mut second = Vec::new();
-        push_delta(
-            &mut second,
+        // The third format: values one by one, and kinds written once for the whole record.
+        let mut values = [None; crate::links::analytics::DIMS];
+        values[Dim::Os as usize] = Some("ios");
+        values[Dim::Language as usize] = Some("zh");
+        let kind = Arc::new(VisitorKind::new(&values));
+        let mut third = JournalWriter::with_capacity(0);
+        third.push(
             "abc",
             9,
             &counts,
-            &[("x.com", 2)],
-            &[(Dim::Os, "ios", 2)],
+            [("x.com", 2)],
+            [(Dim::Referrer, "x.com", 2)],
+            [(&kind, 2)],
         );
-        assert!(second.starts_with(&JOURNAL_V2));
-        let decoded = decode_journal(&second).unwrap();
-        assert_eq!(decoded[0].dims, vec![(Dim::Os, "ios".to_owned(), 2)]);
-        // A record written before dimensions existed: no marker, no dimension section.
+        third.push("de", 9, &counts, [], [], [(&kind, 1)]);
+        let third = third.finish();
+        assert!(third.starts_with(&JOURNAL_V3));
+        let decoded = decode_journal(&third).unwrap();
+        assert_eq!(decoded[0].referrers, vec![("x.com".to_owned(), 2)]);
+        assert_eq!(
+            decoded[0].dims,
+            vec![
+                (Dim::Referrer, "x.com".to_owned(), 2),
+                (Dim::Os, "ios".to_owned(), 2),
+                (Dim::Language, "zh".to_owned(), 2)
+            ]
+        );
+        assert_eq!((decoded[1].code.as_str(), decoded[1].dims.len()), ("de", 2));
+        // A record cut short is not one.
+        assert!(decode_journal(&third[..third.len() - 1]).is_none());
+        // The first format (before dimensions): no marker, no dimension section; the second adds
+        // the values one by one.
         let mut first = vec![3];
         first.extend_from_slice(b"abc");
         first.extend_from_slice(&9u32.to_le_bytes());
@@ -1092,5 +1227,13 @@ mod tests {
         let old = decode_journal(&first).unwrap();
         assert_eq!((old[0].code.as_str(), old[0].counts.human), ("abc", 2));
         assert!(old[0].dims.is_empty());
+        let mut second = JOURNAL_V2.to_vec();
+        second.extend_from_slice(&first);
+        second.extend_from_slice(&1u16.to_le_bytes());
+        second.extend_from_slice(&[Dim::Os.byte(), 3]);
+        second.extend_from_slice(b"ios");
+        second.extend_from_slice(&2u64.to_le_bytes());
+        let decoded = decode_journal(&second).unwrap();
+        assert_eq!(decoded[0].dims, vec![(Dim::Os, "ios".to_owned(), 2)]);
     }
 }

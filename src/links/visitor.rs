@@ -239,10 +239,45 @@ pub fn profile_of(user_agent: &str) -> Profile {
     })
 }
 
+/// Remembered `Accept-Language` headers per thread (a power of two), direct-mapped, and the
+/// longest one remembered (browsers send a few dozen bytes; each sends the same one every time).
+const LANGUAGE_SLOTS: usize = 64;
+const LANGUAGE_MEMORY_MAX_LEN: usize = 128;
+
+/// A remembered header and its answer (the subtag's bytes and length; 0: none).
+type RememberedLanguage = (Box<[u8]>, [u8; 8], u8);
+
+thread_local! {
+    static LANGUAGES: RefCell<Vec<Option<RememberedLanguage>>> =
+        RefCell::new(vec![None; LANGUAGE_SLOTS]);
+}
+
 /// The primary subtag (lowercase) of the language the visitor prefers most in `Accept-Language`
 /// (highest `q`, the first on a tie; `*` and `q=0` never count), into `out`; `None` if there is
-/// none. At most 8 letters: a primary subtag is 2 to 8 (RFC 5646).
+/// none. At most 8 letters: a primary subtag is 2 to 8 (RFC 5646). Remembered per thread.
 pub fn preferred_language<'a>(header: &[u8], out: &'a mut [u8; 8]) -> Option<&'a str> {
+    if header.len() > LANGUAGE_MEMORY_MAX_LEN {
+        return parse_language(header, out);
+    }
+    let slot = rustc_hash::FxBuildHasher.hash_one(header) as usize & (LANGUAGE_SLOTS - 1);
+    let len = LANGUAGES.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if let Some((seen, bytes, len)) = &memory[slot]
+            && **seen == *header
+        {
+            *out = *bytes;
+            return usize::from(*len);
+        }
+        let len = parse_language(header, out).map_or(0, str::len);
+        memory[slot] = Some((header.into(), *out, len as u8));
+        len
+    });
+    (len > 0)
+        .then(|| std::str::from_utf8(&out[..len]).ok())
+        .flatten()
+}
+
+fn parse_language<'a>(header: &[u8], out: &'a mut [u8; 8]) -> Option<&'a str> {
     let text = std::str::from_utf8(header).ok()?;
     let mut best: Option<(&str, u32)> = None;
     for item in text.split(',') {
