@@ -204,8 +204,18 @@ def rss_kib(pid):
     return 0
 
 
+def heap_bytes(args):
+    """The server's heap as its allocator counts it (`panlink_heap_allocated_bytes`)."""
+    conn = http.client.HTTPConnection(args.host, args.port, timeout=60)
+    conn.request("GET", "/metrics")
+    for line in conn.getresponse().read().decode().splitlines():
+        if line.startswith("panlink_heap_allocated_bytes "):
+            return float(line.split()[1])
+    return float("nan")
+
+
 def memory(args):
-    """RSS growth per queued link, with a mock too slow for any check to finish."""
+    """Heap and RSS growth per queued link, with a mock too slow for any check to finish."""
     headers = {"X-API-Key": args.key, "Content-Type": "application/json"}
     conn = http.client.HTTPConnection(args.host, args.port, timeout=600)
     # A small job first, so one-time allocations (pools, lanes) are not counted per link.
@@ -213,17 +223,24 @@ def memory(args):
     conn.getresponse().read()
     time.sleep(1)
     before = rss_kib(args.pid)
+    heap_before = heap_bytes(args)
     items = links(args, "m")
     conn.request("POST", "/jobs", body=json.dumps({"items": items}), headers=headers)
     status = conn.getresponse().status
     time.sleep(2)
     after = rss_kib(args.pid)
+    heap_after = heap_bytes(args)
+    # The allocator returns the request's freed pages to the system after its decay time (10 s).
+    time.sleep(12)
+    settled = rss_kib(args.pid)
     print(json.dumps({
         "items": args.items,
         "status": status,
         "rss_before_kib": before,
         "rss_after_kib": after,
         "bytes_per_pending_item": round((after - before) * 1024 / args.items, 1),
+        "heap_bytes_per_pending_item": round((heap_after - heap_before) / args.items, 1),
+        "settled_rss_bytes_per_pending_item": round((settled - before) * 1024 / args.items, 1),
     }), flush=True)
 
 
@@ -284,13 +301,20 @@ def fanout(args):
         # The heap with every subscriber connected and following: its peak over the job.
         peak = heap_before
         all_connected_s = None
+        samples = 0
         while not all(t.done() for t in tasks):
             if connected[0] == args.subscribers and all_connected_s is None:
                 all_connected_s = time.monotonic() - started
-            if connected[0] == args.subscribers:
+            if connected[0] == args.subscribers and not any(complete):
                 peak = max(peak, await loop.run_in_executor(None, heap))
+                samples += 1
             await asyncio.sleep(0.2)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        errors = {}
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                name = f"{type(outcome).__name__}: {outcome}"[:80]
+                errors[name] = errors.get(name, 0) + 1
         elapsed = time.monotonic() - started
         return {
             "items": args.items,
@@ -302,6 +326,10 @@ def fanout(args):
             "all_connected_s": round(all_connected_s or float("nan"), 2),
             "events_per_s": round(sum(received) / elapsed),
             "heap_per_subscriber_kib": round((peak - heap_before) / args.subscribers / 1024, 2),
+            # Heap samples taken with every subscriber connected before the job's end (0: the
+            # job ended first, and the figure means nothing).
+            "heap_samples_live": samples,
+            "subscriber_errors": errors,
         }
 
     print(json.dumps(asyncio.run(run())), flush=True)

@@ -6,17 +6,19 @@
 //!   links newest first, filterable by group without decoding the records.
 //! - `link_groups`: owner key id ++ group id (u64 BE) → [`GroupRecord`].
 //! - `link_clicks`: code → [`ClickRow`]: totals and the current day's counts, eight u64 LE (human,
-//!   bot, head, referrer hosts kept, day, that day's human, bot, head). Written by the first
-//!   compaction that counts a click of the link, then one read and one write per link clicked.
+//!   bot, head, referrer hosts kept, day, that day's human, bot, head), then that day's human
+//!   clicks by dimension and value (as a `link_day_dims` row holds them; nothing when analytics
+//!   is off). Written by the first compaction that counts a click of the link, then one read and
+//!   one write per link clicked, dimensions included.
 //! - `link_days`: code ++ 0x00 ++ day number (u32 BE, days since 1970) → human, bot, head (u64 LE)
 //!   of the days before the row's current day.
 //! - `link_refs`: code ++ 0x00 ++ referrer host → human clicks from it (u64 LE).
 //! - `link_tags`: owner key id ++ 0x00 ++ tag ++ 0x00 ++ created_at_ms (u64 BE) ++ code → empty: a
 //!   key's links with a tag, newest first (tags hold no control characters, so no 0x00).
-//! - `link_day_dims`: code ++ 0x00 ++ day (u32 BE, in the statistics' time zone) → that day's
+//! - `link_day_dims`: code ++ 0x00 ++ day (u32 BE, in the statistics' time zone) → a past day's
 //!   human clicks by dimension and value, one row (see `repo::DayDims`): at most
-//!   `MAX_DIM_VALUES` values per dimension plus "(other)". One read and one write per link and
-//!   day a compaction folds, whatever the number of dimensions.
+//!   `MAX_DIM_VALUES` values per dimension plus "(other)". Written when the click row's day
+//!   turns (its dimensions move here) and for clicks of a past day folded late.
 //! - `link_dims`: the earlier layout (one row per link, day, dimension and value: the day's key
 //!   ++ dimension (u8) ++ value → u64 LE); read only to move its rows into `link_day_dims`.
 //!

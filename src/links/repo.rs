@@ -580,8 +580,17 @@ impl<'a> DayDims<'a> {
         Some(DayDims { values })
     }
 
+    fn encoded_len(&self) -> usize {
+        self.values.iter().map(|v| 10 + v.1.len()).sum()
+    }
+
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.values.iter().map(|v| 10 + v.1.len()).sum());
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut out);
+        out
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
         for (dim, value, clicks) in &self.values {
             // Values come cut to 255 bytes at a character boundary (the journal's bound).
             let value = &value[..value.len().min(255)];
@@ -590,7 +599,6 @@ impl<'a> DayDims<'a> {
             out.push(value.len() as u8);
             out.extend_from_slice(value);
         }
-        out
     }
 
     /// Adds `clicks` of `value`, keeping the most clicked values of its dimension: a new value
@@ -638,13 +646,14 @@ impl<'a> DayDims<'a> {
     }
 }
 
-/// Adds one link's clicks of `day` by dimension and value to its row: one read and one write.
-fn add_day_dims(
+/// Adds one link's clicks of a past `day` by dimension and value to its `link_day_dims` row: one
+/// read and one write. (The current day's are in the link's `link_clicks` row.)
+fn add_day_dims<'a>(
     txn: &mut RwTxn,
     dbs: &Dbs,
     code: &str,
     day: u32,
-    dims: &[(Dim, String, u64)],
+    dims: impl IntoIterator<Item = (Dim, &'a [u8], u64)>,
 ) -> Result<(), StoreError> {
     let key = record::day_key(code, day);
     let stored = dbs
@@ -654,7 +663,7 @@ fn add_day_dims(
         .unwrap_or_default();
     let mut row = DayDims::decode(&stored).ok_or(StoreError::Corrupt("link day dimensions"))?;
     for (dim, value, clicks) in dims {
-        row.add(*dim, value.as_bytes(), *clicks);
+        row.add(dim, value, clicks);
     }
     Ok(dbs.link_day_dims.put(txn, &key, &row.encode())?)
 }
@@ -679,7 +688,7 @@ pub fn move_old_dims(txn: &mut RwTxn, dbs: &Dbs) -> Result<usize, StoreError> {
         });
         match parsed {
             Some((code, day, dim, text, clicks)) => {
-                add_day_dims(txn, dbs, code, day, &[(dim, text.to_owned(), clicks)])?
+                add_day_dims(txn, dbs, code, day, [(dim, text.as_bytes(), clicks)])?
             }
             None => tracing::error!("skipping an undecodable row of the earlier dimension layout"),
         }
@@ -722,6 +731,22 @@ pub fn dims_between(
             ));
         }
     }
+    // The current day's, in the link's click row (a day may have both: a sum is what counts).
+    if let Some(bytes) = dbs.link_clicks.get(txn, code.as_bytes())? {
+        let day = ClickRow::decode(bytes).day;
+        let today = DayDims::decode(bytes.get(64..).unwrap_or_default())
+            .ok_or(StoreError::Corrupt("link click row"))?;
+        if (from..=to).contains(&day) {
+            for (dim, value, clicks) in today.values {
+                out.push((
+                    day,
+                    dim,
+                    String::from_utf8_lossy(value).into_owned(),
+                    clicks,
+                ));
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -731,8 +756,12 @@ pub fn dims_between(
 /// itself for its first clicks.
 pub fn apply_clicks(txn: &mut RwTxn, dbs: &Dbs, deltas: &[ClickDelta]) -> Result<(), StoreError> {
     for delta in deltas {
-        let mut row = match click_row(txn, dbs, &delta.code)? {
-            Some(row) => row,
+        let stored = dbs
+            .link_clicks
+            .get(txn, delta.code.as_bytes())?
+            .map(<[u8]>::to_vec);
+        let mut row = match &stored {
+            Some(bytes) => ClickRow::decode(bytes),
             // The first clicks of a link that still exists (a deleted one's are dropped).
             None if dbs.links.get(txn, delta.code.as_bytes())?.is_some() => ClickRow {
                 day: delta.day,
@@ -740,6 +769,12 @@ pub fn apply_clicks(txn: &mut RwTxn, dbs: &Dbs, deltas: &[ClickDelta]) -> Result
             },
             None => continue,
         };
+        // The current day's dimensions ride in the same row, after its 64 bytes.
+        let tail = stored
+            .as_deref()
+            .and_then(|b| b.get(64..))
+            .unwrap_or_default();
+        let mut today_dims = DayDims::decode(tail).ok_or(StoreError::Corrupt("link click row"))?;
         row.totals.add(&delta.counts);
         if delta.counts != ClickTotals::default() {
             if delta.day == row.day {
@@ -747,6 +782,10 @@ pub fn apply_clicks(txn: &mut RwTxn, dbs: &Dbs, deltas: &[ClickDelta]) -> Result
             } else if delta.day > row.day {
                 if row.today != ClickTotals::default() {
                     add_to_day(txn, dbs, &delta.code, row.day, &row.today)?;
+                }
+                if !today_dims.values.is_empty() {
+                    let past = std::mem::take(&mut today_dims.values);
+                    add_day_dims(txn, dbs, &delta.code, row.day, past)?;
                 }
                 row.day = delta.day;
                 row.today = delta.counts;
@@ -773,11 +812,19 @@ pub fn apply_clicks(txn: &mut RwTxn, dbs: &Dbs, deltas: &[ClickDelta]) -> Result
             count += clicks;
             dbs.link_refs.put(txn, &key, &count.to_le_bytes())?;
         }
-        if !delta.dims.is_empty() {
-            add_day_dims(txn, dbs, &delta.code, delta.day, &delta.dims)?;
+        if delta.day == row.day {
+            for (dim, value, clicks) in &delta.dims {
+                today_dims.add(*dim, value.as_bytes(), *clicks);
+            }
+        } else if !delta.dims.is_empty() {
+            // Another day's (counted before midnight and flushed after, rare): its own row.
+            let dims = delta.dims.iter().map(|(d, v, n)| (*d, v.as_bytes(), *n));
+            add_day_dims(txn, dbs, &delta.code, delta.day, dims)?;
         }
-        dbs.link_clicks
-            .put(txn, delta.code.as_bytes(), &row.encode())?;
+        let mut bytes = Vec::with_capacity(64 + today_dims.encoded_len());
+        bytes.extend_from_slice(&row.encode());
+        today_dims.encode_into(&mut bytes);
+        dbs.link_clicks.put(txn, delta.code.as_bytes(), &bytes)?;
     }
     Ok(())
 }
@@ -1080,7 +1127,7 @@ mod tests {
     fn a_dimension_keeps_its_most_clicked_values_and_the_rest_as_other() {
         let (_dir, store) = store();
         let add = |txn: &mut RwTxn, dbs: &Dbs, day: u32, dim: Dim, value: &str, n: u64| {
-            add_day_dims(txn, dbs, "c", day, &[(dim, value.to_owned(), n)])
+            add_day_dims(txn, dbs, "c", day, [(dim, value.as_bytes(), n)])
         };
         store
             .write_now(|txn, dbs| {
@@ -1141,6 +1188,77 @@ mod tests {
     }
 
     #[test]
+    fn the_current_days_dimensions_ride_in_the_click_row_and_move_out_when_the_day_turns() {
+        let (_dir, store) = store();
+        // The fold only asks whether the link exists.
+        store
+            .write_now(|txn, dbs| Ok(dbs.links.put(txn, b"c", b"{}")?))
+            .unwrap();
+        let delta = |day: u32, human: u64, dims: &[(Dim, &str, u64)]| ClickDelta {
+            code: "c".to_owned(),
+            day,
+            counts: ClickTotals {
+                human,
+                ..ClickTotals::default()
+            },
+            referrers: Vec::new(),
+            dims: dims
+                .iter()
+                .map(|(d, v, n)| (*d, (*v).to_owned(), *n))
+                .collect(),
+        };
+        let fold = |deltas: Vec<ClickDelta>| {
+            store
+                .write_now(move |txn, dbs| apply_clicks(txn, dbs, &deltas))
+                .unwrap()
+        };
+        let dims = |from, to| {
+            let mut rows = store
+                .read(|txn, dbs| dims_between(txn, dbs, "c", from, to))
+                .unwrap();
+            rows.sort();
+            rows
+        };
+        fold(vec![delta(7, 2, &[(Dim::Os, "ios", 2)])]);
+        fold(vec![delta(
+            7,
+            1,
+            &[(Dim::Os, "ios", 1), (Dim::Language, "zh", 1)],
+        )]);
+        // Day 7's are in the click row: no row of their own yet.
+        let own_rows = store
+            .read(|txn, dbs| Ok(dbs.link_day_dims.len(txn)?))
+            .unwrap();
+        assert_eq!(own_rows, 0);
+        assert_eq!(
+            dims(7, 7),
+            vec![
+                (7, Dim::Os, "ios".to_owned(), 3),
+                (7, Dim::Language, "zh".to_owned(), 1)
+            ]
+        );
+        // Day 8 begins: day 7's move to their own row; a late click of day 7 joins them there.
+        fold(vec![
+            delta(8, 1, &[(Dim::Os, "android", 1)]),
+            delta(7, 1, &[(Dim::Os, "ios", 1)]),
+        ]);
+        assert_eq!(
+            dims(0, 99),
+            vec![
+                (7, Dim::Os, "ios".to_owned(), 4),
+                (7, Dim::Language, "zh".to_owned(), 1),
+                (8, Dim::Os, "android".to_owned(), 1)
+            ]
+        );
+        assert_eq!(dims(8, 8), vec![(8, Dim::Os, "android".to_owned(), 1)]);
+        let totals = store.read(|txn, dbs| click_totals(txn, dbs, "c")).unwrap();
+        assert_eq!(
+            totals.human, 5,
+            "the row's counts are unchanged by the dimensions it holds"
+        );
+    }
+
+    #[test]
     fn rows_of_the_earlier_dimension_layout_move_into_one_row_per_day() {
         let (_dir, store) = store();
         let old_key = |day: u32, dim: Dim, value: &str| {
@@ -1158,7 +1276,7 @@ mod tests {
                 dbs.link_dims
                     .put(txn, &old_key(8, Dim::Country, "CN"), &1u64.to_le_bytes())?;
                 // The day also has counts in the current layout: they add up.
-                add_day_dims(txn, dbs, "c", 7, &[(Dim::Os, "ios".to_owned(), 1)])
+                add_day_dims(txn, dbs, "c", 7, [(Dim::Os, "ios".as_bytes(), 1)])
             })
             .unwrap();
         assert_eq!(store.write_now(move_old_dims).unwrap(), 3);
