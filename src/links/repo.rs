@@ -580,6 +580,14 @@ impl<'a> DayDims<'a> {
         Some(DayDims { values })
     }
 
+    /// Appends the values as `(day, dim, value, clicks)` with owned text.
+    fn owned_into(self, day: u32, out: &mut Vec<(u32, Dim, String, u64)>) {
+        for (dim, value, clicks) in self.values {
+            let text = String::from_utf8_lossy(value).into_owned();
+            out.push((day, dim, text, clicks));
+        }
+    }
+
     fn encoded_len(&self) -> usize {
         self.values.iter().map(|v| 10 + v.1.len()).sum()
     }
@@ -722,14 +730,7 @@ pub fn dims_between(
         let (Some(day), Some(row)) = (day, DayDims::decode(bytes)) else {
             return Err(StoreError::Corrupt("link day dimensions"));
         };
-        for (dim, value, clicks) in row.values {
-            out.push((
-                day,
-                dim,
-                String::from_utf8_lossy(value).into_owned(),
-                clicks,
-            ));
-        }
+        row.owned_into(day, &mut out);
     }
     // The current day's, in the link's click row (a day may have both: a sum is what counts).
     if let Some(bytes) = dbs.link_clicks.get(txn, code.as_bytes())? {
@@ -737,14 +738,7 @@ pub fn dims_between(
         let today = DayDims::decode(bytes.get(64..).unwrap_or_default())
             .ok_or(StoreError::Corrupt("link click row"))?;
         if (from..=to).contains(&day) {
-            for (dim, value, clicks) in today.values {
-                out.push((
-                    day,
-                    dim,
-                    String::from_utf8_lossy(value).into_owned(),
-                    clicks,
-                ));
-            }
+            today.owned_into(day, &mut out);
         }
     }
     Ok(out)
@@ -944,50 +938,37 @@ impl JournalWriter {
         values: impl IntoIterator<Item = (Dim, &'a str, u64)>,
         kinds: impl IntoIterator<Item = (&'a Arc<VisitorKind>, u64)>,
     ) {
-        let out = &mut self.out;
+        let JournalWriter {
+            out,
+            numbers,
+            kinds: known,
+        } = self;
         // Codes are at most 64 bytes and hosts at most 253 (both checked where they come from).
         push_text(out, code);
         out.extend_from_slice(&day.to_le_bytes());
         for n in [counts.human, counts.bot, counts.head] {
             out.extend_from_slice(&n.to_le_bytes());
         }
-        // Each list's count is written once its items are (they come from iterators).
-        let at = out.len();
-        out.extend_from_slice(&0u16.to_le_bytes());
-        let mut count: u16 = 0;
-        for (host, n) in refs.into_iter().take(usize::from(u16::MAX)) {
+        push_list(out, refs, |out, (host, n)| {
             push_text(out, host);
             out.extend_from_slice(&n.to_le_bytes());
-            count += 1;
-        }
-        out[at..at + 2].copy_from_slice(&count.to_le_bytes());
-        let at = out.len();
-        out.extend_from_slice(&0u16.to_le_bytes());
-        let mut count: u16 = 0;
-        for (dim, value, n) in values.into_iter().take(usize::from(u16::MAX)) {
+        });
+        push_list(out, values, |out, (dim, value, n)| {
             out.push(dim.byte());
             push_text(out, value);
             out.extend_from_slice(&n.to_le_bytes());
-            count += 1;
-        }
-        out[at..at + 2].copy_from_slice(&count.to_le_bytes());
-        let at = out.len();
-        out.extend_from_slice(&0u16.to_le_bytes());
-        let mut count: u16 = 0;
-        for (kind, n) in kinds.into_iter().take(usize::from(u16::MAX)) {
-            let next = self.kinds.len() as u32;
-            let number = *self
-                .numbers
+        });
+        push_list(out, kinds, |out, (kind, n)| {
+            let next = known.len() as u32;
+            let number = *numbers
                 .entry(Arc::as_ptr(kind) as usize)
                 .or_insert_with(|| {
-                    self.kinds.push(Arc::clone(kind));
+                    known.push(Arc::clone(kind));
                     next
                 });
             out.extend_from_slice(&number.to_le_bytes());
             out.extend_from_slice(&n.to_le_bytes());
-            count += 1;
-        }
-        out[at..at + 2].copy_from_slice(&count.to_le_bytes());
+        });
     }
 
     /// The deltas' bytes so far (the table not counted).
@@ -1014,6 +995,23 @@ impl JournalWriter {
         }
         out
     }
+}
+
+/// A u16 count, then each item as `write` puts it (at most `u16::MAX`; the count is written once
+/// the items are, since they come from an iterator).
+fn push_list<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(&mut Vec<u8>, T),
+) {
+    let at = out.len();
+    out.extend_from_slice(&0u16.to_le_bytes());
+    let mut count: u16 = 0;
+    for item in items.into_iter().take(usize::from(u16::MAX)) {
+        write(out, item);
+        count += 1;
+    }
+    out[at..at + 2].copy_from_slice(&count.to_le_bytes());
 }
 
 /// A u8 length and the text, cut to 255 bytes at a character boundary.
