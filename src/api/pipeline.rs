@@ -91,7 +91,10 @@ pub async fn handle(
     };
 
     let headers = response.headers_mut();
-    headers.insert("x-request-id", request_id.header_value().clone());
+    headers.insert(
+        crate::http::request::X_REQUEST_ID,
+        request_id.into_header_value(),
+    );
     if cors {
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
         headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED_HEADERS);

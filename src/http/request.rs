@@ -53,17 +53,35 @@ impl RequestId {
     pub const MAX_LEN: usize = 128;
 
     pub fn from_headers(headers: &HeaderMap) -> RequestId {
-        match headers.get("x-request-id") {
+        match headers.get(X_REQUEST_ID) {
             Some(value) if is_sane_request_id(value.as_bytes()) => RequestId(value.clone()),
             _ => RequestId::generate(),
         }
     }
 
     pub fn generate() -> RequestId {
+        const LEN: usize = uuid::fmt::Hyphenated::LENGTH;
+        /// Ids written per shared buffer: one allocation serves this many requests.
+        const PER_CHUNK: usize = 128;
+        thread_local! {
+            static CHUNK: std::cell::RefCell<bytes::BytesMut> =
+                std::cell::RefCell::new(bytes::BytesMut::new());
+        }
         let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let mut buf = [0u8; LEN];
         let text = uuid.hyphenated().encode_lower(&mut buf);
-        RequestId(http::HeaderValue::from_str(text).expect("a UUID is a valid header value"))
+        // Cut from a per-thread buffer: each id shares it (a reference count), not a copy each.
+        let bytes = CHUNK.with(|chunk| {
+            let mut chunk = chunk.borrow_mut();
+            if chunk.capacity() < LEN {
+                *chunk = bytes::BytesMut::with_capacity(LEN * PER_CHUNK);
+            }
+            chunk.extend_from_slice(text.as_bytes());
+            chunk.split_to(LEN).freeze()
+        });
+        RequestId(
+            http::HeaderValue::from_maybe_shared(bytes).expect("a UUID is a valid header value"),
+        )
     }
 
     pub fn as_str(&self) -> &str {
@@ -74,7 +92,15 @@ impl RequestId {
     pub fn header_value(&self) -> &http::HeaderValue {
         &self.0
     }
+
+    /// The header value itself, for the answer (moved: a clone of a fresh value allocates).
+    pub fn into_header_value(self) -> http::HeaderValue {
+        self.0
+    }
 }
+
+/// `X-Request-Id`: a name made once (inserting by `&str` copies a non-standard name each time).
+pub const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// 1 to 128 characters of `[A-Za-z0-9._:-]`: safe to echo in headers, JSON and logs.
 pub fn is_sane_request_id(bytes: &[u8]) -> bool {
@@ -414,6 +440,14 @@ mod tests {
         assert!(!is_sane_request_id(&[b'a'; 129]));
         let id = RequestId::generate();
         assert_eq!(id.as_str().len(), 36);
+        // Ids cut from the same per-thread buffer stay whole and distinct, across buffers too.
+        let ids: Vec<RequestId> = (0..300).map(|_| RequestId::generate()).collect();
+        let distinct: std::collections::HashSet<&str> = ids.iter().map(RequestId::as_str).collect();
+        assert_eq!(distinct.len(), 300);
+        assert!(
+            ids.iter()
+                .all(|id| uuid::Uuid::parse_str(id.as_str()).is_ok())
+        );
         let mut headers = HeaderMap::new();
         headers.insert("x-request-id", "bad id!".parse().unwrap());
         assert_ne!(RequestId::from_headers(&headers).as_str(), "bad id!");

@@ -162,6 +162,9 @@ enum Stage {
 
 const STAGES: usize = 4;
 
+/// Counts per day of one stage.
+type Days = SmallVec<[(u32, ClickTotals); 1]>;
+
 #[derive(Default)]
 struct RefCount {
     host: Box<str>,
@@ -233,8 +236,9 @@ struct Visitors {
 struct Entry {
     /// Its code (the map's key, shared).
     key: Arc<str>,
-    /// Per stage: (day, counts).
-    days: [Vec<(u32, ClickTotals)>; STAGES],
+    /// Per stage: (day, counts); inline for the one day nearly every stage holds, so that counting
+    /// and flushing a click allocate nothing.
+    days: [Days; STAGES],
     refs: Vec<RefCount>,
     /// Human clicks by visitor and referrer (none when analytics is off or no human clicked).
     visitors: Option<Box<Visitors>>,
@@ -247,7 +251,9 @@ struct Entry {
 
 impl Entry {
     fn is_empty(&self) -> bool {
-        self.days.iter().all(Vec::is_empty) && self.refs.is_empty() && self.visitors.is_none()
+        self.days.iter().all(|days| days.is_empty())
+            && self.refs.is_empty()
+            && self.visitors.is_none()
     }
 
     fn kinds(&self) -> &[KindCount] {
@@ -476,10 +482,14 @@ impl Visitors {
     }
 }
 
-fn add_on_day(days: &mut Vec<(u32, ClickTotals)>, day: u32, counts: &ClickTotals) {
+/// Adds `counts` to `day` in a stage's days (a `Days`) or a reader's (a `Vec`).
+fn add_on_day<D>(days: &mut D, day: u32, counts: &ClickTotals)
+where
+    D: std::ops::DerefMut<Target = [(u32, ClickTotals)]> + Extend<(u32, ClickTotals)>,
+{
     match days.iter_mut().find(|(d, _)| *d == day) {
         Some((_, total)) => total.add(counts),
-        None => days.push((day, *counts)),
+        None => days.extend([(day, *counts)]),
     }
 }
 
