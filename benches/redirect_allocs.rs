@@ -5,7 +5,10 @@
 //! - bare hyper: a hyper 1 server on one tokio thread answering the same `302`s from an
 //!   `FxHashMap` of the same codes (what hyper itself allocates for a request and its answer).
 //!
-//! The difference is what panlink allocates beyond hyper on its hottest path. The client writes
+//! - bare hyper with panlink's header-read timeout (a hostile-client limit hyper implements with a
+//!   timer per request head).
+//!
+//! The difference to the last is what panlink allocates beyond hyper on its hottest path. The client writes
 //! requests prepared beforehand over one kept-alive connection and reads the answers into a fixed
 //! buffer, so it allocates nothing per request; everything the process allocates meanwhile (the
 //! server's background tasks too: click flushes, timers) is counted. Run with
@@ -125,8 +128,10 @@ fn start_panlink(dir: &std::path::Path, at: SocketAddr) -> Vec<String> {
     codes
 }
 
-/// Starts a bare hyper server answering `302` to the codes' targets from a hash map.
-fn start_bare_hyper(at: SocketAddr, codes: &[String]) {
+/// Starts a bare hyper server answering `302` to the codes' targets from a hash map; with
+/// `header_timer`, under the same limit on reading a request head as panlink (hyper arms a timer
+/// per request head for it).
+fn start_bare_hyper(at: SocketAddr, codes: &[String], header_timer: bool) {
     let map: Arc<FxHashMap<String, http::HeaderValue>> = Arc::new(
         codes
             .iter()
@@ -165,9 +170,14 @@ fn start_bare_hyper(at: SocketAddr, codes: &[String]) {
                         async move { response }
                     });
                     let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
-                        .await;
+                    let mut builder = hyper::server::conn::http1::Builder::new();
+                    if header_timer {
+                        // panlink's own limit on a slow request head (`http.header_read_timeout`).
+                        builder
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(Duration::from_secs(10));
+                    }
+                    let _ = builder.serve_connection(io, service).await;
                 });
             }
         });
@@ -228,7 +238,7 @@ fn main() {
     let panlink_at = free_port();
     let codes = start_panlink(dir.path(), panlink_at);
     let hyper_at = free_port();
-    start_bare_hyper(hyper_at, &codes);
+    start_bare_hyper(hyper_at, &codes, false);
     let requests = |at: SocketAddr| -> Vec<Vec<u8>> {
         (0..total)
             .map(|i| {
@@ -241,12 +251,16 @@ fn main() {
             })
             .collect()
     };
+    let timed_at = free_port();
+    start_bare_hyper(timed_at, &codes, true);
     let bare = allocations_per_request(hyper_at, &requests(hyper_at));
+    let timed = allocations_per_request(timed_at, &requests(timed_at));
     let ours = allocations_per_request(panlink_at, &requests(panlink_at));
     println!(
         "heap allocations per redirect ({total} requests over one connection, {LINKS} links, \
-         analytics on): panlink {ours:.2}, bare hyper {bare:.2}; panlink's own {:.2}",
-        ours - bare
+         analytics on): panlink {ours:.2}; bare hyper {bare:.2}, with panlink's header-read \
+         timeout {timed:.2}; panlink's own {:.2}",
+        ours - timed
     );
     // The profile is written when the profiler drops; the servers' threads are left running.
     drop(_profiler);

@@ -7,8 +7,12 @@
 //! deadline (in a `request` span carrying the request id, so that every line a handler logs
 //! names it) → error rendering → `X-Request-Id`, CORS, `Connection: close` after a handover and
 //! `HEAD` treatment → metrics by route template and status class.
+//!
+//! Immediate routes (the redirect: no body, a handler that never awaits) take the same steps
+//! without a future or a deadline, at the moment hyper hands the request over.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +23,7 @@ use http::header::{
 };
 use http::{HeaderValue, Method, Request, StatusCode};
 use hyper::body::Incoming;
+use tokio_util::either::Either;
 use tracing::Instrument;
 
 use super::App;
@@ -40,18 +45,88 @@ const CLOSE: HeaderValue = HeaderValue::from_static("close");
 
 /// Serves one request. Never fails: every error becomes a JSON response. (The `Result` is
 /// hyper's service shape, returned as is so that no wrapper future moves this one per request.)
-pub async fn handle(
+///
+/// An immediate route (the redirect) is answered here, before hyper stores the returned future:
+/// the request is dropped at once, so when hyper reads ahead on the connection its read buffer,
+/// which the request's headers share, is no longer shared and is reused instead of reallocated.
+pub fn handle(
     app: Arc<App>,
     activity: Arc<ConnActivity>,
     req: Request<Incoming>,
-) -> Result<HttpResponse, Infallible> {
-    let _running = activity.running_request();
+) -> impl Future<Output = Result<HttpResponse, Infallible>> + Send {
     let started = Instant::now();
     let request_id = RequestId::from_headers(req.headers());
     let (parts, body) = req.into_parts();
-    let is_head = parts.method == Method::HEAD;
+    match answer_now(&app, &activity, request_id, &parts, started) {
+        Ok(response) => Either::Left(std::future::ready(Ok(response))),
+        Err(request_id) => Either::Right(handle_routed(
+            app, activity, request_id, parts, body, started,
+        )),
+    }
+}
 
-    let (pattern, cors, mut response) = match app.router.find(&parts.method, parts.uri.path()) {
+/// The answer of an immediate route, or the request id back for every other request.
+fn answer_now(
+    app: &App,
+    activity: &Arc<ConnActivity>,
+    request_id: RequestId,
+    parts: &http::request::Parts,
+    started: Instant,
+) -> Result<HttpResponse, RequestId> {
+    let Match::Found {
+        handler: route,
+        params,
+        pattern,
+    } = app.router.find(&parts.method, parts.uri.path())
+    else {
+        return Err(request_id);
+    };
+    if !route.immediate {
+        return Err(request_id);
+    }
+    let _running = activity.running_request();
+    let key = match check_access(app, route.access, &parts.headers) {
+        Ok(key) => key,
+        Err(err) => {
+            let response = response::error_response(&err, &request_id);
+            return Ok(finish(
+                app, activity, parts, pattern, route, response, request_id, started,
+            ));
+        }
+    };
+    let response = match app.in_flight.try_acquire() {
+        Ok(_permit) => {
+            let req = Req {
+                request_id: &request_id,
+                parts,
+                params,
+                body: Bytes::new(),
+                peer: activity.peer,
+                connection: activity,
+                caller: key,
+            };
+            let outcome = routes::dispatch_now(app, route.id, req)
+                .expect("an immediate route has a handler that does not await");
+            outcome_response(outcome, *route, &request_id)
+        }
+        Err(_) => shed(app, &request_id),
+    };
+    Ok(finish(
+        app, activity, parts, pattern, route, response, request_id, started,
+    ))
+}
+
+async fn handle_routed(
+    app: Arc<App>,
+    activity: Arc<ConnActivity>,
+    request_id: RequestId,
+    parts: http::request::Parts,
+    body: Incoming,
+    started: Instant,
+) -> Result<HttpResponse, Infallible> {
+    let _running = activity.running_request();
+
+    let (pattern, cors, response) = match app.router.find(&parts.method, parts.uri.path()) {
         Match::Found {
             handler,
             params,
@@ -89,7 +164,42 @@ pub async fn handle(
             response::error_response(&ApiError::RouteNotFound, &request_id),
         ),
     };
+    Ok(finish_with(
+        &app, &activity, &parts, pattern, cors, response, request_id, started,
+    ))
+}
 
+/// [`finish_with`] for a matched route.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    app: &App,
+    activity: &ConnActivity,
+    parts: &http::request::Parts,
+    pattern: &'static str,
+    route: &Route,
+    response: HttpResponse,
+    request_id: RequestId,
+    started: Instant,
+) -> HttpResponse {
+    let cors = route.cors.is_open();
+    finish_with(
+        app, activity, parts, pattern, cors, response, request_id, started,
+    )
+}
+
+/// What every answer gets: `X-Request-Id`, CORS, `Connection: close` after a handover, `HEAD`
+/// treatment; then the request is counted.
+#[allow(clippy::too_many_arguments)]
+fn finish_with(
+    app: &App,
+    activity: &ConnActivity,
+    parts: &http::request::Parts,
+    pattern: &'static str,
+    cors: bool,
+    mut response: HttpResponse,
+    request_id: RequestId,
+    started: Instant,
+) -> HttpResponse {
     let headers = response.headers_mut();
     headers.insert(
         crate::http::request::X_REQUEST_ID,
@@ -104,12 +214,38 @@ pub async fn handle(
     if activity.draining() && parts.version < http::Version::HTTP_2 {
         headers.insert(CONNECTION, CLOSE);
     }
-    if is_head {
+    if parts.method == Method::HEAD {
         strip_body_for_head(&mut response);
     }
     app.metrics
         .observe_request(pattern, &parts.method, response.status(), started.elapsed());
-    Ok(response)
+    response
+}
+
+/// The 503 of a server whose in-flight permits are all taken.
+fn shed(app: &App, request_id: &RequestId) -> HttpResponse {
+    crate::http::server::count_shed("in_flight");
+    let err = ApiError::Overloaded {
+        retry_after_s: app.config.http.retry_after_s,
+    };
+    response::error_response(&err, request_id)
+}
+
+/// A handler's result as the answer (errors rendered; internal ones logged).
+fn outcome_response(
+    outcome: Result<HttpResponse, ApiError>,
+    route: Route,
+    request_id: &RequestId,
+) -> HttpResponse {
+    match outcome {
+        Ok(response) => response,
+        Err(err) => {
+            if err == ApiError::Internal {
+                tracing::error!(request_id = request_id.as_str(), route = ?route.id, "internal error");
+            }
+            response::error_response(&err, request_id)
+        }
+    }
 }
 
 async fn run_route(
@@ -144,11 +280,7 @@ async fn run_route(
     };
     // Shed load rather than queue: the permit is held while the handler runs.
     let Ok(_permit) = app.in_flight.try_acquire() else {
-        crate::http::server::count_shed("in_flight");
-        let err = ApiError::Overloaded {
-            retry_after_s: app.config.http.retry_after_s,
-        };
-        return response::error_response(&err, request_id);
+        return shed(app, request_id);
     };
     let req = Req {
         request_id,
@@ -159,28 +291,16 @@ async fn run_route(
         connection,
         caller: key,
     };
-    // The redirect never awaits (memory or one LMDB read): no deadline timer for it, which
-    // saves a timer-wheel entry per request on the hottest path.
-    let outcome = if route.id == routes::RouteId::Redirect {
-        Ok(routes::dispatch(app, route.id, req).await)
-    } else {
-        // Every line a handler logs carries its request's id. (Not the redirect's: a span costs
-        // about a microsecond there, and its rare error lines name the id themselves.)
-        let span = tracing::info_span!("request", request_id = %request_id.as_str());
-        tokio::time::timeout(
-            app.config.http.handler_timeout,
-            routes::dispatch(app, route.id, req).instrument(span),
-        )
-        .await
-    };
+    // Every line a handler logs carries its request's id. (Not the immediate routes': a span
+    // costs about a microsecond there, and their rare error lines name the id themselves.)
+    let span = tracing::info_span!("request", request_id = %request_id.as_str());
+    let outcome = tokio::time::timeout(
+        app.config.http.handler_timeout,
+        routes::dispatch(app, route.id, req).instrument(span),
+    )
+    .await;
     match outcome {
-        Ok(Ok(response)) => response,
-        Ok(Err(err)) => {
-            if err == ApiError::Internal {
-                tracing::error!(request_id = request_id.as_str(), route = ?route.id, "internal error");
-            }
-            response::error_response(&err, request_id)
-        }
+        Ok(outcome) => outcome_response(outcome, route, request_id),
         Err(_elapsed) => {
             tracing::warn!(request_id = request_id.as_str(), route = ?route.id, "handler deadline exceeded");
             response::error_response(&ApiError::HandlerTimeout, request_id)

@@ -49,6 +49,9 @@ pub struct Route {
     pub cors: Cors,
     /// Which configured body limit applies.
     pub body_limit: BodyLimit,
+    /// Answered the moment hyper hands the request over ([`dispatch_now`]): a bodiless route
+    /// whose handler never awaits.
+    pub immediate: bool,
 }
 
 /// The configuration key that bounds a route's request body.
@@ -72,15 +75,18 @@ impl BodyLimit {
 }
 
 /// Declares every route once, one line each:
-/// `Id: METHOD "/pattern", access[(Scope)], cors[, body: Limit] => handler call;`.
-/// From those lines come the [`RouteId`] enum, [`table`] and [`dispatch`]. The handler
-/// expressions see the application as `app` and the request as `req`.
+/// `Id: METHOD "/pattern", access[(Scope)], cors[, body: Limit] [[now]] => handler call;`.
+/// From those lines come the [`RouteId`] enum, [`table`], [`dispatch`] and [`dispatch_now`]. The
+/// handler expressions see the application as `app` and the request as `req`. `[now]` marks a
+/// `GET` route whose handler never awaits: the pipeline answers it before hyper stores the
+/// request's future, so the request (and the read buffer its headers share) is freed before
+/// hyper reads ahead on the connection.
 macro_rules! routes {
     (
         fn dispatch($app:ident, $req:ident);
         $(
             $id:ident: $method:ident $pattern:literal, $access:ident $(($scope:ident))?,
-                $cors:ident $(, body: $limit:ident)? => $handler:expr;
+                $cors:ident $(, body: $limit:ident)? $([$immediate:ident])? => $handler:expr;
         )*
     ) => {
         /// Every handler of the service.
@@ -100,6 +106,7 @@ macro_rules! routes {
                         access: routes!(@access $access $($scope)?),
                         cors: Cors::$cors,
                         body_limit: routes!(@limit $($limit)?),
+                        immediate: routes!(@immediate $($immediate)?),
                     },
                 }, )*
             ]
@@ -115,7 +122,26 @@ macro_rules! routes {
                 $( RouteId::$id => $handler, )*
             }
         }
+
+        /// Runs an immediate route's handler (one marked `[now]`) without a future; `None` for
+        /// every other route.
+        pub fn dispatch_now(
+            $app: &App,
+            id: RouteId,
+            $req: Req<'_>,
+        ) -> Option<Result<HttpResponse, ApiError>> {
+            match id {
+                $( $( RouteId::$id => {
+                    routes!(@immediate $immediate);
+                    Some($handler)
+                } )? )*
+                #[allow(unreachable_patterns)]
+                _ => None,
+            }
+        }
     };
+    (@immediate) => { false };
+    (@immediate now) => { true };
     (@access ApiKey) => { Access::ApiKey(None) };
     (@access ApiKey $scope:ident) => { Access::ApiKey(Some(Scope::$scope)) };
     (@access $access:ident) => { Access::$access };
@@ -213,7 +239,7 @@ routes! {
     StaticFile: GET "/static/{file}", Public, SameOrigin => web::static_file(req);
     StaticFileInDir: GET "/static/{dir}/{file}", Public, SameOrigin => web::static_file(req);
 
-    Redirect: GET "/{code}", Public, SameOrigin => links::redirect::follow(&app.links, req);
+    Redirect: GET "/{code}", Public, SameOrigin [now] => links::redirect::follow(&app.links, req);
     UnlockRedirect: POST "/{code}", Public, SameOrigin, body: Form
         => links::redirect::unlock(&app.links, req).await;
 }
@@ -253,5 +279,23 @@ mod tests {
             assert!(is_reserved(word), "{word}");
         }
         assert!(!is_reserved("abc123"));
+    }
+
+    #[test]
+    fn immediate_routes_are_bodiless_gets() {
+        let immediate: Vec<_> = table()
+            .into_iter()
+            .filter(|route| route.handler.immediate)
+            .collect();
+        assert!(!immediate.is_empty());
+        for route in immediate {
+            assert_eq!(route.method, Method::GET, "{}", route.pattern);
+            assert_eq!(
+                route.handler.body_limit,
+                BodyLimit::Http,
+                "{}",
+                route.pattern
+            );
+        }
     }
 }
