@@ -44,7 +44,7 @@ const PREFLIGHT_MAX_AGE: HeaderValue = HeaderValue::from_static("86400");
 const CLOSE: HeaderValue = HeaderValue::from_static("close");
 
 /// Serves one request. Never fails: every error becomes a JSON response. (The `Result` is
-/// hyper's service shape, returned as is so that no wrapper future moves this one per request.)
+/// hyper's service shape.)
 ///
 /// An immediate route (the redirect) is answered here, before hyper stores the returned future:
 /// the request is dropped at once, so when hyper reads ahead on the connection its read buffer,
@@ -59,9 +59,11 @@ pub fn handle(
     let (parts, body) = req.into_parts();
     match answer_now(&app, &activity, request_id, &parts, started) {
         Ok(response) => Either::Left(std::future::ready(Ok(response))),
-        Err(request_id) => Either::Right(handle_routed(
+        // Boxed: hyper moves the returned future into its connection state, and the routed
+        // future is kilobytes; boxed, an immediate answer moves a few words.
+        Err(request_id) => Either::Right(Box::pin(handle_routed(
             app, activity, request_id, parts, body, started,
-        )),
+        ))),
     }
 }
 

@@ -43,8 +43,8 @@ use crate::error::ApiError;
 /// What answers the requests of every connection: the application's request pipeline.
 pub trait Handler: Send + Sync + 'static {
     /// Answers `req`, which came on `connection`. Never fails: errors are responses. The output
-    /// is hyper's service result so that the server hands this future to hyper as it is: a
-    /// wrapper future would move it (several kilobytes) once more per request.
+    /// is hyper's service result so that the server hands this future to hyper as it is (hyper
+    /// moves it into the connection's state: keep it small, box what is large).
     fn handle(
         self: Arc<Self>,
         connection: Arc<ConnActivity>,

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use compact_str::CompactString;
 use http::HeaderValue;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
@@ -75,7 +76,9 @@ impl CachedLink {
 
 #[derive(Default)]
 struct Shard {
-    map: FxHashMap<Box<str>, Arc<CachedLink>>,
+    /// Codes are keys held inline (up to 24 bytes): a probe compares them where the table is,
+    /// without a second cache miss.
+    map: FxHashMap<CompactString, Arc<CachedLink>>,
     epoch: u64,
 }
 

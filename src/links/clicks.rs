@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use compact_str::CompactString;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
@@ -234,8 +235,8 @@ struct Visitors {
 
 #[derive(Default)]
 struct Entry {
-    /// Its code (the map's key, shared).
-    key: Arc<str>,
+    /// Its code (the map's key; short codes are held inline, with no allocation of their own).
+    key: CompactString,
     /// Per stage: (day, counts); inline for the one day nearly every stage holds, so that counting
     /// and flushing a click allocate nothing.
     days: [Days; STAGES],
@@ -497,8 +498,8 @@ where
 /// only those, not every link clicked in the last minute).
 #[derive(Default)]
 struct ShardState {
-    map: FxHashMap<Arc<str>, Entry>,
-    touched: Vec<Arc<str>>,
+    map: FxHashMap<CompactString, Entry>,
+    touched: Vec<CompactString>,
 }
 
 type Shard = Mutex<ShardState>;
@@ -556,8 +557,8 @@ impl ClickCounter {
         let entry = match map.get_mut(code) {
             Some(entry) => entry,
             None => {
-                let key: Arc<str> = code.into();
-                map.entry(Arc::clone(&key)).or_insert_with(|| Entry {
+                let key = CompactString::from(code);
+                map.entry(key.clone()).or_insert_with(|| Entry {
                     key,
                     ..Entry::default()
                 })
@@ -565,7 +566,7 @@ impl ClickCounter {
         };
         if !entry.touched {
             entry.touched = true;
-            touched.push(Arc::clone(&entry.key));
+            touched.push(entry.key.clone());
         }
         let live = &mut entry.days[Stage::Live as usize];
         let counts = match live.iter_mut().position(|(d, _)| *d == day) {
@@ -752,7 +753,7 @@ impl ClickCounter {
                     entry.merge(Stage::Flushing, Stage::Live);
                     if !entry.touched {
                         entry.touched = true;
-                        touched.push(Arc::clone(&entry.key));
+                        touched.push(entry.key.clone());
                     }
                 }
             }
