@@ -494,6 +494,9 @@ where
     }
 }
 
+/// Room a shard's tables keep however empty they get (see [`ClickCounter::end_compaction`]).
+const KEEP_ROOM: usize = 64;
+
 /// One shard: the counters, and the codes clicked since the last flush (so that a flush visits
 /// only those, not every link clicked in the last minute).
 #[derive(Default)]
@@ -774,7 +777,7 @@ impl ClickCounter {
     }
 
     /// After the compaction write: committed counts leave memory, and so do links with nothing
-    /// left to store; failed ones stay journaled.
+    /// left to store (a shard's tables then shrink if mostly empty); failed ones stay journaled.
     pub fn end_compaction(&self, committed: bool) {
         for shard in self.shards.iter() {
             let mut guard = shard.lock();
@@ -783,6 +786,15 @@ impl ClickCounter {
                     entry.drop_stage(Stage::Compacting);
                     entry.touched || !entry.is_empty()
                 });
+                // A burst of clicked links grows the tables, which keep their room after the
+                // links leave: give most of it back once they are mostly empty.
+                let ShardState { map, touched } = &mut *guard;
+                if map.capacity() > 4 * map.len().max(KEEP_ROOM) {
+                    map.shrink_to(2 * map.len());
+                }
+                if touched.capacity() > 4 * touched.len().max(KEEP_ROOM) {
+                    touched.shrink_to(2 * touched.len());
+                }
             } else {
                 for entry in guard.map.values_mut() {
                     entry.merge(Stage::Compacting, Stage::Journaled);
@@ -927,6 +939,38 @@ mod tests {
             "the live click stays"
         );
         assert!(decode_journal(&[5, b'a']).is_none());
+    }
+
+    #[test]
+    fn tables_give_their_room_back_once_the_clicked_links_leave() {
+        let counter = ClickCounter::default();
+        let room = |counter: &ClickCounter| -> (usize, usize) {
+            counter.shards.iter().fold((0, 0), |(map, touched), shard| {
+                let shard = shard.lock();
+                (
+                    map + shard.map.capacity(),
+                    touched + shard.touched.capacity(),
+                )
+            })
+        };
+        for i in 0..50_000 {
+            counter.record(&format!("code{i}"), Visit::Human, None, None, 100);
+        }
+        let (map_before, touched_before) = room(&counter);
+        assert!(map_before >= 50_000 && touched_before >= 50_000);
+        counter.begin_flush();
+        counter.end_flush(true);
+        counter.begin_compaction();
+        counter.end_compaction(true);
+        assert_eq!(counter.pending("code7").totals.human, 0, "folded and gone");
+        let (map_after, touched_after) = room(&counter);
+        // What each shard keeps however empty: KEEP_ROOM and the tables' rounding up.
+        let kept = SHARDS * 4 * KEEP_ROOM;
+        assert!(map_after <= kept, "{map_after}");
+        assert!(touched_after <= kept, "{touched_after}");
+        // A later click still counts.
+        counter.record("code7", Visit::Human, None, None, 101);
+        assert_eq!(counter.pending("code7").totals.human, 1);
     }
 
     #[test]
