@@ -264,6 +264,7 @@ def fanout(args):
         loop = asyncio.get_running_loop()
         received = [0] * args.subscribers
         complete = [False] * args.subscribers
+        attempts = [0] * args.subscribers
         connected = [0]
         conn = http.client.HTTPConnection(args.host, args.port, timeout=600)
         heap_before = await loop.run_in_executor(None, heap)
@@ -273,24 +274,38 @@ def fanout(args):
         request = f"GET /jobs/{job}/events HTTP/1.1\r\nHost: x\r\nX-API-Key: {args.key}\r\n\r\n".encode()
 
         async def subscriber(i):
-            reader, writer = await asyncio.open_connection(args.host, args.port, limit=1 << 20)
-            writer.write(request)
-            await writer.drain()
-            connected[0] += 1
-            tail = b""
+            # Like a browser's EventSource: a stream that ends before `done` is opened again with
+            # the last id seen as Last-Event-ID (the server replays what came after it). On a busy
+            # machine this client can fall more than the server's first-byte deadline behind
+            # between connecting and sending its request; the server then closes the connection.
+            last_id = None
             while True:
-                block = await reader.read(65536)
-                if not block:
-                    break
-                data = tail + block
-                # Counted per line start; a line cut between two blocks is finished by the next.
-                cut = data.rfind(b"\n") + 1
-                whole, tail = data[:cut], data[cut:]
-                received[i] += whole.count(b"\nid: ") + whole.startswith(b"id: ")
-                if b"\nevent: done\n" in whole or whole.startswith(b"event: done\n"):
-                    complete[i] = True
-                    break
-            writer.close()
+                reader, writer = await asyncio.open_connection(args.host, args.port, limit=1 << 20)
+                resume = b"" if last_id is None else b"Last-Event-ID: " + last_id + b"\r\n"
+                writer.write(request[:-2] + resume + b"\r\n")
+                await writer.drain()
+                if last_id is None and attempts[i] == 0:
+                    connected[0] += 1
+                tail = b""
+                while True:
+                    block = await reader.read(65536)
+                    if not block:
+                        break
+                    data = tail + block
+                    # Counted per line start; a line cut between two blocks is finished by the next.
+                    cut = data.rfind(b"\n") + 1
+                    whole, tail = data[:cut], data[cut:]
+                    received[i] += whole.count(b"\nid: ") + whole.startswith(b"id: ")
+                    at = whole.rfind(b"\nid: ") + 1 or (0 if whole.startswith(b"id: ") else -1)
+                    if at >= 0:
+                        last_id = whole[at + 4:whole.index(b"\n", at)]
+                    if b"\nevent: done\n" in whole or whole.startswith(b"event: done\n"):
+                        complete[i] = True
+                        break
+                writer.close()
+                if complete[i] or attempts[i] >= 3:
+                    return
+                attempts[i] += 1
 
         # Connections open a few hundred at a time (the listen backlog), all while the job runs.
         tasks = []
@@ -330,6 +345,8 @@ def fanout(args):
             # job ended first, and the figure means nothing).
             "heap_samples_live": samples,
             "subscriber_errors": errors,
+            # Streams opened again after the server closed one before `done`.
+            "reconnects": sum(attempts),
         }
 
     print(json.dumps(asyncio.run(run())), flush=True)
