@@ -127,7 +127,9 @@ async fn handle_routed(
     started: Instant,
 ) -> Result<HttpResponse, Infallible> {
     let _running = activity.running_request();
-
+    // The second match of this request (`answer_now` made the first): its params borrow the
+    // path, which this future now owns. About 0.1 µs, on routes that cost tens of µs; the
+    // redirect matches once.
     let (pattern, cors, response) = match app.router.find(&parts.method, parts.uri.path()) {
         Match::Found {
             handler,

@@ -132,6 +132,7 @@ macro_rules! routes {
         ) -> Option<Result<HttpResponse, ApiError>> {
             match id {
                 $( $( RouteId::$id => {
+                    // Names `$immediate`, so that only the marked routes get an arm here.
                     routes!(@immediate $immediate);
                     Some($handler)
                 } )? )*

@@ -71,6 +71,8 @@ impl RequestId {
         let mut buf = [0u8; LEN];
         let text = uuid.hyphenated().encode_lower(&mut buf);
         // Cut from a per-thread buffer: each id shares it (a reference count), not a copy each.
+        // An id held long (an event stream's) keeps its whole buffer (4.6 KB) alive: at most
+        // that per open stream, which the streams' own bounds dwarf.
         let bytes = CHUNK.with(|chunk| {
             let mut chunk = chunk.borrow_mut();
             if chunk.capacity() < LEN {

@@ -494,7 +494,8 @@ where
     }
 }
 
-/// Room a shard's tables keep however empty they get (see [`ClickCounter::end_compaction`]).
+/// Room a shard's tables keep however empty they get; they shrink only from four times this or
+/// four times their length (see [`ClickCounter::end_compaction`]).
 const KEEP_ROOM: usize = 64;
 
 /// One shard: the counters, and the codes clicked since the last flush (so that a flush visits
@@ -790,10 +791,10 @@ impl ClickCounter {
                 // links leave: give most of it back once they are mostly empty.
                 let ShardState { map, touched } = &mut *guard;
                 if map.capacity() > 4 * map.len().max(KEEP_ROOM) {
-                    map.shrink_to(2 * map.len());
+                    map.shrink_to((2 * map.len()).max(KEEP_ROOM));
                 }
                 if touched.capacity() > 4 * touched.len().max(KEEP_ROOM) {
-                    touched.shrink_to(2 * touched.len());
+                    touched.shrink_to((2 * touched.len()).max(KEEP_ROOM));
                 }
             } else {
                 for entry in guard.map.values_mut() {
