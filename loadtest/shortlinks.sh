@@ -9,7 +9,7 @@
 #             Each server is pinned to core 0 with one worker, wrk to core 1.
 #             Prints requests/s, p50/p99 and server CPU per request (utime+stime from /proc over
 #             the requests answered) and the panlink/nginx ratios. Targets: CPU per redirect
-#             <= 1.25 x nginx's, requests/s >= 0.9 x nginx's, p99 < 2 ms at 64 connections.
+#             <= 1.0 x nginx's, requests/s >= 1.0 x nginx's, p99 < 1.5 ms at 64 connections.
 #   rules     10 000 plain links and 10 000 links with 3 visitor rules (app, OS, language), GET
 #             /{code} of one set or the other in interleaved rounds, with a desktop Chrome user
 #             agent and Accept-Language that match none of the rules (so all three are evaluated,
