@@ -284,7 +284,7 @@ def fanout(args):
                 resume = b"" if last_id is None else b"Last-Event-ID: " + last_id + b"\r\n"
                 writer.write(request[:-2] + resume + b"\r\n")
                 await writer.drain()
-                if last_id is None and attempts[i] == 0:
+                if attempts[i] == 0:
                     connected[0] += 1
                 tail = b""
                 while True:

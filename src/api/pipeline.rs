@@ -92,7 +92,14 @@ fn answer_now(
         Err(err) => {
             let response = response::error_response(&err, &request_id);
             return Ok(finish(
-                app, activity, parts, pattern, route, response, request_id, started,
+                app,
+                activity,
+                parts,
+                pattern,
+                route.cors.is_open(),
+                response,
+                request_id,
+                started,
             ));
         }
     };
@@ -114,7 +121,14 @@ fn answer_now(
         Err(_) => shed(app, &request_id),
     };
     Ok(finish(
-        app, activity, parts, pattern, route, response, request_id, started,
+        app,
+        activity,
+        parts,
+        pattern,
+        route.cors.is_open(),
+        response,
+        request_id,
+        started,
     ))
 }
 
@@ -168,33 +182,15 @@ async fn handle_routed(
             response::error_response(&ApiError::RouteNotFound, &request_id),
         ),
     };
-    Ok(finish_with(
+    Ok(finish(
         &app, &activity, &parts, pattern, cors, response, request_id, started,
     ))
-}
-
-/// [`finish_with`] for a matched route.
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    app: &App,
-    activity: &ConnActivity,
-    parts: &http::request::Parts,
-    pattern: &'static str,
-    route: &Route,
-    response: HttpResponse,
-    request_id: RequestId,
-    started: Instant,
-) -> HttpResponse {
-    let cors = route.cors.is_open();
-    finish_with(
-        app, activity, parts, pattern, cors, response, request_id, started,
-    )
 }
 
 /// What every answer gets: `X-Request-Id`, CORS, `Connection: close` after a handover, `HEAD`
 /// treatment; then the request is counted.
 #[allow(clippy::too_many_arguments)]
-fn finish_with(
+fn finish(
     app: &App,
     activity: &ConnActivity,
     parts: &http::request::Parts,
