@@ -10,6 +10,9 @@
 #             Prints requests/s, p50/p99 and server CPU per request (utime+stime from /proc over
 #             the requests answered) and the panlink/nginx ratios. Targets: CPU per redirect
 #             <= 1.0 x nginx's, requests/s >= 1.0 x nginx's, p99 < 1.5 ms at 64 connections.
+#             FLOOR=1 adds a third server to every round: bare hyper as panlink builds it
+#             (examples/redirect_floor.rs, the same codes from nginx's map), the floor of this
+#             stack; the summary then also prints panlink/floor and floor/nginx.
 #   rules     10 000 plain links and 10 000 links with 3 visitor rules (app, OS, language), GET
 #             /{code} of one set or the other in interleaved rounds, with a desktop Chrome user
 #             agent and Accept-Language that match none of the rules (so all three are evaluated,
@@ -132,23 +135,38 @@ redirect)
     echo "nginx did not start:"; cat "$work/nginx.err" "$work/nginx/error.log" 2>/dev/null; exit 1
   fi
   nginx_port=$(cat "$work/nginx.port")
+  targets=(panlink nginx)
+  if [ "${FLOOR:-0}" = 1 ]; then
+    cargo build --release --quiet --example redirect_floor
+    floor_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    WORKERS=${WORKERS:-1} taskset -c 0 target/release/examples/redirect_floor "$floor_port" "$work/map.conf" 2> "$work/floor.err" &
+    floor=$!
+    pids+=("$floor")
+    for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$floor_port/" && break; sleep 0.05; done
+    targets+=(floor)
+  fi
   nginx_master=$(cat "$work/nginx/nginx.pid")
   nginx_pids="$nginx_master $(pgrep -P "$nginx_master" | tr '\n' ' ')"
   first=$(head -1 "$work/codes.txt")
   curl -s -o /dev/null -w "panlink: %{http_code} -> %{redirect_url}\n" "http://127.0.0.1:$port/$first"
   curl -s -o /dev/null -w "nginx:   %{http_code} -> %{redirect_url}\n" "http://127.0.0.1:$nginx_port/$first"
+  [ -z "${floor_port:-}" ] || curl -s -o /dev/null -w "floor:   %{http_code} -> %{redirect_url}\n" "http://127.0.0.1:$floor_port/$first"
   export CODES_FILE="$work/codes.txt"
-  # Warm-up: every code in turn (at ~30 000 req/s, 5 s pass over all 100 000), so both servers are
+  # Warm-up: every code in turn (at ~30 000 req/s, 5 s pass over all 100 000), so every server is
   # measured with every code in memory.
-  for p in "$port" "$nginx_port"; do
+  for p in "$port" "$nginx_port" ${floor_port:-}; do
     taskset -c 1 wrk -t1 -c64 -d5s -s loadtest/wrk/redirect-warm.lua "http://127.0.0.1:$p" > /dev/null
   done
   # ROUNDS rounds, the two servers in turn within each (this shared VM's speed drifts by a third
   # within minutes: interleaving puts both under the same drift); medians are compared.
   results=()
   for round in $(seq "${ROUNDS:-3}"); do
-    for target in panlink nginx; do
-      if [ "$target" = panlink ]; then p=$port; watch=$server; else p=$nginx_port; watch=$nginx_pids; fi
+    for target in "${targets[@]}"; do
+      case $target in
+        panlink) p=$port; watch=$server ;;
+        nginx) p=$nginx_port; watch=$nginx_pids ;;
+        floor) p=$floor_port; watch=$floor ;;
+      esac
       if [ -n "${PROFILE:-}" ] && [ "$target" = panlink ] && [ "$round" = 1 ]; then
         perf record -e cpu-clock -F 1999 ${PERF_CALLGRAPH:--g} -p "$server" -o "$PROFILE" -- sleep "$duration" > /dev/null 2>&1 &
       fi
@@ -181,6 +199,11 @@ print(f"\n  medians: panlink {p['rps']:.0f} req/s, {p['cpu_us']:.2f} µs/req, p9
 print(f"  ratios panlink/nginx (medians): CPU per request {p['cpu_us'] / n['cpu_us']:.2f} (target <= 1.0), "
       f"requests/s {p['rps'] / n['rps']:.2f} (target >= 1.0), p99 {p['p99'] / n['p99']:.2f}; "
       f"per-round CPU ratios {', '.join(f'{r:.2f}' for r in ratio)}; panlink p99 {p['p99']:.2f} ms (target < 1.5)")
+if "floor" in med:
+    f = med["floor"]
+    print(f"  floor (bare hyper): {f['rps']:.0f} req/s, {f['cpu_us']:.2f} µs/req, p99 {f['p99']:.2f} ms; "
+          f"panlink/floor CPU {p['cpu_us'] / f['cpu_us']:.2f}, requests/s {p['rps'] / f['rps']:.2f}; "
+          f"floor/nginx CPU {f['cpu_us'] / n['cpu_us']:.2f}, requests/s {f['rps'] / n['rps']:.2f}")
 PY
   ;;
 rules)
