@@ -79,6 +79,7 @@ fn references_stay_inside_the_repository() {
         "docs/API.zh-CN.md",
         "docs/providers.md",
         "docs/perf-log.md",
+        "docs/cluster.md",
         "loadtest/README.md",
         "scripts/test.sh",
     ] {
