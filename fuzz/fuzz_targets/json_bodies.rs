@@ -95,7 +95,7 @@ fn start() -> Target {
         let addr = listener.local_addr().unwrap();
         let shutdown = tokio_util::sync::CancellationToken::new();
         let http = config.http.clone();
-        let app = panlink::api::App::new(config, store, ADMIN_TOKEN, shutdown).unwrap();
+        let app = panlink::api::App::new(config, store, ADMIN_TOKEN, shutdown, None).unwrap();
         app.take_over().unwrap();
         let stop = panlink::http::server::Stop::default();
         tokio::spawn(panlink::http::server::serve(Arc::clone(&app), http, listener, stop));

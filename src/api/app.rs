@@ -53,6 +53,8 @@ pub struct App {
     pub site: Site,
     /// Cancelled on SIGINT/SIGTERM: long-lived work (SSE streams, dispatchers) ends on it.
     pub shutdown: CancellationToken,
+    /// This node's cluster membership (`None`: single-node mode, `cluster.nats_urls` empty).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     started: Instant,
 }
 
@@ -78,6 +80,7 @@ impl App {
         store: Arc<Store>,
         admin_token: &str,
         shutdown: CancellationToken,
+        cluster: Option<Arc<crate::cluster::Cluster>>,
     ) -> Result<Arc<App>, AppError> {
         let router = routes::router()?;
         let metrics = Metrics::install();
@@ -120,6 +123,7 @@ impl App {
             router,
             jobs,
             shutdown,
+            cluster,
             metrics,
             links,
             security,

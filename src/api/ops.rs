@@ -25,6 +25,8 @@ pub fn health(app: &App, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
         /// The click statistics: their time zone, and whether an IP database gives them a
         /// country and a region.
         click_stats: ClickStats<'a>,
+        /// The cluster as this node sees it; `null` in single-node mode.
+        cluster: Option<crate::cluster::ClusterView>,
         #[serde(flatten)]
         pool: crate::jobs::pool::Pool,
     }
@@ -36,14 +38,13 @@ pub fn health(app: &App, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
         geo_database: Option<&'a str>,
     }
     let storage = app.store.condition();
+    let cluster = app.cluster.as_ref().map(|cluster| cluster.view());
+    let healthy = storage == crate::store::Condition::Ok
+        && cluster.as_ref().is_none_or(|view| view.nats_connected);
     Ok(response::json(
         StatusCode::OK,
         &Health {
-            status: if storage == crate::store::Condition::Ok {
-                "ok"
-            } else {
-                "degraded"
-            },
+            status: if healthy { "ok" } else { "degraded" },
             storage,
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: app.uptime_ms() as f64 / 1000.0,
@@ -54,6 +55,7 @@ pub fn health(app: &App, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
                 geo: app.links.geo.is_some(),
                 geo_database: app.links.geo.as_ref().map(|g| g.kind()),
             },
+            cluster,
             pool: crate::jobs::pool::snapshot(&app.jobs.engine),
         },
     ))

@@ -24,7 +24,7 @@ use super::{App, handover};
 use crate::config::Config;
 use crate::store::Store;
 use crate::store::backup::SERVE_LOCK_FILE;
-use crate::{admin, http};
+use crate::{admin, http, timefmt};
 
 /// Runs the server until a termination signal (or until it hands over to a new server), then
 /// shuts down in order. `take_over`: a server already holds the data dir; take its listener and
@@ -87,7 +87,13 @@ async fn run_async(config: Config, take_over: bool) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let stop = http::server::Stop::default();
-    let app = App::new(config, store, &admin_token, shutdown.clone())?;
+    let cluster = crate::cluster::Cluster::join(&config.cluster, local, timefmt::now_ms())
+        .await
+        .context("joining the cluster (cluster.nats_urls)")?;
+    let membership = cluster
+        .clone()
+        .map(|cluster| tokio::spawn(cluster.run(shutdown.clone())));
+    let app = App::new(config, store, &admin_token, shutdown.clone(), cluster)?;
     if handover.is_none() {
         app.take_over()?;
     }
@@ -132,6 +138,10 @@ async fn run_async(config: Config, take_over: bool) -> anyhow::Result<()> {
     duties.cancel();
     tracing::info!("connections drained; flushing state");
     let in_charge = in_charge.await.ok().flatten();
+    if let Some(membership) = membership {
+        // Leaves the node list (a bounded wait: NATS may be the thing that is down).
+        let _ = tokio::time::timeout(Duration::from_secs(2), membership).await;
+    }
     app.store.close(Duration::from_secs(30));
     // Now a server taking over may begin (it waits for the lock this releases).
     drop(in_charge);

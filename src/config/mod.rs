@@ -18,9 +18,9 @@ use std::path::Path;
 
 pub use declare::{PerDrive, PerDriveRaw};
 pub use settings::{
-    AdminConfig, CacheTtl, CheckConfig, CheckerConfig, Config, DriveConfig, HttpConfig, JobsConfig,
-    KeysConfig, LinksConfig, LogColor, LogFormat, MonitorsConfig, ProviderCookies, RawConfig,
-    SecurityConfig, ServerConfig, StorageConfig, WebhooksConfig,
+    AdminConfig, CacheTtl, CheckConfig, CheckerConfig, ClusterConfig, Config, DriveConfig,
+    HttpConfig, JobsConfig, KeysConfig, LinksConfig, LogColor, LogFormat, MonitorsConfig,
+    ProviderCookies, RawConfig, SecurityConfig, ServerConfig, StorageConfig, WebhooksConfig,
 };
 
 /// A configuration problem that stops start-up. The message names the key and what it accepts.

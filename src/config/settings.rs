@@ -373,6 +373,29 @@ config_sections! {
             => blocklist_file: Option<PathBuf>;
     }
 
+    [cluster] RawCluster => ClusterConfig {
+        /// NATS servers of the JetStream cluster this node joins (nats://host:port each; one is
+        /// enough, the client learns the others). Empty: a single-node server on its own LMDB,
+        /// which never contacts NATS. Cluster mode needs nats-server 2.10 or newer
+        /// (docs/cluster.md: older servers accept concurrent compare-and-set writes).
+        nats_urls: Vec<String> = Vec::new(), check(nats_urls, "nats://host:port each");
+        /// This node's name in the cluster, unique among its nodes (letters, digits, - and _, up
+        /// to 64). Empty: the host name, then - and the listen port.
+        node_id: String = String::new(), check(node_id, "empty, or [A-Za-z0-9_-]{1,64}")
+            => node_id: Option<String>;
+        /// A NATS credentials file (.creds: a user JWT and its NKey seed). Empty: none.
+        credentials_file: String = String::new(), check(optional_path, "")
+            => credentials_file: Option<PathBuf>;
+        /// Copies JetStream keeps of panlink's buckets and streams: 3 across three servers (one
+        /// may fail), 1 for a single nats-server.
+        replicas: usize = 3, range(1, 5);
+        /// A node that sent no heartbeat for this long leaves the cluster's node list; heartbeats
+        /// go out every third of it.
+        node_ttl_ms: u64 = 6_000, millis_between(1_500, 600_000) => node_ttl: Duration;
+        /// Connecting to NATS at start-up must succeed within this, or start-up fails.
+        connect_timeout_ms: u64 = 10_000, millis_between(100, 300_000) => connect_timeout: Duration;
+    }
+
     per_drive [drives] RawDrive => DriveConfig {
         /// Check this drive's links. false: they are answered `unknown` with reason
         /// `unsupported_provider` and a message naming this setting; the drive is never asked.
@@ -535,6 +558,46 @@ fn ip_addresses(key: &str, items: Vec<String>) -> Result<Vec<std::net::IpAddr>, 
 fn optional_path(_key: &str, text: String) -> Result<Option<PathBuf>, ConfigError> {
     let path = text.trim();
     Ok((!path.is_empty()).then(|| PathBuf::from(path)))
+}
+
+/// NATS server URLs: `nats://host:port` (or `tls://`).
+fn nats_urls(key: &str, list: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    list.iter()
+        .map(|text| {
+            let text = text.trim();
+            let uri: Option<http::Uri> = text.parse().ok();
+            match uri {
+                Some(uri)
+                    if matches!(uri.scheme_str(), Some("nats" | "tls"))
+                        && uri.host().is_some()
+                        && uri.port_u16().is_some() =>
+                {
+                    Ok(text.to_owned())
+                }
+                _ => Err(ConfigError(format!(
+                    "`{key}` has {text:?}: each must be nats://host:port (or tls://host:port)"
+                ))),
+            }
+        })
+        .collect()
+}
+
+/// A node id: what a JetStream key may hold, short.
+fn node_id(key: &str, text: String) -> Result<Option<String>, ConfigError> {
+    let id = text.trim();
+    if id.is_empty() {
+        return Ok(None);
+    }
+    if id.len() > 64
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ConfigError(format!(
+            "`{key}` is {id:?}: use letters, digits, - and _ (at most 64), or leave it empty"
+        )));
+    }
+    Ok(Some(id.to_owned()))
 }
 
 fn admin_token(key: &str, text: String) -> Result<Option<String>, ConfigError> {

@@ -7,6 +7,7 @@ mod auth;
 mod backup;
 mod checker;
 mod cli;
+mod cluster;
 mod container;
 mod crash;
 mod disk;

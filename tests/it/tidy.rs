@@ -117,7 +117,7 @@ fn references_stay_inside_the_repository() {
 /// rooms of its own layer or below. `api` is the one room on top.
 const LAYERS: &[&[&str]] = &[
     &["timefmt", "drive", "config", "netguard"],
-    &["store"],
+    &["store", "cluster"],
     &["error"],
     &["checker"],
     &["http"],

@@ -1,0 +1,380 @@
+//! Cluster membership on NATS JetStream: this node's connection to the cluster's NATS servers,
+//! its heartbeats in the `panlink_nodes` key-value bucket, and the live nodes as that bucket's
+//! watch shows them (for `/health` and `/pool`).
+//!
+//! It knows the engine and no product; it must not carry product state. With
+//! `cluster.nats_urls` empty nothing here runs and NATS is never contacted. The design that
+//! builds on it (keys, links, clicks and checks on JetStream) is `docs/cluster.md`.
+//!
+//! Invariant: a node starts in cluster mode only against nats-server 2.10 or newer (older
+//! servers accept concurrent compare-and-set writes against one revision; docs/cluster.md).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv;
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ClusterConfig;
+
+/// The bucket of node heartbeats: one key per node, its entries expire after `node_ttl`.
+pub const NODES_BUCKET: &str = "panlink_nodes";
+
+/// The pause between two attempts to reach NATS at start-up.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
+
+/// The oldest nats-server cluster mode accepts.
+pub const MIN_SERVER_VERSION: (u64, u64, u64) = (2, 10, 0);
+
+/// Why joining the cluster failed (start-up stops; the message names what to change).
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("connecting to NATS ({urls}): {reason}")]
+    Connect { urls: String, reason: String },
+    #[error(
+        "nats-server {version} at {server} is older than {min}: cluster mode needs 2.10 or newer (older servers accept concurrent compare-and-set writes; docs/cluster.md)",
+        min = version_text(MIN_SERVER_VERSION)
+    )]
+    ServerTooOld { version: String, server: String },
+    #[error(
+        "opening the JetStream bucket {bucket} with {replicas} replicas: {reason} (is JetStream on, and are there cluster.replicas servers?)"
+    )]
+    Bucket {
+        bucket: &'static str,
+        replicas: usize,
+        reason: String,
+    },
+}
+
+fn version_text((major, minor, patch): (u64, u64, u64)) -> String {
+    format!("{major}.{minor}.{patch}")
+}
+
+/// `major.minor.patch` of a server's version string ("2.15.1", "2.11.0-RC.1"); `None` if it is
+/// not one.
+pub fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
+    let core = text.trim().trim_start_matches('v');
+    let core = core.split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|part| part.parse::<u64>().ok());
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
+}
+
+/// What a node says of itself in its heartbeat.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub node_id: String,
+    /// The address its HTTP server listens on.
+    pub listen: String,
+    /// panlink's version.
+    pub version: String,
+    pub started_at_ms: u64,
+}
+
+/// A live node as `/health` shows it.
+#[derive(Debug, Serialize)]
+pub struct NodeView {
+    #[serde(flatten)]
+    pub info: NodeInfo,
+    /// Time since its last heartbeat reached this node.
+    pub heartbeat_age_ms: u64,
+}
+
+/// The cluster as this node sees it, for `/health` and `/pool`.
+#[derive(Debug, Serialize)]
+pub struct ClusterView {
+    pub node_id: String,
+    pub nats_connected: bool,
+    pub nats_server_version: String,
+    pub replicas: usize,
+    /// Nodes with a heartbeat younger than `cluster.node_ttl_ms`, by id (this one included).
+    pub nodes: Vec<NodeView>,
+}
+
+/// This node's membership.
+pub struct Cluster {
+    me: NodeInfo,
+    client: async_nats::Client,
+    nodes_bucket: kv::Store,
+    ttl: Duration,
+    replicas: usize,
+    server_version: String,
+    /// Every node whose heartbeat the watch delivered, with when it arrived here.
+    seen: Mutex<HashMap<String, (NodeInfo, Instant)>>,
+}
+
+impl Cluster {
+    /// Joins the cluster `config` names (`None` in single-node mode, without contacting NATS):
+    /// connects, checks the server's version, opens the nodes' bucket and sends a first heartbeat.
+    pub async fn join(
+        config: &ClusterConfig,
+        listen: SocketAddr,
+        started_at_ms: u64,
+    ) -> Result<Option<Arc<Cluster>>, ClusterError> {
+        if config.nats_urls.is_empty() {
+            return Ok(None);
+        }
+        let urls = config.nats_urls.join(",");
+        let node_id = config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| default_node_id(listen));
+        let connect_error = |reason: String| ClusterError::Connect {
+            urls: urls.clone(),
+            reason,
+        };
+        let mut options = async_nats::ConnectOptions::new()
+            .name(format!("panlink {node_id}"))
+            .connection_timeout(config.connect_timeout);
+        if let Some(path) = &config.credentials_file {
+            options = options.credentials_file(path).await.map_err(|err| {
+                connect_error(format!("reading credentials {}: {err}", path.display()))
+            })?;
+        }
+        let addresses = config
+            .nats_urls
+            .iter()
+            .map(|url| url.parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| connect_error(err.to_string()))?;
+        // Nodes and NATS servers often start together: a refused connection, or a new cluster
+        // without a JetStream leader yet, is tried again until `connect_timeout`.
+        let deadline = tokio::time::Instant::now() + config.connect_timeout;
+        let client = loop {
+            let attempt =
+                tokio::time::timeout_at(deadline, options.clone().connect(addresses.clone())).await;
+            match attempt {
+                Ok(Ok(client)) => break client,
+                Ok(Err(err)) if tokio::time::Instant::now() + RETRY_PAUSE < deadline => {
+                    tracing::debug!(error = %err, "NATS not reachable yet; trying again");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Ok(Err(err)) => return Err(connect_error(err.to_string())),
+                Err(_) => {
+                    return Err(connect_error(format!(
+                        "no answer within {:?}",
+                        config.connect_timeout
+                    )));
+                }
+            }
+        };
+        let info = client.server_info();
+        match parse_version(&info.version) {
+            Some(version) if version >= MIN_SERVER_VERSION => {}
+            _ => {
+                return Err(ClusterError::ServerTooOld {
+                    version: info.version.clone(),
+                    server: format!("{}:{}", info.host, info.port),
+                });
+            }
+        }
+        let jetstream = async_nats::jetstream::new(client.clone());
+        let bucket = kv::Config {
+            bucket: NODES_BUCKET.to_owned(),
+            description: "panlink nodes' heartbeats".to_owned(),
+            history: 1,
+            max_age: config.node_ttl,
+            num_replicas: config.replicas,
+            ..Default::default()
+        };
+        let nodes_bucket = loop {
+            match jetstream.create_or_update_key_value(bucket.clone()).await {
+                Ok(store) => break store,
+                Err(err) if tokio::time::Instant::now() + RETRY_PAUSE < deadline => {
+                    tracing::debug!(error = %err, "JetStream not ready yet; trying again");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(err) => {
+                    return Err(ClusterError::Bucket {
+                        bucket: NODES_BUCKET,
+                        replicas: config.replicas,
+                        reason: err.to_string(),
+                    });
+                }
+            }
+        };
+        let cluster = Arc::new(Cluster {
+            me: NodeInfo {
+                node_id,
+                listen: listen.to_string(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                started_at_ms,
+            },
+            client,
+            nodes_bucket,
+            ttl: config.node_ttl,
+            replicas: config.replicas,
+            server_version: info.version.clone(),
+            seen: Mutex::new(HashMap::new()),
+        });
+        cluster
+            .heartbeat()
+            .await
+            .map_err(|reason| ClusterError::Bucket {
+                bucket: NODES_BUCKET,
+                replicas: config.replicas,
+                reason,
+            })?;
+        tracing::info!(
+            node_id = cluster.me.node_id,
+            nats_server = cluster.server_version,
+            "joined the cluster"
+        );
+        Ok(Some(cluster))
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.me.node_id
+    }
+
+    /// Sends heartbeats and follows the others' until `stop`, then leaves (deletes this node's
+    /// entry, so the others drop it at once rather than after `node_ttl`).
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut beat = tokio::time::interval(self.ttl / 3);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watch = None;
+        loop {
+            if watch.is_none() {
+                match self.nodes_bucket.watch_all().await {
+                    Ok(stream) => watch = Some(stream),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "watching the cluster's nodes failed; retrying")
+                    }
+                }
+            }
+            tokio::select! {
+                _ = beat.tick() => {
+                    if let Err(err) = self.heartbeat().await {
+                        tracing::warn!(error = %err, "a cluster heartbeat failed");
+                    }
+                }
+                entry = next_entry(&mut watch) => match entry {
+                    Some(Ok(entry)) => self.apply(entry),
+                    Some(Err(err)) => {
+                        tracing::warn!(error = %err, "the watch of the cluster's nodes failed; reopening");
+                        watch = None;
+                    }
+                    None => watch = None,
+                },
+                () = stop.cancelled() => break,
+            }
+        }
+        if let Err(err) = self.nodes_bucket.delete(&self.me.node_id).await {
+            tracing::warn!(error = %err, "leaving the cluster's node list failed; it expires instead");
+        }
+        let _ = self.client.flush().await;
+    }
+
+    async fn heartbeat(&self) -> Result<(), String> {
+        let value = serde_json::to_vec(&self.me).expect("a node's info serializes");
+        self.nodes_bucket
+            .put(&self.me.node_id, value.into())
+            .await
+            .map(|_| ())
+            .map_err(|err| err.to_string())
+    }
+
+    fn apply(&self, entry: kv::Entry) {
+        let mut seen = self.seen.lock();
+        match entry.operation {
+            kv::Operation::Put => match serde_json::from_slice::<NodeInfo>(&entry.value) {
+                Ok(info) => {
+                    seen.insert(entry.key, (info, Instant::now()));
+                }
+                Err(err) => {
+                    tracing::warn!(key = entry.key, error = %err, "an unreadable node heartbeat")
+                }
+            },
+            kv::Operation::Delete | kv::Operation::Purge => {
+                seen.remove(&entry.key);
+            }
+        }
+    }
+
+    /// The cluster as this node sees it now.
+    pub fn view(&self) -> ClusterView {
+        let mut nodes: Vec<NodeView> = self
+            .seen
+            .lock()
+            .values()
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(info, at)| NodeView {
+                info: info.clone(),
+                heartbeat_age_ms: u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX),
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.info.node_id.cmp(&b.info.node_id));
+        ClusterView {
+            node_id: self.me.node_id.clone(),
+            nats_connected: self.is_connected(),
+            nats_server_version: self.server_version.clone(),
+            replicas: self.replicas,
+            nodes,
+        }
+    }
+
+    /// Whether the connection to NATS is up now.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+}
+
+/// The next entry of the watch, or never while there is none (the heartbeat reopens it).
+async fn next_entry(watch: &mut Option<kv::Watch>) -> Option<Result<kv::Entry, kv::WatcherError>> {
+    match watch {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The host name, then `-` and the listen port: unique per host and port.
+fn default_node_id(listen: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(50)
+        .collect();
+    let host = if host.is_empty() { "node".into() } else { host };
+    format!("{host}-{}", listen.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_versions_are_read_and_compared() {
+        assert_eq!(parse_version("2.15.1"), Some((2, 15, 1)));
+        assert_eq!(parse_version("v2.11.0-RC.1"), Some((2, 11, 0)));
+        assert_eq!(parse_version("2.10"), Some((2, 10, 0)));
+        assert_eq!(parse_version("dev"), None);
+        assert!(parse_version("2.9.10").unwrap() < MIN_SERVER_VERSION);
+        assert!(parse_version("2.10.0").unwrap() >= MIN_SERVER_VERSION);
+    }
+
+    #[test]
+    fn a_default_node_id_is_a_valid_key_with_the_port() {
+        let id = default_node_id("127.0.0.1:8080".parse().unwrap());
+        assert!(id.ends_with("-8080"), "{id}");
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+    }
+}

