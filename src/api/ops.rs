@@ -61,6 +61,25 @@ pub fn health(app: &App, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
     ))
 }
 
+/// `GET /pool`: the lanes' counters, and in cluster mode every node's lane totals as its last
+/// heartbeat gave them.
+pub fn pool(app: &App, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    #[derive(Serialize)]
+    struct PoolWithCluster {
+        #[serde(flatten)]
+        pool: crate::jobs::pool::Pool,
+        /// `null` in single-node mode.
+        cluster: Option<crate::cluster::ClusterView>,
+    }
+    Ok(response::json(
+        StatusCode::OK,
+        &PoolWithCluster {
+            pool: crate::jobs::pool::snapshot(&app.jobs.engine),
+            cluster: app.cluster.as_ref().map(|cluster| cluster.view()),
+        },
+    ))
+}
+
 /// `GET /`: the service's name, version and route list.
 pub fn index(app: &App, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
     #[derive(Serialize)]

@@ -177,7 +177,7 @@ routes! {
     UrgentJob: POST "/jobs/{id}/urgent", ApiKey(Checker), Open => jobs::api::urgent(&app.jobs, req).await;
     JobResults: GET "/jobs/{id}/results", ApiKey(Checker), Open => jobs::export::results(&app.jobs, req);
     Check: POST "/check", ApiKey(Checker), Open => jobs::check::check(&app.jobs, req).await;
-    Pool: GET "/pool", Public, Open => jobs::pool::all(&app.jobs.engine, req);
+    Pool: GET "/pool", Public, Open => ops::pool(app, req);
     PoolProvider: GET "/pool/{provider}", Public, Open => jobs::pool::one(&app.jobs.engine, req);
 
     CreateLink: POST "/api/v1/links", ApiKey(LinksWrite), Open => links::api::create(&app.links, req).await;

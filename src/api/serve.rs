@@ -90,10 +90,14 @@ async fn run_async(config: Config, take_over: bool) -> anyhow::Result<()> {
     let cluster = crate::cluster::Cluster::join(&config.cluster, local, timefmt::now_ms())
         .await
         .context("joining the cluster (cluster.nats_urls)")?;
-    let membership = cluster
-        .clone()
-        .map(|cluster| tokio::spawn(cluster.run(shutdown.clone())));
     let app = App::new(config, store, &admin_token, shutdown.clone(), cluster)?;
+    let membership = app.cluster.clone().map(|cluster| {
+        // Each heartbeat carries this node's lane totals, for the others' `/pool`.
+        let engine = Arc::clone(&app.jobs.engine);
+        tokio::spawn(cluster.run(shutdown.clone(), move || {
+            serde_json::to_value(crate::jobs::pool::snapshot(&engine).totals).unwrap_or_default()
+        }))
+    });
     if handover.is_none() {
         app.take_over()?;
     }

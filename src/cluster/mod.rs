@@ -69,7 +69,7 @@ pub fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
 }
 
 /// What a node says of itself in its heartbeat.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct NodeInfo {
     pub node_id: String,
     /// The address its HTTP server listens on.
@@ -77,6 +77,32 @@ pub struct NodeInfo {
     /// panlink's version.
     pub version: String,
     pub started_at_ms: u64,
+    /// Its lanes' load when it sent the heartbeat, as the layer above describes it (this module
+    /// carries it without reading it).
+    #[serde(default)]
+    pub load: serde_json::Value,
+}
+
+/// The JetStream side: the nodes' bucket's Raft group, as its stream reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JetStreamView {
+    /// The JetStream cluster's name (none for a lone server).
+    pub cluster: Option<String>,
+    /// The server leading the bucket's group.
+    pub leader: Option<String>,
+    /// The other servers holding a copy, and whether each is current.
+    pub replicas: Vec<ReplicaView>,
+    /// Entries in the nodes' bucket.
+    pub node_entries: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaView {
+    pub server: String,
+    pub current: bool,
+    pub offline: bool,
+    /// Operations it is behind the leader.
+    pub lag: u64,
 }
 
 /// A live node as `/health` shows it.
@@ -97,13 +123,18 @@ pub struct ClusterView {
     pub replicas: usize,
     /// Nodes with a heartbeat younger than `cluster.node_ttl_ms`, by id (this one included).
     pub nodes: Vec<NodeView>,
+    /// As of the last heartbeat; `None` until one read it, or while NATS is out of reach.
+    pub jetstream: Option<JetStreamView>,
 }
 
 /// This node's membership.
 pub struct Cluster {
     me: NodeInfo,
     client: async_nats::Client,
+    jetstream: async_nats::jetstream::Context,
     nodes_bucket: kv::Store,
+    /// The JetStream side as the last heartbeat read it.
+    jetstream_view: Mutex<Option<JetStreamView>>,
     ttl: Duration,
     replicas: usize,
     server_version: String,
@@ -207,16 +238,19 @@ impl Cluster {
                 listen: listen.to_string(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 started_at_ms,
+                load: serde_json::Value::Null,
             },
             client,
+            jetstream,
             nodes_bucket,
+            jetstream_view: Mutex::new(None),
             ttl: config.node_ttl,
             replicas: config.replicas,
             server_version: info.version.clone(),
             seen: Mutex::new(HashMap::new()),
         });
         cluster
-            .heartbeat()
+            .heartbeat(serde_json::Value::Null)
             .await
             .map_err(|reason| ClusterError::Bucket {
                 bucket: NODES_BUCKET,
@@ -235,9 +269,14 @@ impl Cluster {
         &self.me.node_id
     }
 
-    /// Sends heartbeats and follows the others' until `stop`, then leaves (deletes this node's
-    /// entry, so the others drop it at once rather than after `node_ttl`).
-    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+    /// Sends heartbeats (each with `load()`, this node's load now) and follows the others' until
+    /// `stop`, then leaves (deletes this node's entry, so the others drop it at once rather than
+    /// after `node_ttl`).
+    pub async fn run(
+        self: Arc<Self>,
+        stop: CancellationToken,
+        load: impl Fn() -> serde_json::Value + Send + 'static,
+    ) {
         let mut beat = tokio::time::interval(self.ttl / 3);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut watch = None;
@@ -252,9 +291,11 @@ impl Cluster {
             }
             tokio::select! {
                 _ = beat.tick() => {
-                    if let Err(err) = self.heartbeat().await {
+                    if let Err(err) = self.heartbeat(load()).await {
                         tracing::warn!(error = %err, "a cluster heartbeat failed");
                     }
+                    let view = self.read_jetstream().await;
+                    *self.jetstream_view.lock() = view;
                 }
                 entry = next_entry(&mut watch) => match entry {
                     Some(Ok(entry)) => self.apply(entry),
@@ -273,13 +314,46 @@ impl Cluster {
         let _ = self.client.flush().await;
     }
 
-    async fn heartbeat(&self) -> Result<(), String> {
-        let value = serde_json::to_vec(&self.me).expect("a node's info serializes");
+    async fn heartbeat(&self, load: serde_json::Value) -> Result<(), String> {
+        let beat = NodeInfo {
+            load,
+            ..self.me.clone()
+        };
+        let value = serde_json::to_vec(&beat).expect("a node's info serializes");
         self.nodes_bucket
             .put(&self.me.node_id, value.into())
             .await
             .map(|_| ())
             .map_err(|err| err.to_string())
+    }
+
+    /// The nodes' bucket's group as its stream reports it now (`None` if NATS does not answer).
+    async fn read_jetstream(&self) -> Option<JetStreamView> {
+        let stream = self
+            .jetstream
+            .get_stream(format!("KV_{NODES_BUCKET}"))
+            .await
+            .ok()?;
+        let info = stream.cached_info();
+        let cluster = info.cluster.as_ref();
+        Some(JetStreamView {
+            cluster: cluster.and_then(|c| c.name.clone()),
+            leader: cluster.and_then(|c| c.leader.clone()),
+            replicas: cluster
+                .map(|c| {
+                    c.replicas
+                        .iter()
+                        .map(|peer| ReplicaView {
+                            server: peer.name.clone(),
+                            current: peer.current,
+                            offline: peer.offline,
+                            lag: peer.lag.unwrap_or(0),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            node_entries: info.state.messages,
+        })
     }
 
     fn apply(&self, entry: kv::Entry) {
@@ -318,6 +392,7 @@ impl Cluster {
             nats_server_version: self.server_version.clone(),
             replicas: self.replicas,
             nodes,
+            jetstream: self.jetstream_view.lock().clone(),
         }
     }
 

