@@ -265,10 +265,6 @@ impl Cluster {
         Ok(Some(cluster))
     }
 
-    pub fn node_id(&self) -> &str {
-        &self.me.node_id
-    }
-
     /// Sends heartbeats (each with `load()`, this node's load now) and follows the others' until
     /// `stop`, then leaves (deletes this node's entry, so the others drop it at once rather than
     /// after `node_ttl`).
@@ -279,23 +275,26 @@ impl Cluster {
     ) {
         let mut beat = tokio::time::interval(self.ttl / 3);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The revision of this node's last heartbeat: leaving deletes only that one, never the
+        // entry of a server that took this one's place (a handover) with the same id.
+        let mut last_beat = None;
         let mut watch = None;
         loop {
-            if watch.is_none() {
-                match self.nodes_bucket.watch_all().await {
-                    Ok(stream) => watch = Some(stream),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "watching the cluster's nodes failed; retrying")
-                    }
-                }
-            }
             tokio::select! {
                 _ = beat.tick() => {
-                    if let Err(err) = self.heartbeat(load()).await {
-                        tracing::warn!(error = %err, "a cluster heartbeat failed");
+                    match self.heartbeat(load()).await {
+                        Ok(revision) => last_beat = Some(revision),
+                        Err(err) => tracing::warn!(error = %err, "a cluster heartbeat failed"),
                     }
                     let view = self.read_jetstream().await;
                     *self.jetstream_view.lock() = view;
+                    // (Re)opened here, so that a failing watch is retried once per heartbeat.
+                    if watch.is_none() {
+                        match self.nodes_bucket.watch_all().await {
+                            Ok(stream) => watch = Some(stream),
+                            Err(err) => tracing::warn!(error = %err, "watching the cluster's nodes failed; retrying"),
+                        }
+                    }
                 }
                 entry = next_entry(&mut watch) => match entry {
                     Some(Ok(entry)) => self.apply(entry),
@@ -308,13 +307,18 @@ impl Cluster {
                 () = stop.cancelled() => break,
             }
         }
-        if let Err(err) = self.nodes_bucket.delete(&self.me.node_id).await {
-            tracing::warn!(error = %err, "leaving the cluster's node list failed; it expires instead");
+        if let Err(err) = self
+            .nodes_bucket
+            .delete_expect_revision(&self.me.node_id, last_beat)
+            .await
+        {
+            tracing::warn!(error = %err, "leaving the cluster's node list failed; the entry expires instead");
         }
         let _ = self.client.flush().await;
     }
 
-    async fn heartbeat(&self, load: serde_json::Value) -> Result<(), String> {
+    /// Puts this node's entry; its revision.
+    async fn heartbeat(&self, load: serde_json::Value) -> Result<u64, String> {
         let beat = NodeInfo {
             load,
             ..self.me.clone()
@@ -323,7 +327,6 @@ impl Cluster {
         self.nodes_bucket
             .put(&self.me.node_id, value.into())
             .await
-            .map(|_| ())
             .map_err(|err| err.to_string())
     }
 
