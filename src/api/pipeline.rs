@@ -87,38 +87,25 @@ fn answer_now(
         return Err(request_id);
     }
     let _running = activity.running_request();
-    let key = match check_access(app, route.access, &parts.headers) {
-        Ok(key) => key,
-        Err(err) => {
-            let response = response::error_response(&err, &request_id);
-            return Ok(finish(
-                app,
-                activity,
-                parts,
-                pattern,
-                route.cors.is_open(),
-                response,
-                request_id,
-                started,
-            ));
-        }
-    };
-    let response = match app.in_flight.try_acquire() {
-        Ok(_permit) => {
-            let req = Req {
-                request_id: &request_id,
-                parts,
-                params,
-                body: Bytes::new(),
-                peer: activity.peer,
-                connection: activity,
-                caller: key,
-            };
-            let outcome = routes::dispatch_now(app, route.id, req)
-                .expect("an immediate route has a handler that does not await");
-            outcome_response(outcome, *route, &request_id)
-        }
-        Err(_) => shed(app, &request_id),
+    let response = match check_access(app, route.access, &parts.headers) {
+        Err(err) => response::error_response(&err, &request_id),
+        Ok(key) => match app.in_flight.try_acquire() {
+            Ok(_permit) => {
+                let req = Req {
+                    request_id: &request_id,
+                    parts,
+                    params,
+                    body: Bytes::new(),
+                    peer: activity.peer,
+                    connection: activity,
+                    caller: key,
+                };
+                let outcome = routes::dispatch_now(app, route.id, req)
+                    .expect("an immediate route has a handler that does not await");
+                outcome_response(outcome, *route, &request_id)
+            }
+            Err(_) => shed(app, &request_id),
+        },
     };
     Ok(finish(
         app,
