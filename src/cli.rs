@@ -360,6 +360,13 @@ fn import_links(
 /// Runs a `panlink keys …` command against the configured data dir, which it names on stderr
 /// first. A data dir without panlink data is refused unless `--init` is given.
 pub fn run_keys(config: &Config, args: KeysArgs) -> anyhow::Result<()> {
+    if !config.cluster.nats_urls.is_empty() && !matches!(args.command, KeysCommand::List) {
+        bail!(
+            "cluster mode (cluster.nats_urls is set): keys belong to the cluster and change through \
+             the admin API (/admin/api/keys) of any node; this command would change only this \
+             node's copy"
+        );
+    }
     let data_dir = std::path::absolute(&config.storage.data_dir)
         .unwrap_or_else(|_| config.storage.data_dir.clone());
     eprintln!("panlink: data dir {}", data_dir.display());

@@ -91,6 +91,9 @@ pub enum ApiError {
     StorageFull,
     /// The data dir's file system is read-only: nothing was written.
     StorageReadOnly,
+    /// Cluster mode: the cluster's store did not accept a change (NATS out of reach, no quorum,
+    /// or the change kept losing to concurrent ones): nothing was changed.
+    ClusterUnavailable,
 }
 
 /// What the error table says about one variant.
@@ -325,6 +328,12 @@ impl ApiError {
                 "存储处于只读状态，本次写入未生效，请稍后重试".into(),
                 Some(30),
             ),
+            ClusterUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cluster_unavailable",
+                "集群存储暂时不可用，本次修改未生效，请稍后重试".into(),
+                Some(1),
+            ),
         };
         ErrorSpec {
             status,
@@ -432,6 +441,7 @@ mod tests {
             ApiError::JobHandingOver,
             ApiError::StorageFull,
             ApiError::StorageReadOnly,
+            ApiError::ClusterUnavailable,
         ];
         for err in all {
             let spec = err.spec();

@@ -93,10 +93,7 @@ pub async fn create(keys: &KeyGate, req: Req<'_>) -> Result<HttpResponse, ApiErr
             .unwrap_or_default(),
     };
     let now = timefmt::now_ms();
-    let (secret, record) = keys
-        .store()
-        .write(move |txn, dbs| repo::create(txn, dbs, new, now))
-        .await?;
+    let (secret, record) = keys.book().create(new, now).await?;
     tracing::info!(key_id = %record.id, name = %record.name, "API key created");
 
     #[derive(Serialize)]
@@ -172,12 +169,7 @@ pub async fn patch(keys: &KeyGate, req: Req<'_>) -> Result<HttpResponse, ApiErro
             "至少提供 name、plan、disabled、add_points、rate_per_s、burst、scopes 之一",
         ));
     }
-    let outcome = {
-        let id = id.clone();
-        keys.store()
-            .write(move |txn, dbs| repo::update(txn, dbs, &id, &patch))
-            .await?
-    };
+    let outcome = keys.book().update(&id, patch).await?;
     match outcome {
         UpdateOutcome::Updated { hash, record } => {
             tracing::info!(key_id = %record.id, "API key changed");
@@ -203,12 +195,7 @@ pub async fn delete(keys: &KeyGate, req: Req<'_>) -> Result<HttpResponse, ApiErr
         deleted: bool,
     }
     let id = key_id(&req)?;
-    let deleted = {
-        let id = id.clone();
-        keys.store()
-            .write(move |txn, dbs| repo::delete(txn, dbs, &id))
-            .await?
-    };
+    let deleted = keys.book().delete(&id).await?;
     if !deleted {
         return Err(ApiError::NotFound("密钥"));
     }

@@ -58,6 +58,24 @@ pub struct App {
     started: Instant,
 }
 
+/// Cluster mode's parts the app is built with: this node's membership and the products'
+/// buckets, opened before the app (opening them waits on NATS).
+pub struct Clustered {
+    pub membership: Arc<crate::cluster::Cluster>,
+    /// The keys' bucket (`keys::book`).
+    pub keys: crate::cluster::bucket::Bucket,
+}
+
+impl Clustered {
+    /// Opens the buckets of `membership`'s cluster.
+    pub async fn open(
+        membership: Arc<crate::cluster::Cluster>,
+    ) -> Result<Clustered, crate::cluster::ClusterError> {
+        let keys = membership.bucket(crate::keys::book::KEYS_BUCKET).await?;
+        Ok(Clustered { membership, keys })
+    }
+}
+
 /// Why the app could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -80,8 +98,12 @@ impl App {
         store: Arc<Store>,
         admin_token: &str,
         shutdown: CancellationToken,
-        cluster: Option<Arc<crate::cluster::Cluster>>,
+        cluster: Option<Clustered>,
     ) -> Result<Arc<App>, AppError> {
+        let (cluster, keys_bucket) = match cluster {
+            Some(clustered) => (Some(clustered.membership), Some(clustered.keys)),
+            None => (None, None),
+        };
         let router = routes::router()?;
         let metrics = Metrics::install();
         let monitors = Monitors::new(Arc::clone(&store), &config.monitors);
@@ -118,7 +140,7 @@ impl App {
             shutdown.child_token(),
         ));
         Ok(Arc::new(App {
-            keys: KeyGate::new(Arc::clone(&store), &config.keys),
+            keys: KeyGate::new(Arc::clone(&store), &config.keys, keys_bucket),
             admin: AdminAuth::new(admin_token),
             router,
             jobs,

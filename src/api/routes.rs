@@ -201,7 +201,7 @@ routes! {
         => links::api::create_group(&app.links, req).await;
     ListGroups: GET "/api/v1/groups", ApiKey(LinksRead), Open => links::api::list_groups(&app.links, req);
     SecurityCheck: POST "/api/v1/tools/security-check", ApiKey(SecurityCheck), Open
-        => security::api::check(&app.security, &app.links, req).await;
+        => security::api::check(&app.security, &app.links, app.keys.book(), req).await;
 
     CreateMonitor: POST "/api/v1/monitors", ApiKey(Checker), Open, body: Jobs
         => monitors::api::create(&app.monitors, req).await;

@@ -90,7 +90,34 @@ async fn run_async(config: Config, take_over: bool) -> anyhow::Result<()> {
     let cluster = crate::cluster::Cluster::join(&config.cluster, local, timefmt::now_ms())
         .await
         .context("joining the cluster (cluster.nats_urls)")?;
-    let app = App::new(config, store, &admin_token, shutdown.clone(), cluster)?;
+    let clustered = match cluster {
+        Some(membership) => Some(
+            super::app::Clustered::open(membership)
+                .await
+                .context("opening the cluster's buckets")?,
+        ),
+        None => None,
+    };
+    let app = App::new(config, store, &admin_token, shutdown.clone(), clustered)?;
+    // In cluster mode the keys are the cluster's: this node serves once its copy has every key
+    // the cluster had when it started.
+    if let Some((latest, follow)) = app
+        .keys
+        .book()
+        .follower(shutdown.clone())
+        .await
+        .map_err(|err| anyhow::anyhow!("following the cluster's keys: {err}"))?
+    {
+        tokio::spawn(follow);
+        let wait = app.config.cluster.connect_timeout;
+        if !app.keys.book().caught_up(latest, wait).await {
+            tracing::warn!(
+                revision = latest,
+                ?wait,
+                "this node's copy of the cluster's keys is still behind; serving anyway (/health shows how far)"
+            );
+        }
+    }
     let membership = app.cluster.clone().map(|cluster| {
         // Each heartbeat carries this node's lane totals, for the others' `/pool`.
         let engine = Arc::clone(&app.jobs.engine);

@@ -1,13 +1,16 @@
-//! Cluster membership on NATS JetStream: this node's connection to the cluster's NATS servers,
-//! its heartbeats in the `panlink_nodes` key-value bucket, and the live nodes as that bucket's
-//! watch shows them (for `/health` and `/pool`).
+//! Cluster mode on NATS JetStream: this node's connection to the cluster's NATS servers, its
+//! heartbeats in the `panlink_nodes` key-value bucket, the live nodes as that bucket's watch
+//! shows them (for `/health` and `/pool`), and the replicated buckets products keep their
+//! records in ([`bucket`]).
 //!
-//! It knows the engine and no product; it must not carry product state. With
+//! It knows the engine and no product; it must not interpret product state. With
 //! `cluster.nats_urls` empty nothing here runs and NATS is never contacted. The design that
 //! builds on it (keys, links, clicks and checks on JetStream) is `docs/cluster.md`.
 //!
 //! Invariant: a node starts in cluster mode only against nats-server 2.10 or newer (older
 //! servers accept concurrent compare-and-set writes against one revision; docs/cluster.md).
+
+pub mod bucket;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterConfig;
+use bucket::{Bucket, BucketView};
 
 /// The bucket of node heartbeats: one key per node, its entries expire after `node_ttl`.
 pub const NODES_BUCKET: &str = "panlink_nodes";
@@ -125,6 +129,8 @@ pub struct ClusterView {
     pub nodes: Vec<NodeView>,
     /// As of the last heartbeat; `None` until one read it, or while NATS is out of reach.
     pub jetstream: Option<JetStreamView>,
+    /// The product buckets this node keeps a local copy of, and how far its copy is.
+    pub buckets: Vec<BucketView>,
 }
 
 /// This node's membership.
@@ -140,6 +146,8 @@ pub struct Cluster {
     server_version: String,
     /// Every node whose heartbeat the watch delivered, with when it arrived here.
     seen: Mutex<HashMap<String, (NodeInfo, Instant)>>,
+    /// The product buckets opened so far.
+    buckets: Mutex<Vec<Bucket>>,
 }
 
 impl Cluster {
@@ -248,6 +256,7 @@ impl Cluster {
             replicas: config.replicas,
             server_version: info.version.clone(),
             seen: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Vec::new()),
         });
         cluster
             .heartbeat(serde_json::Value::Null)
@@ -263,6 +272,33 @@ impl Cluster {
             "joined the cluster"
         );
         Ok(Some(cluster))
+    }
+
+    /// Opens (creating it if needed) the product bucket `name`: `cluster.replicas` copies, one
+    /// value per key kept (a key's history is the products' own business).
+    pub async fn bucket(&self, name: &'static str) -> Result<Bucket, ClusterError> {
+        let config = kv::Config {
+            bucket: name.to_owned(),
+            history: 1,
+            num_replicas: self.replicas,
+            ..Default::default()
+        };
+        let store = self
+            .jetstream
+            .create_or_update_key_value(config)
+            .await
+            .map_err(|err| ClusterError::Bucket {
+                bucket: name,
+                replicas: self.replicas,
+                reason: err.to_string(),
+            })?;
+        let bucket = Bucket {
+            name,
+            store,
+            progress: Arc::default(),
+        };
+        self.buckets.lock().push(bucket.clone());
+        Ok(bucket)
     }
 
     /// Sends heartbeats (each with `load()`, this node's load now) and follows the others' until
@@ -396,6 +432,7 @@ impl Cluster {
             replicas: self.replicas,
             nodes,
             jetstream: self.jetstream_view.lock().clone(),
+            buckets: self.buckets.lock().iter().map(Bucket::view).collect(),
         }
     }
 

@@ -13,9 +13,11 @@ use http::HeaderMap;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
+use super::book::KeyBook;
 use super::record::KeyRecord;
 use super::repo::{self, UsageDelta};
 use super::secret::{self, SecretHash};
+use crate::cluster::bucket::Bucket;
 use crate::config::KeysConfig;
 use crate::error::ApiError;
 use crate::store::Store;
@@ -42,6 +44,7 @@ struct KeyState {
 /// Authentication, rate limiting and usage counting for API keys.
 pub struct KeyGate {
     store: Arc<Store>,
+    book: KeyBook,
     default_rate_per_s: u32,
     default_burst: u32,
     shards: Box<[Mutex<FxHashMap<SecretHash, KeyState>>]>,
@@ -53,8 +56,15 @@ impl KeyGate {
         &self.store
     }
 
-    pub fn new(store: Arc<Store>, config: &KeysConfig) -> KeyGate {
+    /// Where keys are changed (in cluster mode, the cluster's bucket first).
+    pub fn book(&self) -> &KeyBook {
+        &self.book
+    }
+
+    /// `bucket`: the cluster's bucket of keys in cluster mode.
+    pub fn new(store: Arc<Store>, config: &KeysConfig, bucket: Option<Bucket>) -> KeyGate {
         KeyGate {
+            book: KeyBook::new(Arc::clone(&store), bucket),
             store,
             default_rate_per_s: config.default_rate_per_s,
             default_burst: config.default_burst,

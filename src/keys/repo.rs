@@ -70,32 +70,59 @@ pub fn create(
     now_ms: u64,
 ) -> Result<(String, KeyRecord), StoreError> {
     loop {
-        let secret = secret::generate_secret();
-        let hash = secret::hash_secret(&secret);
-        let id = secret::generate_id();
+        let (secret, hash, record) = fresh(&new, now_ms);
         // Ids and hashes are random; a collision is astronomically rare, but never overwrite.
-        if dbs.key_ids.get(txn, id.as_bytes())?.is_some() || dbs.keys.get(txn, &hash)?.is_some() {
+        if dbs.key_ids.get(txn, record.id.as_bytes())?.is_some()
+            || dbs.keys.get(txn, &hash)?.is_some()
+        {
             continue;
         }
-        let record = KeyRecord {
-            id,
-            name: new.name,
-            plan: new.plan,
-            points: new.points,
-            disabled: false,
-            created_at_ms: now_ms,
-            last_used_at_ms: None,
-            requests: 0,
-            rate_per_s: new.rate_per_s,
-            burst: new.burst,
-            scopes: new.scopes,
-        };
         dbs.keys
             .put_with_flags(txn, PutFlags::NO_OVERWRITE, &hash, &codec::encode(&record))?;
         dbs.key_ids
             .put_with_flags(txn, PutFlags::NO_OVERWRITE, record.id.as_bytes(), &hash)?;
         return Ok((secret, record));
     }
+}
+
+/// A new key's secret, the hash it is stored under, and its record (a random id).
+pub fn fresh(new: &NewKey, now_ms: u64) -> (String, SecretHash, KeyRecord) {
+    let secret = secret::generate_secret();
+    let hash = secret::hash_secret(&secret);
+    let record = KeyRecord {
+        id: secret::generate_id(),
+        name: new.name.clone(),
+        plan: new.plan,
+        points: new.points,
+        disabled: false,
+        created_at_ms: now_ms,
+        last_used_at_ms: None,
+        requests: 0,
+        rate_per_s: new.rate_per_s,
+        burst: new.burst,
+        scopes: new.scopes,
+    };
+    (secret, hash, record)
+}
+
+/// Stores `record` under `hash` as another copy of it says it is (cluster mode), keeping this
+/// node's usage counters; the record as stored.
+pub fn put_copy(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    hash: &SecretHash,
+    mut record: KeyRecord,
+) -> Result<KeyRecord, StoreError> {
+    if let Some(local) = get_by_hash(txn, dbs, hash)? {
+        record.requests = local.requests;
+        record.last_used_at_ms = local.last_used_at_ms;
+    } else {
+        record.requests = 0;
+        record.last_used_at_ms = None;
+    }
+    dbs.keys.put(txn, hash, &codec::encode(&record))?;
+    dbs.key_ids.put(txn, record.id.as_bytes(), hash)?;
+    Ok(record)
 }
 
 /// The record stored under `hash`.
@@ -146,35 +173,44 @@ pub fn update(
     let Some((hash, mut record)) = get_by_id(txn, dbs, id)? else {
         return Ok(UpdateOutcome::NotFound);
     };
-    if let Some(delta) = patch.add_points {
-        let balance = i128::from(record.points) + i128::from(delta);
-        if balance < 0 {
-            return Ok(UpdateOutcome::PointsWouldBeNegative {
-                balance: record.points,
-            });
-        }
-        record.points = u64::try_from(balance).unwrap_or(u64::MAX);
-    }
-    if let Some(name) = &patch.name {
-        record.name.clone_from(name);
-    }
-    if let Some(plan) = patch.plan {
-        record.plan = plan;
-    }
-    if let Some(scopes) = patch.scopes {
-        record.scopes = scopes;
-    }
-    if let Some(disabled) = patch.disabled {
-        record.disabled = disabled;
-    }
-    if let Some(rate) = patch.rate_per_s {
-        record.rate_per_s = Some(rate);
-    }
-    if let Some(burst) = patch.burst {
-        record.burst = Some(burst);
+    if let Err(balance) = patch.apply(&mut record) {
+        return Ok(UpdateOutcome::PointsWouldBeNegative { balance });
     }
     dbs.keys.put(txn, &hash, &codec::encode(&record))?;
     Ok(UpdateOutcome::Updated { hash, record })
+}
+
+impl KeyPatch {
+    /// Changes `record` as the patch says; `Err(balance)`, with `record` unchanged, if
+    /// `add_points` would take the balance below zero.
+    pub fn apply(&self, record: &mut KeyRecord) -> Result<(), u64> {
+        if let Some(delta) = self.add_points {
+            let balance = i128::from(record.points) + i128::from(delta);
+            if balance < 0 {
+                return Err(record.points);
+            }
+            record.points = u64::try_from(balance).unwrap_or(u64::MAX);
+        }
+        if let Some(name) = &self.name {
+            record.name.clone_from(name);
+        }
+        if let Some(plan) = self.plan {
+            record.plan = plan;
+        }
+        if let Some(scopes) = self.scopes {
+            record.scopes = scopes;
+        }
+        if let Some(disabled) = self.disabled {
+            record.disabled = disabled;
+        }
+        if let Some(rate) = self.rate_per_s {
+            record.rate_per_s = Some(rate);
+        }
+        if let Some(burst) = self.burst {
+            record.burst = Some(burst);
+        }
+        Ok(())
+    }
 }
 
 /// Deletes the key `id`; `false` if there was none.
@@ -207,17 +243,25 @@ pub fn debit_points(
     let Some(mut record) = get_by_hash(txn, dbs, hash)? else {
         return Ok(DebitOutcome::KeyGone);
     };
+    let outcome = debit(&mut record, price);
+    if let DebitOutcome::Debited { .. } = outcome {
+        dbs.keys.put(txn, hash, &codec::encode(&record))?;
+    }
+    Ok(outcome)
+}
+
+/// Takes `price` points from `record` if it may spend them.
+pub fn debit(record: &mut KeyRecord, price: u64) -> DebitOutcome {
     if record.disabled {
-        return Ok(DebitOutcome::Disabled);
+        return DebitOutcome::Disabled;
     }
     if record.points < price {
-        return Ok(DebitOutcome::Insufficient);
+        return DebitOutcome::Insufficient;
     }
     record.points -= price;
-    dbs.keys.put(txn, hash, &codec::encode(&record))?;
-    Ok(DebitOutcome::Debited {
+    DebitOutcome::Debited {
         remaining: record.points,
-    })
+    }
 }
 
 /// Usage observed in memory since the last flush, for one key.

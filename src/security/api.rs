@@ -1,6 +1,7 @@
 //! `POST /api/v1/tools/security-check {"url": "…"}`: costs `security.points_per_check` points
-//! (10 by default), debited in the writer thread's transaction, so concurrent calls can never
-//! spend the same points. A malformed URL (400) or a balance below the price (403 积分不足) is
+//! (10 by default), debited through the key book (the writer thread's transaction, or in cluster
+//! mode a compare-and-set on the cluster's record), so concurrent calls can never spend the same
+//! points. A malformed URL (400) or a balance below the price (403 积分不足) is
 //! refused before anything is debited.
 
 use http::StatusCode;
@@ -9,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::SecurityChecker;
 use crate::error::ApiError;
 use crate::http::response::{self, HttpResponse};
+use crate::keys::KeyBook;
 use crate::keys::KeyReq as Req;
-use crate::keys::repo::{self, DebitOutcome};
+use crate::keys::repo::DebitOutcome;
 use crate::links;
 use crate::links::LinkService;
 
@@ -38,6 +40,7 @@ struct Verdict<'a> {
 pub async fn check(
     security: &SecurityChecker,
     links: &LinkService,
+    keys: &KeyBook,
     req: Req<'_>,
 ) -> Result<HttpResponse, ApiError> {
     let key = req.caller.clone().ok_or(ApiError::MissingApiKey)?;
@@ -66,11 +69,7 @@ pub async fn check(
         return Err(ApiError::InsufficientPoints);
     }
     let assessment = security.assess(&url, text.len(), &own).await;
-    let hash = key.hash;
-    let debit = links
-        .store
-        .write(move |txn, dbs| repo::debit_points(txn, dbs, &hash, price))
-        .await?;
+    let debit = keys.debit(key.hash, &key.record.id, price).await?;
     let remaining = match debit {
         DebitOutcome::Debited { remaining } => remaining,
         DebitOutcome::Insufficient => {

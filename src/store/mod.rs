@@ -11,6 +11,7 @@ pub mod codec;
 pub mod datafile;
 pub mod keys;
 pub mod lmdb;
+pub mod replica;
 mod writer;
 
 use std::sync::Arc;
@@ -211,10 +212,13 @@ pub struct Dbs {
     pub monitor_owner: RawDb,
     pub monitor_links: RawDb,
     pub monitor_urls: RawDb,
+    /// Cluster mode: the revisions this node's copies of replicated buckets applied
+    /// ([`replica`]).
+    pub replica_revisions: RawDb,
 }
 
 /// The name of every table [`Store::open`] creates (for tools that read them all).
-pub const TABLES: [&str; 25] = [
+pub const TABLES: [&str; 26] = [
     "keys",
     "key_ids",
     "meta",
@@ -240,6 +244,7 @@ pub const TABLES: [&str; 25] = [
     "monitor_owner",
     "monitor_links",
     "monitor_urls",
+    "replica_revisions",
 ];
 
 /// The storage handle shared by the whole process.
@@ -299,6 +304,7 @@ impl Store {
             monitor_owner: lmdb::create_db(&env, "monitor_owner")?,
             monitor_links: lmdb::create_db(&env, "monitor_links")?,
             monitor_urls: lmdb::create_db(&env, "monitor_urls")?,
+            replica_revisions: lmdb::create_db(&env, "replica_revisions")?,
         };
         let writer = writer::WriterHandle::spawn(env.clone(), dbs, config.max_batch_ops);
         Ok(Arc::new(Store { env, dbs, writer }))

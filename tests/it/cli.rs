@@ -401,3 +401,40 @@ fn check_reads_links_from_stdin_and_answers_in_input_order_with_an_exit_status()
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no share link"));
 }
+
+#[test]
+fn key_changes_are_refused_in_cluster_mode_and_listing_is_not() {
+    let temp = tempfile::tempdir().unwrap();
+    assert!(
+        cli(
+            temp.path(),
+            &["keys", "create", "--name", "站点乙", "--init"]
+        )
+        .status
+        .success()
+    );
+    let clustered = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_panlink"))
+            .args(args)
+            .env_clear()
+            .env("PANLINK_DATA_DIR", temp.path())
+            .env("PANLINK_STORAGE_MAP_SIZE_MB", "64")
+            .env("PANLINK_CLUSTER_NATS_URLS", r#"["nats://127.0.0.1:1"]"#)
+            .output()
+            .unwrap()
+    };
+    let out = clustered(&["keys", "create", "--name", "b"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cluster mode") && stderr.contains("/admin/api/keys"),
+        "{stderr}"
+    );
+    let out = clustered(&["keys", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("站点乙"));
+}

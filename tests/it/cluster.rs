@@ -115,14 +115,30 @@ fn nats_server() -> String {
 /// A node of `nats`' cluster. A new cluster elects its JetStream leader first; the node waits
 /// for it (up to its connect timeout), as it would beside servers started with it.
 fn start_node(nats: &NatsCluster, node_id: &str) -> Server {
-    let urls = nats.urls();
-    Server::start_with(&[
-        ("PANLINK_CLUSTER_NATS_URLS", urls.as_str()),
-        ("PANLINK_CLUSTER_NODE_ID", node_id),
-        ("PANLINK_CLUSTER_REPLICAS", "3"),
-        ("PANLINK_CLUSTER_NODE_TTL_MS", "1500"),
-        ("PANLINK_CLUSTER_CONNECT_TIMEOUT_MS", "20000"),
-    ])
+    let env = node_env(nats, node_id);
+    Server::start_with(&pairs(&env))
+}
+
+/// The same on the data dir `data_dir` (which outlives the node).
+fn start_node_at(nats: &NatsCluster, node_id: &str, data_dir: &std::path::Path) -> Server {
+    let env = node_env(nats, node_id);
+    Server::start_at(data_dir, &pairs(&env))
+}
+
+fn node_env(nats: &NatsCluster, node_id: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("PANLINK_CLUSTER_NATS_URLS", nats.urls()),
+        ("PANLINK_CLUSTER_NODE_ID", node_id.to_owned()),
+        ("PANLINK_CLUSTER_REPLICAS", "3".to_owned()),
+        ("PANLINK_CLUSTER_NODE_TTL_MS", "1500".to_owned()),
+        ("PANLINK_CLUSTER_CONNECT_TIMEOUT_MS", "20000".to_owned()),
+    ]
+}
+
+fn pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter()
+        .map(|(key, value)| (*key, value.as_str()))
+        .collect()
 }
 
 fn node_ids(server: &Server) -> Vec<String> {
@@ -203,6 +219,131 @@ fn nodes_see_each_other_and_leave_expire_and_outlive_a_nats_server() {
     let mut b = b;
     b.kill9();
     wait_for_nodes(&a, &["node-a"], Duration::from_secs(5));
+}
+
+fn me(node: &Server, key: &str) -> crate::harness::Response {
+    node.get("/api/v1/me", &[("X-API-Key", key)])
+}
+
+fn security_check(node: &Server, key: &str) -> crate::harness::Response {
+    node.send(
+        "POST",
+        "/api/v1/tools/security-check",
+        &[("X-API-Key", key), ("Content-Type", "application/json")],
+        // An address needs no DNS answer.
+        Some(r#"{"url": "http://93.184.216.34/"}"#),
+    )
+}
+
+/// Waits until `key` answers `/api/v1/me` on `node` with `status` (and, for 200, `points`).
+fn wait_for_key(node: &Server, key: &str, status: u16, points: Option<u64>) {
+    wait_until(
+        Duration::from_secs(5),
+        &format!(
+            "the key answering {status} with {points:?} points on {}",
+            node.addr
+        ),
+        || {
+            let response = me(node, key);
+            (response.status == status
+                && points.is_none_or(|want| response.json()["data"]["points"] == want))
+            .then_some(())
+        },
+    );
+}
+
+#[test]
+#[ignore = "heavy tier (scripts/test.sh): three nats-servers and three nodes"]
+fn keys_and_points_are_the_clusters_and_spent_once() {
+    let nats = NatsCluster::start(&nats_server(), 3);
+    let b_dir = tempfile::tempdir().unwrap();
+    let nodes = [
+        start_node(&nats, "node-a"),
+        start_node_at(&nats, "node-b", b_dir.path()),
+        start_node(&nats, "node-c"),
+    ];
+    // A key made on A works on B and C.
+    let (key, id) = nodes[0].create_key(
+        r#"{"name": "shared", "plan": "premium", "points": 100, "rate_per_s": 1000, "burst": 1000}"#,
+    );
+    assert_eq!(
+        me(&nodes[0], &key).status,
+        200,
+        "A reads its own write at once"
+    );
+    for node in &nodes[1..] {
+        wait_for_key(node, &key, 200, Some(100));
+    }
+
+    // 50 security checks at once, spread over the three nodes, at 10 points each from 100:
+    // exactly 10 succeed, and every node ends with 0 points.
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..50)
+            .map(|i| {
+                let node = &nodes[i % 3];
+                let key = key.as_str();
+                scope.spawn(move || security_check(node, key))
+            })
+            .collect();
+        calls
+            .into_iter()
+            .map(|call| {
+                let response = call.join().unwrap();
+                if response.status == 403 {
+                    response.assert_error(403, "insufficient_points");
+                }
+                response.status
+            })
+            .collect()
+    });
+    let spent = statuses.iter().filter(|&&status| status == 200).count();
+    let refused = statuses.iter().filter(|&&status| status == 403).count();
+    assert_eq!((spent, refused), (10, 40), "{statuses:?}");
+    for node in &nodes {
+        wait_for_key(node, &key, 200, Some(0));
+    }
+
+    // Points added on C, the key disabled on B: both reach every node.
+    let added = nodes[2].admin(
+        "PATCH",
+        &format!("/admin/api/keys/{id}"),
+        Some(r#"{"add_points": 30}"#),
+    );
+    assert_eq!(added.status, 200, "{}", added.text());
+    assert_eq!(added.json()["data"]["points"], 30);
+    for node in &nodes {
+        wait_for_key(node, &key, 200, Some(30));
+    }
+    let disabled = nodes[1].admin(
+        "PATCH",
+        &format!("/admin/api/keys/{id}"),
+        Some(r#"{"disabled": true}"#),
+    );
+    assert_eq!(disabled.status, 200, "{}", disabled.text());
+    for node in &nodes {
+        wait_for_key(node, &key, 403, None);
+    }
+
+    // A node that was down while keys changed catches up from where it stopped.
+    let [a, mut b, c] = nodes;
+    b.kill9();
+    let (later, _) = a.create_key(r#"{"name": "made while B was down", "points": 5}"#);
+    let deleted = c.admin("DELETE", &format!("/admin/api/keys/{id}"), None);
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    let b = start_node_at(&nats, "node-b", b_dir.path());
+    // B serves only once its copy has what the cluster had when it started.
+    assert_eq!(me(&b, &later).status, 200);
+    me(&b, &key).assert_error(401, "invalid_api_key");
+    let health = b.get("/health", &[]).json();
+    let buckets = &health["cluster"]["buckets"];
+    assert_eq!(buckets[0]["bucket"], "panlink_keys", "{health}");
+    assert!(
+        buckets[0]["applied_revision"].as_u64().unwrap() > 0,
+        "{health}"
+    );
+    for node in [&a, &c] {
+        wait_for_key(node, &key, 401, None);
+    }
 }
 
 #[test]

@@ -1,0 +1,294 @@
+//! A replicated key-value bucket that a product keeps a local copy of: writes that the bucket
+//! accepts or refuses by revision (create only if absent, update only from the revision read),
+//! and a follower that hands every change, in revision order and in batches, to the product's
+//! apply function.
+//!
+//! It knows the engine and no product: values are bytes, and what a change means is the apply
+//! function's business.
+//!
+//! Invariant: the follower never skips a change. A batch whose apply fails is offered again
+//! (after a pause) until it is applied, and the revision it resumes from is the last one applied.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+/// At most this many changes go to one call of the apply function (one local write).
+const MAX_BATCH: usize = 512;
+
+/// The pause before a failed watch is reopened or a failed batch is applied again.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
+
+/// A change of one key, as the bucket's watch delivers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub key: String,
+    /// The bucket's revision of this change (its stream sequence): increasing across the bucket.
+    pub revision: u64,
+    /// The new value; `None` when the key was deleted.
+    pub value: Option<Bytes>,
+}
+
+/// Why a write was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// `create`: the key exists already.
+    #[error("the key exists")]
+    Exists,
+    /// `update` or `delete`: the key changed since the revision read.
+    #[error("the key changed since it was read")]
+    Conflict,
+    /// NATS did not accept the write (unreachable, no quorum, timed out, refused): nothing is
+    /// known to have been written.
+    #[error("the cluster did not accept the write: {0}")]
+    Unavailable(String),
+}
+
+/// How far this node's copy of a bucket is, for `/health`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BucketView {
+    pub bucket: &'static str,
+    /// The last revision the follower applied locally (0: none yet).
+    pub applied_revision: u64,
+    /// Changes the watch said were still to come after the last batch it delivered.
+    pub pending: u64,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Progress {
+    applied: AtomicU64,
+    pending: AtomicU64,
+}
+
+/// One replicated bucket, opened by [`super::Cluster::bucket`].
+#[derive(Clone)]
+pub struct Bucket {
+    pub(super) name: &'static str,
+    pub(super) store: kv::Store,
+    pub(super) progress: Arc<Progress>,
+}
+
+impl Bucket {
+    /// The bucket's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Puts `value` under `key` only if the key has no live value; the new revision.
+    pub async fn create(&self, key: &str, value: Vec<u8>) -> Result<u64, WriteError> {
+        self.store
+            .create(key, value.into())
+            .await
+            .map_err(|err| match err.kind() {
+                kv::CreateErrorKind::AlreadyExists => WriteError::Exists,
+                _ => WriteError::Unavailable(err.to_string()),
+            })
+    }
+
+    /// Puts `value` under `key` only if `revision` is still its latest; the new revision.
+    pub async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        revision: u64,
+    ) -> Result<u64, WriteError> {
+        self.store
+            .update(key, value.into(), revision)
+            .await
+            .map_err(|err| match err.kind() {
+                kv::UpdateErrorKind::WrongLastRevision => WriteError::Conflict,
+                _ if lost_a_race(&err) => WriteError::Conflict,
+                _ => WriteError::Unavailable(err.to_string()),
+            })
+    }
+
+    /// Deletes `key` only if `revision` is still its latest.
+    pub async fn delete(&self, key: &str, revision: u64) -> Result<(), WriteError> {
+        self.store
+            .delete_expect_revision(key, Some(revision))
+            .await
+            .map_err(|err| {
+                if lost_a_race(&err) {
+                    WriteError::Conflict
+                } else {
+                    WriteError::Unavailable(err.to_string())
+                }
+            })
+    }
+
+    /// The live value of `key` with its revision; `None` if it has none (never written, or
+    /// deleted). A server may answer from a copy a little behind: a write that depends on the
+    /// value must go through [`Bucket::update`] with the revision, which the leader checks.
+    pub async fn entry(&self, key: &str) -> Result<Option<(Bytes, u64)>, WriteError> {
+        let entry = self
+            .store
+            .entry(key)
+            .await
+            .map_err(|err| WriteError::Unavailable(err.to_string()))?;
+        Ok(entry
+            .filter(|entry| entry.operation == kv::Operation::Put)
+            .map(|entry| (entry.value, entry.revision)))
+    }
+
+    /// The bucket's latest revision now (0: never written).
+    pub async fn last_revision(&self) -> Result<u64, WriteError> {
+        let status = self
+            .store
+            .status()
+            .await
+            .map_err(|err| WriteError::Unavailable(err.to_string()))?;
+        Ok(status.info.state.last_sequence)
+    }
+
+    /// Waits until the follower has applied `revision`, or `timeout` passed; whether it has.
+    pub async fn wait_applied(&self, revision: u64, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.progress.applied.load(Ordering::Relaxed) >= revision {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The revisions this node's copy has reached, for `/health`.
+    pub fn view(&self) -> BucketView {
+        BucketView {
+            bucket: self.name,
+            applied_revision: self.progress.applied.load(Ordering::Relaxed),
+            pending: self.progress.pending.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Follows the bucket from the revision after `applied` until `stop`: every change, in
+    /// revision order, goes to `apply` in batches of at most [`MAX_BATCH`] (those the watch has
+    /// ready at once). `apply` must be idempotent per revision: after a failure the batch is
+    /// offered again, and after a restart the caller resumes from what it stored.
+    pub async fn follow<F, Fut, E>(self, applied: u64, stop: CancellationToken, mut apply: F)
+    where
+        F: FnMut(Vec<Change>) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        let mut applied = applied;
+        self.progress.applied.store(applied, Ordering::Relaxed);
+        'reopen: while !stop.is_cancelled() {
+            let watch = tokio::select! {
+                watch = self.store.watch_all_from_revision(applied + 1) => watch,
+                () = stop.cancelled() => return,
+            };
+            let mut watch = match watch {
+                Ok(watch) => watch,
+                Err(err) => {
+                    tracing::warn!(bucket = self.name, error = %err, "watching a cluster bucket failed; retrying");
+                    pause(&stop).await;
+                    continue;
+                }
+            };
+            loop {
+                let first = tokio::select! {
+                    entry = watch.next() => entry,
+                    () = stop.cancelled() => return,
+                };
+                let mut batch = Vec::new();
+                // Whether the watch failed or ended (it is reopened after this batch).
+                let mut broken = false;
+                let mut next = first;
+                loop {
+                    match next {
+                        Some(Ok(entry)) => {
+                            self.progress.pending.store(entry.delta, Ordering::Relaxed);
+                            if entry.revision > applied {
+                                batch.push(change_of(entry));
+                            }
+                        }
+                        Some(Err(err)) => {
+                            tracing::warn!(bucket = self.name, error = %err, "a cluster bucket's watch failed; reopening");
+                            broken = true;
+                            break;
+                        }
+                        None => {
+                            broken = true;
+                            break;
+                        }
+                    }
+                    if batch.len() >= MAX_BATCH {
+                        break;
+                    }
+                    // Only what the watch has ready now: a lone change is applied at once.
+                    match watch.next().now_or_never() {
+                        Some(entry) => next = entry,
+                        None => break,
+                    }
+                }
+                if let Some(last) = batch.last().map(|change| change.revision) {
+                    loop {
+                        match apply(batch.clone()).await {
+                            Ok(()) => break,
+                            Err(err) => {
+                                tracing::error!(bucket = self.name, error = %err, "applying a cluster bucket's changes locally failed; retrying");
+                                pause(&stop).await;
+                                if stop.is_cancelled() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    applied = last;
+                    self.progress.applied.store(applied, Ordering::Relaxed);
+                }
+                if broken {
+                    pause(&stop).await;
+                    continue 'reopen;
+                }
+            }
+        }
+    }
+}
+
+/// Whether the server refused a write because the key's revision was not the one expected.
+///
+/// A replicated stream refuses with one of two codes: 10071 ("wrong last sequence: N", the
+/// revision checked against the stored one) or 10164 ("wrong last sequence", while another write
+/// of the same key is still being replicated). async-nats 0.51 maps only the first to
+/// `WrongLastRevision`, so the server's code is read from the error's sources.
+fn lost_a_race(err: &(dyn std::error::Error + 'static)) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if let Some(server) = err.downcast_ref::<async_nats::jetstream::Error>() {
+            return matches!(
+                server.error_code(),
+                ErrorCode::STREAM_WRONG_LAST_SEQUENCE
+                    | ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT
+            );
+        }
+        next = err.source();
+    }
+    false
+}
+
+fn change_of(entry: kv::Entry) -> Change {
+    Change {
+        value: (entry.operation == kv::Operation::Put).then_some(entry.value),
+        key: entry.key,
+        revision: entry.revision,
+    }
+}
+
+async fn pause(stop: &CancellationToken) {
+    tokio::select! {
+        () = tokio::time::sleep(RETRY_PAUSE) => {}
+        () = stop.cancelled() => {}
+    }
+}
