@@ -42,7 +42,7 @@ pub struct App {
     /// Checker jobs: the engine and what their handlers need.
     pub jobs: Arc<Jobs>,
     /// Short links: cache, click counters, password attempts.
-    pub links: LinkService,
+    pub links: Arc<LinkService>,
     /// The URL security check.
     pub security: SecurityChecker,
     /// Monitors: their records and the scheduler.
@@ -64,6 +64,8 @@ pub struct Clustered {
     pub membership: Arc<crate::cluster::Cluster>,
     /// The keys' bucket (`keys::book`).
     pub keys: crate::cluster::bucket::Bucket,
+    /// The links' bucket (`links::book`).
+    pub links: crate::cluster::bucket::Bucket,
 }
 
 impl Clustered {
@@ -72,7 +74,12 @@ impl Clustered {
         membership: Arc<crate::cluster::Cluster>,
     ) -> Result<Clustered, crate::cluster::ClusterError> {
         let keys = membership.bucket(crate::keys::book::KEYS_BUCKET).await?;
-        Ok(Clustered { membership, keys })
+        let links = membership.bucket(crate::links::book::LINKS_BUCKET).await?;
+        Ok(Clustered {
+            membership,
+            keys,
+            links,
+        })
     }
 }
 
@@ -100,19 +107,24 @@ impl App {
         shutdown: CancellationToken,
         cluster: Option<Clustered>,
     ) -> Result<Arc<App>, AppError> {
-        let (cluster, keys_bucket) = match cluster {
-            Some(clustered) => (Some(clustered.membership), Some(clustered.keys)),
-            None => (None, None),
+        let (cluster, keys_bucket, links_bucket) = match cluster {
+            Some(clustered) => (
+                Some(clustered.membership),
+                Some(clustered.keys),
+                Some(clustered.links),
+            ),
+            None => (None, None, None),
         };
         let router = routes::router()?;
         let metrics = Metrics::install();
         let monitors = Monitors::new(Arc::clone(&store), &config.monitors);
-        let links = LinkService::new(
+        let links = Arc::new(LinkService::new(
             Arc::clone(&store),
             &config.links,
             &config.server,
             monitors.watch_handle(config.links.target_check_interval_s),
-        );
+            links_bucket,
+        ));
         let security = SecurityChecker::new(&config.security)?;
         let client = UpstreamClient::new(&config.checker)?;
         let webhooks = Webhooks::new(

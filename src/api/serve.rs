@@ -99,22 +99,29 @@ async fn run_async(config: Config, take_over: bool) -> anyhow::Result<()> {
         None => None,
     };
     let app = App::new(config, store, &admin_token, shutdown.clone(), clustered)?;
-    // In cluster mode the keys are the cluster's: this node serves once its copy has every key
-    // the cluster had when it started.
-    if let Some((latest, follow)) = app
+    // In cluster mode keys and links are the cluster's: this node serves once its copies have
+    // what the cluster had when it started.
+    let keys = app
         .keys
         .book()
         .follower(shutdown.clone())
         .await
-        .map_err(|err| anyhow::anyhow!("following the cluster's keys: {err}"))?
-    {
-        tokio::spawn(follow);
+        .map_err(|err| anyhow::anyhow!("following the cluster's keys: {err}"))?;
+    let links = crate::links::book::follower(&app.links, shutdown.clone())
+        .await
+        .map_err(|err| anyhow::anyhow!("following the cluster's links: {err}"))?;
+    if let (Some((keys_at, follow_keys)), Some((links_at, follow_links))) = (keys, links) {
+        tokio::spawn(follow_keys);
+        tokio::spawn(follow_links);
         let wait = app.config.cluster.connect_timeout;
-        if !app.keys.book().caught_up(latest, wait).await {
+        let caught_up = tokio::join!(
+            app.keys.book().caught_up(keys_at, wait),
+            crate::links::book::caught_up(&app.links, links_at, wait),
+        );
+        if caught_up != (true, true) {
             tracing::warn!(
-                revision = latest,
                 ?wait,
-                "this node's copy of the cluster's keys is still behind; serving anyway (/health shows how far)"
+                "this node's copies of the cluster's keys and links are still behind; serving anyway (/health shows how far)"
             );
         }
     }

@@ -20,6 +20,8 @@ use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::store::{Store, replica};
+
 /// At most this many changes go to one call of the apply function (one local write).
 const MAX_BATCH: usize = 512;
 
@@ -51,6 +53,17 @@ pub enum WriteError {
     Unavailable(String),
 }
 
+/// See [`Bucket::resume_point`].
+#[derive(Debug, Clone, Copy)]
+pub struct Resume {
+    /// The revision the copy has applied (follow from the next one).
+    pub followed: u64,
+    /// The bucket's latest revision now: the copy is current once it has applied it.
+    pub latest: u64,
+    /// The copy never followed the bucket (a node's first join).
+    pub first_join: bool,
+}
+
 /// How far this node's copy of a bucket is, for `/health`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct BucketView {
@@ -72,6 +85,7 @@ pub(super) struct Progress {
 pub struct Bucket {
     pub(super) name: &'static str,
     pub(super) store: kv::Store,
+    pub(super) jetstream: async_nats::jetstream::Context,
     pub(super) progress: Arc<Progress>,
 }
 
@@ -88,6 +102,8 @@ impl Bucket {
             .await
             .map_err(|err| match err.kind() {
                 kv::CreateErrorKind::AlreadyExists => WriteError::Exists,
+                // Another write of the key is being replicated: it is taken (or about to be).
+                _ if lost_a_race(&err) => WriteError::Exists,
                 _ => WriteError::Unavailable(err.to_string()),
             })
     }
@@ -109,18 +125,39 @@ impl Bucket {
             })
     }
 
-    /// Deletes `key` only if `revision` is still its latest.
-    pub async fn delete(&self, key: &str, revision: u64) -> Result<(), WriteError> {
-        self.store
-            .delete_expect_revision(key, Some(revision))
+    /// Deletes `key` only if `revision` is still its latest; the delete's revision. (Written as
+    /// the client's own delete is, a `KV-Operation: DEL` marker, but through the stream, whose
+    /// acknowledgement gives the revision the client's call does not return.)
+    pub async fn delete(&self, key: &str, revision: u64) -> Result<u64, WriteError> {
+        let mut subject = self
+            .store
+            .put_prefix
+            .clone()
+            .unwrap_or_else(|| self.store.prefix.clone());
+        subject.push_str(key);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("KV-Operation", "DEL");
+        headers.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            revision.to_string().as_str(),
+        );
+        let refused = |err: async_nats::jetstream::context::PublishError| {
+            if err.kind() == async_nats::jetstream::context::PublishErrorKind::WrongLastSequence
+                || lost_a_race(&err)
+            {
+                WriteError::Conflict
+            } else {
+                WriteError::Unavailable(err.to_string())
+            }
+        };
+        let ack = self
+            .jetstream
+            .publish_with_headers(subject, headers, Bytes::new())
             .await
-            .map_err(|err| {
-                if lost_a_race(&err) {
-                    WriteError::Conflict
-                } else {
-                    WriteError::Unavailable(err.to_string())
-                }
-            })
+            .map_err(refused)?
+            .await
+            .map_err(refused)?;
+        Ok(ack.sequence)
     }
 
     /// The live value of `key` with its revision; `None` if it has none (never written, or
@@ -145,6 +182,33 @@ impl Bucket {
             .await
             .map_err(|err| WriteError::Unavailable(err.to_string()))?;
         Ok(status.info.state.last_sequence)
+    }
+
+    /// Where this node's copy in `store` resumes following the bucket. A copy ahead of the bucket
+    /// (the cluster's data was reset) forgets what it applied and starts over.
+    pub async fn resume_point(&self, store: &Store) -> Result<Resume, String> {
+        let mut followed = store
+            .read(|txn, dbs| replica::followed(txn, dbs, self.name))
+            .map_err(|err| err.to_string())?;
+        let latest = self.last_revision().await.map_err(|err| err.to_string())?;
+        if followed > latest {
+            tracing::warn!(
+                bucket = self.name,
+                followed,
+                latest,
+                "the cluster's bucket is behind this node's copy; applying it again from the start"
+            );
+            store
+                .write(|txn, dbs| replica::forget(txn, dbs, self.name))
+                .await
+                .map_err(|err| err.to_string())?;
+            followed = 0;
+        }
+        Ok(Resume {
+            followed,
+            latest,
+            first_join: followed == 0,
+        })
     }
 
     /// Waits until the follower has applied `revision`, or `timeout` passed; whether it has.

@@ -295,6 +295,7 @@ impl Cluster {
         let bucket = Bucket {
             name,
             store,
+            jetstream: self.jetstream.clone(),
             progress: Arc::default(),
         };
         self.buckets.lock().push(bucket.clone());

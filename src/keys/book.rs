@@ -126,10 +126,8 @@ impl KeyBook {
                 return Ok(false);
             };
             match bucket.delete(id, revision).await {
-                Ok(()) => {
-                    // The delete's own revision is not reported; ids are never reused, so the
-                    // key is marked final here and no older change brings it back.
-                    self.apply_own(id, replica::FINAL, None, key.record).await?;
+                Ok(revision) => {
+                    self.apply_own(id, revision, None, key.record).await?;
                     return Ok(true);
                 }
                 Err(WriteError::Conflict) => continue,
@@ -188,28 +186,15 @@ impl KeyBook {
         let Some(bucket) = self.bucket.clone() else {
             return Ok(None);
         };
-        let mut followed = self
-            .store
-            .read(|txn, dbs| replica::followed(txn, dbs, KEYS_BUCKET))?;
-        if followed == 0 {
+        let resume = bucket.resume_point(&self.store).await.map_err(|err| {
+            tracing::warn!(error = %err, "reading where this node's copy of the keys resumes failed");
+            ApiError::ClusterUnavailable
+        })?;
+        if resume.first_join {
             self.offer_local_keys(&bucket).await?;
         }
-        let latest = bucket.last_revision().await.map_err(unavailable)?;
-        if followed > latest {
-            // The bucket is younger than this copy (the cluster's data was reset): start over.
-            tracing::warn!(
-                bucket = KEYS_BUCKET,
-                followed,
-                latest,
-                "the cluster's bucket is behind this node's copy; applying it again from the start"
-            );
-            self.store
-                .write(|txn, dbs| replica::forget(txn, dbs, KEYS_BUCKET))
-                .await?;
-            followed = 0;
-        }
         let store = Arc::clone(&self.store);
-        let follow = bucket.follow(followed, stop, move |changes: Vec<Change>| {
+        let follow = bucket.follow(resume.followed, stop, move |changes: Vec<Change>| {
             let store = Arc::clone(&store);
             async move {
                 let last = changes.last().map_or(0, |change| change.revision);
@@ -218,7 +203,7 @@ impl KeyBook {
                     .await
             }
         });
-        Ok(Some((latest, follow)))
+        Ok(Some((resume.latest, follow)))
     }
 
     /// Waits until the follower applied `revision` (see [`KeyBook::follower`]).

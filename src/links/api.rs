@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::domains::{self, Domains};
 use super::record::{AccessType, ClickTotals, GroupRecord, LinkRecord, LinkStatus, Utm};
 use super::repo::{self, ChangeOutcome, InsertOutcome, LinkPatch, NewLink};
-use super::{code, password, qr, rules, target, watch};
+use super::{book, code, password, qr, rules, target, watch};
 use http::request::Parts;
 
 use super::LinkService;
@@ -561,29 +561,13 @@ pub async fn create(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
     let body: CreateBody = req.json()?;
     let mut item = validate(body, &ctx, "")?;
     hash_password(links, &mut item).await?;
-    let owner = key.record.id.clone();
-    let code_len = links.config.code_length;
-    let targets = links.targets.clone();
-    let (outcome, scheduled) = links
-        .store
-        .write(move |txn, dbs| {
-            let now = timefmt::now_ms();
-            let outcome = repo::insert(txn, dbs, &owner, item.new, code_len, now)?;
-            let scheduled = match &outcome {
-                InsertOutcome::Created(link) => watch::watch(&targets, txn, dbs, link, now)?,
-                _ => None,
-            };
-            Ok((outcome, scheduled))
-        })
-        .await?;
-    links.targets.schedule(scheduled.into_iter().collect());
+    let outcome = book::create(links, &key.record.id, item.new).await?;
     if let Some(err) = insert_error(&outcome, "") {
         return Err(err);
     }
     let InsertOutcome::Created(link) = outcome else {
         return Err(ApiError::Internal);
     };
-    links.cache.invalidate(&link.code);
     metrics::counter!("panlink_links_created_total", "via" => "single").increment(1);
     Ok(response::envelope(
         StatusCode::OK,
@@ -686,25 +670,35 @@ pub async fn create_batch(links: &LinkService, req: Req<'_>) -> Result<HttpRespo
         .map(|(index, item)| (index, item.new))
         .collect();
     let owner = key.record.id.clone();
-    let code_len = links.config.code_length;
-    let targets = links.targets.clone();
-    let (outcomes, scheduled) = links
-        .store
-        .write(move |txn, dbs| {
-            let now = timefmt::now_ms();
-            let mut out = Vec::with_capacity(valid.len());
-            let mut scheduled = Vec::new();
-            for (index, new) in valid {
-                let outcome = repo::insert(txn, dbs, &owner, new, code_len, now)?;
-                if let InsertOutcome::Created(link) = &outcome {
-                    scheduled.extend(watch::watch(&targets, txn, dbs, link, now)?);
+    let outcomes = if links.bucket.is_some() {
+        // Cluster mode: each link is its own create in the cluster's bucket.
+        let mut outcomes = Vec::with_capacity(valid.len());
+        for (index, new) in valid {
+            outcomes.push((index, book::create(links, &owner, new).await?));
+        }
+        outcomes
+    } else {
+        let code_len = links.config.code_length;
+        let targets = links.targets.clone();
+        let (outcomes, scheduled) = links
+            .store
+            .write(move |txn, dbs| {
+                let now = timefmt::now_ms();
+                let mut out = Vec::with_capacity(valid.len());
+                let mut scheduled = Vec::new();
+                for (index, new) in valid {
+                    let outcome = repo::insert(txn, dbs, &owner, new, code_len, now)?;
+                    if let InsertOutcome::Created(link) = &outcome {
+                        scheduled.extend(watch::watch(&targets, txn, dbs, link, now)?);
+                    }
+                    out.push((index, outcome));
                 }
-                out.push((index, outcome));
-            }
-            Ok((out, scheduled))
-        })
-        .await?;
-    links.targets.schedule(scheduled);
+                Ok((out, scheduled))
+            })
+            .await?;
+        links.targets.schedule(scheduled);
+        outcomes
+    };
     let mut created: Vec<Option<LinkRecord>> = (0..count).map(|_| None).collect();
     for (index, outcome) in outcomes {
         match insert_error(&outcome, &format!("items[{index}]")) {
@@ -1027,28 +1021,7 @@ pub async fn patch(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, Ap
     if empty {
         return Err(ApiError::field("body", "没有要修改的字段"));
     }
-    let owner = key.record.id.clone();
-    let target_code = code.clone();
-    let targets = links.targets.clone();
-    let (outcome, scheduled) = links
-        .store
-        .write(move |txn, dbs| {
-            let now = timefmt::now_ms();
-            let before = repo::get(txn, dbs, &target_code)?;
-            let outcome = repo::update(txn, dbs, &owner, &target_code, patch, now)?;
-            let mut scheduled = None;
-            if let (ChangeOutcome::Done(after), Some(before)) = (&outcome, before)
-                && (before.url != after.url || before.watch_target != after.watch_target)
-            {
-                watch::unwatch(txn, dbs, &before)?;
-                scheduled = watch::watch(&targets, txn, dbs, after, now)?;
-            }
-            Ok((outcome, scheduled))
-        })
-        .await?;
-    links.targets.schedule(scheduled.into_iter().collect());
-    links.cache.invalidate(&code);
-    links.limits.forget(&code);
+    let outcome = book::update(links, &key.record.id, &code, patch).await?;
     match outcome {
         ChangeOutcome::Done(link) => {
             let totals = totals_of(links, &link.code)?;
@@ -1067,23 +1040,9 @@ pub async fn patch(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, Ap
 pub async fn delete(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let key = key_of(&req)?;
     let code = requested_id(links, &req)?;
-    let owner = key.record.id.clone();
-    let target_code = code.clone();
-    let outcome = links
-        .store
-        .write(move |txn, dbs| {
-            let outcome = repo::delete(txn, dbs, &owner, &target_code)?;
-            if let ChangeOutcome::Done(link) = &outcome {
-                watch::unwatch(txn, dbs, link)?;
-            }
-            Ok(outcome)
-        })
-        .await?;
-    links.cache.invalidate(&code);
+    let outcome = book::delete(links, &key.record.id, &code).await?;
     match outcome {
         ChangeOutcome::Done(link) => {
-            links.clicks.forget(&link.code);
-            links.limits.forget(&link.code);
             #[derive(Serialize)]
             struct Deleted<'a> {
                 code: &'a str,

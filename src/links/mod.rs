@@ -13,6 +13,7 @@
 
 pub mod analytics;
 pub mod api;
+pub mod book;
 pub mod cache;
 pub mod clicked;
 pub mod clicks;
@@ -132,7 +133,9 @@ pub struct LinkService {
     pub targets: crate::monitors::watch::WatchHandle,
     pub clicks: Arc<clicks::ClickCounter>,
     /// Exact click counts of the links with `max_clicks`.
-    pub limits: limit::ClickLimits,
+    pub limits: Arc<limit::ClickLimits>,
+    /// The cluster's bucket of links in cluster mode ([`book`]); `None` in single-node mode.
+    pub bucket: Option<crate::cluster::bucket::Bucket>,
     pub attempts: password::AttemptLimiter,
     pub hasher: password::Hasher,
     /// `Cache-Control` of redirects, e.g. `private, max-age=90`.
@@ -173,6 +176,7 @@ impl LinkService {
         config: &LinksConfig,
         server: &ServerConfig,
         targets: crate::monitors::watch::WatchHandle,
+        bucket: Option<crate::cluster::bucket::Bucket>,
     ) -> LinkService {
         LinkService {
             role: std::sync::atomic::AtomicU8::new(DataDirRole::InCharge as u8),
@@ -185,7 +189,8 @@ impl LinkService {
             domains: domains::Domains::new(config),
             cache: Arc::new(cache::LinkCache::new(config.cache_max_entries)),
             clicks: Arc::default(),
-            limits: limit::ClickLimits::default(),
+            limits: Arc::default(),
+            bucket,
             attempts: password::AttemptLimiter::new(
                 config.password_max_failures,
                 config.password_window,

@@ -64,23 +64,58 @@ pub fn insert(
     code_len: usize,
     now_ms: u64,
 ) -> Result<InsertOutcome, StoreError> {
-    let group_id = match new.group_id {
-        None => {
-            ensure_default_group(txn, dbs, owner, now_ms)?;
-            DEFAULT_GROUP_ID
-        }
-        Some(id) => {
-            if !group_exists(txn, dbs, owner, id, now_ms)? {
-                return Ok(InsertOutcome::GroupNotFound);
-            }
-            id
-        }
+    let Some(group_id) = resolve_group(txn, dbs, owner, new.group_id, now_ms)? else {
+        return Ok(InsertOutcome::GroupNotFound);
     };
-    let mut record = LinkRecord {
-        code: String::new(),
+    let domain = new.domain.clone();
+    let id = |code: &str| super::domains::link_id(domain.as_deref(), code).into_owned();
+    let mut record = new_record(owner, new, group_id, now_ms);
+    if record.custom {
+        record.code = id(&record.code);
+        if !put_new(txn, dbs, &record)? {
+            return Ok(InsertOutcome::AliasTaken);
+        }
+    } else {
+        let mut stored = false;
+        for code in code_candidates(code_len) {
+            record.code = id(&code);
+            if put_new(txn, dbs, &record)? {
+                stored = true;
+                break;
+            }
+        }
+        if !stored {
+            return Err(StoreError::Corrupt("link code space"));
+        }
+    }
+    reindex(txn, dbs, None, &record)?;
+    // No click row yet: the first flush that counts a click writes it. (A deleted link's rows are
+    // removed with it, so a code used again starts from nothing.) Two puts per create, one of
+    // them at a random place in the B-tree, keep group commits small.
+    Ok(InsertOutcome::Created(Box::new(record)))
+}
+
+/// The group a new link of `owner` goes to: `group`, or the default group (made if missing);
+/// `None` if `group` is not one of `owner`'s.
+pub fn resolve_group(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    owner: &str,
+    group: Option<u64>,
+    now_ms: u64,
+) -> Result<Option<u64>, StoreError> {
+    let id = group.unwrap_or(DEFAULT_GROUP_ID);
+    Ok(group_exists(txn, dbs, owner, id, now_ms)?.then_some(id))
+}
+
+/// The record of a new link of `owner` in `group_id`; its `code` is the alias without the
+/// domain, or empty when a random code is to be drawn.
+pub fn new_record(owner: &str, new: NewLink, group_id: u64, now_ms: u64) -> LinkRecord {
+    LinkRecord {
+        custom: new.alias.is_some(),
+        code: new.alias.unwrap_or_default(),
         url: new.url,
         title: new.title,
-        custom: new.alias.is_some(),
         owner: owner.to_owned(),
         group_id,
         created_at_ms: now_ms,
@@ -96,52 +131,93 @@ pub fn insert(
         utm: new.utm,
         rules: new.rules,
         target: None,
-    };
-    let id = |code: &str| super::domains::link_id(new.domain.as_deref(), code).into_owned();
-    match &new.alias {
-        Some(alias) => {
-            record.code = id(alias);
-            if !put_new(txn, dbs, &record)? {
-                return Ok(InsertOutcome::AliasTaken);
+    }
+}
+
+/// Random codes to try for a new link, in order: [`TRIES_PER_LENGTH`] of `code_len`
+/// characters, then as many one character longer, up to [`MAX_EXTRA_LENGTH`] more (reserved
+/// words skipped). Each code asked for after the first counts as a collision.
+pub fn code_candidates(code_len: usize) -> impl Iterator<Item = String> {
+    (0..=MAX_EXTRA_LENGTH)
+        .flat_map(move |extra| (0..TRIES_PER_LENGTH).map(move |_| code_len + extra))
+        .enumerate()
+        .map(move |(attempt, len)| {
+            if attempt > 0 {
+                metrics::counter!("panlink_link_code_collisions_total").increment(1);
             }
-        }
-        None => {
-            let mut stored = false;
-            'lengths: for extra in 0..=MAX_EXTRA_LENGTH {
-                for _ in 0..TRIES_PER_LENGTH {
-                    let code = code::generate(code_len + extra);
-                    if code::is_reserved(&code) {
-                        continue;
-                    }
-                    record.code = id(&code);
-                    if put_new(txn, dbs, &record)? {
-                        stored = true;
-                        if extra > 0 {
-                            tracing::warn!(
-                                len = code_len + extra,
-                                "short codes collide often: raise links.code_length"
-                            );
-                        }
-                        break 'lengths;
-                    }
-                    metrics::counter!("panlink_link_code_collisions_total").increment(1);
-                }
+            if len > code_len && attempt % TRIES_PER_LENGTH == 0 {
+                tracing::warn!(len, "short codes collide often: raise links.code_length");
             }
-            if !stored {
-                return Err(StoreError::Corrupt("link code space"));
+            code::generate(len)
+        })
+        .filter(|code| !code::is_reserved(code))
+}
+
+/// Makes the indexes of a link (its owner's list, its tags) say what `new` says, where they said
+/// what `old` said (`None`: a new link).
+fn reindex(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    old: Option<&LinkRecord>,
+    new: &LinkRecord,
+) -> Result<(), StoreError> {
+    let listed = |link: &LinkRecord| record::owner_key(&link.owner, link.created_at_ms, &link.code);
+    match old {
+        Some(old) if listed(old) == listed(new) && old.group_id == new.group_id => {}
+        _ => {
+            if let Some(old) = old {
+                dbs.link_owner.delete(txn, &listed(old))?;
             }
+            dbs.link_owner
+                .put(txn, &listed(new), &new.group_id.to_be_bytes())?;
         }
     }
-    dbs.link_owner.put(
-        txn,
-        &record::owner_key(owner, now_ms, &record.code),
-        &group_id.to_be_bytes(),
-    )?;
-    put_tags(txn, dbs, &record)?;
-    // No click row yet: the first flush that counts a click writes it. (A deleted link's rows are
-    // removed with it, so a code used again starts from nothing.) Two puts per create, one of
-    // them at a random place in the B-tree, keep group commits small.
-    Ok(InsertOutcome::Created(Box::new(record)))
+    match old {
+        Some(old)
+            if old.tags == new.tags
+                && old.owner == new.owner
+                && old.created_at_ms == new.created_at_ms => {}
+        _ => {
+            if let Some(old) = old {
+                delete_tags(txn, dbs, old)?;
+            }
+            put_tags(txn, dbs, new)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores `link` as another copy of it says it is (cluster mode): its record and indexes,
+/// replacing what was stored under its code; the record as stored, and the one it replaced.
+///
+/// The target state stays this node's own while the link's target is unchanged: the node that
+/// watches the share learns it, and a copy without it must not erase it.
+pub fn put_copy(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    mut link: LinkRecord,
+) -> Result<(LinkRecord, Option<LinkRecord>), StoreError> {
+    let old = get(txn, dbs, &link.code)?;
+    match &old {
+        Some(old) if old.owner != link.owner => {
+            // Another owner's link under the same code: it was deleted and the code reused.
+            delete(txn, dbs, &old.owner, &old.code)?;
+            reindex(txn, dbs, None, &link)?;
+        }
+        _ => {
+            if let Some(old) = &old
+                && link.target.is_none()
+                && old.url == link.url
+                && link.watch_target
+            {
+                link.target.clone_from(&old.target);
+            }
+            reindex(txn, dbs, old.as_ref(), &link)?;
+        }
+    }
+    dbs.links
+        .put(txn, link.code.as_bytes(), &codec::encode(&link))?;
+    Ok((link, old))
 }
 
 /// Puts `record` under its code unless the code is taken; `false` when taken.
@@ -258,65 +334,67 @@ pub fn update(
     let Some(mut link) = get(txn, dbs, code)?.filter(|link| link.owner == owner) else {
         return Ok(ChangeOutcome::NotFound);
     };
-    if let Some(group) = patch.group_id {
-        if !group_exists(txn, dbs, owner, group, now_ms)? {
-            return Ok(ChangeOutcome::GroupNotFound);
-        }
-        if group != link.group_id {
-            dbs.link_owner.put(
-                txn,
-                &record::owner_key(owner, link.created_at_ms, code),
-                &group.to_be_bytes(),
-            )?;
-            link.group_id = group;
-        }
+    if let Some(group) = patch.group_id
+        && !group_exists(txn, dbs, owner, group, now_ms)?
+    {
+        return Ok(ChangeOutcome::GroupNotFound);
     }
-    if let Some(url) = patch.url {
-        if url != link.url {
-            // Another target: what was known of the old one does not hold.
-            link.target = None;
-        }
-        link.url = url;
-    }
-    if let Some(fallback) = patch.fallback_url {
-        link.fallback_url = fallback;
-    }
-    if let Some(max) = patch.max_clicks {
-        link.max_clicks = max;
-    }
-    if let Some(tags) = patch.tags {
-        delete_tags(txn, dbs, &link)?;
-        link.tags = tags;
-        put_tags(txn, dbs, &link)?;
-    }
-    if let Some(rules) = patch.rules {
-        link.rules = rules;
-    }
-    if let Some(utm) = patch.utm {
-        link.utm = utm;
-    }
-    if let Some(watch) = patch.watch_target {
-        if !watch {
-            link.target = None;
-        }
-        link.watch_target = watch;
-    }
-    if let Some(title) = patch.title {
-        link.title = title;
-    }
-    if let Some(expire) = patch.expire_at_ms {
-        link.expire_at_ms = expire;
-    }
-    if let Some((access, hash)) = patch.access {
-        link.access = access;
-        link.password_hash = hash;
-    }
-    if let Some(disabled) = patch.disabled {
-        link.disabled = disabled;
-    }
-    link.updated_at_ms = now_ms;
+    let old = link.clone();
+    patch.apply(&mut link, now_ms);
+    reindex(txn, dbs, Some(&old), &link)?;
     dbs.links.put(txn, code.as_bytes(), &codec::encode(&link))?;
     Ok(ChangeOutcome::Done(Box::new(link)))
+}
+
+impl LinkPatch {
+    /// Changes `link` as the patch says (its group must have been checked), at `now_ms`.
+    pub fn apply(self, link: &mut LinkRecord, now_ms: u64) {
+        if let Some(group) = self.group_id {
+            link.group_id = group;
+        }
+        if let Some(url) = self.url {
+            if url != link.url {
+                // Another target: what was known of the old one does not hold.
+                link.target = None;
+            }
+            link.url = url;
+        }
+        if let Some(fallback) = self.fallback_url {
+            link.fallback_url = fallback;
+        }
+        if let Some(max) = self.max_clicks {
+            link.max_clicks = max;
+        }
+        if let Some(tags) = self.tags {
+            link.tags = tags;
+        }
+        if let Some(rules) = self.rules {
+            link.rules = rules;
+        }
+        if let Some(utm) = self.utm {
+            link.utm = utm;
+        }
+        if let Some(watch) = self.watch_target {
+            if !watch {
+                link.target = None;
+            }
+            link.watch_target = watch;
+        }
+        if let Some(title) = self.title {
+            link.title = title;
+        }
+        if let Some(expire) = self.expire_at_ms {
+            link.expire_at_ms = expire;
+        }
+        if let Some((access, hash)) = self.access {
+            link.access = access;
+            link.password_hash = hash;
+        }
+        if let Some(disabled) = self.disabled {
+            link.disabled = disabled;
+        }
+        link.updated_at_ms = now_ms;
+    }
 }
 
 /// Deletes `owner`'s link `code` with its counters and statistics.

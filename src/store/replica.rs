@@ -11,10 +11,6 @@ use heed::{RoTxn, RwTxn};
 
 use super::{Dbs, StoreError};
 
-/// A revision no change ever has: a key applied at it takes no later value (a deleted key whose
-/// ids are never reused).
-pub const FINAL: u64 = u64::MAX;
-
 fn row(bucket: &str, key: &str) -> Vec<u8> {
     let mut row = super::keys::prefixed(bucket);
     row.extend_from_slice(key.as_bytes());
@@ -90,7 +86,7 @@ mod tests {
                     seen.push(advance(txn, dbs, "b", "k", revision)?);
                 }
                 seen.push(advance(txn, dbs, "b", "other", 1)?);
-                seen.push(advance(txn, dbs, "b", "gone", FINAL)?);
+                seen.push(advance(txn, dbs, "b", "gone", 12)?);
                 seen.push(advance(txn, dbs, "b", "gone", 10)?);
                 set_followed(txn, dbs, "b", 9)?;
                 Ok(seen)

@@ -346,6 +346,164 @@ fn keys_and_points_are_the_clusters_and_spent_once() {
     }
 }
 
+fn create_link(node: &Server, key: &str, body: &str) -> crate::harness::Response {
+    node.send(
+        "POST",
+        "/api/v1/links",
+        &[("X-API-Key", key), ("Content-Type", "application/json")],
+        Some(body),
+    )
+}
+
+/// Time until `node` answers `GET /{code}` with a redirect (`want_redirect`) or without one,
+/// polled every half millisecond; panics after 5 s.
+fn until_redirect(node: &Server, code: &str, want_redirect: bool) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        let status = node.get(&format!("/{code}"), &[]).status;
+        if (status == 302) == want_redirect {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{code} on {}: still {status}",
+            node.addr
+        );
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+fn p99(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[(times.len() * 99).div_ceil(100) - 1]
+}
+
+#[test]
+#[ignore = "heavy tier (scripts/test.sh): three nats-servers and three nodes"]
+fn links_are_the_clusters_and_an_alias_is_handed_out_once() {
+    let nats = NatsCluster::start(&nats_server(), 3);
+    let nodes = [
+        start_node(&nats, "node-a"),
+        start_node(&nats, "node-b"),
+        start_node(&nats, "node-c"),
+    ];
+    let [a, b, c] = &nodes;
+    let (key, _) = a.create_key(
+        r#"{"name": "links", "plan": "premium", "rate_per_s": 100000, "burst": 100000}"#,
+    );
+    for node in &nodes {
+        wait_for_key(node, &key, 200, None);
+    }
+
+    // 1 000 links made on A redirect on C: p99 of the time from A's answer to C's first
+    // redirect under 100 ms.
+    let mut codes = Vec::new();
+    let mut seen_after = Vec::new();
+    for i in 0..1_000 {
+        let made = create_link(
+            a,
+            &key,
+            &format!(r#"{{"url": "https://example.com/page/{i}"}}"#),
+        );
+        assert_eq!(made.status, 200, "{}", made.text());
+        let code = made.json()["data"]["code"].as_str().unwrap().to_owned();
+        seen_after.push(until_redirect(c, &code, true));
+        codes.push(code);
+    }
+    let slowest = p99(seen_after.clone());
+    eprintln!(
+        "create on A → redirect on C: p50 {:?}, p99 {slowest:?}, max {:?}",
+        {
+            let mut t = seen_after.clone();
+            t.sort();
+            t[t.len() / 2]
+        },
+        seen_after.iter().max().unwrap()
+    );
+    assert!(slowest < Duration::from_millis(100), "p99 {slowest:?}");
+    let moved = c.get(&format!("/{}", codes[7]), &[]);
+    assert_eq!(moved.header("location"), Some("https://example.com/page/7"));
+    // The owner lists them on any node.
+    let listed = b
+        .get("/api/v1/links?page_size=1", &[("X-API-Key", &key)])
+        .json();
+    assert_eq!(listed["data"]["total"], 1_000, "{listed}");
+
+    // Disabled on B: no node redirects within 100 ms (p99 over 100 links, A and C each).
+    let mut stopped_after = Vec::new();
+    for code in &codes[..100] {
+        let patched = b.send(
+            "PATCH",
+            &format!("/api/v1/links/{code}"),
+            &[("X-API-Key", &key), ("Content-Type", "application/json")],
+            Some(r#"{"status": "disabled"}"#),
+        );
+        assert_eq!(patched.status, 200, "{}", patched.text());
+        stopped_after.push(until_redirect(a, code, false));
+        stopped_after.push(until_redirect(c, code, false));
+    }
+    let slowest = p99(stopped_after);
+    assert!(slowest < Duration::from_millis(100), "p99 {slowest:?}");
+
+    // The same alias asked of A and B at once: exactly one gets it, 20 times over.
+    for round in 0..20 {
+        let alias = format!("race-{round}");
+        let body = format!(r#"{{"url": "https://example.com/", "alias": "{alias}"}}"#);
+        let gate = std::sync::Barrier::new(2);
+        let (on_a, on_b) = std::thread::scope(|scope| {
+            let first = scope.spawn(|| {
+                gate.wait();
+                create_link(a, &key, &body)
+            });
+            let second = scope.spawn(|| {
+                gate.wait();
+                create_link(b, &key, &body)
+            });
+            (first.join().unwrap(), second.join().unwrap())
+        });
+        let mut statuses = [on_a.status, on_b.status];
+        statuses.sort();
+        assert_eq!(statuses, [200, 400], "{} / {}", on_a.text(), on_b.text());
+        let loser = if on_a.status == 400 { &on_a } else { &on_b };
+        loser.assert_error(400, "alias_taken");
+        until_redirect(c, &alias, true);
+    }
+
+    // Deleted on C: gone everywhere, and the alias is free again.
+    let deleted = c.send(
+        "DELETE",
+        "/api/v1/links/race-0",
+        &[("X-API-Key", &key)],
+        None,
+    );
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    for node in [a, b] {
+        wait_until(Duration::from_secs(2), "race-0 gone", || {
+            (node.get("/race-0", &[]).status == 404).then_some(())
+        });
+    }
+    let again = create_link(
+        b,
+        &key,
+        r#"{"url": "https://example.com/again", "alias": "race-0"}"#,
+    );
+    assert_eq!(again.status, 200, "{}", again.text());
+    until_redirect(a, "race-0", true);
+    assert_eq!(
+        a.get("/race-0", &[]).header("location"),
+        Some("https://example.com/again")
+    );
+
+    // What cluster mode does not offer yet is refused by name.
+    let import = a.send(
+        "POST",
+        "/api/v1/links/import",
+        &[("X-API-Key", &key), ("Content-Type", "text/csv")],
+        Some("url\nhttps://example.com/x\n"),
+    );
+    import.assert_error(501, "cluster_unsupported");
+}
+
 #[test]
 #[ignore = "heavy tier (scripts/test.sh): Debian's nats-server 2.9.10"]
 fn a_nats_server_older_than_2_10_is_refused_by_name() {

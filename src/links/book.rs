@@ -1,0 +1,452 @@
+//! Where short links are created, changed and deleted.
+//!
+//! In single-node mode each change is one write of the local LMDB. In cluster mode the record
+//! of system is the cluster's `panlink_links` bucket (link id → [`LinkRecord`]): a change is
+//! accepted there first (a new link by create-if-absent, so an alias or code is handed out once
+//! across the cluster; every other change by compare-and-set on the revision read, retried on a
+//! conflict), then applied to this node's LMDB before the answer. Every node follows the bucket
+//! into its LMDB ([`follower`]) and drops the cached entries it changed, so the redirect keeps
+//! reading the local cache and LMDB only.
+//!
+//! What stays each node's own in cluster mode (until later steps move it): clicks and
+//! statistics, `max_clicks` counts, groups, and the target watch with the target state it
+//! learns (the node that created or retargeted a link watches its share).
+//!
+//! It must not write a link's record to LMDB in cluster mode other than by applying a change
+//! the bucket accepted (or, for the target state, as the monitor's verdict does locally).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::LinkService;
+use super::record::LinkRecord;
+use super::repo::{self, ChangeOutcome, InsertOutcome, LinkPatch, NewLink};
+use super::watch;
+use crate::cluster::bucket::{Bucket, Change, WriteError};
+use crate::error::ApiError;
+use crate::store::{Dbs, StoreError, codec, replica};
+use crate::timefmt;
+
+/// The cluster bucket of links: link id → [`LinkRecord`].
+pub const LINKS_BUCKET: &str = "panlink_links";
+
+/// Compare-and-set attempts one change makes before it answers 503 (see `keys::book`).
+const MAX_ATTEMPTS: usize = 200;
+
+/// Links offered at once to the bucket on a node's first join.
+const OFFER_IN_FLIGHT: usize = 64;
+
+const KIND: &str = "shared link";
+
+/// Creates a link of `owner`: `Created` with its record, or why not.
+pub async fn create(
+    links: &LinkService,
+    owner: &str,
+    new: NewLink,
+) -> Result<InsertOutcome, ApiError> {
+    let code_len = links.config.code_length;
+    let Some(bucket) = &links.bucket else {
+        let owner = owner.to_owned();
+        let targets = links.targets.clone();
+        let (outcome, scheduled) = links
+            .store
+            .write(move |txn, dbs| {
+                let now = timefmt::now_ms();
+                let outcome = repo::insert(txn, dbs, &owner, new, code_len, now)?;
+                let scheduled = match &outcome {
+                    InsertOutcome::Created(link) => watch::watch(&targets, txn, dbs, link, now)?,
+                    _ => None,
+                };
+                Ok((outcome, scheduled))
+            })
+            .await?;
+        links.targets.schedule(scheduled.into_iter().collect());
+        if let InsertOutcome::Created(link) = &outcome {
+            links.cache.invalidate(&link.code);
+        }
+        return Ok(outcome);
+    };
+    let now = timefmt::now_ms();
+    let group = new.group_id;
+    let domain = new.domain.clone();
+    let group_id = {
+        let owner = owner.to_owned();
+        links
+            .store
+            .write(move |txn, dbs| repo::resolve_group(txn, dbs, &owner, group, now))
+            .await?
+    };
+    let Some(group_id) = group_id else {
+        return Ok(InsertOutcome::GroupNotFound);
+    };
+    let id = |code: &str| super::domains::link_id(domain.as_deref(), code).into_owned();
+    let mut record = repo::new_record(owner, new, group_id, now);
+    let revision = if record.custom {
+        record.code = id(&record.code);
+        match bucket.create(&record.code, codec::encode(&record)).await {
+            Ok(revision) => revision,
+            Err(WriteError::Exists) => return Ok(InsertOutcome::AliasTaken),
+            Err(err) => return Err(unavailable(err)),
+        }
+    } else {
+        let mut created = None;
+        for code in repo::code_candidates(code_len) {
+            record.code = id(&code);
+            match bucket.create(&record.code, codec::encode(&record)).await {
+                Ok(revision) => {
+                    created = Some(revision);
+                    break;
+                }
+                Err(WriteError::Exists) => continue,
+                Err(err) => return Err(unavailable(err)),
+            }
+        }
+        created.ok_or_else(|| {
+            tracing::error!("no free short code after every try: raise links.code_length");
+            ApiError::Internal
+        })?
+    };
+    let stored = apply_own(links, revision, Own::Put { before: None }, record).await?;
+    Ok(InsertOutcome::Created(Box::new(stored)))
+}
+
+/// Applies `patch` to `owner`'s link `code`.
+pub async fn update(
+    links: &LinkService,
+    owner: &str,
+    code: &str,
+    patch: LinkPatch,
+) -> Result<ChangeOutcome, ApiError> {
+    let Some(bucket) = &links.bucket else {
+        let owner = owner.to_owned();
+        let target_code = code.to_owned();
+        let targets = links.targets.clone();
+        let (outcome, scheduled) = links
+            .store
+            .write(move |txn, dbs| {
+                let now = timefmt::now_ms();
+                let before = repo::get(txn, dbs, &target_code)?;
+                let outcome = repo::update(txn, dbs, &owner, &target_code, patch, now)?;
+                let mut scheduled = None;
+                if let (ChangeOutcome::Done(after), Some(before)) = (&outcome, before) {
+                    scheduled = rewatch(&targets, txn, dbs, &before, after, now)?;
+                }
+                Ok((outcome, scheduled))
+            })
+            .await?;
+        links.targets.schedule(scheduled.into_iter().collect());
+        links.cache.invalidate(code);
+        links.limits.forget(code);
+        return Ok(outcome);
+    };
+    if let Some(group) = patch.group_id {
+        let owner = owner.to_owned();
+        let known = links
+            .store
+            .write(move |txn, dbs| {
+                repo::resolve_group(txn, dbs, &owner, Some(group), timefmt::now_ms())
+            })
+            .await?;
+        if known.is_none() {
+            return Ok(ChangeOutcome::GroupNotFound);
+        }
+    }
+    for _ in 0..MAX_ATTEMPTS {
+        let Some((mut record, revision)) = read(bucket, code).await? else {
+            return Ok(ChangeOutcome::NotFound);
+        };
+        if record.owner != owner {
+            return Ok(ChangeOutcome::NotFound);
+        }
+        let before = record.clone();
+        patch.clone().apply(&mut record, timefmt::now_ms());
+        match bucket.update(code, codec::encode(&record), revision).await {
+            Ok(revision) => {
+                let before = Some(Box::new(before));
+                let stored = apply_own(links, revision, Own::Put { before }, record).await?;
+                return Ok(ChangeOutcome::Done(Box::new(stored)));
+            }
+            Err(WriteError::Conflict) => continue,
+            Err(err) => return Err(unavailable(err)),
+        }
+    }
+    Err(busy())
+}
+
+/// Deletes `owner`'s link `code` with its counters and statistics.
+pub async fn delete(
+    links: &LinkService,
+    owner: &str,
+    code: &str,
+) -> Result<ChangeOutcome, ApiError> {
+    let Some(bucket) = &links.bucket else {
+        let owner = owner.to_owned();
+        let target_code = code.to_owned();
+        let outcome = links
+            .store
+            .write(move |txn, dbs| {
+                let outcome = repo::delete(txn, dbs, &owner, &target_code)?;
+                if let ChangeOutcome::Done(link) = &outcome {
+                    watch::unwatch(txn, dbs, link)?;
+                }
+                Ok(outcome)
+            })
+            .await?;
+        links.cache.invalidate(code);
+        if let ChangeOutcome::Done(link) = &outcome {
+            links.clicks.forget(&link.code);
+            links.limits.forget(&link.code);
+        }
+        return Ok(outcome);
+    };
+    for _ in 0..MAX_ATTEMPTS {
+        let Some((record, revision)) = read(bucket, code).await? else {
+            return Ok(ChangeOutcome::NotFound);
+        };
+        if record.owner != owner {
+            return Ok(ChangeOutcome::NotFound);
+        }
+        match bucket.delete(code, revision).await {
+            Ok(revision) => {
+                let gone = apply_own(links, revision, Own::Delete, record).await?;
+                return Ok(ChangeOutcome::Done(Box::new(gone)));
+            }
+            Err(WriteError::Conflict) => continue,
+            Err(err) => return Err(unavailable(err)),
+        }
+    }
+    Err(busy())
+}
+
+/// A change this node made, as it applies it at once.
+enum Own {
+    /// A new link (`before: None`) or a changed one: stored, and its target watched here if
+    /// it is new or its share changed.
+    Put {
+        before: Option<Box<LinkRecord>>,
+    },
+    Delete,
+}
+
+/// Applies this node's own accepted change at once (the follower skips it when it arrives) and
+/// drops what the memory held of the link; the record as stored here (as deleted, for a delete).
+async fn apply_own(
+    links: &LinkService,
+    revision: u64,
+    own: Own,
+    record: LinkRecord,
+) -> Result<LinkRecord, ApiError> {
+    let targets = links.targets.clone();
+    let code = record.code.clone();
+    let deleting = matches!(own, Own::Delete);
+    let (stored, scheduled) = links
+        .store
+        .write(move |txn, dbs| {
+            let now = timefmt::now_ms();
+            let newer = replica::advance(txn, dbs, LINKS_BUCKET, &record.code, revision)?;
+            match own {
+                Own::Put { before } => {
+                    let stored = if newer {
+                        repo::put_copy(txn, dbs, record)?.0
+                    } else {
+                        // A later change of the link was applied first: show what is stored.
+                        repo::get(txn, dbs, &record.code)?.unwrap_or(record)
+                    };
+                    // Watching is idempotent: done here even when the follower stored it first.
+                    let scheduled = match before {
+                        None => watch::watch(&targets, txn, dbs, &stored, now)?,
+                        Some(before) => rewatch(&targets, txn, dbs, &before, &stored, now)?,
+                    };
+                    Ok((stored, scheduled))
+                }
+                Own::Delete => {
+                    if newer {
+                        repo::delete(txn, dbs, &record.owner, &record.code)?;
+                    }
+                    watch::unwatch(txn, dbs, &record)?;
+                    Ok((record, None))
+                }
+            }
+        })
+        .await?;
+    links.targets.schedule(scheduled.into_iter().collect());
+    forget_cached(links, &code, deleting);
+    Ok(stored)
+}
+
+/// Moves the target watch from `before`'s share to `after`'s when the link's target or its wish
+/// to be watched changed; what to schedule.
+fn rewatch(
+    targets: &crate::monitors::watch::WatchHandle,
+    txn: &mut heed::RwTxn,
+    dbs: &Dbs,
+    before: &LinkRecord,
+    after: &LinkRecord,
+    now_ms: u64,
+) -> Result<Option<crate::monitors::watch::Scheduled>, StoreError> {
+    if before.url == after.url && before.watch_target == after.watch_target {
+        return Ok(None);
+    }
+    watch::unwatch(txn, dbs, before)?;
+    watch::watch(targets, txn, dbs, after, now_ms)
+}
+
+/// What the memory holds of link `code` after it changed here: its cache entry, its click-limit
+/// counter, and (deleted) its clicks not yet flushed.
+fn forget_cached(links: &LinkService, code: &str, deleted: bool) {
+    links.cache.invalidate(code);
+    links.limits.forget(code);
+    if deleted {
+        links.clicks.forget(code);
+    }
+}
+
+/// In cluster mode, the task that applies the links' bucket to this node's LMDB (until `stop`)
+/// and the revision it must reach before this node has every link the bucket had at start;
+/// `None` in single-node mode. A node that never followed the bucket first offers it the links
+/// it already has, each only if its id is free.
+pub async fn follower(
+    links: &Arc<LinkService>,
+    stop: CancellationToken,
+) -> Result<Option<(u64, impl Future<Output = ()> + use<>)>, ApiError> {
+    let Some(bucket) = links.bucket.clone() else {
+        return Ok(None);
+    };
+    let resume = bucket.resume_point(&links.store).await.map_err(|err| {
+        tracing::warn!(error = %err, "reading where this node's copy of the links resumes failed");
+        ApiError::ClusterUnavailable
+    })?;
+    if resume.first_join {
+        offer_local_links(links, &bucket).await?;
+    }
+    let links = Arc::clone(links);
+    let follow = bucket.follow(resume.followed, stop, move |changes: Vec<Change>| {
+        let links = Arc::clone(&links);
+        async move {
+            let last = changes.last().map_or(0, |change| change.revision);
+            let applied = links
+                .store
+                .write(move |txn, dbs| apply(txn, dbs, &changes, last))
+                .await?;
+            for (code, deleted) in applied {
+                forget_cached(&links, &code, deleted);
+            }
+            Ok::<(), StoreError>(())
+        }
+    });
+    Ok(Some((resume.latest, follow)))
+}
+
+/// Waits until the follower applied `revision` (see [`follower`]).
+pub async fn caught_up(links: &LinkService, revision: u64, timeout: std::time::Duration) -> bool {
+    match &links.bucket {
+        Some(bucket) => bucket.wait_applied(revision, timeout).await,
+        None => true,
+    }
+}
+
+/// Offers the bucket every link this node's LMDB holds (a node's first join), at most
+/// [`OFFER_IN_FLIGHT`] at once; a link whose id the bucket has already is left alone.
+async fn offer_local_links(links: &LinkService, bucket: &Bucket) -> Result<(), ApiError> {
+    let local: Vec<LinkRecord> = links.store.read(|txn, dbs| {
+        dbs.links
+            .iter(txn)?
+            .map(|entry| {
+                let (_, bytes) = entry?;
+                codec::decode::<LinkRecord>(bytes, "link")
+            })
+            .collect()
+    })?;
+    if local.is_empty() {
+        return Ok(());
+    }
+    let total = local.len();
+    let mut offers = futures_util::stream::iter(local)
+        .map(|link| async move { bucket.create(&link.code, codec::encode(&link)).await })
+        .buffer_unordered(OFFER_IN_FLIGHT);
+    let mut offered = 0;
+    while let Some(outcome) = offers.next().await {
+        match outcome {
+            Ok(_) => offered += 1,
+            Err(WriteError::Exists) => {}
+            Err(err) => return Err(unavailable(err)),
+        }
+    }
+    tracing::info!(
+        links = offered,
+        of = total,
+        "offered this node's links to the cluster on its first join"
+    );
+    Ok(())
+}
+
+/// The link `code` as the bucket holds it now, with its revision.
+async fn read(bucket: &Bucket, code: &str) -> Result<Option<(LinkRecord, u64)>, ApiError> {
+    let Some((bytes, revision)) = bucket.entry(code).await.map_err(unavailable)? else {
+        return Ok(None);
+    };
+    Ok(Some((codec::decode::<LinkRecord>(&bytes, KIND)?, revision)))
+}
+
+/// Applies the bucket's `changes` to LMDB (each only if newer than what is stored for its
+/// link) and records `followed`; the codes changed, each with whether it was deleted.
+fn apply(
+    txn: &mut heed::RwTxn,
+    dbs: &Dbs,
+    changes: &[Change],
+    followed: u64,
+) -> Result<Vec<(String, bool)>, StoreError> {
+    let mut applied = Vec::with_capacity(changes.len());
+    for change in changes {
+        if !replica::advance(txn, dbs, LINKS_BUCKET, &change.key, change.revision)? {
+            continue;
+        }
+        match &change.value {
+            Some(bytes) => match codec::decode::<LinkRecord>(bytes, KIND) {
+                Ok(link) if link.code == change.key => {
+                    let (stored, old) = repo::put_copy(txn, dbs, link)?;
+                    // Retargeted on another node, which watches the new share now: this node
+                    // stops watching the old one.
+                    if let Some(old) = old
+                        && (old.url != stored.url || old.watch_target != stored.watch_target)
+                    {
+                        watch::unwatch(txn, dbs, &old)?;
+                    }
+                    applied.push((change.key.clone(), false));
+                }
+                // Skipped, not retried: a value no version of panlink wrote would stop the
+                // follower for good.
+                _ => tracing::error!(
+                    key = change.key,
+                    revision = change.revision,
+                    "an unreadable link in the cluster's bucket; skipped"
+                ),
+            },
+            None => {
+                if let Some(link) = repo::get(txn, dbs, &change.key)? {
+                    repo::delete(txn, dbs, &link.owner, &link.code)?;
+                    watch::unwatch(txn, dbs, &link)?;
+                }
+                applied.push((change.key.clone(), true));
+            }
+        }
+    }
+    replica::set_followed(txn, dbs, LINKS_BUCKET, followed)?;
+    Ok(applied)
+}
+
+fn unavailable(err: WriteError) -> ApiError {
+    tracing::warn!(error = %err, "a link change was not accepted by the cluster");
+    ApiError::ClusterUnavailable
+}
+
+fn busy() -> ApiError {
+    tracing::warn!(
+        attempts = MAX_ATTEMPTS,
+        "a link change kept losing to concurrent changes of the same link"
+    );
+    ApiError::ClusterUnavailable
+}
