@@ -1,0 +1,152 @@
+"""What cluster mode costs a link create, through panlink (run by loadtest/cluster.sh).
+
+Per round: CREATES links made one at a time on the single node, then on cluster node A, each
+timed from request to answer over one keep-alive connection; then 500 more on A, each followed
+by polling node C until it redirects (the time from A's answer to C's first 302). During A's
+creates, the three nats-servers' message counters (/varz in_msgs + out_msgs) and CPU
+(utime + stime) are read before and after. Medians over the rounds are printed last.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import time
+import urllib.parse
+import urllib.request
+
+ADMIN = {"Authorization": "Bearer loadtest-admin-token-0000", "Content-Type": "application/json"}
+
+
+class Conn:
+    def __init__(self, base):
+        url = urllib.parse.urlparse(base)
+        self.conn = http.client.HTTPConnection(url.hostname, url.port)
+
+    def call(self, method, path, headers=None, body=None):
+        self.conn.request(method, path, body=body, headers=headers or {})
+        answer = self.conn.getresponse()
+        return answer.status, answer.read()
+
+
+def make_key(base):
+    body = json.dumps({"name": "cluster-costs", "plan": "premium", "rate_per_s": 1000000,
+                       "burst": 1000000})
+    status, text = Conn(base).call("POST", "/admin/api/keys", ADMIN, body)
+    assert status == 201, text
+    return json.loads(text)["data"]["key"]
+
+
+def create(conn, key, n):
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
+    body = json.dumps({"url": f"https://example.com/item/{n}"})
+    started = time.perf_counter()
+    status, text = conn.call("POST", "/api/v1/links", headers, body)
+    took = time.perf_counter() - started
+    assert status == 200, text
+    return json.loads(text)["data"]["code"], took
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+
+def varz(monitors):
+    total = 0
+    for base in monitors:
+        with urllib.request.urlopen(f"{base}/varz") as answer:
+            data = json.load(answer)
+        total += data["in_msgs"] + data["out_msgs"]
+    return total
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    for name in ("single", "a", "c", "monitors", "nats-pids"):
+        parser.add_argument(f"--{name}", required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--creates", type=int, default=2000)
+    args = parser.parse_args()
+    monitors = args.monitors.split(",")
+    nats_pids = args.nats_pids.split()
+    hz = os.sysconf("SC_CLK_TCK")
+    single_key = make_key(args.single)
+    cluster_key = make_key(args.a)
+    # The key reaches C through the cluster before it is used there.
+    c = Conn(args.c)
+    for _ in range(2000):
+        if c.call("GET", "/api/v1/me", {"X-API-Key": cluster_key})[0] == 200:
+            break
+        time.sleep(0.005)
+    rows = []
+    n = 0
+    for round_no in range(1, args.rounds + 1):
+        single, a = Conn(args.single), Conn(args.a)
+        single_times = []
+        for _ in range(args.creates):
+            n += 1
+            single_times.append(create(single, single_key, n)[1])
+        messages, ticks = varz(monitors), cpu_ticks(nats_pids)
+        cluster_times = []
+        for _ in range(args.creates):
+            n += 1
+            cluster_times.append(create(a, cluster_key, n)[1])
+        messages = (varz(monitors) - messages) / args.creates
+        servers_us = (cpu_ticks(nats_pids) - ticks) / hz / args.creates * 1e6
+        seen = []
+        for _ in range(500):
+            n += 1
+            code, _ = create(a, cluster_key, n)
+            started = time.perf_counter()
+            while True:
+                status, _ = c.call("GET", f"/{code}")
+                if status == 302:
+                    break
+                assert time.perf_counter() - started < 5, f"{code} never redirected on C"
+                time.sleep(0.0002)
+            seen.append(time.perf_counter() - started)
+        row = {
+            "single_p50": pct(single_times, 50) * 1e3,
+            "single_p99": pct(single_times, 99) * 1e3,
+            "cluster_p50": pct(cluster_times, 50) * 1e3,
+            "cluster_p99": pct(cluster_times, 99) * 1e3,
+            "messages": messages,
+            "servers_us": servers_us,
+            "seen_p50": pct(seen, 50) * 1e3,
+            "seen_p99": pct(seen, 99) * 1e3,
+            "seen_max": max(seen) * 1e3,
+        }
+        rows.append(row)
+        print(
+            f"round {round_no}: create single p50 {row['single_p50']:.2f} ms p99 "
+            f"{row['single_p99']:.2f} ms | cluster p50 {row['cluster_p50']:.2f} ms p99 "
+            f"{row['cluster_p99']:.2f} ms | NATS messages per create {messages:.1f}, servers' "
+            f"CPU {servers_us:.0f} µs | A's answer → C redirects p50 {row['seen_p50']:.2f} ms "
+            f"p99 {row['seen_p99']:.2f} ms max {row['seen_max']:.2f} ms",
+            flush=True,
+        )
+    median = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    print(
+        f"median of {len(rows)} rounds of {args.creates} creates: single p50 "
+        f"{median['single_p50']:.2f} / p99 {median['single_p99']:.2f} ms; cluster p50 "
+        f"{median['cluster_p50']:.2f} / p99 {median['cluster_p99']:.2f} ms (added p50 "
+        f"{median['cluster_p50'] - median['single_p50']:.2f} ms); {median['messages']:.1f} NATS "
+        f"messages and {median['servers_us']:.0f} µs of the servers' CPU per create; A → C "
+        f"p50 {median['seen_p50']:.2f} / p99 {median['seen_p99']:.2f} / max "
+        f"{median['seen_max']:.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
