@@ -64,8 +64,8 @@ pub struct Clustered {
     pub membership: Arc<crate::cluster::Cluster>,
     /// The keys' bucket (`keys::book`).
     pub keys: crate::cluster::bucket::Bucket,
-    /// The links' bucket (`links::book`).
-    pub links: crate::cluster::bucket::Bucket,
+    /// The links' and groups' buckets (`links::book`).
+    pub links: crate::links::book::LinkBuckets,
 }
 
 impl Clustered {
@@ -74,7 +74,7 @@ impl Clustered {
         membership: Arc<crate::cluster::Cluster>,
     ) -> Result<Clustered, crate::cluster::ClusterError> {
         let keys = membership.bucket(crate::keys::book::KEYS_BUCKET).await?;
-        let links = membership.bucket(crate::links::book::LINKS_BUCKET).await?;
+        let links = crate::links::book::LinkBuckets::open(&membership).await?;
         Ok(Clustered {
             membership,
             keys,

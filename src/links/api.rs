@@ -670,7 +670,7 @@ pub async fn create_batch(links: &LinkService, req: Req<'_>) -> Result<HttpRespo
         .map(|(index, item)| (index, item.new))
         .collect();
     let owner = key.record.id.clone();
-    let outcomes = if links.bucket.is_some() {
+    let outcomes = if links.cluster.is_some() {
         // Cluster mode: each link is its own create in the cluster's bucket.
         let mut outcomes = Vec::with_capacity(valid.len());
         for (index, new) in valid {
@@ -1140,11 +1140,7 @@ pub async fn create_group(links: &LinkService, req: Req<'_>) -> Result<HttpRespo
             format!("须为 1 到 {MAX_GROUP_NAME} 个字符，且不能包含控制字符"),
         ));
     }
-    let owner = key.record.id.clone();
-    let group = links
-        .store
-        .write(move |txn, dbs| repo::create_group(txn, dbs, &owner, name, timefmt::now_ms()))
-        .await?;
+    let group = book::create_group(links, &key.record.id, name).await?;
     Ok(response::envelope(
         StatusCode::OK,
         &group_view(&group),

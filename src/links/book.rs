@@ -22,16 +22,39 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::LinkService;
+use super::record::GroupRecord;
 use super::record::LinkRecord;
 use super::repo::{self, ChangeOutcome, InsertOutcome, LinkPatch, NewLink};
 use super::watch;
 use crate::cluster::bucket::{Bucket, Change, WriteError};
+use crate::cluster::{Cluster, ClusterError};
 use crate::error::ApiError;
 use crate::store::{Dbs, StoreError, codec, replica};
 use crate::timefmt;
 
 /// The cluster bucket of links: link id → [`LinkRecord`].
 pub const LINKS_BUCKET: &str = "panlink_links";
+
+/// The cluster bucket of link groups: `owner.group id` → [`GroupRecord`] (a group is never
+/// changed or deleted; the default group, the same on every node, is not in it).
+pub const GROUPS_BUCKET: &str = "panlink_groups";
+
+/// The cluster's buckets of short links.
+#[derive(Clone)]
+pub struct LinkBuckets {
+    pub links: Bucket,
+    pub groups: Bucket,
+}
+
+impl LinkBuckets {
+    /// Opens (creating them if needed) the buckets of links and groups.
+    pub async fn open(cluster: &Cluster) -> Result<LinkBuckets, ClusterError> {
+        Ok(LinkBuckets {
+            links: cluster.bucket(LINKS_BUCKET).await?,
+            groups: cluster.bucket(GROUPS_BUCKET).await?,
+        })
+    }
+}
 
 /// Compare-and-set attempts one change makes before it answers 503 (see `keys::book`).
 const MAX_ATTEMPTS: usize = 200;
@@ -48,7 +71,7 @@ pub async fn create(
     new: NewLink,
 ) -> Result<InsertOutcome, ApiError> {
     let code_len = links.config.code_length;
-    let Some(bucket) = &links.bucket else {
+    let Some(LinkBuckets { links: bucket, .. }) = &links.cluster else {
         let owner = owner.to_owned();
         let targets = links.targets.clone();
         let (outcome, scheduled) = links
@@ -120,7 +143,7 @@ pub async fn update(
     code: &str,
     patch: LinkPatch,
 ) -> Result<ChangeOutcome, ApiError> {
-    let Some(bucket) = &links.bucket else {
+    let Some(LinkBuckets { links: bucket, .. }) = &links.cluster else {
         let owner = owner.to_owned();
         let target_code = code.to_owned();
         let targets = links.targets.clone();
@@ -182,7 +205,7 @@ pub async fn delete(
     owner: &str,
     code: &str,
 ) -> Result<ChangeOutcome, ApiError> {
-    let Some(bucket) = &links.bucket else {
+    let Some(LinkBuckets { links: bucket, .. }) = &links.cluster else {
         let owner = owner.to_owned();
         let target_code = code.to_owned();
         let outcome = links
@@ -304,48 +327,197 @@ fn forget_cached(links: &LinkService, code: &str, deleted: bool) {
     }
 }
 
-/// In cluster mode, the task that applies the links' bucket to this node's LMDB (until `stop`)
-/// and the revision it must reach before this node has every link the bucket had at start;
-/// `None` in single-node mode. A node that never followed the bucket first offers it the links
-/// it already has, each only if its id is free.
+/// In cluster mode, the task that applies the buckets of links and groups to this node's LMDB
+/// (until `stop`) and the revisions it must reach before this node has every link and group the
+/// buckets had at start; `None` in single-node mode. A node that never followed the buckets
+/// first offers them the links and groups it already has, each only if its id is free.
 pub async fn follower(
     links: &Arc<LinkService>,
     stop: CancellationToken,
-) -> Result<Option<(u64, impl Future<Output = ()> + use<>)>, ApiError> {
-    let Some(bucket) = links.bucket.clone() else {
+) -> Result<Option<([u64; 2], impl Future<Output = ()> + use<>)>, ApiError> {
+    let Some(buckets) = links.cluster.clone() else {
         return Ok(None);
     };
-    let resume = bucket.resume_point(&links.store).await.map_err(|err| {
-        tracing::warn!(error = %err, "reading where this node's copy of the links resumes failed");
-        ApiError::ClusterUnavailable
-    })?;
-    if resume.first_join {
-        offer_local_links(links, &bucket).await?;
-    }
-    let links = Arc::clone(links);
-    let follow = bucket.follow(resume.followed, stop, move |changes: Vec<Change>| {
-        let links = Arc::clone(&links);
+    let resume = |bucket: &Bucket| {
+        let bucket = bucket.clone();
+        let store = Arc::clone(&links.store);
         async move {
-            let last = changes.last().map_or(0, |change| change.revision);
-            let applied = links
-                .store
-                .write(move |txn, dbs| apply(txn, dbs, &changes, last))
-                .await?;
-            for (code, deleted) in applied {
-                forget_cached(&links, &code, deleted);
-            }
-            Ok::<(), StoreError>(())
+            bucket.resume_point(&store).await.map_err(|err| {
+                tracing::warn!(bucket = bucket.name(), error = %err, "reading where this node's copy resumes failed");
+                ApiError::ClusterUnavailable
+            })
         }
-    });
-    Ok(Some((resume.latest, follow)))
+    };
+    let (groups_resume, links_resume) = (
+        resume(&buckets.groups).await?,
+        resume(&buckets.links).await?,
+    );
+    if groups_resume.first_join {
+        offer_local_groups(links, &buckets.groups).await?;
+    }
+    if links_resume.first_join {
+        offer_local_links(links, &buckets.links).await?;
+    }
+    let store = Arc::clone(&links.store);
+    let follow_groups = buckets.groups.clone().follow(
+        groups_resume.followed,
+        stop.clone(),
+        move |changes: Vec<Change>| {
+            let store = Arc::clone(&store);
+            async move {
+                let last = changes.last().map_or(0, |change| change.revision);
+                store
+                    .write(move |txn, dbs| apply_groups(txn, dbs, &changes, Some(last)))
+                    .await
+            }
+        },
+    );
+    let links = Arc::clone(links);
+    let follow_links =
+        buckets
+            .links
+            .follow(links_resume.followed, stop, move |changes: Vec<Change>| {
+                let links = Arc::clone(&links);
+                async move {
+                    let last = changes.last().map_or(0, |change| change.revision);
+                    let applied = links
+                        .store
+                        .write(move |txn, dbs| apply(txn, dbs, &changes, last))
+                        .await?;
+                    for (code, deleted) in applied {
+                        forget_cached(&links, &code, deleted);
+                    }
+                    Ok::<(), StoreError>(())
+                }
+            });
+    let follow = async move {
+        futures_util::future::join(follow_groups, follow_links).await;
+    };
+    Ok(Some(([groups_resume.latest, links_resume.latest], follow)))
 }
 
-/// Waits until the follower applied `revision` (see [`follower`]).
-pub async fn caught_up(links: &LinkService, revision: u64, timeout: std::time::Duration) -> bool {
-    match &links.bucket {
-        Some(bucket) => bucket.wait_applied(revision, timeout).await,
+/// Waits until the follower applied `revisions` (see [`follower`]).
+pub async fn caught_up(
+    links: &LinkService,
+    revisions: [u64; 2],
+    timeout: std::time::Duration,
+) -> bool {
+    match &links.cluster {
+        Some(buckets) => {
+            let (groups, links) = futures_util::future::join(
+                buckets.groups.wait_applied(revisions[0], timeout),
+                buckets.links.wait_applied(revisions[1], timeout),
+            )
+            .await;
+            groups && links
+        }
         None => true,
     }
+}
+
+/// Creates a group of `owner` named `name`.
+pub async fn create_group(
+    links: &LinkService,
+    owner: &str,
+    name: String,
+) -> Result<GroupRecord, ApiError> {
+    let now = timefmt::now_ms();
+    let Some(LinkBuckets { groups: bucket, .. }) = &links.cluster else {
+        let owner = owner.to_owned();
+        return Ok(links
+            .store
+            .write(move |txn, dbs| repo::create_group(txn, dbs, &owner, name, now))
+            .await?);
+    };
+    // The next id after the highest this node knows; one another node took meanwhile is
+    // refused by the bucket, and the next is tried.
+    let known = links
+        .store
+        .read(|txn, dbs| repo::last_group_id(txn, dbs, owner))?;
+    for id in (known + 1..).take(MAX_ATTEMPTS) {
+        let group = GroupRecord {
+            id,
+            name: name.clone(),
+            created_at_ms: now,
+        };
+        let key = group_key(owner, id);
+        match bucket.create(&key, codec::encode(&group)).await {
+            Ok(revision) => {
+                let change = Change {
+                    key,
+                    revision,
+                    value: Some(codec::encode(&group).into()),
+                };
+                links
+                    .store
+                    .write(move |txn, dbs| {
+                        apply_groups(txn, dbs, std::slice::from_ref(&change), None)
+                    })
+                    .await?;
+                return Ok(group);
+            }
+            Err(WriteError::Exists) => continue,
+            Err(err) => return Err(unavailable(err)),
+        }
+    }
+    Err(busy())
+}
+
+/// The groups bucket's key of `owner`'s group `id`.
+fn group_key(owner: &str, id: u64) -> String {
+    format!("{owner}.{id}")
+}
+
+/// Applies the groups bucket's `changes` to LMDB (each only if newer than what is stored for it)
+/// and records `followed`.
+fn apply_groups(
+    txn: &mut heed::RwTxn,
+    dbs: &Dbs,
+    changes: &[Change],
+    followed: Option<u64>,
+) -> Result<(), StoreError> {
+    for change in changes {
+        if !replica::advance(txn, dbs, GROUPS_BUCKET, &change.key, change.revision)? {
+            continue;
+        }
+        let owner = change.key.rsplit_once('.').map(|(owner, _)| owner);
+        let group = change
+            .value
+            .as_ref()
+            .and_then(|bytes| codec::decode::<GroupRecord>(bytes, "shared group").ok());
+        match (owner, group) {
+            (Some(owner), Some(group)) => repo::put_group(txn, dbs, owner, &group)?,
+            // Groups are never deleted; anything else no version of panlink wrote.
+            _ => tracing::error!(
+                key = change.key,
+                revision = change.revision,
+                "an unreadable group in the cluster's bucket; skipped"
+            ),
+        }
+    }
+    if let Some(revision) = followed {
+        replica::set_followed(txn, dbs, GROUPS_BUCKET, revision)?;
+    }
+    Ok(())
+}
+
+/// Offers the bucket every group this node's LMDB holds beyond the default ones (a node's first
+/// join); a group whose key the bucket has already is left alone.
+async fn offer_local_groups(links: &LinkService, bucket: &Bucket) -> Result<(), ApiError> {
+    let local = links.store.read(repo::all_groups)?;
+    for (owner, group) in local {
+        if group.id == super::record::DEFAULT_GROUP_ID {
+            continue;
+        }
+        match bucket
+            .create(&group_key(&owner, group.id), codec::encode(&group))
+            .await
+        {
+            Ok(_) | Err(WriteError::Exists) => {}
+            Err(err) => return Err(unavailable(err)),
+        }
+    }
+    Ok(())
 }
 
 /// Offers the bucket every link this node's LMDB holds (a node's first join), at most

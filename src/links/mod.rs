@@ -134,8 +134,9 @@ pub struct LinkService {
     pub clicks: Arc<clicks::ClickCounter>,
     /// Exact click counts of the links with `max_clicks`.
     pub limits: Arc<limit::ClickLimits>,
-    /// The cluster's bucket of links in cluster mode ([`book`]); `None` in single-node mode.
-    pub bucket: Option<crate::cluster::bucket::Bucket>,
+    /// The cluster's buckets of links and groups in cluster mode ([`book`]); `None` in
+    /// single-node mode.
+    pub cluster: Option<book::LinkBuckets>,
     pub attempts: password::AttemptLimiter,
     pub hasher: password::Hasher,
     /// `Cache-Control` of redirects, e.g. `private, max-age=90`.
@@ -176,7 +177,7 @@ impl LinkService {
         config: &LinksConfig,
         server: &ServerConfig,
         targets: crate::monitors::watch::WatchHandle,
-        bucket: Option<crate::cluster::bucket::Bucket>,
+        cluster: Option<book::LinkBuckets>,
     ) -> LinkService {
         LinkService {
             role: std::sync::atomic::AtomicU8::new(DataDirRole::InCharge as u8),
@@ -190,7 +191,7 @@ impl LinkService {
             cache: Arc::new(cache::LinkCache::new(config.cache_max_entries)),
             clicks: Arc::default(),
             limits: Arc::default(),
-            bucket,
+            cluster,
             attempts: password::AttemptLimiter::new(
                 config.password_max_failures,
                 config.password_window,

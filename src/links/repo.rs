@@ -481,7 +481,7 @@ fn clear_stats(txn: &mut RwTxn, dbs: &Dbs, code: &str) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Creates a group for `owner` with the next free id.
+/// Creates a group of `owner` with the next id.
 pub fn create_group(
     txn: &mut RwTxn,
     dbs: &Dbs,
@@ -490,6 +490,17 @@ pub fn create_group(
     now_ms: u64,
 ) -> Result<GroupRecord, StoreError> {
     ensure_default_group(txn, dbs, owner, now_ms)?;
+    let group = GroupRecord {
+        id: last_group_id(txn, dbs, owner)? + 1,
+        name,
+        created_at_ms: now_ms,
+    };
+    put_group(txn, dbs, owner, &group)?;
+    Ok(group)
+}
+
+/// The highest id of `owner`'s groups (the default group's, if it has no other).
+pub fn last_group_id(txn: &RoTxn, dbs: &Dbs, owner: &str) -> Result<u64, StoreError> {
     let last = match dbs
         .link_groups
         .rev_prefix_iter(txn, owner.as_bytes())?
@@ -498,17 +509,38 @@ pub fn create_group(
         Some(entry) => codec::decode::<GroupRecord>(entry?.1, GROUP_KIND)?.id,
         None => 0,
     };
-    let group = GroupRecord {
-        id: last + 1,
-        name,
-        created_at_ms: now_ms,
-    };
+    Ok(last.max(DEFAULT_GROUP_ID))
+}
+
+/// Stores `owner`'s `group` (new, or as another copy says it is).
+pub fn put_group(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    owner: &str,
+    group: &GroupRecord,
+) -> Result<(), StoreError> {
     dbs.link_groups.put(
         txn,
         &record::group_key(owner, group.id),
-        &codec::encode(&group),
+        &codec::encode(group),
     )?;
-    Ok(group)
+    Ok(())
+}
+
+/// Every stored group with its owner.
+pub fn all_groups(txn: &RoTxn, dbs: &Dbs) -> Result<Vec<(String, GroupRecord)>, StoreError> {
+    let mut out = Vec::new();
+    for entry in dbs.link_groups.iter(txn)? {
+        let (key, bytes) = entry?;
+        // The key is the owner's id followed by the group id (u64 BE).
+        let owner = key
+            .len()
+            .checked_sub(8)
+            .and_then(|end| std::str::from_utf8(&key[..end]).ok())
+            .ok_or(StoreError::Corrupt(GROUP_KIND))?;
+        out.push((owner.to_owned(), codec::decode(bytes, GROUP_KIND)?));
+    }
+    Ok(out)
 }
 
 /// `owner`'s groups, by id; the default group is always first (stored or not yet).

@@ -783,7 +783,7 @@ pub async fn import(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
     let key = api::key_of(&req)?;
     // An import writes its links in one local transaction; the cluster's bucket takes links one
     // at a time (links::book), which imports do not use yet.
-    if links.bucket.is_some() {
+    if links.cluster.is_some() {
         return Err(ApiError::NotInClusterMode {
             what: "批量导入"
         });

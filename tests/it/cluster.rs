@@ -494,6 +494,44 @@ fn links_are_the_clusters_and_an_alias_is_handed_out_once() {
         Some("https://example.com/again")
     );
 
+    // Groups: two made at once on B and C get different ids, and each is known everywhere, so a
+    // link of A can go to B's group.
+    let body = |name: &str| format!(r#"{{"name": "{name}"}}"#);
+    let make_group = |node: &Server, name: &str| {
+        let made = node.send(
+            "POST",
+            "/api/v1/groups",
+            &[("X-API-Key", &key), ("Content-Type", "application/json")],
+            Some(&body(name)),
+        );
+        assert_eq!(made.status, 200, "{}", made.text());
+        made.json()["data"]["id"].as_u64().unwrap()
+    };
+    let (on_b, on_c) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| make_group(b, "来自 B"));
+        let second = scope.spawn(|| make_group(c, "来自 C"));
+        (first.join().unwrap(), second.join().unwrap())
+    });
+    assert_ne!(on_b, on_c);
+    for node in &nodes {
+        wait_until(Duration::from_secs(2), "both groups on every node", || {
+            let groups = node.get("/api/v1/groups", &[("X-API-Key", &key)]).json();
+            let names: Vec<&str> = groups["data"]["items"]
+                .as_array()?
+                .iter()
+                .filter_map(|group| group["name"].as_str())
+                .collect();
+            (names.contains(&"来自 B") && names.contains(&"来自 C")).then_some(())
+        });
+    }
+    let grouped = create_link(
+        a,
+        &key,
+        &format!(r#"{{"url": "https://example.com/grouped", "group_id": {on_b}}}"#),
+    );
+    assert_eq!(grouped.status, 200, "{}", grouped.text());
+    assert_eq!(grouped.json()["data"]["group_id"], on_b);
+
     // What cluster mode does not offer yet is refused by name.
     let import = a.send(
         "POST",
