@@ -180,7 +180,7 @@ impl App {
     /// webhooks, and cache links again. (Before, a server it took over from may still be doing
     /// all of it.)
     pub fn take_over(&self) -> Result<(), AppError> {
-        LinkService::recover_clicks(&self.store)?;
+        self.links.recover_clicks(&self.store)?;
         self.links.set_role(DataDirRole::InCharge);
         self.jobs.engine.resume()?;
         self.monitors.start(

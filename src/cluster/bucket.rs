@@ -350,7 +350,8 @@ fn change_of(entry: kv::Entry) -> Change {
     }
 }
 
-async fn pause(stop: &CancellationToken) {
+/// Waits [`RETRY_PAUSE`], or less if `stop` comes first.
+pub(super) async fn pause(stop: &CancellationToken) {
     tokio::select! {
         () = tokio::time::sleep(RETRY_PAUSE) => {}
         () = stop.cancelled() => {}

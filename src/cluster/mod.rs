@@ -11,6 +11,7 @@
 //! servers accept concurrent compare-and-set writes against one revision; docs/cluster.md).
 
 pub mod bucket;
+pub mod log;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,7 +47,7 @@ pub enum ClusterError {
     )]
     ServerTooOld { version: String, server: String },
     #[error(
-        "opening the JetStream bucket {bucket} with {replicas} replicas: {reason} (is JetStream on, and are there cluster.replicas servers?)"
+        "opening the JetStream bucket or stream {bucket} with {replicas} replicas: {reason} (is JetStream on, and are there cluster.replicas servers?)"
     )]
     Bucket {
         bucket: &'static str,
@@ -148,6 +149,8 @@ pub struct Cluster {
     seen: Mutex<HashMap<String, (NodeInfo, Instant)>>,
     /// The product buckets opened so far.
     buckets: Mutex<Vec<Bucket>>,
+    /// The product logs opened so far.
+    logs: Mutex<Vec<log::Log>>,
 }
 
 impl Cluster {
@@ -257,6 +260,7 @@ impl Cluster {
             server_version: info.version.clone(),
             seen: Mutex::new(HashMap::new()),
             buckets: Mutex::new(Vec::new()),
+            logs: Mutex::new(Vec::new()),
         });
         cluster
             .heartbeat(serde_json::Value::Null)
@@ -300,6 +304,42 @@ impl Cluster {
         };
         self.buckets.lock().push(bucket.clone());
         Ok(bucket)
+    }
+
+    /// Opens (creating it if needed) the product log `name`: `cluster.replicas` copies, records
+    /// kept for `max_age`, a record published twice within two minutes kept once.
+    pub async fn log(
+        &self,
+        name: &'static str,
+        max_age: Duration,
+    ) -> Result<log::Log, ClusterError> {
+        let config = async_nats::jetstream::stream::Config {
+            name: name.to_owned(),
+            subjects: vec![format!("{name}.>")],
+            num_replicas: self.replicas,
+            max_age,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        };
+        let stream = self
+            .jetstream
+            .get_or_create_stream(config)
+            .await
+            .map_err(|err| ClusterError::Bucket {
+                bucket: name,
+                replicas: self.replicas,
+                reason: err.to_string(),
+            })?;
+        let log = log::Log {
+            name,
+            node: self.me.node_id.clone(),
+            jetstream: self.jetstream.clone(),
+            stream,
+            applied: Arc::default(),
+            pending: Arc::default(),
+        };
+        self.logs.lock().push(log.clone());
+        Ok(log)
     }
 
     /// Sends heartbeats (each with `load()`, this node's load now) and follows the others' until
@@ -433,7 +473,13 @@ impl Cluster {
             replicas: self.replicas,
             nodes,
             jetstream: self.jetstream_view.lock().clone(),
-            buckets: self.buckets.lock().iter().map(Bucket::view).collect(),
+            buckets: self
+                .buckets
+                .lock()
+                .iter()
+                .map(Bucket::view)
+                .chain(self.logs.lock().iter().map(log::Log::view))
+                .collect(),
         }
     }
 

@@ -17,6 +17,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -27,9 +28,10 @@ use super::record::LinkRecord;
 use super::repo::{self, ChangeOutcome, InsertOutcome, LinkPatch, NewLink};
 use super::watch;
 use crate::cluster::bucket::{Bucket, Change, WriteError};
+use crate::cluster::log::{Log, Record};
 use crate::cluster::{Cluster, ClusterError};
 use crate::error::ApiError;
-use crate::store::{Dbs, StoreError, codec, replica};
+use crate::store::{Dbs, StoreError, codec, outbox, replica};
 use crate::timefmt;
 
 /// The cluster bucket of links: link id → [`LinkRecord`].
@@ -39,19 +41,32 @@ pub const LINKS_BUCKET: &str = "panlink_links";
 /// changed or deleted; the default group, the same on every node, is not in it).
 pub const GROUPS_BUCKET: &str = "panlink_groups";
 
-/// The cluster's buckets of short links.
+/// The cluster log of clicks: each record is the clicks one node folded in one compaction
+/// (`repo::encode_deltas`), published from its outbox.
+pub const CLICKS_LOG: &str = "panlink_clicks";
+
+/// How long the clicks log keeps a record: a node down longer than this misses the clicks of
+/// the others meanwhile (its own are kept in its outbox until published).
+const CLICKS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How often the outbox is looked at for clicks to publish.
+const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+
+/// The cluster's buckets and log of short links.
 #[derive(Clone)]
 pub struct LinkBuckets {
     pub links: Bucket,
     pub groups: Bucket,
+    pub clicks: Log,
 }
 
 impl LinkBuckets {
-    /// Opens (creating them if needed) the buckets of links and groups.
+    /// Opens (creating them if needed) the buckets of links and groups and the clicks' log.
     pub async fn open(cluster: &Cluster) -> Result<LinkBuckets, ClusterError> {
         Ok(LinkBuckets {
             links: cluster.bucket(LINKS_BUCKET).await?,
             groups: cluster.bucket(GROUPS_BUCKET).await?,
+            clicks: cluster.log(CLICKS_LOG, CLICKS_KEPT).await?,
         })
     }
 }
@@ -352,6 +367,9 @@ pub async fn follower(
         resume(&buckets.groups).await?,
         resume(&buckets.links).await?,
     );
+    let clicks_followed = links
+        .store
+        .read(|txn, dbs| replica::followed(txn, dbs, CLICKS_LOG))?;
     if groups_resume.first_join {
         offer_local_groups(links, &buckets.groups).await?;
     }
@@ -372,26 +390,43 @@ pub async fn follower(
             }
         },
     );
-    let links = Arc::clone(links);
-    let follow_links =
-        buckets
-            .links
-            .follow(links_resume.followed, stop, move |changes: Vec<Change>| {
-                let links = Arc::clone(&links);
-                async move {
-                    let last = changes.last().map_or(0, |change| change.revision);
-                    let applied = links
-                        .store
-                        .write(move |txn, dbs| apply(txn, dbs, &changes, last))
-                        .await?;
-                    for (code, deleted) in applied {
-                        forget_cached(&links, &code, deleted);
-                    }
-                    Ok::<(), StoreError>(())
+    let service = Arc::clone(links);
+    let follow_links = buckets.links.clone().follow(
+        links_resume.followed,
+        stop.clone(),
+        move |changes: Vec<Change>| {
+            let links = Arc::clone(&service);
+            async move {
+                let last = changes.last().map_or(0, |change| change.revision);
+                let applied = links
+                    .store
+                    .write(move |txn, dbs| apply(txn, dbs, &changes, last))
+                    .await?;
+                for (code, deleted) in applied {
+                    forget_cached(&links, &code, deleted);
                 }
-            });
+                Ok::<(), StoreError>(())
+            }
+        },
+    );
+    let store = Arc::clone(&links.store);
+    let me = buckets.clicks.node().to_owned();
+    let follow_clicks = buckets.clicks.clone().follow(
+        clicks_followed,
+        stop.clone(),
+        move |records: Vec<Record>| {
+            let store = Arc::clone(&store);
+            let me = me.clone();
+            async move {
+                store
+                    .write(move |txn, dbs| apply_clicks(txn, dbs, &me, &records))
+                    .await
+            }
+        },
+    );
+    let publish = publish_clicks(Arc::clone(&links.store), buckets.clicks.clone(), stop);
     let follow = async move {
-        futures_util::future::join(follow_groups, follow_links).await;
+        futures_util::future::join4(follow_groups, follow_links, follow_clicks, publish).await;
     };
     Ok(Some(([groups_resume.latest, links_resume.latest], follow)))
 }
@@ -413,6 +448,71 @@ pub async fn caught_up(
         }
         None => true,
     }
+}
+
+/// Publishes the clicks this node folded (its outbox) to the cluster's log, oldest first, until
+/// `stop`; a record leaves the outbox once the log has it. Clicks folded at the very end are
+/// published by the next start.
+async fn publish_clicks(store: Arc<crate::store::Store>, log: Log, stop: CancellationToken) {
+    let mut every = tokio::time::interval(PUBLISH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let waiting = match store.read(|txn, dbs| outbox::waiting(txn, dbs, CLICKS_LOG, 64)) {
+            Ok(waiting) => waiting,
+            Err(err) => {
+                tracing::error!(error = %err, "reading the clicks to publish failed");
+                continue;
+            }
+        };
+        for (number, record) in waiting {
+            if let Err(err) = log.publish(number, record).await {
+                tracing::warn!(error = %err, "publishing clicks to the cluster failed; will retry");
+                break;
+            }
+            if let Err(err) = store
+                .write(move |txn, dbs| outbox::remove(txn, dbs, CLICKS_LOG, number))
+                .await
+            {
+                // Published again later: the others recognise it by its number.
+                tracing::error!(error = %err, "removing published clicks from the outbox failed");
+                break;
+            }
+        }
+    }
+}
+
+/// Folds the other nodes' click records into this node's rows, each once: a record from this
+/// node was folded here when it was made, and a node's record whose number is not above the last
+/// folded from that node is one published twice.
+fn apply_clicks(
+    txn: &mut heed::RwTxn,
+    dbs: &Dbs,
+    me: &str,
+    records: &[Record],
+) -> Result<(), StoreError> {
+    for record in records {
+        if record.node == me
+            || !replica::advance(txn, dbs, CLICKS_LOG, &record.node, record.number)?
+        {
+            continue;
+        }
+        match repo::decode_journal(&record.payload) {
+            Some(deltas) => repo::apply_clicks(txn, dbs, &deltas)?,
+            None => tracing::error!(
+                node = record.node,
+                number = record.number,
+                "an unreadable clicks record in the cluster's log; skipped"
+            ),
+        }
+    }
+    if let Some(last) = records.last() {
+        replica::set_followed(txn, dbs, CLICKS_LOG, last.sequence)?;
+    }
+    Ok(())
 }
 
 /// Creates a group of `owner` named `name`.

@@ -831,21 +831,7 @@ mod tests {
     }
 
     fn encode_journal(deltas: &[ClickDelta]) -> Vec<u8> {
-        let mut out = JournalWriter::with_capacity(deltas.len() * 40);
-        for delta in deltas {
-            out.push(
-                &delta.code,
-                delta.day,
-                &delta.counts,
-                delta.referrers.iter().map(|(host, n)| (host.as_str(), *n)),
-                delta
-                    .dims
-                    .iter()
-                    .map(|(dim, value, n)| (*dim, value.as_str(), *n)),
-                [],
-            );
-        }
-        out.finish()
+        crate::links::repo::encode_deltas(deltas)
     }
 
     #[test]

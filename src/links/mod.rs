@@ -331,10 +331,16 @@ impl LinkService {
             .last_compaction_ms
             .swap(until, std::sync::atomic::Ordering::AcqRel);
         let default_domain = self.domains.default_name().map(str::to_owned);
+        // Cluster mode: the other nodes fold the same clicks from the cluster's log; the record
+        // goes to the outbox in this write, so the fold here never commits without it.
+        let shared = self.cluster.as_ref().map(|_| repo::encode_deltas(&deltas));
         let result = store
             .write(move |txn, dbs| {
                 repo::apply_clicks(txn, dbs, &deltas)?;
                 repo::clear_journal(txn, dbs)?;
+                if let Some(record) = &shared {
+                    crate::store::outbox::push(txn, dbs, book::CLICKS_LOG, record)?;
+                }
                 clicked::queue(
                     txn,
                     dbs,
@@ -361,9 +367,11 @@ impl LinkService {
         woken
     }
 
-    /// Folds a click journal left by a crash into the rows, and moves dimension counts of the
-    /// earlier layout into the current one (start-up, before serving).
-    pub fn recover_clicks(store: &Store) -> Result<(), crate::store::StoreError> {
+    /// Folds a click journal left by a crash into the rows (in cluster mode with its records
+    /// for the other nodes), and moves dimension counts of the earlier layout into the current
+    /// one (start-up, before serving).
+    pub fn recover_clicks(&self, store: &Store) -> Result<(), crate::store::StoreError> {
+        let outbox_log = self.cluster.as_ref().map(|_| book::CLICKS_LOG);
         let moved = store.write_now(repo::move_old_dims)?;
         if moved > 0 {
             tracing::info!(
@@ -371,7 +379,7 @@ impl LinkService {
                 "moved click dimensions of the earlier layout into one row per link and day"
             );
         }
-        let replayed = store.write_now(repo::replay_journal)?;
+        let replayed = store.write_now(|txn, dbs| repo::replay_journal(txn, dbs, outbox_log))?;
         if replayed > 0 {
             tracing::info!(
                 records = replayed,

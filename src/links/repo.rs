@@ -986,14 +986,24 @@ pub fn journaled_human_clicks(txn: &RoTxn, dbs: &Dbs, code: &str) -> Result<u64,
 
 /// Folds a journal left by a crash into the rows and empties it; the number of records folded.
 /// Undecodable records are skipped (and logged), never fatal.
-pub fn replay_journal(txn: &mut RwTxn, dbs: &Dbs) -> Result<usize, StoreError> {
+pub fn replay_journal(
+    txn: &mut RwTxn,
+    dbs: &Dbs,
+    outbox_log: Option<&str>,
+) -> Result<usize, StoreError> {
     let mut entries = Vec::new();
     for entry in dbs.link_click_log.iter(txn)? {
         entries.push(entry?.1.to_vec());
     }
     for bytes in &entries {
         match decode_journal(bytes) {
-            Some(deltas) => apply_clicks(txn, dbs, &deltas)?,
+            Some(deltas) => {
+                apply_clicks(txn, dbs, &deltas)?;
+                // Cluster mode: the other nodes fold the same record from the cluster's log.
+                if let Some(log) = outbox_log {
+                    crate::store::outbox::push(txn, dbs, log, bytes)?;
+                }
+            }
             None => tracing::error!("skipping an undecodable click journal record"),
         }
     }
@@ -1132,6 +1142,26 @@ fn push_text(out: &mut Vec<u8>, text: &str) {
     }
     out.push(end as u8);
     out.extend_from_slice(&text.as_bytes()[..end]);
+}
+
+/// `deltas` as one journal record (what [`decode_journal`] reads back): how a node's folded
+/// clicks travel to the others in cluster mode.
+pub fn encode_deltas(deltas: &[ClickDelta]) -> Vec<u8> {
+    let mut out = JournalWriter::with_capacity(deltas.len() * 40);
+    for delta in deltas {
+        out.push(
+            &delta.code,
+            delta.day,
+            &delta.counts,
+            delta.referrers.iter().map(|(host, n)| (host.as_str(), *n)),
+            delta
+                .dims
+                .iter()
+                .map(|(dim, value, n)| (*dim, value.as_str(), *n)),
+            [],
+        );
+    }
+    out.finish()
 }
 
 /// Decodes a click journal record of any format; `None` if the bytes are not one.

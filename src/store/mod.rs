@@ -11,6 +11,7 @@ pub mod codec;
 pub mod datafile;
 pub mod keys;
 pub mod lmdb;
+pub mod outbox;
 pub mod replica;
 mod writer;
 
@@ -215,10 +216,12 @@ pub struct Dbs {
     /// Cluster mode: the revisions this node's copies of replicated buckets applied
     /// ([`replica`]).
     pub replica_revisions: RawDb,
+    /// Cluster mode: records waiting to be published to a cluster log ([`outbox`]).
+    pub cluster_outbox: RawDb,
 }
 
 /// The name of every table [`Store::open`] creates (for tools that read them all).
-pub const TABLES: [&str; 26] = [
+pub const TABLES: [&str; 27] = [
     "keys",
     "key_ids",
     "meta",
@@ -245,6 +248,7 @@ pub const TABLES: [&str; 26] = [
     "monitor_links",
     "monitor_urls",
     "replica_revisions",
+    "cluster_outbox",
 ];
 
 /// The storage handle shared by the whole process.
@@ -305,6 +309,7 @@ impl Store {
             monitor_links: lmdb::create_db(&env, "monitor_links")?,
             monitor_urls: lmdb::create_db(&env, "monitor_urls")?,
             replica_revisions: lmdb::create_db(&env, "replica_revisions")?,
+            cluster_outbox: lmdb::create_db(&env, "cluster_outbox")?,
         };
         let writer = writer::WriterHandle::spawn(env.clone(), dbs, config.max_batch_ops);
         Ok(Arc::new(Store { env, dbs, writer }))

@@ -132,6 +132,9 @@ fn node_env(nats: &NatsCluster, node_id: &str) -> Vec<(&'static str, String)> {
         ("PANLINK_CLUSTER_REPLICAS", "3".to_owned()),
         ("PANLINK_CLUSTER_NODE_TTL_MS", "1500".to_owned()),
         ("PANLINK_CLUSTER_CONNECT_TIMEOUT_MS", "20000".to_owned()),
+        // Clicks reach the other nodes at each fold.
+        ("PANLINK_LINKS_CLICK_FLUSH_MS", "100".to_owned()),
+        ("PANLINK_LINKS_CLICK_COMPACT_MS", "300".to_owned()),
     ]
 }
 
@@ -531,6 +534,55 @@ fn links_are_the_clusters_and_an_alias_is_handed_out_once() {
     );
     assert_eq!(grouped.status, 200, "{}", grouped.text());
     assert_eq!(grouped.json()["data"]["group_id"], on_b);
+
+    // Clicks are counted where they happen and folded once into every node's totals.
+    let made = create_link(a, &key, r#"{"url": "https://example.com/clicked"}"#);
+    assert_eq!(made.status, 200, "{}", made.text());
+    let code = made.json()["data"]["code"].as_str().unwrap().to_owned();
+    let restore =
+        |node: &Server| node.get(&format!("/api/v1/links/{code}"), &[("X-API-Key", &key)]);
+    for node in [b, c] {
+        wait_until(Duration::from_secs(2), "the link on every node", || {
+            (restore(node).status == 200).then_some(())
+        });
+    }
+    for (node, visits) in [(a, 7), (b, 5)] {
+        for _ in 0..visits {
+            let browser = [(
+                "User-Agent",
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36",
+            )];
+            assert_eq!(node.get(&format!("/{code}"), &browser).status, 302);
+        }
+    }
+    for node in &nodes {
+        wait_until(Duration::from_secs(10), "12 clicks on every node", || {
+            let clicks = restore(node).json()["data"]["clicks"].clone();
+            (clicks["human"] == 12).then_some(())
+        });
+    }
+    // And stay 12: nothing is folded twice.
+    std::thread::sleep(Duration::from_millis(1_000));
+    for node in &nodes {
+        assert_eq!(restore(node).json()["data"]["clicks"]["human"], 12);
+    }
+    let health = c.get("/health", &[]).json();
+    let names: Vec<&str> = health["cluster"]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|bucket| bucket["bucket"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "panlink_keys",
+            "panlink_links",
+            "panlink_groups",
+            "panlink_clicks"
+        ],
+        "{health}"
+    );
 
     // What cluster mode does not offer yet is refused by name.
     let import = a.send(

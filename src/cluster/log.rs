@@ -1,0 +1,209 @@
+//! A replicated log (a JetStream stream) that every node publishes records to and every node
+//! reads in order: publishing with a message id the stream de-duplicates, and a follower that
+//! hands every record, in sequence order and in batches, to the product's apply function.
+//!
+//! It knows the engine and no product: records are bytes with the node that published them and
+//! that node's number for the record.
+//!
+//! Invariant: the follower never skips a record. A batch whose apply fails is offered again
+//! (after a pause) until it is applied, and the sequence it resumes from is the last one applied.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+use super::bucket::{BucketView, pause};
+
+/// Records handed to one call of the apply function at most.
+const MAX_BATCH: usize = 256;
+
+/// The header naming the node that published a record.
+const NODE_HEADER: &str = "Panlink-Node";
+/// The header with the publishing node's number for the record.
+const NUMBER_HEADER: &str = "Panlink-Number";
+
+/// A record as the follower delivers it.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Its sequence in the log: increasing across the log.
+    pub sequence: u64,
+    /// The node that published it.
+    pub node: String,
+    /// That node's number for it: increasing per node, so a record published twice (a retry
+    /// after the duplicate window) is recognised by its number.
+    pub number: u64,
+    pub payload: Bytes,
+}
+
+/// One replicated log, opened by [`super::Cluster::log`].
+#[derive(Clone)]
+pub struct Log {
+    pub(super) name: &'static str,
+    pub(super) node: String,
+    pub(super) jetstream: jetstream::Context,
+    pub(super) stream: stream::Stream,
+    pub(super) applied: Arc<AtomicU64>,
+    pub(super) pending: Arc<AtomicU64>,
+}
+
+impl Log {
+    /// Publishes `payload` as this node's record `number`; its sequence in the log. A record
+    /// published again with the same number within the stream's duplicate window is dropped
+    /// by the stream (the sequence of the first is returned).
+    pub async fn publish(&self, number: u64, payload: Vec<u8>) -> Result<u64, String> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            format!("{}-{number}", self.node).as_str(),
+        );
+        headers.insert(NODE_HEADER, self.node.as_str());
+        headers.insert(NUMBER_HEADER, number.to_string().as_str());
+        let ack = self
+            .jetstream
+            .publish_with_headers(
+                format!("{}.{}", self.name, self.node),
+                headers,
+                payload.into(),
+            )
+            .await
+            .map_err(|err| err.to_string())?
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok(ack.sequence)
+    }
+
+    /// This node's id, as its records carry it.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// How far this node has read the log, for `/health`.
+    pub fn view(&self) -> BucketView {
+        BucketView {
+            bucket: self.name,
+            applied_revision: self.applied.load(Ordering::Relaxed),
+            pending: self.pending.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Follows the log from the sequence after `applied` until `stop`: every record, in order,
+    /// goes to `apply` in batches of at most [`MAX_BATCH`] (those ready at once). `apply` must be
+    /// idempotent per record (after a failure the batch is offered again; after a restart the
+    /// caller resumes from what it stored).
+    pub async fn follow<F, Fut, E>(self, applied: u64, stop: CancellationToken, mut apply: F)
+    where
+        F: FnMut(Vec<Record>) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        let mut applied = applied;
+        self.applied.store(applied, Ordering::Relaxed);
+        'reopen: while !stop.is_cancelled() {
+            let config = consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: applied + 1,
+                },
+                ..Default::default()
+            };
+            let opened = tokio::select! {
+                opened = async {
+                    self.stream.create_consumer(config).await.map_err(|err| err.to_string())?
+                        .messages().await.map_err(|err| err.to_string())
+                } => opened,
+                () = stop.cancelled() => return,
+            };
+            let mut messages = match opened {
+                Ok(messages) => messages,
+                Err(err) => {
+                    tracing::warn!(log = self.name, error = %err, "reading a cluster log failed; retrying");
+                    pause(&stop).await;
+                    continue;
+                }
+            };
+            loop {
+                let first = tokio::select! {
+                    message = messages.next() => message,
+                    () = stop.cancelled() => return,
+                };
+                let mut batch = Vec::new();
+                let mut broken = false;
+                let mut next = first;
+                loop {
+                    match next {
+                        Some(Ok(message)) => match record_of(&message) {
+                            Some((record, pending)) => {
+                                self.pending.store(pending, Ordering::Relaxed);
+                                if record.sequence > applied {
+                                    batch.push(record);
+                                }
+                            }
+                            None => tracing::error!(
+                                log = self.name,
+                                subject = %message.subject,
+                                "a record without its node and number in a cluster log; skipped"
+                            ),
+                        },
+                        Some(Err(err)) => {
+                            tracing::warn!(log = self.name, error = %err, "a cluster log's reader failed; reopening");
+                            broken = true;
+                            break;
+                        }
+                        None => {
+                            broken = true;
+                            break;
+                        }
+                    }
+                    if batch.len() >= MAX_BATCH {
+                        break;
+                    }
+                    match messages.next().now_or_never() {
+                        Some(message) => next = message,
+                        None => break,
+                    }
+                }
+                if let Some(last) = batch.last().map(|record| record.sequence) {
+                    loop {
+                        match apply(batch.clone()).await {
+                            Ok(()) => break,
+                            Err(err) => {
+                                tracing::error!(log = self.name, error = %err, "applying a cluster log's records locally failed; retrying");
+                                pause(&stop).await;
+                                if stop.is_cancelled() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    applied = last;
+                    self.applied.store(applied, Ordering::Relaxed);
+                }
+                if broken {
+                    pause(&stop).await;
+                    continue 'reopen;
+                }
+            }
+        }
+    }
+}
+
+/// The record a message carries, with the records still pending after it.
+fn record_of(message: &jetstream::Message) -> Option<(Record, u64)> {
+    let info = message.info().ok()?;
+    let headers = message.headers.as_ref()?;
+    let node = headers.get(NODE_HEADER)?.as_str().to_owned();
+    let number = headers.get(NUMBER_HEADER)?.as_str().parse().ok()?;
+    Some((
+        Record {
+            sequence: info.stream_sequence,
+            node,
+            number,
+            payload: message.payload.clone(),
+        },
+        info.pending,
+    ))
+}
