@@ -353,6 +353,14 @@ impl ApiError {
     }
 }
 
+/// A change the cluster's store did not accept: 503, with the reason in the log only.
+impl From<crate::cluster::bucket::WriteError> for ApiError {
+    fn from(err: crate::cluster::bucket::WriteError) -> Self {
+        tracing::warn!(error = %err, "a change was not accepted by the cluster");
+        ApiError::ClusterUnavailable
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let spec = self.spec();

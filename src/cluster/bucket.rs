@@ -6,27 +6,24 @@
 //! It knows the engine and no product: values are bytes, and what a change means is the apply
 //! function's business.
 //!
-//! Invariant: the follower never skips a change. A batch whose apply fails is offered again
-//! (after a pause) until it is applied, and the revision it resumes from is the last one applied.
+//! Invariant: the follower never skips a change ([`follow`]): it resumes after the last revision
+//! applied.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use super::follow::{self, Progress, Read};
 use crate::store::{Store, replica};
 
 /// At most this many changes go to one call of the apply function (one local write).
 const MAX_BATCH: usize = 512;
-
-/// The pause before a failed watch is reopened or a failed batch is applied again.
-const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 /// A change of one key, as the bucket's watch delivers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +48,15 @@ pub enum WriteError {
     /// known to have been written.
     #[error("the cluster did not accept the write: {0}")]
     Unavailable(String),
+    /// A read-modify-write lost [`MAX_ATTEMPTS`] times in a row to other writes of the same key.
+    #[error("the write lost {MAX_ATTEMPTS} times in a row to concurrent writes of the same key")]
+    Contended,
 }
+
+/// Attempts a product's read-modify-write of one key makes before it gives up
+/// ([`WriteError::Contended`]): each lost attempt means another write of that key won, so this
+/// bounds how long a caller waits on a hot key.
+pub const MAX_ATTEMPTS: usize = 200;
 
 /// See [`Bucket::resume_point`].
 #[derive(Debug, Clone, Copy)]
@@ -72,12 +77,6 @@ pub struct BucketView {
     pub applied_revision: u64,
     /// Changes the watch said were still to come after the last batch it delivered.
     pub pending: u64,
-}
-
-#[derive(Debug, Default)]
-pub(super) struct Progress {
-    applied: AtomicU64,
-    pending: AtomicU64,
 }
 
 /// One replicated bucket, opened by [`super::Cluster::bucket`].
@@ -238,85 +237,33 @@ impl Bucket {
     /// revision order, goes to `apply` in batches of at most [`MAX_BATCH`] (those the watch has
     /// ready at once). `apply` must be idempotent per revision: after a failure the batch is
     /// offered again, and after a restart the caller resumes from what it stored.
-    pub async fn follow<F, Fut, E>(self, applied: u64, stop: CancellationToken, mut apply: F)
+    pub async fn follow<F, Fut, E>(self, applied: u64, stop: CancellationToken, apply: F)
     where
         F: FnMut(Vec<Change>) -> Fut,
         Fut: Future<Output = Result<(), E>>,
         E: std::fmt::Display,
     {
-        let mut applied = applied;
-        self.progress.applied.store(applied, Ordering::Relaxed);
-        'reopen: while !stop.is_cancelled() {
-            let watch = tokio::select! {
-                watch = self.store.watch_all_from_revision(applied + 1) => watch,
-                () = stop.cancelled() => return,
-            };
-            let mut watch = match watch {
-                Ok(watch) => watch,
-                Err(err) => {
-                    tracing::warn!(bucket = self.name, error = %err, "watching a cluster bucket failed; retrying");
-                    pause(&stop).await;
-                    continue;
-                }
-            };
-            loop {
-                let first = tokio::select! {
-                    entry = watch.next() => entry,
-                    () = stop.cancelled() => return,
-                };
-                let mut batch = Vec::new();
-                // Whether the watch failed or ended (it is reopened after this batch).
-                let mut broken = false;
-                let mut next = first;
-                loop {
-                    match next {
-                        Some(Ok(entry)) => {
-                            self.progress.pending.store(entry.delta, Ordering::Relaxed);
-                            if entry.revision > applied {
-                                batch.push(change_of(entry));
-                            }
-                        }
-                        Some(Err(err)) => {
-                            tracing::warn!(bucket = self.name, error = %err, "a cluster bucket's watch failed; reopening");
-                            broken = true;
-                            break;
-                        }
-                        None => {
-                            broken = true;
-                            break;
-                        }
-                    }
-                    if batch.len() >= MAX_BATCH {
-                        break;
-                    }
-                    // Only what the watch has ready now: a lone change is applied at once.
-                    match watch.next().now_or_never() {
-                        Some(entry) => next = entry,
-                        None => break,
-                    }
-                }
-                if let Some(last) = batch.last().map(|change| change.revision) {
-                    loop {
-                        match apply(batch.clone()).await {
-                            Ok(()) => break,
-                            Err(err) => {
-                                tracing::error!(bucket = self.name, error = %err, "applying a cluster bucket's changes locally failed; retrying");
-                                pause(&stop).await;
-                                if stop.is_cancelled() {
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                    applied = last;
-                    self.progress.applied.store(applied, Ordering::Relaxed);
-                }
-                if broken {
-                    pause(&stop).await;
-                    continue 'reopen;
-                }
-            }
-        }
+        let store = self.store.clone();
+        follow::follow(
+            self.name,
+            &self.progress,
+            applied,
+            MAX_BATCH,
+            stop,
+            |from| {
+                let store = store.clone();
+                async move { store.watch_all_from_revision(from).await }
+            },
+            |entry: kv::Entry| {
+                Some(Read {
+                    position: entry.revision,
+                    pending: entry.delta,
+                    value: change_of(entry),
+                })
+            },
+            apply,
+        )
+        .await;
     }
 }
 
@@ -347,13 +294,5 @@ fn change_of(entry: kv::Entry) -> Change {
         value: (entry.operation == kv::Operation::Put).then_some(entry.value),
         key: entry.key,
         revision: entry.revision,
-    }
-}
-
-/// Waits [`RETRY_PAUSE`], or less if `stop` comes first.
-pub(super) async fn pause(stop: &CancellationToken) {
-    tokio::select! {
-        () = tokio::time::sleep(RETRY_PAUSE) => {}
-        () = stop.cancelled() => {}
     }
 }

@@ -5,19 +5,19 @@
 //! It knows the engine and no product: records are bytes with the node that published them and
 //! that node's number for the record.
 //!
-//! Invariant: the follower never skips a record. A batch whose apply fails is offered again
-//! (after a pause) until it is applied, and the sequence it resumes from is the last one applied.
+//! Invariant: the follower never skips a record ([`follow`]): it resumes after the last sequence
+//! applied.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use super::bucket::{BucketView, pause};
+use super::bucket::BucketView;
+use super::follow::{self, Progress, Read};
 
 /// Records handed to one call of the apply function at most.
 const MAX_BATCH: usize = 256;
@@ -47,8 +47,7 @@ pub struct Log {
     pub(super) node: String,
     pub(super) jetstream: jetstream::Context,
     pub(super) stream: stream::Stream,
-    pub(super) applied: Arc<AtomicU64>,
-    pub(super) pending: Arc<AtomicU64>,
+    pub(super) progress: Arc<Progress>,
 }
 
 impl Log {
@@ -86,8 +85,8 @@ impl Log {
     pub fn view(&self) -> BucketView {
         BucketView {
             bucket: self.name,
-            applied_revision: self.applied.load(Ordering::Relaxed),
-            pending: self.pending.load(Ordering::Relaxed),
+            applied_revision: self.progress.applied.load(Ordering::Relaxed),
+            pending: self.progress.pending.load(Ordering::Relaxed),
         }
     }
 
@@ -95,115 +94,67 @@ impl Log {
     /// goes to `apply` in batches of at most [`MAX_BATCH`] (those ready at once). `apply` must be
     /// idempotent per record (after a failure the batch is offered again; after a restart the
     /// caller resumes from what it stored).
-    pub async fn follow<F, Fut, E>(self, applied: u64, stop: CancellationToken, mut apply: F)
+    pub async fn follow<F, Fut, E>(self, applied: u64, stop: CancellationToken, apply: F)
     where
         F: FnMut(Vec<Record>) -> Fut,
         Fut: Future<Output = Result<(), E>>,
         E: std::fmt::Display,
     {
-        let mut applied = applied;
-        self.applied.store(applied, Ordering::Relaxed);
-        'reopen: while !stop.is_cancelled() {
-            let config = consumer::pull::OrderedConfig {
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: applied + 1,
-                },
-                ..Default::default()
-            };
-            let opened = tokio::select! {
-                opened = async {
-                    self.stream.create_consumer(config).await.map_err(|err| err.to_string())?
-                        .messages().await.map_err(|err| err.to_string())
-                } => opened,
-                () = stop.cancelled() => return,
-            };
-            let mut messages = match opened {
-                Ok(messages) => messages,
-                Err(err) => {
-                    tracing::warn!(log = self.name, error = %err, "reading a cluster log failed; retrying");
-                    pause(&stop).await;
-                    continue;
-                }
-            };
-            loop {
-                let first = tokio::select! {
-                    message = messages.next() => message,
-                    () = stop.cancelled() => return,
-                };
-                let mut batch = Vec::new();
-                let mut broken = false;
-                let mut next = first;
-                loop {
-                    match next {
-                        Some(Ok(message)) => match record_of(&message) {
-                            Some((record, pending)) => {
-                                self.pending.store(pending, Ordering::Relaxed);
-                                if record.sequence > applied {
-                                    batch.push(record);
-                                }
-                            }
-                            None => tracing::error!(
-                                log = self.name,
-                                subject = %message.subject,
-                                "a record without its node and number in a cluster log; skipped"
-                            ),
+        let stream = self.stream.clone();
+        let name = self.name;
+        follow::follow(
+            self.name,
+            &self.progress,
+            applied,
+            MAX_BATCH,
+            stop,
+            |from| {
+                let stream = stream.clone();
+                async move {
+                    let config = consumer::pull::OrderedConfig {
+                        deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                            start_sequence: from,
                         },
-                        Some(Err(err)) => {
-                            tracing::warn!(log = self.name, error = %err, "a cluster log's reader failed; reopening");
-                            broken = true;
-                            break;
-                        }
-                        None => {
-                            broken = true;
-                            break;
-                        }
-                    }
-                    if batch.len() >= MAX_BATCH {
-                        break;
-                    }
-                    match messages.next().now_or_never() {
-                        Some(message) => next = message,
-                        None => break,
-                    }
+                        ..Default::default()
+                    };
+                    let consumer = stream
+                        .create_consumer(config)
+                        .await
+                        .map_err(|err| err.to_string())?;
+                    consumer.messages().await.map_err(|err| err.to_string())
                 }
-                if let Some(last) = batch.last().map(|record| record.sequence) {
-                    loop {
-                        match apply(batch.clone()).await {
-                            Ok(()) => break,
-                            Err(err) => {
-                                tracing::error!(log = self.name, error = %err, "applying a cluster log's records locally failed; retrying");
-                                pause(&stop).await;
-                                if stop.is_cancelled() {
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                    applied = last;
-                    self.applied.store(applied, Ordering::Relaxed);
+            },
+            move |message: jetstream::Message| {
+                let read = record_of(&message);
+                if read.is_none() {
+                    tracing::error!(
+                        log = name,
+                        subject = %message.subject,
+                        "a record without its node and number in a cluster log; skipped"
+                    );
                 }
-                if broken {
-                    pause(&stop).await;
-                    continue 'reopen;
-                }
-            }
-        }
+                read
+            },
+            apply,
+        )
+        .await;
     }
 }
 
-/// The record a message carries, with the records still pending after it.
-fn record_of(message: &jetstream::Message) -> Option<(Record, u64)> {
+/// The record a message carries, with its place in the log.
+fn record_of(message: &jetstream::Message) -> Option<Read<Record>> {
     let info = message.info().ok()?;
     let headers = message.headers.as_ref()?;
     let node = headers.get(NODE_HEADER)?.as_str().to_owned();
     let number = headers.get(NUMBER_HEADER)?.as_str().parse().ok()?;
-    Some((
-        Record {
+    Some(Read {
+        position: info.stream_sequence,
+        pending: info.pending,
+        value: Record {
             sequence: info.stream_sequence,
             node,
             number,
             payload: message.payload.clone(),
         },
-        info.pending,
-    ))
+    })
 }

@@ -11,6 +11,7 @@
 //! servers accept concurrent compare-and-set writes against one revision; docs/cluster.md).
 
 pub mod bucket;
+mod follow;
 pub mod log;
 
 use std::collections::HashMap;
@@ -278,6 +279,14 @@ impl Cluster {
         Ok(Some(cluster))
     }
 
+    fn opening_failed(&self, name: &'static str, err: impl std::fmt::Display) -> ClusterError {
+        ClusterError::Bucket {
+            bucket: name,
+            replicas: self.replicas,
+            reason: err.to_string(),
+        }
+    }
+
     /// Opens (creating it if needed) the product bucket `name`: `cluster.replicas` copies, one
     /// value per key kept (a key's history is the products' own business).
     pub async fn bucket(&self, name: &'static str) -> Result<Bucket, ClusterError> {
@@ -291,11 +300,7 @@ impl Cluster {
             .jetstream
             .create_or_update_key_value(config)
             .await
-            .map_err(|err| ClusterError::Bucket {
-                bucket: name,
-                replicas: self.replicas,
-                reason: err.to_string(),
-            })?;
+            .map_err(|err| self.opening_failed(name, err))?;
         let bucket = Bucket {
             name,
             store,
@@ -325,18 +330,13 @@ impl Cluster {
             .jetstream
             .get_or_create_stream(config)
             .await
-            .map_err(|err| ClusterError::Bucket {
-                bucket: name,
-                replicas: self.replicas,
-                reason: err.to_string(),
-            })?;
+            .map_err(|err| self.opening_failed(name, err))?;
         let log = log::Log {
             name,
             node: self.me.node_id.clone(),
             jetstream: self.jetstream.clone(),
             stream,
-            applied: Arc::default(),
-            pending: Arc::default(),
+            progress: Arc::default(),
         };
         self.logs.lock().push(log.clone());
         Ok(log)

@@ -20,16 +20,12 @@ use tokio_util::sync::CancellationToken;
 use super::record::KeyRecord;
 use super::repo::{self, DebitOutcome, KeyPatch, NewKey, UpdateOutcome};
 use super::secret::SecretHash;
-use crate::cluster::bucket::{Bucket, Change, WriteError};
+use crate::cluster::bucket::{Bucket, Change, MAX_ATTEMPTS, WriteError};
 use crate::error::ApiError;
 use crate::store::{Dbs, Store, StoreError, codec, replica};
 
 /// The cluster bucket of keys: key id → [`SharedKey`].
 pub const KEYS_BUCKET: &str = "panlink_keys";
-
-/// Compare-and-set attempts one change makes before it answers 503: each lost attempt means
-/// another change of the same key won, so this bounds the wait of a caller on a hot key.
-const MAX_ATTEMPTS: usize = 200;
 
 const KIND: &str = "shared key";
 
@@ -70,10 +66,10 @@ impl KeyBook {
                 }
                 // A random id that another key has: draw again.
                 Err(WriteError::Exists) => continue,
-                Err(err) => return Err(unavailable(err)),
+                Err(err) => return Err(err.into()),
             }
         }
-        Err(busy())
+        Err(WriteError::Contended.into())
     }
 
     /// Applies `patch` to the key `id`.
@@ -106,10 +102,10 @@ impl KeyBook {
                     });
                 }
                 Err(WriteError::Conflict) => continue,
-                Err(err) => return Err(unavailable(err)),
+                Err(err) => return Err(err.into()),
             }
         }
-        Err(busy())
+        Err(WriteError::Contended.into())
     }
 
     /// Deletes the key `id`; `false` if there was none.
@@ -131,10 +127,10 @@ impl KeyBook {
                     return Ok(true);
                 }
                 Err(WriteError::Conflict) => continue,
-                Err(err) => return Err(unavailable(err)),
+                Err(err) => return Err(err.into()),
             }
         }
-        Err(busy())
+        Err(WriteError::Contended.into())
     }
 
     /// Takes `price` points from the key `id` (stored under `hash`) if it may spend them. Two
@@ -169,10 +165,10 @@ impl KeyBook {
                     return Ok(outcome);
                 }
                 Err(WriteError::Conflict) => continue,
-                Err(err) => return Err(unavailable(err)),
+                Err(err) => return Err(err.into()),
             }
         }
-        Err(busy())
+        Err(WriteError::Contended.into())
     }
 
     /// In cluster mode, the task that applies the bucket's changes to this node's LMDB (until
@@ -221,7 +217,7 @@ impl KeyBook {
             match bucket.create(&record.id, shared(hash, &record)).await {
                 Ok(_) => offered += 1,
                 Err(WriteError::Exists) => {}
-                Err(err) => return Err(unavailable(err)),
+                Err(err) => return Err(err.into()),
             }
         }
         if offered > 0 {
@@ -271,7 +267,7 @@ fn shared(hash: SecretHash, record: &KeyRecord) -> Vec<u8> {
 
 /// The key `id` as the bucket holds it now, with its revision.
 async fn read(bucket: &Bucket, id: &str) -> Result<Option<(SharedKey, u64)>, ApiError> {
-    let Some((bytes, revision)) = bucket.entry(id).await.map_err(unavailable)? else {
+    let Some((bytes, revision)) = bucket.entry(id).await.map_err(ApiError::from)? else {
         return Ok(None);
     };
     let key = codec::decode::<SharedKey>(&bytes, KIND)?;
@@ -312,17 +308,4 @@ fn apply(
         replica::set_followed(txn, dbs, KEYS_BUCKET, revision)?;
     }
     Ok(())
-}
-
-fn unavailable(err: WriteError) -> ApiError {
-    tracing::warn!(error = %err, "a key change was not accepted by the cluster");
-    ApiError::ClusterUnavailable
-}
-
-fn busy() -> ApiError {
-    tracing::warn!(
-        attempts = MAX_ATTEMPTS,
-        "a key change kept losing to concurrent changes of the same key"
-    );
-    ApiError::ClusterUnavailable
 }

@@ -27,7 +27,7 @@ use super::record::GroupRecord;
 use super::record::LinkRecord;
 use super::repo::{self, ChangeOutcome, InsertOutcome, LinkPatch, NewLink};
 use super::watch;
-use crate::cluster::bucket::{Bucket, Change, WriteError};
+use crate::cluster::bucket::{Bucket, Change, MAX_ATTEMPTS, WriteError};
 use crate::cluster::log::{Log, Record};
 use crate::cluster::{Cluster, ClusterError};
 use crate::error::ApiError;
@@ -70,9 +70,6 @@ impl LinkBuckets {
         })
     }
 }
-
-/// Compare-and-set attempts one change makes before it answers 503 (see `keys::book`).
-const MAX_ATTEMPTS: usize = 200;
 
 /// Links offered at once to the bucket on a node's first join.
 const OFFER_IN_FLIGHT: usize = 64;
@@ -127,7 +124,7 @@ pub async fn create(
         match bucket.create(&record.code, codec::encode(&record)).await {
             Ok(revision) => revision,
             Err(WriteError::Exists) => return Ok(InsertOutcome::AliasTaken),
-            Err(err) => return Err(unavailable(err)),
+            Err(err) => return Err(err.into()),
         }
     } else {
         let mut created = None;
@@ -139,7 +136,7 @@ pub async fn create(
                     break;
                 }
                 Err(WriteError::Exists) => continue,
-                Err(err) => return Err(unavailable(err)),
+                Err(err) => return Err(err.into()),
             }
         }
         created.ok_or_else(|| {
@@ -208,10 +205,10 @@ pub async fn update(
                 return Ok(ChangeOutcome::Done(Box::new(stored)));
             }
             Err(WriteError::Conflict) => continue,
-            Err(err) => return Err(unavailable(err)),
+            Err(err) => return Err(err.into()),
         }
     }
-    Err(busy())
+    Err(WriteError::Contended.into())
 }
 
 /// Deletes `owner`'s link `code` with its counters and statistics.
@@ -253,10 +250,10 @@ pub async fn delete(
                 return Ok(ChangeOutcome::Done(Box::new(gone)));
             }
             Err(WriteError::Conflict) => continue,
-            Err(err) => return Err(unavailable(err)),
+            Err(err) => return Err(err.into()),
         }
     }
-    Err(busy())
+    Err(WriteError::Contended.into())
 }
 
 /// A change this node made, as it applies it at once.
@@ -557,10 +554,10 @@ pub async fn create_group(
                 return Ok(group);
             }
             Err(WriteError::Exists) => continue,
-            Err(err) => return Err(unavailable(err)),
+            Err(err) => return Err(err.into()),
         }
     }
-    Err(busy())
+    Err(WriteError::Contended.into())
 }
 
 /// The groups bucket's key of `owner`'s group `id`.
@@ -614,7 +611,7 @@ async fn offer_local_groups(links: &LinkService, bucket: &Bucket) -> Result<(), 
             .await
         {
             Ok(_) | Err(WriteError::Exists) => {}
-            Err(err) => return Err(unavailable(err)),
+            Err(err) => return Err(err.into()),
         }
     }
     Ok(())
@@ -644,7 +641,7 @@ async fn offer_local_links(links: &LinkService, bucket: &Bucket) -> Result<(), A
         match outcome {
             Ok(_) => offered += 1,
             Err(WriteError::Exists) => {}
-            Err(err) => return Err(unavailable(err)),
+            Err(err) => return Err(err.into()),
         }
     }
     tracing::info!(
@@ -657,7 +654,7 @@ async fn offer_local_links(links: &LinkService, bucket: &Bucket) -> Result<(), A
 
 /// The link `code` as the bucket holds it now, with its revision.
 async fn read(bucket: &Bucket, code: &str) -> Result<Option<(LinkRecord, u64)>, ApiError> {
-    let Some((bytes, revision)) = bucket.entry(code).await.map_err(unavailable)? else {
+    let Some((bytes, revision)) = bucket.entry(code).await.map_err(ApiError::from)? else {
         return Ok(None);
     };
     Ok(Some((codec::decode::<LinkRecord>(&bytes, KIND)?, revision)))
@@ -708,17 +705,4 @@ fn apply(
     }
     replica::set_followed(txn, dbs, LINKS_BUCKET, followed)?;
     Ok(applied)
-}
-
-fn unavailable(err: WriteError) -> ApiError {
-    tracing::warn!(error = %err, "a link change was not accepted by the cluster");
-    ApiError::ClusterUnavailable
-}
-
-fn busy() -> ApiError {
-    tracing::warn!(
-        attempts = MAX_ATTEMPTS,
-        "a link change kept losing to concurrent changes of the same link"
-    );
-    ApiError::ClusterUnavailable
 }
