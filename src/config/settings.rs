@@ -379,8 +379,9 @@ config_sections! {
         /// which never contacts NATS. Cluster mode needs nats-server 2.10 or newer
         /// (docs/cluster.md: older servers accept concurrent compare-and-set writes).
         nats_urls: Vec<String> = Vec::new(), check(nats_urls, "nats://host:port each");
-        /// This node's name in the cluster, unique among its nodes (letters, digits, - and _, up
-        /// to 64). Empty: the host name, then - and the listen port.
+        /// This node's name in the cluster, unique among its nodes and the same across its
+        /// restarts: its click records carry it (letters, digits, - and _, up to 64). Empty: the
+        /// host name, then - and the listen port (set it when the port is chosen at start).
         node_id: String = String::new(), check(node_id, "empty, or [A-Za-z0-9_-]{1,64}")
             => node_id: Option<String>;
         /// A NATS credentials file (.creds: a user JWT and its NKey seed). Empty: none.
