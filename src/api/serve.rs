@@ -36,7 +36,39 @@ pub fn run(config: Config, take_over: bool) -> anyhow::Result<()> {
         runtime.worker_threads(config.server.worker_threads);
     }
     let runtime = runtime.build().context("starting the tokio runtime")?;
-    runtime.block_on(run_async(config, take_over))
+    // Boxed: the server's whole life is one future, large in debug builds, and the thread that
+    // blocks on it may have a small stack (a test or bench that runs the server on its own
+    // thread).
+    runtime.block_on(Box::pin(run_async(config, take_over)))
+}
+
+/// In cluster mode, starts following the cluster's keys and links into this node's LMDB and
+/// waits until its copies have what the cluster had when it started (up to
+/// `cluster.connect_timeout_ms`); nothing in single-node mode.
+async fn follow_cluster(app: &Arc<App>, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    let keys = app
+        .keys
+        .book()
+        .follower(shutdown.clone())
+        .await
+        .map_err(|err| anyhow::anyhow!("following the cluster's keys: {err}"))?;
+    let links = crate::links::book::follower(&app.links, shutdown.clone())
+        .await
+        .map_err(|err| anyhow::anyhow!("following the cluster's links: {err}"))?;
+    if let (Some(keys_at), Some(links_at)) = (keys, links) {
+        let wait = app.config.cluster.connect_timeout;
+        let caught_up = tokio::join!(
+            app.keys.book().caught_up(keys_at, wait),
+            crate::links::book::caught_up(&app.links, links_at, wait),
+        );
+        if caught_up != (true, true) {
+            tracing::warn!(
+                ?wait,
+                "this node's copies of the cluster's keys and links are still behind; serving anyway (/health shows how far)"
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn run_async(config: Config, take_over: bool) -> anyhow::Result<()> {
@@ -92,39 +124,14 @@ async fn run_async(config: Config, take_over: bool) -> anyhow::Result<()> {
         .context("joining the cluster (cluster.nats_urls)")?;
     let clustered = match cluster {
         Some(membership) => Some(
-            super::app::Clustered::open(membership)
+            Box::pin(super::app::Clustered::open(membership))
                 .await
                 .context("opening the cluster's buckets")?,
         ),
         None => None,
     };
     let app = App::new(config, store, &admin_token, shutdown.clone(), clustered)?;
-    // In cluster mode keys and links are the cluster's: this node serves once its copies have
-    // what the cluster had when it started.
-    let keys = app
-        .keys
-        .book()
-        .follower(shutdown.clone())
-        .await
-        .map_err(|err| anyhow::anyhow!("following the cluster's keys: {err}"))?;
-    let links = crate::links::book::follower(&app.links, shutdown.clone())
-        .await
-        .map_err(|err| anyhow::anyhow!("following the cluster's links: {err}"))?;
-    if let (Some((keys_at, follow_keys)), Some((links_at, follow_links))) = (keys, links) {
-        tokio::spawn(follow_keys);
-        tokio::spawn(follow_links);
-        let wait = app.config.cluster.connect_timeout;
-        let caught_up = tokio::join!(
-            app.keys.book().caught_up(keys_at, wait),
-            crate::links::book::caught_up(&app.links, links_at, wait),
-        );
-        if caught_up != (true, true) {
-            tracing::warn!(
-                ?wait,
-                "this node's copies of the cluster's keys and links are still behind; serving anyway (/health shows how far)"
-            );
-        }
-    }
+    Box::pin(follow_cluster(&app, &shutdown)).await?;
     let membership = app.cluster.clone().map(|cluster| {
         // Each heartbeat carries this node's lane totals, for the others' `/pool`.
         let engine = Arc::clone(&app.jobs.engine);

@@ -11,7 +11,6 @@
 //! bucket accepted. Usage counters (`requests`, `last_used_at`) are each node's own and never
 //! travel.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -171,14 +170,12 @@ impl KeyBook {
         Err(WriteError::Contended.into())
     }
 
-    /// In cluster mode, the task that applies the bucket's changes to this node's LMDB (until
-    /// `stop`) and the revision it must reach before this node has every key the bucket had at
-    /// start; `None` in single-node mode. A node that never followed the bucket first offers it
-    /// the keys it already has (keys made before it joined), each only if its id is free.
-    pub async fn follower(
-        &self,
-        stop: CancellationToken,
-    ) -> Result<Option<(u64, impl Future<Output = ()> + use<>)>, ApiError> {
+    /// In cluster mode, starts the task that applies the bucket's changes to this node's LMDB
+    /// (until `stop`) and answers the revision the bucket had at start, which this node must
+    /// reach before it has every key ([`KeyBook::caught_up`]); `None` in single-node mode. A node
+    /// that never followed the bucket first offers it the keys it already has (keys made before
+    /// it joined), each only if its id is free.
+    pub async fn follower(&self, stop: CancellationToken) -> Result<Option<u64>, ApiError> {
         let Some(bucket) = self.bucket.clone() else {
             return Ok(None);
         };
@@ -189,17 +186,8 @@ impl KeyBook {
         if resume.first_join {
             self.offer_local_keys(&bucket).await?;
         }
-        let store = Arc::clone(&self.store);
-        let follow = bucket.follow(resume.followed, stop, move |changes: Vec<Change>| {
-            let store = Arc::clone(&store);
-            async move {
-                let last = changes.last().map_or(0, |change| change.revision);
-                store
-                    .write(move |txn, dbs| apply(txn, dbs, &changes, Some(last)))
-                    .await
-            }
-        });
-        Ok(Some((resume.latest, follow)))
+        spawn_follower(&self.store, bucket, resume.followed, stop);
+        Ok(Some(resume.latest))
     }
 
     /// Waits until the follower applied `revision` (see [`KeyBook::follower`]).
@@ -253,6 +241,27 @@ impl KeyBook {
         // A newer change of the same key may already have been applied: show what is stored.
         Ok(stored.map_or(record, |(_, record)| record))
     }
+}
+
+/// Spawns the follower of the keys' bucket from `followed`. Kept out of
+/// [`KeyBook::follower`]'s future: the task's future is large in debug builds, and built here
+/// only in cluster mode.
+#[inline(never)]
+fn spawn_follower(store: &Arc<Store>, bucket: Bucket, followed: u64, stop: CancellationToken) {
+    let store = Arc::clone(store);
+    tokio::spawn(Box::pin(bucket.follow(
+        followed,
+        stop,
+        move |changes: Vec<Change>| {
+            let store = Arc::clone(&store);
+            async move {
+                let last = changes.last().map_or(0, |change| change.revision);
+                store
+                    .write(move |txn, dbs| apply(txn, dbs, &changes, Some(last)))
+                    .await
+            }
+        },
+    )));
 }
 
 /// The bucket's value for a key: its hash and record, usage counters left out.

@@ -15,7 +15,6 @@
 //! It must not write a link's record to LMDB in cluster mode other than by applying a change
 //! the bucket accepted (or, for the target state, as the monitor's verdict does locally).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -339,14 +338,15 @@ fn forget_cached(links: &LinkService, code: &str, deleted: bool) {
     }
 }
 
-/// In cluster mode, the task that applies the buckets of links and groups to this node's LMDB
-/// (until `stop`) and the revisions it must reach before this node has every link and group the
-/// buckets had at start; `None` in single-node mode. A node that never followed the buckets
+/// In cluster mode, starts the tasks that apply the buckets of links and groups and the clicks'
+/// log to this node's LMDB (until `stop`) and publish this node's clicks, and answers the
+/// revisions the buckets had at start, which this node must reach before it has every link and
+/// group ([`caught_up`]); `None` in single-node mode. A node that never followed the buckets
 /// first offers them the links and groups it already has, each only if its id is free.
 pub async fn follower(
     links: &Arc<LinkService>,
     stop: CancellationToken,
-) -> Result<Option<([u64; 2], impl Future<Output = ()> + use<>)>, ApiError> {
+) -> Result<Option<[u64; 2]>, ApiError> {
     let Some(buckets) = links.cluster.clone() else {
         return Ok(None);
     };
@@ -360,10 +360,8 @@ pub async fn follower(
             })
         }
     };
-    let (groups_resume, links_resume) = (
-        resume(&buckets.groups).await?,
-        resume(&buckets.links).await?,
-    );
+    let groups_resume = resume(&buckets.groups).await?;
+    let links_resume = resume(&buckets.links).await?;
     let clicks_followed = links
         .store
         .read(|txn, dbs| replica::followed(txn, dbs, CLICKS_LOG))?;
@@ -373,9 +371,32 @@ pub async fn follower(
     if links_resume.first_join {
         offer_local_links(links, &buckets.links).await?;
     }
+    spawn_followers(
+        links,
+        &buckets,
+        [
+            groups_resume.followed,
+            links_resume.followed,
+            clicks_followed,
+        ],
+        &stop,
+    );
+    Ok(Some([groups_resume.latest, links_resume.latest]))
+}
+
+/// Spawns the followers of groups, links and clicks from `from` (their positions applied) and
+/// the clicks' publisher. Kept out of [`follower`]'s future: the tasks' futures are large in
+/// debug builds, and built here only in cluster mode.
+#[inline(never)]
+fn spawn_followers(
+    links: &Arc<LinkService>,
+    buckets: &LinkBuckets,
+    from: [u64; 3],
+    stop: &CancellationToken,
+) {
     let store = Arc::clone(&links.store);
-    let follow_groups = buckets.groups.clone().follow(
-        groups_resume.followed,
+    tokio::spawn(Box::pin(buckets.groups.clone().follow(
+        from[0],
         stop.clone(),
         move |changes: Vec<Change>| {
             let store = Arc::clone(&store);
@@ -386,10 +407,10 @@ pub async fn follower(
                     .await
             }
         },
-    );
+    )));
     let service = Arc::clone(links);
-    let follow_links = buckets.links.clone().follow(
-        links_resume.followed,
+    tokio::spawn(Box::pin(buckets.links.clone().follow(
+        from[1],
         stop.clone(),
         move |changes: Vec<Change>| {
             let links = Arc::clone(&service);
@@ -405,11 +426,11 @@ pub async fn follower(
                 Ok::<(), StoreError>(())
             }
         },
-    );
+    )));
     let store = Arc::clone(&links.store);
     let me = buckets.clicks.node().to_owned();
-    let follow_clicks = buckets.clicks.clone().follow(
-        clicks_followed,
+    tokio::spawn(Box::pin(buckets.clicks.clone().follow(
+        from[2],
         stop.clone(),
         move |records: Vec<Record>| {
             let store = Arc::clone(&store);
@@ -420,12 +441,12 @@ pub async fn follower(
                     .await
             }
         },
-    );
-    let publish = publish_clicks(Arc::clone(&links.store), buckets.clicks.clone(), stop);
-    let follow = async move {
-        futures_util::future::join4(follow_groups, follow_links, follow_clicks, publish).await;
-    };
-    Ok(Some(([groups_resume.latest, links_resume.latest], follow)))
+    )));
+    tokio::spawn(Box::pin(publish_clicks(
+        Arc::clone(&links.store),
+        buckets.clicks.clone(),
+        stop.clone(),
+    )));
 }
 
 /// Waits until the follower applied `revisions` (see [`follower`]).
