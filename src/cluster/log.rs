@@ -76,6 +76,16 @@ impl Log {
         Ok(ack.sequence)
     }
 
+    /// The log's last sequence now (0: empty).
+    pub async fn last_sequence(&self) -> Result<u64, super::bucket::WriteError> {
+        let mut stream = self.stream.clone();
+        let info = stream
+            .info()
+            .await
+            .map_err(|err| super::bucket::WriteError::Unavailable(err.to_string()))?;
+        Ok(info.state.last_sequence)
+    }
+
     /// This node's id, as its records carry it.
     pub fn node(&self) -> &str {
         &self.node

@@ -8,9 +8,11 @@
 //! into its LMDB ([`follower`]) and drops the cached entries it changed, so the redirect keeps
 //! reading the local cache and LMDB only.
 //!
-//! What stays each node's own in cluster mode (until later steps move it): clicks and
-//! statistics, `max_clicks` counts, groups, and the target watch with the target state it
-//! learns (the node that created or retargeted a link watches its share).
+//! Groups have a bucket of their own, `panlink_groups`, kept the same way. Clicks stay counted
+//! and folded on each node; each fold's deltas also go, through the outbox, to the cluster's
+//! `panlink_clicks` log, from which every other node folds them once. What stays each node's
+//! own (until later steps move it): `max_clicks` counts, and the target watch with the target
+//! state it learns (the node that created or retargeted a link watches its share).
 //!
 //! It must not write a link's record to LMDB in cluster mode other than by applying a change
 //! the bucket accepted (or, for the target state, as the monitor's verdict does locally).
@@ -22,8 +24,7 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::LinkService;
-use super::record::GroupRecord;
-use super::record::LinkRecord;
+use super::record::{GroupRecord, LinkRecord};
 use super::repo::{self, ChangeOutcome, InsertOutcome, LinkPatch, NewLink};
 use super::watch;
 use crate::cluster::bucket::{Bucket, Change, MAX_ATTEMPTS, WriteError};
@@ -362,9 +363,20 @@ pub async fn follower(
     };
     let groups_resume = resume(&buckets.groups).await?;
     let links_resume = resume(&buckets.links).await?;
-    let clicks_followed = links
+    let mut clicks_followed = links
         .store
         .read(|txn, dbs| replica::followed(txn, dbs, CLICKS_LOG))?;
+    let clicks_latest = buckets.clicks.last_sequence().await?;
+    if clicks_followed > clicks_latest {
+        // The log is younger than this copy (the cluster's data was reset): read it from the
+        // start. The per-node numbers folded still hold, so nothing is folded twice.
+        tracing::warn!(
+            followed = clicks_followed,
+            latest = clicks_latest,
+            "the cluster's clicks log is behind this node; reading it from the start"
+        );
+        clicks_followed = 0;
+    }
     if groups_resume.first_join {
         offer_local_groups(links, &buckets.groups).await?;
     }
@@ -641,35 +653,51 @@ async fn offer_local_groups(links: &LinkService, bucket: &Bucket) -> Result<(), 
 /// Offers the bucket every link this node's LMDB holds (a node's first join), at most
 /// [`OFFER_IN_FLIGHT`] at once; a link whose id the bucket has already is left alone.
 async fn offer_local_links(links: &LinkService, bucket: &Bucket) -> Result<(), ApiError> {
-    let local: Vec<LinkRecord> = links.store.read(|txn, dbs| {
-        dbs.links
-            .iter(txn)?
-            .map(|entry| {
-                let (_, bytes) = entry?;
-                codec::decode::<LinkRecord>(bytes, "link")
+    // A page of records at a time: a data dir may hold millions of links.
+    const PAGE: usize = 1_000;
+    let (mut offered, mut total) = (0, 0);
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page: Vec<(Vec<u8>, Vec<u8>)> = links.store.read(|txn, dbs| {
+            let from = match &after {
+                Some(key) => std::ops::Bound::Excluded(key.as_slice()),
+                None => std::ops::Bound::Unbounded,
+            };
+            dbs.links
+                .range(txn, &(from, std::ops::Bound::Unbounded))?
+                .take(PAGE)
+                .map(|entry| {
+                    let (key, bytes) = entry?;
+                    Ok((key.to_vec(), bytes.to_vec()))
+                })
+                .collect()
+        })?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = Some(last.clone());
+        total += page.len();
+        let mut offers = futures_util::stream::iter(page)
+            .map(|(code, record)| async move {
+                let code = String::from_utf8_lossy(&code).into_owned();
+                bucket.create(&code, record).await
             })
-            .collect()
-    })?;
-    if local.is_empty() {
-        return Ok(());
-    }
-    let total = local.len();
-    let mut offers = futures_util::stream::iter(local)
-        .map(|link| async move { bucket.create(&link.code, codec::encode(&link)).await })
-        .buffer_unordered(OFFER_IN_FLIGHT);
-    let mut offered = 0;
-    while let Some(outcome) = offers.next().await {
-        match outcome {
-            Ok(_) => offered += 1,
-            Err(WriteError::Exists) => {}
-            Err(err) => return Err(err.into()),
+            .buffer_unordered(OFFER_IN_FLIGHT);
+        while let Some(outcome) = offers.next().await {
+            match outcome {
+                Ok(_) => offered += 1,
+                Err(WriteError::Exists) => {}
+                Err(err) => return Err(err.into()),
+            }
         }
     }
-    tracing::info!(
-        links = offered,
-        of = total,
-        "offered this node's links to the cluster on its first join"
-    );
+    if total > 0 {
+        tracing::info!(
+            links = offered,
+            of = total,
+            "offered this node's links to the cluster on its first join"
+        );
+    }
     Ok(())
 }
 

@@ -384,18 +384,52 @@ fn p99(mut times: Vec<Duration>) -> Duration {
 #[test]
 #[ignore = "heavy tier (scripts/test.sh): three nats-servers and three nodes"]
 fn links_are_the_clusters_and_an_alias_is_handed_out_once() {
+    // A's data dir served alone first: its key, group and link join the cluster with it.
+    let a_dir = tempfile::tempdir().unwrap();
+    let (key, alone) = {
+        let single = Server::start_at(a_dir.path(), &[]);
+        let (key, _) = single.create_key(
+            r#"{"name": "links", "plan": "premium", "rate_per_s": 100000, "burst": 100000}"#,
+        );
+        let group = single.send(
+            "POST",
+            "/api/v1/groups",
+            &[("X-API-Key", &key), ("Content-Type", "application/json")],
+            Some(r#"{"name": "单机时的分组"}"#),
+        );
+        assert_eq!(group.status, 200, "{}", group.text());
+        let group = group.json()["data"]["id"].as_u64().unwrap();
+        let made = create_link(
+            &single,
+            &key,
+            &format!(
+                r#"{{"url": "https://example.com/alone", "alias": "alone", "group_id": {group}}}"#
+            ),
+        );
+        assert_eq!(made.status, 200, "{}", made.text());
+        (key, group)
+    };
     let nats = NatsCluster::start(&nats_server(), 3);
     let nodes = [
-        start_node(&nats, "node-a"),
+        start_node_at(&nats, "node-a", a_dir.path()),
         start_node(&nats, "node-b"),
         start_node(&nats, "node-c"),
     ];
     let [a, b, c] = &nodes;
-    let (key, _) = a.create_key(
-        r#"{"name": "links", "plan": "premium", "rate_per_s": 100000, "burst": 100000}"#,
-    );
     for node in &nodes {
         wait_for_key(node, &key, 200, None);
+    }
+    for node in [b, c] {
+        wait_until(
+            Duration::from_secs(5),
+            "A's link and group on every node",
+            || {
+                let link = node.get("/api/v1/links/alone", &[("X-API-Key", &key)]);
+                (link.status == 200 && link.json()["data"]["group_id"] == alone).then_some(())
+            },
+        );
+        let groups = node.get("/api/v1/groups", &[("X-API-Key", &key)]).json();
+        assert!(groups.to_string().contains("单机时的分组"), "{groups}");
     }
 
     // 1 000 links made on A redirect on C: p99 of the time from A's answer to C's first
@@ -430,7 +464,8 @@ fn links_are_the_clusters_and_an_alias_is_handed_out_once() {
     let listed = b
         .get("/api/v1/links?page_size=1", &[("X-API-Key", &key)])
         .json();
-    assert_eq!(listed["data"]["total"], 1_000, "{listed}");
+    // (And the one A had before it joined.)
+    assert_eq!(listed["data"]["total"], 1_001, "{listed}");
 
     // Disabled on B: no node redirects within 100 ms (p99 over 100 links, A and C each).
     let mut stopped_after = Vec::new();
