@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use bytes::Bytes;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::follow::{self, Progress, Read};
@@ -69,15 +68,7 @@ pub struct Resume {
     pub first_join: bool,
 }
 
-/// How far this node's copy of a bucket is, for `/health`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct BucketView {
-    pub bucket: &'static str,
-    /// The last revision the follower applied locally (0: none yet).
-    pub applied_revision: u64,
-    /// Changes the watch said were still to come after the last batch it delivered.
-    pub pending: u64,
-}
+pub use super::follow::BucketView;
 
 /// One replicated bucket, opened by [`super::Cluster::bucket`].
 #[derive(Clone)]
@@ -226,11 +217,7 @@ impl Bucket {
 
     /// The revisions this node's copy has reached, for `/health`.
     pub fn view(&self) -> BucketView {
-        BucketView {
-            bucket: self.name,
-            applied_revision: self.progress.applied.load(Ordering::Relaxed),
-            pending: self.progress.pending.load(Ordering::Relaxed),
-        }
+        self.progress.view(self.name)
     }
 
     /// Follows the bucket from the revision after `applied` until `stop`: every change, in

@@ -28,6 +28,28 @@ pub struct Progress {
     pub pending: AtomicU64,
 }
 
+impl Progress {
+    /// The follower of `name` as `/health` shows it.
+    pub fn view(&self, name: &'static str) -> BucketView {
+        BucketView {
+            bucket: name,
+            applied_revision: self.applied.load(Ordering::Relaxed),
+            pending: self.pending.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// How far this node's copy of a bucket or log is, for `/health`.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct BucketView {
+    /// The bucket's or log's name.
+    pub bucket: &'static str,
+    /// The last revision (a log: sequence) the follower applied locally (0: none yet).
+    pub applied_revision: u64,
+    /// Items the reader said were still to come after the last batch it delivered.
+    pub pending: u64,
+}
+
 /// An item as the follower hands it on: the value, its position, the items pending after it.
 pub struct Read<T> {
     pub value: T,

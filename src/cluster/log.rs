@@ -10,7 +10,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
@@ -93,11 +92,7 @@ impl Log {
 
     /// How far this node has read the log, for `/health`.
     pub fn view(&self) -> BucketView {
-        BucketView {
-            bucket: self.name,
-            applied_revision: self.progress.applied.load(Ordering::Relaxed),
-            pending: self.progress.pending.load(Ordering::Relaxed),
-        }
+        self.progress.view(self.name)
     }
 
     /// Follows the log from the sequence after `applied` until `stop`: every record, in order,
