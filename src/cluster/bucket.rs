@@ -11,7 +11,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
@@ -203,16 +202,7 @@ impl Bucket {
 
     /// Waits until the follower has applied `revision`, or `timeout` passed; whether it has.
     pub async fn wait_applied(&self, revision: u64, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if self.progress.applied.load(Ordering::Relaxed) >= revision {
-                return true;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        self.progress.wait_applied(revision, timeout).await
     }
 
     /// The revisions this node's copy has reached, for `/health`.

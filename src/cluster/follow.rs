@@ -29,6 +29,20 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Waits until the follower applied `position`, up to `timeout`; whether it did.
+    pub async fn wait_applied(&self, position: u64, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.applied.load(Ordering::Relaxed) >= position {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     /// The follower of `name` as `/health` shows it.
     pub fn view(&self, name: &'static str) -> BucketView {
         BucketView {

@@ -75,6 +75,36 @@ impl Log {
         Ok(ack.sequence)
     }
 
+    /// Publishes `payload` as this node's record under `<log>.<subject>`, named `id` to the
+    /// stream's duplicate window: records that stand for the same thing whichever node publishes
+    /// them (a result of an item) share an id, so a second is dropped within the window. Its
+    /// number is 0: such records are told apart by their content, not by node and number.
+    pub async fn publish_named(
+        &self,
+        subject: &str,
+        id: &str,
+        payload: Bytes,
+    ) -> Result<u64, super::bucket::WriteError> {
+        let unavailable = |err: String| super::bucket::WriteError::Unavailable(err);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+        headers.insert(NODE_HEADER, self.node.as_str());
+        headers.insert(NUMBER_HEADER, "0");
+        let ack = self
+            .jetstream
+            .publish_with_headers(format!("{}.{subject}", self.name), headers, payload)
+            .await
+            .map_err(|err| unavailable(err.to_string()))?
+            .await
+            .map_err(|err| unavailable(err.to_string()))?;
+        Ok(ack.sequence)
+    }
+
+    /// Waits until this node's follower applied `sequence`, up to `timeout`; whether it did.
+    pub async fn wait_applied(&self, sequence: u64, timeout: std::time::Duration) -> bool {
+        self.progress.wait_applied(sequence, timeout).await
+    }
+
     /// The log's last sequence now (0: empty).
     pub async fn last_sequence(&self) -> Result<u64, super::bucket::WriteError> {
         let mut stream = self.stream.clone();

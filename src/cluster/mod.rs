@@ -1,7 +1,7 @@
 //! Cluster mode on NATS JetStream: this node's connection to the cluster's NATS servers, its
 //! heartbeats in the `panlink_nodes` key-value bucket, the live nodes as that bucket's watch
-//! shows them (for `/health` and `/pool`), and the replicated buckets products keep their
-//! records in ([`bucket`]).
+//! shows them (for `/health` and `/pool`), and what products keep their state in: replicated
+//! buckets ([`bucket`]), logs ([`log`]) and work queues ([`work`]).
 //!
 //! It knows the engine and no product; it must not interpret product state. With
 //! `cluster.nats_urls` empty nothing here runs and NATS is never contacted. The design that
@@ -13,6 +13,7 @@
 pub mod bucket;
 mod follow;
 pub mod log;
+pub mod work;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -311,35 +312,61 @@ impl Cluster {
         Ok(bucket)
     }
 
-    /// Opens (creating it if needed) the product log `name`: `cluster.replicas` copies, records
-    /// kept for `max_age`, a record published twice within two minutes kept once.
+    /// Opens (creating it if needed) the product stream `name` over subjects `<name>.>`:
+    /// `cluster.replicas` copies, a message published twice within two minutes kept once, and
+    /// `config`'s retention.
+    async fn stream(
+        &self,
+        name: &'static str,
+        config: async_nats::jetstream::stream::Config,
+    ) -> Result<async_nats::jetstream::stream::Stream, ClusterError> {
+        let config = async_nats::jetstream::stream::Config {
+            name: name.to_owned(),
+            subjects: vec![format!("{name}.>")],
+            num_replicas: self.replicas,
+            duplicate_window: Duration::from_secs(120),
+            ..config
+        };
+        self.jetstream
+            .get_or_create_stream(config)
+            .await
+            .map_err(|err| self.opening_failed(name, err))
+    }
+
+    /// Opens (creating it if needed) the product log `name`: records kept for `max_age` (see
+    /// [`Cluster::stream`]).
     pub async fn log(
         &self,
         name: &'static str,
         max_age: Duration,
     ) -> Result<log::Log, ClusterError> {
         let config = async_nats::jetstream::stream::Config {
-            name: name.to_owned(),
-            subjects: vec![format!("{name}.>")],
-            num_replicas: self.replicas,
             max_age,
-            duplicate_window: Duration::from_secs(120),
             ..Default::default()
         };
-        let stream = self
-            .jetstream
-            .get_or_create_stream(config)
-            .await
-            .map_err(|err| self.opening_failed(name, err))?;
         let log = log::Log {
             name,
             node: self.me.node_id.clone(),
             jetstream: self.jetstream.clone(),
-            stream,
+            stream: self.stream(name, config).await?,
             progress: Arc::default(),
         };
         self.logs.lock().push(log.clone());
         Ok(log)
+    }
+
+    /// Opens (creating it if needed) the product work queue `name`: each message kept until a
+    /// node acknowledges it (see [`Cluster::stream`]).
+    pub async fn work_queue(&self, name: &'static str) -> Result<work::WorkQueue, ClusterError> {
+        let config = async_nats::jetstream::stream::Config {
+            retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
+            ..Default::default()
+        };
+        Ok(work::WorkQueue {
+            name,
+            jetstream: self.jetstream.clone(),
+            stream: self.stream(name, config).await?,
+        })
     }
 
     /// Sends heartbeats (each with `load()`, this node's load now) and follows the others' until
