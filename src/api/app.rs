@@ -66,6 +66,8 @@ pub struct Clustered {
     pub keys: crate::cluster::bucket::Bucket,
     /// The links' and groups' buckets (`links::book`).
     pub links: crate::links::book::LinkBuckets,
+    /// The jobs' log and work queue (`jobs::shared`).
+    pub jobs: crate::jobs::shared::JobStreams,
 }
 
 impl Clustered {
@@ -75,10 +77,12 @@ impl Clustered {
     ) -> Result<Clustered, crate::cluster::ClusterError> {
         let keys = membership.bucket(crate::keys::book::KEYS_BUCKET).await?;
         let links = crate::links::book::LinkBuckets::open(&membership).await?;
+        let jobs = crate::jobs::shared::JobStreams::open(&membership).await?;
         Ok(Clustered {
             membership,
             keys,
             links,
+            jobs,
         })
     }
 }
@@ -107,13 +111,14 @@ impl App {
         shutdown: CancellationToken,
         cluster: Option<Clustered>,
     ) -> Result<Arc<App>, AppError> {
-        let (cluster, keys_bucket, links_bucket) = match cluster {
+        let (cluster, keys_bucket, links_bucket, job_streams) = match cluster {
             Some(clustered) => (
                 Some(clustered.membership),
                 Some(clustered.keys),
                 Some(clustered.links),
+                Some(clustered.jobs),
             ),
-            None => (None, None, None),
+            None => (None, None, None, None),
         };
         let router = routes::router()?;
         let metrics = Metrics::install();
@@ -143,6 +148,14 @@ impl App {
         )?;
         // Until `take_over`, another server may still serve the same data dir.
         links.set_role(DataDirRole::Standby);
+        let shared_jobs = job_streams.map(|streams| {
+            Arc::new(crate::jobs::shared::SharedJobs::new(
+                streams,
+                Arc::clone(&engine),
+                Arc::clone(&store),
+                &config.cluster,
+            ))
+        });
         let jobs = Arc::new(Jobs::new(
             engine,
             Arc::clone(&store),
@@ -150,6 +163,7 @@ impl App {
             &config.check,
             // Event streams also end on their own at a handover.
             shutdown.child_token(),
+            shared_jobs,
         ));
         Ok(Arc::new(App {
             keys: KeyGate::new(Arc::clone(&store), &config.keys, keys_bucket),

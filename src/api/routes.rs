@@ -171,11 +171,11 @@ routes! {
         => admin::keys_api::delete(&app.keys, req).await;
 
     CreateJob: POST "/jobs", ApiKey(Checker), Open, body: Jobs => jobs::api::create(&app.jobs, req).await;
-    GetJob: GET "/jobs/{id}", ApiKey(Checker), Open => jobs::api::get(&app.jobs, req);
+    GetJob: GET "/jobs/{id}", ApiKey(Checker), Open => jobs::api::get(&app.jobs, req).await;
     CancelJob: DELETE "/jobs/{id}", ApiKey(Checker), Open => jobs::api::cancel(&app.jobs, req).await;
-    JobEvents: GET "/jobs/{id}/events", ApiKey(Checker), Open => jobs::api::events(&app.jobs, req);
+    JobEvents: GET "/jobs/{id}/events", ApiKey(Checker), Open => jobs::api::events(&app.jobs, req).await;
     UrgentJob: POST "/jobs/{id}/urgent", ApiKey(Checker), Open => jobs::api::urgent(&app.jobs, req).await;
-    JobResults: GET "/jobs/{id}/results", ApiKey(Checker), Open => jobs::export::results(&app.jobs, req);
+    JobResults: GET "/jobs/{id}/results", ApiKey(Checker), Open => jobs::export::results(&app.jobs, req).await;
     Check: POST "/check", ApiKey(Checker), Open => jobs::check::check(&app.jobs, req).await;
     Pool: GET "/pool", Public, Open => ops::pool(app, req);
     PoolProvider: GET "/pool/{provider}", Public, Open => jobs::pool::one(&app.jobs.engine, req);

@@ -42,7 +42,7 @@ pub fn run(config: Config, take_over: bool) -> anyhow::Result<()> {
     runtime.block_on(Box::pin(run_async(config, take_over)))
 }
 
-/// In cluster mode, starts following the cluster's keys and links into this node's LMDB and
+/// In cluster mode, starts following the cluster's keys, links and jobs into this node's LMDB and
 /// waits until its copies have what the cluster had when it started (up to
 /// `cluster.connect_timeout_ms`); nothing in single-node mode.
 async fn follow_cluster(app: &Arc<App>, shutdown: &CancellationToken) -> anyhow::Result<()> {
@@ -55,16 +55,27 @@ async fn follow_cluster(app: &Arc<App>, shutdown: &CancellationToken) -> anyhow:
     let links = crate::links::book::follower(&app.links, shutdown.clone())
         .await
         .map_err(|err| anyhow::anyhow!("following the cluster's links: {err}"))?;
-    if let (Some(keys_at), Some(links_at)) = (keys, links) {
+    let jobs = match &app.jobs.shared {
+        Some(shared) => Some(
+            crate::jobs::shared::follower(shared, shutdown.clone())
+                .await
+                .map_err(|err| anyhow::anyhow!("following the cluster's jobs: {err}"))?,
+        ),
+        None => None,
+    };
+    if let (Some(keys_at), Some(links_at), Some(jobs_at), Some(shared)) =
+        (keys, links, jobs, &app.jobs.shared)
+    {
         let wait = app.config.cluster.connect_timeout;
         let caught_up = tokio::join!(
             app.keys.book().caught_up(keys_at, wait),
             crate::links::book::caught_up(&app.links, links_at, wait),
+            crate::jobs::shared::caught_up(shared, jobs_at, wait),
         );
-        if caught_up != (true, true) {
+        if caught_up != (true, true, true) {
             tracing::warn!(
                 ?wait,
-                "this node's copies of the cluster's keys and links are still behind; serving anyway (/health shows how far)"
+                "this node's copies of the cluster's keys, links and jobs are still behind; serving anyway (/health shows how far)"
             );
         }
     }

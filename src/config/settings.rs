@@ -395,6 +395,14 @@ config_sections! {
         node_ttl_ms: u64 = 6_000, millis_between(1_500, 600_000) => node_ttl: Duration;
         /// Connecting to NATS at start-up must succeed within this, or start-up fails.
         connect_timeout_ms: u64 = 10_000, millis_between(100, 300_000) => connect_timeout: Duration;
+        /// A work batch of a checker job (up to 100 links of one drive) goes to another node when
+        /// the node that took it shows no progress for this long; a node working on one shows
+        /// progress every third of it, so only a node that died or lost NATS loses its batches.
+        work_ack_wait_ms: u64 = 30_000, millis_between(1_000, 600_000) => work_ack_wait: Duration;
+        /// Work batches of one drive being checked at once across the whole cluster, at most: the
+        /// cluster-wide cap on checks in flight per drive, in batches of up to 100 links (each node
+        /// also keeps its own drives.<name>.concurrency and rate_per_s).
+        max_batches_in_flight: u32 = 1_000, range(1, 1_000_000);
     }
 
     per_drive [drives] RawDrive => DriveConfig {

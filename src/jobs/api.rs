@@ -133,11 +133,12 @@ pub(super) async fn submit(
             retention_ms: u64::try_from(app.config.retention.as_millis()).unwrap_or(u64::MAX),
         },
     };
-    match app
-        .engine
-        .submit(key.record.id.clone(), items, quota, now, lane)
-        .await
-    {
+    let owner = key.record.id.clone();
+    let submitted = match &app.shared {
+        Some(shared) => shared.submit(owner, items, quota, now, lane).await,
+        None => app.engine.submit(owner, items, quota, now, lane).await,
+    };
+    match submitted {
         Ok(job) => Ok(job),
         Err(SubmitError::OverQuota { used }) => {
             metrics::counter!("panlink_jobs_refused_total", "reason" => "item_quota").increment(1);
@@ -146,8 +147,18 @@ pub(super) async fn submit(
                 used,
             })
         }
-        Err(SubmitError::Store(err)) => Err(err.into()),
-        Err(SubmitError::Interrupted) => Err(ApiError::ShuttingDown),
+        Err(other) => Err(submit_error(other)),
+    }
+}
+
+/// Why the cluster or the store did not take a job or a change of one, as the API answers it.
+fn submit_error(err: SubmitError) -> ApiError {
+    match err {
+        SubmitError::Store(err) => err.into(),
+        SubmitError::Cluster(err) => err.into(),
+        SubmitError::Interrupted => ApiError::ShuttingDown,
+        // Answered with the quota by `submit`.
+        SubmitError::OverQuota { .. } => ApiError::Internal,
     }
 }
 
@@ -265,7 +276,7 @@ impl Found {
 }
 
 /// The job `{id}` if it belongs to the caller; 404 otherwise (including other keys' jobs).
-pub(super) fn find(app: &Jobs, req: &Req<'_>) -> Result<Found, ApiError> {
+fn find(app: &Jobs, req: &Req<'_>) -> Result<Found, ApiError> {
     let key = req.caller.as_ref().ok_or(ApiError::MissingApiKey)?;
     let id = req.param("id");
     let not_found = ApiError::NotFound("任务");
@@ -287,6 +298,23 @@ pub(super) fn find(app: &Jobs, req: &Req<'_>) -> Result<Found, ApiError> {
         return Err(not_found);
     }
     Ok(Found::Stored(record))
+}
+
+/// [`find`], and in cluster mode, when this node does not know the job yet (or has stored it but
+/// its engine has not taken it yet), again once its copy has caught up with the cluster's jobs
+/// (another node may have accepted it a moment ago).
+pub(super) async fn find_anywhere(app: &Jobs, req: &Req<'_>) -> Result<Found, ApiError> {
+    let Some(shared) = &app.shared else {
+        return find(app, req);
+    };
+    match find(app, req) {
+        // Not folded yet, or stored by the fold a moment before the engine takes it.
+        Err(ApiError::NotFound(_)) => {}
+        Ok(found) if found.handing_over() => {}
+        found => return found,
+    }
+    shared.catch_up().await;
+    find(app, req)
 }
 
 fn snapshot_of(found: &Found) -> JobSnapshot {
@@ -339,8 +367,8 @@ fn overview(snapshot: &JobSnapshot) -> Overview {
 }
 
 /// `GET /jobs/{id}`.
-pub fn get(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let found = find(app, &req)?;
+pub async fn get(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let found = find_anywhere(app, &req).await?;
     Ok(response::json(
         StatusCode::OK,
         &overview(&snapshot_of(&found)),
@@ -350,12 +378,15 @@ pub fn get(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> {
 /// `DELETE /jobs/{id}`: pending items get a `cancelled` result, checks in flight finish, then the
 /// stream ends with `done`. Cancelling a finished job changes nothing.
 pub async fn cancel(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let found = find(app, &req)?;
+    let found = find_anywhere(app, &req).await?;
     if found.handing_over() {
         return Err(ApiError::JobHandingOver);
     }
     if let Found::Live(job) = &found {
-        app.engine.cancel(job).await;
+        match &app.shared {
+            Some(shared) => shared.cancel(job).await.map_err(submit_error)?,
+            None => app.engine.cancel(job).await,
+        }
     }
     Ok(response::json(
         StatusCode::OK,
@@ -371,7 +402,7 @@ struct UrgentBody {
 
 /// `POST /jobs/{id}/urgent`.
 pub async fn urgent(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let found = find(app, &req)?;
+    let found = find_anywhere(app, &req).await?;
     if found.handing_over() {
         return Err(ApiError::JobHandingOver);
     }
@@ -388,17 +419,18 @@ pub async fn urgent(app: &Jobs, req: Req<'_>) -> Result<HttpResponse, ApiError> 
             _ => record::match_key(None, url),
         })
         .collect();
-    let counts = match &found {
-        Found::Live(job) => app.engine.hurry(job, &keys),
-        Found::Stored(record) => app.engine.hurry_finished(record, &keys)?,
+    let counts = match (&found, &app.shared) {
+        (Found::Live(job), Some(shared)) => shared.hurry(job, &keys).await.map_err(submit_error)?,
+        (Found::Live(job), None) => app.engine.hurry(job, &keys),
+        (Found::Stored(record), _) => app.engine.hurry_finished(record, &keys)?,
     };
     Ok(response::json(StatusCode::OK, &counts))
 }
 
 /// `GET /jobs/{id}/events`: every result after `Last-Event-ID` (or `?last_event_id=`), replayed
 /// from storage, then live ones, then `done` with the job's overview.
-pub fn events(app: &Arc<Jobs>, req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let found = find(app, &req)?;
+pub async fn events(app: &Arc<Jobs>, req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let found = find_anywhere(app, &req).await?;
     let last = sse::last_event_id(
         req.parts.headers.get("last-event-id"),
         req.parts.uri.query(),

@@ -8,6 +8,11 @@
 //! commits them in batches (one write transaction for many results), and only after the commit
 //! publishes them to SSE subscribers and counts them: nothing is shown that is not stored.
 //!
+//! In cluster mode (`jobs::shared`) the engine follows the cluster's jobs instead: their results
+//! come from the cluster's log ([`Engine::answer_followed`]) and their items are never queued
+//! here; the items of work batches this node took wait on the lanes' shared queues
+//! ([`Engine::check_shared`]), behind urgent and normal job items of the same kind.
+//!
 //! Item states live in one atomic byte per item (pending → urgent → in flight → done); promotion
 //! and cancellation are compare-and-swap, so an item is checked and answered exactly once.
 
@@ -207,6 +212,55 @@ impl Job {
             p.done += 1;
         }
         (progress.counts.done == self.total).then_some(progress.status)
+    }
+
+    /// The items whose URL has match key `key` (see [`record::match_key`]).
+    pub fn items_matching(&self, key: u64) -> impl Iterator<Item = u32> + '_ {
+        let start = self.index.partition_point(|(k, _)| *k < key);
+        self.index[start..]
+            .iter()
+            .take_while(move |(k, _)| *k == key)
+            .map(|(_, id)| *id)
+    }
+
+    /// Whether item `item_id` has its result.
+    pub fn is_answered(&self, item_id: u32) -> bool {
+        self.slots
+            .get(item_id as usize - 1)
+            .is_none_or(|slot| slot.load(Ordering::Acquire) == DONE)
+    }
+
+    /// The id the job's next result event gets.
+    pub fn next_event_id(&self) -> u32 {
+        self.progress.lock().next_event
+    }
+
+    /// Whether the job was cancelled (its end may still be on its way).
+    pub fn is_cancelled(&self) -> bool {
+        self.progress.lock().status == JobStatus::Cancelled
+    }
+
+    /// Records a result another node's check produced and this node stored as event
+    /// `event_id`; true when it was the job's last.
+    fn answer_followed(&self, item_id: u32, state: State, event_id: u32) -> bool {
+        let Some(slot) = self.slots.get(item_id as usize - 1) else {
+            return false;
+        };
+        if slot.swap(DONE, Ordering::AcqRel) == DONE {
+            return false;
+        }
+        let mut progress = self.progress.lock();
+        count_state(&mut progress.counts, state);
+        progress.next_event = progress.next_event.max(event_id + 1);
+        if let Some(provider) = self.provider_of(item_id) {
+            let p = &mut progress.providers[provider.index()];
+            p.pending = p.pending.saturating_sub(1);
+            p.done += 1;
+        }
+        if progress.status == JobStatus::Queued {
+            progress.status = JobStatus::Running;
+        }
+        progress.counts.done == self.total
     }
 
     /// Subscribes to live events.
@@ -413,6 +467,9 @@ pub struct Lane {
     ring: SegQueue<Arc<Job>>,
     /// Monitors' re-checks: taken only when urgent and normal work leave a slot.
     background: SegQueue<BackgroundCheck>,
+    /// Items of the cluster's work batches this node took (cluster mode), urgent and normal.
+    shared_urgent: SegQueue<SharedCheck>,
+    shared_normal: SegQueue<SharedCheck>,
     wake: Notify,
     pub permits: Arc<Semaphore>,
     pub concurrency: usize,
@@ -427,6 +484,32 @@ pub struct Lane {
 }
 
 impl Lane {
+    fn new(
+        provider: Provider,
+        concurrency: usize,
+        rate_per_s: u32,
+        enabled: bool,
+        health: ProviderHealth,
+    ) -> Lane {
+        Lane {
+            provider,
+            metrics: LaneMetrics::new(provider),
+            urgent: SegQueue::new(),
+            ring: SegQueue::new(),
+            background: SegQueue::new(),
+            shared_urgent: SegQueue::new(),
+            shared_normal: SegQueue::new(),
+            wake: Notify::new(),
+            permits: Arc::new(Semaphore::new(concurrency + urgent_headroom(concurrency))),
+            concurrency,
+            rate_per_s,
+            enabled,
+            stats: LaneStats::default(),
+            health,
+            slot_freed: Notify::new(),
+        }
+    }
+
     /// The next work, urgent first.
     #[cfg(test)]
     fn next_work(&self) -> Option<Work> {
@@ -476,6 +559,17 @@ impl Lane {
         None
     }
 
+    /// The next item of a cluster work batch on `priority`'s side.
+    fn next_shared(&self, priority: Priority) -> Option<SharedCheck> {
+        let (queue, count) = match priority {
+            Priority::Urgent => (&self.shared_urgent, &self.stats.urgent_queued),
+            Priority::Normal => (&self.shared_normal, &self.stats.queued),
+        };
+        let check = queue.pop()?;
+        count.fetch_sub(1, Ordering::Relaxed);
+        Some(check)
+    }
+
     /// The next monitor re-check.
     fn next_background(&self) -> Option<BackgroundCheck> {
         let check = self.background.pop()?;
@@ -515,9 +609,20 @@ pub struct BackgroundCheck {
     pub reply: mpsc::UnboundedSender<(u64, Verdict)>,
 }
 
+/// An item of a cluster work batch this node took: checked on its provider's lane like a job's
+/// item (the cache and the checks in flight answer it too), its result sent to `reply` with
+/// `item_id`.
+pub struct SharedCheck {
+    pub share: ShareRef,
+    pub priority: Priority,
+    pub item_id: u32,
+    pub reply: mpsc::UnboundedSender<(u32, CheckResult)>,
+}
+
 /// What a dispatcher starts next.
 enum Next {
     Item(Work),
+    Shared(SharedCheck),
     Background(BackgroundCheck),
 }
 
@@ -567,6 +672,9 @@ pub struct Engine {
     webhooks: Arc<Webhooks>,
     shutdown: CancellationToken,
     clock: Instant,
+    /// Cluster mode: jobs are the cluster's; this node follows them ([`Engine::follow_job`])
+    /// and never queues their items itself.
+    followed: AtomicBool,
 }
 
 const JOB_SHARDS: usize = 16;
@@ -597,26 +705,18 @@ impl Engine {
                     0 => config.rate_per_s,
                     own => own,
                 };
-                Arc::new(Lane {
+                Arc::new(Lane::new(
                     provider,
-                    metrics: LaneMetrics::new(provider),
-                    urgent: SegQueue::new(),
-                    ring: SegQueue::new(),
-                    background: SegQueue::new(),
-                    wake: Notify::new(),
-                    permits: Arc::new(Semaphore::new(concurrency + urgent_headroom(concurrency))),
                     concurrency,
                     rate_per_s,
-                    enabled: drive.enabled,
-                    stats: LaneStats::default(),
-                    health: ProviderHealth::new(
+                    drive.enabled,
+                    ProviderHealth::new(
                         concurrency,
                         config.breaker_failures,
                         u64::try_from(config.breaker_cooldown.as_millis()).unwrap_or(u64::MAX),
                         config.retry_budget_ratio,
                     ),
-                    slot_freed: Notify::new(),
-                })
+                ))
             })
             .collect();
         let (sink, sink_rx) = mpsc::channel(SINK_BATCH * 4);
@@ -633,6 +733,7 @@ impl Engine {
             webhooks,
             shutdown,
             clock: Instant::now(),
+            followed: AtomicBool::new(false),
         });
         let migrated = engine.store.write_now(record::migrate_owners_to_key_ids)?;
         if migrated > 0 {
@@ -691,12 +792,7 @@ impl Engine {
         now: u64,
         lane: Priority,
     ) -> Result<JobRecord, SubmitError> {
-        let (items, layout) = tokio::task::spawn_blocking(move || {
-            let layout = submission::lay_out(&items, owner, now);
-            (items, layout)
-        })
-        .await
-        .map_err(|_| SubmitError::Interrupted)?;
+        let (items, layout) = submission::lay_out_off_workers(items, owner, now).await?;
         let stored = layout.job.clone();
         let immediate = layout.immediate.clone();
         let deliveries_cap = self.webhooks.config.max_stored_deliveries;
@@ -830,26 +926,16 @@ impl Engine {
 
     /// Reloads unfinished jobs after a restart: recorded results are kept, the rest re-queued.
     /// Call once, when this server alone serves the data dir (another one may still be working
-    /// on them before).
+    /// on them before). In cluster mode it does nothing: [`Engine::follow_stored_jobs`] took
+    /// them.
     pub fn resume(&self) -> Result<(), StoreError> {
+        if self.followed.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let records = self.store.read(record::unfinished_jobs)?;
         for record in records {
-            let ((providers_of, index), recorded, last) = self.store.read(|txn, dbs| {
-                let items = record::item_index(txn, dbs, &record.id, record.total)?;
-                let (recorded, last) = record::recorded_results(txn, dbs, &record.id)?;
-                Ok((items, recorded, last))
-            })?;
-            let recorded: Vec<(u32, State)> = recorded
-                .into_iter()
-                .map(|(item, state)| (item, event::parse_state(&state)))
-                .collect();
-            let item_provider: Box<[u8]> = providers_of[1..]
-                .iter()
-                .map(|p| p.map_or(NO_PROVIDER, |p| p.index() as u8))
-                .collect();
-            let job = Arc::new(Job::new(&record, item_provider, index));
-            self.restore_progress(&job, &recorded, last);
-            tracing::info!(job = %job.id, done = recorded.len(), total = job.total, "resuming job");
+            let (job, recorded) = self.load_stored(&record)?;
+            tracing::info!(job = %job.id, done = recorded, total = job.total, "resuming job");
             if job.is_finished() {
                 // Finished between its last result and the record update: store the end.
                 let progress = job.progress.lock().clone();
@@ -866,6 +952,96 @@ impl Engine {
             self.shard(&job.id).lock().insert(job.id.clone(), job);
         }
         Ok(())
+    }
+
+    /// The job `record` as storage has it: its items, and its results so far marked done and
+    /// counted; also how many results it has.
+    fn load_stored(&self, record: &JobRecord) -> Result<(Arc<Job>, usize), StoreError> {
+        let ((providers_of, index), recorded, last) = self.store.read(|txn, dbs| {
+            let items = record::item_index(txn, dbs, &record.id, record.total)?;
+            let (recorded, last) = record::recorded_results(txn, dbs, &record.id)?;
+            Ok((items, recorded, last))
+        })?;
+        let recorded: Vec<(u32, State)> = recorded
+            .into_iter()
+            .map(|(item, state)| (item, event::parse_state(&state)))
+            .collect();
+        let item_provider: Box<[u8]> = providers_of[1..]
+            .iter()
+            .map(|p| p.map_or(NO_PROVIDER, |p| p.index() as u8))
+            .collect();
+        let job = Arc::new(Job::new(record, item_provider, index));
+        self.restore_progress(&job, &recorded, last);
+        Ok((job, recorded.len()))
+    }
+
+    /// Cluster mode: from now on jobs are the cluster's. The unfinished jobs in storage are
+    /// followed as they stand (their results come from the cluster's log), never re-queued here.
+    pub fn follow_stored_jobs(&self) -> Result<(), StoreError> {
+        self.followed.store(true, Ordering::Release);
+        for record in self.store.read(record::unfinished_jobs)? {
+            self.follow_job(&record)?;
+        }
+        Ok(())
+    }
+
+    /// Cluster mode: takes the job `record`, whose items and results so far are in storage, as
+    /// one this node follows: its progress, live events and end come from results stored by
+    /// [`Engine::answer_followed`]; its items are checked by whichever node takes them.
+    pub fn follow_job(&self, record: &JobRecord) -> Result<(), StoreError> {
+        let (job, _) = self.load_stored(record)?;
+        if !job.is_finished() {
+            self.shard(&job.id).lock().insert(job.id.clone(), job);
+        }
+        Ok(())
+    }
+
+    /// Cluster mode: publishes results of `job` stored as events (item id, state, event id, its
+    /// JSON), in order, and ends the job when the last item has its result.
+    pub async fn answer_followed(
+        &self,
+        job: &Arc<Job>,
+        answers: Vec<(u32, State, u32, Bytes)>,
+    ) -> Result<(), StoreError> {
+        let mut finished = false;
+        for (item_id, state, event_id, json) in answers {
+            finished |= job.answer_followed(item_id, state, event_id);
+            let _ = job.live.send(Published::Event(event_id, json));
+        }
+        if finished {
+            let status = if job.is_cancelled() {
+                JobStatus::Cancelled
+            } else {
+                JobStatus::Done
+            };
+            self.finish(job, status).await?;
+        }
+        Ok(())
+    }
+
+    /// Cluster mode: marks `job` cancelled (its remaining items are answered `cancelled` by
+    /// [`Engine::answer_followed`]).
+    pub fn mark_cancelled(&self, job: &Job) {
+        let mut progress = job.progress.lock();
+        if !matches!(progress.status, JobStatus::Done | JobStatus::Cancelled) {
+            progress.status = JobStatus::Cancelled;
+        }
+    }
+
+    /// Cluster mode: checks an item of a work batch this node took on its provider's lane.
+    pub fn check_shared(&self, check: SharedCheck) {
+        let lane = &self.lanes[check.share.provider.index()];
+        match check.priority {
+            Priority::Urgent => {
+                lane.shared_urgent.push(check);
+                lane.stats.urgent_queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Priority::Normal => {
+                lane.shared_normal.push(check);
+                lane.stats.queued.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        lane.wake.notify_one();
     }
 
     /// Queues a monitor's re-check on its provider's background lane; the verdict goes to
@@ -909,12 +1085,7 @@ impl Engine {
     pub fn hurry(&self, job: &Arc<Job>, keys: &[u64]) -> UrgentCounts {
         let mut counts = UrgentCounts::default();
         for key in keys {
-            let start = job.index.partition_point(|(k, _)| k < key);
-            let items: Vec<u32> = job.index[start..]
-                .iter()
-                .take_while(|(k, _)| k == key)
-                .map(|(_, id)| *id)
-                .collect();
+            let items: Vec<u32> = job.items_matching(*key).collect();
             if items.is_empty() {
                 counts.not_in_job += 1;
             }
@@ -1070,6 +1241,15 @@ async fn dispatch(engine: Arc<Engine>, lane: Arc<Lane>) {
                     let _ = engine.sink.send(outcome).await;
                 });
             }
+            Next::Shared(check) => {
+                tokio::spawn(async move {
+                    let result =
+                        check_share(&engine, &lane, &check.share, check.priority, permit).await;
+                    lane.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    lane.slot_freed.notify_one();
+                    let _ = check.reply.send((check.item_id, result));
+                });
+            }
             Next::Background(check) => {
                 lane.stats
                     .background_in_flight
@@ -1122,15 +1302,21 @@ async fn next_allowed_work(engine: &Engine, lane: &Lane) -> Option<Next> {
         let in_flight = usize::try_from(lane.stats.in_flight.load(Ordering::Acquire)).unwrap_or(0);
         let now_ms = engine.now_ms();
         let (limit, warming_until) = lane.health.limit_at(now_ms);
-        if in_flight < limit + urgent_headroom(limit)
-            && let Some(work) = lane.next_urgent()
-        {
-            return Some(Next::Item(work));
+        if in_flight < limit + urgent_headroom(limit) {
+            if let Some(work) = lane.next_urgent() {
+                return Some(Next::Item(work));
+            }
+            if let Some(check) = lane.next_shared(Priority::Urgent) {
+                return Some(Next::Shared(check));
+            }
         }
-        if in_flight < limit
-            && let Some(work) = lane.next_normal()
-        {
-            return Some(Next::Item(work));
+        if in_flight < limit {
+            if let Some(work) = lane.next_normal() {
+                return Some(Next::Item(work));
+            }
+            if let Some(check) = lane.next_shared(Priority::Normal) {
+                return Some(Next::Shared(check));
+            }
         }
         let background = lane.stats.background_in_flight.load(Ordering::Acquire);
         if in_flight < limit
@@ -1154,96 +1340,83 @@ async fn next_allowed_work(engine: &Engine, lane: &Lane) -> Option<Next> {
     }
 }
 
-/// Checks one item: from the cache, by waiting for another job's check of the same share, or by
-/// asking the provider (with retries). `permit` is the lane's concurrency slot; a waiter gives it
-/// up, since it does not load the provider.
+/// Checks one item of a job this node works on: reads it, then [`check_share`].
 async fn run_check(
     engine: &Engine,
     lane: &Lane,
     work: Work,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Outcome {
-    let started = Instant::now();
     let item = engine
         .store
         .read(|txn, dbs| record::get_item(txn, dbs, &work.job.id, work.item_id))
         .ok()
         .flatten();
-    let Some(share) = item.as_ref().and_then(ItemRecord::share) else {
-        let mut result = CheckResult::without_check(Verdict::unknown(Reason::UpstreamError, None));
-        result.priority = work.priority;
-        return Outcome {
-            job: work.job,
-            item_id: work.item_id,
-            item,
-            result,
-        };
+    let result = match item.as_ref().and_then(ItemRecord::share) {
+        Some(share) => check_share(engine, lane, &share, work.priority, permit).await,
+        None => {
+            let mut result =
+                CheckResult::without_check(Verdict::unknown(Reason::UpstreamError, None));
+            result.priority = work.priority;
+            result
+        }
     };
-    let lead = match engine.cache.lookup(&share) {
+    Outcome {
+        job: work.job,
+        item_id: work.item_id,
+        item,
+        result,
+    }
+}
+
+/// Checks one share: from the cache, by waiting for another check of the same share, or by
+/// asking the provider (with retries). `permit` is the lane's concurrency slot; a waiter gives it
+/// up, since it does not load the provider.
+async fn check_share(
+    engine: &Engine,
+    lane: &Lane,
+    share: &ShareRef,
+    priority: Priority,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> CheckResult {
+    let started = Instant::now();
+    let shared = |verdict| CheckResult {
+        verdict,
+        cached: true,
+        attempts: 0,
+        elapsed: started.elapsed(),
+        priority,
+    };
+    let lead = match engine.cache.lookup(share) {
         Lookup::Hit(verdict) => {
             drop(permit);
             lane.metrics.cache_hits().increment(1);
-            return shared_outcome(work, item, verdict, started);
+            return shared(verdict);
         }
         Lookup::Wait(receiver) => {
             drop(permit);
             if let Some(verdict) = cache::wait(receiver).await {
                 lane.metrics.dedup().increment(1);
-                return shared_outcome(work, item, verdict, started);
+                return shared(verdict);
             }
-            // The leader went away without a verdict: ask again (and lead this time).
-            return Box::pin(run_check_again(engine, lane, work)).await;
+            // The leader went away without a verdict: take a permit again and ask (and lead).
+            return match Arc::clone(&lane.permits).acquire_owned().await {
+                Ok(permit) => Box::pin(check_share(engine, lane, share, priority, permit)).await,
+                Err(_) => shared(Verdict::unknown(Reason::UpstreamError, None)),
+            };
         }
         Lookup::Lead(lead) => lead,
     };
-    let (verdict, attempts) = ask_with_retries(engine, lane, &share).await;
+    let (verdict, attempts) = ask_with_retries(engine, lane, share).await;
     lane.health.record(verdict.reason, engine.now_ms());
     engine.cache.finish(lead, &verdict);
     drop(permit);
-    Outcome {
-        job: work.job,
-        item_id: work.item_id,
-        item,
-        result: CheckResult {
-            verdict,
-            cached: false,
-            attempts,
-            elapsed: started.elapsed(),
-            priority: work.priority,
-        },
-    }
-}
-
-/// After a vanished leader: take a permit again and check.
-async fn run_check_again(engine: &Engine, lane: &Lane, work: Work) -> Outcome {
-    match Arc::clone(&lane.permits).acquire_owned().await {
-        Ok(permit) => run_check(engine, lane, work, permit).await,
-        Err(_) => shared_outcome(
-            work,
-            None,
-            Verdict::unknown(Reason::UpstreamError, None),
-            Instant::now(),
-        ),
-    }
-}
-
-fn shared_outcome(
-    work: Work,
-    item: Option<ItemRecord>,
-    verdict: Verdict,
-    started: Instant,
-) -> Outcome {
-    Outcome {
-        job: work.job,
-        item_id: work.item_id,
-        item,
-        result: CheckResult {
-            verdict,
-            cached: true,
-            attempts: 0,
-            elapsed: started.elapsed(),
-            priority: work.priority,
-        },
+    CheckResult {
+        verdict,
+        cached: false,
+        attempts,
+        elapsed: started.elapsed(),
+        priority,
     }
 }
 
@@ -1483,21 +1656,7 @@ mod tests {
     fn lanes() -> Vec<Lane> {
         Provider::ALL
             .iter()
-            .map(|&provider| Lane {
-                provider,
-                metrics: LaneMetrics::new(provider),
-                urgent: SegQueue::new(),
-                ring: SegQueue::new(),
-                background: SegQueue::new(),
-                wake: Notify::new(),
-                permits: Arc::new(Semaphore::new(1)),
-                concurrency: 1,
-                rate_per_s: 1,
-                enabled: true,
-                stats: LaneStats::default(),
-                health: ProviderHealth::new(1, 1, 1, 0.2),
-                slot_freed: Notify::new(),
-            })
+            .map(|&provider| Lane::new(provider, 1, 1, true, ProviderHealth::new(1, 1, 1, 0.2)))
             .collect()
     }
 

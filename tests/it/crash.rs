@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 
 use crate::harness::{Mock, Server, SseEvent, SseStream, result_ids};
 
-const TOTAL: usize = 20_000;
+pub const TOTAL: usize = 20_000;
 
 /// 20 000 share URLs of four providers, with outcomes that do not depend on timing.
-fn mixed_links() -> Vec<String> {
+pub fn mixed_links() -> Vec<String> {
     (0..TOTAL)
         .map(|n| match n % 4 {
             0 => format!("https://pan.quark.cn/s/okCrash{n:05}"),
@@ -28,7 +28,7 @@ fn mixed_links() -> Vec<String> {
 
 /// An SSE client that reconnects with `Last-Event-ID` whenever the stream breaks, to whatever
 /// address the server has now, until `done`. Returns every event it saw, in order.
-fn resilient_subscriber(
+pub fn resilient_subscriber(
     addr: Arc<Mutex<SocketAddr>>,
     key: String,
     job: String,
