@@ -5,9 +5,13 @@
 # then runs loadtest/cluster_costs.py: the latency of a link create (POST /api/v1/links, one at a
 # time) on the single node and on a cluster node, the time from a create's answer on node A to
 # node C's first redirect, and per create the NATS messages (the three servers' in + out
-# counters, heartbeats included) and the servers' CPU. Figures: docs/cluster.md.
+# counters, heartbeats included) and the servers' CPU; then per check of a job (the mock
+# upstream answering at once): the job's time on the single node and on the cluster (submitted on
+# A, checked by all three), the NATS messages and the servers' CPU per check, and the panlink
+# processes' CPU per check (single node; the three nodes together). Figures: docs/cluster.md.
 #
-# ROUNDS (default 3) rounds of CREATES (default 2000) creates each, medians printed at the end.
+# ROUNDS (default 3) rounds of CREATES (default 2000) creates and a job of CHECKS (default 20000)
+# links each, medians printed at the end.
 # PANLINK_BIN: another build to measure (default the release build, made here).
 # NATS_VERSION, NATS_SERVER: as in loadtest/jetstream.sh.
 set -euo pipefail
@@ -52,13 +56,25 @@ start_node() {
   grep -q listening "$work/$name.out" || { echo "$name did not start:"; cat "$work/$name.log"; exit 1; }
   sed -n 's/.*listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$work/$name.out" > "$work/$name.url"
 }
-start_node single
+# The mock upstream answers at once: a check costs what panlink and NATS spend on it.
+"$bin" mock-upstream --listen 127.0.0.1:0 --ca-out "$work/ca.pem" > "$work/mock.out" 2>/dev/null &
+pids+=($!)
+for _ in $(seq 600); do grep -q listening "$work/mock.out" 2>/dev/null && break; sleep 0.05; done
+mock=$(sed -n 's/^mock-upstream listening on //p' "$work/mock.out")
+checker=(PANLINK_CHECKER_UPSTREAM_OVERRIDE="$mock" PANLINK_CHECKER_EXTRA_ROOT_CA="$work/ca.pem"
+  PANLINK_CHECKER_CONCURRENCY=64 PANLINK_CHECKER_RATE_PER_S=1000000 PANLINK_JOBS_MAX_ITEMS=1000000
+  PANLINK_JOBS_MAX_BODY_BYTES=268435456 PANLINK_JOBS_PREMIUM_MAX_STORED_ITEMS=1000000000)
+node_pids=()
+start_node single "${checker[@]}"
+single_pid=${pids[-1]}
 for node in a b c; do
-  start_node "$node" PANLINK_CLUSTER_NATS_URLS="$urls" PANLINK_CLUSTER_NODE_ID="node-$node" \
+  start_node "$node" "${checker[@]}" PANLINK_CLUSTER_NATS_URLS="$urls" PANLINK_CLUSTER_NODE_ID="node-$node" \
     PANLINK_CLUSTER_CONNECT_TIMEOUT_MS=30000
+  node_pids+=("${pids[-1]}")
 done
 monitors=$(printf 'http://127.0.0.1:%s,' "${monitor_ports[@]}")
 python3 loadtest/cluster_costs.py \
   --single "$(cat "$work/single.url")" --a "$(cat "$work/a.url")" --c "$(cat "$work/c.url")" \
   --monitors "${monitors%,}" --nats-pids "${nats_pids[*]}" \
-  --rounds "${ROUNDS:-3}" --creates "${CREATES:-2000}"
+  --single-pid "$single_pid" --node-pids "${node_pids[*]}" \
+  --rounds "${ROUNDS:-3}" --creates "${CREATES:-2000}" --checks "${CHECKS:-20000}"

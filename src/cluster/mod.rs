@@ -101,6 +101,9 @@ pub struct JetStreamView {
     pub replicas: Vec<ReplicaView>,
     /// Entries in the nodes' bucket.
     pub node_entries: u64,
+    /// The work queues' consumers that have messages waiting or handed out (idle ones are left
+    /// out).
+    pub work: Vec<work::TakerView>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -153,6 +156,8 @@ pub struct Cluster {
     buckets: Mutex<Vec<Bucket>>,
     /// The product logs opened so far.
     logs: Mutex<Vec<log::Log>>,
+    /// The product work queues opened so far.
+    work_queues: Mutex<Vec<work::WorkQueue>>,
 }
 
 impl Cluster {
@@ -263,6 +268,7 @@ impl Cluster {
             seen: Mutex::new(HashMap::new()),
             buckets: Mutex::new(Vec::new()),
             logs: Mutex::new(Vec::new()),
+            work_queues: Mutex::new(Vec::new()),
         });
         cluster
             .heartbeat(serde_json::Value::Null)
@@ -362,11 +368,13 @@ impl Cluster {
             retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
             ..Default::default()
         };
-        Ok(work::WorkQueue {
+        let queue = work::WorkQueue {
             name,
             jetstream: self.jetstream.clone(),
             stream: self.stream(name, config).await?,
-        })
+        };
+        self.work_queues.lock().push(queue.clone());
+        Ok(queue)
     }
 
     /// Sends heartbeats (each with `load()`, this node's load now) and follows the others' until
@@ -460,7 +468,18 @@ impl Cluster {
                 })
                 .unwrap_or_default(),
             node_entries: info.state.messages,
+            work: self.busy_work().await,
         })
+    }
+
+    /// The work queues' consumers with messages waiting or handed out, as NATS reports them now.
+    async fn busy_work(&self) -> Vec<work::TakerView> {
+        let queues = self.work_queues.lock().clone();
+        let mut busy = Vec::new();
+        for queue in queues {
+            busy.extend(queue.busy().await);
+        }
+        busy
     }
 
     fn apply(&self, entry: kv::Entry) {

@@ -37,7 +37,7 @@ pub struct Taker {
     consumer: consumer::Consumer<consumer::pull::Config>,
 }
 
-/// How far a queue's consumer is, for `/health` and `/pool`.
+/// A queue's consumer, for `/health` and `/pool`.
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
 pub struct TakerView {
     pub consumer: String,
@@ -48,6 +48,22 @@ pub struct TakerView {
 }
 
 impl WorkQueue {
+    /// Its consumers that have messages waiting or handed out, as NATS reports them now.
+    pub async fn busy(&self) -> Vec<TakerView> {
+        let mut consumers = self.stream.consumers();
+        let mut busy = Vec::new();
+        while let Some(Ok(info)) = consumers.next().await {
+            if info.num_pending > 0 || info.num_ack_pending > 0 {
+                busy.push(TakerView {
+                    consumer: info.name,
+                    waiting: info.num_pending,
+                    held: info.num_ack_pending as u64,
+                });
+            }
+        }
+        busy
+    }
+
     /// Puts `payload` under `<queue>.<subject>`; `id` names the message to the stream's duplicate
     /// window, so publishing it again (a retry) queues it once.
     pub async fn publish(&self, subject: &str, id: &str, payload: Bytes) -> Result<(), WriteError> {
@@ -112,20 +128,6 @@ impl Taker {
             Some(Err(err)) => Err(WriteError::Unavailable(err.to_string())),
             None => Ok(None),
         }
-    }
-
-    /// The consumer's state now.
-    pub async fn view(&mut self) -> Result<TakerView, WriteError> {
-        let info = self
-            .consumer
-            .info()
-            .await
-            .map_err(|err| WriteError::Unavailable(err.to_string()))?;
-        Ok(TakerView {
-            consumer: info.name.clone(),
-            waiting: info.num_pending,
-            held: info.num_ack_pending as u64,
-        })
     }
 }
 

@@ -774,6 +774,22 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
     eprintln!("submitted in {:?}", started.elapsed());
     let b_addr = Arc::new(Mutex::new(nodes[1].addr));
     let subscriber = resilient_subscriber(Arc::clone(&b_addr), key.clone(), job.clone());
+    // The work queue's state shows in /health while the job runs.
+    wait_until(
+        Duration::from_secs(10),
+        "busy work consumers in B's /health",
+        || {
+            let health = nodes[1].get("/health", &[]).json();
+            let work = health["cluster"]["jetstream"]["work"].as_array().cloned()?;
+            work.iter()
+                .any(|consumer| {
+                    consumer["consumer"]
+                        .as_str()
+                        .is_some_and(|name| name.starts_with("panlink_work_"))
+                })
+                .then_some(())
+        },
+    );
     let done_on_b = |nodes: &[Server; 3]| {
         nodes[1].job(&key, &job).json()["totals"]["done"]
             .as_u64()
