@@ -121,7 +121,8 @@ def main():
     rows = []
     n = 0
     for round_no in range(1, args.rounds + 1):
-        single, a = Conn(args.single), Conn(args.a)
+        # Fresh connections each round: a job's minutes outlast the servers' keep-alive.
+        single, a, c = Conn(args.single), Conn(args.a), Conn(args.c)
         single_times = []
         for _ in range(args.creates):
             n += 1
