@@ -1,14 +1,15 @@
 //! Checker jobs in cluster mode: a job accepted by any node is the cluster's, its items are
 //! checked by whichever nodes have room, and every node keeps the same copy of its results.
 //!
-//! - The log `panlink_jobs` holds each job as records: its items (in chunks), then `opened`
-//!   (the job and the results answered at creation), then `results` as checks end, and
-//!   `cancelled`. Every node folds the log, in order, into its LMDB ([`apply`]): a result is
+//! - The log `panlink_jobs` holds each job as records: its items (in chunks), then, once all its
+//!   work is queued, `opened` (the job and the results answered at creation), then `results` as
+//!   checks end, and `cancelled`. Every node folds the log, in order, into its LMDB ([`apply`]): a result is
 //!   stored only if its item has none yet, under the job's next event id, so every node gives a
 //!   job's results the same ids 1, 2, 3 … and any node serves its events, replay and export.
 //! - The work queue `panlink_work` holds each job's items in batches of up to [`WORK_BATCH`] of
 //!   one drive, under `<drive>.<lane>`; a node takes a batch when its lane has room, checks its
-//!   items on the lane like its own, publishes their results, and acknowledges the batch. A node
+//!   items on the lane like its own (once its copy knows the job: a result never precedes its
+//!   job's `opened` in the log), publishes their results, and acknowledges the batch. A node
 //!   that dies holding one: after `cluster.work_ack_wait_ms` the batch goes to another node,
 //!   whose results for items already answered are dropped by the fold.
 //!
@@ -57,6 +58,10 @@ const ITEMS_PER_RECORD: usize = 500;
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// How long a fetch of work waits on the queue before it asks again.
 const TAKE_WAIT: Duration = Duration::from_secs(5);
+/// A batch whose job this node still does not know this long after taking it (and at least
+/// twice the ack wait), with its copy of the jobs' log current, belongs to a job that was never
+/// opened: a submission queues all its work within seconds, then opens the job.
+const NEVER_OPENED_AFTER: Duration = Duration::from_secs(10);
 /// The pause after a failed publish or fetch.
 const RETRY_PAUSE: Duration = Duration::from_millis(250);
 /// How long a node waits for its own copy to show a job it just published, or one another node
@@ -182,7 +187,7 @@ impl SharedJobs {
             return Err(SubmitError::OverQuota { used });
         }
         let id = layout.job.id.clone();
-        // The items go first (in any order among themselves), then `opened`, then the work.
+        // The items go first (in any order among themselves), then the work, then `opened`.
         let chunks = items
             .chunks(ITEMS_PER_RECORD)
             .enumerate()
@@ -207,11 +212,6 @@ impl SharedJobs {
                 answer(*item, *state, json)
             })
             .collect();
-        let opened = Entry::Opened {
-            job: layout.job.clone(),
-            answers,
-        };
-        let opened_at = self.publish(&id, &format!("{id}-opened"), &opened).await?;
         let mut by_provider: Vec<Vec<(u32, ItemRecord)>> = vec![Vec::new(); Provider::ALL.len()];
         for (item_id, provider) in layout.providers_of.iter().enumerate().skip(1) {
             if let Some(provider) = provider {
@@ -233,6 +233,13 @@ impl SharedJobs {
             }
         }
         self.publish_all(batches).await?;
+        // Last: a job exists only once all its work is queued (a taker holds a batch until its
+        // node knows the job, and drops the batch of a job never opened).
+        let opened = Entry::Opened {
+            job: layout.job.clone(),
+            answers,
+        };
+        let opened_at = self.publish(&id, &format!("{id}-opened"), &opened).await?;
         if !self
             .streams
             .log
@@ -724,15 +731,26 @@ async fn work_on(
             return;
         }
     };
-    let known = shared.engine.job(&batch.job);
+    let job = match job_of_batch(&shared, &claimed, &batch.job, &stop).await {
+        BatchJob::Open(job) => job,
+        BatchJob::Ended => {
+            held.fetch_sub(WORK_BATCH, Ordering::AcqRel);
+            let _ = claimed.done().await;
+            return;
+        }
+        BatchJob::NeverOpened => {
+            held.fetch_sub(WORK_BATCH, Ordering::AcqRel);
+            tracing::warn!(job = %batch.job, "a work batch of a job that was never opened (its node died while submitting it); discarded");
+            let _ = claimed.discard().await;
+            return;
+        }
+        BatchJob::Stopped => return,
+    };
     let (reply, mut results) = mpsc::unbounded_channel();
     let mut items: HashMap<u32, ItemRecord> = HashMap::new();
     let mut ready: Vec<Answer> = Vec::new();
     for (item_id, item) in batch.items {
-        if known
-            .as_ref()
-            .is_some_and(|job| job.is_answered(item_id) || job.is_cancelled())
-        {
+        if job.is_answered(item_id) || job.is_cancelled() {
             continue;
         }
         match item.share() {
@@ -792,6 +810,56 @@ async fn work_on(
     if let Err(err) = claimed.done().await {
         // Handed out again after the ack wait: its items have results and are skipped.
         tracing::warn!(job = %batch.job, error = %err, "acknowledging a finished work batch failed");
+    }
+}
+
+/// What a taken batch's job is, as this node's copy sees it.
+enum BatchJob {
+    /// Open: its items are checked.
+    Open(Arc<Job>),
+    /// Finished or cancelled and ended: nothing to check.
+    Ended,
+    /// Not in the log, with this node's copy current: its node died before opening it.
+    NeverOpened,
+    /// This node is stopping (the batch stays unacknowledged).
+    Stopped,
+}
+
+/// Waits until this node's copy knows the job of a batch it took. A job is opened in the log
+/// after all its work is queued, and a result may only follow its job's `opened` there, so a
+/// batch is checked only once the job is known here. A job still unknown after
+/// [`NEVER_OPENED_AFTER`], with this node's copy at the log's end, was never opened.
+async fn job_of_batch(
+    shared: &SharedJobs,
+    claimed: &Claimed,
+    job: &str,
+    stop: &CancellationToken,
+) -> BatchJob {
+    let taken = tokio::time::Instant::now();
+    let mut progress = tokio::time::Instant::now();
+    loop {
+        if let Some(open) = shared.engine.job(job) {
+            return BatchJob::Open(open);
+        }
+        match shared.store.read(|txn, dbs| record::get_job(txn, dbs, job)) {
+            Ok(Some(stored)) if stored.finished_at_ms.is_some() => return BatchJob::Ended,
+            _ => {}
+        }
+        if taken.elapsed() >= NEVER_OPENED_AFTER.max(shared.ack_wait * 2)
+            && let Ok(last) = shared.streams.log.last_sequence().await
+            && shared.streams.log.wait_applied(last, Duration::ZERO).await
+            && shared.engine.job(job).is_none()
+        {
+            return BatchJob::NeverOpened;
+        }
+        if progress.elapsed() >= shared.ack_wait / 3 {
+            progress = tokio::time::Instant::now();
+            let _ = claimed.still_working().await;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            () = stop.cancelled() => return BatchJob::Stopped,
+        }
     }
 }
 

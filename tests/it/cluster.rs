@@ -892,4 +892,61 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
     );
     let overview = nodes[2].job(&key, &second).json();
     assert_eq!(overview["status"], "cancelled", "{overview}");
+
+    // A work batch of a job never opened (its node died while submitting it) is dropped by the
+    // node that takes it, after twice the ack wait (at least 10 s), and nothing is checked.
+    let checked_before: u64 = nodes
+        .iter()
+        .map(|node| {
+            node.get("/pool", &[]).json()["totals"]["checked_total"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    publish_work(
+        &nats,
+        "panlink_work.quark.normal",
+        r#"{"job":"neverOpened00000","items":[[1,{"url":"https://pan.quark.cn/s/okNever1","provider":"quark","share_id":"okNever1","passcode":null}]]}"#,
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the batch of a job never opened dropped",
+        || {
+            nodes
+                .iter()
+                .any(|node| {
+                    node.log()
+                        .contains("a work batch of a job that was never opened")
+                })
+                .then_some(())
+        },
+    );
+    let checked_after: u64 = nodes
+        .iter()
+        .map(|node| {
+            node.get("/pool", &[]).json()["totals"]["checked_total"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(checked_after, checked_before, "nothing was checked for it");
+}
+
+/// Publishes `payload` to the JetStream subject `subject` through `nats`' first live server.
+fn publish_work(nats: &NatsCluster, subject: &str, payload: &str) {
+    let url = format!("nats://127.0.0.1:{}", nats.client_ports[0]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let jetstream = async_nats::jetstream::new(client);
+        jetstream
+            .publish(subject.to_owned(), payload.to_owned().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
 }
