@@ -154,6 +154,7 @@ impl App {
                 Arc::clone(&engine),
                 Arc::clone(&store),
                 &config.cluster,
+                &config.jobs,
             ))
         });
         let jobs = Arc::new(Jobs::new(

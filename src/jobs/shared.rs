@@ -92,6 +92,8 @@ pub struct SharedJobs {
     store: Arc<Store>,
     ack_wait: Duration,
     max_held: i64,
+    /// The stored-items quota's window: other nodes' jobs count here too, as they are folded.
+    quota_window: quota::Window,
     /// Items of taken batches not yet answered, by drive and lane (0 urgent, 1 normal).
     held: Box<[[AtomicUsize; 2]]>,
 }
@@ -152,6 +154,7 @@ impl SharedJobs {
         engine: Arc<Engine>,
         store: Arc<Store>,
         config: &ClusterConfig,
+        jobs: &crate::config::JobsConfig,
     ) -> SharedJobs {
         SharedJobs {
             streams,
@@ -159,6 +162,9 @@ impl SharedJobs {
             store,
             ack_wait: config.work_ack_wait,
             max_held: i64::from(config.max_batches_in_flight),
+            quota_window: quota::Window {
+                retention_ms: u64::try_from(jobs.retention.as_millis()).unwrap_or(u64::MAX),
+            },
             held: Provider::ALL.iter().map(|_| Default::default()).collect(),
         }
     }
@@ -498,7 +504,7 @@ type Stored = (u32, State, u32, Bytes);
 /// Folds records of the jobs' log into this node's copy, in order. A new job or a cancellation
 /// is folded on its own (what follows is planned against it); items and results in runs.
 async fn apply(shared: &SharedJobs, records: Vec<Record>) -> Result<(), StoreError> {
-    let mut run: Vec<(u64, Entry)> = Vec::new();
+    let mut run: Vec<Folded> = Vec::new();
     for record in records {
         let entry: Entry = match serde_json::from_slice(&record.payload) {
             Ok(entry) => entry,
@@ -507,11 +513,16 @@ async fn apply(shared: &SharedJobs, records: Vec<Record>) -> Result<(), StoreErr
                 continue;
             }
         };
-        if matches!(entry, Entry::Opened { .. } | Entry::Cancelled { .. }) {
+        let folded = Folded {
+            sequence: record.sequence,
+            mine: record.node == shared.streams.log.node(),
+            entry,
+        };
+        if matches!(folded.entry, Entry::Opened { .. } | Entry::Cancelled { .. }) {
             apply_run(shared, std::mem::take(&mut run)).await?;
-            apply_run(shared, vec![(record.sequence, entry)]).await?;
+            apply_run(shared, vec![folded]).await?;
         } else {
-            run.push((record.sequence, entry));
+            run.push(folded);
         }
     }
     apply_run(shared, run).await
@@ -521,6 +532,14 @@ async fn apply(shared: &SharedJobs, records: Vec<Record>) -> Result<(), StoreErr
 /// run, and what is stored.
 type Planned = (Arc<Job>, u32, HashSet<u32>, Vec<Stored>);
 
+/// A record of the jobs' log on its way into this node's copy.
+struct Folded {
+    sequence: u64,
+    /// Published by this node.
+    mine: bool,
+    entry: Entry,
+}
+
 /// What a fold's commit is followed by.
 enum After {
     Follow(JobRecord),
@@ -529,16 +548,16 @@ enum After {
 
 /// Folds a run of records in one write transaction (and the position reached with them), then
 /// tells the engine what the run changed.
-async fn apply_run(shared: &SharedJobs, run: Vec<(u64, Entry)>) -> Result<(), StoreError> {
-    let Some(last) = run.last().map(|(sequence, _)| *sequence) else {
+async fn apply_run(shared: &SharedJobs, run: Vec<Folded>) -> Result<(), StoreError> {
+    let Some(last) = run.last().map(|folded| folded.sequence) else {
         return Ok(());
     };
     // Event ids are planned against the engine's view of each job (which only this fold
     // changes), plus what this run already answered.
     let mut planned: HashMap<String, Planned> = HashMap::new();
     let mut rest = Vec::new();
-    for (_, entry) in run {
-        match entry {
+    for folded in run {
+        match folded.entry {
             Entry::Results { job, answers } => {
                 let Some(live) = shared.engine.job(&job) else {
                     // Finished (a late duplicate) or unknown here.
@@ -561,10 +580,10 @@ async fn apply_run(shared: &SharedJobs, run: Vec<(u64, Entry)>) -> Result<(), St
                     *next += 1;
                 }
             }
-            other => rest.push(other),
+            other => rest.push((folded.mine, other)),
         }
     }
-    let cancel_of = rest.iter().find_map(|entry| match entry {
+    let cancel_of = rest.iter().find_map(|(_, entry)| match entry {
         Entry::Cancelled { job } => shared.engine.job(job),
         _ => None,
     });
@@ -573,11 +592,12 @@ async fn apply_run(shared: &SharedJobs, run: Vec<(u64, Entry)>) -> Result<(), St
         .map(|(job, (_, _, _, stored))| (job.clone(), stored.clone()))
         .collect();
     let cancelled = cancel_of.clone();
+    let window = shared.quota_window;
     let after = shared
         .store
         .write(move |txn, dbs| {
             let mut after = Vec::new();
-            for entry in &rest {
+            for (mine, entry) in &rest {
                 match entry {
                     Entry::Items { job, first, items } => {
                         for (offset, item) in items.iter().enumerate() {
@@ -589,6 +609,13 @@ async fn apply_run(shared: &SharedJobs, run: Vec<(u64, Entry)>) -> Result<(), St
                             continue;
                         }
                         record::put_job(txn, dbs, job)?;
+                        if !mine {
+                            // Counted here as the accepting node counted it there, so each
+                            // node's quota check sees the whole cluster's jobs.
+                            let (owner, total) = (&job.owner, u64::from(job.total));
+                            let at = job.created_at_ms;
+                            quota::reserve(txn, dbs, owner, total, u64::MAX, window, at)?;
+                        }
                         for (n, answer) in answers.iter().enumerate() {
                             let json = answer.event.get().as_bytes();
                             record::put_event(txn, dbs, &job.id, n as u32 + 1, json)?;

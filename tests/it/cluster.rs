@@ -758,6 +758,7 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
         ("PANLINK_CHECKER_RATE_PER_S", "300"),
         ("PANLINK_CLUSTER_WORK_ACK_WAIT_MS", "2000"),
         ("PANLINK_JOBS_MAX_ITEMS", "20000"),
+        ("PANLINK_JOBS_FREE_MAX_STORED_ITEMS", "30000"),
     ];
     let mut nodes = [
         start_checker_node(&nats, &mock, "node-a", &settings),
@@ -861,9 +862,7 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
 
     // A job made on B, hurried on C and cancelled on A ends the same on every node, each item
     // answered once.
-    let urls: Vec<String> = (0..2_000)
-        .map(|n| format!("https://pan.quark.cn/s/okLater{n:05}"))
-        .collect();
+    let urls = links_named("Later", 2_000);
     let second = nodes[1].submit(&key, &json!({ "items": urls }));
     let hurried = nodes[2].call(
         &key,
@@ -892,6 +891,18 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
     );
     let overview = nodes[2].job(&key, &second).json();
     assert_eq!(overview["status"], "cancelled", "{overview}");
+
+    // The stored-items quota counts the cluster's jobs on every node: C2 accepted none itself,
+    // yet 20 000 + 2 000 stored and 9 000 more pass its 30 000.
+    let over = nodes[2].create_job(&key, &json!({ "items": links_named("Quota", 9_000) }));
+    over.assert_error(429, "item_quota_exceeded");
+    let fits = nodes[2].create_job(&key, &json!({ "items": links_named("Fits", 8_000) }));
+    assert_eq!(fits.status, 201, "{}", fits.text());
+    let fits = fits.json()["job_id"].as_str().unwrap().to_owned();
+    let events = nodes[2]
+        .events(&key, &fits, &[])
+        .until_done(Duration::from_secs(60));
+    assert_eq!(result_ids(&events).len(), 8_000);
 
     // A work batch of a job never opened (its node died while submitting it) is dropped by the
     // node that takes it, after twice the ack wait (at least 10 s), and nothing is checked.
@@ -930,6 +941,13 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
         })
         .sum();
     assert_eq!(checked_after, checked_before, "nothing was checked for it");
+}
+
+/// `count` valid quark share links whose ids start with `ok` and `name`.
+fn links_named(name: &str, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|n| format!("https://pan.quark.cn/s/ok{name}{n:05}"))
+        .collect()
 }
 
 /// Publishes `payload` to the JetStream subject `subject` through `nats`' first live server.
