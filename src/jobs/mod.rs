@@ -1,5 +1,5 @@
-//! Checker jobs: the HTTP API, the engine that checks their links, durable records, and the
-//! public pool counters.
+//! Checker jobs: the HTTP API, the engine that checks their links, durable records, the public
+//! pool counters, and in cluster mode the cluster's jobs ([`shared`]).
 //!
 //! Invariant: a result is published (SSE, counts) only after the commit that stores it; every item
 //! gets exactly one result event; event ids of a job are 1, 2, 3 … without gaps.
