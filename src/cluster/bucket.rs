@@ -221,6 +221,7 @@ impl Bucket {
         E: std::fmt::Display,
     {
         let store = self.store.clone();
+        let asked = self.clone();
         follow::follow(
             self.name,
             &self.progress,
@@ -237,6 +238,10 @@ impl Bucket {
                     pending: entry.delta,
                     value: change_of(entry),
                 })
+            },
+            || {
+                let bucket = asked.clone();
+                async move { bucket.last_revision().await.ok() }
             },
             apply,
         )

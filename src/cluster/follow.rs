@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The pause before a failed reader is reopened or a failed batch is applied again.
 const RETRY_PAUSE: Duration = Duration::from_millis(250);
+/// How long a reader may stay silent before the source is asked whether it has moved on.
+const QUIET_CHECK: Duration = Duration::from_secs(3);
 
 /// How far a follower is, for `/health`.
 #[derive(Debug, Default)]
@@ -74,9 +76,12 @@ pub struct Read<T> {
 /// Follows a source from the position after `applied` until `stop`: `open(from)` opens a reader
 /// at position `from`; `read` turns each raw item into a [`Read`] (`None`: the item is skipped,
 /// the caller having logged why); every item goes to `apply` in order, in batches of at most
-/// `max_batch` (what the reader has ready at once).
+/// `max_batch` (what the reader has ready at once). `latest()` answers the source's last
+/// position: a reader silent for [`QUIET_CHECK`] while the source is past what was applied is
+/// reopened (a reader whose server died may otherwise wait forever; seen after a `kill -9` of
+/// one nats-server of three).
 #[allow(clippy::too_many_arguments)]
-pub async fn follow<S, Raw, ReadError, Open, Opening, OpenError, T, F, Fut, E>(
+pub async fn follow<S, Raw, ReadError, Open, Opening, OpenError, T, Latest, Asked, F, Fut, E>(
     name: &'static str,
     progress: &Progress,
     mut applied: u64,
@@ -84,8 +89,11 @@ pub async fn follow<S, Raw, ReadError, Open, Opening, OpenError, T, F, Fut, E>(
     stop: CancellationToken,
     mut open: Open,
     read: impl Fn(Raw) -> Option<Read<T>>,
+    mut latest: Latest,
     mut apply: F,
 ) where
+    Latest: FnMut() -> Asked,
+    Asked: Future<Output = Option<u64>>,
     S: Stream<Item = Result<Raw, ReadError>> + Unpin,
     ReadError: Display,
     Open: FnMut(u64) -> Opening,
@@ -113,6 +121,13 @@ pub async fn follow<S, Raw, ReadError, Open, Opening, OpenError, T, F, Fut, E>(
         loop {
             let mut next = tokio::select! {
                 item = reader.next() => item,
+                () = tokio::time::sleep(QUIET_CHECK) => {
+                    if latest().await.is_some_and(|last| last > applied) {
+                        tracing::warn!(source = name, applied, "a cluster bucket's or log's reader went quiet behind its source; reopening");
+                        continue 'reopen;
+                    }
+                    continue;
+                }
                 () = stop.cancelled() => return,
             };
             let mut batch = Vec::new();

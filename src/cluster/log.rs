@@ -137,6 +137,7 @@ impl Log {
     {
         let stream = self.stream.clone();
         let name = self.name;
+        let asked = self.clone();
         follow::follow(
             self.name,
             &self.progress,
@@ -169,6 +170,10 @@ impl Log {
                     );
                 }
                 read
+            },
+            || {
+                let log = asked.clone();
+                async move { log.last_sequence().await.ok() }
             },
             apply,
         )

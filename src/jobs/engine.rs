@@ -977,10 +977,10 @@ impl Engine {
 
     /// Cluster mode: from now on jobs are the cluster's. The unfinished jobs in storage are
     /// followed as they stand (their results come from the cluster's log), never re-queued here.
-    pub fn follow_stored_jobs(&self) -> Result<(), StoreError> {
+    pub async fn follow_stored_jobs(&self) -> Result<(), StoreError> {
         self.followed.store(true, Ordering::Release);
         for record in self.store.read(record::unfinished_jobs)? {
-            self.follow_job(&record)?;
+            self.follow_job(&record).await?;
         }
         Ok(())
     }
@@ -988,10 +988,18 @@ impl Engine {
     /// Cluster mode: takes the job `record`, whose items and results so far are in storage, as
     /// one this node follows: its progress, live events and end come from results stored by
     /// [`Engine::answer_followed`]; its items are checked by whichever node takes them.
-    pub fn follow_job(&self, record: &JobRecord) -> Result<(), StoreError> {
+    pub async fn follow_job(&self, record: &JobRecord) -> Result<(), StoreError> {
         let (job, _) = self.load_stored(record)?;
         if !job.is_finished() {
             self.shard(&job.id).lock().insert(job.id.clone(), job);
+        } else if record.finished_at_ms.is_none() {
+            // Every item had its result but the end was not stored (a crash in between).
+            let status = if job.is_cancelled() {
+                JobStatus::Cancelled
+            } else {
+                JobStatus::Done
+            };
+            self.finish(&job, status).await?;
         }
         Ok(())
     }

@@ -445,6 +445,7 @@ pub async fn follower(shared: &Arc<SharedJobs>, stop: CancellationToken) -> Resu
     shared
         .engine
         .follow_stored_jobs()
+        .await
         .map_err(|err| err.to_string())?;
     let mut followed = shared
         .store
@@ -642,7 +643,7 @@ async fn apply_run(shared: &SharedJobs, run: Vec<Folded>) -> Result<(), StoreErr
         .await?;
     for effect in after {
         match effect {
-            After::Follow(job) => shared.engine.follow_job(&job)?,
+            After::Follow(job) => shared.engine.follow_job(&job).await?,
             After::Cancel(job, stored) => {
                 shared.engine.mark_cancelled(&job);
                 shared.engine.answer_followed(&job, stored).await?;

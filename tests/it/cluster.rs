@@ -855,11 +855,13 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
         assert_eq!(overview["totals"]["invalid"], TOTAL / 2, "{overview}");
     }
 
+    eprintln!("A's copy checked at {:?}", started.elapsed());
     // C, started again, catches up: its copy has the finished job too.
     nodes[2] = start_checker_node(&nats, &mock, "node-c2", &settings);
     let overview = nodes[2].job(&key, &job).json();
     assert_eq!(overview["status"], "done", "{overview}");
 
+    eprintln!("C started again at {:?}", started.elapsed());
     // A job made on B, hurried on C and cancelled on A ends the same on every node, each item
     // answered once.
     let urls = links_named("Later", 2_000);
@@ -892,6 +894,7 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
     let overview = nodes[2].job(&key, &second).json();
     assert_eq!(overview["status"], "cancelled", "{overview}");
 
+    eprintln!("the cancelled job checked at {:?}", started.elapsed());
     // The stored-items quota counts the cluster's jobs on every node: C2 accepted none itself,
     // yet 20 000 + 2 000 stored and 9 000 more pass its 30 000.
     let over = nodes[2].create_job(&key, &json!({ "items": links_named("Quota", 9_000) }));
@@ -904,6 +907,7 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
         .until_done(Duration::from_secs(60));
     assert_eq!(result_ids(&events).len(), 1_000);
 
+    eprintln!("the quota checked at {:?}", started.elapsed());
     // A work batch of a job never opened (its node died while submitting it) is dropped by the
     // node that takes it, after twice the ack wait (at least 10 s), and nothing is checked.
     let checked_before = checked_total(&nodes);
