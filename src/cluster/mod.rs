@@ -385,12 +385,19 @@ impl Cluster {
         stop: CancellationToken,
         load: impl Fn() -> serde_json::Value + Send + 'static,
     ) {
+        // The JetStream view is read on its own beat: a request to a server that just died waits
+        // for the client's timeout, and heartbeats must never wait for it.
+        tokio::spawn(Box::pin(Arc::clone(&self).read_views(stop.clone())));
         let mut beat = tokio::time::interval(self.ttl / 3);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The revision of this node's last heartbeat: leaving deletes only that one, never the
         // entry of a server that took this one's place (a handover) with the same id.
         let mut last_beat = None;
         let mut watch = None;
+        // When the watch last delivered: it delivers this node's own heartbeats too, so one
+        // silent for longer than `ttl` is stuck (a watch on a server killed may wait forever
+        // without an error) and is opened again.
+        let mut last_entry = Instant::now();
         loop {
             tokio::select! {
                 _ = beat.tick() => {
@@ -398,10 +405,13 @@ impl Cluster {
                         Ok(revision) => last_beat = Some(revision),
                         Err(err) => tracing::warn!(error = %err, "a cluster heartbeat failed"),
                     }
-                    let view = self.read_jetstream().await;
-                    *self.jetstream_view.lock() = view;
+                    if watch.is_some() && last_entry.elapsed() > self.ttl {
+                        tracing::warn!("the watch of the cluster's nodes went quiet; reopening");
+                        watch = None;
+                    }
                     // (Re)opened here, so that a failing watch is retried once per heartbeat.
                     if watch.is_none() {
+                        last_entry = Instant::now();
                         match self.nodes_bucket.watch_all().await {
                             Ok(stream) => watch = Some(stream),
                             Err(err) => tracing::warn!(error = %err, "watching the cluster's nodes failed; retrying"),
@@ -409,7 +419,10 @@ impl Cluster {
                     }
                 }
                 entry = next_entry(&mut watch) => match entry {
-                    Some(Ok(entry)) => self.apply(entry),
+                    Some(Ok(entry)) => {
+                        last_entry = Instant::now();
+                        self.apply(entry);
+                    }
                     Some(Err(err)) => {
                         tracing::warn!(error = %err, "the watch of the cluster's nodes failed; reopening");
                         watch = None;
@@ -427,6 +440,21 @@ impl Cluster {
             tracing::warn!(error = %err, "leaving the cluster's node list failed; the entry expires instead");
         }
         let _ = self.client.flush().await;
+    }
+
+    /// Reads the JetStream view for `/health` every third of `ttl` until `stop`.
+    async fn read_views(self: Arc<Self>, stop: CancellationToken) {
+        let mut every = tokio::time::interval(self.ttl / 3);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {
+                    let view = self.read_jetstream().await;
+                    *self.jetstream_view.lock() = view;
+                }
+                () = stop.cancelled() => return,
+            }
+        }
     }
 
     /// Puts this node's entry; its revision.
