@@ -985,6 +985,16 @@ impl Engine {
         Ok(())
     }
 
+    /// The most webhook deliveries a key may have stored (for writes that queue them).
+    pub fn deliveries_cap(&self) -> u64 {
+        self.webhooks.config.max_stored_deliveries
+    }
+
+    /// Wakes the workers of `webhooks` after a commit that queued deliveries for them.
+    pub fn wake_webhooks(&self, webhooks: &[String]) {
+        self.webhooks.wake(webhooks);
+    }
+
     /// Cluster mode: takes the job `record`, whose items and results so far are in storage, as
     /// one this node follows: its progress, live events and end come from results stored by
     /// [`Engine::answer_followed`]; its items are checked by whichever node takes them.
@@ -1163,7 +1173,7 @@ impl Engine {
 
 /// Queues `job.completed` for the owner's webhooks, in the transaction that records the end of
 /// `job`; answers the webhooks to wake after the commit.
-fn completed_event(
+pub(super) fn completed_event(
     txn: &mut heed::RwTxn,
     dbs: &crate::store::Dbs,
     job: &JobRecord,

@@ -544,6 +544,8 @@ struct Folded {
 /// What a fold's commit is followed by.
 enum After {
     Follow(JobRecord),
+    /// Webhooks with deliveries queued by the fold.
+    Wake(Vec<String>),
     Cancel(Arc<Job>, Vec<Stored>),
 }
 
@@ -594,6 +596,7 @@ async fn apply_run(shared: &SharedJobs, run: Vec<Folded>) -> Result<(), StoreErr
         .collect();
     let cancelled = cancel_of.clone();
     let window = shared.quota_window;
+    let cap = shared.engine.deliveries_cap();
     let after = shared
         .store
         .write(move |txn, dbs| {
@@ -621,6 +624,11 @@ async fn apply_run(shared: &SharedJobs, run: Vec<Folded>) -> Result<(), StoreErr
                             let json = answer.event.get().as_bytes();
                             record::put_event(txn, dbs, &job.id, n as u32 + 1, json)?;
                         }
+                        if job.finished_at_ms.is_some() {
+                            // Answered whole at creation: it ends here, on every node alike.
+                            let woken = super::engine::completed_event(txn, dbs, job, cap)?;
+                            after.push(After::Wake(woken));
+                        }
                         after.push(After::Follow(job.clone()));
                     }
                     Entry::Cancelled { .. } => {
@@ -644,6 +652,7 @@ async fn apply_run(shared: &SharedJobs, run: Vec<Folded>) -> Result<(), StoreErr
     for effect in after {
         match effect {
             After::Follow(job) => shared.engine.follow_job(&job).await?,
+            After::Wake(webhooks) => shared.engine.wake_webhooks(&webhooks),
             After::Cancel(job, stored) => {
                 shared.engine.mark_cancelled(&job);
                 shared.engine.answer_followed(&job, stored).await?;

@@ -759,6 +759,8 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
         ("PANLINK_CLUSTER_WORK_ACK_WAIT_MS", "2000"),
         ("PANLINK_JOBS_MAX_ITEMS", "20000"),
         ("PANLINK_JOBS_FREE_MAX_STORED_ITEMS", "30000"),
+        ("PANLINK_WEBHOOKS_ALLOW_PRIVATE", "true"),
+        ("PANLINK_WEBHOOKS_ALLOW_HTTP", "true"),
     ];
     let mut nodes = [
         start_checker_node(&nats, &mock, "node-a", &settings),
@@ -908,6 +910,34 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
     assert_eq!(result_ids(&events).len(), 1_000);
 
     eprintln!("the quota checked at {:?}", started.elapsed());
+    // A webhook registered on A hears, once each, of a job of B's that was checked and of a job
+    // of C's answered whole at creation.
+    let receiver = crate::receiver::Receiver::start(crate::receiver::Mode::Status(200));
+    let hook = nodes[0].call(
+        &key,
+        "POST",
+        "/api/v1/webhooks",
+        Some(&json!({"url": receiver.url("/jobs"), "events": ["job.completed"]})),
+    );
+    assert_eq!(hook.status, 201, "{}", hook.text());
+    let checked = nodes[1].submit(&key, &json!({ "items": links_named("Hook", 3) }));
+    let immediate = nodes[2].submit(
+        &key,
+        &json!({ "items": ["https://example.com/not-a-drive-1", "https://example.com/not-a-drive-2"] }),
+    );
+    wait_until(Duration::from_secs(30), "two job.completed on A", || {
+        (receiver.of_event("job.completed").len() >= 2).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let mut told: Vec<String> = receiver
+        .of_event("job.completed")
+        .iter()
+        .map(|got| got.json()["data"]["job_id"].as_str().unwrap().to_owned())
+        .collect();
+    told.sort();
+    let mut want = vec![checked, immediate];
+    want.sort();
+    assert_eq!(told, want, "each job told once");
     // A work batch of a job never opened (its node died while submitting it) is dropped by the
     // node that takes it, after twice the ack wait (at least 10 s), and nothing is checked.
     let checked_before = checked_total(&nodes);
