@@ -10,9 +10,10 @@
 //!
 //! Groups have a bucket of their own, `panlink_groups`, kept the same way. Clicks stay counted
 //! and folded on each node; each fold's deltas also go, through the outbox, to the cluster's
-//! `panlink_clicks` log, from which every other node folds them once. What stays each node's
-//! own (until later steps move it): `max_clicks` counts, and the target watch with the target
-//! state it learns (the node that created or retargeted a link watches its share).
+//! `panlink_clicks` log, from which every other node folds them once; the human clicks folded
+//! also count against this node's `max_clicks` counters. What stays each node's own (until later
+//! steps move it): the target watch with the target state it learns (the node that created or
+//! retargeted a link watches its share).
 //!
 //! It must not write a link's record to LMDB in cluster mode other than by applying a change
 //! the bucket accepted (or, for the target state, as the monitor's verdict does locally).
@@ -439,18 +440,24 @@ fn spawn_followers(
             }
         },
     )));
-    let store = Arc::clone(&links.store);
+    let service = Arc::clone(links);
     let me = buckets.clicks.node().to_owned();
     tokio::spawn(Box::pin(buckets.clicks.clone().follow(
         from[2],
         stop.clone(),
         move |records: Vec<Record>| {
-            let store = Arc::clone(&store);
+            let links = Arc::clone(&service);
             let me = me.clone();
             async move {
-                store
+                let folded = links
+                    .store
                     .write(move |txn, dbs| apply_clicks(txn, dbs, &me, &records))
-                    .await
+                    .await?;
+                // The other nodes' human clicks count against this node's click limits too.
+                for (code, human) in folded {
+                    links.limits.add(&code, human);
+                }
+                Ok::<(), StoreError>(())
             }
         },
     )));
@@ -517,13 +524,14 @@ async fn publish_clicks(store: Arc<crate::store::Store>, log: Log, stop: Cancell
 
 /// Folds the other nodes' click records into this node's rows, each once: a record from this
 /// node was folded here when it was made, and a node's record whose number is not above the last
-/// folded from that node is one published twice.
+/// folded from that node is one published twice. Answers the human clicks folded, by link.
 fn apply_clicks(
     txn: &mut heed::RwTxn,
     dbs: &Dbs,
     me: &str,
     records: &[Record],
-) -> Result<(), StoreError> {
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut human = Vec::new();
     for record in records {
         if record.node == me
             || !replica::advance(txn, dbs, CLICKS_LOG, &record.node, record.number)?
@@ -531,7 +539,15 @@ fn apply_clicks(
             continue;
         }
         match repo::decode_journal(&record.payload) {
-            Some(deltas) => repo::apply_clicks(txn, dbs, &deltas)?,
+            Some(deltas) => {
+                repo::apply_clicks(txn, dbs, &deltas)?;
+                human.extend(
+                    deltas
+                        .into_iter()
+                        .filter(|delta| delta.counts.human > 0)
+                        .map(|delta| (delta.code, delta.counts.human)),
+                );
+            }
             None => tracing::error!(
                 node = record.node,
                 number = record.number,
@@ -542,7 +558,7 @@ fn apply_clicks(
     if let Some(last) = records.last() {
         replica::set_followed(txn, dbs, CLICKS_LOG, last.sequence)?;
     }
-    Ok(())
+    Ok(human)
 }
 
 /// Creates a group of `owner` named `name`.

@@ -607,6 +607,61 @@ fn links_are_the_clusters_and_an_alias_is_handed_out_once() {
     for node in &nodes {
         assert_eq!(restore(node).json()["data"]["clicks"]["human"], 12);
     }
+    // A click limit holds across the cluster: clicks taken on one node count on the others once
+    // folded there, whichever node counted first.
+    let limited = create_link(
+        a,
+        &key,
+        r#"{"url": "https://example.com/limited", "max_clicks": 10}"#,
+    );
+    assert_eq!(limited.status, 200, "{}", limited.text());
+    let limited = limited.json()["data"]["code"].as_str().unwrap().to_owned();
+    let visit = |node: &Server| {
+        let browser = [(
+            "User-Agent",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36",
+        )];
+        node.get(&format!("/{limited}"), &browser).status
+    };
+    let human_on = |node: &Server| {
+        node.get(&format!("/api/v1/links/{limited}"), &[("X-API-Key", &key)])
+            .json()["data"]["clicks"]["human"]
+            .as_u64()
+    };
+    for node in [b, c] {
+        wait_until(
+            Duration::from_secs(2),
+            "the limited link on every node",
+            || (visit(node) == 302).then_some(()),
+        );
+    }
+    for _ in 0..5 {
+        assert_eq!(visit(a), 302);
+    }
+    for node in &nodes {
+        wait_until(
+            Duration::from_secs(10),
+            "7 clicks of the limited link",
+            || (human_on(node) == Some(7)).then_some(()),
+        );
+    }
+    // B and C took one each before A's five: B, counting since its first, has three left.
+    let statuses: Vec<u16> = (0..4).map(|_| visit(b)).collect();
+    assert_eq!(
+        statuses,
+        [302, 302, 302, 410],
+        "B counts A's and C's clicks"
+    );
+    for node in &nodes {
+        wait_until(
+            Duration::from_secs(10),
+            "10 clicks of the limited link",
+            || (human_on(node) == Some(10)).then_some(()),
+        );
+    }
+    assert_eq!(visit(a), 410, "A counts B's and C's clicks");
+    assert_eq!(visit(c), 410, "C counts A's and B's clicks");
+
     let health = c.get("/health", &[]).json();
     let names: Vec<&str> = health["cluster"]["buckets"]
         .as_array()
