@@ -222,6 +222,12 @@ fn parse_plan(text: &str) -> Result<Plan, String> {
 
 /// Runs a `panlink links …` command against the configured data dir (which must hold data).
 pub fn run_links(config: &Config, command: LinksCommand) -> anyhow::Result<bool> {
+    if !config.cluster.nats_urls.is_empty() && matches!(command, LinksCommand::Import { .. }) {
+        bail!(
+            "cluster mode (cluster.nats_urls is set): links belong to the cluster; import through \
+             POST /api/v1/links/import on any node; this command would change only this node's copy"
+        );
+    }
     let database = config.storage.lmdb_dir().join("data.mdb");
     eprintln!("panlink: data dir {}", config.storage.data_dir.display());
     if !database.exists() {

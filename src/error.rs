@@ -91,8 +91,6 @@ pub enum ApiError {
     StorageFull,
     /// The data dir's file system is read-only: nothing was written.
     StorageReadOnly,
-    /// Cluster mode does not offer this yet (`what`, Chinese, names it).
-    NotInClusterMode { what: &'static str },
     /// Cluster mode: the cluster's store did not accept a change (NATS out of reach, no quorum,
     /// or the change kept losing to concurrent ones): nothing was changed.
     ClusterUnavailable,
@@ -330,12 +328,6 @@ impl ApiError {
                 "存储处于只读状态，本次写入未生效，请稍后重试".into(),
                 Some(30),
             ),
-            NotInClusterMode { what } => (
-                StatusCode::NOT_IMPLEMENTED,
-                "cluster_unsupported",
-                format!("集群模式暂不支持{what}，请在单机模式下使用").into(),
-                None,
-            ),
             ClusterUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "cluster_unavailable",
@@ -458,7 +450,6 @@ mod tests {
             ApiError::StorageFull,
             ApiError::StorageReadOnly,
             ApiError::ClusterUnavailable,
-            ApiError::NotInClusterMode { what: "导入" },
         ];
         for err in all {
             let spec = err.spec();

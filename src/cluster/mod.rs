@@ -318,6 +318,34 @@ impl Cluster {
         Ok(bucket)
     }
 
+    /// Opens (creating it if needed) a bucket of short-lived entries that no node copies: each
+    /// value expires `max_age` after it was written. It is read and written only through its
+    /// keys, so `/health` does not list it among the followed buckets.
+    pub async fn scratch_bucket(
+        &self,
+        name: &'static str,
+        max_age: Duration,
+    ) -> Result<Bucket, ClusterError> {
+        let config = kv::Config {
+            bucket: name.to_owned(),
+            history: 1,
+            num_replicas: self.replicas,
+            max_age,
+            ..Default::default()
+        };
+        let store = self
+            .jetstream
+            .create_or_update_key_value(config)
+            .await
+            .map_err(|err| self.opening_failed(name, err))?;
+        Ok(Bucket {
+            name,
+            store,
+            jetstream: self.jetstream.clone(),
+            progress: Arc::default(),
+        })
+    }
+
     /// Opens (creating it if needed) the product stream `name` over subjects `<name>.>`:
     /// `cluster.replicas` copies, a message published twice within two minutes kept once, and
     /// `config`'s retention.

@@ -42,6 +42,13 @@ pub const LINKS_BUCKET: &str = "panlink_links";
 /// changed or deleted; the default group, the same on every node, is not in it).
 pub const GROUPS_BUCKET: &str = "panlink_groups";
 
+/// The cluster bucket of import claims: `owner.<idempotency key in hex>.<row>` → the link id
+/// that row of that import has; entries expire with the idempotency key.
+pub const IMPORTS_BUCKET: &str = "panlink_imports";
+
+/// How long an import's idempotency key is remembered, on one node and in the cluster.
+pub const IMPORT_KEYS_KEPT: Duration = Duration::from_secs(24 * 3600);
+
 /// The cluster log of clicks: each record is the clicks one node folded in one compaction
 /// (`repo::encode_deltas`), published from its outbox.
 pub const CLICKS_LOG: &str = "panlink_clicks";
@@ -59,6 +66,7 @@ pub struct LinkBuckets {
     pub links: Bucket,
     pub groups: Bucket,
     pub clicks: Log,
+    pub imports: Bucket,
 }
 
 impl LinkBuckets {
@@ -68,6 +76,9 @@ impl LinkBuckets {
             links: cluster.bucket(LINKS_BUCKET).await?,
             groups: cluster.bucket(GROUPS_BUCKET).await?,
             clicks: cluster.log(CLICKS_LOG, CLICKS_KEPT).await?,
+            imports: cluster
+                .scratch_bucket(IMPORTS_BUCKET, IMPORT_KEYS_KEPT)
+                .await?,
         })
     }
 }
@@ -118,32 +129,45 @@ pub async fn create(
     let Some(group_id) = group_id else {
         return Ok(InsertOutcome::GroupNotFound);
     };
-    let id = |code: &str| super::domains::link_id(domain.as_deref(), code).into_owned();
-    let mut record = repo::new_record(owner, new, group_id, now);
-    let revision = if record.custom {
-        record.code = id(&record.code);
-        match bucket.create(&record.code, codec::encode(&record)).await {
-            Ok(revision) => revision,
-            Err(WriteError::Exists) => return Ok(InsertOutcome::AliasTaken),
-            Err(err) => return Err(err.into()),
+    let record = repo::new_record(owner, new, group_id, now);
+    insert_record(links, bucket, record, domain.as_deref(), code_len).await
+}
+
+/// Cluster mode: creates the link `record` on `domain` under its alias (its `code`), or under
+/// the first free random code of `code_len` characters when it has none.
+pub(super) async fn insert_record(
+    links: &LinkService,
+    bucket: &Bucket,
+    mut record: LinkRecord,
+    domain: Option<&str>,
+    code_len: usize,
+) -> Result<InsertOutcome, ApiError> {
+    if record.custom {
+        record.code = super::domains::link_id(domain, &record.code).into_owned();
+        return put_at(links, bucket, record).await;
+    }
+    for code in repo::code_candidates(code_len) {
+        record.code = super::domains::link_id(domain, &code).into_owned();
+        match put_at(links, bucket, record.clone()).await? {
+            InsertOutcome::AliasTaken => continue,
+            created => return Ok(created),
         }
-    } else {
-        let mut created = None;
-        for code in repo::code_candidates(code_len) {
-            record.code = id(&code);
-            match bucket.create(&record.code, codec::encode(&record)).await {
-                Ok(revision) => {
-                    created = Some(revision);
-                    break;
-                }
-                Err(WriteError::Exists) => continue,
-                Err(err) => return Err(err.into()),
-            }
-        }
-        created.ok_or_else(|| {
-            tracing::error!("no free short code after every try: raise links.code_length");
-            ApiError::Internal
-        })?
+    }
+    tracing::error!("no free short code after every try: raise links.code_length");
+    Err(ApiError::Internal)
+}
+
+/// Creates the link `record` under its `code` (the link id) if the bucket has no link there:
+/// `Created` with the record as stored here, or `AliasTaken`.
+pub(super) async fn put_at(
+    links: &LinkService,
+    bucket: &Bucket,
+    record: LinkRecord,
+) -> Result<InsertOutcome, ApiError> {
+    let revision = match bucket.create(&record.code, codec::encode(&record)).await {
+        Ok(revision) => revision,
+        Err(WriteError::Exists) => return Ok(InsertOutcome::AliasTaken),
+        Err(err) => return Err(err.into()),
     };
     let stored = apply_own(links, revision, Own::Put { before: None }, record).await?;
     Ok(InsertOutcome::Created(Box::new(stored)))
@@ -718,7 +742,10 @@ async fn offer_local_links(links: &LinkService, bucket: &Bucket) -> Result<(), A
 }
 
 /// The link `code` as the bucket holds it now, with its revision.
-async fn read(bucket: &Bucket, code: &str) -> Result<Option<(LinkRecord, u64)>, ApiError> {
+pub(super) async fn read(
+    bucket: &Bucket,
+    code: &str,
+) -> Result<Option<(LinkRecord, u64)>, ApiError> {
     let Some((bytes, revision)) = bucket.entry(code).await.map_err(ApiError::from)? else {
         return Ok(None);
     };

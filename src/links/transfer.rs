@@ -17,8 +17,11 @@ use http::StatusCode;
 use http::header::CONTENT_DISPOSITION;
 use serde::Serialize;
 
+use futures_util::StreamExt;
+
 use super::LinkService;
 use super::api::{self, Context};
+use super::book::{self, LinkBuckets};
 use super::record::{ClickTotals, DEFAULT_GROUP_ID, GroupRecord, LinkRecord, LinkStatus};
 use super::repo::{self, InsertOutcome, NewLink};
 use crate::error::ApiError;
@@ -33,8 +36,6 @@ use crate::timefmt;
 pub const BATCH_ROWS: usize = 1000;
 /// Links read per read transaction of an export.
 const EXPORT_PAGE: usize = 500;
-/// How long an import's idempotency key is remembered.
-pub const IDEMPOTENCY_TTL_MS: u64 = 24 * 3600 * 1000;
 /// Longest idempotency key.
 const MAX_IDEMPOTENCY_KEY: usize = 128;
 /// The separator of tags within one CSV cell (Shlink's too).
@@ -742,6 +743,209 @@ pub fn purge_idempotency(
     Ok(old.len())
 }
 
+/// Single-node mode: commits the `batches` of valid rows, one write each.
+async fn import_here(
+    links: &LinkService,
+    owner: &str,
+    idempotency: Option<&str>,
+    batches: Vec<Vec<ValidRow>>,
+) -> Result<Outcomes, ApiError> {
+    let mut outcomes = Vec::new();
+    let mut groups = HashMap::new();
+    for rows in batches {
+        let owner = owner.to_owned();
+        let idempotency = idempotency.map(str::to_owned);
+        let code_len = links.config.code_length;
+        let watch = links.targets.clone();
+        let known = std::mem::take(&mut groups);
+        let (done, scheduled, known) = links
+            .store
+            .write(move |txn, dbs| {
+                let mut known = known;
+                let batch = Batch {
+                    owner: &owner,
+                    idempotency: idempotency.as_deref(),
+                    code_len,
+                    watch: &watch,
+                };
+                let (done, scheduled) = commit_batch(txn, dbs, &batch, rows, &mut known)?;
+                Ok((done, scheduled, known))
+            })
+            .await?;
+        groups = known;
+        links.targets.schedule(scheduled);
+        for (_, outcome) in &done {
+            if let RowOutcome::Created { code, .. } = outcome {
+                links.cache.invalidate(code);
+            }
+        }
+        outcomes.extend(done);
+    }
+    Ok(outcomes)
+}
+
+/// Rows of one import created at once in cluster mode.
+const ROWS_IN_FLIGHT: usize = 64;
+
+/// Cluster mode: creates the valid `rows` through the cluster's buckets, [`ROWS_IN_FLIGHT`] at a
+/// time, each on its own (a row the cluster did not accept fails alone). With an idempotency
+/// key each row first claims its link id in the imports bucket, so the same call repeated on
+/// any node answers the links the first one made, and makes those it did not get to.
+async fn import_in_cluster(
+    links: &LinkService,
+    buckets: &LinkBuckets,
+    owner: &str,
+    idempotency: Option<&str>,
+    rows: Vec<ValidRow>,
+) -> Result<Outcomes, ApiError> {
+    // Groups by name first, one at a time: the rows of a new group share the one group made.
+    let mut groups: HashMap<String, u64> = HashMap::new();
+    for (_, _, extras) in &rows {
+        if let Some(name) = &extras.group
+            && !groups.contains_key(name)
+        {
+            let id = group_named(links, owner, name).await?;
+            groups.insert(name.clone(), id);
+        }
+    }
+    let now = timefmt::now_ms();
+    let code_len = links.config.code_length;
+    let groups = &groups;
+    let outcomes = futures_util::stream::iter(rows)
+        .map(|(row, new, extras)| async move {
+            let group = extras.group.as_ref().and_then(|name| groups.get(name));
+            let domain = new.domain.clone();
+            let created_at = extras.created_at_ms.unwrap_or(now);
+            let mut record = repo::new_record(
+                owner,
+                new,
+                group.copied().unwrap_or(DEFAULT_GROUP_ID),
+                created_at,
+            );
+            record.disabled = extras.disabled;
+            let domain = domain.as_deref();
+            let made = match idempotency {
+                None => book::insert_record(links, &buckets.links, record, domain, code_len)
+                    .await
+                    .map(|outcome| row_outcome(outcome, false)),
+                Some(key) => {
+                    let claim = claim_key(owner, key, row);
+                    import_row_once(links, buckets, &claim, record, domain, code_len).await
+                }
+            };
+            (row, made.unwrap_or_else(RowOutcome::Failed))
+        })
+        .buffer_unordered(ROWS_IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await;
+    Ok(outcomes)
+}
+
+/// `owner`'s group named `name`: found in this node's copy, else made in the cluster.
+async fn group_named(links: &LinkService, owner: &str, name: &str) -> Result<u64, ApiError> {
+    let now = timefmt::now_ms();
+    let found = links.store.read(|txn, dbs| {
+        Ok(repo::list_groups(txn, dbs, owner, now)?
+            .into_iter()
+            .find(|group| group.name == name)
+            .map(|group| group.id))
+    })?;
+    match found {
+        Some(id) => Ok(id),
+        None if name == super::record::DEFAULT_GROUP_NAME => Ok(DEFAULT_GROUP_ID),
+        None => Ok(book::create_group(links, owner, name.to_owned()).await?.id),
+    }
+}
+
+/// The imports bucket's key of `row` of `owner`'s import under idempotency `key` (hex, which
+/// keeps any visible ASCII within the characters a bucket key may have).
+fn claim_key(owner: &str, key: &str, row: usize) -> String {
+    let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{owner}.{hex}.{row}")
+}
+
+fn row_outcome(outcome: InsertOutcome, again: bool) -> RowOutcome {
+    match outcome {
+        InsertOutcome::Created(link) => RowOutcome::Created {
+            code: link.code,
+            again,
+        },
+        InsertOutcome::AliasTaken => RowOutcome::Failed(ApiError::AliasTaken),
+        InsertOutcome::GroupNotFound => RowOutcome::Failed(ApiError::field("group", "分组不存在")),
+    }
+}
+
+/// Cluster mode: one row of an import with an idempotency key. The row's claim names its link
+/// id: a claim found is an earlier call's (its link answered `again`, or made now if that call
+/// stopped before making it); else the row claims an id (its alias, or a random code) and makes
+/// the link there.
+async fn import_row_once(
+    links: &LinkService,
+    buckets: &LinkBuckets,
+    claim: &str,
+    record: LinkRecord,
+    domain: Option<&str>,
+    code_len: usize,
+) -> Result<RowOutcome, ApiError> {
+    use crate::cluster::bucket::{MAX_ATTEMPTS, WriteError};
+    let mut random = repo::code_candidates(code_len);
+    for _ in 0..MAX_ATTEMPTS {
+        if let Some((value, revision)) = buckets.imports.entry(claim).await? {
+            let code = String::from_utf8_lossy(&value).into_owned();
+            match book::read(&buckets.links, &code).await? {
+                Some((link, _)) if link.owner == record.owner && link.url == record.url => {
+                    return Ok(RowOutcome::Created { code, again: true });
+                }
+                Some(_) => {
+                    // The claimed id is another link's (an alias taken before this row's link
+                    // was made): the claim goes, the row fails as the first call's did.
+                    let _ = buckets.imports.delete(claim, revision).await;
+                    return Ok(RowOutcome::Failed(ApiError::AliasTaken));
+                }
+                None => {
+                    let mut record = record.clone();
+                    record.code = code;
+                    match book::put_at(links, &buckets.links, record).await? {
+                        InsertOutcome::AliasTaken => continue,
+                        made => return Ok(row_outcome(made, false)),
+                    }
+                }
+            }
+        }
+        let code = if record.custom {
+            super::domains::link_id(domain, &record.code).into_owned()
+        } else {
+            let code = random.next().ok_or(ApiError::Internal)?;
+            super::domains::link_id(domain, &code).into_owned()
+        };
+        match buckets
+            .imports
+            .create(claim, code.clone().into_bytes())
+            .await
+        {
+            Ok(revision) => {
+                let mut made = record.clone();
+                made.code = code;
+                match book::put_at(links, &buckets.links, made).await? {
+                    InsertOutcome::AliasTaken => {
+                        // The id is another link's: the claim goes; an alias is taken, a random
+                        // code is drawn again.
+                        let _ = buckets.imports.delete(claim, revision).await;
+                        if record.custom {
+                            return Ok(RowOutcome::Failed(ApiError::AliasTaken));
+                        }
+                    }
+                    made => return Ok(row_outcome(made, false)),
+                }
+            }
+            // Another call claimed the row meanwhile: read its claim.
+            Err(WriteError::Exists) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(WriteError::Contended.into())
+}
+
 /// Every row of an import, in order, with its outcome.
 pub struct ImportReport {
     pub source: Source,
@@ -781,13 +985,6 @@ pub fn batches(rows: Vec<ImportRow>) -> (Vec<Vec<ValidRow>>, Outcomes) {
 /// `POST /api/v1/links/import`: a CSV body; `Idempotency-Key` makes a retried call safe.
 pub async fn import(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let key = api::key_of(&req)?;
-    // An import writes its links in one local transaction; the cluster's bucket takes links one
-    // at a time (links::book), which imports do not use yet.
-    if links.cluster.is_some() {
-        return Err(ApiError::NotInClusterMode {
-            what: "批量导入"
-        });
-    }
     let request_id = req.request_id;
     let idempotency = req
         .parts
@@ -808,36 +1005,15 @@ pub async fn import(links: &LinkService, req: Req<'_>) -> Result<HttpResponse, A
         tokio::task::block_in_place(|| parse(&req.body, &ctx, links.config.import_max_rows))?;
     let (batches, mut outcomes) = batches(rows);
     let owner = key.record.id.clone();
-    let mut groups = HashMap::new();
-    for rows in batches {
-        let owner = owner.clone();
-        let idempotency = idempotency.clone();
-        let code_len = links.config.code_length;
-        let watch = links.targets.clone();
-        let known = std::mem::take(&mut groups);
-        let (done, scheduled, known) = links
-            .store
-            .write(move |txn, dbs| {
-                let mut known = known;
-                let batch = Batch {
-                    owner: &owner,
-                    idempotency: idempotency.as_deref(),
-                    code_len,
-                    watch: &watch,
-                };
-                let (done, scheduled) = commit_batch(txn, dbs, &batch, rows, &mut known)?;
-                Ok((done, scheduled, known))
-            })
-            .await?;
-        groups = known;
-        links.targets.schedule(scheduled);
-        for (_, outcome) in &done {
-            if let RowOutcome::Created { code, .. } = outcome {
-                links.cache.invalidate(code);
-            }
+    let idempotency = idempotency.as_deref();
+    let done = match &links.cluster {
+        Some(buckets) => {
+            let rows = batches.into_iter().flatten().collect();
+            import_in_cluster(links, buckets, &owner, idempotency, rows).await?
         }
-        outcomes.extend(done);
-    }
+        None => import_here(links, &owner, idempotency, batches).await?,
+    };
+    outcomes.extend(done);
     outcomes.sort_by_key(|(row, _)| *row);
     let report = ImportReport { source, outcomes };
     metrics::counter!("panlink_links_created_total", "via" => "import")
@@ -907,7 +1083,8 @@ pub fn report_json(report: &ImportReport) -> String {
 
 /// Removes expired idempotency records (the purge tick).
 pub async fn purge(store: &Store) {
-    let cutoff = timefmt::now_ms().saturating_sub(IDEMPOTENCY_TTL_MS);
+    let kept = super::book::IMPORT_KEYS_KEPT.as_millis() as u64;
+    let cutoff = timefmt::now_ms().saturating_sub(kept);
     let result = store
         .write(move |txn, dbs| purge_idempotency(txn, dbs, cutoff, 10_000))
         .await;

@@ -438,3 +438,29 @@ fn key_changes_are_refused_in_cluster_mode_and_listing_is_not() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("站点乙"));
 }
+
+#[test]
+fn commands_that_would_change_only_this_nodes_copy_are_refused_in_cluster_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_panlink"))
+            .args(args)
+            .env_clear()
+            .env("PANLINK_DATA_DIR", dir.path())
+            .env("PANLINK_CLUSTER_NATS_URLS", r#"["nats://127.0.0.1:1"]"#)
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["links", "import", "-", "--owner", "k1"][..],
+        &["keys", "create", "--name", "x", "--init"][..],
+    ] {
+        let out = run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("cluster mode") && stderr.contains("only this node's copy"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -681,14 +681,125 @@ fn links_are_the_clusters_and_an_alias_is_handed_out_once() {
         "{health}"
     );
 
-    // What cluster mode does not offer yet is refused by name.
-    let import = a.send(
-        "POST",
-        "/api/v1/links/import",
-        &[("X-API-Key", &key), ("Content-Type", "text/csv")],
-        Some("url\nhttps://example.com/x\n"),
+    // An import writes its rows through the cluster: a call repeated on another node makes
+    // nothing twice, nor do two calls of the same key at once.
+    let taken = create_link(
+        a,
+        &key,
+        r#"{"url": "https://example.com/first", "alias": "imp-taken"}"#,
     );
-    import.assert_error(501, "cluster_unsupported");
+    assert_eq!(taken.status, 200, "{}", taken.text());
+    let total = |node: &Server| {
+        node.get("/api/v1/links", &[("X-API-Key", &key)]).json()["data"]["total"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = total(a);
+    let mut csv = String::from("url,alias,group,status\n");
+    for n in 1..=300 {
+        let alias = if n % 10 == 0 {
+            format!("imp-{n}")
+        } else {
+            String::new()
+        };
+        let group = if n % 2 == 0 { "导入组" } else { "" };
+        let status = if n % 50 == 0 { "disabled" } else { "" };
+        csv.push_str(&format!(
+            "https://example.com/imported/{n},{alias},{group},{status}\n"
+        ));
+    }
+    csv.push_str("https://example.com/imported/taken,imp-taken,,\n");
+    let import = |node: &Server, idempotency: &str, body: &str| {
+        let answer = node.send(
+            "POST",
+            "/api/v1/links/import",
+            &[
+                ("X-API-Key", &key),
+                ("Content-Type", "text/csv"),
+                ("Idempotency-Key", idempotency),
+            ],
+            Some(body),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        answer.json()["data"].clone()
+    };
+    let codes = |report: &serde_json::Value| -> Vec<String> {
+        report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["code"].as_str().unwrap_or("-").to_owned())
+            .collect()
+    };
+    let first = import(a, "cluster-import-1", &csv);
+    assert_eq!(
+        (first["created"].as_u64(), first["failed"].as_u64()),
+        (Some(300), Some(1))
+    );
+    assert_eq!(first["rows"][300]["error"]["error"], "alias_taken");
+    assert_eq!(first["rows"][9]["code"], "imp-10");
+    let again = import(b, "cluster-import-1", &csv);
+    assert_eq!(codes(&again), codes(&first), "the same links answered");
+    assert!(
+        again["rows"].as_array().unwrap()[..300]
+            .iter()
+            .all(|row| row["again"] == true),
+        "every row answered again"
+    );
+    assert_eq!(total(a), before + 300);
+    // Two calls at once, on A and C, with one idempotency key: one link per row.
+    let mut csv = String::from("url\n");
+    for n in 1..=100 {
+        csv.push_str(&format!("https://example.com/raced/{n}\n"));
+    }
+    let (on_a, on_c) = std::thread::scope(|scope| {
+        let on_a = scope.spawn(|| import(a, "cluster-import-2", &csv));
+        let on_c = scope.spawn(|| import(c, "cluster-import-2", &csv));
+        (on_a.join().unwrap(), on_c.join().unwrap())
+    });
+    assert_eq!(codes(&on_a), codes(&on_c));
+    assert_eq!(on_a["created"], 100);
+    for node in &nodes {
+        wait_until(
+            Duration::from_secs(5),
+            "the imported links on every node",
+            || (total(node) == before + 400).then_some(()),
+        );
+    }
+    // What the rows said is what every node has: the group (made once), the disabled status.
+    let groups = c.get("/api/v1/groups", &[("X-API-Key", &key)]).json();
+    let imported_groups = groups["data"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|group| group["name"] == "导入组")
+        .count();
+    assert_eq!(imported_groups, 1, "{groups}");
+    let code_of = |row: usize| first["rows"][row]["code"].as_str().unwrap().to_owned();
+    let link = c
+        .get(
+            &format!("/api/v1/links/{}", code_of(49)),
+            &[("X-API-Key", &key)],
+        )
+        .json();
+    assert_eq!(link["data"]["status"], "disabled", "{link}");
+    let link = c
+        .get(
+            &format!("/api/v1/links/{}", code_of(1)),
+            &[("X-API-Key", &key)],
+        )
+        .json();
+    assert_eq!(
+        link["data"]["group_id"],
+        groups["data"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == "导入组")
+            .unwrap()["id"],
+        "{link}"
+    );
+    assert_eq!(c.get(&format!("/{}", code_of(0)), &[]).status, 302);
 }
 
 #[test]
