@@ -297,23 +297,7 @@ impl Cluster {
     /// Opens (creating it if needed) the product bucket `name`: `cluster.replicas` copies, one
     /// value per key kept (a key's history is the products' own business).
     pub async fn bucket(&self, name: &'static str) -> Result<Bucket, ClusterError> {
-        let config = kv::Config {
-            bucket: name.to_owned(),
-            history: 1,
-            num_replicas: self.replicas,
-            ..Default::default()
-        };
-        let store = self
-            .jetstream
-            .create_or_update_key_value(config)
-            .await
-            .map_err(|err| self.opening_failed(name, err))?;
-        let bucket = Bucket {
-            name,
-            store,
-            jetstream: self.jetstream.clone(),
-            progress: Arc::default(),
-        };
+        let bucket = self.open_bucket(name, Duration::ZERO).await?;
         self.buckets.lock().push(bucket.clone());
         Ok(bucket)
     }
@@ -322,6 +306,15 @@ impl Cluster {
     /// value expires `max_age` after it was written. It is read and written only through its
     /// keys, so `/health` does not list it among the followed buckets.
     pub async fn scratch_bucket(
+        &self,
+        name: &'static str,
+        max_age: Duration,
+    ) -> Result<Bucket, ClusterError> {
+        self.open_bucket(name, max_age).await
+    }
+
+    /// `max_age` zero: values never expire.
+    async fn open_bucket(
         &self,
         name: &'static str,
         max_age: Duration,
