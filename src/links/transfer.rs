@@ -876,9 +876,10 @@ fn row_outcome(outcome: InsertOutcome, again: bool) -> RowOutcome {
 }
 
 /// Cluster mode: one row of an import with an idempotency key. The row's claim names its link
-/// id: a claim found is an earlier call's (its link answered `again`, or made now if that call
-/// stopped before making it); else the row claims an id (its alias, or a random code) and makes
-/// the link there.
+/// id: a claim found is an earlier or concurrent call's (its link answered `again`, or made now
+/// if that call stopped before making it); else the row claims an id (its alias, or a random
+/// code) and makes the link there. A claimed id that turns out to be another link's is let go:
+/// an alias is taken, a random code is drawn again.
 async fn import_row_once(
     links: &LinkService,
     buckets: &LinkBuckets,
@@ -890,60 +891,62 @@ async fn import_row_once(
     use crate::cluster::bucket::{MAX_ATTEMPTS, WriteError};
     let mut random = repo::code_candidates(code_len);
     for _ in 0..MAX_ATTEMPTS {
-        if let Some((value, revision)) = buckets.imports.entry(claim).await? {
-            let code = String::from_utf8_lossy(&value).into_owned();
-            match book::read(&buckets.links, &code).await? {
-                Some((link, _)) if link.owner == record.owner && link.url == record.url => {
-                    return Ok(RowOutcome::Created { code, again: true });
-                }
-                Some(_) => {
-                    // The claimed id is another link's (an alias taken before this row's link
-                    // was made): the claim goes, the row fails as the first call's did.
-                    let _ = buckets.imports.delete(claim, revision).await;
-                    return Ok(RowOutcome::Failed(ApiError::AliasTaken));
-                }
-                None => {
-                    let mut record = record.clone();
-                    record.code = code;
-                    match book::put_at(links, &buckets.links, record).await? {
-                        InsertOutcome::AliasTaken => continue,
-                        made => return Ok(row_outcome(made, false)),
-                    }
+        let (code, revision) = match buckets.imports.entry(claim).await? {
+            Some((value, revision)) => (String::from_utf8_lossy(&value).into_owned(), revision),
+            None => {
+                let code = if record.custom {
+                    super::domains::link_id(domain, &record.code).into_owned()
+                } else {
+                    let code = random.next().ok_or(ApiError::Internal)?;
+                    super::domains::link_id(domain, &code).into_owned()
+                };
+                match buckets
+                    .imports
+                    .create(claim, code.clone().into_bytes())
+                    .await
+                {
+                    Ok(revision) => (code, revision),
+                    // Another call claimed the row meanwhile: read its claim.
+                    Err(WriteError::Exists) => continue,
+                    Err(err) => return Err(err.into()),
                 }
             }
-        }
-        let code = if record.custom {
-            super::domains::link_id(domain, &record.code).into_owned()
-        } else {
-            let code = random.next().ok_or(ApiError::Internal)?;
-            super::domains::link_id(domain, &code).into_owned()
         };
-        match buckets
-            .imports
-            .create(claim, code.clone().into_bytes())
-            .await
-        {
-            Ok(revision) => {
-                let mut made = record.clone();
-                made.code = code;
-                match book::put_at(links, &buckets.links, made).await? {
-                    InsertOutcome::AliasTaken => {
-                        // The id is another link's: the claim goes; an alias is taken, a random
-                        // code is drawn again.
-                        let _ = buckets.imports.delete(claim, revision).await;
-                        if record.custom {
-                            return Ok(RowOutcome::Failed(ApiError::AliasTaken));
-                        }
-                    }
-                    made => return Ok(row_outcome(made, false)),
-                }
-            }
-            // Another call claimed the row meanwhile: read its claim.
-            Err(WriteError::Exists) => {}
-            Err(err) => return Err(err.into()),
+        if let Some(outcome) = link_of_claim(links, buckets, &record, code).await? {
+            return Ok(outcome);
+        }
+        // The id is another link's.
+        let _ = buckets.imports.delete(claim, revision).await;
+        if record.custom {
+            return Ok(RowOutcome::Failed(ApiError::AliasTaken));
         }
     }
     Err(WriteError::Contended.into())
+}
+
+/// The row's link at the claimed id `code`: found (made by an earlier or a concurrent call of
+/// the same row), or made now; `None` when the id is another link's.
+async fn link_of_claim(
+    links: &LinkService,
+    buckets: &LinkBuckets,
+    record: &LinkRecord,
+    code: String,
+) -> Result<Option<RowOutcome>, ApiError> {
+    let is_the_rows = |link: &LinkRecord| link.owner == record.owner && link.url == record.url;
+    if let Some((link, _)) = book::read(&buckets.links, &code).await? {
+        return Ok(is_the_rows(&link).then_some(RowOutcome::Created { code, again: true }));
+    }
+    let mut made = record.clone();
+    made.code = code.clone();
+    match book::put_at(links, &buckets.links, made).await? {
+        InsertOutcome::AliasTaken => {}
+        outcome => return Ok(Some(row_outcome(outcome, false))),
+    }
+    // Made between the read and the create: by a concurrent call of the row, or by another.
+    Ok(book::read(&buckets.links, &code)
+        .await?
+        .filter(|(link, _)| is_the_rows(link))
+        .map(|_| RowOutcome::Created { code, again: true }))
 }
 
 /// Every row of an import, in order, with its outcome.

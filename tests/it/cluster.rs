@@ -747,9 +747,10 @@ fn links_are_the_clusters_and_an_alias_is_handed_out_once() {
         "every row answered again"
     );
     assert_eq!(total(a), before + 300);
-    // Two calls at once, on A and C, with one idempotency key: one link per row.
+    // Two calls at once, on A and C, with one idempotency key: one link per row, the same
+    // answered to both.
     let mut csv = String::from("url\n");
-    for n in 1..=100 {
+    for n in 1..=300 {
         csv.push_str(&format!("https://example.com/raced/{n}\n"));
     }
     let (on_a, on_c) = std::thread::scope(|scope| {
@@ -758,12 +759,12 @@ fn links_are_the_clusters_and_an_alias_is_handed_out_once() {
         (on_a.join().unwrap(), on_c.join().unwrap())
     });
     assert_eq!(codes(&on_a), codes(&on_c));
-    assert_eq!(on_a["created"], 100);
+    assert_eq!(on_a["created"], 300);
     for node in &nodes {
         wait_until(
             Duration::from_secs(5),
             "the imported links on every node",
-            || (total(node) == before + 400).then_some(()),
+            || (total(node) == before + 600).then_some(()),
         );
     }
     // What the rows said is what every node has: the group (made once), the disabled status.
