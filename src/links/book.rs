@@ -11,9 +11,9 @@
 //! Groups have a bucket of their own, `panlink_groups`, kept the same way. Clicks stay counted
 //! and folded on each node; each fold's deltas also go, through the outbox, to the cluster's
 //! `panlink_clicks` log, from which every other node folds them once; the human clicks folded
-//! also count against this node's `max_clicks` counters. What stays each node's own (until later
-//! steps move it): the target watch with the target state it learns (the node that created or
-//! retargeted a link watches its share).
+//! also count against this node's `max_clicks` counters. The target watch stays each node's
+//! own (the node that created or retargeted a link watches its share), but each state change it
+//! learns goes into the bucket (`watch.rs`), from which every node's copy takes it.
 //!
 //! It must not write a link's record to LMDB in cluster mode other than by applying a change
 //! the bucket accepted (or, for the target state, as the monitor's verdict does locally).

@@ -221,6 +221,8 @@ impl LinkService {
         Arc::new(watch::LinkTargets {
             cache: Arc::clone(&self.cache),
             default_domain: self.domains.default_name().map(str::to_owned),
+            shared: self.cluster.as_ref().map(|buckets| buckets.links.clone()),
+            changed: parking_lot::Mutex::default(),
         })
     }
 

@@ -4,15 +4,21 @@
 //! queues `shortlink.target_dead` / `shortlink.target_revived` in the same commit. After the
 //! commit the links' cache entries are dropped, so the redirect sees the state at its next
 //! lookup; the redirect's hot path itself reads nothing new (the state is in the cached record).
+//!
+//! In cluster mode only the node that created (or retargeted) a link watches its share; after
+//! the commit it puts each link whose target changed state into the cluster's links bucket, so
+//! every node's copy (and redirect) learns the state from the bucket's follower.
 
 use std::sync::Arc;
 
 use heed::RwTxn;
+use parking_lot::Mutex;
 
 use super::cache::LinkCache;
-use super::record::TargetState;
+use super::record::{LinkRecord, TargetState};
 use super::repo;
 use crate::checker::verdict::State;
+use crate::cluster::bucket::{Bucket, MAX_ATTEMPTS, WriteError};
 use crate::monitors::watch::{Scheduled, Target, TargetWatcher, Verdict, WatchHandle};
 use crate::store::{Dbs, StoreError, codec};
 use crate::timefmt;
@@ -23,6 +29,11 @@ pub struct LinkTargets {
     pub cache: Arc<LinkCache>,
     /// The default domain's name for the events (`None`: no domains configured).
     pub default_domain: Option<String>,
+    /// Cluster mode: the links' bucket, where the states this node learns are put.
+    pub shared: Option<Bucket>,
+    /// Cluster mode: `(code, url, state)` of the links whose target changed state in the write
+    /// under way, put into the bucket after its commit.
+    pub changed: Mutex<Vec<(String, String, TargetState)>>,
 }
 
 impl TargetWatcher for LinkTargets {
@@ -58,6 +69,14 @@ impl TargetWatcher for LinkTargets {
                 since_ms,
             }));
             dbs.links.put(txn, code.as_bytes(), &codec::encode(&link))?;
+            if self.shared.is_some()
+                && was != Some(share.state)
+                && let Some(target) = &link.target
+            {
+                self.changed
+                    .lock()
+                    .push((code.clone(), link.url.clone(), (**target).clone()));
+            }
             let kind = match (was, share.state) {
                 (Some(State::Invalid), State::Invalid) => None,
                 (_, State::Invalid) => Some(EventType::ShortlinkTargetDead),
@@ -97,6 +116,49 @@ impl TargetWatcher for LinkTargets {
     fn committed(&self, tags: &[String]) {
         for code in tags {
             self.cache.invalidate(code);
+        }
+        let changed = std::mem::take(&mut *self.changed.lock());
+        if let (Some(bucket), false) = (&self.shared, changed.is_empty()) {
+            tokio::spawn(share_states(bucket.clone(), changed));
+        }
+    }
+}
+
+/// Puts each link's new target state into the cluster's bucket (by compare-and-set, retried
+/// when the link changed meanwhile), unless the link was retargeted or has that state already.
+async fn share_states(bucket: Bucket, changed: Vec<(String, String, TargetState)>) {
+    for (code, url, target) in changed {
+        for _ in 0..MAX_ATTEMPTS {
+            let entry = match bucket.entry(&code).await {
+                Ok(entry) => entry,
+                Err(err) => {
+                    tracing::warn!(code, error = %err, "sharing a link's target state failed");
+                    break;
+                }
+            };
+            let Some((bytes, revision)) = entry else {
+                break;
+            };
+            let Ok(mut link) = codec::decode::<LinkRecord>(&bytes, "shared link") else {
+                break;
+            };
+            if link.url != url
+                || link
+                    .target
+                    .as_ref()
+                    .is_some_and(|t| t.state == target.state)
+            {
+                break;
+            }
+            link.target = Some(Box::new(target.clone()));
+            match bucket.update(&code, codec::encode(&link), revision).await {
+                Err(WriteError::Conflict) => continue,
+                Err(err) => {
+                    tracing::warn!(code, error = %err, "sharing a link's target state failed");
+                    break;
+                }
+                Ok(_) => break,
+            }
         }
     }
 }

@@ -928,6 +928,7 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
         ("PANLINK_JOBS_FREE_MAX_STORED_ITEMS", "30000"),
         ("PANLINK_WEBHOOKS_ALLOW_PRIVATE", "true"),
         ("PANLINK_WEBHOOKS_ALLOW_HTTP", "true"),
+        ("PANLINK_LINKS_TARGET_CHECK_INTERVAL_S", "1"),
     ];
     let mut nodes = [
         start_checker_node(&nats, &mock, "node-a", &settings),
@@ -1105,6 +1106,7 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
     let mut want = vec![checked, immediate];
     want.sort();
     assert_eq!(told, want, "each job told once");
+
     // A work batch of a job never opened (its node died while submitting it) is dropped by the
     // node that takes it, after twice the ack wait (at least 10 s), and nothing is checked.
     let checked_before = checked_total(&nodes);
@@ -1128,6 +1130,34 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
     );
     let checked_after = checked_total(&nodes);
     assert_eq!(checked_after, checked_before, "nothing was checked for it");
+
+    // A short link's share is watched by the node that made it; the state it learns reaches
+    // every node's redirect: a share that dies stops the redirect everywhere.
+    let made = nodes[0].call(
+        &key,
+        "POST",
+        "/api/v1/links",
+        Some(&json!({"url": "https://pan.quark.cn/s/flip2SharedTarget"})),
+    );
+    assert_eq!(made.status, 200, "{}", made.text());
+    let code = made.json()["data"]["code"].as_str().unwrap().to_owned();
+    for (node, state, status) in [
+        (&nodes[1], "valid", 302),
+        (&nodes[2], "valid", 302),
+        (&nodes[1], "invalid", 410),
+        (&nodes[2], "invalid", 410),
+    ] {
+        wait_until(
+            Duration::from_secs(20),
+            &format!("the target {state} on {}", node.addr),
+            || {
+                let link = node.call(&key, "GET", &format!("/api/v1/links/{code}"), None);
+                (link.json()["data"]["target"]["state"] == state
+                    && node.get(&format!("/{code}"), &[]).status == status)
+                    .then_some(())
+            },
+        );
+    }
 }
 
 /// Checks the nodes' pools have made, together.
