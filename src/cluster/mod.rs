@@ -270,14 +270,27 @@ impl Cluster {
             logs: Mutex::new(Vec::new()),
             work_queues: Mutex::new(Vec::new()),
         });
-        cluster
-            .heartbeat(serde_json::Value::Null)
-            .await
-            .map_err(|reason| ClusterError::Bucket {
-                bucket: NODES_BUCKET,
-                replicas: config.replicas,
-                reason,
-            })?;
+        wait_for_leader(NODES_BUCKET, &cluster.nodes_bucket.stream).await;
+        // A stream just created in a new cluster may refuse writes until its group has formed.
+        loop {
+            match cluster.heartbeat(serde_json::Value::Null).await {
+                Ok(_) => break,
+                Err(reason) if tokio::time::Instant::now() + RETRY_PAUSE < deadline => {
+                    tracing::debug!(
+                        reason,
+                        "the nodes' bucket is not writable yet; trying again"
+                    );
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(reason) => {
+                    return Err(ClusterError::Bucket {
+                        bucket: NODES_BUCKET,
+                        replicas: config.replicas,
+                        reason,
+                    });
+                }
+            }
+        }
         tracing::info!(
             node_id = cluster.me.node_id,
             nats_server = cluster.server_version,
@@ -331,6 +344,7 @@ impl Cluster {
             .create_or_update_key_value(config)
             .await
             .map_err(|err| self.opening_failed(name, err))?;
+        wait_for_leader(name, &store.stream).await;
         Ok(Bucket {
             name,
             store,
@@ -354,10 +368,13 @@ impl Cluster {
             duplicate_window: Duration::from_secs(120),
             ..config
         };
-        self.jetstream
+        let stream = self
+            .jetstream
             .get_or_create_stream(config)
             .await
-            .map_err(|err| self.opening_failed(name, err))
+            .map_err(|err| self.opening_failed(name, err))?;
+        wait_for_leader(name, &stream).await;
+        Ok(stream)
     }
 
     /// Opens (creating it if needed) the product log `name`: records kept for `max_age` (see
@@ -581,6 +598,31 @@ impl Cluster {
     /// Whether the connection to NATS is up now.
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+    }
+}
+
+/// How long opening a bucket or stream waits for its group to elect a leader.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits, up to [`LEADER_WAIT`], until `stream` has a leader: one just created in a cluster
+/// that is still forming refuses writes until then ("no stream found"). Gives up quietly: the
+/// first write then reports what is wrong.
+async fn wait_for_leader(name: &str, stream: &async_nats::jetstream::stream::Stream) {
+    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+    loop {
+        match stream.get_info().await {
+            // A single server without clustering reports no group: it leads.
+            Ok(info) if info.cluster.as_ref().is_none_or(|c| c.leader.is_some()) => return,
+            Ok(_) => tracing::debug!(name, "no leader of the stream yet; waiting"),
+            Err(err) => {
+                tracing::debug!(name, error = %err, "reading the stream's state failed; waiting")
+            }
+        }
+        if tokio::time::Instant::now() + RETRY_PAUSE >= deadline {
+            tracing::warn!(name, "the stream has no leader yet; going on");
+            return;
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
     }
 }
 
