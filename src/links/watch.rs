@@ -6,8 +6,9 @@
 //! lookup; the redirect's hot path itself reads nothing new (the state is in the cached record).
 //!
 //! In cluster mode only the node that created (or retargeted) a link watches its share; after
-//! the commit it puts each link whose target changed state into the cluster's links bucket, so
-//! every node's copy (and redirect) learns the state from the bucket's follower.
+//! each commit it puts the links' new target states into the cluster's links bucket where they
+//! differ from what the bucket has, so every node's copy (and redirect) learns them from the
+//! bucket's follower. A write that failed is made at the next check.
 
 use std::sync::Arc;
 
@@ -31,8 +32,8 @@ pub struct LinkTargets {
     pub default_domain: Option<String>,
     /// Cluster mode: the links' bucket, where the states this node learns are put.
     pub shared: Option<Bucket>,
-    /// Cluster mode: `(code, url, state)` of the links whose target changed state in the write
-    /// under way, put into the bucket after its commit.
+    /// Cluster mode: `(code, url, state)` of the links checked in the write under way, for the
+    /// bucket after its commit.
     pub changed: Mutex<Vec<(String, String, TargetState)>>,
 }
 
@@ -70,7 +71,6 @@ impl TargetWatcher for LinkTargets {
             }));
             dbs.links.put(txn, code.as_bytes(), &codec::encode(&link))?;
             if self.shared.is_some()
-                && was != Some(share.state)
                 && let Some(target) = &link.target
             {
                 self.changed
@@ -124,8 +124,9 @@ impl TargetWatcher for LinkTargets {
     }
 }
 
-/// Puts each link's new target state into the cluster's bucket (by compare-and-set, retried
-/// when the link changed meanwhile), unless the link was retargeted or has that state already.
+/// Puts each link's target state into the cluster's bucket (by compare-and-set, retried when the
+/// link changed meanwhile) where the bucket has another state, unless the link was retargeted or
+/// the bucket's state is from a later check (two of these tasks may run at once).
 async fn share_states(bucket: Bucket, changed: Vec<(String, String, TargetState)>) {
     for (code, url, target) in changed {
         for _ in 0..MAX_ATTEMPTS {
@@ -143,10 +144,9 @@ async fn share_states(bucket: Bucket, changed: Vec<(String, String, TargetState)
                 break;
             };
             if link.url != url
-                || link
-                    .target
-                    .as_ref()
-                    .is_some_and(|t| t.state == target.state)
+                || link.target.as_ref().is_some_and(|shared| {
+                    shared.state == target.state || shared.checked_at_ms > target.checked_at_ms
+                })
             {
                 break;
             }
