@@ -628,17 +628,27 @@ fn group_id(
     if let Some(id) = known.get(name) {
         return Ok(*id);
     }
-    let existing = repo::list_groups(txn, dbs, owner, now_ms)?
-        .into_iter()
-        .find(|g: &GroupRecord| g.name == name)
-        .map(|g| g.id);
-    let id = match existing {
+    let id = match group_of_name(txn, dbs, owner, name, now_ms)? {
         Some(id) => id,
-        None if name == super::record::DEFAULT_GROUP_NAME => DEFAULT_GROUP_ID,
         None => repo::create_group(txn, dbs, owner, name.to_owned(), now_ms)?.id,
     };
     known.insert(name.to_owned(), id);
     Ok(id)
+}
+
+/// The id of `owner`'s group named `name`, if there is one (the default group by its name).
+fn group_of_name(
+    txn: &RoTxn,
+    dbs: &Dbs,
+    owner: &str,
+    name: &str,
+    now_ms: u64,
+) -> Result<Option<u64>, StoreError> {
+    let existing = repo::list_groups(txn, dbs, owner, now_ms)?
+        .into_iter()
+        .find(|g: &GroupRecord| g.name == name)
+        .map(|g| g.id);
+    Ok(existing.or((name == super::record::DEFAULT_GROUP_NAME).then_some(DEFAULT_GROUP_ID)))
 }
 
 /// What one batch commit needs.
@@ -844,15 +854,11 @@ async fn import_in_cluster(
 /// `owner`'s group named `name`: found in this node's copy, else made in the cluster.
 async fn group_named(links: &LinkService, owner: &str, name: &str) -> Result<u64, ApiError> {
     let now = timefmt::now_ms();
-    let found = links.store.read(|txn, dbs| {
-        Ok(repo::list_groups(txn, dbs, owner, now)?
-            .into_iter()
-            .find(|group| group.name == name)
-            .map(|group| group.id))
-    })?;
+    let found = links
+        .store
+        .read(|txn, dbs| group_of_name(txn, dbs, owner, name, now))?;
     match found {
         Some(id) => Ok(id),
-        None if name == super::record::DEFAULT_GROUP_NAME => Ok(DEFAULT_GROUP_ID),
         None => Ok(book::create_group(links, owner, name.to_owned()).await?.id),
     }
 }
