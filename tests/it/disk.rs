@@ -342,7 +342,12 @@ fn a_read_only_disk_refuses_writes_with_503_serves_reads_and_recovers_after_repa
     }
     let disk = Mounted::ext4(32);
     let data_dir = disk.data_dir();
-    let server = Server::start_at(&data_dir, &[]);
+    // The stop on the read-only disk retries its last writes for the whole grace: keep it short.
+    let short_stop = [
+        ("PANLINK_HTTP_SHUTDOWN_GRACE_MS", "1000"),
+        ("PANLINK_HTTP_HANDOVER_LINGER_MS", "500"),
+    ];
+    let server = Server::start_at(&data_dir, &short_stop);
     let key = server.job_key("read-only");
     let codes = create_links(&server, &key, 0..50);
 

@@ -700,7 +700,8 @@ fn shutdown_ends_sse_streams_cleanly_and_they_resume_after_restart() {
 
 #[test]
 fn a_key_over_its_open_jobs_limit_gets_429() {
-    let mock = Mock::start(300);
+    // One check at a time, two requests of 150 ms each: the first job stays open about 1 s.
+    let mock = Mock::start(150);
     let server = Server::with_mock(
         &mock,
         &[
@@ -709,7 +710,7 @@ fn a_key_over_its_open_jobs_limit_gets_429() {
         ],
     );
     let key = server.job_key("busy");
-    let items = links("https://pan.quark.cn/s/ok", 5, "oo");
+    let items = links("https://pan.quark.cn/s/ok", 3, "oo");
     let first = server.create_job(&key, &json!({"items": items}));
     assert_eq!(first.status, 201);
     let refused = server.create_job(&key, &json!({"items": ["https://pan.quark.cn/s/ok9999oo"]}));
