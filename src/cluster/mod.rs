@@ -151,7 +151,7 @@ pub struct Cluster {
     replicas: usize,
     server_version: String,
     /// Every node whose heartbeat the watch delivered, with when it arrived here.
-    seen: Mutex<HashMap<String, (NodeInfo, Instant)>>,
+    seen: Arc<Mutex<HashMap<String, (NodeInfo, Instant)>>>,
     /// The product buckets opened so far.
     buckets: Mutex<Vec<Bucket>>,
     /// The product logs opened so far.
@@ -265,7 +265,7 @@ impl Cluster {
             ttl: config.node_ttl,
             replicas: config.replicas,
             server_version: info.version.clone(),
-            seen: Mutex::new(HashMap::new()),
+            seen: Arc::default(),
             buckets: Mutex::new(Vec::new()),
             logs: Mutex::new(Vec::new()),
             work_queues: Mutex::new(Vec::new()),
@@ -565,6 +565,15 @@ impl Cluster {
         }
     }
 
+    /// Who is alive, for work shared out among the live nodes without a message per share.
+    pub fn membership(&self) -> Membership {
+        Membership {
+            me: self.me.node_id.clone(),
+            seen: Arc::clone(&self.seen),
+            ttl: self.ttl,
+        }
+    }
+
     /// The cluster as this node sees it now.
     pub fn view(&self) -> ClusterView {
         let mut nodes: Vec<NodeView> = self
@@ -599,6 +608,54 @@ impl Cluster {
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
+}
+
+/// The live nodes as this node's heartbeat watch sees them: a cheap handle for deciding which
+/// node does a piece of work that any node could do ([`Membership::falls_here`]).
+#[derive(Clone)]
+pub struct Membership {
+    me: String,
+    seen: Arc<Mutex<HashMap<String, (NodeInfo, Instant)>>>,
+    ttl: Duration,
+}
+
+impl Membership {
+    /// Whether `key` falls to this node among the live ones ([`rendezvous_owner`]). Every node
+    /// with the same view answers the same; while views differ (a node just started, died, or
+    /// is cut off) a key may fall to two nodes, or for one heartbeat's time to a dead one, so
+    /// the work must be harmless done twice. This node always counts itself alive.
+    pub fn falls_here(&self, key: u64) -> bool {
+        let seen = self.seen.lock();
+        let live = seen
+            .iter()
+            .filter(|(id, (_, at))| **id != self.me && at.elapsed() < self.ttl)
+            .map(|(id, _)| id.as_str())
+            .chain(std::iter::once(self.me.as_str()));
+        rendezvous_owner(live, key) == Some(self.me.as_str())
+    }
+}
+
+/// The node among `nodes` that `key` goes to by rendezvous hashing: the one with the highest
+/// score of (node, key). A node's loss moves only its own keys, each to the node scoring next
+/// (spread over the others); a node's arrival takes about `1/n` of the keys from each.
+pub fn rendezvous_owner<'a>(nodes: impl IntoIterator<Item = &'a str>, key: u64) -> Option<&'a str> {
+    nodes
+        .into_iter()
+        .max_by_key(|node| (rendezvous_score(node, key), *node))
+}
+
+/// FNV-1a of the node id, mixed with the key by SplitMix64's finalizer: the same on every node
+/// and every build (no seeded hasher).
+fn rendezvous_score(node: &str, key: u64) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in node.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut z = hash ^ key.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// How long opening a bucket or stream waits for its group to elect a leader.
@@ -675,5 +732,31 @@ mod tests {
             id.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
+    }
+
+    #[test]
+    fn rendezvous_spreads_keys_and_a_lost_node_moves_only_its_own() {
+        let three = ["node-a", "node-b", "node-c"];
+        let two = ["node-a", "node-b"];
+        let mut per_node = HashMap::new();
+        for key in 0..3000u64 {
+            let key = key.wrapping_mul(0x2545_f491_4f6c_dd1d);
+            let owner = rendezvous_owner(three, key).unwrap();
+            *per_node.entry(owner).or_insert(0) += 1;
+            // The order the nodes are listed in does not matter.
+            assert_eq!(
+                rendezvous_owner(three.iter().rev().copied(), key),
+                Some(owner)
+            );
+            let after = rendezvous_owner(two, key).unwrap();
+            if owner != "node-c" {
+                assert_eq!(after, owner, "key {key} moved though its node stayed");
+            }
+        }
+        for node in three {
+            let share = per_node[node];
+            assert!((800..1200).contains(&share), "{node} got {share} of 3000");
+        }
+        assert_eq!(rendezvous_owner([], 7), None);
     }
 }

@@ -11,9 +11,9 @@
 //! Groups have a bucket of their own, `panlink_groups`, kept the same way. Clicks stay counted
 //! and folded on each node; each fold's deltas also go, through the outbox, to the cluster's
 //! `panlink_clicks` log, from which every other node folds them once; the human clicks folded
-//! also count against this node's `max_clicks` counters. The target watch stays each node's
-//! own (the node that created or retargeted a link watches its share), but each state change it
-//! learns goes into the bucket (`watch.rs`), from which every node's copy takes it.
+//! also count against this node's `max_clicks` counters. Every node puts every link's target
+//! on its monitors' schedule; each share is checked by the one live node it falls to, and each
+//! state change learned goes into the bucket (`watch.rs`), from which every node's copy takes it.
 //!
 //! It must not write a link's record to LMDB in cluster mode other than by applying a change
 //! the bucket accepted (or, for the target state, as the monitor's verdict does locally).
@@ -30,8 +30,9 @@ use super::repo::{self, ChangeOutcome, InsertOutcome, LinkPatch, NewLink};
 use super::watch;
 use crate::cluster::bucket::{Bucket, Change, MAX_ATTEMPTS, WriteError};
 use crate::cluster::log::{Log, Record};
-use crate::cluster::{Cluster, ClusterError};
+use crate::cluster::{Cluster, ClusterError, Membership};
 use crate::error::ApiError;
+use crate::monitors::watch::{Scheduled, WatchHandle};
 use crate::store::{Dbs, StoreError, codec, outbox, replica};
 use crate::timefmt;
 
@@ -67,6 +68,8 @@ pub struct LinkBuckets {
     pub groups: Bucket,
     pub clicks: Log,
     pub imports: Bucket,
+    /// The live nodes: which one checks a watched share.
+    pub membership: Membership,
 }
 
 impl LinkBuckets {
@@ -79,6 +82,7 @@ impl LinkBuckets {
             imports: cluster
                 .scratch_bucket(IMPORTS_BUCKET, IMPORT_KEYS_KEPT)
                 .await?,
+            membership: cluster.membership(),
         })
     }
 }
@@ -340,13 +344,13 @@ async fn apply_own(
 /// Moves the target watch from `before`'s share to `after`'s when the link's target or its wish
 /// to be watched changed; what to schedule.
 fn rewatch(
-    targets: &crate::monitors::watch::WatchHandle,
+    targets: &WatchHandle,
     txn: &mut heed::RwTxn,
     dbs: &Dbs,
     before: &LinkRecord,
     after: &LinkRecord,
     now_ms: u64,
-) -> Result<Option<crate::monitors::watch::Scheduled>, StoreError> {
+) -> Result<Option<Scheduled>, StoreError> {
     if before.url == after.url && before.watch_target == after.watch_target {
         return Ok(None);
     }
@@ -453,10 +457,12 @@ fn spawn_followers(
             let links = Arc::clone(&service);
             async move {
                 let last = changes.last().map_or(0, |change| change.revision);
-                let applied = links
+                let targets = links.targets.clone();
+                let (applied, scheduled) = links
                     .store
-                    .write(move |txn, dbs| apply(txn, dbs, &changes, last))
+                    .write(move |txn, dbs| apply(txn, dbs, &targets, &changes, last))
                     .await?;
+                links.targets.schedule(scheduled);
                 for (code, deleted) in applied {
                     forget_cached(&links, &code, deleted);
                 }
@@ -752,14 +758,22 @@ pub(super) async fn read(
     Ok(Some((codec::decode::<LinkRecord>(&bytes, KIND)?, revision)))
 }
 
+/// What a follower's write changed: the codes, each with whether it was deleted, and the
+/// watched targets to schedule.
+type Applied = (Vec<(String, bool)>, Vec<Scheduled>);
+
 /// Applies the bucket's `changes` to LMDB (each only if newer than what is stored for its
-/// link) and records `followed`; the codes changed, each with whether it was deleted.
+/// link) and records `followed`; every node watches every link's target (the scheduler checks
+/// a share only on the node it falls to, see `watch.rs`).
 fn apply(
     txn: &mut heed::RwTxn,
     dbs: &Dbs,
+    targets: &WatchHandle,
     changes: &[Change],
     followed: u64,
-) -> Result<Vec<(String, bool)>, StoreError> {
+) -> Result<Applied, StoreError> {
+    let now = timefmt::now_ms();
+    let mut scheduled = Vec::new();
     let mut applied = Vec::with_capacity(changes.len());
     for change in changes {
         if !replica::advance(txn, dbs, LINKS_BUCKET, &change.key, change.revision)? {
@@ -769,13 +783,11 @@ fn apply(
             Some(bytes) => match codec::decode::<LinkRecord>(bytes, KIND) {
                 Ok(link) if link.code == change.key => {
                     let (stored, old) = repo::put_copy(txn, dbs, link)?;
-                    // Retargeted on another node, which watches the new share now: this node
-                    // stops watching the old one.
-                    if let Some(old) = old
-                        && (old.url != stored.url || old.watch_target != stored.watch_target)
-                    {
-                        watch::unwatch(txn, dbs, &old)?;
-                    }
+                    let watching = match old {
+                        None => watch::watch(targets, txn, dbs, &stored, now)?,
+                        Some(old) => rewatch(targets, txn, dbs, &old, &stored, now)?,
+                    };
+                    scheduled.extend(watching);
                     applied.push((change.key.clone(), false));
                 }
                 // Skipped, not retried: a value no version of panlink wrote would stop the
@@ -796,5 +808,5 @@ fn apply(
         }
     }
     replica::set_followed(txn, dbs, LINKS_BUCKET, followed)?;
-    Ok(applied)
+    Ok((applied, scheduled))
 }

@@ -221,7 +221,10 @@ impl LinkService {
         Arc::new(watch::LinkTargets {
             cache: Arc::clone(&self.cache),
             default_domain: self.domains.default_name().map(str::to_owned),
-            shared: self.cluster.as_ref().map(|buckets| buckets.links.clone()),
+            shared: self.cluster.as_ref().map(|buckets| watch::SharedTargets {
+                links: buckets.links.clone(),
+                membership: buckets.membership.clone(),
+            }),
             changed: parking_lot::Mutex::default(),
         })
     }

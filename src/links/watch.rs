@@ -5,10 +5,12 @@
 //! commit the links' cache entries are dropped, so the redirect sees the state at its next
 //! lookup; the redirect's hot path itself reads nothing new (the state is in the cached record).
 //!
-//! In cluster mode only the node that created (or retargeted) a link watches its share; after
-//! each commit it puts the links' new target states into the cluster's links bucket where they
-//! differ from what the bucket has, so every node's copy (and redirect) learns them from the
-//! bucket's follower. A write that failed is made at the next check.
+//! In cluster mode every node has every link's share on its schedule, but checks it only if the
+//! share falls to it among the live nodes ([`Membership::falls_here`]): one node checks each
+//! share, and when it dies the share falls to another one node TTL later. After each commit
+//! the checking node puts the links' new target states into the cluster's links bucket where
+//! they differ from what the bucket has, so every node's copy (and redirect) learns them from
+//! the bucket's follower. A write that failed is made at the next check.
 
 use std::sync::Arc;
 
@@ -19,6 +21,7 @@ use super::cache::LinkCache;
 use super::record::{LinkRecord, TargetState};
 use super::repo;
 use crate::checker::verdict::State;
+use crate::cluster::Membership;
 use crate::cluster::bucket::{Bucket, MAX_ATTEMPTS, WriteError};
 use crate::monitors::watch::{Scheduled, Target, TargetWatcher, Verdict, WatchHandle};
 use crate::store::{Dbs, StoreError, codec};
@@ -30,11 +33,19 @@ pub struct LinkTargets {
     pub cache: Arc<LinkCache>,
     /// The default domain's name for the events (`None`: no domains configured).
     pub default_domain: Option<String>,
-    /// Cluster mode: the links' bucket, where the states this node learns are put.
-    pub shared: Option<Bucket>,
+    /// Cluster mode: where the states this node learns go, and who checks which share.
+    pub shared: Option<SharedTargets>,
     /// Cluster mode: `(code, url, state)` of the links checked in the write under way, for the
     /// bucket after its commit.
     pub changed: Mutex<Vec<(String, String, TargetState)>>,
+}
+
+/// The cluster's side of watching targets.
+pub struct SharedTargets {
+    /// The links' bucket, where the states this node learns are put.
+    pub links: Bucket,
+    /// The live nodes: a share is checked by the one it falls to.
+    pub membership: Membership,
 }
 
 impl TargetWatcher for LinkTargets {
@@ -118,9 +129,15 @@ impl TargetWatcher for LinkTargets {
             self.cache.invalidate(code);
         }
         let changed = std::mem::take(&mut *self.changed.lock());
-        if let (Some(bucket), false) = (&self.shared, changed.is_empty()) {
-            tokio::spawn(share_states(bucket.clone(), changed));
+        if let (Some(shared), false) = (&self.shared, changed.is_empty()) {
+            tokio::spawn(share_states(shared.links.clone(), changed));
         }
+    }
+
+    fn checks_here(&self, share: &crate::monitors::record::LinkRecord) -> bool {
+        self.shared
+            .as_ref()
+            .is_none_or(|shared| shared.membership.falls_here(share.match_key()))
     }
 }
 

@@ -202,6 +202,24 @@ pub async fn run(parts: Parts, mut commands: mpsc::UnboundedReceiver<Command>) {
                 if due < record.next_due_s && !is_run {
                     continue;
                 }
+                if !record.watchers.is_empty() && !watcher.checks_here(&record) {
+                    // Another node checks this share: keep its slot, so this node checks it on
+                    // time should that node go.
+                    let interval = store
+                        .read(|txn, dbs| record::get_monitor(txn, dbs, &s.id))
+                        .ok()
+                        .flatten()
+                        .map_or(RETRY_AFTER_S, |m| m.interval_s);
+                    let offset = schedule::offset(&s.id, link, interval);
+                    let next = schedule::next_slot(u64::from(now), interval, offset);
+                    schedule.push(
+                        provider,
+                        u32::try_from(next).unwrap_or(u32::MAX),
+                        slot,
+                        link,
+                    );
+                    continue;
+                }
                 next_tag += 1;
                 pending.insert(
                     next_tag,

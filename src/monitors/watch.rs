@@ -39,6 +39,13 @@ pub trait TargetWatcher: Send + Sync {
 
     /// After the commit: the tags whose records changed.
     fn committed(&self, tags: &[String]);
+
+    /// Whether this process checks `share` when it is due; when not, another one does, and the
+    /// scheduler only keeps its place on the schedule (the watcher learns its state elsewhere).
+    fn checks_here(&self, share: &LinkRecord) -> bool {
+        let _ = share;
+        true
+    }
 }
 
 /// The id of `owner`'s hidden monitor (never listed by the monitors API).

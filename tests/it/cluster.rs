@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use panlink::checker::share::Provider;
 use parking_lot::Mutex;
 use serde_json::json;
 
@@ -1131,8 +1132,8 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
     let checked_after = checked_total(&nodes);
     assert_eq!(checked_after, checked_before, "nothing was checked for it");
 
-    // A short link's share is watched by the node that made it; the state it learns reaches
-    // every node's redirect: a share that dies stops the redirect everywhere.
+    // A short link's share is checked by the live node it falls to; the state that node learns
+    // reaches every node's redirect: a share that dies stops the redirect everywhere.
     let made = nodes[0].call(
         &key,
         "POST",
@@ -1154,6 +1155,47 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
                 let link = node.call(&key, "GET", &format!("/api/v1/links/{code}"), None);
                 (link.json()["data"]["target"]["state"] == state
                     && node.get(&format!("/{code}"), &[]).status == status)
+                    .then_some(())
+            },
+        );
+    }
+
+    // The node a share falls to dies: another node checks it from then on. The link is made
+    // on C, and its share falls to C (the node that made a link was once the only one to watch
+    // it). The share answers `ok` four times, then dies; C is killed once A shows the state C
+    // shared.
+    let live = ["node-a", "node-b", "node-c2"];
+    let share = (0..)
+        .map(|n| format!("flip4Takeover{n}"))
+        .find(|id| {
+            let url = format!("https://pan.quark.cn/s/{id}");
+            let key = panlink::jobs::record::match_key(Some((Provider::Quark, id)), &url);
+            panlink::cluster::rendezvous_owner(live, key) == Some("node-c2")
+        })
+        .unwrap();
+    let made = nodes[2].call(
+        &key,
+        "POST",
+        "/api/v1/links",
+        Some(&json!({ "url": format!("https://pan.quark.cn/s/{share}") })),
+    );
+    assert_eq!(made.status, 200, "{}", made.text());
+    let code = made.json()["data"]["code"].as_str().unwrap().to_owned();
+    let target_state = |node: &Server| {
+        let link = node.call(&key, "GET", &format!("/api/v1/links/{code}"), None);
+        link.json()["data"]["target"]["state"].clone()
+    };
+    wait_until(Duration::from_secs(20), "C's first check shared", || {
+        (target_state(&nodes[0]) == "valid").then_some(())
+    });
+    nodes[2].kill9();
+    for node in &nodes[..2] {
+        wait_until(
+            Duration::from_secs(20),
+            &format!("the share's death seen by {} after C's", node.addr),
+            || {
+                (target_state(node) == "invalid"
+                    && node.get(&format!("/{code}"), &[]).status == 410)
                     .then_some(())
             },
         );
