@@ -412,6 +412,7 @@ pub async fn follower(
     if links_resume.first_join {
         offer_local_links(links, &buckets.links).await?;
     }
+    watch_every_link(links).await?;
     spawn_followers(
         links,
         &buckets,
@@ -745,6 +746,58 @@ async fn offer_local_links(links: &LinkService, bucket: &Bucket) -> Result<(), A
         );
     }
     Ok(())
+}
+
+/// The `meta` entry that says every link in this copy has its target on the schedule.
+const EVERY_LINK_WATCHED: &[u8] = b"links/every_link_watched";
+
+/// Puts the target of every link in this node's copy on its monitors' schedule, once per data
+/// dir (a `meta` entry marks it done): a copy made before every node watched every link's target
+/// has only the targets of the links this node made, and the shares that fall to this node must
+/// be on its schedule. A page of links per write; the scheduler, not started yet, loads them.
+async fn watch_every_link(links: &LinkService) -> Result<(), StoreError> {
+    const PAGE: usize = 1_000;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let targets = links.targets.clone();
+        let from = after.take();
+        let last = links
+            .store
+            .write(move |txn, dbs| {
+                if dbs.meta.get(txn, EVERY_LINK_WATCHED)?.is_some() {
+                    return Ok(None);
+                }
+                let bound = match &from {
+                    Some(key) => std::ops::Bound::Excluded(key.as_slice()),
+                    None => std::ops::Bound::Unbounded,
+                };
+                let page: Vec<(Vec<u8>, Vec<u8>)> = dbs
+                    .links
+                    .range(txn, &(bound, std::ops::Bound::Unbounded))?
+                    .take(PAGE)
+                    .map(|entry| {
+                        let (key, bytes) = entry?;
+                        Ok((key.to_vec(), bytes.to_vec()))
+                    })
+                    .collect::<Result<_, StoreError>>()?;
+                let now = timefmt::now_ms();
+                for (_, bytes) in &page {
+                    if let Ok(link) = codec::decode::<LinkRecord>(bytes, KIND) {
+                        watch::watch(&targets, txn, dbs, &link, now)?;
+                    }
+                }
+                let last = page.last().map(|(key, _)| key.clone());
+                if last.is_none() {
+                    dbs.meta.put(txn, EVERY_LINK_WATCHED, b"1")?;
+                }
+                Ok(last)
+            })
+            .await?;
+        match last {
+            Some(key) => after = Some(key),
+            None => return Ok(()),
+        }
+    }
 }
 
 /// The link `code` as the bucket holds it now, with its revision.
