@@ -68,6 +68,8 @@ pub struct Clustered {
     pub links: crate::links::book::LinkBuckets,
     /// The jobs' log and work queue (`jobs::shared`).
     pub jobs: crate::jobs::shared::JobStreams,
+    /// The webhooks' log (`webhooks::shared`).
+    pub webhooks: crate::webhooks::shared::SharedHooks,
 }
 
 impl Clustered {
@@ -78,11 +80,13 @@ impl Clustered {
         let keys = membership.bucket(crate::keys::book::KEYS_BUCKET).await?;
         let links = crate::links::book::LinkBuckets::open(&membership).await?;
         let jobs = crate::jobs::shared::JobStreams::open(&membership).await?;
+        let webhooks = crate::webhooks::shared::SharedHooks::open(&membership).await?;
         Ok(Clustered {
             membership,
             keys,
             links,
             jobs,
+            webhooks,
         })
     }
 }
@@ -111,14 +115,15 @@ impl App {
         shutdown: CancellationToken,
         cluster: Option<Clustered>,
     ) -> Result<Arc<App>, AppError> {
-        let (cluster, keys_bucket, links_bucket, job_streams) = match cluster {
+        let (cluster, keys_bucket, links_bucket, job_streams, shared_hooks) = match cluster {
             Some(clustered) => (
                 Some(clustered.membership),
                 Some(clustered.keys),
                 Some(clustered.links),
                 Some(clustered.jobs),
+                Some(clustered.webhooks),
             ),
-            None => (None, None, None, None),
+            None => (None, None, None, None, None),
         };
         let router = routes::router()?;
         let metrics = Metrics::install();
@@ -137,6 +142,7 @@ impl App {
             &config.webhooks,
             config.checker.extra_root_ca.as_deref(),
             shutdown.clone(),
+            shared_hooks,
         )?;
         let engine = Engine::start(
             Arc::clone(&store),

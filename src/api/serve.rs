@@ -42,7 +42,7 @@ pub fn run(config: Config, take_over: bool) -> anyhow::Result<()> {
     runtime.block_on(Box::pin(run_async(config, take_over)))
 }
 
-/// In cluster mode, starts following the cluster's keys, links and jobs into this node's LMDB and
+/// In cluster mode, starts following the cluster's keys, links, jobs and webhooks into this node's LMDB and
 /// waits until its copies have what the cluster had when it started (up to
 /// `cluster.connect_timeout_ms`); nothing in single-node mode.
 async fn follow_cluster(app: &Arc<App>, shutdown: &CancellationToken) -> anyhow::Result<()> {
@@ -63,6 +63,9 @@ async fn follow_cluster(app: &Arc<App>, shutdown: &CancellationToken) -> anyhow:
         ),
         None => None,
     };
+    let webhooks_at = crate::webhooks::shared::follower(&app.webhooks, shutdown.clone())
+        .await
+        .map_err(|err| anyhow::anyhow!("following the cluster's webhooks: {err}"))?;
     if let (Some(keys_at), Some(links_at), Some(jobs_at), Some(shared)) =
         (keys, links, jobs, &app.jobs.shared)
     {
@@ -71,11 +74,12 @@ async fn follow_cluster(app: &Arc<App>, shutdown: &CancellationToken) -> anyhow:
             app.keys.book().caught_up(keys_at, wait),
             crate::links::book::caught_up(&app.links, links_at, wait),
             crate::jobs::shared::caught_up(shared, jobs_at, wait),
+            crate::webhooks::shared::caught_up(&app.webhooks, webhooks_at, wait),
         );
-        if caught_up != (true, true, true) {
+        if caught_up != (true, true, true, true) {
             tracing::warn!(
                 ?wait,
-                "this node's copies of the cluster's keys, links and jobs are still behind; serving anyway (/health shows how far)"
+                "this node's copies of the cluster's keys, links, jobs and webhooks are still behind; serving anyway (/health shows how far)"
             );
         }
     }
@@ -438,8 +442,7 @@ async fn background_tasks(app: Arc<App>, stop: CancellationToken) {
             }
             _ = clicks.tick() => { let _ = app.links.flush_clicks(&app.store).await; }
             _ = compact.tick() => {
-                let cap = app.config.webhooks.max_stored_deliveries;
-                let woken = app.links.compact_clicks(&app.store, cap).await;
+                let woken = app.links.compact_clicks(&app.store, app.webhooks.sink()).await;
                 app.webhooks.wake(&woken);
             }
             () = stop.cancelled() => break,
@@ -449,7 +452,7 @@ async fn background_tasks(app: Arc<App>, stop: CancellationToken) {
     flush_clicks_before_exit(&app).await;
     let woken = app
         .links
-        .compact_clicks(&app.store, app.config.webhooks.max_stored_deliveries)
+        .compact_clicks(&app.store, app.webhooks.sink())
         .await;
     app.webhooks.wake(&woken);
 }

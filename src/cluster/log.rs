@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bucket::BucketView;
 use super::follow::{self, Progress, Read};
+use crate::store::{Store, outbox, replica};
 
 /// Records handed to one call of the apply function at most.
 const MAX_BATCH: usize = 256;
@@ -113,6 +114,68 @@ impl Log {
             .await
             .map_err(|err| super::bucket::WriteError::Unavailable(err.to_string()))?;
         Ok(info.state.last_sequence)
+    }
+
+    /// Where this node's fold of the log resumes: after the last sequence `store` recorded as
+    /// applied (0 if that is past the log's end: the cluster's data was reset, and the log is
+    /// read from its start), and the log's last sequence now, which the fold must reach to be
+    /// current.
+    pub async fn resume_point(&self, store: &Store) -> Result<(u64, u64), String> {
+        let mut followed = store
+            .read(|txn, dbs| replica::followed(txn, dbs, self.name))
+            .map_err(|err| err.to_string())?;
+        let latest = self.last_sequence().await.map_err(|err| err.to_string())?;
+        if followed > latest {
+            tracing::warn!(
+                log = self.name,
+                followed,
+                latest,
+                "the cluster's log is behind this node; reading it from the start"
+            );
+            followed = 0;
+        }
+        Ok((followed, latest))
+    }
+
+    /// Publishes the records waiting in this node's outbox for this log (`store::outbox`), oldest
+    /// first, each under this node's number for it, and removes each once the log has it; every
+    /// `every` until `stop`. A record published again after a crash is dropped by the stream
+    /// within its duplicate window, and recognised by its number after it.
+    pub async fn publish_outbox(
+        self,
+        store: Arc<Store>,
+        every: std::time::Duration,
+        stop: CancellationToken,
+    ) {
+        let name = self.name;
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = stop.cancelled() => return,
+            }
+            let waiting = match store.read(|txn, dbs| outbox::waiting(txn, dbs, name, 64)) {
+                Ok(waiting) => waiting,
+                Err(err) => {
+                    tracing::error!(log = name, error = %err, "reading the outbox failed");
+                    continue;
+                }
+            };
+            for (number, record) in waiting {
+                if let Err(err) = self.publish(number, record).await {
+                    tracing::warn!(log = name, error = %err, "publishing to the cluster failed; will retry");
+                    break;
+                }
+                if let Err(err) = store
+                    .write(move |txn, dbs| outbox::remove(txn, dbs, name, number))
+                    .await
+                {
+                    tracing::error!(log = name, error = %err, "removing a published record from the outbox failed");
+                    break;
+                }
+            }
+        }
     }
 
     /// This node's id, as its records carry it.

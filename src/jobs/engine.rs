@@ -795,7 +795,7 @@ impl Engine {
         let (items, layout) = submission::lay_out_off_workers(items, owner, now).await?;
         let stored = layout.job.clone();
         let immediate = layout.immediate.clone();
-        let deliveries_cap = self.webhooks.config.max_stored_deliveries;
+        let deliveries_cap = self.webhooks.sink();
         let reservation = self
             .store
             .write(move |txn, dbs| {
@@ -940,7 +940,7 @@ impl Engine {
                 // Finished between its last result and the record update: store the end.
                 let progress = job.progress.lock().clone();
                 let finished = job.record(&progress);
-                let cap = self.webhooks.config.max_stored_deliveries;
+                let cap = self.webhooks.sink();
                 let woken = self.store.write_now(|txn, dbs| {
                     record::put_job(txn, dbs, &finished)?;
                     completed_event(txn, dbs, &finished, cap)
@@ -985,9 +985,9 @@ impl Engine {
         Ok(())
     }
 
-    /// The most webhook deliveries a key may have stored (for writes that queue them).
-    pub fn deliveries_cap(&self) -> u64 {
-        self.webhooks.config.max_stored_deliveries
+    /// Where the writes that find events put them.
+    pub fn event_sink(&self) -> webhooks::EventSink {
+        self.webhooks.sink()
     }
 
     /// Wakes the workers of `webhooks` after a commit that queued deliveries for them.
@@ -1156,7 +1156,7 @@ impl Engine {
             progress.finished_at_ms.get_or_insert_with(timefmt::now_ms);
             job.record(&progress)
         };
-        let cap = self.webhooks.config.max_stored_deliveries;
+        let cap = self.webhooks.sink();
         let woken = self
             .store
             .write(move |txn, dbs| {
@@ -1177,7 +1177,7 @@ pub(super) fn completed_event(
     txn: &mut heed::RwTxn,
     dbs: &crate::store::Dbs,
     job: &JobRecord,
-    cap: u64,
+    sink: webhooks::EventSink,
 ) -> Result<Vec<String>, StoreError> {
     let data = serde_json::json!({
         "job_id": job.id,
@@ -1194,7 +1194,9 @@ pub(super) fn completed_event(
         data: &data,
         at_ms: now,
     };
-    webhooks::record::enqueue_for_owner(txn, dbs, &job.owner, &event, cap)
+    // Every node of a cluster finds a job's end: it is told once.
+    let name = format!("job.completed/{}", job.id);
+    sink.for_owner(txn, dbs, &job.owner, &event, Some(name))
 }
 
 /// How far a start may run ahead of the exact 1/rate schedule. tokio's timer counts whole

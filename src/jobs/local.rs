@@ -54,6 +54,7 @@ impl LocalChecker {
             &config.webhooks,
             config.checker.extra_root_ca.as_deref(),
             shutdown.clone(),
+            None,
         )?;
         let client = UpstreamClient::new(&config.checker)?;
         let engine = Engine::start(

@@ -447,24 +447,7 @@ pub async fn follower(shared: &Arc<SharedJobs>, stop: CancellationToken) -> Resu
         .follow_stored_jobs()
         .await
         .map_err(|err| err.to_string())?;
-    let mut followed = shared
-        .store
-        .read(|txn, dbs| replica::followed(txn, dbs, JOBS_LOG))
-        .map_err(|err| err.to_string())?;
-    let latest = shared
-        .streams
-        .log
-        .last_sequence()
-        .await
-        .map_err(|err| err.to_string())?;
-    if followed > latest {
-        tracing::warn!(
-            followed,
-            latest,
-            "the cluster's jobs log is behind this node; reading it from the start"
-        );
-        followed = 0;
-    }
+    let (followed, latest) = shared.streams.log.resume_point(&shared.store).await?;
     spawn_tasks(shared, followed, &stop);
     Ok(latest)
 }
@@ -596,7 +579,7 @@ async fn apply_run(shared: &SharedJobs, run: Vec<Folded>) -> Result<(), StoreErr
         .collect();
     let cancelled = cancel_of.clone();
     let window = shared.quota_window;
-    let cap = shared.engine.deliveries_cap();
+    let cap = shared.engine.event_sink();
     let after = shared
         .store
         .write(move |txn, dbs| {

@@ -33,7 +33,7 @@ use crate::cluster::log::{Log, Record};
 use crate::cluster::{Cluster, ClusterError, Membership};
 use crate::error::ApiError;
 use crate::monitors::watch::{Scheduled, WatchHandle};
-use crate::store::{Dbs, StoreError, codec, outbox, replica};
+use crate::store::{Dbs, StoreError, codec, replica};
 use crate::timefmt;
 
 /// The cluster bucket of links: link id → [`LinkRecord`].
@@ -392,20 +392,16 @@ pub async fn follower(
     };
     let groups_resume = resume(&buckets.groups).await?;
     let links_resume = resume(&buckets.links).await?;
-    let mut clicks_followed = links
-        .store
-        .read(|txn, dbs| replica::followed(txn, dbs, CLICKS_LOG))?;
-    let clicks_latest = buckets.clicks.last_sequence().await?;
-    if clicks_followed > clicks_latest {
-        // The log is younger than this copy (the cluster's data was reset): read it from the
-        // start. The per-node numbers folded still hold, so nothing is folded twice.
-        tracing::warn!(
-            followed = clicks_followed,
-            latest = clicks_latest,
-            "the cluster's clicks log is behind this node; reading it from the start"
-        );
-        clicks_followed = 0;
-    }
+    // The per-node numbers folded still hold when the log is read again from its start (the
+    // cluster's data was reset), so nothing is folded twice.
+    let (clicks_followed, _) = buckets
+        .clicks
+        .resume_point(&links.store)
+        .await
+        .map_err(|err| {
+            tracing::warn!(error = %err, "reading where this node's clicks resume failed");
+            ApiError::ClusterUnavailable
+        })?;
     if groups_resume.first_join {
         offer_local_groups(links, &buckets.groups).await?;
     }
@@ -492,9 +488,9 @@ fn spawn_followers(
             }
         },
     )));
-    tokio::spawn(Box::pin(publish_clicks(
+    tokio::spawn(Box::pin(buckets.clicks.clone().publish_outbox(
         Arc::clone(&links.store),
-        buckets.clicks.clone(),
+        PUBLISH_EVERY,
         stop.clone(),
     )));
 }
@@ -515,41 +511,6 @@ pub async fn caught_up(
             groups && links
         }
         None => true,
-    }
-}
-
-/// Publishes the clicks this node folded (its outbox) to the cluster's log, oldest first, until
-/// `stop`; a record leaves the outbox once the log has it. Clicks folded at the very end are
-/// published by the next start.
-async fn publish_clicks(store: Arc<crate::store::Store>, log: Log, stop: CancellationToken) {
-    let mut every = tokio::time::interval(PUBLISH_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = every.tick() => {}
-            () = stop.cancelled() => return,
-        }
-        let waiting = match store.read(|txn, dbs| outbox::waiting(txn, dbs, CLICKS_LOG, 64)) {
-            Ok(waiting) => waiting,
-            Err(err) => {
-                tracing::error!(error = %err, "reading the clicks to publish failed");
-                continue;
-            }
-        };
-        for (number, record) in waiting {
-            if let Err(err) = log.publish(number, record).await {
-                tracing::warn!(error = %err, "publishing clicks to the cluster failed; will retry");
-                break;
-            }
-            if let Err(err) = store
-                .write(move |txn, dbs| outbox::remove(txn, dbs, CLICKS_LOG, number))
-                .await
-            {
-                // Published again later: the others recognise it by its number.
-                tracing::error!(error = %err, "removing published clicks from the outbox failed");
-                break;
-            }
-        }
     }
 }
 

@@ -13,10 +13,8 @@ use super::record::ClickTotals;
 use super::repo::{self, ClickDelta};
 use crate::store::{Dbs, StoreError};
 use crate::timefmt;
-use crate::webhooks::EventType;
-use crate::webhooks::record::{
-    Event, all_webhook_ids, enqueue_for_owner, get_webhook, webhooks_of,
-};
+use crate::webhooks::record::{Event, all_webhook_ids, get_webhook, webhooks_of};
+use crate::webhooks::{EventSink, EventType};
 
 /// Links named in one delivery at most.
 pub const MAX_CODES: usize = 1000;
@@ -30,7 +28,7 @@ pub fn queue(
     deltas: &[ClickDelta],
     (since_ms, until_ms): (u64, u64),
     default_domain: Option<&str>,
-    deliveries_cap: u64,
+    events: EventSink,
 ) -> Result<Vec<String>, StoreError> {
     // Most folds have no subscriber at all: then no link is read.
     let mut subscribed = false;
@@ -106,7 +104,7 @@ pub fn queue(
             data: &data,
             at_ms: now,
         };
-        woken.extend(enqueue_for_owner(txn, dbs, &owner, &event, deliveries_cap)?);
+        woken.extend(events.for_owner(txn, dbs, &owner, &event, None)?);
     }
     Ok(woken)
 }

@@ -321,7 +321,11 @@ impl LinkService {
     /// Folds the journaled clicks into the links' rows and empties the journal: one write, in
     /// which each key whose webhooks want `link.clicked` gets one delivery with its links' counts
     /// since the last fold. Answers the webhooks to wake (after the commit).
-    pub async fn compact_clicks(&self, store: &Store, deliveries_cap: u64) -> Vec<String> {
+    pub async fn compact_clicks(
+        &self,
+        store: &Store,
+        events: crate::webhooks::EventSink,
+    ) -> Vec<String> {
         let counter = Arc::clone(&self.clicks);
         let Ok(deltas) = tokio::task::spawn_blocking(move || counter.begin_compaction()).await
         else {
@@ -352,7 +356,7 @@ impl LinkService {
                     &deltas,
                     (since, until),
                     default_domain.as_deref(),
-                    deliveries_cap,
+                    events,
                 )
             })
             .await;

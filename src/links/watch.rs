@@ -60,7 +60,7 @@ impl TargetWatcher for LinkTargets {
             share,
             changed,
             now_ms,
-            deliveries_cap,
+            events,
         } = *verdict;
         let mut woken = Vec::new();
         for code in &share.watchers {
@@ -112,13 +112,7 @@ impl TargetWatcher for LinkTargets {
                     data: &data,
                     at_ms: now_ms,
                 };
-                woken.extend(webhooks::record::enqueue_for_owner(
-                    txn,
-                    dbs,
-                    owner,
-                    &event,
-                    deliveries_cap,
-                )?);
+                woken.extend(events.for_owner(txn, dbs, owner, &event, None)?);
             }
         }
         Ok(woken)

@@ -26,7 +26,7 @@ use crate::checker::verdict::{State, Verdict};
 use crate::jobs::engine::{BackgroundCheck, Engine};
 use crate::store::{Dbs, Store, StoreError};
 use crate::timefmt;
-use crate::webhooks::{self, EventType, Webhooks};
+use crate::webhooks::{self, EventSink, EventType, Webhooks};
 
 /// Results recorded in one write at most.
 const BATCH: usize = 256;
@@ -326,7 +326,7 @@ async fn flush(
         .collect();
     let now = timefmt::now_ms();
     let count = results.len() as u64;
-    let cap = webhooks.config.max_stored_deliveries;
+    let cap = webhooks.sink();
     let told = Arc::clone(watcher);
     match store
         .write(move |txn, dbs| record_results(txn, dbs, &results, now, cap, &*told))
@@ -371,7 +371,7 @@ fn record_results(
     dbs: &Dbs,
     results: &[Checked],
     now_ms: u64,
-    cap: u64,
+    cap: EventSink,
     watcher: &dyn TargetWatcher,
 ) -> Result<Recorded, StoreError> {
     let mut monitors: HashMap<&str, MonitorRecord> = HashMap::new();
@@ -425,14 +425,7 @@ fn record_results(
                     data: &data,
                     at_ms: now_ms,
                 };
-                let woken = webhooks::record::enqueue_for_ids(
-                    txn,
-                    dbs,
-                    &monitor.owner,
-                    &monitor.webhook_ids,
-                    &event,
-                    cap,
-                )?;
+                let woken = cap.for_ids(txn, dbs, &monitor.owner, &monitor.webhook_ids, &event)?;
                 recorded.woken.extend(woken);
             }
         }
@@ -446,7 +439,7 @@ fn record_results(
                 share: &link,
                 changed,
                 now_ms,
-                deliveries_cap: cap,
+                events: cap,
             };
             let woken = watcher.checked(txn, dbs, &verdict)?;
             recorded.woken.extend(woken);
@@ -483,7 +476,7 @@ fn finish_run(
     dbs: &Dbs,
     monitor: &mut MonitorRecord,
     now_ms: u64,
-    cap: u64,
+    cap: EventSink,
 ) -> Result<Vec<String>, StoreError> {
     let finished = FinishedRun {
         number: monitor.run.number,
@@ -515,5 +508,5 @@ fn finish_run(
         data: &data,
         at_ms: now_ms,
     };
-    webhooks::record::enqueue_for_ids(txn, dbs, &monitor.owner, &monitor.webhook_ids, &event, cap)
+    cap.for_ids(txn, dbs, &monitor.owner, &monitor.webhook_ids, &event)
 }

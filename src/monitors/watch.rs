@@ -23,8 +23,8 @@ pub struct Verdict<'a> {
     /// The state it left, if it changed.
     pub changed: Option<State>,
     pub now_ms: u64,
-    /// `webhooks.max_stored_deliveries`, for the events the watcher queues.
-    pub deliveries_cap: u64,
+    /// Where the watcher puts the events it finds.
+    pub events: crate::webhooks::EventSink,
 }
 
 /// Told of every verdict on a watched share, inside the scheduler's write.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::change::{Change, Patch};
 use super::record::{self, DeliveryRecord, DeliveryStatus, WebhookRecord};
 use super::{EventType, Webhooks, event, target};
 use crate::error::ApiError;
@@ -180,24 +181,14 @@ pub async fn create(hooks: &Arc<Webhooks>, req: Req<'_>) -> Result<HttpResponse,
         stored_deliveries: 0,
     };
     let limit = hooks.config.max_per_key;
-    let stored = hook.clone();
-    let created = hooks
-        .store
-        .write(move |txn, dbs| {
-            if record::webhooks_of(txn, dbs, &stored.owner)?.len() >= limit {
-                return Ok(false);
-            }
-            record::put_webhook(txn, dbs, &stored)?;
-            Ok(true)
-        })
-        .await?;
-    if !created {
-        return Err(ApiError::LimitReached {
+    let hook = hooks
+        .change(Change::Create { hook, limit })
+        .await?
+        .hook
+        .ok_or(ApiError::LimitReached {
             what: "每个密钥的 webhook",
             limit: limit as u64,
-        });
-    }
-    hooks.wake(std::slice::from_ref(&hook.id));
+        })?;
     Ok(response::envelope(
         StatusCode::CREATED,
         &view(&hook, true),
@@ -274,42 +265,21 @@ pub async fn patch(hooks: &Arc<Webhooks>, req: Req<'_>) -> Result<HttpResponse, 
         .description
         .map(|text| checked_description(Some(text)))
         .transpose()?;
-    let id = hook.id.clone();
-    let now = timefmt::now_ms();
+    let patch = Patch {
+        url,
+        events,
+        description,
+        disabled: body.disabled,
+    };
     let updated = hooks
-        .store
-        .write(move |txn, dbs| {
-            let Some(mut hook) = record::get_webhook(txn, dbs, &id)? else {
-                return Ok(None);
-            };
-            if let Some(url) = url {
-                hook.url = url;
-            }
-            if let Some(events) = events {
-                hook.events = events;
-            }
-            if let Some(description) = description {
-                hook.description = description;
-            }
-            match body.disabled {
-                Some(true) if !hook.disabled => {
-                    hook.disabled = true;
-                    hook.disabled_reason = Some("manual".into());
-                }
-                Some(false) => {
-                    hook.disabled = false;
-                    hook.disabled_reason = None;
-                    hook.failing_since_ms = None;
-                }
-                _ => {}
-            }
-            hook.updated_at_ms = now;
-            record::put_webhook(txn, dbs, &hook)?;
-            Ok(Some(hook))
+        .change(Change::Patch {
+            id: hook.id,
+            patch,
+            at_ms: timefmt::now_ms(),
         })
         .await?
+        .hook
         .ok_or(ApiError::NotFound("webhook"))?;
-    hooks.wake(std::slice::from_ref(&updated.id));
     Ok(response::envelope(
         StatusCode::OK,
         &view(&updated, false),
@@ -318,14 +288,10 @@ pub async fn patch(hooks: &Arc<Webhooks>, req: Req<'_>) -> Result<HttpResponse, 
 }
 
 /// `DELETE /api/v1/webhooks/{id}`: the webhook and its deliveries.
-pub async fn delete(hooks: &Webhooks, req: Req<'_>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(hooks: &Arc<Webhooks>, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let hook = own_webhook(hooks, &req)?;
     let id = hook.id.clone();
-    hooks
-        .store
-        .write(move |txn, dbs| record::delete_webhook(txn, dbs, &hook))
-        .await?;
-    hooks.forget(&id);
+    hooks.change(Change::Delete { id: id.clone() }).await?;
     #[derive(Serialize)]
     struct Deleted<'a> {
         id: &'a str,
@@ -345,27 +311,14 @@ pub async fn delete(hooks: &Webhooks, req: Req<'_>) -> Result<HttpResponse, ApiE
 /// other; read its outcome from the deliveries).
 pub async fn ping(hooks: &Arc<Webhooks>, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let hook = own_webhook(hooks, &req)?;
-    let now = timefmt::now_ms();
-    let data = serde_json::json!({ "webhook_id": hook.id });
-    let id = hook.id.clone();
-    let cap = hooks.config.max_stored_deliveries;
     let delivery = hooks
-        .store
-        .write(move |txn, dbs| {
-            // The stored record, not the one read before: its delivery count is current.
-            let Some(mut hook) = record::get_webhook(txn, dbs, &hook.id)? else {
-                return Ok(None);
-            };
-            let event = record::Event {
-                kind: EventType::Ping,
-                data: &data,
-                at_ms: now,
-            };
-            record::enqueue(txn, dbs, &mut hook, &event, cap).map(Some)
+        .change(Change::Ping {
+            id: hook.id,
+            at_ms: timefmt::now_ms(),
         })
         .await?
+        .delivery
         .ok_or(ApiError::NotFound("webhook"))?;
-    hooks.wake(&[id]);
     Ok(response::envelope(
         StatusCode::ACCEPTED,
         &delivery_view(&delivery),
@@ -417,22 +370,15 @@ pub async fn redeliver(hooks: &Arc<Webhooks>, req: Req<'_>) -> Result<HttpRespon
     let hook = own_webhook(hooks, &req)?;
     let seq =
         event::parse_delivery_id(req.param("delivery_id")).ok_or(ApiError::NotFound("投递记录"))?;
-    let id = hook.id.clone();
-    let now = timefmt::now_ms();
     let delivery = hooks
-        .store
-        .write(move |txn, dbs| {
-            let Some(mut d) = record::get_delivery(txn, dbs, &id, seq)? else {
-                return Ok(None);
-            };
-            d.status = DeliveryStatus::Pending;
-            d.retry_from_ms = now;
-            record::schedule(txn, dbs, &mut d, Some(now))?;
-            Ok(Some(d))
+        .change(Change::Redeliver {
+            id: hook.id,
+            seq,
+            at_ms: timefmt::now_ms(),
         })
         .await?
+        .delivery
         .ok_or(ApiError::NotFound("投递记录"))?;
-    hooks.wake(&[hook.id]);
     Ok(response::envelope(
         StatusCode::ACCEPTED,
         &delivery_view(&delivery),

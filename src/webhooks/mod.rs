@@ -3,14 +3,17 @@
 //! them durable.
 //!
 //! Owns the webhook and delivery records, the delivery workers and the `/api/v1/webhooks` handlers.
-//! It must not know what causes an event: jobs and monitors write deliveries into their own
-//! write transactions ([`record::enqueue_for_owner`], [`record::enqueue_for_ids`]) and call
-//! [`Webhooks::wake`] after the commit.
+//! It must not know what causes an event: jobs, monitors and links hand their events to an
+//! [`EventSink`] in their own write transactions and call [`Webhooks::wake`] after the commit.
+//! Every change of webhooks and deliveries is a [`change::Change`], applied by one function in
+//! single-node mode and, in cluster mode, by every node from the cluster's log ([`shared`]).
 
 pub mod api;
+pub mod change;
 pub mod deliver;
 pub mod event;
 pub mod record;
+pub mod shared;
 pub mod signature;
 pub mod target;
 
@@ -24,7 +27,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checker::client::{ClientError, Receivers, UpstreamClient};
 use crate::config::WebhooksConfig;
-use crate::store::Store;
+use crate::error::ApiError;
+use crate::store::{Dbs, Store, StoreError};
+use change::{Applied, Audience, Change, Policy};
+use record::Event;
+use shared::SharedHooks;
 
 pub use event::EventType;
 
@@ -40,6 +47,82 @@ pub struct Webhooks {
     shutdown: CancellationToken,
     /// Deliveries go out (see [`Webhooks::deliver`]); until then the outbox only fills.
     delivering: AtomicBool,
+    /// Cluster mode: the log of changes and who delivers what.
+    pub shared: Option<SharedHooks>,
+}
+
+/// Where a product's events go, inside the product's own write: single-node, straight into the
+/// deliveries (the caller wakes the webhooks answered after its commit); cluster mode, into this
+/// node's outbox for the cluster's log, if the copy knows a webhook that wants the event.
+#[derive(Debug, Clone, Copy)]
+pub struct EventSink {
+    max_stored: u64,
+    shared: bool,
+}
+
+impl EventSink {
+    /// Single-node, storing at most `max_stored` deliveries per webhook (tools and tests).
+    pub fn local(max_stored: u64) -> EventSink {
+        EventSink {
+            max_stored,
+            shared: false,
+        }
+    }
+
+    /// `event` for every enabled webhook of `owner` that wants it; the webhooks to wake. An event
+    /// with a `name` is sent once however many nodes of a cluster find it.
+    pub fn for_owner(
+        &self,
+        txn: &mut heed::RwTxn,
+        dbs: &Dbs,
+        owner: &str,
+        event: &Event<'_>,
+        name: Option<String>,
+    ) -> Result<Vec<String>, StoreError> {
+        if !self.shared {
+            return record::enqueue_for_owner(txn, dbs, owner, event, self.max_stored);
+        }
+        let hooks = record::webhooks_of(txn, dbs, owner)?;
+        if hooks.iter().any(|h| !h.disabled && h.wants(event.kind)) {
+            shared::push_event(txn, dbs, Self::change(owner, Audience::Owner, event, name))?;
+        }
+        Ok(Vec::new())
+    }
+
+    /// `event` for the webhooks `ids` (a monitor's) that are `owner`'s, enabled and want it.
+    pub fn for_ids(
+        &self,
+        txn: &mut heed::RwTxn,
+        dbs: &Dbs,
+        owner: &str,
+        ids: &[String],
+        event: &Event<'_>,
+    ) -> Result<Vec<String>, StoreError> {
+        if !self.shared {
+            return record::enqueue_for_ids(txn, dbs, owner, ids, event, self.max_stored);
+        }
+        let mut wanted = false;
+        for id in ids {
+            wanted |= record::get_webhook(txn, dbs, id)?
+                .is_some_and(|h| h.owner == owner && !h.disabled && h.wants(event.kind));
+        }
+        if wanted {
+            let audience = Audience::Ids(ids.to_vec());
+            shared::push_event(txn, dbs, Self::change(owner, audience, event, None))?;
+        }
+        Ok(Vec::new())
+    }
+
+    fn change(owner: &str, audience: Audience, event: &Event<'_>, name: Option<String>) -> Change {
+        Change::Event {
+            owner: owner.to_owned(),
+            audience,
+            kind: event.kind,
+            data: event.data.clone(),
+            at_ms: event.at_ms,
+            name,
+        }
+    }
 }
 
 struct Worker {
@@ -55,6 +138,7 @@ impl Webhooks {
         config: &WebhooksConfig,
         extra_root_ca: Option<&std::path::Path>,
         shutdown: CancellationToken,
+        shared: Option<SharedHooks>,
     ) -> Result<Arc<Webhooks>, ClientError> {
         let user_agent = format!("panlink-webhooks/{}", env!("CARGO_PKG_VERSION"));
         let client = UpstreamClient::for_receivers(&Receivers {
@@ -71,7 +155,59 @@ impl Webhooks {
             workers: Mutex::new(HashMap::new()),
             shutdown,
             delivering: AtomicBool::new(false),
+            shared,
         }))
+    }
+
+    /// Where products put the events they find.
+    pub fn sink(&self) -> EventSink {
+        EventSink {
+            max_stored: self.config.max_stored_deliveries,
+            shared: self.shared.is_some(),
+        }
+    }
+
+    /// The retry, disable and storage rules.
+    pub fn policy(&self) -> Policy {
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Policy {
+            retry_base_ms: ms(self.config.retry_base),
+            retry_window_ms: ms(self.config.retry_window),
+            disable_after_ms: ms(self.config.disable_after),
+            max_stored: self.config.max_stored_deliveries,
+        }
+    }
+
+    /// Applies `change`: in this node's write (single-node), or through the cluster's log once
+    /// this node's copy has it; what it did. Workers are woken or stopped as it asks.
+    pub async fn change(self: &Arc<Self>, change: Change) -> Result<Applied, ApiError> {
+        if let Some(shared) = &self.shared {
+            return shared.submit(change).await;
+        }
+        let policy = self.policy();
+        let applied = self
+            .store
+            .write(move |txn, dbs| change::apply(txn, dbs, &change, &policy))
+            .await?;
+        self.after(&applied);
+        Ok(applied)
+    }
+
+    /// What a committed change asks of this node: workers to wake or stop.
+    fn after(self: &Arc<Self>, applied: &Applied) {
+        self.wake(&applied.wake);
+        if let Some(id) = &applied.forget {
+            self.forget(id);
+        }
+        if let Some(disabled) = &applied.disabled {
+            tracing::warn!(
+                event = "webhook.disabled",
+                webhook = %disabled.id,
+                url = %disabled.url,
+                failing_since = %disabled.failing_since_ms.map(crate::timefmt::rfc3339_ms).unwrap_or_default(),
+                "webhook.disabled: every delivery failed since then; PATCH disabled=false turns it back on"
+            );
+        }
     }
 
     /// Starts delivering: a worker for every stored webhook (pending deliveries left by a stop or

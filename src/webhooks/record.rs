@@ -199,6 +199,14 @@ fn next_seq(txn: &mut RwTxn, dbs: &Dbs) -> Result<u64, StoreError> {
     Ok(next)
 }
 
+/// Numbers the next deliveries `first`, `first + 1` … (cluster mode: from the log's sequence of
+/// the change that makes them, the same on every node whatever each numbered before).
+pub fn number_deliveries_from(txn: &mut RwTxn, dbs: &Dbs, first: u64) -> Result<(), StoreError> {
+    dbs.meta
+        .put(txn, SEQ_KEY, &first.saturating_sub(1).to_be_bytes())?;
+    Ok(())
+}
+
 pub fn put_delivery(txn: &mut RwTxn, dbs: &Dbs, d: &DeliveryRecord) -> Result<(), StoreError> {
     dbs.deliveries
         .put(txn, &delivery_key(&d.webhook_id, d.seq), &codec::encode(d))?;

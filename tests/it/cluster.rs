@@ -391,10 +391,17 @@ fn p99(mut times: Vec<Duration>) -> Duration {
 #[test]
 #[ignore = "heavy tier (scripts/test.sh): three nats-servers and three nodes"]
 fn links_are_the_clusters_and_an_alias_is_handed_out_once() {
-    // A's data dir served alone first: its key, group and link join the cluster with it.
+    // A's data dir served alone first: its key, group, link and webhook join the cluster with
+    // it.
     let a_dir = tempfile::tempdir().unwrap();
     let (key, alone) = {
-        let single = Server::start_at(a_dir.path(), &[]);
+        let single = Server::start_at(
+            a_dir.path(),
+            &[
+                ("PANLINK_WEBHOOKS_ALLOW_PRIVATE", "true"),
+                ("PANLINK_WEBHOOKS_ALLOW_HTTP", "true"),
+            ],
+        );
         let (key, _) = single.create_key(
             r#"{"name": "links", "plan": "premium", "rate_per_s": 100000, "burst": 100000}"#,
         );
@@ -414,6 +421,13 @@ fn links_are_the_clusters_and_an_alias_is_handed_out_once() {
             ),
         );
         assert_eq!(made.status, 200, "{}", made.text());
+        let hook = single.send(
+            "POST",
+            "/api/v1/webhooks",
+            &[("X-API-Key", &key), ("Content-Type", "application/json")],
+            Some(r#"{"url": "http://127.0.0.1:9/alone", "events": ["job.completed"]}"#),
+        );
+        assert_eq!(hook.status, 201, "{}", hook.text());
         (key, group)
     };
     let nats = NatsCluster::start(&nats_server(), 3);
@@ -437,6 +451,8 @@ fn links_are_the_clusters_and_an_alias_is_handed_out_once() {
         );
         let groups = node.get("/api/v1/groups", &[("X-API-Key", &key)]).json();
         assert!(groups.to_string().contains("单机时的分组"), "{groups}");
+        let hooks = node.get("/api/v1/webhooks", &[("X-API-Key", &key)]).json();
+        assert!(hooks.to_string().contains("127.0.0.1:9/alone"), "{hooks}");
     }
 
     // 1 000 links made on A redirect on C: p99 of the time from A's answer to C's first
@@ -677,7 +693,8 @@ fn links_are_the_clusters_and_an_alias_is_handed_out_once() {
             "panlink_links",
             "panlink_groups",
             "panlink_clicks",
-            "panlink_jobs"
+            "panlink_jobs",
+            "panlink_webhooks"
         ],
         "{health}"
     );
@@ -930,6 +947,7 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
         ("PANLINK_WEBHOOKS_ALLOW_PRIVATE", "true"),
         ("PANLINK_WEBHOOKS_ALLOW_HTTP", "true"),
         ("PANLINK_LINKS_TARGET_CHECK_INTERVAL_S", "1"),
+        ("PANLINK_WEBHOOKS_RETRY_BASE_MS", "200"),
     ];
     let mut nodes = [
         start_checker_node(&nats, &mock, "node-a", &settings),
@@ -1079,8 +1097,8 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
     assert_eq!(result_ids(&events).len(), 1_000);
 
     eprintln!("the quota checked at {:?}", started.elapsed());
-    // A webhook registered on A hears, once each, of a job of B's that was checked and of a job
-    // of C's answered whole at creation.
+    // A webhook registered on A is every node's, and hears, once each, of a job of B's that was
+    // checked and of a job of C's answered whole at creation (every node finds each job's end).
     let receiver = crate::receiver::Receiver::start(crate::receiver::Mode::Status(200));
     let hook = nodes[0].call(
         &key,
@@ -1089,6 +1107,15 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
         Some(&json!({"url": receiver.url("/jobs"), "events": ["job.completed"]})),
     );
     assert_eq!(hook.status, 201, "{}", hook.text());
+    let hook_id = hook.json()["data"]["id"].as_str().unwrap().to_owned();
+    for node in &nodes[1..] {
+        let listed = node.call(&key, "GET", "/api/v1/webhooks", None).json();
+        assert_eq!(
+            listed["data"]["items"][0]["id"],
+            hook_id.as_str(),
+            "{listed}"
+        );
+    }
     let checked = nodes[1].submit(&key, &json!({ "items": links_named("Hook", 3) }));
     let immediate = nodes[2].submit(
         &key,
@@ -1107,6 +1134,41 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
     let mut want = vec![checked, immediate];
     want.sort();
     assert_eq!(told, want, "each job told once");
+    // Every node has the same deliveries, under the same ids.
+    let deliveries = |node: &Server, hook_id: &str| {
+        let page = node.call(
+            &key,
+            "GET",
+            &format!("/api/v1/webhooks/{hook_id}/deliveries"),
+            None,
+        );
+        let mut seen: Vec<(String, String)> = page.json()["data"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["id"].as_str().unwrap().to_owned(),
+                    d["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "the same deliveries on every node",
+        || {
+            let on_a = deliveries(&nodes[0], &hook_id);
+            (on_a.len() == 2
+                && on_a.iter().all(|(_, status)| status == "delivered")
+                && nodes[1..]
+                    .iter()
+                    .all(|node| deliveries(node, &hook_id) == on_a))
+            .then_some(())
+        },
+    );
 
     // A work batch of a job never opened (its node died while submitting it) is dropped by the
     // node that takes it, after twice the ack wait (at least 10 s), and nothing is checked.
@@ -1200,6 +1262,57 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
             },
         );
     }
+
+    // A webhook's deliveries are sent by the live node it falls to. A receiver that fails keeps
+    // a ping pending on that node; the node is killed, the receiver recovers, and the other
+    // node sends the ping, under the same delivery id.
+    let failing = crate::receiver::Receiver::start(crate::receiver::Mode::Status(500));
+    let hook = nodes[0].call(
+        &key,
+        "POST",
+        "/api/v1/webhooks",
+        Some(&json!({"url": failing.url("/ping"), "events": ["job.completed"]})),
+    );
+    assert_eq!(hook.status, 201, "{}", hook.text());
+    let hook_id = hook.json()["data"]["id"].as_str().unwrap().to_owned();
+    let falls_to = panlink::cluster::rendezvous_owner(
+        ["node-a", "node-b"],
+        panlink::webhooks::shared::key_of(&hook_id),
+    )
+    .unwrap();
+    let (gone, survivor) = if falls_to == "node-a" { (0, 1) } else { (1, 0) };
+    let ping = nodes[survivor].call(
+        &key,
+        "POST",
+        &format!("/api/v1/webhooks/{hook_id}/ping"),
+        None,
+    );
+    assert_eq!(ping.status, 202, "{}", ping.text());
+    let delivery_id = ping.json()["data"]["id"].as_str().unwrap().to_owned();
+    wait_until(Duration::from_secs(10), "the ping refused twice", || {
+        (failing.of_event("ping").len() >= 2).then_some(())
+    });
+    nodes[gone].kill9();
+    failing.set(crate::receiver::Mode::Status(200));
+    wait_until(
+        Duration::from_secs(20),
+        "the ping delivered by the other node",
+        || {
+            let page = nodes[survivor].call(
+                &key,
+                "GET",
+                &format!("/api/v1/webhooks/{hook_id}/deliveries"),
+                None,
+            );
+            (page.json()["data"]["items"][0]["status"] == "delivered").then_some(())
+        },
+    );
+    let sent = failing.of_event("ping");
+    assert!(
+        sent.iter()
+            .all(|got| got.header("x-panlink-delivery") == delivery_id),
+        "one delivery id throughout: {delivery_id}"
+    );
 }
 
 /// Checks the nodes' pools have made, together.

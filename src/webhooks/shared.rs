@@ -1,0 +1,248 @@
+//! Webhooks in cluster mode: the cluster's log `panlink_webhooks` holds every [`Change`] of
+//! webhooks and deliveries, and every node applies it, in order, to its LMDB with the function
+//! single-node mode uses ([`change::apply`]), so every node has every webhook and the same
+//! deliveries under the same ids.
+//!
+//! - The API's changes are published by the node that takes the request, which answers once its
+//!   own copy applied them (from what the apply made of them).
+//! - Events found by a product (a job completed, a monitored link died …) are written to this
+//!   node's outbox in the product's write, and published from there (so none is lost with a
+//!   crash); a job's completion, which every node finds, carries a name and is applied once.
+//! - A webhook's deliveries are sent by the live node the webhook falls to
+//!   ([`Membership::falls_here`]); each attempt's outcome is a change like any other. When that
+//!   node dies, the webhook falls to another one node TTL later, which sends what is still
+//!   pending, under the same delivery ids.
+//!
+//! It must not change a webhook or delivery in LMDB other than by applying the log.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::Webhooks;
+use super::change::{self, Applied, Change};
+use super::record;
+use crate::cluster::log::{Log, Record};
+use crate::cluster::{Cluster, ClusterError, Membership};
+use crate::error::ApiError;
+use crate::store::{Dbs, StoreError, outbox, replica};
+
+/// The cluster log of webhooks' changes.
+pub const WEBHOOKS_LOG: &str = "panlink_webhooks";
+/// How long the log keeps a change: a node down longer than this misses the changes of that time.
+const KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a node waits for its own copy to apply a change it published.
+const READ_OWN_WRITE: Duration = Duration::from_secs(5);
+/// How often the outbox is looked at for events to publish.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+/// A change's deliveries are numbered from its sequence shifted by this many bits: room for
+/// 65 535 deliveries per change (an event reaches at most a key's webhooks).
+const DELIVERIES_PER_CHANGE_BITS: u32 = 16;
+/// Outcomes kept for waiters at most (one that gave up leaves its outcome behind).
+const MAX_OUTCOMES: usize = 4096;
+
+/// A change as the log carries it.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    /// Its publisher waits for what the apply made of it.
+    reply: bool,
+    change: Change,
+}
+
+/// The cluster's side of webhooks.
+pub struct SharedHooks {
+    log: Log,
+    membership: Membership,
+    /// What the apply made of this node's own changes that someone waits for, by sequence.
+    outcomes: Mutex<HashMap<u64, Applied>>,
+}
+
+impl SharedHooks {
+    /// Opens (creating it if needed) the webhooks' log.
+    pub async fn open(cluster: &Cluster) -> Result<SharedHooks, ClusterError> {
+        Ok(SharedHooks {
+            log: cluster.log(WEBHOOKS_LOG, KEPT).await?,
+            membership: cluster.membership(),
+            outcomes: Mutex::default(),
+        })
+    }
+
+    /// Whether this node sends the deliveries of `webhook_id` now.
+    pub fn delivers(&self, webhook_id: &str) -> bool {
+        self.membership.falls_here(key_of(webhook_id))
+    }
+
+    /// Whether this node runs the purge of old deliveries now (one node does).
+    pub fn purges(&self) -> bool {
+        self.membership.falls_here(key_of("purge"))
+    }
+
+    /// Publishes `change` and waits until this node's copy applied it; what the apply made of it.
+    pub async fn submit(&self, change: Change) -> Result<Applied, ApiError> {
+        let payload = serde_json::to_vec(&Envelope {
+            reply: true,
+            change,
+        })
+        .map_err(|err| {
+            tracing::error!(error = %err, "encoding a webhooks change failed");
+            ApiError::Internal
+        })?;
+        let id = format!("{}-{}", self.log.node(), crate::timefmt::now_ms())
+            + &crate::keys::secret::random_base62(12);
+        let sequence = self
+            .log
+            .publish_named(self.log.node(), &id, payload.into())
+            .await?;
+        if !self.log.wait_applied(sequence, READ_OWN_WRITE).await {
+            tracing::warn!(sequence, "this node's copy of the webhooks log is behind");
+            return Err(ApiError::ClusterUnavailable);
+        }
+        Ok(self.outcomes.lock().remove(&sequence).unwrap_or_default())
+    }
+}
+
+/// The key a webhook falls to a node by (FxHash has no seed: the same on every node).
+pub fn key_of(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = rustc_hash::FxHasher::default();
+    id.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Writes `change` (an event a product found) to this node's outbox, in the product's write.
+pub fn push_event(txn: &mut heed::RwTxn, dbs: &Dbs, change: Change) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(&Envelope {
+        reply: false,
+        change,
+    })
+    .map_err(|_| StoreError::Corrupt("webhooks event"))?;
+    outbox::push(txn, dbs, WEBHOOKS_LOG, &bytes)?;
+    Ok(())
+}
+
+/// Starts applying the log to this node's copy (from where it stopped) and publishing its
+/// outbox; the log's last sequence now, which the copy must reach to be current.
+pub async fn follower(hooks: &Arc<Webhooks>, stop: CancellationToken) -> Result<u64, String> {
+    let Some(shared) = &hooks.shared else {
+        return Ok(0);
+    };
+    let (followed, latest) = shared.log.resume_point(&hooks.store).await?;
+    spawn_tasks(hooks, followed, &stop);
+    if followed == 0 {
+        offer_local_webhooks(hooks, shared).await?;
+    }
+    Ok(latest)
+}
+
+/// A data dir that never followed the log offers the cluster its webhooks (each kept only if its
+/// id is new there). Deliveries it queued before stay in its own copy: it sends them itself
+/// while their webhooks fall to it.
+async fn offer_local_webhooks(hooks: &Webhooks, shared: &SharedHooks) -> Result<(), String> {
+    let ids = hooks
+        .store
+        .read(record::all_webhook_ids)
+        .map_err(|err| err.to_string())?;
+    let mut offered = 0;
+    for id in ids {
+        let found = hooks
+            .store
+            .read(|txn, dbs| record::get_webhook(txn, dbs, &id))
+            .map_err(|err| err.to_string())?;
+        if let Some(hook) = found {
+            let create = Change::Create {
+                hook,
+                limit: usize::MAX,
+            };
+            shared.submit(create).await.map_err(|err| err.to_string())?;
+            offered += 1;
+        }
+    }
+    if offered > 0 {
+        tracing::info!(
+            webhooks = offered,
+            "offered this node's webhooks to the cluster on its first join"
+        );
+    }
+    Ok(())
+}
+
+/// Whether this node's copy reached `sequence` within `timeout`.
+pub async fn caught_up(hooks: &Webhooks, sequence: u64, timeout: Duration) -> bool {
+    match &hooks.shared {
+        Some(shared) => shared.log.wait_applied(sequence, timeout).await,
+        None => true,
+    }
+}
+
+/// Spawns the apply and the outbox's publisher. Kept out of [`follower`]'s future: the tasks'
+/// futures are large in debug builds.
+#[inline(never)]
+fn spawn_tasks(hooks: &Arc<Webhooks>, from: u64, stop: &CancellationToken) {
+    let Some(shared) = &hooks.shared else {
+        return;
+    };
+    let applying = Arc::clone(hooks);
+    tokio::spawn(Box::pin(shared.log.clone().follow(
+        from,
+        stop.clone(),
+        move |records: Vec<Record>| {
+            let hooks = Arc::clone(&applying);
+            async move { apply(&hooks, records).await }
+        },
+    )));
+    tokio::spawn(Box::pin(shared.log.clone().publish_outbox(
+        Arc::clone(&hooks.store),
+        PUBLISH_EVERY,
+        stop.clone(),
+    )));
+}
+
+/// Applies records of the log to this node's copy, in one write, then does what they ask of
+/// this node (workers to wake or stop) and keeps the outcomes of its own changes for their
+/// waiters.
+async fn apply(hooks: &Arc<Webhooks>, records: Vec<Record>) -> Result<(), StoreError> {
+    let Some(shared) = &hooks.shared else {
+        return Ok(());
+    };
+    let Some(last) = records.last().map(|r| r.sequence) else {
+        return Ok(());
+    };
+    let me = shared.log.node().to_owned();
+    let policy = hooks.policy();
+    let applied = hooks
+        .store
+        .write(move |txn, dbs| {
+            let mut out = Vec::with_capacity(records.len());
+            for record in &records {
+                let envelope: Envelope = match serde_json::from_slice(&record.payload) {
+                    Ok(envelope) => envelope,
+                    Err(err) => {
+                        tracing::error!(sequence = record.sequence, error = %err, "an unreadable record in the cluster's webhooks log; skipped");
+                        continue;
+                    }
+                };
+                // Delivery ids from the change's place in the log: the same on every node.
+                record::number_deliveries_from(txn, dbs, record.sequence << DELIVERIES_PER_CHANGE_BITS)?;
+                let applied = change::apply(txn, dbs, &envelope.change, &policy)?;
+                out.push((record.sequence, envelope.reply && record.node == me, applied));
+            }
+            replica::set_followed(txn, dbs, WEBHOOKS_LOG, last)?;
+            Ok(out)
+        })
+        .await?;
+    for (sequence, reply, applied) in applied {
+        hooks.after(&applied);
+        if reply {
+            let mut outcomes = shared.outcomes.lock();
+            if outcomes.len() >= MAX_OUTCOMES {
+                outcomes.clear();
+            }
+            outcomes.insert(sequence, applied);
+        }
+    }
+    Ok(())
+}
