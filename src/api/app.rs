@@ -127,7 +127,14 @@ impl App {
         };
         let router = routes::router()?;
         let metrics = Metrics::install();
-        let monitors = Monitors::new(Arc::clone(&store), &config.monitors);
+        let webhooks = Webhooks::new(
+            Arc::clone(&store),
+            &config.webhooks,
+            config.checker.extra_root_ca.as_deref(),
+            shutdown.clone(),
+            shared_hooks,
+        )?;
+        let monitors = Monitors::new(Arc::clone(&store), &config.monitors, Arc::clone(&webhooks));
         let links = Arc::new(LinkService::new(
             Arc::clone(&store),
             &config.links,
@@ -137,13 +144,6 @@ impl App {
         ));
         let security = SecurityChecker::new(&config.security)?;
         let client = UpstreamClient::new(&config.checker)?;
-        let webhooks = Webhooks::new(
-            Arc::clone(&store),
-            &config.webhooks,
-            config.checker.extra_root_ca.as_deref(),
-            shutdown.clone(),
-            shared_hooks,
-        )?;
         let engine = Engine::start(
             Arc::clone(&store),
             client,

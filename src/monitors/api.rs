@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::Monitors;
-use super::command::Command;
+use super::change::Change;
 use super::record::{self, FinishedRun, LinkRecord, MonitorRecord, Run, StateCounts};
 use crate::checker::extract;
 use crate::checker::providers::{self, Recognized};
@@ -19,7 +19,6 @@ use crate::http::response::{self, HttpResponse};
 use crate::keys::secret::random_base62;
 use crate::keys::{KeyReq as Req, Plan};
 use crate::timefmt;
-use crate::webhooks;
 
 const ID_PREFIX: &str = "mon_";
 const ID_BODY_LEN: usize = 12;
@@ -35,10 +34,6 @@ fn looks_like_id(text: &str) -> bool {
     text.strip_prefix(ID_PREFIX).is_some_and(|body| {
         body.len() == ID_BODY_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric())
     })
-}
-
-fn now_s(now_ms: u64) -> u32 {
-    u32::try_from(now_ms / 1000).unwrap_or(u32::MAX)
 }
 
 /// A URL that was not taken, and why.
@@ -131,103 +126,6 @@ fn link_limit(monitors: &Monitors, plan: Plan) -> u64 {
 }
 
 /// Why a write refused.
-enum Refusal {
-    Monitors(u64),
-    Links(u64),
-    Webhook(usize),
-    NotFound,
-}
-
-impl From<Refusal> for ApiError {
-    fn from(refusal: Refusal) -> ApiError {
-        match refusal {
-            Refusal::Monitors(limit) => ApiError::LimitReached {
-                what: "每个密钥的监控",
-                limit,
-            },
-            Refusal::Links(limit) => ApiError::LimitReached {
-                what: "本密钥所有监控的链接合计",
-                limit,
-            },
-            Refusal::Webhook(index) => {
-                ApiError::field(format!("webhook_ids[{index}]"), "不是本密钥的 webhook")
-            }
-            Refusal::NotFound => ApiError::NotFound("监控"),
-        }
-    }
-}
-
-fn check_webhooks(
-    txn: &heed::RoTxn,
-    dbs: &crate::store::Dbs,
-    owner: &str,
-    ids: &[String],
-) -> Result<Result<(), Refusal>, crate::store::StoreError> {
-    for (index, id) in ids.iter().enumerate() {
-        let ok = webhooks::record::get_webhook(txn, dbs, id)?.is_some_and(|h| h.owner == owner);
-        if !ok {
-            return Ok(Err(Refusal::Webhook(index)));
-        }
-    }
-    Ok(Ok(()))
-}
-
-/// Links of all of `owner`'s monitors.
-fn links_of_owner(
-    txn: &heed::RoTxn,
-    dbs: &crate::store::Dbs,
-    owner: &str,
-) -> Result<u64, crate::store::StoreError> {
-    Ok(record::monitors_of(txn, dbs, owner)?
-        .iter()
-        .filter(|m| !m.hidden)
-        .map(|m| m.links)
-        .sum())
-}
-
-/// The links of `found` that `monitor` does not have yet (the same share twice in `found` counts
-/// once), and how many it had or repeated.
-fn fresh_links(
-    txn: &heed::RoTxn,
-    dbs: &crate::store::Dbs,
-    monitor: &str,
-    found: Vec<(String, ShareRef)>,
-) -> Result<(Vec<(String, ShareRef)>, u64), crate::store::StoreError> {
-    let mut seen = std::collections::HashSet::with_capacity(found.len());
-    let mut fresh = Vec::with_capacity(found.len());
-    let mut duplicates = 0;
-    for (url, share) in found {
-        let key = crate::jobs::record::match_key(Some((share.provider, &share.id)), &url);
-        if !seen.insert(key) || record::link_of_share(txn, dbs, monitor, key)?.is_some() {
-            duplicates += 1;
-        } else {
-            fresh.push((url, share));
-        }
-    }
-    Ok((fresh, duplicates))
-}
-
-/// Stores `fresh` links (see [`fresh_links`]) in `monitor`; answers them for the schedule.
-fn add_links(
-    txn: &mut heed::RwTxn,
-    dbs: &crate::store::Dbs,
-    monitor: &mut MonitorRecord,
-    fresh: Vec<(String, ShareRef)>,
-    now_ms: u64,
-) -> Result<Vec<(u32, Provider, u32)>, crate::store::StoreError> {
-    let mut added = Vec::with_capacity(fresh.len());
-    for (url, share) in fresh {
-        let link = LinkRecord::new(monitor.next_link_id, url, share, now_ms);
-        if record::add_link(txn, dbs, &monitor.id, &link)? {
-            monitor.next_link_id += 1;
-            monitor.links += 1;
-            monitor.counts.add(State::Unknown);
-            added.push((link.id, link.provider, link.next_due_s));
-        }
-    }
-    Ok(added)
-}
-
 #[derive(Serialize)]
 struct RunView {
     number: u32,
@@ -338,68 +236,26 @@ pub async fn create(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, A
             .unwrap_or(monitors.config.default_interval_s),
     )?;
     let (found, rejected) = parse_links_off_workers(body.urls, body.text).await?;
-    let now = timefmt::now_ms();
-    let owner = key.record.id.clone();
-    let max_monitors = monitors.config.max_per_key as u64;
-    let max_links = link_limit(monitors, key.record.plan);
-    let webhook_ids = body.webhook_ids;
-    let outcome = monitors
-        .store
-        .write(move |txn, dbs| {
-            let existing: Vec<MonitorRecord> = record::monitors_of(txn, dbs, &owner)?
-                .into_iter()
-                .filter(|m| !m.hidden)
-                .collect();
-            if existing.len() as u64 >= max_monitors {
-                return Ok(Err(Refusal::Monitors(max_monitors)));
-            }
-            if let Err(refusal) = check_webhooks(txn, dbs, &owner, &webhook_ids)? {
-                return Ok(Err(refusal));
-            }
-            let used: u64 = existing.iter().map(|m| m.links).sum();
-            let id = format!("{ID_PREFIX}{}", random_base62(ID_BODY_LEN));
-            let (fresh, duplicates) = fresh_links(txn, dbs, &id, found)?;
-            if used + fresh.len() as u64 > max_links {
-                return Ok(Err(Refusal::Links(max_links)));
-            }
-            let mut monitor = MonitorRecord {
-                id,
-                owner,
-                name,
-                interval_s,
-                paused: false,
-                hidden: false,
-                webhook_ids,
-                created_at_ms: now,
-                updated_at_ms: now,
-                next_link_id: 1,
-                links: 0,
-                counts: StateCounts::default(),
-                run: Run {
-                    number: 1,
-                    started_at_ms: now,
-                    checked: 0,
-                    changed: 0,
-                },
-                last_run: None,
-                run_requested_at_ms: None,
-            };
-            let added = add_links(txn, dbs, &mut monitor, fresh, now)?;
-            record::put_monitor(txn, dbs, &monitor)?;
-            Ok(Ok((monitor, added, duplicates)))
-        })
-        .await;
-    let (monitor, added, duplicates) = outcome?.map_err(ApiError::from)?;
-    let count = added.len();
-    monitors.tell(Command::Schedule {
-        monitor: monitor.id.clone(),
-        links: added,
-        run_from_ms: None,
-    });
+    let create = Change::Create {
+        id: format!("{ID_PREFIX}{}", random_base62(ID_BODY_LEN)),
+        owner: key.record.id.clone(),
+        name,
+        interval_s,
+        webhook_ids: body.webhook_ids,
+        urls: found.into_iter().map(|(url, _)| url).collect(),
+        max_monitors: monitors.config.max_per_key as u64,
+        max_links: link_limit(monitors, key.record.plan),
+        at_ms: timefmt::now_ms(),
+    };
+    let applied = monitors.change(create).await?;
+    if let Some(refusal) = applied.refused {
+        return Err(refusal.into());
+    }
+    let monitor = applied.monitor.ok_or(ApiError::Internal)?;
     let answer = Changed {
         monitor: view(&monitor),
-        added: count,
-        duplicates,
+        added: applied.added,
+        duplicates: applied.duplicates,
         removed: 0,
         not_found: 0,
         rejected,
@@ -632,24 +488,13 @@ struct PatchBody {
     remove_urls: Vec<String>,
 }
 
-/// What a PATCH did, besides the record.
-struct Patched {
-    monitor: MonitorRecord,
-    added: Vec<(u32, Provider, u32)>,
-    duplicates: u64,
-    removed: u64,
-    not_found: u64,
-    /// Every link, when the monitor was resumed or its interval changed.
-    rescheduled: Option<Vec<(u32, Provider, u32)>>,
-}
-
 /// `PATCH /api/v1/monitors/{id}`.
 pub async fn patch(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let key = req.caller.clone().ok_or(ApiError::MissingApiKey)?;
     let monitor = own_monitor(monitors, &req)?;
     let body: PatchBody = req.json()?;
     let name = body.name.as_deref().map(checked_name).transpose()?;
-    let interval = body
+    let interval_s = body
         .interval_s
         .map(|s| checked_interval(monitors, s))
         .transpose()?;
@@ -664,113 +509,29 @@ pub async fn patch(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, Ap
             _ => crate::jobs::record::match_key(None, url),
         })
         .collect();
-    let max_links = link_limit(monitors, key.record.plan);
-    let owner = key.record.id.clone();
-    let id = monitor.id.clone();
-    let now = timefmt::now_ms();
-    let (paused, webhook_ids) = (body.paused, body.webhook_ids);
-    let outcome = monitors
-        .store
-        .write(move |txn, dbs| {
-            let Some(mut monitor) = record::get_monitor(txn, dbs, &id)? else {
-                return Ok(Err(Refusal::NotFound));
-            };
-            if let Some(ids) = &webhook_ids {
-                if let Err(refusal) = check_webhooks(txn, dbs, &owner, ids)? {
-                    return Ok(Err(refusal));
-                }
-                monitor.webhook_ids.clone_from(ids);
-            }
-            if let Some(name) = name {
-                monitor.name = name;
-            }
-            let mut removed = 0;
-            let mut not_found = 0;
-            for key in removals {
-                let link = match record::link_of_share(txn, dbs, &id, key)? {
-                    Some(link_id) => record::get_link(txn, dbs, &id, link_id)?,
-                    None => None,
-                };
-                match link {
-                    Some(link) => {
-                        record::remove_link(txn, dbs, &id, &link)?;
-                        monitor.links -= 1;
-                        monitor.counts.remove(link.state);
-                        removed += 1;
-                    }
-                    None => not_found += 1,
-                }
-            }
-            let stored = record::get_monitor(txn, dbs, &id)?.map_or(0, |m| m.links);
-            let others = links_of_owner(txn, dbs, &owner)?.saturating_sub(stored);
-            let (fresh, duplicates) = fresh_links(txn, dbs, &id, found)?;
-            if !fresh.is_empty() && others + monitor.links + fresh.len() as u64 > max_links {
-                return Ok(Err(Refusal::Links(max_links)));
-            }
-            let added = add_links(txn, dbs, &mut monitor, fresh, now)?;
-            let resumed = paused == Some(false) && monitor.paused;
-            if let Some(p) = paused {
-                monitor.paused = p;
-            }
-            let mut rescheduled = None;
-            let interval_changed = interval.is_some_and(|i| i != monitor.interval_s);
-            if let Some(i) = interval {
-                monitor.interval_s = i;
-            }
-            if interval_changed || resumed {
-                let mut links = Vec::new();
-                record::walk_links(txn, dbs, &id, 0, |link| {
-                    links.push(link);
-                    true
-                })?;
-                let mut entries = Vec::with_capacity(links.len());
-                for mut link in links {
-                    if interval_changed && let Some(checked) = link.last_checked_ms {
-                        let offset = super::schedule::offset(&id, link.id, monitor.interval_s);
-                        let next =
-                            super::schedule::next_slot(checked / 1000, monitor.interval_s, offset);
-                        link.next_due_s = u32::try_from(next).unwrap_or(u32::MAX);
-                        record::put_link(txn, dbs, &id, &link)?;
-                    }
-                    entries.push((link.id, link.provider, link.next_due_s));
-                }
-                rescheduled = Some(entries);
-            }
-            monitor.updated_at_ms = now;
-            record::put_monitor(txn, dbs, &monitor)?;
-            Ok(Ok(Patched {
-                monitor,
-                added,
-                duplicates,
-                removed,
-                not_found,
-                rescheduled,
-            }))
-        })
-        .await;
-    let patched = outcome?.map_err(ApiError::from)?;
-    let monitor_id = patched.monitor.id.clone();
-    if patched.monitor.paused {
-        monitors.tell(Command::Forget {
-            monitor: monitor_id,
-        });
-    } else {
-        let mut links = patched.rescheduled.unwrap_or_default();
-        links.extend(patched.added.iter().copied());
-        if !links.is_empty() {
-            monitors.tell(Command::Schedule {
-                monitor: monitor_id,
-                links,
-                run_from_ms: None,
-            });
-        }
+    let patch = Change::Patch {
+        id: monitor.id,
+        owner: key.record.id.clone(),
+        name,
+        interval_s,
+        urls: found.into_iter().map(|(url, _)| url).collect(),
+        removals,
+        paused: body.paused,
+        webhook_ids: body.webhook_ids,
+        max_links: link_limit(monitors, key.record.plan),
+        at_ms: timefmt::now_ms(),
+    };
+    let applied = monitors.change(patch).await?;
+    if let Some(refusal) = applied.refused {
+        return Err(refusal.into());
     }
+    let monitor = applied.monitor.ok_or(ApiError::NotFound("监控"))?;
     let answer = Changed {
-        monitor: view(&patched.monitor),
-        added: patched.added.len(),
-        duplicates: patched.duplicates,
-        removed: patched.removed,
-        not_found: patched.not_found,
+        monitor: view(&monitor),
+        added: applied.added,
+        duplicates: applied.duplicates,
+        removed: applied.removed,
+        not_found: applied.not_found,
         rejected,
     };
     Ok(response::envelope(StatusCode::OK, &answer, req.request_id))
@@ -779,14 +540,8 @@ pub async fn patch(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, Ap
 /// `DELETE /api/v1/monitors/{id}`: the monitor and its links.
 pub async fn delete(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let monitor = own_monitor(monitors, &req)?;
-    let id = monitor.id.clone();
-    monitors
-        .store
-        .write(move |txn, dbs| record::delete_monitor(txn, dbs, &monitor))
-        .await?;
-    monitors.tell(Command::Forget {
-        monitor: id.clone(),
-    });
+    let id = monitor.id;
+    monitors.change(Change::Delete { id: id.clone() }).await?;
     #[derive(Serialize)]
     struct Deleted {
         id: String,
@@ -818,43 +573,14 @@ pub async fn run(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, ApiE
             "监控已暂停，请先恢复（paused: false）".into(),
         ));
     }
-    let id = monitor.id.clone();
-    let started = monitors
-        .store
-        .write(move |txn, dbs| {
-            let Some(mut monitor) = record::get_monitor(txn, dbs, &id)? else {
-                return Ok(None);
-            };
-            // A run that has checked nothing yet is started over, not abandoned.
-            let number = if monitor.run.checked == 0 {
-                monitor.run.number
-            } else {
-                monitor.run.number + 1
-            };
-            monitor.run = Run {
-                number,
-                started_at_ms: now,
-                checked: 0,
-                changed: 0,
-            };
-            monitor.run_requested_at_ms = Some(now);
-            monitor.updated_at_ms = now;
-            record::put_monitor(txn, dbs, &monitor)?;
-            Ok(Some(monitor))
+    let applied = monitors
+        .change(Change::Run {
+            id: monitor.id,
+            at_ms: now,
         })
-        .await?
-        .ok_or(ApiError::NotFound("监控"))?;
-    let due = now_s(now);
-    let links = all_links(monitors, &started.id, move |link| {
-        (link.id, link.provider, due)
-    })
-    .await?;
-    let count = links.len();
-    monitors.tell(Command::Schedule {
-        monitor: started.id.clone(),
-        links,
-        run_from_ms: Some(now),
-    });
+        .await?;
+    let started = applied.monitor.ok_or(ApiError::NotFound("监控"))?;
+    let count = applied.run_links;
     #[derive(Serialize)]
     struct Started<'a> {
         monitor_id: &'a str,

@@ -3,6 +3,7 @@
 use crate::checker::share::Provider;
 
 /// What the API tells the scheduler after its commit.
+#[derive(Debug, Clone)]
 pub enum Command {
     /// Put links of a monitor on the schedule: `(link id, provider, due second)`. `run_from_ms`:
     /// a run was requested then, so entries due at its second are valid for links not checked

@@ -6,6 +6,7 @@
 //! deliver webhooks itself: it writes their deliveries into its own transactions and wakes them.
 
 pub mod api;
+pub mod change;
 pub mod command;
 pub mod record;
 pub mod schedule;
@@ -18,9 +19,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::MonitorsConfig;
+use crate::error::ApiError;
 use crate::jobs::engine::Engine;
 use crate::store::Store;
 use crate::webhooks::Webhooks;
+use change::{Applied, Change};
 use command::Command;
 use scheduler::SchedulerStats;
 use watch::{TargetWatcher, WatchHandle};
@@ -29,6 +32,8 @@ use watch::{TargetWatcher, WatchHandle};
 pub struct Monitors {
     store: Arc<Store>,
     pub config: MonitorsConfig,
+    /// Where the events of verdicts go, and whose workers to wake.
+    webhooks: Arc<Webhooks>,
     commands: mpsc::UnboundedSender<Command>,
     /// Taken by [`Monitors::start`].
     receiver: parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
@@ -37,11 +42,12 @@ pub struct Monitors {
 
 impl Monitors {
     /// The service, its scheduler not yet running (other products take a [`WatchHandle`] first).
-    pub fn new(store: Arc<Store>, config: &MonitorsConfig) -> Monitors {
+    pub fn new(store: Arc<Store>, config: &MonitorsConfig, webhooks: Arc<Webhooks>) -> Monitors {
         let (commands, receiver) = mpsc::unbounded_channel();
         Monitors {
             store,
             config: config.clone(),
+            webhooks,
             commands,
             receiver: parking_lot::Mutex::new(Some(receiver)),
             stats: Arc::new(SchedulerStats::default()),
@@ -82,5 +88,25 @@ impl Monitors {
     fn tell(&self, command: Command) {
         // The scheduler ends only at shutdown; what it misses then is rebuilt from storage.
         let _ = self.commands.send(command);
+    }
+
+    /// Applies an API's `change` in this node's write; what it did. The scheduler hears what it
+    /// must after the commit.
+    pub async fn change(&self, change: Change) -> Result<Applied, ApiError> {
+        let events = self.webhooks.sink();
+        let applied = self
+            .store
+            .write(move |txn, dbs| change::apply(txn, dbs, &change, events, None))
+            .await?;
+        self.after(&applied);
+        Ok(applied)
+    }
+
+    /// What a committed change asks of this node: the scheduler's commands, webhooks to wake.
+    fn after(&self, applied: &Applied) {
+        for command in &applied.commands {
+            self.tell(command.clone());
+        }
+        self.webhooks.wake(&applied.woken);
     }
 }

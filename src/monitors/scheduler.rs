@@ -13,20 +13,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use heed::RwTxn;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::change::{self, Checked};
 use super::command::Command;
-use super::record::{self, FinishedRun, LinkRecord, MonitorRecord, Run};
+use super::record::{self, LinkRecord};
 use super::schedule::{self, Schedule};
 use super::watch::TargetWatcher;
 use crate::checker::share::Provider;
-use crate::checker::verdict::{State, Verdict};
+use crate::checker::verdict::Verdict;
 use crate::jobs::engine::{BackgroundCheck, Engine};
-use crate::store::{Dbs, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::timefmt;
-use crate::webhooks::{self, EventSink, EventType, Webhooks};
+use crate::webhooks::Webhooks;
 
 /// Results recorded in one write at most.
 const BATCH: usize = 256;
@@ -97,14 +97,6 @@ struct Pending {
     slot: u32,
     link: u32,
     provider: Provider,
-}
-
-/// A verdict on its way to storage.
-struct Checked {
-    monitor: String,
-    link: u32,
-    provider: Provider,
-    verdict: Verdict,
 }
 
 fn now_s() -> u32 {
@@ -287,7 +279,7 @@ pub async fn run(parts: Parts, mut commands: mpsc::UnboundedReceiver<Command>) {
                 if let Some(p) = pending.remove(&tag) {
                     per_provider[p.provider.index()] -= 1;
                     if let Some(Some(s)) = table.slots.get(p.slot as usize) {
-                        batch.push(Checked { monitor: s.id.clone(), link: p.link, provider: p.provider, verdict });
+                        batch.push(Checked::of(s.id.clone(), p.link, p.provider, &verdict));
                     }
                     batch_due.get_or_insert_with(|| tokio::time::Instant::now() + BATCH_WAIT);
                 }
@@ -329,7 +321,7 @@ async fn flush(
     let cap = webhooks.sink();
     let told = Arc::clone(watcher);
     match store
-        .write(move |txn, dbs| record_results(txn, dbs, &results, now, cap, &*told))
+        .write(move |txn, dbs| change::record_results(txn, dbs, &results, now, cap, Some(&*told)))
         .await
     {
         Ok(recorded) => {
@@ -354,159 +346,4 @@ async fn flush(
             }
         }
     }
-}
-
-/// What a batch's write did.
-struct Recorded {
-    /// `(monitor, link, provider, next due second)` of links still scheduled.
-    next: Vec<(String, u32, Provider, u32)>,
-    /// Webhooks with new deliveries.
-    woken: Vec<String>,
-    /// Watchers' tags of the links checked (see `watch.rs`).
-    tags: Vec<String>,
-}
-
-fn record_results(
-    txn: &mut RwTxn,
-    dbs: &Dbs,
-    results: &[Checked],
-    now_ms: u64,
-    cap: EventSink,
-    watcher: &dyn TargetWatcher,
-) -> Result<Recorded, StoreError> {
-    let mut monitors: HashMap<&str, MonitorRecord> = HashMap::new();
-    let mut recorded = Recorded {
-        next: Vec::with_capacity(results.len()),
-        woken: Vec::new(),
-        tags: Vec::new(),
-    };
-    let now_s = now_ms / 1000;
-    for checked in results {
-        let id = checked.monitor.as_str();
-        if !monitors.contains_key(id) {
-            let Some(m) = record::get_monitor(txn, dbs, id)? else {
-                continue;
-            };
-            monitors.insert(id, m);
-        }
-        let Some(monitor) = monitors.get_mut(id) else {
-            continue;
-        };
-        let Some(mut link) = record::get_link(txn, dbs, id, checked.link)? else {
-            continue;
-        };
-        let changed = link.apply(&checked.verdict, now_ms);
-        if let Some(from) = changed {
-            monitor.counts.remove(from);
-            monitor.counts.add(link.state);
-            monitor.run.changed += 1;
-            let kind = if link.state == State::Invalid {
-                Some(EventType::LinkDead)
-            } else if from == State::Invalid {
-                Some(EventType::LinkRevived)
-            } else {
-                None
-            };
-            if let Some(kind) = kind {
-                let data = serde_json::json!({
-                    "monitor_id": monitor.id,
-                    "monitor_name": monitor.name,
-                    "link_id": link.id,
-                    "url": link.url,
-                    "provider": link.provider,
-                    "old_state": from,
-                    "new_state": link.state,
-                    "reason": link.reason,
-                    "share_name": link.share_name,
-                    "checked_at": timefmt::rfc3339_ms(now_ms),
-                });
-                let event = webhooks::record::Event {
-                    kind,
-                    data: &data,
-                    at_ms: now_ms,
-                };
-                let woken = cap.for_ids(txn, dbs, &monitor.owner, &monitor.webhook_ids, &event)?;
-                recorded.woken.extend(woken);
-            }
-        }
-        if link.run != monitor.run.number {
-            link.run = monitor.run.number;
-            monitor.run.checked += 1;
-        }
-        if !link.watchers.is_empty() {
-            let verdict = super::watch::Verdict {
-                owner: &monitor.owner,
-                share: &link,
-                changed,
-                now_ms,
-                events: cap,
-            };
-            let woken = watcher.checked(txn, dbs, &verdict)?;
-            recorded.woken.extend(woken);
-            recorded.tags.extend(link.watchers.iter().cloned());
-        }
-        let offset = schedule::offset(&monitor.id, link.id, monitor.interval_s);
-        let next = schedule::next_slot(now_s, monitor.interval_s, offset);
-        link.next_due_s = u32::try_from(next).unwrap_or(u32::MAX);
-        record::put_link(txn, dbs, id, &link)?;
-        if !monitor.paused {
-            recorded.next.push((
-                monitor.id.clone(),
-                link.id,
-                checked.provider,
-                link.next_due_s,
-            ));
-        }
-        if monitor.run.checked >= monitor.links {
-            let woken = finish_run(txn, dbs, monitor, now_ms, cap)?;
-            recorded.woken.extend(woken);
-        }
-    }
-    for monitor in monitors.values() {
-        record::put_monitor(txn, dbs, monitor)?;
-    }
-    recorded.woken.sort_unstable();
-    recorded.woken.dedup();
-    Ok(recorded)
-}
-
-/// Ends the monitor's run: keeps it as the last run, tells the webhooks, starts the next.
-fn finish_run(
-    txn: &mut RwTxn,
-    dbs: &Dbs,
-    monitor: &mut MonitorRecord,
-    now_ms: u64,
-    cap: EventSink,
-) -> Result<Vec<String>, StoreError> {
-    let finished = FinishedRun {
-        number: monitor.run.number,
-        started_at_ms: monitor.run.started_at_ms,
-        finished_at_ms: now_ms,
-        checked: monitor.run.checked,
-        changed: monitor.run.changed,
-        counts: monitor.counts,
-    };
-    let data = serde_json::json!({
-        "monitor_id": monitor.id,
-        "monitor_name": monitor.name,
-        "run": finished.number,
-        "checked": finished.checked,
-        "changed": finished.changed,
-        "counts": finished.counts,
-        "started_at": timefmt::rfc3339_ms(finished.started_at_ms),
-        "finished_at": timefmt::rfc3339_ms(now_ms),
-    });
-    monitor.last_run = Some(finished);
-    monitor.run = Run {
-        number: monitor.run.number + 1,
-        started_at_ms: now_ms,
-        checked: 0,
-        changed: 0,
-    };
-    let event = webhooks::record::Event {
-        kind: EventType::MonitorRunCompleted,
-        data: &data,
-        at_ms: now_ms,
-    };
-    cap.for_ids(txn, dbs, &monitor.owner, &monitor.webhook_ids, &event)
 }
