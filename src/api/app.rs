@@ -46,7 +46,7 @@ pub struct App {
     /// The URL security check.
     pub security: SecurityChecker,
     /// Monitors: their records and the scheduler.
-    pub monitors: Monitors,
+    pub monitors: Arc<Monitors>,
     /// Webhooks: their records, workers and the receiver client.
     pub webhooks: Arc<Webhooks>,
     /// The web pages, built once.
@@ -70,6 +70,8 @@ pub struct Clustered {
     pub jobs: crate::jobs::shared::JobStreams,
     /// The webhooks' log (`webhooks::shared`).
     pub webhooks: crate::webhooks::shared::SharedHooks,
+    /// The monitors' log (`monitors::shared`).
+    pub monitors: crate::monitors::shared::SharedMonitors,
 }
 
 impl Clustered {
@@ -81,12 +83,14 @@ impl Clustered {
         let links = crate::links::book::LinkBuckets::open(&membership).await?;
         let jobs = crate::jobs::shared::JobStreams::open(&membership).await?;
         let webhooks = crate::webhooks::shared::SharedHooks::open(&membership).await?;
+        let monitors = crate::monitors::shared::SharedMonitors::open(&membership).await?;
         Ok(Clustered {
             membership,
             keys,
             links,
             jobs,
             webhooks,
+            monitors,
         })
     }
 }
@@ -115,16 +119,18 @@ impl App {
         shutdown: CancellationToken,
         cluster: Option<Clustered>,
     ) -> Result<Arc<App>, AppError> {
-        let (cluster, keys_bucket, links_bucket, job_streams, shared_hooks) = match cluster {
-            Some(clustered) => (
-                Some(clustered.membership),
-                Some(clustered.keys),
-                Some(clustered.links),
-                Some(clustered.jobs),
-                Some(clustered.webhooks),
-            ),
-            None => (None, None, None, None, None),
-        };
+        let (cluster, keys_bucket, links_bucket, job_streams, shared_hooks, shared_monitors) =
+            match cluster {
+                Some(clustered) => (
+                    Some(clustered.membership),
+                    Some(clustered.keys),
+                    Some(clustered.links),
+                    Some(clustered.jobs),
+                    Some(clustered.webhooks),
+                    Some(clustered.monitors),
+                ),
+                None => (None, None, None, None, None, None),
+            };
         let router = routes::router()?;
         let metrics = Metrics::install();
         let webhooks = Webhooks::new(
@@ -134,7 +140,12 @@ impl App {
             shutdown.clone(),
             shared_hooks,
         )?;
-        let monitors = Monitors::new(Arc::clone(&store), &config.monitors, Arc::clone(&webhooks));
+        let monitors = Arc::new(Monitors::new(
+            Arc::clone(&store),
+            &config.monitors,
+            Arc::clone(&webhooks),
+            shared_monitors,
+        ));
         let links = Arc::new(LinkService::new(
             Arc::clone(&store),
             &config.links,

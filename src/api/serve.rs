@@ -42,7 +42,7 @@ pub fn run(config: Config, take_over: bool) -> anyhow::Result<()> {
     runtime.block_on(Box::pin(run_async(config, take_over)))
 }
 
-/// In cluster mode, starts following the cluster's keys, links, jobs and webhooks into this node's LMDB and
+/// In cluster mode, starts following the cluster's keys, links, jobs, webhooks and monitors into this node's LMDB and
 /// waits until its copies have what the cluster had when it started (up to
 /// `cluster.connect_timeout_ms`); nothing in single-node mode.
 async fn follow_cluster(app: &Arc<App>, shutdown: &CancellationToken) -> anyhow::Result<()> {
@@ -66,6 +66,9 @@ async fn follow_cluster(app: &Arc<App>, shutdown: &CancellationToken) -> anyhow:
     let webhooks_at = crate::webhooks::shared::follower(&app.webhooks, shutdown.clone())
         .await
         .map_err(|err| anyhow::anyhow!("following the cluster's webhooks: {err}"))?;
+    let monitors_at = crate::monitors::shared::follower(&app.monitors, shutdown.clone())
+        .await
+        .map_err(|err| anyhow::anyhow!("following the cluster's monitors: {err}"))?;
     if let (Some(keys_at), Some(links_at), Some(jobs_at), Some(shared)) =
         (keys, links, jobs, &app.jobs.shared)
     {
@@ -75,11 +78,12 @@ async fn follow_cluster(app: &Arc<App>, shutdown: &CancellationToken) -> anyhow:
             crate::links::book::caught_up(&app.links, links_at, wait),
             crate::jobs::shared::caught_up(shared, jobs_at, wait),
             crate::webhooks::shared::caught_up(&app.webhooks, webhooks_at, wait),
+            crate::monitors::shared::caught_up(&app.monitors, monitors_at, wait),
         );
-        if caught_up != (true, true, true, true) {
+        if caught_up != (true, true, true, true, true) {
             tracing::warn!(
                 ?wait,
-                "this node's copies of the cluster's keys, links, jobs and webhooks are still behind; serving anyway (/health shows how far)"
+                "this node's copies of the cluster's keys, links, jobs, webhooks and monitors are still behind; serving anyway (/health shows how far)"
             );
         }
     }

@@ -11,6 +11,7 @@
 //! servers accept concurrent compare-and-set writes against one revision; docs/cluster.md).
 
 pub mod bucket;
+pub mod changes;
 mod follow;
 pub mod log;
 pub mod work;
@@ -633,6 +634,15 @@ impl Membership {
             .chain(std::iter::once(self.me.as_str()));
         rendezvous_owner(live, key) == Some(self.me.as_str())
     }
+}
+
+/// The key a named thing (a webhook, a monitor) falls to a node by ([`Membership::falls_here`]):
+/// FxHash, which has no seed, so the same on every node.
+pub fn key_of(name: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = rustc_hash::FxHasher::default();
+    name.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The node among `nodes` that `key` goes to by rendezvous hashing: the one with the highest

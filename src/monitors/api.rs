@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::Monitors;
-use super::change::Change;
+use super::change::{Change, Refusal};
 use super::record::{self, FinishedRun, LinkRecord, MonitorRecord, Run, StateCounts};
 use crate::checker::extract;
 use crate::checker::providers::{self, Recognized};
@@ -19,6 +19,7 @@ use crate::http::response::{self, HttpResponse};
 use crate::keys::secret::random_base62;
 use crate::keys::{KeyReq as Req, Plan};
 use crate::timefmt;
+use crate::webhooks;
 
 const ID_PREFIX: &str = "mon_";
 const ID_BODY_LEN: usize = 12;
@@ -225,6 +226,22 @@ struct CreateBody {
     webhook_ids: Vec<String>,
 }
 
+/// That every id of `ids` names a webhook of `owner` (checked before a change is made: the
+/// webhooks are another product's, and in cluster mode another log's, so the change's apply
+/// cannot depend on them).
+fn check_webhooks(monitors: &Monitors, owner: &str, ids: &[String]) -> Result<(), ApiError> {
+    for (index, id) in ids.iter().enumerate() {
+        let ok = monitors
+            .store
+            .read(|txn, dbs| webhooks::record::get_webhook(txn, dbs, id))?
+            .is_some_and(|h| h.owner == owner);
+        if !ok {
+            return Err(Refusal::Webhook(index).into());
+        }
+    }
+    Ok(())
+}
+
 /// `POST /api/v1/monitors` → 201.
 pub async fn create(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, ApiError> {
     let key = req.caller.clone().ok_or(ApiError::MissingApiKey)?;
@@ -236,6 +253,7 @@ pub async fn create(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, A
             .unwrap_or(monitors.config.default_interval_s),
     )?;
     let (found, rejected) = parse_links_off_workers(body.urls, body.text).await?;
+    check_webhooks(monitors, &key.record.id, &body.webhook_ids)?;
     let create = Change::Create {
         id: format!("{ID_PREFIX}{}", random_base62(ID_BODY_LEN)),
         owner: key.record.id.clone(),
@@ -246,6 +264,7 @@ pub async fn create(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, A
         max_monitors: monitors.config.max_per_key as u64,
         max_links: link_limit(monitors, key.record.plan),
         at_ms: timefmt::now_ms(),
+        cluster: monitors.shared.is_some(),
     };
     let applied = monitors.change(create).await?;
     if let Some(refusal) = applied.refused {
@@ -509,6 +528,9 @@ pub async fn patch(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, Ap
             _ => crate::jobs::record::match_key(None, url),
         })
         .collect();
+    if let Some(ids) = &body.webhook_ids {
+        check_webhooks(monitors, &key.record.id, ids)?;
+    }
     let patch = Change::Patch {
         id: monitor.id,
         owner: key.record.id.clone(),

@@ -74,6 +74,9 @@ pub enum Change {
         max_monitors: u64,
         max_links: u64,
         at_ms: u64,
+        /// Made through the cluster's log.
+        #[serde(default)]
+        cluster: bool,
     },
     Patch {
         id: String,
@@ -203,6 +206,7 @@ fn create(txn: &mut RwTxn, dbs: &Dbs, change: &Change) -> Result<Applied, StoreE
         max_monitors,
         max_links,
         at_ms,
+        cluster,
     } = change
     else {
         return Ok(Applied::default());
@@ -218,9 +222,6 @@ fn create(txn: &mut RwTxn, dbs: &Dbs, change: &Change) -> Result<Applied, StoreE
     if existing.len() as u64 >= *max_monitors {
         return refused(Refusal::Monitors(*max_monitors));
     }
-    if let Err(refusal) = check_webhooks(txn, dbs, owner, webhook_ids)? {
-        return refused(refusal);
-    }
     let used: u64 = existing.iter().map(|m| m.links).sum();
     let (fresh, duplicates) = fresh_links(txn, dbs, id, shares_of(urls))?;
     if used + fresh.len() as u64 > *max_links {
@@ -233,6 +234,7 @@ fn create(txn: &mut RwTxn, dbs: &Dbs, change: &Change) -> Result<Applied, StoreE
         interval_s: *interval_s,
         paused: false,
         hidden: false,
+        cluster: *cluster,
         webhook_ids: webhook_ids.clone(),
         created_at_ms: now,
         updated_at_ms: now,
@@ -284,9 +286,6 @@ fn patch(txn: &mut RwTxn, dbs: &Dbs, change: &Change) -> Result<Applied, StoreEr
         return refused(Refusal::NotFound);
     };
     if let Some(ids) = webhook_ids {
-        if let Err(refusal) = check_webhooks(txn, dbs, owner, ids)? {
-            return refused(refusal);
-        }
         monitor.webhook_ids.clone_from(ids);
     }
     if let Some(name) = name {
@@ -429,21 +428,6 @@ impl From<Refusal> for ApiError {
             Refusal::NotFound => ApiError::NotFound("监控"),
         }
     }
-}
-
-fn check_webhooks(
-    txn: &heed::RoTxn,
-    dbs: &crate::store::Dbs,
-    owner: &str,
-    ids: &[String],
-) -> Result<Result<(), Refusal>, crate::store::StoreError> {
-    for (index, id) in ids.iter().enumerate() {
-        let ok = webhooks::record::get_webhook(txn, dbs, id)?.is_some_and(|h| h.owner == owner);
-        if !ok {
-            return Ok(Err(Refusal::Webhook(index)));
-        }
-    }
-    Ok(Ok(()))
 }
 
 /// Links of all of `owner`'s monitors.

@@ -11,6 +11,7 @@ pub mod command;
 pub mod record;
 pub mod schedule;
 pub mod scheduler;
+pub mod shared;
 pub mod watch;
 
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct Monitors {
     pub config: MonitorsConfig,
     /// Where the events of verdicts go, and whose workers to wake.
     webhooks: Arc<Webhooks>,
+    /// Cluster mode: the log of the cluster's monitors and who checks which.
+    pub shared: Option<Arc<shared::SharedMonitors>>,
     commands: mpsc::UnboundedSender<Command>,
     /// Taken by [`Monitors::start`].
     receiver: parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
@@ -42,12 +45,18 @@ pub struct Monitors {
 
 impl Monitors {
     /// The service, its scheduler not yet running (other products take a [`WatchHandle`] first).
-    pub fn new(store: Arc<Store>, config: &MonitorsConfig, webhooks: Arc<Webhooks>) -> Monitors {
+    pub fn new(
+        store: Arc<Store>,
+        config: &MonitorsConfig,
+        webhooks: Arc<Webhooks>,
+        shared: Option<shared::SharedMonitors>,
+    ) -> Monitors {
         let (commands, receiver) = mpsc::unbounded_channel();
         Monitors {
             store,
             config: config.clone(),
             webhooks,
+            shared: shared.map(Arc::new),
             commands,
             receiver: parking_lot::Mutex::new(Some(receiver)),
             stats: Arc::new(SchedulerStats::default()),
@@ -80,6 +89,7 @@ impl Monitors {
             webhooks,
             watcher,
             stats: Arc::clone(&self.stats),
+            shared: self.shared.clone(),
             shutdown,
         };
         tokio::spawn(scheduler::run(parts, receiver));
@@ -93,6 +103,11 @@ impl Monitors {
     /// Applies an API's `change` in this node's write; what it did. The scheduler hears what it
     /// must after the commit.
     pub async fn change(&self, change: Change) -> Result<Applied, ApiError> {
+        if let Some(shared) = &self.shared
+            && self.is_the_clusters(&change)?
+        {
+            return shared.submit(change).await;
+        }
         let events = self.webhooks.sink();
         let applied = self
             .store
@@ -100,6 +115,19 @@ impl Monitors {
             .await?;
         self.after(&applied);
         Ok(applied)
+    }
+
+    /// Whether `change` is of a monitor of the cluster (in cluster mode, a new one is; a monitor
+    /// this data dir had before it joined is not).
+    fn is_the_clusters(&self, change: &Change) -> Result<bool, ApiError> {
+        let id = match change {
+            Change::Create { .. } | Change::Verdicts { .. } => return Ok(true),
+            Change::Patch { id, .. } | Change::Delete { id } | Change::Run { id, .. } => id,
+        };
+        Ok(self
+            .store
+            .read(|txn, dbs| record::get_monitor(txn, dbs, id))?
+            .is_none_or(|monitor| monitor.cluster))
     }
 
     /// What a committed change asks of this node: the scheduler's commands, webhooks to wake.

@@ -92,6 +92,10 @@ pub struct MonitorRecord {
     /// monitors API, not counted in its limits.
     #[serde(default)]
     pub hidden: bool,
+    /// Cluster mode: the monitor is the cluster's (made through its log); a monitor a data dir
+    /// had before it joined is not, and stays that node's own.
+    #[serde(default)]
+    pub cluster: bool,
     #[serde(default)]
     pub webhook_ids: Vec<String>,
     pub created_at_ms: u64,

@@ -138,6 +138,8 @@ pub struct Parts {
     pub webhooks: Arc<Webhooks>,
     pub watcher: Arc<dyn TargetWatcher>,
     pub stats: Arc<SchedulerStats>,
+    /// Cluster mode: who checks the cluster's monitors, and where their verdicts go.
+    pub shared: Option<Arc<super::shared::SharedMonitors>>,
     pub shutdown: CancellationToken,
 }
 
@@ -148,6 +150,7 @@ pub async fn run(parts: Parts, mut commands: mpsc::UnboundedReceiver<Command>) {
         webhooks,
         watcher,
         stats,
+        shared,
         shutdown,
     } = parts;
     let rebuilt = {
@@ -165,6 +168,10 @@ pub async fn run(parts: Parts, mut commands: mpsc::UnboundedReceiver<Command>) {
     tracing::info!(links = schedule.len(), "monitor schedule loaded");
     let (reply, mut replies) = mpsc::unbounded_channel::<(u64, Verdict)>();
     let mut pending: HashMap<u64, Pending> = HashMap::new();
+    // `(slot, link)` of the checks in flight: a link has one at a time (two entries of a link
+    // due together, as a cluster's node has after taking a monitor over, must not race: the
+    // later verdict would be recorded first).
+    let mut checking: std::collections::HashSet<(u32, u32)> = std::collections::HashSet::new();
     let mut per_provider = [0usize; Provider::ALL.len()];
     let mut next_tag = 0u64;
     let mut batch: Vec<Checked> = Vec::with_capacity(BATCH);
@@ -180,6 +187,10 @@ pub async fn run(parts: Parts, mut commands: mpsc::UnboundedReceiver<Command>) {
                 let Some(Some(s)) = table.slots.get(slot as usize) else {
                     continue;
                 };
+                if checking.contains(&(slot, link)) {
+                    // Its verdict puts it back on the schedule.
+                    continue;
+                }
                 let found = store.read(|txn, dbs| record::get_link(txn, dbs, &s.id, link));
                 let record = match found {
                     Ok(Some(record)) => record,
@@ -194,9 +205,15 @@ pub async fn run(parts: Parts, mut commands: mpsc::UnboundedReceiver<Command>) {
                 if due < record.next_due_s && !is_run {
                     continue;
                 }
-                if !record.watchers.is_empty() && !watcher.checks_here(&record) {
-                    // Another node checks this share: keep its slot, so this node checks it on
-                    // time should that node go.
+                let checks_here = if record.watchers.is_empty() {
+                    shared.as_ref().is_none_or(|shared| shared.checks(&s.id))
+                } else {
+                    watcher.checks_here(&record)
+                };
+                if !checks_here {
+                    // Another node checks this link (a share watched, or a monitor of the
+                    // cluster's): keep its slot, so this node checks it on time should that
+                    // node go.
                     let interval = store
                         .read(|txn, dbs| record::get_monitor(txn, dbs, &s.id))
                         .ok()
@@ -213,6 +230,7 @@ pub async fn run(parts: Parts, mut commands: mpsc::UnboundedReceiver<Command>) {
                     continue;
                 }
                 next_tag += 1;
+                checking.insert((slot, link));
                 pending.insert(
                     next_tag,
                     Pending {
@@ -278,18 +296,19 @@ pub async fn run(parts: Parts, mut commands: mpsc::UnboundedReceiver<Command>) {
             Some((tag, verdict)) = replies.recv() => {
                 if let Some(p) = pending.remove(&tag) {
                     per_provider[p.provider.index()] -= 1;
+                    checking.remove(&(p.slot, p.link));
                     if let Some(Some(s)) = table.slots.get(p.slot as usize) {
                         batch.push(Checked::of(s.id.clone(), p.link, p.provider, &verdict));
                     }
                     batch_due.get_or_insert_with(|| tokio::time::Instant::now() + BATCH_WAIT);
                 }
                 if batch.len() >= BATCH {
-                    flush(&store, &webhooks, &watcher, &mut batch, &mut schedule, &mut table, &stats).await;
+                    flush(&store, &webhooks, &watcher, shared.as_deref(), &mut batch, &mut schedule, &mut table, &stats).await;
                     batch_due = None;
                 }
             }
             () = flush_due => {
-                flush(&store, &webhooks, &watcher, &mut batch, &mut schedule, &mut table, &stats).await;
+                flush(&store, &webhooks, &watcher, shared.as_deref(), &mut batch, &mut schedule, &mut table, &stats).await;
                 batch_due = None;
             }
             () = wake => {}
@@ -299,10 +318,12 @@ pub async fn run(parts: Parts, mut commands: mpsc::UnboundedReceiver<Command>) {
 }
 
 /// Records a batch of verdicts in one write and puts the links back on the schedule.
+#[allow(clippy::too_many_arguments)]
 async fn flush(
     store: &Store,
     webhooks: &Arc<Webhooks>,
     watcher: &Arc<dyn TargetWatcher>,
+    shared: Option<&super::shared::SharedMonitors>,
     batch: &mut Vec<Checked>,
     schedule: &mut Schedule,
     table: &mut Table,
@@ -311,7 +332,39 @@ async fn flush(
     if batch.is_empty() {
         return;
     }
-    let results = std::mem::take(batch);
+    let mut results = std::mem::take(batch);
+    if let Some(shared) = shared {
+        let theirs = the_clusters(store, &mut results);
+        if !theirs.is_empty() {
+            // Every node applies them, and tells its own scheduler of the next slots.
+            let count = theirs.len() as u64;
+            let retry: Vec<(String, u32, Provider)> = theirs
+                .iter()
+                .map(|c| (c.monitor.clone(), c.link, c.provider))
+                .collect();
+            let verdicts = change::Change::Verdicts {
+                results: theirs,
+                at_ms: timefmt::now_ms(),
+            };
+            match shared.submit(verdicts).await {
+                Ok(_) => {
+                    stats.checked.fetch_add(count, Ordering::Relaxed);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, results = retry.len(), "publishing monitor results failed; asking again later");
+                    let later = now_s().saturating_add(RETRY_AFTER_S);
+                    for (monitor, link, provider) in retry {
+                        if let Some(&slot) = table.by_id.get(&monitor) {
+                            schedule.push(provider, later, slot, link);
+                        }
+                    }
+                }
+            }
+        }
+        if results.is_empty() {
+            return;
+        }
+    }
     let retry: Vec<(String, u32, Provider)> = results
         .iter()
         .map(|c| (c.monitor.clone(), c.link, c.provider))
@@ -346,4 +399,27 @@ async fn flush(
             }
         }
     }
+}
+
+/// Takes out of `results` those of the cluster's monitors (cluster mode); the rest are this
+/// node's own (the target watch's hidden monitors, monitors from before the data dir joined).
+fn the_clusters(store: &Store, results: &mut Vec<Checked>) -> Vec<Checked> {
+    let mut cluster_of: HashMap<String, bool> = HashMap::new();
+    let mut theirs = Vec::new();
+    results.retain(|checked| {
+        let is_the_clusters = *cluster_of
+            .entry(checked.monitor.clone())
+            .or_insert_with(|| {
+                store
+                    .read(|txn, dbs| record::get_monitor(txn, dbs, &checked.monitor))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|m| m.cluster)
+            });
+        if is_the_clusters {
+            theirs.push(checked.clone());
+        }
+        !is_the_clusters
+    });
+    theirs
 }

@@ -134,6 +134,7 @@ impl WatchHandle {
                 interval_s: self.interval_s,
                 paused: false,
                 hidden: true,
+                cluster: false,
                 webhook_ids: Vec::new(),
                 created_at_ms: now_ms,
                 updated_at_ms: now_ms,

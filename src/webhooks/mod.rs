@@ -58,6 +58,9 @@ pub struct Webhooks {
 pub struct EventSink {
     max_stored: u64,
     shared: bool,
+    /// The log and sequence of the change whose apply finds the events, when every node applies
+    /// it and so finds them too: their names, so that they are sent once.
+    found_in: Option<(&'static str, u64)>,
 }
 
 impl EventSink {
@@ -66,6 +69,7 @@ impl EventSink {
         EventSink {
             max_stored,
             shared: false,
+            found_in: None,
         }
     }
 
@@ -84,7 +88,7 @@ impl EventSink {
         }
         let hooks = record::webhooks_of(txn, dbs, owner)?;
         if hooks.iter().any(|h| !h.disabled && h.wants(event.kind)) {
-            shared::push_event(txn, dbs, Self::change(owner, Audience::Owner, event, name))?;
+            shared::push_event(txn, dbs, self.change(owner, Audience::Owner, event, name))?;
         }
         Ok(Vec::new())
     }
@@ -108,12 +112,39 @@ impl EventSink {
         }
         if wanted {
             let audience = Audience::Ids(ids.to_vec());
-            shared::push_event(txn, dbs, Self::change(owner, audience, event, None))?;
+            shared::push_event(txn, dbs, self.change(owner, audience, event, None))?;
         }
         Ok(Vec::new())
     }
 
-    fn change(owner: &str, audience: Audience, event: &Event<'_>, name: Option<String>) -> Change {
+    /// The sink for the events found by applying change `sequence` of cluster log `log`, which
+    /// every node applies: each event is named after the change, its kind and its data.
+    pub fn found_in(self, log: &'static str, sequence: u64) -> EventSink {
+        EventSink {
+            found_in: Some((log, sequence)),
+            ..self
+        }
+    }
+
+    fn change(
+        &self,
+        owner: &str,
+        audience: Audience,
+        event: &Event<'_>,
+        name: Option<String>,
+    ) -> Change {
+        let name = name.or_else(|| {
+            self.found_in.map(|(log, sequence)| {
+                use std::hash::{Hash, Hasher};
+                let mut hasher = rustc_hash::FxHasher::default();
+                event.data.to_string().hash(&mut hasher);
+                format!(
+                    "{log}/{sequence}/{}/{:x}",
+                    event.kind.as_str(),
+                    hasher.finish()
+                )
+            })
+        });
         Change::Event {
             owner: owner.to_owned(),
             audience,
@@ -164,6 +195,7 @@ impl Webhooks {
         EventSink {
             max_stored: self.config.max_stored_deliveries,
             shared: self.shared.is_some(),
+            found_in: None,
         }
     }
 

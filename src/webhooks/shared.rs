@@ -15,19 +15,17 @@
 //!
 //! It must not change a webhook or delivery in LMDB other than by applying the log.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::Webhooks;
 use super::change::{self, Applied, Change};
 use super::record;
-use crate::cluster::log::{Log, Record};
-use crate::cluster::{Cluster, ClusterError, Membership};
+use crate::cluster::changes::{ChangeLog, outbox_record};
+use crate::cluster::log::Record;
+use crate::cluster::{self, Cluster, ClusterError, Membership};
 use crate::error::ApiError;
 use crate::store::{Dbs, StoreError, outbox, replica};
 
@@ -42,85 +40,41 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// A change's deliveries are numbered from its sequence shifted by this many bits: room for
 /// 65 535 deliveries per change (an event reaches at most a key's webhooks).
 const DELIVERIES_PER_CHANGE_BITS: u32 = 16;
-/// Outcomes kept for waiters at most (one that gave up leaves its outcome behind).
-const MAX_OUTCOMES: usize = 4096;
-
-/// A change as the log carries it.
-#[derive(Serialize, Deserialize)]
-struct Envelope {
-    /// Its publisher waits for what the apply made of it.
-    reply: bool,
-    change: Change,
-}
 
 /// The cluster's side of webhooks.
 pub struct SharedHooks {
-    log: Log,
+    changes: ChangeLog<Applied>,
     membership: Membership,
-    /// What the apply made of this node's own changes that someone waits for, by sequence.
-    outcomes: Mutex<HashMap<u64, Applied>>,
 }
 
 impl SharedHooks {
     /// Opens (creating it if needed) the webhooks' log.
     pub async fn open(cluster: &Cluster) -> Result<SharedHooks, ClusterError> {
         Ok(SharedHooks {
-            log: cluster.log(WEBHOOKS_LOG, KEPT).await?,
+            changes: ChangeLog::new(cluster.log(WEBHOOKS_LOG, KEPT).await?),
             membership: cluster.membership(),
-            outcomes: Mutex::default(),
         })
     }
 
     /// Whether this node sends the deliveries of `webhook_id` now.
     pub fn delivers(&self, webhook_id: &str) -> bool {
-        self.membership.falls_here(key_of(webhook_id))
+        self.membership.falls_here(cluster::key_of(webhook_id))
     }
 
     /// Whether this node runs the purge of old deliveries now (one node does).
     pub fn purges(&self) -> bool {
-        self.membership.falls_here(key_of("purge"))
+        self.membership.falls_here(cluster::key_of("purge"))
     }
 
     /// Publishes `change` and waits until this node's copy applied it; what the apply made of it.
     pub async fn submit(&self, change: Change) -> Result<Applied, ApiError> {
-        let payload = serde_json::to_vec(&Envelope {
-            reply: true,
-            change,
-        })
-        .map_err(|err| {
-            tracing::error!(error = %err, "encoding a webhooks change failed");
-            ApiError::Internal
-        })?;
-        let id = format!("{}-{}", self.log.node(), crate::timefmt::now_ms())
-            + &crate::keys::secret::random_base62(12);
-        let sequence = self
-            .log
-            .publish_named(self.log.node(), &id, payload.into())
-            .await?;
-        if !self.log.wait_applied(sequence, READ_OWN_WRITE).await {
-            tracing::warn!(sequence, "this node's copy of the webhooks log is behind");
-            return Err(ApiError::ClusterUnavailable);
-        }
-        Ok(self.outcomes.lock().remove(&sequence).unwrap_or_default())
+        Ok(self.changes.submit(change, READ_OWN_WRITE).await?)
     }
-}
-
-/// The key a webhook falls to a node by (FxHash has no seed: the same on every node).
-pub fn key_of(id: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = rustc_hash::FxHasher::default();
-    id.hash(&mut hasher);
-    hasher.finish()
 }
 
 /// Writes `change` (an event a product found) to this node's outbox, in the product's write.
 pub fn push_event(txn: &mut heed::RwTxn, dbs: &Dbs, change: Change) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec(&Envelope {
-        reply: false,
-        change,
-    })
-    .map_err(|_| StoreError::Corrupt("webhooks event"))?;
-    outbox::push(txn, dbs, WEBHOOKS_LOG, &bytes)?;
+    outbox::push(txn, dbs, WEBHOOKS_LOG, &outbox_record(change))?;
     Ok(())
 }
 
@@ -130,7 +84,7 @@ pub async fn follower(hooks: &Arc<Webhooks>, stop: CancellationToken) -> Result<
     let Some(shared) = &hooks.shared else {
         return Ok(0);
     };
-    let (followed, latest) = shared.log.resume_point(&hooks.store).await?;
+    let (followed, latest) = shared.changes.log().resume_point(&hooks.store).await?;
     spawn_tasks(hooks, followed, &stop);
     if followed == 0 {
         offer_local_webhooks(hooks, shared).await?;
@@ -173,7 +127,7 @@ async fn offer_local_webhooks(hooks: &Webhooks, shared: &SharedHooks) -> Result<
 /// Whether this node's copy reached `sequence` within `timeout`.
 pub async fn caught_up(hooks: &Webhooks, sequence: u64, timeout: Duration) -> bool {
     match &hooks.shared {
-        Some(shared) => shared.log.wait_applied(sequence, timeout).await,
+        Some(shared) => shared.changes.log().wait_applied(sequence, timeout).await,
         None => true,
     }
 }
@@ -186,7 +140,7 @@ fn spawn_tasks(hooks: &Arc<Webhooks>, from: u64, stop: &CancellationToken) {
         return;
     };
     let applying = Arc::clone(hooks);
-    tokio::spawn(Box::pin(shared.log.clone().follow(
+    tokio::spawn(Box::pin(shared.changes.log().clone().follow(
         from,
         stop.clone(),
         move |records: Vec<Record>| {
@@ -194,7 +148,7 @@ fn spawn_tasks(hooks: &Arc<Webhooks>, from: u64, stop: &CancellationToken) {
             async move { apply(&hooks, records).await }
         },
     )));
-    tokio::spawn(Box::pin(shared.log.clone().publish_outbox(
+    tokio::spawn(Box::pin(shared.changes.log().clone().publish_outbox(
         Arc::clone(&hooks.store),
         PUBLISH_EVERY,
         stop.clone(),
@@ -211,24 +165,22 @@ async fn apply(hooks: &Arc<Webhooks>, records: Vec<Record>) -> Result<(), StoreE
     let Some(last) = records.last().map(|r| r.sequence) else {
         return Ok(());
     };
-    let me = shared.log.node().to_owned();
+    let changes: Vec<(u64, Change, bool)> = records
+        .iter()
+        .filter_map(|record| {
+            let (change, reply) = shared.changes.read::<Change>(record)?;
+            Some((record.sequence, change, reply))
+        })
+        .collect();
     let policy = hooks.policy();
     let applied = hooks
         .store
         .write(move |txn, dbs| {
-            let mut out = Vec::with_capacity(records.len());
-            for record in &records {
-                let envelope: Envelope = match serde_json::from_slice(&record.payload) {
-                    Ok(envelope) => envelope,
-                    Err(err) => {
-                        tracing::error!(sequence = record.sequence, error = %err, "an unreadable record in the cluster's webhooks log; skipped");
-                        continue;
-                    }
-                };
+            let mut out = Vec::with_capacity(changes.len());
+            for (sequence, change, reply) in &changes {
                 // Delivery ids from the change's place in the log: the same on every node.
-                record::number_deliveries_from(txn, dbs, record.sequence << DELIVERIES_PER_CHANGE_BITS)?;
-                let applied = change::apply(txn, dbs, &envelope.change, &policy)?;
-                out.push((record.sequence, envelope.reply && record.node == me, applied));
+                record::number_deliveries_from(txn, dbs, sequence << DELIVERIES_PER_CHANGE_BITS)?;
+                out.push((*sequence, *reply, change::apply(txn, dbs, change, &policy)?));
             }
             replica::set_followed(txn, dbs, WEBHOOKS_LOG, last)?;
             Ok(out)
@@ -237,11 +189,7 @@ async fn apply(hooks: &Arc<Webhooks>, records: Vec<Record>) -> Result<(), StoreE
     for (sequence, reply, applied) in applied {
         hooks.after(&applied);
         if reply {
-            let mut outcomes = shared.outcomes.lock();
-            if outcomes.len() >= MAX_OUTCOMES {
-                outcomes.clear();
-            }
-            outcomes.insert(sequence, applied);
+            shared.changes.answer(sequence, applied);
         }
     }
     Ok(())

@@ -948,6 +948,7 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
         ("PANLINK_WEBHOOKS_ALLOW_HTTP", "true"),
         ("PANLINK_LINKS_TARGET_CHECK_INTERVAL_S", "1"),
         ("PANLINK_WEBHOOKS_RETRY_BASE_MS", "200"),
+        ("PANLINK_MONITORS_MIN_INTERVAL_S", "1"),
     ];
     let mut nodes = [
         start_checker_node(&nats, &mock, "node-a", &settings),
@@ -1170,6 +1171,99 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
         },
     );
 
+    // A monitor made on A is every node's; its links are checked by the node it falls to. That
+    // node is killed after the first check; another takes over, sees the share die, and the
+    // webhook hears of it once. (The killed node comes back under a new id.)
+    let mut ids = [
+        "node-a".to_owned(),
+        "node-b".to_owned(),
+        "node-c2".to_owned(),
+    ];
+    let dead_told = crate::receiver::Receiver::start(crate::receiver::Mode::Status(200));
+    let hook = nodes[1].call(
+        &key,
+        "POST",
+        "/api/v1/webhooks",
+        Some(&json!({"url": dead_told.url("/dead"), "events": ["link.dead"]})),
+    );
+    assert_eq!(hook.status, 201, "{}", hook.text());
+    let monitor = nodes[0].call(
+        &key,
+        "POST",
+        "/api/v1/monitors",
+        Some(&json!({
+            "name": "集群监控",
+            "urls": ["https://pan.quark.cn/s/flip4Monitored"],
+            "interval_s": 1,
+            "webhook_ids": [hook.json()["data"]["id"]],
+        })),
+    );
+    assert_eq!(monitor.status, 201, "{}", monitor.text());
+    let monitor_id = monitor.json()["data"]["id"].as_str().unwrap().to_owned();
+    let link_state = |node: &Server| {
+        let links = node.call(
+            &key,
+            "GET",
+            &format!("/api/v1/monitors/{monitor_id}/links"),
+            None,
+        );
+        links.json()["data"]["items"][0]["state"].clone()
+    };
+    let checker = panlink::cluster::rendezvous_owner(
+        ids.iter().map(String::as_str),
+        panlink::cluster::key_of(&monitor_id),
+    )
+    .unwrap()
+    .to_owned();
+    let gone = ids.iter().position(|id| *id == checker).unwrap();
+    for node in &nodes {
+        wait_until(
+            Duration::from_secs(20),
+            "the first check's state on every node",
+            || (link_state(node) == "valid").then_some(()),
+        );
+    }
+    nodes[gone].kill9();
+    for (n, node) in nodes.iter().enumerate().filter(|(n, _)| *n != gone) {
+        wait_until(
+            Duration::from_secs(20),
+            &format!("the share's death seen by node {n}"),
+            || (link_state(node) == "invalid").then_some(()),
+        );
+    }
+    wait_until(Duration::from_secs(10), "link.dead told", || {
+        (!dead_told.of_event("link.dead").is_empty()).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    let told: Vec<serde_json::Value> = dead_told
+        .of_event("link.dead")
+        .iter()
+        .map(|got| got.json())
+        .collect();
+    assert_eq!(told.len(), 1, "told once: {told:?}");
+    ids[gone] = format!("{}-again", ids[gone]);
+    nodes[gone] = start_checker_node(&nats, &mock, &ids[gone], &settings);
+    wait_until(
+        Duration::from_secs(20),
+        "the restarted node has the monitor",
+        || (link_state(&nodes[gone]) == "invalid").then_some(()),
+    );
+    // Deleted on B, it is gone everywhere, and its link is checked no more.
+    let deleted = nodes[1].call(
+        &key,
+        "DELETE",
+        &format!("/api/v1/monitors/{monitor_id}"),
+        None,
+    );
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    for node in &nodes {
+        let path = format!("/api/v1/monitors/{monitor_id}");
+        wait_until(Duration::from_secs(10), "the monitor gone", || {
+            (node.call(&key, "GET", &path, None).status == 404).then_some(())
+        });
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+
     // A work batch of a job never opened (its node died while submitting it) is dropped by the
     // node that takes it, after twice the ack wait (at least 10 s), and nothing is checked.
     let checked_before = checked_total(&nodes);
@@ -1226,13 +1320,13 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
     // on C, and its share falls to C (the node that made a link was once the only one to watch
     // it). The share answers `ok` four times, then dies; C is killed once A shows the state C
     // shared.
-    let live = ["node-a", "node-b", "node-c2"];
+    let live = [ids[0].as_str(), ids[1].as_str(), ids[2].as_str()];
     let share = (0..)
         .map(|n| format!("flip4Takeover{n}"))
         .find(|id| {
             let url = format!("https://pan.quark.cn/s/{id}");
             let key = panlink::jobs::record::match_key(Some((Provider::Quark, id)), &url);
-            panlink::cluster::rendezvous_owner(live, key) == Some("node-c2")
+            panlink::cluster::rendezvous_owner(live, key) == Some(ids[2].as_str())
         })
         .unwrap();
     let made = nodes[2].call(
@@ -1276,11 +1370,11 @@ fn a_job_is_the_clusters_and_survives_a_worker_and_a_nats_server_killed() {
     assert_eq!(hook.status, 201, "{}", hook.text());
     let hook_id = hook.json()["data"]["id"].as_str().unwrap().to_owned();
     let falls_to = panlink::cluster::rendezvous_owner(
-        ["node-a", "node-b"],
-        panlink::webhooks::shared::key_of(&hook_id),
+        [ids[0].as_str(), ids[1].as_str()],
+        panlink::cluster::key_of(&hook_id),
     )
     .unwrap();
-    let (gone, survivor) = if falls_to == "node-a" { (0, 1) } else { (1, 0) };
+    let (gone, survivor) = if falls_to == ids[0] { (0, 1) } else { (1, 0) };
     let ping = nodes[survivor].call(
         &key,
         "POST",
