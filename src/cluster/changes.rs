@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bucket::WriteError;
 use super::log::{Log, Record};
+use crate::store::{Dbs, Store, StoreError, replica};
 
 /// Outcomes kept for waiters at most (one that gave up leaves its outcome behind).
 const MAX_OUTCOMES: usize = 4096;
@@ -69,10 +70,9 @@ impl<A> ChangeLog<A> {
             .ok_or_else(|| WriteError::Unavailable(format!("no outcome of change {sequence}")))
     }
 
-    /// The change `record` carries, and whether this node waits for its outcome ([`answer`]).
-    ///
-    /// [`answer`]: ChangeLog::answer
-    pub fn read<C: DeserializeOwned>(&self, record: &Record) -> Option<(C, bool)> {
+    /// The change `record` carries, and whether this node waits for its outcome
+    /// ([`ChangeLog::answer`]).
+    fn read<C: DeserializeOwned>(&self, record: &Record) -> Option<(C, bool)> {
         match serde_json::from_slice::<Envelope<C>>(&record.payload) {
             Ok(envelope) => Some((
                 envelope.change,
@@ -83,6 +83,43 @@ impl<A> ChangeLog<A> {
                 None
             }
         }
+    }
+
+    /// Applies the changes `records` carry to this node's copy, in order, in one write of
+    /// `store`, each by `apply` (given its sequence), and records the last sequence as applied;
+    /// answers each change's sequence, whether this node waits for it, and its outcome.
+    pub async fn apply_in_order<C, F>(
+        &self,
+        store: &Store,
+        records: Vec<Record>,
+        mut apply: F,
+    ) -> Result<Vec<(u64, bool, A)>, StoreError>
+    where
+        C: DeserializeOwned + Send + 'static,
+        A: Send + 'static,
+        F: FnMut(&mut heed::RwTxn, &Dbs, u64, &C) -> Result<A, StoreError> + Send + 'static,
+    {
+        let Some(last) = records.last().map(|r| r.sequence) else {
+            return Ok(Vec::new());
+        };
+        let changes: Vec<(u64, C, bool)> = records
+            .iter()
+            .filter_map(|record| {
+                let (change, reply) = self.read::<C>(record)?;
+                Some((record.sequence, change, reply))
+            })
+            .collect();
+        let name = self.log.name;
+        store
+            .write(move |txn, dbs| {
+                let mut out = Vec::with_capacity(changes.len());
+                for (sequence, change, reply) in &changes {
+                    out.push((*sequence, *reply, apply(txn, dbs, *sequence, change)?));
+                }
+                replica::set_followed(txn, dbs, name, last)?;
+                Ok(out)
+            })
+            .await
     }
 
     /// Keeps what the apply made of this node's change `sequence` for its waiter.

@@ -2,8 +2,10 @@
 //! schedule, on the engine's background lanes, recording each link's state, its transitions,
 //! and the webhook events they cause.
 //!
-//! Owns the monitor records, the scheduler task and the `/api/v1/monitors` handlers. It must not
-//! deliver webhooks itself: it writes their deliveries into its own transactions and wakes them.
+//! Owns the monitor records, the scheduler task and the `/api/v1/monitors` handlers. Every change
+//! of monitors is a [`change::Change`], applied by one function in single-node mode and, in
+//! cluster mode, by every node from the cluster's log ([`shared`]). It must not deliver webhooks
+//! itself: it hands their events to the webhooks' sink in its own transactions and wakes them.
 
 pub mod api;
 pub mod change;

@@ -25,7 +25,7 @@ use crate::cluster::changes::ChangeLog;
 use crate::cluster::log::Record;
 use crate::cluster::{self, Cluster, ClusterError, Membership};
 use crate::error::ApiError;
-use crate::store::{StoreError, replica};
+use crate::store::StoreError;
 
 /// The cluster log of monitors' changes.
 pub const MONITORS_LOG: &str = "panlink_monitors";
@@ -102,32 +102,17 @@ async fn apply(monitors: &Arc<Monitors>, records: Vec<Record>) -> Result<(), Sto
     let Some(shared) = &monitors.shared else {
         return Ok(());
     };
-    let Some(last) = records.last().map(|r| r.sequence) else {
-        return Ok(());
-    };
-    let changes: Vec<(u64, Change, bool)> = records
-        .iter()
-        .filter_map(|record| {
-            let (change, reply) = shared.changes.read::<Change>(record)?;
-            Some((record.sequence, change, reply))
-        })
-        .collect();
     let events = monitors.webhooks.sink();
-    let applied = monitors
-        .store
-        .write(move |txn, dbs| {
-            let mut out = Vec::with_capacity(changes.len());
-            for (sequence, change, reply) in &changes {
-                let events = events.found_in(MONITORS_LOG, *sequence);
-                out.push((
-                    *sequence,
-                    *reply,
-                    change::apply(txn, dbs, change, events, None)?,
-                ));
-            }
-            replica::set_followed(txn, dbs, MONITORS_LOG, last)?;
-            Ok(out)
-        })
+    let applied = shared
+        .changes
+        .apply_in_order(
+            &monitors.store,
+            records,
+            move |txn, dbs, sequence, change: &Change| {
+                let events = events.found_in(MONITORS_LOG, sequence);
+                change::apply(txn, dbs, change, events, None)
+            },
+        )
         .await?;
     for (sequence, reply, applied) in applied {
         monitors.after(&applied);

@@ -27,7 +27,7 @@ use crate::cluster::changes::{ChangeLog, outbox_record};
 use crate::cluster::log::Record;
 use crate::cluster::{self, Cluster, ClusterError, Membership};
 use crate::error::ApiError;
-use crate::store::{Dbs, StoreError, outbox, replica};
+use crate::store::{Dbs, StoreError, outbox};
 
 /// The cluster log of webhooks' changes.
 pub const WEBHOOKS_LOG: &str = "panlink_webhooks";
@@ -162,29 +162,18 @@ async fn apply(hooks: &Arc<Webhooks>, records: Vec<Record>) -> Result<(), StoreE
     let Some(shared) = &hooks.shared else {
         return Ok(());
     };
-    let Some(last) = records.last().map(|r| r.sequence) else {
-        return Ok(());
-    };
-    let changes: Vec<(u64, Change, bool)> = records
-        .iter()
-        .filter_map(|record| {
-            let (change, reply) = shared.changes.read::<Change>(record)?;
-            Some((record.sequence, change, reply))
-        })
-        .collect();
     let policy = hooks.policy();
-    let applied = hooks
-        .store
-        .write(move |txn, dbs| {
-            let mut out = Vec::with_capacity(changes.len());
-            for (sequence, change, reply) in &changes {
+    let applied = shared
+        .changes
+        .apply_in_order(
+            &hooks.store,
+            records,
+            move |txn, dbs, sequence, change: &Change| {
                 // Delivery ids from the change's place in the log: the same on every node.
                 record::number_deliveries_from(txn, dbs, sequence << DELIVERIES_PER_CHANGE_BITS)?;
-                out.push((*sequence, *reply, change::apply(txn, dbs, change, &policy)?));
-            }
-            replica::set_followed(txn, dbs, WEBHOOKS_LOG, last)?;
-            Ok(out)
-        })
+                change::apply(txn, dbs, change, &policy)
+            },
+        )
         .await?;
     for (sequence, reply, applied) in applied {
         hooks.after(&applied);

@@ -694,7 +694,8 @@ fn links_are_the_clusters_and_an_alias_is_handed_out_once() {
             "panlink_groups",
             "panlink_clicks",
             "panlink_jobs",
-            "panlink_webhooks"
+            "panlink_webhooks",
+            "panlink_monitors"
         ],
         "{health}"
     );
