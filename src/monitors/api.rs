@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::Monitors;
-use super::change::{Change, Refusal};
+use super::change::{Change, MonitorPatch, NewMonitor, Refusal};
 use super::record::{self, FinishedRun, LinkRecord, MonitorRecord, Run, StateCounts};
 use crate::checker::extract;
 use crate::checker::providers::{self, Recognized};
@@ -254,7 +254,7 @@ pub async fn create(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, A
     )?;
     let (found, rejected) = parse_links_off_workers(body.urls, body.text).await?;
     check_webhooks(monitors, &key.record.id, &body.webhook_ids)?;
-    let create = Change::Create {
+    let create = Change::Create(NewMonitor {
         id: format!("{ID_PREFIX}{}", random_base62(ID_BODY_LEN)),
         owner: key.record.id.clone(),
         name,
@@ -265,7 +265,7 @@ pub async fn create(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, A
         max_links: link_limit(monitors, key.record.plan),
         at_ms: timefmt::now_ms(),
         cluster: monitors.shared.is_some(),
-    };
+    });
     let applied = monitors.change(create).await?;
     if let Some(refusal) = applied.refused {
         return Err(refusal.into());
@@ -531,7 +531,7 @@ pub async fn patch(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, Ap
     if let Some(ids) = &body.webhook_ids {
         check_webhooks(monitors, &key.record.id, ids)?;
     }
-    let patch = Change::Patch {
+    let patch = Change::Patch(MonitorPatch {
         id: monitor.id,
         owner: key.record.id.clone(),
         name,
@@ -542,7 +542,7 @@ pub async fn patch(monitors: &Monitors, req: Req<'_>) -> Result<HttpResponse, Ap
         webhook_ids: body.webhook_ids,
         max_links: link_limit(monitors, key.record.plan),
         at_ms: timefmt::now_ms(),
-    };
+    });
     let applied = monitors.change(patch).await?;
     if let Some(refusal) = applied.refused {
         return Err(refusal.into());

@@ -62,36 +62,8 @@ impl Checked {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
-    /// A new monitor with the links of `urls`, unless its owner is over a limit or names a
-    /// webhook not its own.
-    Create {
-        id: String,
-        owner: String,
-        name: String,
-        interval_s: u32,
-        webhook_ids: Vec<String>,
-        urls: Vec<String>,
-        max_monitors: u64,
-        max_links: u64,
-        at_ms: u64,
-        /// Made through the cluster's log.
-        #[serde(default)]
-        cluster: bool,
-    },
-    Patch {
-        id: String,
-        owner: String,
-        name: Option<String>,
-        interval_s: Option<u32>,
-        /// Links to add.
-        urls: Vec<String>,
-        /// Match keys of links to remove.
-        removals: Vec<u64>,
-        paused: Option<bool>,
-        webhook_ids: Option<Vec<String>>,
-        max_links: u64,
-        at_ms: u64,
-    },
+    Create(NewMonitor),
+    Patch(MonitorPatch),
     Delete {
         id: String,
     },
@@ -105,6 +77,40 @@ pub enum Change {
         results: Vec<Checked>,
         at_ms: u64,
     },
+}
+
+/// A new monitor with the links of `urls`, unless its owner is over a limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewMonitor {
+    pub id: String,
+    pub owner: String,
+    pub name: String,
+    pub interval_s: u32,
+    pub webhook_ids: Vec<String>,
+    pub urls: Vec<String>,
+    pub max_monitors: u64,
+    pub max_links: u64,
+    pub at_ms: u64,
+    /// Made through the cluster's log.
+    #[serde(default)]
+    pub cluster: bool,
+}
+
+/// What a `PATCH` changes of monitor `id`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MonitorPatch {
+    pub id: String,
+    pub owner: String,
+    pub name: Option<String>,
+    pub interval_s: Option<u32>,
+    /// Links to add.
+    pub urls: Vec<String>,
+    /// Match keys of links to remove.
+    pub removals: Vec<u64>,
+    pub paused: Option<bool>,
+    pub webhook_ids: Option<Vec<String>>,
+    pub max_links: u64,
+    pub at_ms: u64,
 }
 
 /// What applying a change did.
@@ -147,8 +153,8 @@ pub fn apply(
     watcher: Option<&dyn TargetWatcher>,
 ) -> Result<Applied, StoreError> {
     match change {
-        Change::Create { .. } => create(txn, dbs, change),
-        Change::Patch { .. } => patch(txn, dbs, change),
+        Change::Create(new) => create(txn, dbs, new),
+        Change::Patch(patch_of) => patch(txn, dbs, patch_of),
         Change::Delete { id } => {
             if let Some(monitor) = record::get_monitor(txn, dbs, id)? {
                 record::delete_monitor(txn, dbs, &monitor)?;
@@ -195,8 +201,8 @@ fn refused(refusal: Refusal) -> Result<Applied, StoreError> {
     })
 }
 
-fn create(txn: &mut RwTxn, dbs: &Dbs, change: &Change) -> Result<Applied, StoreError> {
-    let Change::Create {
+fn create(txn: &mut RwTxn, dbs: &Dbs, new: &NewMonitor) -> Result<Applied, StoreError> {
+    let NewMonitor {
         id,
         owner,
         name,
@@ -207,10 +213,7 @@ fn create(txn: &mut RwTxn, dbs: &Dbs, change: &Change) -> Result<Applied, StoreE
         max_links,
         at_ms,
         cluster,
-    } = change
-    else {
-        return Ok(Applied::default());
-    };
+    } = new;
     let now = *at_ms;
     if record::get_monitor(txn, dbs, id)?.is_some() {
         return refused(Refusal::NotFound);
@@ -265,8 +268,8 @@ fn create(txn: &mut RwTxn, dbs: &Dbs, change: &Change) -> Result<Applied, StoreE
     })
 }
 
-fn patch(txn: &mut RwTxn, dbs: &Dbs, change: &Change) -> Result<Applied, StoreError> {
-    let Change::Patch {
+fn patch(txn: &mut RwTxn, dbs: &Dbs, change: &MonitorPatch) -> Result<Applied, StoreError> {
+    let MonitorPatch {
         id,
         owner,
         name,
@@ -277,10 +280,7 @@ fn patch(txn: &mut RwTxn, dbs: &Dbs, change: &Change) -> Result<Applied, StoreEr
         webhook_ids,
         max_links,
         at_ms,
-    } = change
-    else {
-        return Ok(Applied::default());
-    };
+    } = change;
     let now = *at_ms;
     let Some(mut monitor) = record::get_monitor(txn, dbs, id)? else {
         return refused(Refusal::NotFound);

@@ -26,7 +26,7 @@ use crate::error::ApiError;
 use crate::jobs::engine::Engine;
 use crate::store::Store;
 use crate::webhooks::Webhooks;
-use change::{Applied, Change};
+use change::{Applied, Change, MonitorPatch};
 use command::Command;
 use scheduler::SchedulerStats;
 use watch::{TargetWatcher, WatchHandle};
@@ -123,8 +123,10 @@ impl Monitors {
     /// this data dir had before it joined is not).
     fn is_the_clusters(&self, change: &Change) -> Result<bool, ApiError> {
         let id = match change {
-            Change::Create { .. } | Change::Verdicts { .. } => return Ok(true),
-            Change::Patch { id, .. } | Change::Delete { id } | Change::Run { id, .. } => id,
+            Change::Create(_) | Change::Verdicts { .. } => return Ok(true),
+            Change::Patch(MonitorPatch { id, .. })
+            | Change::Delete { id }
+            | Change::Run { id, .. } => id,
         };
         Ok(self
             .store

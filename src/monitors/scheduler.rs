@@ -338,10 +338,7 @@ async fn flush(
         if !theirs.is_empty() {
             // Every node applies them, and tells its own scheduler of the next slots.
             let count = theirs.len() as u64;
-            let retry: Vec<(String, u32, Provider)> = theirs
-                .iter()
-                .map(|c| (c.monitor.clone(), c.link, c.provider))
-                .collect();
+            let retry = retry_of(&theirs);
             let verdicts = change::Change::Verdicts {
                 results: theirs,
                 at_ms: timefmt::now_ms(),
@@ -352,12 +349,7 @@ async fn flush(
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, results = retry.len(), "publishing monitor results failed; asking again later");
-                    let later = now_s().saturating_add(RETRY_AFTER_S);
-                    for (monitor, link, provider) in retry {
-                        if let Some(&slot) = table.by_id.get(&monitor) {
-                            schedule.push(provider, later, slot, link);
-                        }
-                    }
+                    ask_again_later(retry, schedule, table);
                 }
             }
         }
@@ -365,10 +357,7 @@ async fn flush(
             return;
         }
     }
-    let retry: Vec<(String, u32, Provider)> = results
-        .iter()
-        .map(|c| (c.monitor.clone(), c.link, c.provider))
-        .collect();
+    let retry = retry_of(&results);
     let now = timefmt::now_ms();
     let count = results.len() as u64;
     let cap = webhooks.sink();
@@ -391,12 +380,25 @@ async fn flush(
         }
         Err(err) => {
             tracing::warn!(error = %err, results = retry.len(), "recording monitor results failed; asking again later");
-            let later = now_s().saturating_add(RETRY_AFTER_S);
-            for (monitor, link, provider) in retry {
-                if let Some(&slot) = table.by_id.get(&monitor) {
-                    schedule.push(provider, later, slot, link);
-                }
-            }
+            ask_again_later(retry, schedule, table);
+        }
+    }
+}
+
+/// `(monitor, link, provider)` of each verdict, to ask again should recording them fail.
+fn retry_of(results: &[Checked]) -> Vec<(String, u32, Provider)> {
+    results
+        .iter()
+        .map(|c| (c.monitor.clone(), c.link, c.provider))
+        .collect()
+}
+
+/// Puts the links of verdicts that could not be recorded back on the schedule, a while on.
+fn ask_again_later(retry: Vec<(String, u32, Provider)>, schedule: &mut Schedule, table: &Table) {
+    let later = now_s().saturating_add(RETRY_AFTER_S);
+    for (monitor, link, provider) in retry {
+        if let Some(&slot) = table.by_id.get(&monitor) {
+            schedule.push(provider, later, slot, link);
         }
     }
 }

@@ -39,20 +39,12 @@ pub async fn run_worker(
         if let Some(shared) = &hooks.shared
             && !shared.delivers(&id)
         {
-            // Another node sends this webhook's deliveries; this one takes over should it go.
+            // Another node sends this webhook's deliveries; this one takes over should it go
+            // (a deletion's apply stops this worker on every node).
             tokio::select! {
                 () = tokio::time::sleep(NOT_MINE_RECHECK) => {}
                 () = wake.notified() => {}
                 () = stop.cancelled() => return,
-            }
-            if hooks
-                .store
-                .read(|txn, dbs| record::get_webhook(txn, dbs, &id))
-                .ok()
-                .flatten()
-                .is_none()
-            {
-                return;
             }
             continue;
         }
