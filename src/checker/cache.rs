@@ -56,19 +56,23 @@ pub struct Lead {
 pub struct CheckCache {
     ttl: CacheTtl,
     max_per_shard: usize,
-    shards: Box<[Mutex<HashMap<String, Entry>>]>,
+    shards: Box<[Mutex<Shard>]>,
 }
+
+/// Keys are share ids clients chose: the maps keep std's keyed hash, so that no client can fill
+/// one bucket chain.
+type Shard = HashMap<String, Entry>;
 
 impl CheckCache {
     pub fn new(ttl: CacheTtl, max_entries: usize) -> CheckCache {
         CheckCache {
             ttl,
             max_per_shard: (max_entries / SHARDS).max(1),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
         }
     }
 
-    fn shard(&self, key: &str) -> &Mutex<HashMap<String, Entry>> {
+    fn shard(&self, key: &str) -> &Mutex<Shard> {
         use std::hash::{Hash, Hasher};
         let mut hasher = rustc_hash::FxHasher::default();
         key.hash(&mut hasher);
@@ -102,23 +106,29 @@ impl CheckCache {
 
     /// Publishes the leader's verdict to waiters and keeps it if its state is cacheable.
     pub fn finish(&self, lead: Lead, verdict: &Verdict) {
-        let mut shard = self.shard(&lead.key).lock();
+        let Lead { key, sender } = lead;
+        let mut shard = self.shard(&key).lock();
         match self.ttl.of(verdict.state) {
             Some(ttl) => {
-                shard.insert(
-                    lead.key.clone(),
-                    Entry::Done {
-                        verdict: verdict.clone(),
-                        expires: Instant::now() + ttl,
-                    },
-                );
+                let done = Entry::Done {
+                    verdict: verdict.clone(),
+                    expires: Instant::now() + ttl,
+                };
+                // The lead's own entry is where it left it (nothing evicts a check in flight):
+                // replaced in place, with no new key.
+                match shard.get_mut(key.as_str()) {
+                    Some(entry) => *entry = done,
+                    None => {
+                        shard.insert(key, done);
+                    }
+                }
             }
             None => {
-                shard.remove(&lead.key);
+                shard.remove(key.as_str());
             }
         }
         drop(shard);
-        let _ = lead.sender.send(Some(verdict.clone()));
+        let _ = sender.send(Some(verdict.clone()));
     }
 
     /// Keeps a verdict reached outside [`lookup`](Self::lookup) (a monitor's re-check, which
@@ -165,7 +175,7 @@ const EVICTION_PROBES: usize = 8;
 
 /// The entry to drop from a full shard: among the first few in hash order (which is effectively
 /// random), an expired verdict, else a live one; never a check in flight.
-fn eviction_victim(shard: &HashMap<String, Entry>, now: Instant) -> Option<String> {
+fn eviction_victim(shard: &Shard, now: Instant) -> Option<String> {
     let mut live = None;
     for (key, entry) in shard.iter().take(EVICTION_PROBES) {
         if let Entry::Done { expires, .. } = entry {
@@ -290,7 +300,7 @@ mod tests {
             expires,
         };
         let (_sender, receiver) = watch::channel(None);
-        let mut shard = HashMap::new();
+        let mut shard = Shard::default();
         shard.insert("flying".to_owned(), Entry::InFlight(receiver.clone()));
         assert_eq!(eviction_victim(&shard, now), None);
         shard.insert("live".to_owned(), done(now + Duration::from_secs(60)));

@@ -1498,32 +1498,37 @@ async fn run_sink(engine: Arc<Engine>, mut rx: mpsc::Receiver<Outcome>) {
             firsts
                 .entry(Arc::as_ptr(&outcome.job) as usize)
                 .or_insert(event_id);
-            let event = PreparedEvent {
-                job_id: outcome.job.id.clone(),
+            // Serialized here, off the writer thread, when the check brought its item along;
+            // else the writer reads the item and serializes the result there.
+            let body = match outcome.item.take() {
+                Some(item) => EventBody::Json(event::event_json(
+                    outcome.item_id,
+                    &outcome.result,
+                    Some(&item),
+                )),
+                None => EventBody::FromItem(outcome.result.clone()),
+            };
+            prepared.push(PreparedEvent {
+                job: Arc::clone(&outcome.job),
                 event_id,
                 item_id: outcome.item_id,
-                result: outcome.result.clone(),
-            };
-            // Serialized here, off the writer thread, when the check brought its item along.
-            let json = outcome
-                .item
-                .take()
-                .map(|item| event::event_json(event.item_id, &event.result, Some(&item)));
-            prepared.push((event, json));
+                body,
+            });
         }
         let written = engine
             .store
             .write(move |txn, dbs| {
                 let mut out = Vec::with_capacity(prepared.len());
-                for (event, json) in prepared {
-                    let json = match json {
-                        Some(json) => json,
-                        None => {
-                            let item = record::get_item(txn, dbs, &event.job_id, event.item_id)?;
-                            event::event_json(event.item_id, &event.result, item.as_ref())
+                for event in prepared {
+                    let job_id = event.job.id.as_str();
+                    let json = match event.body {
+                        EventBody::Json(json) => json,
+                        EventBody::FromItem(result) => {
+                            let item = record::get_item(txn, dbs, job_id, event.item_id)?;
+                            event::event_json(event.item_id, &result, item.as_ref())
                         }
                     };
-                    record::put_event(txn, dbs, &event.job_id, event.event_id, &json)?;
+                    record::put_event(txn, dbs, job_id, event.event_id, &json)?;
                     out.push((event.event_id, Bytes::from(json)));
                 }
                 Ok(out)
@@ -1588,10 +1593,17 @@ async fn publish(engine: &Engine, outcome: Outcome, event_id: u32, json: Bytes) 
 
 /// A result with its event id, ready to be stored.
 struct PreparedEvent {
-    job_id: String,
+    job: Arc<Job>,
     event_id: u32,
     item_id: u32,
-    result: CheckResult,
+    body: EventBody,
+}
+
+/// An event's JSON, or what the writer needs to make it.
+enum EventBody {
+    Json(Vec<u8>),
+    /// The check came without its item (it could not be read): the writer reads it.
+    FromItem(CheckResult),
 }
 
 fn count_state(counts: &mut Counts, state: State) {
