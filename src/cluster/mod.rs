@@ -153,6 +153,10 @@ pub struct Cluster {
     server_version: String,
     /// Every node whose heartbeat the watch delivered, with when it arrived here.
     seen: Arc<Mutex<HashMap<String, (NodeInfo, Instant)>>>,
+    /// Told of every entry the watch delivers (a heartbeat, a node leaving).
+    seen_changed: tokio::sync::Notify,
+    /// Bumped whenever the set of live nodes changes ([`Membership::changes`]).
+    live_changes: tokio::sync::watch::Sender<u64>,
     /// The product buckets opened so far.
     buckets: Mutex<Vec<Bucket>>,
     /// The product logs opened so far.
@@ -267,6 +271,8 @@ impl Cluster {
             replicas: config.replicas,
             server_version: info.version.clone(),
             seen: Arc::default(),
+            seen_changed: tokio::sync::Notify::new(),
+            live_changes: tokio::sync::watch::Sender::new(0),
             buckets: Mutex::new(Vec::new()),
             logs: Mutex::new(Vec::new()),
             work_queues: Mutex::new(Vec::new()),
@@ -427,6 +433,7 @@ impl Cluster {
         // The JetStream view is read on its own beat: a request to a server that just died waits
         // for the client's timeout, and heartbeats must never wait for it.
         tokio::spawn(Box::pin(Arc::clone(&self).read_views(stop.clone())));
+        tokio::spawn(Box::pin(Arc::clone(&self).watch_live_set(stop.clone())));
         let mut beat = tokio::time::interval(self.ttl / 3);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The revision of this node's last heartbeat: leaving deletes only that one, never the
@@ -479,6 +486,40 @@ impl Cluster {
             tracing::warn!(error = %err, "leaving the cluster's node list failed; the entry expires instead");
         }
         let _ = self.client.flush().await;
+    }
+
+    /// Tells [`Membership::changes`] whenever the live nodes change, until `stop`: wakes on
+    /// every entry the watch delivers and when the oldest live heartbeat reaches `ttl`, so a node
+    /// that went silent is seen gone at once, and nothing polls in between.
+    async fn watch_live_set(self: Arc<Self>, stop: CancellationToken) {
+        let mut live: Vec<String> = Vec::new();
+        loop {
+            let (now_live, next_expiry) = {
+                let seen = self.seen.lock();
+                let alive = || seen.iter().filter(|(_, (_, at))| at.elapsed() < self.ttl);
+                let mut ids: Vec<String> = alive().map(|(id, _)| id.clone()).collect();
+                ids.sort_unstable();
+                (ids, alive().map(|(_, (_, at))| *at + self.ttl).min())
+            };
+            if now_live != live {
+                live = now_live;
+                self.live_changes.send_modify(|generation| *generation += 1);
+            }
+            let expiry = async {
+                match next_expiry {
+                    // A millisecond past it, so that the heartbeat has aged out when it wakes.
+                    Some(at) => {
+                        tokio::time::sleep_until((at + Duration::from_millis(1)).into()).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = self.seen_changed.notified() => {}
+                () = expiry => {}
+                () = stop.cancelled() => return,
+            }
+        }
     }
 
     /// Reads the JetStream view for `/health` every third of `ttl` until `stop`.
@@ -564,6 +605,7 @@ impl Cluster {
                 seen.remove(&entry.key);
             }
         }
+        self.seen_changed.notify_one();
     }
 
     /// Who is alive, for work shared out among the live nodes without a message per share.
@@ -572,6 +614,7 @@ impl Cluster {
             me: self.me.node_id.clone(),
             seen: Arc::clone(&self.seen),
             ttl: self.ttl,
+            live_changes: self.live_changes.subscribe(),
         }
     }
 
@@ -618,9 +661,19 @@ pub struct Membership {
     me: String,
     seen: Arc<Mutex<HashMap<String, (NodeInfo, Instant)>>>,
     ttl: Duration,
+    live_changes: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Membership {
+    /// A receiver that changes whenever the live nodes do (so whenever [`falls_here`] may answer
+    /// differently): work waiting for a key to fall to this node waits on it instead of asking
+    /// again on a timer.
+    ///
+    /// [`falls_here`]: Membership::falls_here
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.live_changes.clone()
+    }
+
     /// Whether `key` falls to this node among the live ones ([`rendezvous_owner`]). Every node
     /// with the same view answers the same; while views differ (a node just started, died, or
     /// is cut off) a key may fall to two nodes, or for one heartbeat's time to a dead one, so

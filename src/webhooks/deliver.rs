@@ -19,8 +19,6 @@ use super::record::{self, DeliveryRecord, DeliveryStatus, WebhookRecord};
 use super::{Webhooks, event, signature, target};
 use crate::timefmt;
 
-/// How often a worker whose webhook falls to another node asks again (cluster mode).
-const NOT_MINE_RECHECK: Duration = Duration::from_secs(1);
 /// Finished deliveries deleted per webhook in one write of the purge.
 const PURGE_BATCH: usize = 256;
 
@@ -35,14 +33,17 @@ pub async fn run_worker(
     let mut running: JoinSet<()> = JoinSet::new();
     // Sequence numbers being attempted, by task.
     let mut in_flight: HashMap<tokio::task::Id, u64> = HashMap::with_capacity(limit);
+    // Cluster mode: the live nodes, which decide which node sends this webhook's deliveries.
+    let mut senders = hooks.shared.as_ref().map(|shared| shared.senders_change());
     loop {
         if let Some(shared) = &hooks.shared
             && !shared.delivers(&id)
         {
-            // Another node sends this webhook's deliveries; this one takes over should it go
-            // (a deletion's apply stops this worker on every node).
+            // Another node sends this webhook's deliveries; this one takes over when the live
+            // nodes change so that it falls here (a deletion's apply stops this worker on every
+            // node).
             tokio::select! {
-                () = tokio::time::sleep(NOT_MINE_RECHECK) => {}
+                () = senders_changed(&mut senders) => {}
                 () = wake.notified() => {}
                 () = stop.cancelled() => return,
             }
@@ -105,8 +106,21 @@ pub async fn run_worker(
             }
             () = wake.notified() => {}
             () = sleep => {}
+            // A node that joined may take this webhook over: asked again at once.
+            () = senders_changed(&mut senders) => {}
             () = stop.cancelled() => return,
         }
+    }
+}
+
+/// Returns when the live nodes change (never in single-node mode, or once the cluster is gone).
+async fn senders_changed(senders: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    let changed = match senders {
+        Some(receiver) => receiver.changed().await.is_ok(),
+        None => false,
+    };
+    if !changed {
+        std::future::pending::<()>().await;
     }
 }
 

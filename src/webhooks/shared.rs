@@ -61,6 +61,12 @@ impl SharedHooks {
         self.membership.falls_here(cluster::key_of(webhook_id))
     }
 
+    /// Changes whenever [`delivers`](Self::delivers) may answer differently (the live nodes
+    /// changed).
+    pub fn senders_change(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.membership.changes()
+    }
+
     /// Whether this node runs the purge of old deliveries now (one node does).
     pub fn purges(&self) -> bool {
         self.membership.falls_here(cluster::key_of("purge"))
