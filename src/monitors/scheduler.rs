@@ -8,6 +8,7 @@
 //! the link was not checked since. Everything it needs survives a restart: the stored
 //! `next_due_s` of each link and the monitor's `run_requested_at_ms`.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,9 +49,38 @@ struct Slot {
     id: String,
     /// The run requested last (unix ms).
     run_from_ms: Option<u64>,
+    /// What the scheduler needs of the monitor's record, read when first needed and again after
+    /// each change of the monitor (every change sends a schedule command).
+    facts: Cell<Option<MonitorFacts>>,
+}
+
+#[derive(Clone, Copy)]
+struct MonitorFacts {
+    /// The monitor is the cluster's (cluster mode): its links are checked by the node it falls
+    /// to. Otherwise this node's own (a monitor of the data dir from before it joined): checked
+    /// here.
+    cluster: bool,
+    interval_s: u32,
 }
 
 impl Slot {
+    /// The facts of this slot's monitor (`None`: it has no record now).
+    fn facts(&self, store: &Store) -> Option<MonitorFacts> {
+        if self.facts.get().is_none() {
+            self.facts.set(
+                store
+                    .read(|txn, dbs| record::get_monitor(txn, dbs, &self.id))
+                    .ok()
+                    .flatten()
+                    .map(|m| MonitorFacts {
+                        cluster: m.cluster,
+                        interval_s: m.interval_s,
+                    }),
+            );
+        }
+        self.facts.get()
+    }
+
     /// Whether an entry due at `due_s` starts the requested run for `link`.
     fn starts_run(&self, due_s: u32, link: &LinkRecord) -> bool {
         self.run_from_ms.is_some_and(|ms| {
@@ -80,6 +110,7 @@ impl Table {
         self.slots.push(Some(Slot {
             id: id.to_owned(),
             run_from_ms: None,
+            facts: Cell::new(None),
         }));
         self.by_id.insert(id.to_owned(), n);
         n
@@ -113,6 +144,10 @@ fn rebuild(store: &Store) -> Result<(Schedule, Table), StoreError> {
         let run = Slot {
             id: monitor.id.clone(),
             run_from_ms: monitor.run_requested_at_ms,
+            facts: Cell::new(Some(MonitorFacts {
+                cluster: monitor.cluster,
+                interval_s: monitor.interval_s,
+            })),
         };
         store.read(|txn, dbs| {
             record::walk_links(txn, dbs, &monitor.id, 0, |link| {
@@ -206,7 +241,13 @@ pub async fn run(parts: Parts, mut commands: mpsc::UnboundedReceiver<Command>) {
                     continue;
                 }
                 let checks_here = if record.watchers.is_empty() {
-                    shared.as_ref().is_none_or(|shared| shared.checks(&s.id))
+                    match &shared {
+                        None => true,
+                        // A monitor that is not the cluster's is on this node only.
+                        Some(shared) => {
+                            !s.facts(&store).is_some_and(|f| f.cluster) || shared.checks(&s.id)
+                        }
+                    }
                 } else {
                     watcher.checks_here(&record)
                 };
@@ -214,11 +255,7 @@ pub async fn run(parts: Parts, mut commands: mpsc::UnboundedReceiver<Command>) {
                     // Another node checks this link (a share watched, or a monitor of the
                     // cluster's): keep its slot, so this node checks it on time should that
                     // node go.
-                    let interval = store
-                        .read(|txn, dbs| record::get_monitor(txn, dbs, &s.id))
-                        .ok()
-                        .flatten()
-                        .map_or(RETRY_AFTER_S, |m| m.interval_s);
+                    let interval = s.facts(&store).map_or(RETRY_AFTER_S, |f| f.interval_s);
                     let offset = schedule::offset(&s.id, link, interval);
                     let next = schedule::next_slot(u64::from(now), interval, offset);
                     schedule.push(
@@ -280,8 +317,12 @@ pub async fn run(parts: Parts, mut commands: mpsc::UnboundedReceiver<Command>) {
             command = commands.recv() => match command {
                 Some(Command::Schedule { monitor, links, run_from_ms }) => {
                     let slot = table.slot_of(&monitor);
-                    if let (Some(run), Some(Some(s))) = (run_from_ms, table.slots.get_mut(slot as usize)) {
-                        s.run_from_ms = Some(run);
+                    if let Some(Some(s)) = table.slots.get_mut(slot as usize) {
+                        // The monitor changed: its record is read again when next needed.
+                        s.facts.set(None);
+                        if let Some(run) = run_from_ms {
+                            s.run_from_ms = Some(run);
+                        }
                     }
                     for (link, provider, due) in links {
                         schedule.push(provider, due, slot, link);
@@ -334,7 +375,7 @@ async fn flush(
     }
     let mut results = std::mem::take(batch);
     if let Some(shared) = shared {
-        let theirs = the_clusters(store, &mut results);
+        let theirs = the_clusters(store, table, &mut results);
         if !theirs.is_empty() {
             // Every node applies them, and tells its own scheduler of the next slots.
             let count = theirs.len() as u64;
@@ -405,19 +446,22 @@ fn ask_again_later(retry: Vec<(String, u32, Provider)>, schedule: &mut Schedule,
 
 /// Takes out of `results` those of the cluster's monitors (cluster mode); the rest are this
 /// node's own (the target watch's hidden monitors, monitors from before the data dir joined).
-fn the_clusters(store: &Store, results: &mut Vec<Checked>) -> Vec<Checked> {
-    let mut cluster_of: HashMap<String, bool> = HashMap::new();
+fn the_clusters(store: &Store, table: &Table, results: &mut Vec<Checked>) -> Vec<Checked> {
     let mut theirs = Vec::new();
     results.retain(|checked| {
-        let is_the_clusters = *cluster_of
-            .entry(checked.monitor.clone())
-            .or_insert_with(|| {
-                store
-                    .read(|txn, dbs| record::get_monitor(txn, dbs, &checked.monitor))
-                    .ok()
-                    .flatten()
-                    .is_some_and(|m| m.cluster)
-            });
+        let slot = table
+            .by_id
+            .get(&checked.monitor)
+            .and_then(|&slot| table.slots[slot as usize].as_ref());
+        let is_the_clusters = match slot {
+            Some(slot) => slot.facts(store).is_some_and(|f| f.cluster),
+            // Paused or deleted since its check: as its record says.
+            None => store
+                .read(|txn, dbs| record::get_monitor(txn, dbs, &checked.monitor))
+                .ok()
+                .flatten()
+                .is_some_and(|m| m.cluster),
+        };
         if is_the_clusters {
             theirs.push(checked.clone());
         }

@@ -905,13 +905,88 @@ fn start_checker_node(
     node_id: &str,
     extra: &[(&str, &str)],
 ) -> Server {
+    let env = checker_env(nats, mock, node_id, extra);
+    Server::start_with(&string_pairs(&env))
+}
+
+/// The settings of a node of `nats`' cluster whose checker asks `mock`, with `extra` ones.
+fn checker_env(
+    nats: &NatsCluster,
+    mock: &Mock,
+    node_id: &str,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = node_env(nats, node_id)
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value))
         .collect();
     env.extend(mock.server_env_with(extra));
-    let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    Server::start_with(&refs)
+    env
+}
+
+fn string_pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+#[test]
+#[ignore = "heavy tier (scripts/test.sh): three nats-servers and three nodes"]
+fn a_monitor_a_data_dir_had_before_it_joined_is_checked_by_its_node() {
+    let mock = Mock::start(2);
+    let settings = [("PANLINK_MONITORS_MIN_INTERVAL_S", "1")];
+    let ids = ["node-a", "node-b", "node-c"];
+    let a_dir = tempfile::tempdir().unwrap();
+    // Made while A's data dir served alone: a monitor that falls to B or C by its id once A
+    // joins. It is A's own all the same (not in the cluster's log): A must check it.
+    let (key, monitor_id) = {
+        let env = mock.server_env_with(&settings);
+        let single = Server::start_at(a_dir.path(), &string_pairs(&env));
+        let key = single.job_key("pre-join");
+        let mut falls_elsewhere = None;
+        for n in 0..20 {
+            let monitor = single.call(
+                &key,
+                "POST",
+                "/api/v1/monitors",
+                Some(&json!({
+                    "name": format!("单机监控{n}"),
+                    "urls": [format!("https://pan.quark.cn/s/okPreJoin{n}")],
+                    "interval_s": 1,
+                })),
+            );
+            assert_eq!(monitor.status, 201, "{}", monitor.text());
+            let id = monitor.json()["data"]["id"].as_str().unwrap().to_owned();
+            let owner =
+                panlink::cluster::rendezvous_owner(ids, panlink::cluster::key_of(&id)).unwrap();
+            if owner != "node-a" {
+                falls_elsewhere = Some(id);
+                break;
+            }
+        }
+        (key, falls_elsewhere.expect("one of 20 ids falls to B or C"))
+    };
+    let nats = NatsCluster::start(&nats_server(), 3);
+    let a_env = checker_env(&nats, &mock, "node-a", &settings);
+    let a = Server::start_at(a_dir.path(), &string_pairs(&a_env));
+    let b = start_checker_node(&nats, &mock, "node-b", &settings);
+    let _c = start_checker_node(&nats, &mock, "node-c", &settings);
+    wait_for_nodes(&a, &ids, Duration::from_secs(20));
+    wait_for_key(&b, &key, 200, None);
+    let path = format!("/api/v1/monitors/{monitor_id}");
+    assert_eq!(b.call(&key, "GET", &path, None).status, 404, "A's own");
+    let checked_at = || {
+        let links = a.call(&key, "GET", &format!("{path}/links"), None);
+        assert_eq!(links.status, 200, "{}", links.text());
+        links.json()["data"]["items"][0]["last_checked_at"].clone()
+    };
+    // A check under way when A saw the others may still land; after it, only a node that
+    // checks the monitor moves its time.
+    std::thread::sleep(Duration::from_millis(2500));
+    let before = checked_at();
+    wait_until(
+        Duration::from_secs(10),
+        "A checking its own monitor in the cluster",
+        || (checked_at() != before).then_some(()),
+    );
 }
 
 /// Result events of `events` by id: the item each answers and its state.
