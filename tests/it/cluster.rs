@@ -41,6 +41,7 @@ impl NatsCluster {
         let dir = tempfile::tempdir().unwrap();
         let client_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
         let route_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let monitor_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
         let routes = route_ports
             .iter()
             .map(|port| format!("nats-route://127.0.0.1:{port}"))
@@ -57,6 +58,8 @@ impl NatsCluster {
                     "127.0.0.1",
                     "-p",
                     &client_ports[i].to_string(),
+                    "-m",
+                    &monitor_ports[i].to_string(),
                     "-js",
                     "-sd",
                     store.to_str().unwrap(),
@@ -80,11 +83,41 @@ impl NatsCluster {
                 )
             })
             .collect();
-        NatsCluster {
+        let mut cluster = NatsCluster {
             servers,
             client_ports,
             _dir: dir,
+        };
+        if size > 1 {
+            cluster.wait_for_jetstream_leader(&monitor_ports);
         }
+        cluster
+    }
+
+    /// Waits until every server names the same JetStream leader. A node started before that
+    /// waits for it only as long as its connect timeout, which an election on a busy machine
+    /// can outlast; the tests are about the nodes, not about how fast NATS forms a cluster.
+    /// A server that exited meanwhile (a port taken between `free_port` and its start) is named.
+    fn wait_for_jetstream_leader(&mut self, monitor_ports: &[u16]) {
+        wait_until(
+            Duration::from_secs(60),
+            "the nats-servers' JetStream leader",
+            || {
+                for (i, server) in self.servers.iter_mut().enumerate() {
+                    if let Some(Ok(Some(status))) = server.as_mut().map(Child::try_wait) {
+                        panic!("nats-server n{i} exited as it started: {status}");
+                    }
+                }
+                let leaders = monitor_ports
+                    .iter()
+                    .map(|port| jetstream_leader(*port))
+                    .collect::<Option<Vec<String>>>()?;
+                leaders
+                    .iter()
+                    .all(|leader| *leader == leaders[0])
+                    .then_some(())
+            },
+        );
     }
 
     /// `cluster.nats_urls` as its environment variable takes it (a TOML array).
@@ -111,6 +144,22 @@ impl Drop for NatsCluster {
             self.kill9(index);
         }
     }
+}
+
+/// The JetStream leader a nats-server's monitoring port at `port` names (`/jsz`), if any yet.
+fn jetstream_leader(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"GET /jsz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let (_, body) = answer.split_once("\r\n\r\n")?;
+    let jsz: serde_json::Value = serde_json::from_str(body).ok()?;
+    let leader = jsz["meta_cluster"]["leader"].as_str()?;
+    (!leader.is_empty()).then(|| leader.to_owned())
 }
 
 fn nats_server() -> String {
