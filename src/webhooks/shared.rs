@@ -114,7 +114,7 @@ async fn offer_local_webhooks(hooks: &Webhooks, shared: &SharedHooks) -> Result<
             .map_err(|err| err.to_string())?;
         if let Some(hook) = found {
             let create = Change::Create {
-                hook,
+                hook: as_offered(hook),
                 limit: usize::MAX,
             };
             shared.submit(create).await.map_err(|err| err.to_string())?;
@@ -128,6 +128,16 @@ async fn offer_local_webhooks(hooks: &Webhooks, shared: &SharedHooks) -> Result<
         );
     }
     Ok(())
+}
+
+/// A webhook as this node offers it to the cluster: the other nodes hold none of the deliveries
+/// it stored before it joined, so their copies count from zero (with this node's count they
+/// would reach `webhooks.max_stored_deliveries` early and drop the cluster's own deliveries
+/// while this node drops its old ones). This node keeps its record and count: the offer's apply
+/// skips a webhook a node already has.
+fn as_offered(mut hook: record::WebhookRecord) -> record::WebhookRecord {
+    hook.stored_deliveries = 0;
+    hook
 }
 
 /// Whether this node's copy reached `sequence` within `timeout`.
@@ -188,4 +198,110 @@ async fn apply(hooks: &Arc<Webhooks>, records: Vec<Record>) -> Result<(), StoreE
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::webhooks::change::Policy;
+
+    /// A node that stored two deliveries before it joined offers its webhook; then three pings
+    /// reach every node through the log. Every node must hold the same deliveries of the
+    /// cluster (with a limit of three, the joining node drops its own old ones, never the
+    /// cluster's).
+    #[test]
+    fn an_offered_webhook_counts_only_the_deliveries_a_node_holds() {
+        let policy = Policy {
+            retry_base_ms: 60_000,
+            retry_window_ms: 3_600_000,
+            disable_after_ms: 3_600_000,
+            max_stored: 3,
+        };
+        let hook = record::WebhookRecord {
+            id: "hookPreJoin01".into(),
+            owner: "owner".into(),
+            url: "https://example.com/hook".into(),
+            events: vec![crate::webhooks::event::EventType::Ping],
+            description: None,
+            secret: "secret".into(),
+            disabled: false,
+            disabled_reason: None,
+            created_at_ms: 1,
+            updated_at_ms: 1,
+            failing_since_ms: None,
+            last_success_ms: None,
+            stored_deliveries: 0,
+        };
+        let ping = |at_ms| Change::Ping {
+            id: hook.id.clone(),
+            at_ms,
+        };
+        let (_a_dir, joining) = Store::temporary();
+        let (_b_dir, other) = Store::temporary();
+        joining
+            .write_now(|txn, dbs| {
+                change::apply(
+                    txn,
+                    dbs,
+                    &Change::Create {
+                        hook: hook.clone(),
+                        limit: 10,
+                    },
+                    &policy,
+                )?;
+                change::apply(txn, dbs, &ping(2), &policy)?;
+                change::apply(txn, dbs, &ping(3), &policy)
+            })
+            .unwrap();
+        let offered = joining
+            .read(|txn, dbs| record::get_webhook(txn, dbs, &hook.id))
+            .unwrap()
+            .map(as_offered)
+            .unwrap();
+        let in_order = [
+            Change::Create {
+                hook: offered,
+                limit: usize::MAX,
+            },
+            ping(10),
+            ping(11),
+            ping(12),
+        ];
+        for store in [&joining, &other] {
+            store
+                .write_now(|txn, dbs| {
+                    for (at, change) in in_order.iter().enumerate() {
+                        let sequence = at as u64 + 1;
+                        record::number_deliveries_from(
+                            txn,
+                            dbs,
+                            sequence << DELIVERIES_PER_CHANGE_BITS,
+                        )?;
+                        change::apply(txn, dbs, change, &policy)?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+        }
+        let held = |store: &Store| -> Vec<bool> {
+            (2..=4u64)
+                .map(|sequence| {
+                    store
+                        .read(|txn, dbs| {
+                            record::get_delivery(
+                                txn,
+                                dbs,
+                                &hook.id,
+                                sequence << DELIVERIES_PER_CHANGE_BITS,
+                            )
+                        })
+                        .unwrap()
+                        .is_some()
+                })
+                .collect()
+        };
+        assert_eq!(held(&joining), [true, true, true]);
+        assert_eq!(held(&other), [true, true, true]);
+    }
 }
