@@ -22,6 +22,9 @@ use crate::store::{Store, replica};
 
 /// At most this many changes go to one call of the apply function (one local write).
 const MAX_BATCH: usize = 512;
+/// How long a read is asked again while a new bucket's servers do not answer direct reads yet.
+const NEW_BUCKET_READ_WAIT: Duration = Duration::from_secs(5);
+const NEW_BUCKET_READ_PAUSE: Duration = Duration::from_millis(50);
 
 /// A change of one key, as the bucket's watch delivers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,11 +156,23 @@ impl Bucket {
     /// deleted). A server may answer from a copy a little behind: a write that depends on the
     /// value must go through [`Bucket::update`] with the revision, which the leader checks.
     pub async fn entry(&self, key: &str) -> Result<Option<(Bytes, u64)>, WriteError> {
-        let entry = self
-            .store
-            .entry(key)
-            .await
-            .map_err(|err| WriteError::Unavailable(err.to_string()))?;
+        let deadline = tokio::time::Instant::now() + NEW_BUCKET_READ_WAIT;
+        let entry = loop {
+            match self.store.entry(key).await {
+                Ok(entry) => break entry,
+                // A bucket just created has a leader before its servers answer direct reads
+                // (NATS says "no responders" for a moment): the first read of a node that
+                // joins a new cluster may come in between. The client's error has no kind for
+                // it, so its text is what can be read.
+                Err(err)
+                    if err.to_string().contains("no responders")
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(NEW_BUCKET_READ_PAUSE).await;
+                }
+                Err(err) => return Err(WriteError::Unavailable(err.to_string())),
+            }
+        };
         Ok(entry
             .filter(|entry| entry.operation == kv::Operation::Put)
             .map(|entry| (entry.value, entry.revision)))
