@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::change::{self, Checked};
 use super::command::Command;
-use super::record::{self, LinkRecord};
+use super::record::{self, LinkRecord, MonitorRecord};
 use super::schedule::{self, Schedule};
 use super::watch::TargetWatcher;
 use crate::checker::share::Provider;
@@ -63,20 +63,29 @@ struct MonitorFacts {
     interval_s: u32,
 }
 
+impl MonitorFacts {
+    fn of(monitor: &MonitorRecord) -> MonitorFacts {
+        MonitorFacts {
+            cluster: monitor.cluster,
+            interval_s: monitor.interval_s,
+        }
+    }
+
+    /// The facts of monitor `id` as storage has them (`None`: no record now).
+    fn read(store: &Store, id: &str) -> Option<MonitorFacts> {
+        store
+            .read(|txn, dbs| record::get_monitor(txn, dbs, id))
+            .ok()
+            .flatten()
+            .map(|monitor| MonitorFacts::of(&monitor))
+    }
+}
+
 impl Slot {
     /// The facts of this slot's monitor (`None`: it has no record now).
     fn facts(&self, store: &Store) -> Option<MonitorFacts> {
         if self.facts.get().is_none() {
-            self.facts.set(
-                store
-                    .read(|txn, dbs| record::get_monitor(txn, dbs, &self.id))
-                    .ok()
-                    .flatten()
-                    .map(|m| MonitorFacts {
-                        cluster: m.cluster,
-                        interval_s: m.interval_s,
-                    }),
-            );
+            self.facts.set(MonitorFacts::read(store, &self.id));
         }
         self.facts.get()
     }
@@ -144,10 +153,7 @@ fn rebuild(store: &Store) -> Result<(Schedule, Table), StoreError> {
         let run = Slot {
             id: monitor.id.clone(),
             run_from_ms: monitor.run_requested_at_ms,
-            facts: Cell::new(Some(MonitorFacts {
-                cluster: monitor.cluster,
-                interval_s: monitor.interval_s,
-            })),
+            facts: Cell::new(Some(MonitorFacts::of(monitor))),
         };
         store.read(|txn, dbs| {
             record::walk_links(txn, dbs, &monitor.id, 0, |link| {
@@ -454,14 +460,11 @@ fn the_clusters(store: &Store, table: &Table, results: &mut Vec<Checked>) -> Vec
             .get(&checked.monitor)
             .and_then(|&slot| table.slots[slot as usize].as_ref());
         let is_the_clusters = match slot {
-            Some(slot) => slot.facts(store).is_some_and(|f| f.cluster),
+            Some(slot) => slot.facts(store),
             // Paused or deleted since its check: as its record says.
-            None => store
-                .read(|txn, dbs| record::get_monitor(txn, dbs, &checked.monitor))
-                .ok()
-                .flatten()
-                .is_some_and(|m| m.cluster),
-        };
+            None => MonitorFacts::read(store, &checked.monitor),
+        }
+        .is_some_and(|f| f.cluster);
         if is_the_clusters {
             theirs.push(checked.clone());
         }
